@@ -8,7 +8,7 @@ logs it; the node carries on. A L{DecodeError} is the kind raised by every wire 
 
 from __future__ import annotations
 
-__all__ = ["ProtocolError", "DecodeError", "ConfigError"]
+__all__ = ["ProtocolError", "DecodeError", "ConfigError", "StartupError"]
 
 
 class ProtocolError(Exception):
@@ -22,4 +22,11 @@ class DecodeError(ProtocolError):
 class ConfigError(Exception):
     """
     The node's configuration is unusable; the message names the file and the key.
+    """
+
+
+class StartupError(Exception):
+    """
+    The node cannot start (e.g. the bridge port is taken); the message is one line for the
+    operator. C{axl.tap} turns it into exit status 1 without a traceback.
     """

@@ -1,0 +1,35 @@
+# -*- test-case-name: tests.test_bridge_topology -*-
+"""
+The bridge's Klein application. Each route is a method of L{Bridge}; its state (the node, the
+clock) lives on the instance, so several bridges can run in one process (tests do).
+"""
+
+from __future__ import annotations
+
+import json
+
+from klein import Klein
+from twisted.internet.interfaces import IReactorTime
+from twisted.web.iweb import IRequest
+
+from axl.node import Node
+
+__all__ = ["Bridge"]
+
+
+class Bridge:
+    """
+    The HTTP bridge of one node. Serve it with C{Site(Bridge(node, clock).app.resource())}.
+    """
+
+    app = Klein()
+
+    def __init__(self, node: Node, clock: IReactorTime) -> None:
+        self._node = node
+        self._clock = clock
+
+    @app.route("/topology", methods=["GET"])
+    def topology(self, request: IRequest) -> bytes:
+        """Our key, address, peers and spanning tree as JSON (lists are never null)."""
+        request.setHeader(b"Content-Type", b"application/json")
+        return json.dumps(self._node.topology()).encode("utf-8") + b"\n"

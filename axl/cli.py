@@ -1,0 +1,76 @@
+# -*- test-case-name: tests.test_cli -*-
+"""
+The C{axl} command: C{axl keygen PATH} writes a new ed25519 key (PKCS#8 PEM, mode 0600) and
+prints its public key and address.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import TextIO
+
+from axl.crypto.keys import Identity
+from axl.identity import identity_to_pem
+
+__all__ = ["main", "write_new_key"]
+
+
+def write_new_key(path: str, identity: Identity | None = None) -> Identity:
+    """
+    Write a new key to C{path}, created with mode 0600; an existing file is never overwritten.
+
+    @raise OSError: C{FileExistsError} if C{path} exists, or the file cannot be created.
+    """
+    identity = identity if identity is not None else Identity.generate()
+    pem = identity_to_pem(identity)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.fchmod(fd, 0o600)  # in case the umask or the file system changed the mode
+        view = memoryview(pem)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
+    return identity
+
+
+def _keygen(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    try:
+        identity = write_new_key(args.path)
+    except FileExistsError:
+        err.write(f"axl keygen: {args.path} already exists; not overwriting it\n")
+        return 1
+    except OSError as e:
+        err.write(f"axl keygen: cannot create {args.path}: {e.strerror or e}\n")
+        return 1
+    out.write(f"Wrote {args.path}\n")
+    out.write(f"Public key: {identity.public_key.hex()}\n")
+    out.write(f"IPv6: {identity.ipv6}\n")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="axl", description="axl node utilities")
+    sub = parser.add_subparsers(dest="command", required=True)
+    keygen = sub.add_parser("keygen", help="write a new ed25519 node key (PEM, mode 0600)")
+    keygen.add_argument("path", help="where to write the key, e.g. private.pem")
+    keygen.set_defaults(run=_keygen)
+    return parser
+
+
+def main(argv: list[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    """Run the C{axl} command; returns the exit status."""
+    out = out if out is not None else sys.stdout
+    err = err if err is not None else sys.stderr
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # argparse has printed the usage
+        return int(e.code or 0)
+    return int(args.run(args, out, err))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

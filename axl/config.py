@@ -1,0 +1,465 @@
+# -*- test-case-name: tests.test_config -*-
+"""
+The node's configuration: AXL's C{node-config.json}, read into one frozen L{NodeConfig}.
+
+The file is plain JSON (not HJSON). It holds Yggdrasil's capitalised keys (C{PrivateKeyPath},
+C{PrivateKey}, C{Peers}, C{Listen}, C{AllowedPublicKeys}, C{NodeInfo}, and some we ignore with a
+warning) and the node's lower-case keys (spec/axl-node.md section 2). As in AXL, key names match
+case-insensitively, a node key given as 0 (or C{""} or C{null}) takes its default, and relative
+paths resolve against the current directory. Unlike AXL, a wrong type or an out-of-range value is
+a L{ConfigError} naming the file and the key, and every key is honoured (C{a2a_port} included).
+
+Adding a node key (later layers do this): add one field with its default to L{NodeConfig} and
+one L{NodeKey} line to L{NODE_KEYS}, e.g.::
+
+    NodeKey("peer_max_backoff_secs", float, positive, "longest wait between peer redials"),
+    ...
+    peer_max_backoff_secs: float = 60.0
+
+and one row to the README's config reference.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import re
+from dataclasses import MISSING, dataclass, field, fields, replace
+from typing import Any, Callable, Mapping
+
+from axl.errors import ConfigError
+
+__all__ = [
+    "NodeConfig",
+    "NodeKey",
+    "NODE_KEYS",
+    "YGGDRASIL_IGNORED_KEYS",
+    "DEFAULT_SOURCE",
+    "load_config",
+    "default_config",
+    "add_listeners",
+    "config_from_dict",
+    "port",
+    "positive",
+    "non_negative",
+    "size32",
+    "bridge_host",
+    "base_url",
+    "is_loopback_host",
+]
+
+DEFAULT_SOURCE = "<default>"
+
+
+# ---------------------------------------------------------------------------------------------
+# Validators for node keys: take the decoded value (already of the key's type), return the value
+# to store, or raise ValueError with a short reason (the caller adds the file and the key).
+
+
+def port(value: int) -> int:
+    """A TCP port, 1-65535."""
+    if not 1 <= value <= 65535:
+        raise ValueError(f"must be a port number 1-65535, got {value}")
+    return value
+
+
+def positive(value: int | float) -> int | float:
+    """A number greater than 0."""
+    if value <= 0:
+        raise ValueError(f"must be greater than 0, got {value}")
+    return value
+
+
+def non_negative(value: int | float) -> int | float:
+    """A number of at least 0 (for keys declared with C{zero_is_default=False})."""
+    if value < 0:
+        raise ValueError(f"must not be negative, got {value}")
+    return value
+
+
+def size32(value: int) -> int:
+    """A byte count that fits AXL's 32-bit length prefix: 1 to 2**32 - 1."""
+    if not 1 <= value <= 0xFFFFFFFF:
+        raise ValueError(f"must be 1-4294967295 bytes, got {value}")
+    return value
+
+
+_HOSTNAME = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*\.?$")
+
+
+def bridge_host(value: str) -> str:
+    """
+    A bare host to bind: an IPv4 or IPv6 literal (C{[::1]} brackets are removed) or a host name.
+    A port does not belong here (that is C{api_port}).
+    """
+    host = value[1:-1] if value.startswith("[") and value.endswith("]") else value
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        pass
+    if _HOSTNAME.match(host) and len(host) <= 253:
+        return host
+    if ":" in host and _HOSTNAME.match(host.rpartition(":")[0]):
+        raise ValueError(f"must be a bare host without a port (set the port with api_port), got {value!r}")
+    raise ValueError(f"must be an IPv4 or IPv6 address or a host name, got {value!r}")
+
+
+def base_url(value: str) -> str:
+    """A base URL such as C{http://127.0.0.1}; trailing slashes are removed."""
+    return value.rstrip("/")
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether a (validated) bridge host is a loopback address or C{localhost}."""
+    try:
+        return ipaddress.ip_address(host.split("%", 1)[0]).is_loopback
+    except ValueError:
+        return host.rstrip(".").lower() in ("localhost", "localhost.localdomain")
+
+
+# ---------------------------------------------------------------------------------------------
+# The node keys (lower-case).
+
+
+@dataclass(frozen=True)
+class NodeKey:
+    """
+    How one lower-case node key is read. Its default is the default of the L{NodeConfig} field
+    of the same name.
+
+    @ivar name: the JSON key and the L{NodeConfig} field (matched case-insensitively in files).
+    @ivar kind: C{int}, C{float} (ints accepted), C{str}, C{bool} or C{list} (stored as a tuple).
+    @ivar check: validates and normalises a value of that kind; raises C{ValueError(reason)}.
+    @ivar doc: one line for the README's config reference.
+    @ivar zero_is_default: as in AXL, C{0} (or C{""}) means "use the default".
+    """
+
+    name: str
+    kind: type
+    check: Callable[[Any], Any] | None = None
+    doc: str = ""
+    zero_is_default: bool = True
+
+
+NODE_KEYS: tuple[NodeKey, ...] = (
+    NodeKey("api_port", int, port, "HTTP bridge port"),
+    NodeKey("bridge_addr", str, bridge_host, "HTTP bridge host: IPv4/IPv6 literal or name"),
+    NodeKey("tcp_port", int, port, "overlay port of the message listener (dialled on peers too)"),
+    NodeKey("router_addr", str, base_url, "MCP router base URL, e.g. http://127.0.0.1; empty = MCP off"),
+    NodeKey("router_port", int, port, "MCP router port"),
+    NodeKey("a2a_addr", str, base_url, "A2A server base URL, e.g. http://127.0.0.1; empty = A2A off"),
+    NodeKey("a2a_port", int, port, "A2A server port"),
+    NodeKey("max_message_size", int, size32, "largest message accepted, in bytes"),
+    NodeKey("max_concurrent_conns", int, positive, "cap on simultaneous inbound overlay connections"),
+    NodeKey("conn_read_timeout_secs", float, positive, "time allowed to receive one whole message"),
+    NodeKey("conn_idle_timeout_secs", float, positive, "time allowed between messages on a connection"),
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# The config object.
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    """
+    Everything the node was configured with. Build it with L{load_config}, L{default_config} or
+    L{config_from_dict}; change it with C{dataclasses.replace}.
+
+    @ivar source: the config file's path, or C{"<default>"} for the embedded default.
+    @ivar private_key_path: absolute path of the PEM key file (C{PrivateKeyPath}), or None.
+    @ivar private_key: Yggdrasil's 64-byte private key (C{PrivateKey}), or None.
+    @ivar peers: outbound peer URIs (C{Peers}).
+    @ivar listen: listen URIs (C{Listen}, plus C{--listen} in front).
+    @ivar allowed_public_keys: 32-byte keys from C{AllowedPublicKeys}.
+    @ivar node_info: the C{NodeInfo} object.
+    @ivar warnings: things worth telling the operator (unknown or ignored keys, a public bridge).
+    """
+
+    source: str = DEFAULT_SOURCE
+    # Yggdrasil's keys.
+    private_key_path: str | None = None
+    private_key: bytes | None = field(default=None, repr=False)
+    peers: tuple[str, ...] = ()
+    listen: tuple[str, ...] = ()
+    allowed_public_keys: tuple[bytes, ...] = ()
+    node_info: dict[str, Any] = field(default_factory=dict, hash=False)
+    # The node's keys (one NodeKey each in NODE_KEYS).
+    api_port: int = 9002
+    bridge_addr: str = "127.0.0.1"
+    tcp_port: int = 7000
+    router_addr: str = ""
+    router_port: int = 9003
+    a2a_addr: str = ""
+    a2a_port: int = 9004
+    max_message_size: int = 16 * 1024 * 1024
+    max_concurrent_conns: int = 128
+    conn_read_timeout_secs: float = 60.0
+    conn_idle_timeout_secs: float = 300.0
+    # Not from the file.
+    warnings: tuple[str, ...] = field(default=(), compare=False)
+
+
+_FIELD_DEFAULTS: dict[str, Any] = {
+    f.name: f.default for f in fields(NodeConfig) if f.default is not MISSING
+}
+
+
+def _check_table() -> None:
+    # Catch a key added to one place but not the other at import time, not in production.
+    for key in NODE_KEYS:
+        if key.name not in _FIELD_DEFAULTS:
+            raise RuntimeError(f"NodeKey {key.name!r} has no NodeConfig field with a default")
+        if key.name != key.name.lower():
+            raise RuntimeError(f"NodeKey {key.name!r} must be lower-case")
+        if key.kind not in (int, float, str, bool, list):
+            raise RuntimeError(f"NodeKey {key.name!r} has an unsupported kind {key.kind!r}")
+
+
+_check_table()
+
+# ---------------------------------------------------------------------------------------------
+# Yggdrasil's keys.
+
+#: Yggdrasil keys axl accepts but does not act on (no TUN, no admin socket, no multicast).
+YGGDRASIL_IGNORED_KEYS = (
+    "InterfacePeers",
+    "AdminListen",
+    "MulticastInterfaces",
+    "IfName",
+    "IfMTU",
+    "NodeInfoPrivacy",
+    "LogLookups",
+)
+
+_HEX = re.compile(r"^[0-9a-fA-F]*$")
+
+
+def _hex_bytes(value: str, length: int, what: str) -> bytes:
+    if not _HEX.match(value) or len(value) != 2 * length:
+        raise ValueError(f"must be {2 * length} hex digits ({what}), got {len(value)} characters")
+    return bytes.fromhex(value)
+
+
+def _string_list(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ValueError(f"must be a list of strings, got {_json_type(value)}")
+    for item in value:
+        if not isinstance(item, str):
+            raise ValueError(f"must be a list of strings, found {_json_type(item)} {item!r}")
+    return value
+
+
+def _uri_list(value: Any) -> tuple[str, ...]:
+    uris = _string_list(value)
+    for uri in uris:
+        scheme, sep, rest = uri.partition("://")
+        if not sep or not scheme or not rest:
+            raise ValueError(f"{uri!r} is not a URI such as tls://host:port")
+    return tuple(uris)
+
+
+def _private_key_path(value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise ValueError(f"must be a file path string, got {_json_type(value)}")
+    return os.path.abspath(value)
+
+
+def _private_key(value: Any) -> bytes | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise ValueError(f"must be a hex string, got {_json_type(value)}")
+    return _hex_bytes(value, 64, "32-byte seed then 32-byte public key")
+
+
+def _allowed_keys(value: Any) -> tuple[bytes, ...]:
+    return tuple(_hex_bytes(k, 32, "an ed25519 public key") for k in _string_list(value))
+
+
+def _node_info(value: Any) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValueError(f"must be a JSON object, got {_json_type(value)}")
+    return value
+
+
+#: JSON key -> (NodeConfig field, parser) for the Yggdrasil keys axl uses.
+_YGGDRASIL_KEYS: dict[str, tuple[str, Callable[[Any], Any]]] = {
+    "PrivateKeyPath": ("private_key_path", _private_key_path),
+    "PrivateKey": ("private_key", _private_key),
+    "Peers": ("peers", _uri_list),
+    "Listen": ("listen", _uri_list),
+    "AllowedPublicKeys": ("allowed_public_keys", _allowed_keys),
+    "NodeInfo": ("node_info", _node_info),
+}
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    return "an object"
+
+
+def _is_empty(value: Any) -> bool:
+    return value in (None, "", 0, False, [], {}, "none")
+
+
+_KIND_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "a boolean", list: "a list"}
+
+
+def _node_value(key: NodeKey, value: Any) -> Any:
+    default = _FIELD_DEFAULTS[key.name]
+    if value is None:
+        return default
+    kind = key.kind
+    ok = isinstance(value, kind) and not (kind is not bool and isinstance(value, bool))
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        ok, value = True, float(value)
+    if not ok:
+        raise ValueError(f"must be {_KIND_NAMES[kind]}, got {_json_type(value)} {json.dumps(value)}")
+    if key.zero_is_default and kind in (int, float, str) and not value:
+        return default
+    if kind is list:
+        value = tuple(value)
+    return key.check(value) if key.check is not None else value
+
+
+# ---------------------------------------------------------------------------------------------
+# Entry points.
+
+_NODE_KEYS_BY_LOWER = {k.name: k for k in NODE_KEYS}
+_YGG_BY_LOWER = {k.lower(): k for k in _YGGDRASIL_KEYS}
+_IGNORED_BY_LOWER = {k.lower(): k for k in YGGDRASIL_IGNORED_KEYS}
+
+
+def config_from_dict(data: Mapping[str, Any], source: str = DEFAULT_SOURCE) -> NodeConfig:
+    """
+    Validate a decoded config object.
+
+    @param source: the file it came from, for messages.
+    @raise ConfigError: a value has the wrong type or range; the message names C{source} and the key.
+    """
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the config must be a JSON object, got {_json_type(data)}")
+    values: dict[str, Any] = {}
+    warnings: list[str] = []
+    seen: dict[str, str] = {}
+    for raw_key, value in data.items():
+        lower = raw_key.lower()
+        if lower in seen:
+            raise ConfigError(f"{source}: keys {seen[lower]!r} and {raw_key!r} name the same setting")
+        seen[lower] = raw_key
+        try:
+            if lower in _NODE_KEYS_BY_LOWER:
+                key = _NODE_KEYS_BY_LOWER[lower]
+                values[key.name] = _node_value(key, value)
+            elif lower in _YGG_BY_LOWER:
+                name, parse = _YGGDRASIL_KEYS[_YGG_BY_LOWER[lower]]
+                values[name] = parse(value)
+            elif lower in _IGNORED_BY_LOWER:
+                if not _is_empty(value):
+                    warnings.append(
+                        f"{source}: key {raw_key!r} is a Yggdrasil setting axl ignores "
+                        "(no TUN, admin socket or multicast)"
+                    )
+            else:
+                warnings.append(f"{source}: unknown key {raw_key!r} ignored")
+        except ValueError as e:
+            raise ConfigError(f"{source}: key {raw_key!r} {e}") from None
+    bridge = values.get("bridge_addr", _FIELD_DEFAULTS["bridge_addr"])
+    if not is_loopback_host(bridge):
+        warnings.append(
+            f"{source}: bridge_addr {bridge!r} is not loopback: anyone who can reach it can send, "
+            "receive and call services as this node (the bridge has no authentication)"
+        )
+    return NodeConfig(source=source, warnings=tuple(warnings), **values)
+
+
+def default_config() -> NodeConfig:
+    """The embedded default: ephemeral key, no peers, no listeners, bridge on 127.0.0.1:9002."""
+    return NodeConfig()
+
+
+def add_listeners(config: NodeConfig, uris: list[str] | tuple[str, ...]) -> NodeConfig:
+    """
+    The config with extra listen URIs in front of C{Listen} (AXL's C{-listen} adds, it does not
+    replace).
+
+    @raise ConfigError: a URI is malformed.
+    """
+    try:
+        extra = _uri_list(list(uris))
+    except ValueError as e:
+        raise ConfigError(f"--listen {e}") from None
+    return replace(config, listen=extra + config.listen)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            raise _DuplicateKey(k)
+        out[k] = v
+    return out
+
+
+class _DuplicateKey(Exception):
+    pass
+
+
+_COMMENT = re.compile(r"^\s*(#|//|/\*)", re.MULTILINE)
+
+
+def load_config(path: str) -> NodeConfig:
+    """
+    Read and validate a config file.
+
+    @raise ConfigError: the file is missing or unreadable, is not JSON (the message gives line
+        and column), or a value is wrong (the message names the key).
+    """
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read config file: {e.strerror or e}") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: config file is not UTF-8 text (byte {e.start})") from None
+    try:
+        data = json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_reject_constant)
+    except json.JSONDecodeError as e:
+        hint = ""
+        if _COMMENT.search(text):
+            hint = " (comments are not allowed: the file must be plain JSON, not HJSON)"
+        raise ConfigError(
+            f"{path}: invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}{hint}"
+        ) from None
+    except _DuplicateKey as e:
+        raise ConfigError(f"{path}: key {e.args[0]!r} appears twice") from None
+    except ValueError as e:
+        raise ConfigError(f"{path}: invalid JSON: {e}") from None
+    return config_from_dict(data, source=path)

@@ -1,0 +1,184 @@
+# -*- test-case-name: tests.test_service -*-
+"""
+Assembling a node: the only place where the parts are wired together.
+
+L{make_node_service} builds a L{Node} and a C{MultiService} whose children start in order, one
+layer after the other, bottom to top; the bridge comes last, so by the time C{Listening on ...}
+is logged every layer below it is running. Each layer adds itself in its own C{_add_*} function.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+from twisted.application.service import MultiService, Service
+from twisted.internet.defer import Deferred
+from twisted.internet.endpoints import TCP4ServerEndpoint, TCP6ServerEndpoint
+from twisted.internet.error import CannotListenError
+from twisted.internet.interfaces import IListeningPort, IStreamServerEndpoint
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web.server import Site
+
+from axl.bridge import Bridge
+from axl.config import NodeConfig
+from axl.crypto.keys import Identity
+from axl.errors import StartupError
+from axl.identity import load_identity
+from axl.node import Node
+
+__all__ = ["make_node_service", "NodeStartupService", "BridgeService", "bridge_endpoint"]
+
+log = Logger()
+
+
+class NodeStartupService(Service):
+    """The first child: reports what the node was configured with when it starts."""
+
+    name = "axl-node"
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+
+    def startService(self) -> None:
+        super().startService()
+        config = self.node.config
+        log.info("Loaded node config from {source}", source=config.source)
+        for warning in config.warnings:
+            log.warn("Config: {warning}", warning=warning)
+        log.info("Max message size: {size} bytes", size=config.max_message_size)
+        log.info("Max concurrent connections: {n}", n=config.max_concurrent_conns)
+        log.info("Connection read timeout: {secs}s", secs=config.conn_read_timeout_secs)
+        log.info("Connection idle timeout: {secs}s", secs=config.conn_idle_timeout_secs)
+        for uri in config.listen:
+            log.info("Configured listener: {uri}", uri=uri)
+        for uri in config.peers:
+            log.info("Configured peer: {uri}", uri=uri)
+
+
+def bridge_endpoint(reactor: Any, host: str, port: int) -> IStreamServerEndpoint:
+    """A TCP server endpoint on C{host} (IPv4 or IPv6 literal, or a name) and C{port}."""
+    try:
+        is_v6 = ipaddress.ip_address(host.split("%", 1)[0]).version == 6
+    except ValueError:
+        is_v6 = False  # a host name: bound as IPv4, resolved by the socket layer
+    if is_v6:
+        return TCP6ServerEndpoint(reactor, port, interface=host)
+    return TCP4ServerEndpoint(reactor, port, interface=host)
+
+
+class BridgeService(Service):
+    """
+    Listens with the bridge's site. Binding happens in C{startService}; failing to bind raises
+    L{StartupError} (the node does not run without its bridge). After binding it logs the lines
+    scripts read from AXL: C{Our Public Key}, C{Our IPv6}, C{Listening on host:port}.
+    """
+
+    name = "axl-bridge"
+
+    def __init__(self, node: Node, endpoint: IStreamServerEndpoint, site: Site) -> None:
+        self.node = node
+        self.endpoint = endpoint
+        self.site = site
+        self.port: IListeningPort | None = None
+
+    def startService(self) -> None:
+        super().startService()
+        outcome: list[Any] = []
+        self.endpoint.listen(self.site).addBoth(outcome.append)
+        if not outcome:  # pragma: no cover - TCP endpoints listen synchronously
+            raise StartupError("the bridge endpoint did not listen synchronously")
+        result = outcome[0]
+        if isinstance(result, Failure):
+            config = self.node.config
+            where = f"{config.bridge_addr}:{config.api_port}"
+            if result.check(CannotListenError):
+                reason = result.value.socketError
+                raise StartupError(
+                    f"cannot listen on {where} for the HTTP bridge ({_reason(reason)}); "
+                    f"set another api_port or bridge_addr in {config.source}"
+                )
+            raise StartupError(f"cannot listen on {where} for the HTTP bridge: {result.value}")
+        self.port = result
+        host = result.getHost()
+        shown = f"[{host.host}]" if ":" in host.host else host.host
+        log.info("Our Public Key: {key}", key=self.node.identity.public_key.hex())
+        log.info("Our IPv6: {address}", address=self.node.identity.ipv6)
+        log.info("Listening on {host}:{port}", host=shown, port=host.port)
+
+    def stopService(self) -> Deferred[None] | None:
+        super().stopService()
+        port, self.port = self.port, None
+        if port is not None:
+            return port.stopListening()
+        return None
+
+
+def _reason(error: object) -> str:
+    text = getattr(error, "strerror", None) or str(error)
+    return text[0].lower() + text[1:] if text else "unknown error"
+
+
+# ---------------------------------------------------------------------------------------------
+# One function per layer, called bottom to top by make_node_service. Each builds its layer,
+# attaches it to the node (node.links, node.router, ...) and parents its services to `top`.
+
+
+def _add_links(top: MultiService, node: Node, reactor: Any) -> None:
+    """Peering: outbound C{Peers}, inbound C{Listen} (sets C{node.links})."""
+
+
+def _add_router(top: MultiService, node: Node, reactor: Any) -> None:
+    """The ironwood spanning tree and routing (sets C{node.router})."""
+
+
+def _add_sessions(top: MultiService, node: Node, reactor: Any) -> None:
+    """End-to-end encrypted sessions (sets C{node.sessions})."""
+
+
+def _add_ipv6(top: MultiService, node: Node, reactor: Any) -> None:
+    """IPv6 carriage over sessions (sets C{node.ipv6})."""
+
+
+def _add_tcp(top: MultiService, node: Node, reactor: Any) -> None:
+    """Userspace TCP over the overlay (sets C{node.tcp})."""
+
+
+def _add_streams(top: MultiService, node: Node, reactor: Any) -> None:
+    """The overlay message listener on C{tcp_port} and its streams (MCP, A2A, /recv queue)."""
+
+
+def _add_bridge(top: MultiService, node: Node, reactor: Any) -> None:
+    """The local HTTP bridge; always the last child so it binds after every layer started."""
+    site = Site(Bridge(node, reactor).app.resource())
+    site.noisy = False
+    endpoint = bridge_endpoint(reactor, node.config.bridge_addr, node.config.api_port)
+    BridgeService(node, endpoint, site).setServiceParent(top)
+
+
+def make_node_service(
+    config: NodeConfig, reactor: Any, identity: Identity | None = None
+) -> MultiService:
+    """
+    Build a whole node from its config.
+
+    @param reactor: the reactor every part uses (TCP, time); tests pass a L{MemoryReactorClock}.
+    @param identity: the node's identity; loaded from C{config} when not given.
+    @return: a C{MultiService} with a C{node} attribute (the L{Node}).
+    @raise axl.errors.ConfigError: the identity cannot be loaded.
+    """
+    if identity is None:
+        identity = load_identity(config)
+    node = Node(config, identity, reactor)
+    top = MultiService()
+    top.node = node  # type: ignore[attr-defined]
+    NodeStartupService(node).setServiceParent(top)
+    _add_links(top, node, reactor)
+    _add_router(top, node, reactor)
+    _add_sessions(top, node, reactor)
+    _add_ipv6(top, node, reactor)
+    _add_tcp(top, node, reactor)
+    _add_streams(top, node, reactor)
+    _add_bridge(top, node, reactor)
+    return top

@@ -1,0 +1,145 @@
+# -*- test-case-name: tests.test_tap -*-
+"""
+The twistd entry points: C{twistd -n axl --config FILE [--listen URI]} (this module's L{Options}
+and L{makeService}, found through C{twisted/plugins/axl_plugin.py}) and C{twistd -ny axl.tac}
+(L{make_application}).
+
+Without C{--config} the config is C{$AXL_CONFIG}, else C{./node-config.json} if it exists, else
+the embedded default. A config error or a bridge port already taken ends twistd with exit status
+1 and one line on stderr, without a traceback; SIGTERM and SIGINT stop the node with status 0.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from typing import Any, Mapping, NoReturn
+
+from twisted.application.service import Application, IService, MultiService
+from twisted.logger import Logger
+from twisted.python import usage
+
+from axl.config import NodeConfig, add_listeners, default_config, load_config
+from axl.errors import ConfigError, StartupError
+
+__all__ = ["Options", "makeService", "make_application", "find_config", "build_config", "NodeRunner"]
+
+log = Logger()
+
+DEFAULT_CONFIG_NAME = "node-config.json"
+
+
+class Options(usage.Options):
+    """Options of C{twistd axl}."""
+
+    synopsis = "[--config FILE] [--listen URI ...]"
+    longdesc = (
+        "Run an axl node: a Yggdrasil v0.5 mesh node with AXL's local HTTP bridge. Without "
+        "--config the config is $AXL_CONFIG, else ./node-config.json if present, else the "
+        "embedded default (ephemeral key, no peers, bridge on 127.0.0.1:9002)."
+    )
+    optParameters = [
+        ["config", "c", None, "The node-config.json file (AXL's -config)."],
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self["listen"] = []
+
+    def opt_listen(self, uri: str) -> None:
+        """An extra peering listen URI, e.g. tls://0.0.0.0:9001, added in front of the config's
+        Listen (AXL's -listen); may be repeated."""
+        self["listen"].append(uri)
+
+    opt_l = opt_listen
+
+
+def find_config(explicit: str | None, environ: Mapping[str, str], cwd: str = ".") -> str | None:
+    """
+    Which config file to read: C{explicit}, else C{$AXL_CONFIG}, else C{./node-config.json} if
+    it exists; None means the embedded default.
+    """
+    if explicit:
+        return explicit
+    from_env = environ.get("AXL_CONFIG")
+    if from_env:
+        return from_env
+    candidate = os.path.join(cwd, DEFAULT_CONFIG_NAME)
+    if os.path.isfile(candidate):
+        return DEFAULT_CONFIG_NAME if cwd == "." else candidate
+    return None
+
+
+def build_config(path: str | None, listen: list[str] | tuple[str, ...] = ()) -> NodeConfig:
+    """
+    Load C{path} (or the embedded default when None) and add the C{--listen} URIs.
+
+    @raise ConfigError: the file or a value is unusable.
+    """
+    config = load_config(path) if path is not None else default_config()
+    if listen:
+        config = add_listeners(config, listen)
+    return config
+
+
+def _fail(message: str) -> NoReturn:
+    # sys.__stderr__: once twistd's logging has begun, sys.stderr is redirected into the log.
+    stream = sys.__stderr__ or sys.stderr
+    stream.write(f"axl: error: {message}\n")
+    stream.flush()
+    raise SystemExit(1)
+
+
+class NodeRunner(MultiService):
+    """
+    The node's top service under twistd: turns a L{StartupError} into exit status 1 (one line,
+    no traceback), and makes a SIGTERM/SIGINT shutdown exit with status 0 rather than
+    re-raising the signal as twistd otherwise does.
+    """
+
+    def __init__(self, node_service: MultiService, reactor: Any) -> None:
+        super().__init__()
+        self._reactor = reactor
+        self.node = node_service.node  # type: ignore[attr-defined]
+        node_service.setServiceParent(self)
+
+    def startService(self) -> None:
+        try:
+            super().startService()
+        except StartupError as e:
+            log.critical("Cannot start: {error}", error=str(e))
+            _fail(str(e))
+
+    def stopService(self) -> Any:
+        if getattr(self._reactor, "_exitSignal", None) in (signal.SIGTERM, signal.SIGINT):
+            self._reactor._exitSignal = None
+        return super().stopService()
+
+
+def _node_runner(path: str | None, listen: list[str], reactor: Any) -> NodeRunner:
+    from axl.service import make_node_service
+
+    try:
+        config = build_config(path, listen)
+        return NodeRunner(make_node_service(config, reactor), reactor)
+    except ConfigError as e:
+        _fail(str(e))
+
+
+def makeService(options: Options) -> IService:
+    """The twistd plugin's service (exits with status 1 on a config error)."""
+    from twisted.internet import reactor
+
+    path = find_config(options["config"], os.environ)
+    return _node_runner(path, options["listen"], reactor)
+
+
+def make_application(environ: Mapping[str, str] | None = None) -> Application:
+    """The C{application} of C{axl.tac} (exits with status 1 on a config error)."""
+    from twisted.internet import reactor
+
+    path = find_config(None, os.environ if environ is None else environ)
+    application = Application("axl")
+    _node_runner(path, [], reactor).setServiceParent(application)
+    return application
