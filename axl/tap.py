@@ -48,8 +48,7 @@ class Options(usage.Options):
         self["listen"] = []
 
     def opt_listen(self, uri: str) -> None:
-        """An extra peering listen URI, e.g. tls://0.0.0.0:9001, added in front of the config's
-        Listen (AXL's -listen); may be repeated."""
+        """Extra peering listen URI (e.g. tls://0.0.0.0:9001) put before the config's Listen."""
         self["listen"].append(uri)
 
     opt_l = opt_listen
