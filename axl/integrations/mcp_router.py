@@ -1,0 +1,210 @@
+# -*- test-case-name: tests.test_integrations_router -*-
+"""
+The MCP router: a Klein app holding the registry of local MCP services and forwarding one
+JSON-RPC message at a time to them (AXL's C{mcp_router.py}, spec/axl-node.md §9).
+
+HTTP API (JSON bodies, C{Content-Type: application/json; charset=utf-8}):
+
+ - C{POST /register} C{{"service", "endpoint"}} -> C{{"status": "registered", "service"}}
+ - C{DELETE /register/{service}} -> C{{"status": "deregistered", "service"}} or 404
+ - C{GET /services} -> C{{name: {"endpoint", "registered_at", "healthy"}}}
+ - C{GET /health} -> C{{"status": "ok", "service_count": N}}
+ - C{POST /route} C{{"service", "request", "from_peer_id"?, "headers"?}} ->
+   C{{"response", "error", "headers"?}}
+
+Beyond AXL (§13 items 35-37): the MCP transport headers in C{headers} are sent to the service and
+the service's C{Mcp-Session-Id} comes back in the reply's C{headers}; C{202}/C{204} mean "no
+response" (C{"response": null}); C{text/event-stream} replies are read; non-object JSON bodies get
+C{400}; registrations may be persisted (see L{Registry}).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from klein import Klein
+from treq.client import HTTPClient
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+from twisted.web.iweb import IRequest
+
+from axl.integrations.mcp_http import (
+    REPLY_HEADERS,
+    REQUEST_HEADERS,
+    ReplyError,
+    decode_reply,
+    parse_json_object,
+    select_headers,
+)
+from axl.integrations.registry import Registry, RegistrationError
+
+__all__ = ["MCPRouter", "DEFAULT_ROUTER_PORT", "FORWARD_TIMEOUT"]
+
+DEFAULT_ROUTER_PORT = 9003
+FORWARD_TIMEOUT = 30.0
+_ACCEPT = "application/json, text/event-stream"
+
+
+class _ServiceStatus(Exception):
+    def __init__(self, status: int) -> None:
+        super().__init__(status)
+        self.status = status
+
+
+def _json(request: IRequest, status: int, body: Any) -> bytes:
+    request.setResponseCode(status)
+    request.setHeader(b"Content-Type", b"application/json; charset=utf-8")
+    return json.dumps(body).encode("utf-8")
+
+
+class MCPRouter:
+    """
+    @param registry: the services.
+    @param http: the client used to reach the services.
+    @param clock: for the per-forward timeout.
+    @param timeout: seconds a service has to answer before C{504}.
+    """
+
+    app = Klein()
+    log = Logger()
+
+    def __init__(
+        self,
+        registry: Registry,
+        http: HTTPClient,
+        clock: IReactorTime,
+        timeout: float = FORWARD_TIMEOUT,
+    ) -> None:
+        self.registry = registry
+        self._http = http
+        self._clock = clock
+        self._timeout = timeout
+
+    @app.route("/register", methods=["POST"])
+    def register(self, request: IRequest) -> bytes:
+        try:
+            body = parse_json_object(request.content.read())
+        except ValueError as e:
+            return _json(request, 400, {"error": f"Invalid JSON: {e}"})
+        service, endpoint = body.get("service"), body.get("endpoint")
+        if not service or not endpoint:
+            return _json(request, 400, {"error": "Both 'service' and 'endpoint' are required"})
+        if not isinstance(service, str) or not isinstance(endpoint, str):
+            return _json(request, 400, {"error": "'service' and 'endpoint' must be strings"})
+        try:
+            self.registry.register(service, endpoint)
+        except RegistrationError as e:
+            return _json(request, 400, {"error": str(e)})
+        self.log.info("registered {service} at {endpoint}", service=service, endpoint=endpoint)
+        return _json(request, 200, {"status": "registered", "service": service})
+
+    @app.route("/register/<path:service>", methods=["DELETE"])
+    def deregister(self, request: IRequest, service: str) -> bytes:
+        if not self.registry.deregister(service):
+            return _json(request, 404, {"error": f"Service not found: {service}"})
+        self.log.info("deregistered {service}", service=service)
+        return _json(request, 200, {"status": "deregistered", "service": service})
+
+    @app.route("/services", methods=["GET"])
+    def services(self, request: IRequest) -> bytes:
+        return _json(request, 200, self.registry.to_json())
+
+    @app.route("/health", methods=["GET"])
+    def health(self, request: IRequest) -> bytes:
+        return _json(request, 200, {"status": "ok", "service_count": len(self.registry)})
+
+    @app.route("/route", methods=["POST"])
+    async def route(self, request: IRequest) -> bytes:
+        try:
+            body = parse_json_object(request.content.read())
+        except ValueError as e:
+            return _json(request, 400, {"response": None, "error": f"Invalid JSON: {e}"})
+        service = body.get("service")
+        if not service or not isinstance(service, str):
+            return _json(request, 400, {"response": None, "error": "Missing 'service' field"})
+        headers = body.get("headers")
+        if headers is not None and not isinstance(headers, dict):
+            return _json(request, 400, {"response": None, "error": "'headers' must be an object"})
+        from_peer = body.get("from_peer_id")
+        if not isinstance(from_peer, str) or not from_peer:
+            from_peer = "unknown"
+        entry = self.registry.lookup(service)
+        if entry is None:
+            return _json(request, 404, {"response": None, "error": f"Service not found: {service}"})
+        forward = Deferred.fromCoroutine(
+            self._forward(
+                entry.endpoint,
+                service,
+                body.get("request"),
+                from_peer,
+                select_headers(headers, REQUEST_HEADERS),
+            )
+        )
+        timed_out: list[bool] = []
+
+        def expire() -> None:
+            timed_out.append(True)
+            forward.cancel()
+
+        timer = self._clock.callLater(self._timeout, expire)
+        try:
+            response, reply_headers = await forward
+        except Exception as e:
+            if not timed_out:
+                return self._failed(request, service, e)
+            self.registry.mark(service, False)
+            self.log.warn("service {service} timed out", service=service)
+            return _json(request, 504, {"response": None, "error": "Service timeout"})
+        finally:
+            if timer.active():
+                timer.cancel()
+        self.registry.mark(service, True)
+        reply: dict[str, Any] = {"response": response, "error": None}
+        if reply_headers:
+            reply["headers"] = reply_headers
+        return _json(request, 200, reply)
+
+    def _failed(self, request: IRequest, service: str, e: Exception) -> bytes:
+        self.registry.mark(service, False)
+        if isinstance(e, _ServiceStatus):
+            self.log.warn("service {service} answered {status}", service=service, status=e.status)
+            return _json(request, 502, {"response": None, "error": f"Service error: {e.status}"})
+        self.log.warn("forward to {service} failed: {err}", service=service, err=e)
+        return _json(request, 502, {"response": None, "error": f"Forward error: {e}"})
+
+    async def _forward(
+        self,
+        endpoint: str,
+        service: str,
+        message: Any,
+        from_peer: str,
+        transport_headers: dict[str, str],
+    ) -> tuple[Any, dict[str, str]]:
+        headers = {
+            "Content-Type": ["application/json"],
+            "Accept": [_ACCEPT],
+            "X-From-Peer-Id": [from_peer],
+            "X-Service": [service],
+        }
+        for name, value in transport_headers.items():
+            headers[name] = [value]
+        response = await self._http.post(
+            endpoint, data=json.dumps(message).encode("utf-8"), headers=headers
+        )
+        body = await response.content()
+        reply_headers = {}
+        for name in REPLY_HEADERS:
+            value = response.headers.getRawHeaders(name)
+            if value:
+                reply_headers[name] = value[0]
+        if response.code in (202, 204):
+            return None, reply_headers
+        if response.code != 200:
+            raise _ServiceStatus(response.code)
+        content_type = response.headers.getRawHeaders("Content-Type", [None])[0]
+        try:
+            return decode_reply(content_type, body), reply_headers
+        except ReplyError as e:
+            raise ReplyError(f"{response.code}, {e}") from e
