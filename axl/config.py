@@ -93,6 +93,8 @@ def bridge_host(value: str) -> str:
     A bare host to bind: an IPv4 or IPv6 literal (C{[::1]} brackets are removed) or a host name.
     A port does not belong here (that is C{api_port}).
     """
+    if "://" in value:
+        raise ValueError(f"must be a bare host, not a URL, got {value!r}")
     host = value[1:-1] if value.startswith("[") and value.endswith("]") else value
     try:
         return str(ipaddress.ip_address(host))
@@ -448,7 +450,7 @@ def load_config(path: str) -> NodeConfig:
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
-        raise ConfigError(f"{path}: config file is not UTF-8 text (byte {e.start})") from None
+        raise ConfigError(f"{path}: config file is not UTF-8 text (offset {e.start})") from None
     try:
         data = json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_reject_constant)
     except json.JSONDecodeError as e:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
-from typing import Any, Mapping, NoReturn
+from typing import Any, Mapping, NoReturn, TextIO
 
 from twisted.application.service import Application, IService, MultiService
 from twisted.logger import Logger
@@ -23,7 +23,7 @@ from twisted.python import usage
 from axl.config import NodeConfig, add_listeners, default_config, load_config
 from axl.errors import ConfigError, StartupError
 
-__all__ = ["Options", "makeService", "make_application", "find_config", "build_config", "NodeRunner"]
+__all__ = ["Options", "makeService", "make_application", "find_config", "build_config", "NodeRunner", "node_runner"]
 
 log = Logger()
 
@@ -82,9 +82,9 @@ def build_config(path: str | None, listen: list[str] | tuple[str, ...] = ()) -> 
     return config
 
 
-def _fail(message: str) -> NoReturn:
+def _fail(message: str, stderr: TextIO | None) -> NoReturn:
     # sys.__stderr__: once twistd's logging has begun, sys.stderr is redirected into the log.
-    stream = sys.__stderr__ or sys.stderr
+    stream = stderr if stderr is not None else (sys.__stderr__ or sys.stderr)
     stream.write(f"axl: error: {message}\n")
     stream.flush()
     raise SystemExit(1)
@@ -97,9 +97,12 @@ class NodeRunner(MultiService):
     re-raising the signal as twistd otherwise does.
     """
 
-    def __init__(self, node_service: MultiService, reactor: Any) -> None:
+    def __init__(
+        self, node_service: MultiService, reactor: Any, stderr: TextIO | None = None
+    ) -> None:
         super().__init__()
         self._reactor = reactor
+        self._stderr = stderr
         self.node = node_service.node  # type: ignore[attr-defined]
         node_service.setServiceParent(self)
 
@@ -108,7 +111,7 @@ class NodeRunner(MultiService):
             super().startService()
         except StartupError as e:
             log.critical("Cannot start: {error}", error=str(e))
-            _fail(str(e))
+            _fail(str(e), self._stderr)
 
     def stopService(self) -> Any:
         if getattr(self._reactor, "_exitSignal", None) in (signal.SIGTERM, signal.SIGINT):
@@ -116,14 +119,20 @@ class NodeRunner(MultiService):
         return super().stopService()
 
 
-def _node_runner(path: str | None, listen: list[str], reactor: Any) -> NodeRunner:
+def node_runner(
+    path: str | None, listen: list[str] | tuple[str, ...], reactor: Any, stderr: TextIO | None = None
+) -> NodeRunner:
+    """
+    Build the node from the config file C{path} (None: the embedded default) under a
+    L{NodeRunner}; on a config error, write one line to C{stderr} and exit with status 1.
+    """
     from axl.service import make_node_service
 
     try:
         config = build_config(path, listen)
-        return NodeRunner(make_node_service(config, reactor), reactor)
+        return NodeRunner(make_node_service(config, reactor), reactor, stderr)
     except ConfigError as e:
-        _fail(str(e))
+        _fail(str(e), stderr)
 
 
 def makeService(options: Options) -> IService:
@@ -131,7 +140,7 @@ def makeService(options: Options) -> IService:
     from twisted.internet import reactor
 
     path = find_config(options["config"], os.environ)
-    return _node_runner(path, options["listen"], reactor)
+    return node_runner(path, options["listen"], reactor)
 
 
 def make_application(environ: Mapping[str, str] | None = None) -> Application:
@@ -140,5 +149,5 @@ def make_application(environ: Mapping[str, str] | None = None) -> Application:
 
     path = find_config(None, os.environ if environ is None else environ)
     application = Application("axl")
-    _node_runner(path, [], reactor).setServiceParent(application)
+    node_runner(path, [], reactor).setServiceParent(application)
     return application
