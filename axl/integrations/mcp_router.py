@@ -30,6 +30,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.web.iweb import IRequest
 
+from axl.integrations._deadline import DeadlineExceeded, await_with_deadline
 from axl.integrations.mcp_http import (
     REPLY_HEADERS,
     REQUEST_HEADERS,
@@ -142,24 +143,14 @@ class MCPRouter:
                 select_headers(headers, REQUEST_HEADERS),
             )
         )
-        timed_out: list[bool] = []
-
-        def expire() -> None:
-            timed_out.append(True)
-            forward.cancel()
-
-        timer = self._clock.callLater(self._timeout, expire)
         try:
-            response, reply_headers = await forward
-        except Exception as e:
-            if not timed_out:
-                return self._failed(request, service, e)
+            response, reply_headers = await await_with_deadline(forward, self._clock, self._timeout)
+        except DeadlineExceeded:
             self.registry.mark(service, False)
             self.log.warn("service {service} timed out", service=service)
             return _json(request, 504, {"response": None, "error": "Service timeout"})
-        finally:
-            if timer.active():
-                timer.cancel()
+        except Exception as e:
+            return self._failed(request, service, e)
         self.registry.mark(service, True)
         reply: dict[str, Any] = {"response": response, "error": None}
         if reply_headers:
