@@ -1,0 +1,780 @@
+# -*- test-case-name: tests.test_tcp_connection -*-
+"""
+One TCP connection as a sans-IO machine (RFC 9293 section 3.10): decoded segments in, segments
+out through an injected C{emit} callable, application events out through an L{AppEvents}
+object, timers on an injected clock.
+
+Implemented: three-way handshake and simultaneous open; MSS (lowered by ICMPv6 Packet Too Big,
+RFC 8201); window scaling and timestamps (RFC 7323, RTT from TSecr, TS.Recent); sliding window
+with sender/receiver silly-window avoidance and zero-window probes; RFC 6298 RTO with back-off;
+fast retransmit/recovery with NewReno (RFC 5681/6582); FIN/half-close, RST (with RFC 5961
+challenge ACKs), TIME_WAIT. No SACK, no urgent data, no keepalive.
+
+The state is a plain integer rather than an automat machine: this runs once per segment and the
+per-segment cost decides throughput.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Protocol
+
+from twisted.internet.error import (
+    ConnectionAborted,
+    ConnectionDone,
+    ConnectionLost,
+    ConnectionRefusedError,
+    TCPTimedOutError,
+)
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+
+from axl.tcp.rtt import RTOEstimator
+from axl.tcp.segment import ACK, FIN, PSH, RST, SYN, Segment, syn_options, ts_option
+from axl.tcp.seq import MASK, seq_diff, seq_ge, seq_gt, seq_le, seq_lt
+
+__all__ = ["TCPConfig", "Connection", "AppEvents", "Emit", "STATE_NAMES"]
+
+(CLOSED, SYN_SENT, SYN_RCVD, ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2, CLOSE_WAIT, CLOSING, LAST_ACK,
+ TIME_WAIT) = range(10)
+STATE_NAMES = ("CLOSED", "SYN_SENT", "SYN_RECEIVED", "ESTABLISHED", "FIN_WAIT_1", "FIN_WAIT_2",
+               "CLOSE_WAIT", "CLOSING", "LAST_ACK", "TIME_WAIT")
+_SENDING = frozenset((ESTABLISHED, CLOSE_WAIT, FIN_WAIT_1, CLOSING, LAST_ACK))
+_RECEIVING = frozenset((ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2))
+_DEFAULT_IPV6_MSS = 1220  # RFC 9293 3.7.1: assume this when an IPv6 peer sends no MSS option
+
+
+@dataclass(frozen=True)
+class TCPConfig:
+    """Tunables; defaults suit the overlay (65535-byte MTU)."""
+
+    mtu: int = 65535
+    rcv_buf: int = 4 * 1024 * 1024
+    snd_buf: int = 1024 * 1024          # the producer is paused above this many unacked bytes
+    initial_rto: float = 1.0
+    min_rto: float = 0.2
+    max_rto: float = 60.0
+    max_retries: int = 12               # consecutive RTO expiries before giving up
+    syn_retries: int = 6
+    delayed_ack: float = 0.04
+    time_wait: float = 60.0             # 2 * MSL
+    fin_wait_2: float = 60.0
+    initial_window: int = 10            # segments (RFC 6928)
+
+    @property
+    def advertised_mss(self) -> int:
+        """The MSS we advertise: MTU minus the IPv6 and TCP headers."""
+        return min(self.mtu - 60, 65535)
+
+
+class AppEvents(Protocol):
+    """What a connection tells the layer above (the transport adapter)."""
+
+    def tcp_established(self) -> None: ...
+    def tcp_data(self, data: bytes) -> None: ...
+    def tcp_eof(self) -> None: ...
+    def tcp_writable(self) -> None: ...
+    def tcp_closed(self, reason: Exception) -> None: ...
+
+
+Emit = Callable[[int, int, int, int, bytes, "bytes | bytearray | memoryview"], None]
+
+
+class Connection:
+    """
+    One connection. C{emit(seq, ack, flags, window_field, options, payload)} sends a segment;
+    C{release(conn)} is called once when the connection reaches CLOSED for good;
+    C{on_established(conn)} (passive opens) once it is established.
+    """
+
+    def __init__(self, config: TCPConfig, clock: IReactorTime, emit: Emit, iss: int,
+                 ts_offset: int = 0, release: Callable[[Connection], None] | None = None) -> None:
+        self.cfg, self._clock, self._emit, self._release = config, clock, emit, release
+        self.app: AppEvents | None = None
+        self.on_established: Callable[[Connection], None] | None = None
+        self.state = CLOSED
+        self.iss = iss
+        self.snd_una = self.snd_nxt = self.snd_max = iss
+        self._buf_seq = (iss + 1) & MASK        # sequence number of _sbuf[0]
+        self._sbuf = bytearray()
+        self._fin_queued = False
+        self.snd_wnd = 0
+        self._max_snd_wnd = 0
+        self._wl1 = self._wl2 = 0
+        self.irs = self.rcv_nxt = 0
+        self._rcv_abs = 0                       # rcv_nxt as an unwrapped stream offset
+        self._rcv_adv = 0                       # right edge we advertised
+        self._ooo: dict[int, bytes] = {}
+        self._ooo_fin: int | None = None        # unwrapped offset of an early FIN
+        self._rpending = bytearray()            # received, not yet delivered (reading paused)
+        self._reading = True
+        self._eof_pending = False
+        self._last_ack_sent = 0
+        self._unacked_segs = 0
+        self._ack_now = False
+        # options
+        self.peer_mss = _DEFAULT_IPV6_MSS
+        self._pmtu_mss = config.advertised_mss
+        self.snd_ws = self.rcv_ws = 0
+        self._rcv_ws_offer = max(0, min(14, (config.rcv_buf - 1).bit_length() - 16))
+        self.ts_ok = False
+        self._peer_ws = False
+        self._ts_offset = ts_offset
+        self._ts_recent = 0
+        self.smss = 536
+        # congestion control
+        self.cwnd = 0
+        self.ssthresh = 1 << 30
+        self._bytes_acked = 0
+        self._dupacks = 0
+        self._recover = iss
+        self._in_recovery = False
+        self._rtt_seq: int | None = None
+        self._rtt_time = 0.0
+        self.rto = RTOEstimator(config.initial_rto, config.min_rto, config.max_rto)
+        self._retries = 0
+        # timers
+        self._rto_deadline: float | None = None
+        self._rto_call: IDelayedCall | None = None
+        self._delack_call: IDelayedCall | None = None
+        self._persist_call: IDelayedCall | None = None
+        self._persist_backoff = 0
+        self._close_call: IDelayedCall | None = None
+        self._output_call: IDelayedCall | None = None
+        self._writable_wanted = False
+        self.app_closed = False                 # the app called close(); no more sends
+        self._closed_reported = False
+
+    # ---- opening -----------------------------------------------------------------------------
+
+    def open_active(self) -> None:
+        """Send a SYN (CLOSED -> SYN_SENT)."""
+        self.state = SYN_SENT
+        self.snd_nxt = self.snd_max = (self.iss + 1) & MASK
+        self._send_syn(False)
+        self._arm_rto()
+
+    def open_passive(self, syn: Segment) -> None:
+        """Answer a listener's SYN with a SYN-ACK (LISTEN -> SYN_RECEIVED)."""
+        self.state = SYN_RCVD
+        self._take_syn(syn)
+        self.snd_nxt = self.snd_max = (self.iss + 1) & MASK
+        self._send_syn(True)
+        self._arm_rto()
+
+    def _take_syn(self, seg: Segment) -> None:
+        self.irs = seg.seq
+        self.rcv_nxt = (seg.seq + 1) & MASK
+        self._rcv_abs = 0
+        if seg.mss is not None:
+            self.peer_mss = max(seg.mss, 64)
+        self._peer_ws = seg.wscale is not None
+        if seg.wscale is not None:
+            self.snd_ws = min(seg.wscale, 14)
+            self.rcv_ws = self._rcv_ws_offer
+        else:
+            self.snd_ws = self.rcv_ws = 0
+        self.ts_ok = seg.tsval is not None
+        if seg.tsval is not None:
+            self._ts_recent = seg.tsval
+        self._update_smss()
+        self.cwnd = min(self.cfg.initial_window * self.smss, max(2 * self.smss, 14600))
+        self.snd_wnd = seg.window          # never scaled on a SYN (RFC 7323 2.2)
+        self._max_snd_wnd = self.snd_wnd
+        self._wl1, self._wl2 = seg.seq, seg.ack
+
+    def _send_syn(self, with_ack: bool) -> None:
+        """A SYN offers everything; a SYN-ACK only echoes what the peer's SYN offered."""
+        if with_ack:
+            ws = self.rcv_ws if self._peer_ws else None
+            ts = (self._ts_now(), self._ts_recent) if self.ts_ok else None
+        else:
+            ws = self._rcv_ws_offer
+            ts = (self._ts_now(), 0)
+        opts = syn_options(self.cfg.advertised_mss, ws, ts)
+        win = min(self.cfg.rcv_buf, 65535)
+        self._rcv_adv = (self.rcv_nxt + win) & MASK
+        self._last_ack_sent = self.rcv_nxt
+        self._emit(self.iss, self.rcv_nxt if with_ack else 0, SYN | ACK if with_ack else SYN, win,
+                   opts, b"")
+
+    def _update_smss(self) -> None:
+        mss = min(self.peer_mss, self._pmtu_mss, self.cfg.advertised_mss)
+        self.smss = max(mss - (12 if self.ts_ok else 0), 64)
+
+    def lower_mtu(self, mtu: int) -> None:
+        """An ICMPv6 Packet Too Big reported C{mtu} for this path (RFC 8201): shrink segments."""
+        mss = max(mtu, 1280) - 60
+        if mss < self._pmtu_mss:
+            self._pmtu_mss = mss
+            self._update_smss()
+            if self.cwnd > self.smss and self.state in _SENDING:
+                self.snd_nxt = self.snd_una     # resend what was too big
+                self._output()
+
+    # ---- application side --------------------------------------------------------------------
+
+    @property
+    def send_buffered(self) -> int:
+        """Bytes written by the app and not yet acknowledged."""
+        return len(self._sbuf)
+
+    def send(self, data: bytes | bytearray | memoryview) -> None:
+        """Queue application data; segments go out now or on the next clock turn."""
+        if self.app_closed or self._fin_queued:
+            raise RuntimeError("send after close")
+        if self.state in (CLOSED, TIME_WAIT, LAST_ACK, CLOSING):
+            raise RuntimeError(f"send in state {STATE_NAMES[self.state]}")
+        self._sbuf += data
+        if self.state in _SENDING and self._output_call is None:
+            self._output_call = self._clock.callLater(0, self._deferred_output)
+
+    def wants_writable(self) -> None:
+        """Call C{app.tcp_writable()} once the send buffer drops under half of C{snd_buf}."""
+        self._writable_wanted = True
+
+    def _deferred_output(self) -> None:
+        self._output_call = None
+        self._output()
+        self._maybe_send_ack()
+
+    def close(self) -> None:
+        """Half-close: send FIN after the queued data (RFC 9293 CLOSE call)."""
+        if self._fin_queued:
+            return
+        st = self.state
+        if st in (CLOSED, SYN_SENT):
+            self._finish(ConnectionDone("closed before established"), rst=False)
+            return
+        self._fin_queued = True
+        if st in (SYN_RCVD, ESTABLISHED):
+            self.state = FIN_WAIT_1 if st == ESTABLISHED else st
+        elif st == CLOSE_WAIT:
+            self.state = LAST_ACK
+        if self.state in _SENDING:
+            self._output()
+
+    def abort(self, reason: Exception | None = None) -> None:
+        """Send RST and drop everything (RFC 9293 ABORT call)."""
+        if self.state == CLOSED:
+            return
+        if self.state not in (SYN_SENT, TIME_WAIT):
+            self._emit(self.snd_nxt, self.rcv_nxt, RST | ACK, 0, b"", b"")
+        self._finish(reason or ConnectionAborted(), rst=True)
+
+    def pause_reading(self) -> None:
+        """Stop delivering data; the receive window closes as data accumulates."""
+        self._reading = False
+
+    def resume_reading(self) -> None:
+        """Deliver what accumulated and reopen the window."""
+        self._reading = True
+        if self._rpending:
+            data = bytes(self._rpending)
+            del self._rpending[:]
+            if self.app is not None:
+                self.app.tcp_data(data)
+        if self._eof_pending and self._reading:
+            self._eof_pending = False
+            if self.app is not None:
+                self.app.tcp_eof()
+        if self.state in _RECEIVING or self.state == CLOSE_WAIT:
+            edge_gain = seq_diff((self.rcv_nxt + self._rcv_window()) & MASK, self._rcv_adv)
+            if edge_gain >= min(self.cfg.rcv_buf // 2, 2 * self.smss):
+                self._send_ack()
+
+    # ---- timers ------------------------------------------------------------------------------
+
+    def _arm_rto(self) -> None:
+        self._rto_deadline = self._clock.seconds() + self.rto.rto
+        if self._rto_call is None:
+            self._rto_call = self._clock.callLater(self.rto.rto, self._rto_fired)
+
+    def _stop_rto(self) -> None:
+        self._rto_deadline = None
+
+    def _rto_fired(self) -> None:
+        self._rto_call = None
+        if self._rto_deadline is None:
+            return
+        now = self._clock.seconds()
+        if now < self._rto_deadline - 1e-9:
+            self._rto_call = self._clock.callLater(self._rto_deadline - now, self._rto_fired)
+            return
+        self._rto_deadline = None
+        self._timeout()
+
+    def _timeout(self) -> None:
+        self._retries += 1
+        self.rto.back_off()
+        self._rtt_seq = None
+        st = self.state
+        if st in (SYN_SENT, SYN_RCVD):
+            if self._retries > self.cfg.syn_retries:
+                self._finish(TCPTimedOutError(), rst=st == SYN_RCVD)
+                return
+            self._send_syn(st == SYN_RCVD)
+            self._arm_rto()
+            return
+        if self._retries > self.cfg.max_retries:
+            self.abort(TCPTimedOutError())
+            return
+        flight = seq_diff(self.snd_max, self.snd_una)
+        if self._retries == 1:
+            self.ssthresh = max(flight // 2, 2 * self.smss)
+        self.cwnd = self.smss
+        self._bytes_acked = 0
+        self._recover = self.snd_max
+        self._in_recovery = False
+        self._dupacks = 0
+        self.snd_nxt = self.snd_una
+        self._output()
+        if self._rto_deadline is None and self.snd_una != self.snd_max:
+            self._arm_rto()
+
+    def _start_persist(self) -> None:
+        if self._persist_call is None:
+            delay = min(max(self.rto.rto, 0.2) * (1 << self._persist_backoff), 60.0)
+            self._persist_call = self._clock.callLater(delay, self._persist_fired)
+
+    def _persist_fired(self) -> None:
+        self._persist_call = None
+        if self.state not in _SENDING or self.snd_wnd:
+            return
+        off = seq_diff(self.snd_nxt, self._buf_seq)
+        if off < len(self._sbuf):
+            probe = self._sbuf[off : off + 1]
+            self._send(self.snd_nxt, ACK, probe)
+            end = (self.snd_nxt + 1) & MASK
+            if seq_gt(end, self.snd_max):
+                self.snd_max = end
+        self._persist_backoff = min(self._persist_backoff + 1, 9)
+        self._start_persist()
+
+    def _delack_fired(self) -> None:
+        self._delack_call = None
+        if self._unacked_segs and self.state != CLOSED:
+            self._send_ack()
+
+    def _enter_time_wait(self) -> None:
+        self.state = TIME_WAIT
+        self._stop_rto()
+        self._report_closed(ConnectionDone())
+        if self._close_call is not None:
+            self._close_call.cancel()
+        self._close_call = self._clock.callLater(self.cfg.time_wait, self._close_timer_fired)
+
+    def _close_timer_fired(self) -> None:
+        self._close_call = None
+        if self.state == TIME_WAIT:
+            self._finish(ConnectionDone(), rst=False)
+        elif self.state == FIN_WAIT_2:
+            self._finish(ConnectionDone("FIN_WAIT_2 timed out"), rst=False)
+
+    def cancel_timers(self) -> None:
+        """Cancel every pending call of this connection."""
+        for name in ("_rto_call", "_delack_call", "_persist_call", "_close_call", "_output_call"):
+            call = getattr(self, name)
+            if call is not None:
+                if call.active():
+                    call.cancel()
+                setattr(self, name, None)
+        self._rto_deadline = None
+
+    def _finish(self, reason: Exception, rst: bool) -> None:
+        self.state = CLOSED
+        self.cancel_timers()
+        self._sbuf = bytearray()
+        self._ooo.clear()
+        if self._release is not None:
+            self._release(self)
+            self._release = None
+        self._report_closed(reason)
+
+    def _report_closed(self, reason: Exception) -> None:
+        if not self._closed_reported:
+            self._closed_reported = True
+            if self.app is not None:
+                self.app.tcp_closed(reason)
+
+    # ---- output ------------------------------------------------------------------------------
+
+    def _ts_now(self) -> int:
+        return (int(self._clock.seconds() * 1000) + self._ts_offset) & MASK
+
+    def _rcv_window(self) -> int:
+        avail = self.cfg.rcv_buf - len(self._rpending)
+        limit = 65535 << self.rcv_ws
+        adv = seq_diff(self._rcv_adv, self.rcv_nxt)
+        if avail < min(self.cfg.rcv_buf // 2, self.smss):   # receiver SWS avoidance
+            avail = 0
+        return min(max(avail, adv, 0), limit)
+
+    def _send(self, seq: int, flags: int, payload: bytes | bytearray | memoryview = b"") -> None:
+        wnd = self._rcv_window()
+        field = wnd >> self.rcv_ws
+        self._rcv_adv = (self.rcv_nxt + (field << self.rcv_ws)) & MASK
+        self._last_ack_sent = self.rcv_nxt
+        self._unacked_segs = 0
+        self._ack_now = False
+        opts = ts_option(self._ts_now(), self._ts_recent) if self.ts_ok else b""
+        self._emit(seq, self.rcv_nxt, flags, field, opts, payload)
+
+    def _send_ack(self) -> None:
+        self._send(self.snd_nxt, ACK)
+
+    def _maybe_send_ack(self) -> None:
+        if self._ack_now or self._unacked_segs >= 2:
+            self._send_ack()
+        elif self._unacked_segs and self._delack_call is None:
+            self._delack_call = self._clock.callLater(self.cfg.delayed_ack, self._delack_fired)
+
+    def _output(self) -> None:
+        """Send what the windows allow (RFC 9293 3.8.6.2.1 sender SWS avoidance, no Nagle)."""
+        if self.state not in _SENDING:
+            return
+        sbuf = self._sbuf
+        smss = self.smss
+        wnd = min(self.snd_wnd, self.cwnd)
+        while True:
+            nxt = self.snd_nxt
+            off = seq_diff(nxt, self._buf_seq)
+            avail = len(sbuf) - off
+            if avail < 0:
+                break
+            usable = wnd - seq_diff(nxt, self.snd_una)
+            n = min(avail, smss, usable)
+            fin = self._fin_queued and n == avail and usable >= n
+            if n <= 0:
+                n = 0
+                if not (fin and avail == 0):
+                    break
+            elif n < smss and n < avail and nxt != self.snd_una and n < self._max_snd_wnd // 2:
+                break
+            flags = ACK
+            if n and n == avail:
+                flags |= PSH
+            if fin:
+                flags |= FIN
+            if self._rtt_seq is None and not self.ts_ok and nxt == self.snd_max:
+                self._rtt_seq, self._rtt_time = nxt, self._clock.seconds()
+            self._send(nxt, flags, memoryview(sbuf)[off : off + n] if n else b"")
+            nxt = (nxt + n + (1 if fin else 0)) & MASK
+            self.snd_nxt = nxt
+            if seq_gt(nxt, self.snd_max):
+                self.snd_max = nxt
+            if self._rto_deadline is None:
+                self._arm_rto()
+            if fin:
+                break
+        if (self.snd_wnd == 0 and self.snd_una == self.snd_max
+                and seq_diff(self.snd_nxt, self._buf_seq) < len(sbuf)):
+            self._start_persist()
+
+    def _retransmit_first(self) -> None:
+        off = seq_diff(self.snd_una, self._buf_seq)
+        avail = len(self._sbuf) - off
+        n = min(avail, self.smss)
+        fin = self._fin_queued and n == avail
+        flags = ACK | (FIN if fin else 0) | (PSH if n and n == avail else 0)
+        if n <= 0 and not fin:
+            return
+        self._send(self.snd_una, flags, memoryview(self._sbuf)[off : off + n] if n > 0 else b"")
+
+    # ---- input -------------------------------------------------------------------------------
+
+    def segment_arrived(self, seg: Segment) -> None:
+        """Process one segment addressed to this connection (RFC 9293 3.10.7)."""
+        st = self.state
+        if st == SYN_SENT:
+            self._syn_sent(seg)
+            return
+        if st == CLOSED:
+            return
+        flags = seg.flags
+        seq = seg.seq
+        payload = seg.payload
+        if flags & SYN:
+            if seq == self.irs and st == SYN_RCVD and flags & ACK and not flags & RST:
+                flags &= ~SYN                           # simultaneous open: their SYN-ACK
+                seq = (seq + 1) & MASK
+            elif seq == self.irs and not flags & RST:
+                if st == SYN_RCVD:
+                    self._send_syn(True)
+                else:
+                    self._send_ack()
+                return
+        # PAWS (RFC 7323 5.3)
+        if (self.ts_ok and seg.tsval is not None and not flags & RST
+                and seq_lt(seg.tsval, self._ts_recent)):
+            self._send_ack()
+            return
+        # acceptability (RFC 9293 3.10.7.4 first)
+        seg_len = len(payload) + (1 if flags & SYN else 0) + (1 if flags & FIN else 0)
+        wnd = max(seq_diff(self._rcv_adv, self.rcv_nxt), 0)
+        d = seq_diff(seq, self.rcv_nxt)
+        if seg_len == 0:
+            ok = d == 0 if wnd == 0 else 0 <= d < wnd
+        elif wnd == 0:
+            ok = False
+        else:
+            ok = (0 <= d < wnd) or (0 <= d + seg_len - 1 < wnd)
+        if not ok:
+            if not flags & RST:
+                self._send_ack()
+            return
+        if flags & RST:
+            if d == 0:
+                if st == SYN_RCVD and self.app is None:
+                    self._finish(ConnectionRefusedError(), rst=True)
+                elif st in (CLOSING, LAST_ACK, TIME_WAIT):
+                    self._finish(ConnectionDone(), rst=True)
+                else:
+                    self._finish(ConnectionLost("connection reset by peer"), rst=True)
+            else:
+                self._send_ack()                        # challenge ACK (RFC 5961 3.2)
+            return
+        if flags & SYN:
+            self._send_ack()                            # challenge ACK (RFC 5961 4.2)
+            return
+        if not flags & ACK:
+            return
+        if st == SYN_RCVD:
+            if not (seq_gt(seg.ack, self.snd_una) and seq_le(seg.ack, self.snd_max)):
+                self._emit(seg.ack, 0, RST, 0, b"", b"")
+                return
+            self.state = ESTABLISHED if not self._fin_queued else FIN_WAIT_1
+            self._retries = 0
+            self.snd_wnd = seg.window << self.snd_ws
+            self._max_snd_wnd = self.snd_wnd
+            self._wl1, self._wl2 = seq, seg.ack
+            if self.on_established is not None:
+                self.on_established(self)
+            if self.state == CLOSED:
+                return
+        if self.ts_ok and seg.tsval is not None and seq_le(seq, self._last_ack_sent):
+            self._ts_recent = seg.tsval
+        if not self._process_ack(seg, seq):
+            return
+        st = self.state
+        if st == TIME_WAIT:
+            if flags & FIN:
+                self._send_ack()
+                self._close_call and self._close_call.reset(self.cfg.time_wait)
+            return
+        if st == CLOSED:
+            return
+        chunks: list[bytes] = []
+        fin_now = False
+        if st in _RECEIVING:
+            if payload:
+                self._receive(seq, payload, chunks)
+            if flags & FIN:
+                fin_abs = self._rcv_abs + seq_diff(seq, self.rcv_nxt) + len(payload)
+                self._ooo_fin = fin_abs
+                self._ack_now = True
+            if self._ooo_fin is not None and self._ooo_fin == self._rcv_abs:
+                fin_now = True
+        if fin_now:
+            self._ooo_fin = None
+            self.rcv_nxt = (self.rcv_nxt + 1) & MASK
+            self._rcv_abs += 1
+            self._ack_now = True
+            if self.state == ESTABLISHED:
+                self.state = CLOSE_WAIT
+            elif self.state == FIN_WAIT_1:
+                self.state = CLOSING
+            elif self.state == FIN_WAIT_2:
+                self._send_ack()
+                self._enter_time_wait()
+        app = self.app
+        if chunks and app is not None:
+            if self._reading and not self._rpending:
+                for c in chunks:
+                    app.tcp_data(c)
+            else:
+                for c in chunks:
+                    self._rpending += c
+        if fin_now and app is not None:
+            if self._reading and not self._rpending:
+                app.tcp_eof()
+            else:
+                self._eof_pending = True
+        if self.state in _SENDING:
+            self._output()
+        if self.state != CLOSED:
+            self._maybe_send_ack()
+
+    def _receive(self, seq: int, payload: memoryview, chunks: list[bytes]) -> None:
+        d = seq_diff(seq, self.rcv_nxt)
+        n = len(payload)
+        if d < 0:
+            payload = payload[-d:]
+            n += d
+            d = 0
+        right = max(seq_diff(self._rcv_adv, self.rcv_nxt), 0)
+        if d + n > right:
+            payload = payload[: max(right - d, 0)]
+            n = len(payload)
+        if n <= 0:
+            self._ack_now = True
+            return
+        if d:
+            key = self._rcv_abs + d
+            old = self._ooo.get(key)
+            if old is None or len(old) < n:
+                self._ooo[key] = bytes(payload)
+            self._ack_now = True                        # duplicate ACK for fast retransmit
+            return
+        chunks.append(bytes(payload))
+        self._rcv_abs += n
+        if self._ooo:
+            self._drain_ooo(chunks)
+            self._ack_now = True
+        self.rcv_nxt = (self.irs + 1 + self._rcv_abs) & MASK
+        self._unacked_segs += 1
+
+    def _drain_ooo(self, chunks: list[bytes]) -> None:
+        ooo = self._ooo
+        while ooo:
+            data = ooo.pop(self._rcv_abs, None)
+            if data is None:
+                start = min(ooo)
+                if start > self._rcv_abs:
+                    return
+                data = ooo.pop(start)
+                skip = self._rcv_abs - start
+                if skip >= len(data):
+                    continue
+                data = data[skip:]
+            chunks.append(data)
+            self._rcv_abs += len(data)
+
+    def _process_ack(self, seg: Segment, seq: int) -> bool:
+        ack = seg.ack
+        una = self.snd_una
+        if seq_gt(ack, self.snd_max):
+            self._send_ack()
+            return False
+        acked = seq_diff(ack, una)
+        wnd = seg.window << self.snd_ws
+        if acked >= 0 and (seq_lt(self._wl1, seq) or (self._wl1 == seq and seq_le(self._wl2, ack))):
+            if (acked == 0 and not seg.payload and not seg.flags & FIN and wnd == self.snd_wnd
+                    and wnd and una != self.snd_max):
+                self._dupack()
+            elif acked == 0:
+                self._dupacks = 0
+            self.snd_wnd = wnd
+            if wnd > self._max_snd_wnd:
+                self._max_snd_wnd = wnd
+            self._wl1, self._wl2 = seq, ack
+            if wnd and self._persist_call is not None:
+                self._persist_call.cancel()
+                self._persist_call = None
+                self._persist_backoff = 0
+        if acked <= 0:
+            return True
+        # new data acknowledged
+        if self.ts_ok and seg.tsecr:
+            self.rto.sample(((self._ts_now() - seg.tsecr) & MASK) / 1000.0)
+        elif self._rtt_seq is not None and seq_gt(ack, self._rtt_seq):
+            self.rto.sample(self._clock.seconds() - self._rtt_time)
+            self._rtt_seq = None
+        self.rto.clear_back_off()
+        self._retries = 0
+        fin_acked = self._fin_queued and seq_diff(ack, self._buf_seq) > len(self._sbuf)
+        data_acked = seq_diff(ack, self._buf_seq)
+        if data_acked > 0:
+            if data_acked > len(self._sbuf):
+                data_acked = len(self._sbuf)            # the FIN was acknowledged too
+            del self._sbuf[:data_acked]
+            self._buf_seq = (self._buf_seq + data_acked) & MASK
+        self.snd_una = ack
+        if seq_lt(self.snd_nxt, ack):
+            self.snd_nxt = ack
+        smss = self.smss
+        if self._in_recovery:
+            if seq_ge(ack, self._recover):              # full ACK (RFC 6582 3.2 step 3)
+                self._in_recovery = False
+                flight = seq_diff(self.snd_max, ack)
+                self.cwnd = min(self.ssthresh, max(flight, smss) + smss)
+            else:                                       # partial ACK (step 4)
+                self._retransmit_first()
+                self.cwnd = max(self.cwnd - acked + (smss if acked >= smss else 0), smss)
+                self._arm_rto()
+        elif self.cwnd < self.ssthresh:
+            self.cwnd += min(acked, 2 * smss)           # slow start, L = 2 SMSS (RFC 3465)
+        else:
+            self._bytes_acked += acked
+            if self._bytes_acked >= self.cwnd:
+                self._bytes_acked -= self.cwnd
+                self.cwnd += smss
+        self._dupacks = 0 if not self._in_recovery else self._dupacks
+        if ack == self.snd_max:
+            self._stop_rto()
+        elif not self._in_recovery:
+            self._arm_rto()
+        st = self.state
+        if fin_acked:
+            if st == FIN_WAIT_1:
+                self.state = FIN_WAIT_2
+                if self.app_closed and self._close_call is None:
+                    self._close_call = self._clock.callLater(self.cfg.fin_wait_2,
+                                                             self._close_timer_fired)
+            elif st == CLOSING:
+                self._enter_time_wait()
+            elif st == LAST_ACK:
+                self._finish(ConnectionDone(), rst=False)
+                return False
+        if self._writable_wanted and len(self._sbuf) <= self.cfg.snd_buf // 2:
+            self._writable_wanted = False
+            if self.app is not None:
+                self.app.tcp_writable()
+        return True
+
+    def _dupack(self) -> None:
+        self._dupacks += 1
+        smss = self.smss
+        if self._dupacks == 3 and not self._in_recovery:
+            if seq_gt(self.snd_una, self._recover):
+                flight = seq_diff(self.snd_max, self.snd_una)
+                self.ssthresh = max(flight // 2, 2 * smss)
+                self._recover = self.snd_max
+                self._in_recovery = True
+                self._rtt_seq = None
+                self._retransmit_first()
+                self.cwnd = self.ssthresh + 3 * smss
+                self._arm_rto()
+        elif self._in_recovery:
+            self.cwnd += smss                           # inflate (RFC 5681 3.2 step 4)
+
+    def _syn_sent(self, seg: Segment) -> None:
+        flags = seg.flags
+        ack_ok = False
+        if flags & ACK:
+            if seq_le(seg.ack, self.iss) or seq_gt(seg.ack, self.snd_max):
+                if not flags & RST:
+                    self._emit(seg.ack, 0, RST, 0, b"", b"")
+                return
+            ack_ok = True
+        if flags & RST:
+            if ack_ok:
+                self._finish(ConnectionRefusedError(), rst=True)
+            return
+        if not flags & SYN:
+            return
+        self._peer_ws = seg.wscale is not None
+        self._take_syn(seg)
+        self._retries = 0
+        if ack_ok:
+            self.snd_una = seg.ack
+            self.state = ESTABLISHED
+            self._stop_rto()
+            self.rto.clear_back_off()
+            self._send_ack()
+            if self.app is not None:
+                self.app.tcp_established()
+            if self.state == ESTABLISHED:
+                self._output()
+        else:
+            self.state = SYN_RCVD                       # simultaneous open
+            self._send_syn(True)

@@ -1,0 +1,46 @@
+# -*- test-case-name: tests.test_tcp_connection -*-
+"""
+The retransmission timeout estimator of RFC 6298 (section 2), with exponential back-off
+(section 5.5) and a cap.
+"""
+
+from __future__ import annotations
+
+__all__ = ["RTOEstimator"]
+
+
+class RTOEstimator:
+    """
+    Smoothed RTT and RTO. Times are in seconds.
+
+    @ivar rto: the current timeout, backed-off value included.
+    """
+
+    __slots__ = ("srtt", "rttvar", "rto", "_base", "min_rto", "max_rto", "granularity")
+
+    def __init__(self, initial: float = 1.0, min_rto: float = 0.2, max_rto: float = 60.0,
+                 granularity: float = 0.001) -> None:
+        self.srtt: float | None = None
+        self.rttvar = 0.0
+        self.min_rto, self.max_rto, self.granularity = min_rto, max_rto, granularity
+        self._base = self.rto = min(max(initial, min_rto), max_rto)
+
+    def sample(self, r: float) -> None:
+        """Take one RTT measurement (RFC 6298 2.2/2.3); clears any back-off."""
+        if r < 0:
+            return
+        if self.srtt is None:
+            self.srtt, self.rttvar = r, r / 2
+        else:
+            self.rttvar = 0.75 * self.rttvar + 0.25 * abs(self.srtt - r)
+            self.srtt = 0.875 * self.srtt + 0.125 * r
+        base = self.srtt + max(self.granularity, 4 * self.rttvar)
+        self._base = self.rto = min(max(base, self.min_rto), self.max_rto)
+
+    def back_off(self) -> None:
+        """Double the timeout after an expiry (RFC 6298 5.5), up to C{max_rto}."""
+        self.rto = min(self.rto * 2, self.max_rto)
+
+    def clear_back_off(self) -> None:
+        """New data was acknowledged: return to the estimated timeout."""
+        self.rto = self._base
