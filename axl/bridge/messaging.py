@@ -1,0 +1,322 @@
+# -*- test-case-name: tests.test_bridge_messaging -*-
+"""
+The bridge's message routes (spec/axl-node.md sections 5.2-5.5): C{/send}, C{/recv},
+C{/mcp/{peer}/{service}} and C{/a2a/{peer}}. L{axl.bridge.app.Bridge} serves them next to
+C{/topology}.
+
+Differences from AXL, all from section 13: an invalid peer id is 400 everywhere; an oversize
+C{/send} body is 413 before dialling; an unreachable peer is 502/504 within the connect timeout;
+C{/recv} dequeues on GET only (HEAD peeks, other methods 405) and long-polls with C{?wait=S};
+MCP sessions are random, bound to (peer, service) and expire; C{DELETE} of a session is 204;
+notifications are answered 202 at once and forwarded; A2A errors are JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from klein import Klein
+from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+from twisted.web.iweb import IRequest
+
+from axl.bridge.mcp_sessions import McpSession, McpSessions
+from axl.crypto.keys import short_key
+from axl.streams.envelope import (
+    MISSING,
+    Reply,
+    dumps,
+    encode_a2a_request,
+    encode_mcp_request,
+    parse_a2a_reply,
+    parse_mcp_reply,
+)
+from axl.streams.recv_queue import RecvQueue
+from axl.streams.sender import DeliveryError, Sender
+
+__all__ = ["MessagingAPI", "parse_peer_id"]
+
+_PEER_ID = re.compile(r"[0-9a-fA-F]{64}")
+
+
+def parse_peer_id(text: str | bytes | None) -> bytes | None:
+    """A 64-hex-digit peer id (either case) as 32 bytes, or None if it is not one."""
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("ascii")
+        except UnicodeDecodeError:
+            return None
+    if text is None or not _PEER_ID.fullmatch(text):
+        return None
+    return bytes.fromhex(text)
+
+
+def _text(request: IRequest, code: int, message: str) -> bytes:
+    """An error response in Go's C{http.Error} style."""
+    request.setResponseCode(code)
+    request.setHeader(b"Content-Type", b"text/plain; charset=utf-8")
+    request.setHeader(b"X-Content-Type-Options", b"nosniff")
+    return message.encode("utf-8") + b"\n"
+
+
+def _method_not_allowed(request: IRequest, allowed: bytes) -> bytes:
+    request.setHeader(b"Allow", allowed)
+    return _text(request, 405, "Method not allowed")
+
+
+def _json(request: IRequest, body: bytes, code: int = 200) -> bytes:
+    request.setResponseCode(code)
+    request.setHeader(b"Content-Type", b"application/json")
+    return body
+
+
+def _header(request: IRequest, name: bytes) -> str | None:
+    value = request.getHeader(name)
+    if value is None:
+        return None
+    return value.decode("latin-1") if isinstance(value, bytes) else value
+
+
+def _jsonrpc_error(request_id: Any, message: str) -> bytes:
+    return dumps({"error": {"code": -32603, "message": message}, "id": request_id, "jsonrpc": "2.0"}) + b"\n"
+
+
+class MessagingAPI:
+    """
+    The message routes of one node's bridge.
+
+    @param request_timeout: the end-to-end deadline of one C{/mcp} or C{/a2a} call.
+    @param recv_wait_max: the longest C{/recv?wait=S} may wait.
+    """
+
+    app = Klein()
+    log = Logger()
+
+    def __init__(
+        self,
+        sender: Sender,
+        queue: RecvQueue,
+        clock: IReactorTime,
+        sessions: McpSessions,
+        max_message_size: int = 16 * 1024 * 1024,
+        request_timeout: float = 30.0,
+        recv_wait_max: float = 60.0,
+    ) -> None:
+        self.sender = sender
+        self.queue = queue
+        self.clock = clock
+        self.sessions = sessions
+        self.max_message_size = max_message_size
+        self.request_timeout = request_timeout
+        self.recv_wait_max = recv_wait_max
+
+    # -- /send ---------------------------------------------------------------------------------
+
+    @app.route("/send")
+    async def send(self, request: IRequest) -> bytes:
+        """POST a raw message to C{X-Destination-Peer-Id}; 200 once the peer acknowledged it."""
+        if request.method != b"POST":
+            return _method_not_allowed(request, b"POST")
+        dest_text = _header(request, b"X-Destination-Peer-Id")
+        if not dest_text:
+            return _text(request, 400, "Missing X-Destination-Peer-Id header")
+        dest = parse_peer_id(dest_text.strip())
+        if dest is None:
+            return _text(request, 400, "Invalid destination peer ID")
+        length = _header(request, b"Content-Length")
+        if length is not None and length.isdigit() and int(length) > self.max_message_size:
+            return self._too_large(request, int(length))
+        body = request.content.read()
+        if len(body) > self.max_message_size:
+            return self._too_large(request, len(body))
+        try:
+            sent = await self.sender.send(dest, body)
+        except DeliveryError as e:
+            return _text(request, e.status, e.message)
+        request.setHeader(b"Content-Type", b"application/octet-stream")
+        request.setHeader(b"X-Sent-Bytes", str(sent).encode("ascii"))
+        return b""
+
+    def _too_large(self, request: IRequest, size: int) -> bytes:
+        return _text(request, 413, f"Message too large: {size} bytes (max_message_size is {self.max_message_size})")
+
+    # -- /recv ---------------------------------------------------------------------------------
+
+    @app.route("/recv")
+    async def recv(self, request: IRequest) -> bytes:
+        """GET the oldest message (200) or 204; HEAD peeks; C{?wait=S} long-polls."""
+        if request.method == b"HEAD":
+            message = self.queue.peek()
+        elif request.method == b"GET":
+            wait = 0.0
+            raw = request.args.get(b"wait")
+            if raw:
+                try:
+                    wait = float(raw[0])
+                except ValueError:
+                    wait = -1.0
+                if not 0 <= wait < float("inf"):
+                    return _text(request, 400, "Invalid wait: must be a number of seconds >= 0")
+                wait = min(wait, self.recv_wait_max)
+            d: Deferred[Any] = self.queue.wait(wait)
+            if not d.called:
+                request.notifyFinish().addErrback(lambda _: d.cancel())
+            try:
+                message = await d
+            except CancelledError:
+                return b""
+        else:
+            return _method_not_allowed(request, b"GET, HEAD")
+        if message is None:
+            request.setResponseCode(204)
+            return b""
+        request.setHeader(b"Content-Type", b"application/octet-stream")
+        request.setHeader(b"X-From-Peer-Id", message.sender.hex().encode("ascii"))
+        if request.method == b"HEAD":
+            request.setHeader(b"Content-Length", str(len(message.payload)).encode("ascii"))
+            return b""
+        return message.payload
+
+    # -- /mcp/{peer}/{service} -----------------------------------------------------------------
+
+    @app.route("/mcp", strict_slashes=False)
+    @app.route("/mcp/<string:peer>")
+    @app.route("/mcp/<string:peer>/")
+    def mcp_bad_path(self, request: IRequest, peer: str = "") -> bytes:
+        """A path without both a peer and a service."""
+        return _text(request, 400, "URL must be /mcp/{peer_id}/{service}")
+
+    @app.route("/mcp/<string:peer>/<path:service>")
+    async def mcp(self, request: IRequest, peer: str, service: str) -> bytes:
+        """One MCP JSON-RPC message to C{service} on C{peer}, MCP Streamable-HTTP style."""
+        dest = parse_peer_id(peer)
+        if dest is None:
+            return _text(request, 400, "Invalid peer ID")
+        session_id = _header(request, b"Mcp-Session-Id")
+        if request.method == b"DELETE":
+            if not session_id:
+                return _text(request, 400, "Missing Mcp-Session-Id header")
+            if not self.sessions.delete(session_id, dest, service):
+                return _text(request, 404, "Invalid or expired session")
+            request.setResponseCode(204)
+            return b""
+        if request.method != b"POST":
+            return _method_not_allowed(request, b"POST, DELETE")
+        try:
+            message = json.loads(request.content.read())
+        except (ValueError, RecursionError):
+            message = None
+        if not isinstance(message, dict):
+            return _text(request, 400, "Invalid JSON-RPC")
+        method = message.get("method")
+        session: McpSession | None = None
+        if method == "initialize":
+            session = self.sessions.create(dest, service)
+        elif session_id:
+            session = self.sessions.lookup(session_id, dest, service)
+            if session is None:
+                return _text(request, 404, "Invalid or expired session")
+        headers: dict[str, str] = {}
+        if session is not None and session.remote_id:
+            headers["Mcp-Session-Id"] = session.remote_id
+        version = _header(request, b"MCP-Protocol-Version")
+        if version:
+            headers["MCP-Protocol-Version"] = version
+        if isinstance(method, str):
+            headers["Mcp-Method"] = method
+        envelope = encode_mcp_request(service, message, headers)
+        if "id" not in message:
+            # A notification (or a response to the server): accepted now, delivered in the background.
+            self._forward_notification(dest, service, envelope, session)
+            if session is not None:
+                request.setHeader(b"Mcp-Session-Id", session.id.encode("ascii"))
+            request.setResponseCode(202)
+            return b""
+        try:
+            raw = await self.sender.request(dest, envelope, self.request_timeout)
+        except DeliveryError as e:
+            return _text(request, e.status, e.message)
+        reply = parse_mcp_reply(raw)
+        if reply is None:
+            return _text(request, 502, "Invalid response from peer")
+        self._remember_remote_session(session, reply)
+        if session is not None:
+            request.setHeader(b"Mcp-Session-Id", session.id.encode("ascii"))
+        if reply.error:
+            return _json(request, _jsonrpc_error(message.get("id"), reply.error))
+        if reply.response is MISSING:
+            return _json(request, b"")
+        return _json(request, dumps(reply.response))
+
+    @staticmethod
+    def _remember_remote_session(session: McpSession | None, reply: Reply) -> None:
+        if session is None:
+            return
+        for name, value in reply.headers.items():
+            if name.lower() == "mcp-session-id" and value:
+                session.remote_id = value
+
+    def _forward_notification(self, dest: bytes, service: str, envelope: bytes, session: McpSession | None) -> None:
+        def delivered(raw: bytes) -> None:
+            reply = parse_mcp_reply(raw)
+            if reply is not None:
+                self._remember_remote_session(session, reply)
+                if reply.error:
+                    self.log.info(
+                        "MCP notification to {service} on {peer} failed: {err}",
+                        service=service,
+                        peer=short_key(dest),
+                        err=reply.error,
+                    )
+
+        def failed(failure: Any) -> None:
+            self.log.info(
+                "MCP notification to {service} on {peer} not delivered: {err}",
+                service=service,
+                peer=short_key(dest),
+                err=failure.getErrorMessage(),
+            )
+
+        self.sender.request(dest, envelope, self.request_timeout).addCallbacks(delivered, failed)
+
+    # -- /a2a/{peer} ---------------------------------------------------------------------------
+
+    @app.route("/a2a", strict_slashes=False)
+    def a2a_bad_path(self, request: IRequest) -> bytes:
+        """C{/a2a/} without a peer id."""
+        return _text(request, 400, "URL must be /a2a/{peer_id}")
+
+    @app.route("/a2a/<path:peer>")
+    async def a2a(self, request: IRequest, peer: str) -> bytes:
+        """GET the remote agent card, or POST an A2A JSON-RPC request to the remote A2A server."""
+        dest = parse_peer_id(peer)
+        if dest is None:
+            return _text(request, 400, "Invalid peer ID")
+        request_id: Any = None
+        if request.method == b"GET":
+            envelope = encode_a2a_request(None, agent_card=True)
+        elif request.method == b"POST":
+            try:
+                body = json.loads(request.content.read())
+            except (ValueError, RecursionError):
+                return _text(request, 400, "Invalid JSON")
+            if isinstance(body, dict):
+                request_id = body.get("id")
+            envelope = encode_a2a_request(body)
+        else:
+            return _method_not_allowed(request, b"GET, POST")
+        try:
+            raw = await self.sender.request(dest, envelope, self.request_timeout)
+        except DeliveryError as e:
+            return _text(request, e.status, e.message)
+        reply = parse_a2a_reply(raw)
+        if reply is None:
+            return _text(request, 502, "Invalid response from peer")
+        if reply.error:
+            return _json(request, _jsonrpc_error(request_id, reply.error), 502)
+        if reply.response is MISSING:
+            return _text(request, 502, "Invalid response from peer: no response")
+        return _json(request, dumps(reply.response))

@@ -1,0 +1,219 @@
+# -*- test-case-name: tests.test_streams_listener -*-
+"""
+The inbound side of the port-7000 message protocol (spec/axl-node.md section 6.3), as a Twisted
+protocol over any stream transport (the overlay TCP in production).
+
+Per connection: any number of messages, each dispatched in order through the
+L{StreamRegistry}; a stream's reply is written back on the same connection. While a message is
+being dispatched (a stream working, or the C{/recv} queue full) the connection is not read, so a
+slow consumer pushes back through TCP. Limits:
+
+ - C{max_message_size}: a longer announced length closes the connection;
+ - C{max_conns} in total and C{max_conns_per_peer} per sender key: extra connections are closed
+   at once (so one peer cannot take every slot);
+ - C{read_timeout}: a message that stops making progress for this long closes the connection
+   (no bytes for N seconds, not an absolute deadline as in AXL);
+ - C{idle_timeout}: the longest wait for the next message.
+
+A message that has fully arrived is never lost: if the connection closes while it waits for the
+queue, it is still queued.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Callable
+
+from twisted.internet.interfaces import IAddress, IDelayedCall, IReactorTime
+from twisted.internet.protocol import Factory, Protocol
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from axl.crypto.keys import short_key
+from axl.errors import ProtocolError
+from axl.streams.framing import FrameDecoder, frame_header
+from axl.streams.registry import StreamRegistry
+
+__all__ = ["MessageFactory", "MessageProtocol", "peer_key_of"]
+
+
+def peer_key_of(address: IAddress) -> bytes:
+    """The sender's full key from a transport's C{getPeer()} (an L{OverlayAddress})."""
+    key = getattr(address, "public_key", None)
+    if not isinstance(key, bytes) or len(key) != 32:
+        raise ValueError(f"not an overlay address: {address!r}")
+    return key
+
+
+class MessageFactory(Factory):
+    """Builds a L{MessageProtocol} per inbound connection and keeps the connection counts."""
+
+    log = Logger()
+
+    def __init__(
+        self,
+        registry: StreamRegistry,
+        clock: IReactorTime,
+        max_message_size: int = 16 * 1024 * 1024,
+        max_conns: int = 128,
+        max_conns_per_peer: int = 32,
+        read_timeout: float = 60.0,
+        idle_timeout: float = 300.0,
+        key_of: Callable[[IAddress], bytes] = peer_key_of,
+    ) -> None:
+        self.registry = registry
+        self.clock = clock
+        self.max_message_size = max_message_size
+        self.max_conns = max_conns
+        self.max_conns_per_peer = max_conns_per_peer
+        self.read_timeout = read_timeout
+        self.idle_timeout = idle_timeout
+        self.key_of = key_of
+        self.total = 0
+        self.per_peer: dict[bytes, int] = {}
+
+    def buildProtocol(self, addr: IAddress) -> MessageProtocol:
+        return MessageProtocol(self)
+
+    def acquire(self, key: bytes) -> str | None:
+        """Take a connection slot for C{key}; the reason if none is free."""
+        if self.total >= self.max_conns:
+            return f"connection limit reached ({self.max_conns})"
+        count = self.per_peer.get(key, 0)
+        if count >= self.max_conns_per_peer:
+            return f"per-peer connection limit reached ({self.max_conns_per_peer})"
+        self.total += 1
+        self.per_peer[key] = count + 1
+        return None
+
+    def release(self, key: bytes) -> None:
+        """Give back a slot taken by L{acquire}."""
+        self.total -= 1
+        count = self.per_peer[key] - 1
+        if count:
+            self.per_peer[key] = count
+        else:
+            del self.per_peer[key]
+
+
+class MessageProtocol(Protocol):
+    """One inbound connection carrying framed messages."""
+
+    log = Logger()
+
+    def __init__(self, factory: MessageFactory) -> None:
+        self._factory = factory
+        self._decoder = FrameDecoder(factory.max_message_size)
+        self._pending: deque[bytes] = deque()
+        self._busy = False
+        self._in_pump = False
+        self._paused = False
+        self._open = False
+        self._has_slot = False
+        self._timer: IDelayedCall | None = None
+        self.peer_key = b""
+
+    def connectionMade(self) -> None:
+        factory = self._factory
+        try:
+            self.peer_key = factory.key_of(self.transport.getPeer())
+        except ValueError as e:
+            self.log.warn("refusing a message connection: {err}", err=e)
+            self.transport.loseConnection()
+            return
+        refused = factory.acquire(self.peer_key)
+        if refused is not None:
+            self.log.warn("refusing a message connection from {peer}: {why}", peer=short_key(self.peer_key), why=refused)
+            self.transport.loseConnection()
+            return
+        self._has_slot = True
+        self._open = True
+        self._arm(factory.idle_timeout)
+
+    def _arm(self, seconds: float) -> None:
+        if self._timer is not None and self._timer.active():
+            self._timer.reset(seconds)
+        else:
+            self._timer = self._factory.clock.callLater(seconds, self._timed_out)
+
+    def _disarm(self) -> None:
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+
+    def _timed_out(self) -> None:
+        self._timer = None
+        what = "a message stalled" if self._decoder.in_frame else "idle"
+        self.log.info("closing a message connection from {peer}: {what}", peer=short_key(self.peer_key), what=what)
+        self.transport.loseConnection()
+
+    def dataReceived(self, data: bytes) -> None:
+        if not self._open:
+            return
+        try:
+            messages = self._decoder.feed(data)
+        except ProtocolError as e:
+            self.log.warn("dropping a message connection from {peer}: {err}", peer=short_key(self.peer_key), err=e)
+            self._open = False
+            self._disarm()
+            self.transport.loseConnection()
+            return
+        self._pending.extend(messages)
+        self._pump()
+
+    def _update_timer(self) -> None:
+        if not self._open or self._busy:
+            self._disarm()
+        elif self._decoder.in_frame:
+            self._arm(self._factory.read_timeout)
+        else:
+            self._arm(self._factory.idle_timeout)
+
+    def _pump(self) -> None:
+        if self._in_pump:
+            return  # a reply that arrived synchronously; the running loop carries on
+        self._in_pump = True
+        try:
+            while self._pending and not self._busy:
+                payload = self._pending.popleft()
+                self._busy = True
+                self._factory.registry.dispatch(payload, self.peer_key).addCallbacks(
+                    self._dispatched, self._dispatch_failed
+                )
+            if self._open:
+                if self._busy and not self._paused:
+                    # Still working on a message: stop reading until it is done.
+                    self._paused = True
+                    self.transport.pauseProducing()
+                elif not self._busy and self._paused:
+                    self._paused = False
+                    self.transport.resumeProducing()
+        finally:
+            self._in_pump = False
+        self._update_timer()
+
+    def _dispatched(self, reply: bytes | None) -> None:
+        self._busy = False
+        if reply is not None and self._open:
+            self.transport.write(frame_header(len(reply)))
+            self.transport.write(reply)
+        self._pump()
+
+    def _dispatch_failed(self, failure: Failure) -> None:
+        self.log.failure("dispatching a message from {peer} failed", failure, peer=short_key(self.peer_key))
+        self._dispatched(None)
+
+    def connectionLost(self, reason: Failure = Failure(ConnectionError())) -> None:
+        self._open = False
+        self._disarm()
+        if self._has_slot:
+            self._has_slot = False
+            self._factory.release(self.peer_key)
+        if self._decoder.in_frame:
+            self.log.info(
+                "message connection from {peer} closed inside a message ({n} bytes discarded)",
+                peer=short_key(self.peer_key),
+                n=self._decoder.buffered,
+            )
+        # Messages that arrived whole are still delivered.
+        self._pump()

@@ -1,0 +1,160 @@
+# -*- test-case-name: tests.test_streams_recv_queue -*-
+"""
+The C{/recv} queue: inbound messages no stream claimed, oldest first (spec/axl-node.md section 8).
+
+Unlike AXL (100 messages, the oldest silently evicted) the queue is bounded by a message count and
+a byte total, and never drops anything: L{RecvQueue.put} returns a Deferred that fires only once
+the message is in the queue, and the port-7000 listener stops reading that connection meanwhile,
+so a full queue pushes back through TCP to the senders. A message larger than the byte bound is
+still taken when the queue is empty (the size limit for one message is C{max_message_size}).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.logger import Logger
+
+__all__ = ["RecvQueue", "Message"]
+
+
+@dataclass(frozen=True)
+class Message:
+    """One received message: the sender's full 32-byte key and the payload."""
+
+    sender: bytes
+    payload: bytes
+
+
+class RecvQueue:
+    """
+    A bounded FIFO of L{Message}s with waiting producers (L{put}) and long-polling consumers
+    (L{wait}).
+    """
+
+    log = Logger()
+
+    def __init__(self, clock: IReactorTime, max_messages: int = 1000, max_bytes: int = 32 * 1024 * 1024) -> None:
+        if max_messages < 1 or max_bytes < 1:
+            raise ValueError("the receive queue needs room for at least one message")
+        self._clock = clock
+        self.max_messages = max_messages
+        self.max_bytes = max_bytes
+        self._items: deque[Message] = deque()
+        self._bytes = 0
+        self._blocked: deque[tuple[Message, Deferred[None]]] = deque()
+        self._waiters: deque[Deferred[Message | None]] = deque()
+        #: How many puts had to wait for room (a counter for operators and tests).
+        self.blocked_puts = 0
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    @property
+    def size_bytes(self) -> int:
+        """Payload bytes currently queued."""
+        return self._bytes
+
+    @property
+    def waiting_puts(self) -> int:
+        """Messages waiting for room (their connections are paused)."""
+        return len(self._blocked)
+
+    def _fits(self, message: Message) -> bool:
+        if not self._items:
+            return True
+        return len(self._items) < self.max_messages and self._bytes + len(message.payload) <= self.max_bytes
+
+    def put(self, sender: bytes, payload: bytes) -> Deferred[None]:
+        """
+        Queue a message. The Deferred fires once it is queued (at once when there is room);
+        messages are queued in the order C{put} was called.
+        """
+        message = Message(sender, payload)
+        if not self._blocked:
+            if self._waiters:
+                # Hand it straight to a long-poller.
+                self._waiters.popleft().callback(message)
+                return succeed(None)
+            if self._fits(message):
+                self._append(message)
+                return succeed(None)
+        self.blocked_puts += 1
+        self.log.info(
+            "receive queue full ({count} messages, {size} bytes): pausing a sender",
+            count=len(self._items),
+            size=self._bytes,
+        )
+        d: Deferred[None] = Deferred()
+        self._blocked.append((message, d))
+        return d
+
+    def _append(self, message: Message) -> None:
+        self._items.append(message)
+        self._bytes += len(message.payload)
+
+    def peek(self) -> Message | None:
+        """The oldest message without removing it (for C{HEAD /recv})."""
+        return self._items[0] if self._items else None
+
+    def get(self) -> Message | None:
+        """Remove and return the oldest message, or None if the queue is empty."""
+        if not self._items:
+            return None
+        message = self._items.popleft()
+        self._bytes -= len(message.payload)
+        self._admit()
+        return message
+
+    def _admit(self) -> None:
+        while self._blocked and self._fits(self._blocked[0][0]):
+            message, d = self._blocked.popleft()
+            self._append(message)
+            d.callback(None)
+
+    def wait(self, timeout: float) -> Deferred[Message | None]:
+        """
+        The oldest message, waiting up to C{timeout} seconds for one; fires with None if none
+        came. Cancelling the Deferred (the HTTP client went away) withdraws the wait without
+        taking a message.
+        """
+        message = self.get()
+        if message is not None or timeout <= 0:
+            return succeed(message)
+        timer: list[IDelayedCall] = []
+
+        def cancel(d: Deferred[Message | None]) -> None:
+            self._discard(d, timer)
+
+        d: Deferred[Message | None] = Deferred(cancel)
+        timer.append(self._clock.callLater(timeout, self._expire, d))
+        d.addBoth(self._stop_timer, timer)
+        self._waiters.append(d)
+        return d
+
+    def _discard(self, d: Deferred[Message | None], timer: list[IDelayedCall]) -> None:
+        try:
+            self._waiters.remove(d)
+        except ValueError:
+            pass
+
+    def _expire(self, d: Deferred[Message | None]) -> None:
+        try:
+            self._waiters.remove(d)
+        except ValueError:
+            return
+        d.callback(None)
+
+    @staticmethod
+    def _stop_timer(result: object, timer: list[IDelayedCall]) -> object:
+        if timer and timer[0].active():
+            timer[0].cancel()
+        return result
+
+    def close(self) -> None:
+        """Answer every long-poller with None (the node is stopping)."""
+        while self._waiters:
+            self._waiters.popleft().callback(None)
+

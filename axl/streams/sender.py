@@ -1,0 +1,408 @@
+# -*- test-case-name: tests.test_streams_sender -*-
+"""
+The outbound side of the port-7000 message protocol.
+
+L{Sender.send} (C{/send}): messages to one destination share one overlay connection while they
+flow, so they arrive in the order sent; the connection is closed after C{idle_close} seconds
+without traffic (a Go AXL receiver has only 128 connection slots). A send succeeds only once the
+remote TCP has acknowledged the whole message (when the transport provides
+L{IAcknowledgingTransport}; otherwise once it is written), and fails with 503 if that takes longer
+than C{send_timeout} (a receiver that stopped draining its queue).
+
+L{Sender.request} (C{/mcp}, C{/a2a}): one new connection per request, one request frame, one
+reply frame, within one end-to-end deadline; the connect has its own, shorter bound.
+
+Messages to our own key never leave the node: they go straight to our L{StreamRegistry}.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Callable
+
+from twisted.internet.defer import Deferred, TimeoutError as DeferredTimeout
+from twisted.internet.endpoints import connectProtocol
+from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime, IStreamClientEndpoint
+from twisted.internet.protocol import Protocol
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from axl.crypto.keys import short_key
+from axl.errors import ProtocolError
+from axl.streams.framing import FrameDecoder, frame_header
+from axl.streams.interfaces import IAcknowledgingTransport
+from axl.streams.registry import StreamRegistry
+
+__all__ = ["Sender", "DeliveryError", "Dial", "SEND_WINDOW"]
+
+#: Dial a node's overlay port: C{dial(key, port)} -> an endpoint.
+Dial = Callable[[bytes, int], IStreamClientEndpoint]
+
+#: Unacknowledged bytes allowed on one pooled connection before later messages wait (one larger
+#: message is always allowed on its own).
+SEND_WINDOW = 4 * 1024 * 1024
+
+
+class DeliveryError(Exception):
+    """
+    A message could not be delivered; C{status} is the HTTP status the bridge answers (502 peer
+    unreachable or connection lost, 503 send timeout, 504 connect or reply timeout).
+    """
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def _reason(failure: Failure) -> str:
+    text = failure.getErrorMessage()
+    return text if text else failure.type.__name__
+
+
+class _Frame:
+    __slots__ = ("payload", "d", "state", "timer")
+
+    def __init__(self, payload: bytes) -> None:
+        self.payload = payload
+        self.d: Deferred[int] = Deferred()
+        self.state = "queued"  # -> "written" -> "done"
+        self.timer: IDelayedCall | None = None
+
+    def finish(self, result: int | Failure) -> None:
+        if self.state == "done":
+            return
+        self.state = "done"
+        if self.timer is not None and self.timer.active():
+            self.timer.cancel()
+        self.timer = None
+        if isinstance(result, Failure):
+            self.d.errback(result)
+        else:
+            self.d.callback(result)
+
+
+@implementer(IPushProducer)
+class _SendProtocol(Protocol):
+    """The protocol of one pooled C{/send} connection; the L{_Channel} does the work."""
+
+    def __init__(self, channel: _Channel) -> None:
+        self.channel = channel
+        self.paused = False
+
+    def connectionMade(self) -> None:
+        self.transport.registerProducer(self, True)
+
+    def dataReceived(self, data: bytes) -> None:
+        pass  # a receiver that treated our message as an envelope may answer; nobody asked
+
+    def pauseProducing(self) -> None:
+        self.paused = True
+
+    def resumeProducing(self) -> None:
+        self.paused = False
+        self.channel.pump()
+
+    def stopProducing(self) -> None:
+        self.paused = True
+
+    def connectionLost(self, reason: Failure = Failure(ConnectionError())) -> None:
+        self.channel.lost(reason)
+
+
+class _Channel:
+    """One destination's pooled connection and its messages."""
+
+    log = Logger()
+
+    def __init__(self, sender: Sender, dest: bytes) -> None:
+        self.sender = sender
+        self.dest = dest
+        self.queue: deque[_Frame] = deque()
+        self.inflight: deque[_Frame] = deque()
+        self.inflight_bytes = 0
+        self.protocol: _SendProtocol | None = None
+        self.acks = False
+        self.progress = False
+        self.closed = False
+        self.idle: IDelayedCall | None = None
+
+    def connect(self) -> None:
+        s = self.sender
+        d = connectProtocol(s.dial(self.dest, s.port), _SendProtocol(self))
+        d.addTimeout(s.connect_timeout, s.clock)
+        d.addCallbacks(self.connected, self.connect_failed)
+
+    def connected(self, protocol: _SendProtocol) -> None:
+        if self.closed:
+            protocol.transport.loseConnection()
+            return
+        self.protocol = protocol
+        self.acks = IAcknowledgingTransport.providedBy(protocol.transport)
+        self.pump()
+
+    def connect_failed(self, failure: Failure) -> None:
+        if failure.check(DeferredTimeout):
+            error = DeliveryError(504, f"Timed out reaching peer after {self.sender.connect_timeout:g} s")
+        else:
+            error = DeliveryError(502, f"Failed to reach peer: {_reason(failure)}")
+        self.log.info("cannot reach {peer}: {err}", peer=short_key(self.dest), err=error.message)
+        self.shut(error)
+
+    def pump(self) -> None:
+        protocol = self.protocol
+        if protocol is None or self.closed:
+            return
+        transport = protocol.transport
+        while self.queue and not protocol.paused:
+            frame = self.queue[0]
+            size = len(frame.payload)
+            if self.inflight_bytes and self.inflight_bytes + size > SEND_WINDOW:
+                break
+            self.queue.popleft()
+            frame.state = "written"
+            transport.write(frame_header(size))
+            if size:
+                transport.write(frame.payload)
+            if self.acks:
+                self.inflight.append(frame)
+                self.inflight_bytes += size
+                transport.when_acknowledged().addCallbacks(self.acked, self.ack_failed, callbackArgs=(frame,))
+            else:
+                self.progress = True
+                frame.finish(size)
+        self.check_idle()
+
+    def acked(self, _: object, frame: _Frame) -> None:
+        self.progress = True
+        # Acknowledgements are cumulative: every frame written up to this one is through.
+        while self.inflight:
+            done = self.inflight.popleft()
+            self.inflight_bytes -= len(done.payload)
+            done.finish(len(done.payload))
+            if done is frame:
+                break
+        self.pump()
+
+    def ack_failed(self, failure: Failure) -> None:
+        pass  # connectionLost fails what is still in flight
+
+    def check_idle(self) -> None:
+        busy = self.queue or self.inflight
+        if busy or self.protocol is None or self.closed:
+            if self.idle is not None and self.idle.active():
+                self.idle.cancel()
+            self.idle = None
+        elif self.idle is None or not self.idle.active():
+            self.idle = self.sender.clock.callLater(self.sender.idle_close, self.idle_timeout)
+        else:
+            self.idle.reset(self.sender.idle_close)
+
+    def idle_timeout(self) -> None:
+        self.idle = None
+        self.sender.forget(self)
+        self.closed = True
+        if self.protocol is not None:
+            self.protocol.transport.loseConnection()
+
+    def timed_out(self, frame: _Frame) -> None:
+        frame.timer = None
+        timeout = self.sender.send_timeout
+        if frame.state == "queued":
+            try:
+                self.queue.remove(frame)
+            except ValueError:
+                pass
+            if self.protocol is None:
+                error = DeliveryError(504, f"Timed out reaching peer after {timeout:g} s")
+            else:
+                error = DeliveryError(503, f"Send timed out: the peer took no more data for {timeout:g} s; not sent")
+        else:
+            error = DeliveryError(
+                503, f"Send timed out: the peer did not acknowledge the message within {timeout:g} s (it may still arrive)"
+            )
+        frame.finish(Failure(error))
+        self.check_idle()
+
+    def lost(self, reason: Failure) -> None:
+        was_open = not self.closed
+        self.closed = True
+        self.sender.forget(self)
+        if self.idle is not None and self.idle.active():
+            self.idle.cancel()
+        self.idle = None
+        error = DeliveryError(502, f"Connection to peer lost before the message was acknowledged: {_reason(reason)}")
+        while self.inflight:
+            self.inflight.popleft().finish(Failure(error))
+        self.inflight_bytes = 0
+        if self.queue and was_open and self.progress:
+            # The peer closed a connection that worked (e.g. its idle timeout): carry on with a new one.
+            self.sender.requeue(self.dest, self.queue)
+            self.queue = deque()
+        else:
+            self.shut(DeliveryError(502, f"Connection to peer closed: {_reason(reason)}"))
+
+    def shut(self, error: DeliveryError) -> None:
+        self.closed = True
+        self.sender.forget(self)
+        while self.queue:
+            self.queue.popleft().finish(Failure(error))
+
+
+class _RequestProtocol(Protocol):
+    """One request connection: write the request frame, read one reply frame."""
+
+    def __init__(self, max_message_size: int) -> None:
+        self._decoder = FrameDecoder(max_message_size)
+        self.reply: Deferred[bytes] = Deferred()
+
+    def send(self, payload: bytes) -> None:
+        self.transport.write(frame_header(len(payload)))
+        self.transport.write(payload)
+
+    def dataReceived(self, data: bytes) -> None:
+        if self.reply.called:
+            return
+        try:
+            frames = self._decoder.feed(data)
+        except ProtocolError as e:
+            self.reply.errback(DeliveryError(502, str(e)))
+            self.transport.abortConnection()
+            return
+        if frames:
+            self.reply.callback(frames[0])
+            self.transport.loseConnection()
+
+    def connectionLost(self, reason: Failure = Failure(ConnectionError())) -> None:
+        if not self.reply.called:
+            self.reply.errback(DeliveryError(502, f"no response from peer: connection closed ({_reason(reason)})"))
+
+
+class Sender:
+    """
+    Sends messages and requests to other nodes' port-7000 listeners.
+
+    @param dial: C{dial(key, port)} -> an C{IStreamClientEndpoint} to that node's port.
+    @param local: our own registry, for messages to our own key.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        dial: Dial,
+        clock: IReactorTime,
+        our_key: bytes,
+        local: StreamRegistry,
+        port: int = 7000,
+        max_message_size: int = 16 * 1024 * 1024,
+        idle_close: float = 5.0,
+        send_timeout: float = 30.0,
+        connect_timeout: float = 10.0,
+    ) -> None:
+        self.dial = dial
+        self.clock = clock
+        self.our_key = our_key
+        self.local = local
+        self.port = port
+        self.max_message_size = max_message_size
+        self.idle_close = idle_close
+        self.send_timeout = send_timeout
+        self.connect_timeout = connect_timeout
+        self._channels: dict[bytes, _Channel] = {}
+
+    def send(self, dest: bytes, payload: bytes) -> Deferred[int]:
+        """
+        Deliver one message to C{dest}'s C{/recv} (or streams). Fires with the payload length
+        once the remote TCP acknowledged it; fails with L{DeliveryError}.
+        """
+        if dest == self.our_key:
+            return self._send_local(payload)
+        frame = _Frame(payload)
+        channel = self._channels.get(dest)
+        if channel is None:
+            channel = self._channels[dest] = _Channel(self, dest)
+            channel.connect()
+        frame.timer = self.clock.callLater(self.send_timeout, channel.timed_out, frame)
+        channel.queue.append(frame)
+        channel.pump()
+        return frame.d
+
+    def _send_local(self, payload: bytes) -> Deferred[int]:
+        result: Deferred[int] = Deferred()
+
+        def expire() -> None:
+            result.errback(DeliveryError(503, f"Send timed out: our own queue stayed full for {self.send_timeout:g} s"))
+
+        timer = self.clock.callLater(self.send_timeout, expire)
+
+        def done(_: object) -> None:
+            if timer.active():
+                timer.cancel()
+                result.callback(len(payload))
+
+        self.local.dispatch(payload, self.our_key).addBoth(done)
+        return result
+
+    def forget(self, channel: _Channel) -> None:
+        if self._channels.get(channel.dest) is channel:
+            del self._channels[channel.dest]
+
+    def requeue(self, dest: bytes, frames: deque[_Frame]) -> None:
+        """Move unsent messages to a new connection, ahead of anything queued since."""
+        channel = self._channels.get(dest)
+        if channel is None:
+            channel = self._channels[dest] = _Channel(self, dest)
+            channel.connect()
+        now = self.clock.seconds()
+        for frame in frames:
+            if frame.timer is not None and frame.timer.active():
+                left = max(frame.timer.getTime() - now, 0.0)
+                frame.timer.cancel()
+                frame.timer = self.clock.callLater(left, channel.timed_out, frame)
+        channel.queue.extendleft(reversed(frames))
+        channel.pump()
+
+    def request(self, dest: bytes, payload: bytes, timeout: float) -> Deferred[bytes]:
+        """
+        Send one request message and wait for its one reply message, all within C{timeout}
+        seconds. Fails with L{DeliveryError}.
+        """
+        return Deferred.fromCoroutine(self._request(dest, payload, timeout))
+
+    async def _request(self, dest: bytes, payload: bytes, timeout: float) -> bytes:
+        if dest == self.our_key:
+            d = self.local.dispatch(payload, self.our_key)
+            d.addTimeout(timeout, self.clock)
+            try:
+                reply = await d
+            except DeferredTimeout:
+                raise DeliveryError(504, f"no response from peer within {timeout:g} s") from None
+            if reply is None:
+                raise DeliveryError(502, "no response from peer: no stream answered")
+            return reply
+        start = self.clock.seconds()
+        protocol = _RequestProtocol(self.max_message_size)
+        connecting = connectProtocol(self.dial(dest, self.port), protocol)
+        connect_timeout = min(self.connect_timeout, timeout)
+        connecting.addTimeout(connect_timeout, self.clock)
+        try:
+            await connecting
+        except DeferredTimeout:
+            raise DeliveryError(504, f"Timed out reaching peer after {connect_timeout:g} s") from None
+        except Exception as e:
+            raise DeliveryError(502, f"Failed to reach peer: {e or type(e).__name__}") from None
+        protocol.send(payload)
+        left = max(timeout - (self.clock.seconds() - start), 0.001)
+        protocol.reply.addTimeout(left, self.clock)
+        try:
+            return await protocol.reply
+        except DeferredTimeout:
+            protocol.transport.abortConnection()
+            raise DeliveryError(504, f"no response from peer within {timeout:g} s") from None
+
+    def close(self) -> None:
+        """Close every pooled connection (the node is stopping)."""
+        for channel in list(self._channels.values()):
+            channel.idle_timeout()
