@@ -68,7 +68,7 @@ def identity_from_pem(data: bytes) -> Identity:
     except Exception as e:  # cryptography raises UnsupportedAlgorithm for unknown key types
         raise ValueError(f"holds a key axl cannot read ({_first_line(e)})") from None
     if not isinstance(key, Ed25519PrivateKey):
-        raise ValueError(f"holds a {_key_kind(key)} key, but the node key must be ed25519")
+        raise ValueError(f"holds {_key_kind(key)} key, but the node key must be ed25519")
     seed = key.private_bytes(
         serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
     )
@@ -80,12 +80,16 @@ def _first_line(e: Exception) -> str:
     return text.splitlines()[0]
 
 
+_KINDS = (("RSA", "an RSA"), ("EC", "an EC"), ("DSA", "a DSA"), ("Ed448", "an Ed448"),
+          ("X25519", "an X25519"), ("X448", "an X448"), ("DH", "a DH"))
+
+
 def _key_kind(key: object) -> str:
-    name = type(key).__name__
-    for kind in ("RSA", "EC", "DSA", "Ed448", "X25519", "X448", "DH"):
-        if name.startswith("_" + kind) or name.startswith(kind):
-            return kind
-    return name
+    name = type(key).__name__.lstrip("_")
+    for prefix, text in _KINDS:
+        if name.startswith(prefix):
+            return text
+    return f"a {name}"
 
 
 def read_key_file(path: str, source: str) -> Identity:
