@@ -1,0 +1,349 @@
+# -*- test-case-name: tests.test_link_peers -*-
+"""
+The peer manager: every link the node has, and the services that make them.
+
+ - One Twisted C{ClientService} per configured peer (C{Peers}), redialling forever with
+   exponential back-off and jitter: after the n-th consecutive failure it waits about
+   C{min(2**n s, cap)} (cap = C{maxbackoff=} or the node's C{peer_max_backoff_secs}, 60 s by
+   default); n resets to 0 only after a successful handshake (spec/yggdrasil-wire.md 2.5).
+ - One listener per C{Listen} URI; inbound links appear in the table while they exist.
+ - The peer table behind C{/topology.peers} (spec/axl-node.md 5.1) and spec section 6.
+
+A configured peer that turns out to be ourselves is not redialled (as Yggdrasil v0.5.14).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Sequence
+
+from zope.interface import implementer
+
+from twisted.application.internet import ClientService
+from twisted.application.service import MultiService
+from twisted.internet.defer import Deferred, DeferredList, maybeDeferred
+from twisted.internet.interfaces import (
+    IAddress,
+    IListeningPort,
+    IProtocolFactory,
+    IStreamClientEndpoint,
+    IStreamServerEndpoint,
+)
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from axl.crypto import Identity, short_key
+from axl.interfaces import ILink, ILinkHandler
+from axl.link.core import LinkCore, NullLinkHandler
+from axl.link.endpoints import client_endpoint, server_endpoint
+from axl.link.protocol import LinkFactory
+from axl.link.tls import LinkTLS
+from axl.link.uri import PeerURI, inbound_uri, parse_listen_uri, parse_peer_uri
+
+__all__ = ["DEFAULT_MAX_BACKOFF", "JITTER", "PeerEntry", "PeerManager"]
+
+DEFAULT_MAX_BACKOFF = 60.0
+# Each wait is shortened by up to this fraction, at random, so that peers do not redial in step.
+JITTER = 0.25
+
+
+@dataclass(eq=False)
+class PeerEntry:
+    """
+    One row of the peer table: a configured peer (up or not) or a current inbound link.
+
+    @ivar uri: the link URI (no query); for inbound links C{scheme://remote-ip:port}.
+    @ivar config: the parsed configured URI (for inbound links, the listener's).
+    @ivar link: the current link, handshaking or up; None when there is none.
+    @ivar failures: consecutive failures since the last successful handshake (back-off state).
+    @ivar retry_delay: the current wait before the next dial, if one is scheduled.
+    @ivar is_self: the peer turned out to be ourselves; it is not redialled.
+    """
+
+    uri: str
+    inbound: bool
+    config: PeerURI
+    link: LinkCore | None = None
+    last_error: str = ""
+    last_error_time: float | None = None
+    failures: int = 0
+    retry_delay: float | None = None
+    is_self: bool = False
+    service: ClientService | None = None
+
+    @property
+    def up(self) -> bool:
+        return self.link is not None and self.link.is_up
+
+
+@implementer(ILinkHandler)
+class _Forward:
+    """Passes link events to whatever handler the manager has now (the router comes later)."""
+
+    def __init__(self, manager: PeerManager) -> None:
+        self._manager = manager
+
+    def link_up(self, link: ILink) -> None:
+        self._manager.handler.link_up(link)
+
+    def frame_received(self, link: ILink, frame_type: int, payload: bytes) -> None:
+        self._manager.handler.frame_received(link, frame_type, payload)
+
+    def link_down(self, link: ILink) -> None:
+        self._manager.handler.link_down(link)
+
+
+@implementer(IStreamClientEndpoint)
+class _ObservedEndpoint:
+    """Records why a dial failed on the peer's entry (for the table and the retry log line)."""
+
+    def __init__(self, wrapped: IStreamClientEndpoint, manager: PeerManager, entry: PeerEntry):
+        self._wrapped, self._manager, self._entry = wrapped, manager, entry
+
+    def connect(self, protocolFactory: IProtocolFactory) -> Deferred[Any]:
+        d = self._wrapped.connect(protocolFactory)
+
+        def failed(failure: Failure) -> Failure:
+            self._manager._record_error(self._entry, f"dial failed: {failure.getErrorMessage()}")
+            return failure
+
+        return d.addErrback(failed)
+
+
+class PeerManager(MultiService):
+    """
+    The link layer's service: outbound peers, listeners, and the peer table.
+
+    @ivar handler: the L{ILinkHandler} that receives links and frames (the router); a
+        L{NullLinkHandler} until one is set. It may be replaced before the service starts.
+    @ivar port_for_key: C{key -> ironwood port} (0 when unknown), for the table; set by the router.
+    @ivar root_for_key: C{key -> root key or None}, for the table.
+    @ivar coords_for_key: C{key -> list of ports or None}, for the table.
+    @ivar latency_for_key: C{key -> seconds or None}, for the table.
+    """
+
+    log = Logger()
+    name = "axl-links"
+
+    def __init__(
+        self,
+        identity: Identity,
+        reactor: Any,
+        *,
+        peers: Iterable[str | PeerURI] = (),
+        listen: Iterable[str | PeerURI] = (),
+        allowed_keys: Iterable[bytes] = (),
+        max_backoff: float = DEFAULT_MAX_BACKOFF,
+        handler: ILinkHandler | None = None,
+        tls: LinkTLS | None = None,
+        dial: Callable[[PeerURI], IStreamClientEndpoint] | None = None,
+        listen_endpoint: Callable[[PeerURI], IStreamServerEndpoint] | None = None,
+        rng: random.Random | None = None,
+        port_for_key: Callable[[bytes], int] | None = None,
+        root_for_key: Callable[[bytes], bytes | None] | None = None,
+        coords_for_key: Callable[[bytes], Sequence[int] | None] | None = None,
+        latency_for_key: Callable[[bytes], float | None] | None = None,
+    ) -> None:
+        """
+        @param peers: C{Peers} entries (strings are parsed; a bad one raises L{ConfigError}).
+        @param listen: C{Listen} entries, C{--listen} first.
+        @param allowed_keys: C{AllowedPublicKeys}: if not empty, only these keys may peer inbound.
+        @param max_backoff: the longest wait between redials, unless a URI says C{maxbackoff=}.
+        @param dial: makes the client endpoint for a peer (tests pass in-memory ones).
+        @param listen_endpoint: makes the server endpoint for a listener.
+        """
+        super().__init__()
+        if max_backoff <= 0:
+            raise ValueError("max_backoff must be positive")
+        self.identity = identity
+        self._reactor = reactor
+        self.handler: ILinkHandler = handler if handler is not None else NullLinkHandler()
+        self.allowed_keys = frozenset(allowed_keys)
+        self.max_backoff = max_backoff
+        self._rng = rng if rng is not None else random.Random()
+        self.port_for_key = port_for_key
+        self.root_for_key = root_for_key
+        self.coords_for_key = coords_for_key
+        self.latency_for_key = latency_for_key
+        self._forward = _Forward(self)
+        if dial is None or listen_endpoint is None:
+            tls = tls if tls is not None else LinkTLS(identity)
+        self._dial = dial or (lambda uri: client_endpoint(reactor, uri, tls))  # type: ignore[arg-type]
+        self._listen_endpoint = listen_endpoint or (
+            lambda uri: server_endpoint(reactor, uri, tls)  # type: ignore[arg-type]
+        )
+        self._configured: list[PeerEntry] = []
+        self._inbound: list[PeerEntry] = []
+        self._listeners = [u if isinstance(u, PeerURI) else parse_listen_uri(u) for u in listen]
+        self._ports: list[tuple[PeerURI, IListeningPort]] = []
+        seen: set[str] = set()
+        for item in peers:
+            uri = item if isinstance(item, PeerURI) else parse_peer_uri(item)
+            if uri.link_uri in seen:
+                self.log.warn("peer {uri} is configured twice; using the first entry",
+                              uri=uri.link_uri)  # fmt: skip
+                continue
+            seen.add(uri.link_uri)
+            self._add_configured(uri)
+
+    # -- building --------------------------------------------------------------------------
+
+    def _add_configured(self, uri: PeerURI) -> None:
+        entry = PeerEntry(uri=uri.link_uri, inbound=False, config=uri)
+        factory = LinkFactory(lambda addr: self._new_core(entry))
+        service = ClientService(
+            _ObservedEndpoint(self._dial(uri), self, entry),
+            factory,
+            retryPolicy=lambda attempt: self._next_delay(entry),
+            clock=self._reactor,
+        )
+        service.setServiceParent(self)
+        entry.service = service
+        self._configured.append(entry)
+
+    def _new_core(self, entry: PeerEntry) -> LinkCore:
+        config = entry.config
+        core = LinkCore(
+            identity=self.identity,
+            clock=self._reactor,
+            handler=self._forward,
+            uri=entry.uri,
+            inbound=entry.inbound,
+            priority=config.priority,
+            password=config.password,
+            pinned_keys=() if entry.inbound else config.keys,
+            allowed_keys=self.allowed_keys if entry.inbound else (),
+            on_up=lambda link: self._link_up(entry, link),
+            on_down=lambda link, reason: self._link_down(entry, link, reason),
+        )
+        entry.link = core
+        return core
+
+    def _accept(self, listener: PeerURI, addr: IAddress) -> LinkCore:
+        host = getattr(addr, "host", None)
+        port = getattr(addr, "port", 0)
+        uri = inbound_uri(listener.scheme, host, port) if host else listener.link_uri
+        entry = PeerEntry(uri=uri, inbound=True, config=listener)
+        self._inbound.append(entry)
+        return self._new_core(entry)
+
+    # -- link events -----------------------------------------------------------------------
+
+    def _link_up(self, entry: PeerEntry, link: LinkCore) -> None:
+        entry.failures = 0
+        entry.retry_delay = None
+        self.log.info("peer {key} up: {direction} {uri}",
+                      key=short_key(link.remote_key), uri=entry.uri,
+                      direction="inbound" if entry.inbound else "outbound")  # fmt: skip
+
+    def _link_down(self, entry: PeerEntry, link: LinkCore, reason: str) -> None:
+        if entry.link is link:
+            entry.link = None
+        self._record_error(entry, link.last_error or reason)
+        if link.remote_key and link.up_since is not None:
+            self.log.info("peer {key} down: {uri} ({reason})",
+                          key=short_key(link.remote_key), uri=entry.uri, reason=reason)  # fmt: skip
+        if entry.inbound:
+            if entry in self._inbound:
+                self._inbound.remove(entry)
+        elif link.is_self and entry.service is not None:
+            entry.is_self = True
+            self.log.warn("peer {uri} is this node itself; not redialling it", uri=entry.uri)
+            entry.service.stopService()
+
+    def _record_error(self, entry: PeerEntry, error: str) -> None:
+        entry.last_error = error
+        entry.last_error_time = self._reactor.seconds()
+
+    def _next_delay(self, entry: PeerEntry) -> float:
+        """ClientService's retry policy for one peer: our own failure count, not its own."""
+        entry.failures += 1
+        cap = entry.config.max_backoff or self.max_backoff
+        base = min(cap, 2.0 ** min(entry.failures, 64))
+        delay = base * (1.0 - JITTER * self._rng.random())
+        entry.retry_delay = delay
+        self.log.warn("peer {uri} unavailable ({error}); redial {n} in {delay:.1f} s (cap {cap:g} s)",
+                      uri=entry.uri, error=entry.last_error or "connection closed",
+                      n=entry.failures, delay=delay, cap=cap)  # fmt: skip
+        return delay
+
+    # -- service ---------------------------------------------------------------------------
+
+    def startService(self) -> None:
+        super().startService()
+        for uri in self._listeners:
+            factory = LinkFactory(lambda addr, uri=uri: self._accept(uri, addr))
+            d = maybeDeferred(self._listen_endpoint(uri).listen, factory)
+            d.addCallbacks(
+                lambda port, uri=uri: self._listening(uri, port),
+                lambda failure, uri=uri: self.log.error(
+                    "cannot listen for peers on {uri}: {err}",
+                    uri=uri.link_uri, err=failure.getErrorMessage(),
+                ),
+            )
+
+    def _listening(self, uri: PeerURI, port: IListeningPort) -> None:
+        if not self.running:
+            port.stopListening()
+            return
+        self._ports.append((uri, port))
+        host = port.getHost()
+        self.log.info("listening for peers on {uri} ({address})",
+                      uri=uri.link_uri, address=getattr(host, "port", host))  # fmt: skip
+
+    def stopService(self) -> Deferred[Any]:
+        waits: list[Deferred[Any]] = []
+        for _, port in self._ports:
+            waits.append(maybeDeferred(port.stopListening))
+        self._ports = []
+        for entry in list(self._inbound):
+            if entry.link is not None:
+                entry.link.close("node stopping")
+        waits.append(maybeDeferred(super().stopService))
+        return DeferredList(waits).addCallback(lambda _: None)
+
+    # -- queries ---------------------------------------------------------------------------
+
+    def listening_ports(self) -> list[tuple[PeerURI, IListeningPort]]:
+        """The listeners that are bound, with their URIs."""
+        return list(self._ports)
+
+    def entries(self) -> list[PeerEntry]:
+        """Configured peers (in config order), then current inbound links."""
+        return self._configured + self._inbound
+
+    def links(self) -> list[LinkCore]:
+        """Every link that is up."""
+        return [e.link for e in self.entries() if e.link is not None and e.link.is_up]
+
+    def peers_info(self) -> list[dict[str, Any]]:
+        """
+        The C{/topology} C{peers} entries: AXL's fields (C{uri up inbound public_key root port
+        coords}) then ours (C{priority rx_bytes tx_bytes uptime latency last_error}).
+        """
+        out = []
+        for entry in self.entries():
+            link = entry.link if entry.up else None
+            key = link.remote_key if link is not None else b""
+            root = self.root_for_key(key) if key and self.root_for_key else None
+            coords = self.coords_for_key(key) if key and self.coords_for_key else None
+            latency = self.latency_for_key(key) if key and self.latency_for_key else None
+            out.append(
+                {
+                    "uri": entry.uri,
+                    "up": link is not None,
+                    "inbound": entry.inbound,
+                    "public_key": key.hex(),
+                    "root": root.hex() if root else "",
+                    "port": self.port_for_key(key) if key and self.port_for_key else 0,
+                    "coords": list(coords) if coords is not None else None,
+                    "priority": link.priority if link is not None else entry.config.priority,
+                    "rx_bytes": link.rx_bytes if link is not None else 0,
+                    "tx_bytes": link.tx_bytes if link is not None else 0,
+                    "uptime": link.uptime() if link is not None else 0.0,
+                    "latency": latency or 0.0,
+                    "last_error": entry.last_error,
+                }
+            )
+        return out
