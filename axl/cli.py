@@ -7,6 +7,7 @@ prints its public key and address.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from typing import TextIO
@@ -66,8 +67,9 @@ def main(argv: list[str] | None = None, out: TextIO | None = None, err: TextIO |
     err = err if err is not None else sys.stderr
     parser = _parser()
     try:
-        args = parser.parse_args(argv)
-    except SystemExit as e:  # argparse has printed the usage
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            args = parser.parse_args(argv)
+    except SystemExit as e:  # argparse has printed the usage (or --help)
         return int(e.code or 0)
     return int(args.run(args, out, err))
 

@@ -45,8 +45,8 @@ class NodeStartupService(Service):
         super().startService()
         config = self.node.config
         log.info("Loaded node config from {source}", source=config.source)
-        for warning in config.warnings:
-            log.warn("Config: {warning}", warning=warning)
+        for problem in config.warnings:
+            log.warn("Config: {problem}", problem=problem)
         log.info("Max message size: {size} bytes", size=config.max_message_size)
         log.info("Max concurrent connections: {n}", n=config.max_concurrent_conns)
         log.info("Connection read timeout: {secs}s", secs=config.conn_read_timeout_secs)
@@ -101,11 +101,11 @@ class BridgeService(Service):
                 )
             raise StartupError(f"cannot listen on {where} for the HTTP bridge: {result.value}")
         self.port = result
-        host = result.getHost()
-        shown = f"[{host.host}]" if ":" in host.host else host.host
+        configured = self.node.config.bridge_addr
+        shown = f"[{configured}]" if ":" in configured else configured
         log.info("Our Public Key: {key}", key=self.node.identity.public_key.hex())
         log.info("Our IPv6: {address}", address=self.node.identity.ipv6)
-        log.info("Listening on {host}:{port}", host=shown, port=host.port)
+        log.info("Listening on {host}:{port}", host=shown, port=result.getHost().port)
 
     def stopService(self) -> Deferred[None] | None:
         super().stopService()

@@ -1,0 +1,196 @@
+# -*- test-case-name: tests.test_service -*-
+"""
+Tests for L{axl.service} (wiring a node) and L{axl.node.Node}.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from twisted.internet.defer import fail, succeed
+from twisted.internet.endpoints import TCP4ServerEndpoint, TCP6ServerEndpoint
+from twisted.internet.error import CannotListenError
+from twisted.internet.testing import MemoryReactorClock
+from twisted.logger import capturedLogs
+from twisted.trial.unittest import SynchronousTestCase
+from twisted.web.server import Site
+
+from axl.config import config_from_dict, default_config
+from axl.crypto import Identity
+from axl.errors import ConfigError, StartupError
+from axl.node import Node
+from axl.service import BridgeService, NodeStartupService, bridge_endpoint, make_node_service
+
+KEY_A = "3b6a27bcceb6a42d62a3a8d02a6f0d73653215771de243a63ac048a18b59da29"
+ADDR_A = "202:24ae:c219:8a4a:de94:eae2:b97e:ac87"
+KEY_B = "79b5562e8fe654f94078b112e8a98ba7901f853ae695bed7e0e3910bad049664"
+PRIV_B = "0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f20" + KEY_B
+
+
+def messages(events: list[dict[str, Any]]) -> list[str]:
+    from twisted.logger import formatEvent
+
+    return [formatEvent(e) for e in events]
+
+
+class NodeTests(SynchronousTestCase):
+    """The Node object."""
+
+    def test_attributes(self) -> None:
+        """A new node holds config, identity and clock; every layer slot starts as None."""
+        config, ident, clock = default_config(), Identity(bytes(32)), MemoryReactorClock()
+        node = Node(config, ident, clock)
+        self.assertIs(node.config, config)
+        self.assertIs(node.identity, ident)
+        self.assertIs(node.clock, clock)
+        self.assertEqual(node.public_key.hex(), KEY_A)
+        for name in ("links", "router", "sessions", "ipv6", "tcp"):
+            self.assertIsNone(getattr(node, name), name)
+
+    def test_topology(self) -> None:
+        """topology() gives our address and key and empty lists for a bare node."""
+        node = Node(default_config(), Identity(bytes(32)), MemoryReactorClock())
+        self.assertEqual(node.topology(), {"our_ipv6": ADDR_A, "our_public_key": KEY_A, "peers": [], "tree": []})
+
+
+class MakeNodeServiceTests(SynchronousTestCase):
+    """make_node_service wires a node on a memory reactor."""
+
+    def setUp(self) -> None:
+        self.reactor = MemoryReactorClock()
+
+    def test_identity_from_config(self) -> None:
+        """Without an explicit identity the config's key is loaded."""
+        top = make_node_service(config_from_dict({"PrivateKey": PRIV_B}), self.reactor)
+        self.assertEqual(top.node.public_key.hex(), KEY_B)  # type: ignore[attr-defined]
+        self.assertIs(top.node.clock, self.reactor)  # type: ignore[attr-defined]
+
+    def test_identity_error(self) -> None:
+        """A missing key file stops the build with the ConfigError."""
+        config = config_from_dict({"PrivateKeyPath": self.mktemp()}, "c.json")
+        self.assertRaises(ConfigError, make_node_service, config, self.reactor)
+
+    def test_order(self) -> None:
+        """The startup reporter comes first and the bridge last."""
+        top = make_node_service(default_config(), self.reactor, Identity(bytes(32)))
+        children = list(top)
+        self.assertIsInstance(children[0], NodeStartupService)
+        self.assertIsInstance(children[-1], BridgeService)
+
+    def test_nothing_before_start(self) -> None:
+        """Building the service binds nothing; starting it binds the bridge on the config's address."""
+        config = replace(default_config(), api_port=9102)
+        top = make_node_service(config, self.reactor, Identity(bytes(32)))
+        self.assertEqual(self.reactor.tcpServers, [])
+        top.privilegedStartService()
+        top.startService()
+        self.assertEqual(len(self.reactor.tcpServers), 1)
+        port, factory, _backlog, interface = self.reactor.tcpServers[0]
+        self.assertEqual((port, interface), (9102, "127.0.0.1"))
+        self.assertIsInstance(factory, Site)
+
+    def test_start_logs(self) -> None:
+        """Starting logs the config source and, after binding, the key, the address and the bridge address."""
+        config = replace(default_config(), warnings=("x.json: unknown key 'q' ignored",))
+        top = make_node_service(config, self.reactor, Identity(bytes(32)))
+        with capturedLogs() as events:
+            top.startService()
+        text = messages(events)
+        self.assertIn("Loaded node config from <default>", text)
+        self.assertIn("Config: x.json: unknown key 'q' ignored", text)
+        tail = text[-3:]
+        self.assertEqual(
+            tail, [f"Our Public Key: {KEY_A}", f"Our IPv6: {ADDR_A}", "Listening on 127.0.0.1:9002"]
+        )
+
+    def test_peers_and_listeners_logged(self) -> None:
+        """Configured peers and listeners are logged at start."""
+        config = replace(default_config(), peers=("tls://h:1",), listen=("tls://0.0.0.0:2",))
+        top = make_node_service(config, self.reactor, Identity(bytes(32)))
+        with capturedLogs() as events:
+            top.startService()
+        text = messages(events)
+        self.assertIn("Configured peer: tls://h:1", text)
+        self.assertIn("Configured listener: tls://0.0.0.0:2", text)
+
+    def test_stop_closes_bridge(self) -> None:
+        """Stopping the node stops listening on the bridge port."""
+        top = make_node_service(default_config(), self.reactor, Identity(bytes(32)))
+        top.startService()
+        bridge = list(top)[-1]
+        port = _Port()
+        bridge.port = port
+        self.successResultOf(top.stopService())
+        self.assertEqual(port.stopped, 1)
+        self.assertIsNone(bridge.port)
+
+
+class BridgeEndpointTests(SynchronousTestCase):
+    """bridge_endpoint picks the endpoint for the host's kind."""
+
+    def test_kinds(self) -> None:
+        """IPv4 literals and names get TCP4 endpoints, IPv6 literals TCP6 endpoints."""
+        reactor = MemoryReactorClock()
+        self.assertIsInstance(bridge_endpoint(reactor, "127.0.0.1", 1), TCP4ServerEndpoint)
+        self.assertIsInstance(bridge_endpoint(reactor, "localhost", 1), TCP4ServerEndpoint)
+        self.assertIsInstance(bridge_endpoint(reactor, "::1", 1), TCP6ServerEndpoint)
+
+    def test_ipv6_bridge(self) -> None:
+        """An IPv6 bridge_addr binds on it and is logged in brackets."""
+        reactor = MemoryReactorClock()
+        config = replace(default_config(), bridge_addr="::1")
+        top = make_node_service(config, reactor, Identity(bytes(32)))
+        with capturedLogs() as events:
+            top.startService()
+        self.assertEqual(reactor.tcpServers[0][3], "::1")
+        self.assertEqual(messages(events)[-1], "Listening on [::1]:9002")
+
+
+class _Port:
+    stopped = 0
+
+    def stopListening(self) -> Any:
+        self.stopped += 1
+        return succeed(None)
+
+
+class _Endpoint:
+    def __init__(self, result: Any) -> None:
+        self.result = result
+
+    def listen(self, factory: Any) -> Any:
+        return self.result
+
+
+class BridgeServiceTests(SynchronousTestCase):
+    """What happens when the bridge cannot bind."""
+
+    def node(self) -> Node:
+        return Node(replace(default_config(), source="c.json"), Identity(bytes(32)), MemoryReactorClock())
+
+    def test_port_taken(self) -> None:
+        """A taken port is a StartupError naming the address, the reason and the config keys."""
+        err = CannotListenError("127.0.0.1", 9002, OSError(98, "Address already in use"))
+        service = BridgeService(self.node(), _Endpoint(fail(err)), Site(None))
+        with capturedLogs() as events:
+            with self.assertRaises(StartupError) as cm:
+                service.startService()
+        self.assertEqual(
+            str(cm.exception),
+            "cannot listen on 127.0.0.1:9002 for the HTTP bridge (address already in use); "
+            "set another api_port or bridge_addr in c.json",
+        )
+        self.assertNotIn("Listening on", " ".join(messages(events)))
+
+    def test_other_failure(self) -> None:
+        """Any other listen failure is a StartupError too."""
+        service = BridgeService(self.node(), _Endpoint(fail(RuntimeError("boom"))), Site(None))
+        with self.assertRaises(StartupError) as cm:
+            service.startService()
+        self.assertEqual(str(cm.exception), "cannot listen on 127.0.0.1:9002 for the HTTP bridge: boom")
+
+    def test_stop_without_port(self) -> None:
+        """Stopping a bridge that never bound does nothing."""
+        service = BridgeService(self.node(), _Endpoint(succeed(None)), Site(None))
+        self.assertIsNone(service.stopService())
