@@ -1,0 +1,182 @@
+# -*- test-case-name: tests.test_tcp_endpoints -*-
+"""
+Twisted endpoints for overlay TCP: L{OverlayServerEndpoint} (C{IStreamServerEndpoint}) and
+L{OverlayClientEndpoint} (C{IStreamClientEndpoint}), so C{StreamServerEndpointService},
+C{connectProtocol} and any Twisted protocol run over the overlay unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.error import ConnectError, ConnectionRefusedError, TCPTimedOutError
+from twisted.internet.interfaces import (
+    IListeningPort,
+    IProtocol,
+    IProtocolFactory,
+    IStreamClientEndpoint,
+    IStreamServerEndpoint,
+)
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from axl.crypto import short_key
+from axl.overlay_address import OverlayAddress
+from axl.tcp.connection import Connection
+from axl.tcp.stack import Listener, TCPStack
+from axl.tcp.transport import OverlayTransport
+
+__all__ = ["OverlayServerEndpoint", "OverlayClientEndpoint", "OverlayListeningPort", "stack_of"]
+
+
+def stack_of(node_or_stack: Any) -> TCPStack:
+    """The L{TCPStack} of a node (its C{tcp} attribute) or the stack itself."""
+    if isinstance(node_or_stack, TCPStack):
+        return node_or_stack
+    stack = getattr(node_or_stack, "tcp", None)
+    if isinstance(stack, TCPStack):
+        return stack
+    raise TypeError(f"{node_or_stack!r} is neither a TCPStack nor has a .tcp TCPStack")
+
+
+@implementer(IListeningPort)
+class OverlayListeningPort:
+    """A listening overlay port, as C{OverlayServerEndpoint.listen} returns it."""
+
+    def __init__(self, stack: TCPStack, listener: Listener) -> None:
+        self._stack, self._listener = stack, listener
+
+    def startListening(self) -> None:
+        """Already listening (endpoints start at once)."""
+
+    def stopListening(self) -> Deferred[None]:
+        self._listener.close()
+        return succeed(None)
+
+    def getHost(self) -> OverlayAddress:
+        return OverlayAddress(self._stack.public_key, self._listener.port)
+
+
+@implementer(IStreamServerEndpoint)
+class OverlayServerEndpoint:
+    """Listen on overlay TCP port C{port} of a node (or a L{TCPStack})."""
+
+    log = Logger()
+
+    def __init__(self, node_or_stack: Any, port: int) -> None:
+        self._stack = stack_of(node_or_stack)
+        self._port = port
+
+    def listen(self, protocolFactory: IProtocolFactory) -> Deferred[IListeningPort]:
+        stack = self._stack
+        host = OverlayAddress(stack.public_key, self._port)
+
+        def accept(conn: Connection) -> OverlayTransport | None:
+            peer = OverlayAddress(conn.remote_key, conn.remote_port)  # type: ignore[attr-defined]
+            proto = protocolFactory.buildProtocol(peer)
+            if proto is None:
+                return None
+            transport = OverlayTransport(conn, host, peer)
+            transport.attach_protocol(proto)
+            return transport
+
+        try:
+            listener = stack.listen(self._port, accept)
+        except Exception as e:
+            return _fail_with(e)
+        protocolFactory.doStart()
+        port = OverlayListeningPort(stack, listener)
+        orig_stop = port.stopListening
+
+        def stop() -> Deferred[None]:
+            protocolFactory.doStop()
+            return orig_stop()
+
+        port.stopListening = stop  # type: ignore[method-assign]
+        return succeed(port)
+
+
+@implementer(IStreamClientEndpoint)
+class OverlayClientEndpoint:
+    """
+    Connect to overlay TCP port C{port} of the node with full key C{peer_key}. Fails with
+    L{TCPTimedOutError} if no handshake completes within C{timeout} seconds (default: the
+    stack's C{connect_timeout}, 10 s) and with L{ConnectionRefusedError} on RST.
+    """
+
+    log = Logger()
+
+    def __init__(self, node_or_stack: Any, peer_key: bytes, port: int,
+                 timeout: float | None = None) -> None:
+        if len(peer_key) != 32:
+            raise ValueError("peer_key must be a full 32-byte public key")
+        self._stack = stack_of(node_or_stack)
+        self._peer_key, self._port = peer_key, port
+        self._timeout = timeout
+
+    def connect(self, protocolFactory: IProtocolFactory) -> Deferred[IProtocol]:
+        stack = self._stack
+        timeout = self._timeout if self._timeout is not None else stack.connect_timeout
+        peer = OverlayAddress(self._peer_key, self._port)
+        transport = OverlayTransport(None, OverlayAddress(stack.public_key, 0), peer)
+        state: dict[str, Any] = {}
+
+        def cancel(d: Deferred[IProtocol]) -> None:
+            finish_timer()
+            transport.on_connect = transport.on_connect_failed = None
+            if transport.conn is not None:
+                transport.conn.abort()
+
+        d: Deferred[IProtocol] = Deferred(cancel)
+
+        def finish_timer() -> None:
+            t = state.pop("timer", None)
+            if t is not None and t.active():
+                t.cancel()
+
+        def connected(t: OverlayTransport) -> None:
+            finish_timer()
+            proto = protocolFactory.buildProtocol(peer)
+            if proto is None:
+                t.on_connect_failed = None
+                t.abortConnection()
+                d.errback(ConnectError(string="the factory built no protocol"))
+                return
+            t.attach_protocol(proto)
+            d.callback(proto)
+
+        def failed(reason: Exception) -> None:
+            finish_timer()
+            if isinstance(reason, (ConnectError, ConnectionRefusedError)):
+                d.errback(reason)
+            else:
+                d.errback(ConnectError(string=f"connecting to {short_key(self._peer_key)} port "
+                                       f"{self._port} failed: {reason}"))
+
+        def timed_out() -> None:
+            state.pop("timer", None)
+            transport.on_connect = transport.on_connect_failed = None
+            if transport.conn is not None:
+                transport.conn.abort()
+            self.log.info("overlay connect to {peer} port {port} timed out after {t} s",
+                          peer=short_key(self._peer_key), port=self._port, t=timeout)
+            d.errback(TCPTimedOutError(string=f"no answer from {short_key(self._peer_key)} port "
+                                       f"{self._port} within {timeout:g} s"))
+
+        transport.on_connect, transport.on_connect_failed = connected, failed
+        try:
+            conn = stack.connect(self._peer_key, self._port, transport)
+        except Exception as e:
+            return _fail_with(ConnectError(string=str(e)))
+        transport.conn = conn
+        transport._host = OverlayAddress(stack.public_key, conn.local_port)  # type: ignore[attr-defined]
+        if not transport.disconnected and transport.on_connect is not None:
+            state["timer"] = stack.clock.callLater(timeout, timed_out)
+        return d
+
+
+def _fail_with(err: Exception) -> Deferred[Any]:
+    d: Deferred[Any] = Deferred()
+    d.errback(err)
+    return d

@@ -1,0 +1,239 @@
+# -*- test-case-name: tests.test_tcp_transport -*-
+"""
+L{OverlayTransport}: the thin Twisted adapter around one L{Connection}. It is an
+C{ITCPTransport} (write, writeSequence, loseConnection, loseWriteConnection, abortConnection,
+getPeer/getHost as L{OverlayAddress}), an C{IPushProducer} for the data it delivers (pausing it
+closes the receive window) and an C{IConsumer}: a registered producer is paused while more
+than C{snd_buf} bytes wait for acknowledgement and resumed when half of that drained.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet.interfaces import (
+    IConsumer,
+    IDelayedCall,
+    IHalfCloseableProtocol,
+    IProtocol,
+    IPullProducer,
+    IPushProducer,
+    ITCPTransport,
+)
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from axl.overlay_address import OverlayAddress
+from axl.tcp.connection import CLOSED, Connection
+
+__all__ = ["OverlayTransport"]
+
+
+@implementer(ITCPTransport, IPushProducer, IConsumer)
+class OverlayTransport:
+    """
+    Created before the connection is established; C{protocol} is attached with
+    L{attach_protocol} once it is. Until then C{on_connect}/C{on_connect_failed} (set by the
+    client endpoint) hear the outcome.
+    """
+
+    log = Logger()
+
+    def __init__(self, conn: Connection | None, host: OverlayAddress, peer: OverlayAddress) -> None:
+        self.conn = conn
+        self._host, self._peer = host, peer
+        self.protocol: IProtocol | None = None
+        self.connected = 0
+        self.disconnecting = False
+        self.disconnected = False
+        self._write_closed = False
+        self._close_when_unregistered = False
+        self.producer: Any = None
+        self._streaming = False
+        self._producer_paused = False
+        self._pull_call: IDelayedCall | None = None
+        self.on_connect: Any = None
+        self.on_connect_failed: Any = None
+
+    # ---- connection events (AppEvents) -------------------------------------------------------
+
+    def tcp_established(self) -> None:
+        if self.on_connect is not None:
+            cb, self.on_connect, self.on_connect_failed = self.on_connect, None, None
+            cb(self)
+
+    def attach_protocol(self, protocol: IProtocol) -> None:
+        """Connect C{protocol} to this transport (C{makeConnection})."""
+        self.protocol = protocol
+        self.connected = 1
+        protocol.makeConnection(self)
+
+    def tcp_data(self, data: bytes) -> None:
+        if self.protocol is not None:
+            self.protocol.dataReceived(data)
+
+    def tcp_eof(self) -> None:
+        proto = self.protocol
+        if proto is None:
+            return
+        if IHalfCloseableProtocol.providedBy(proto):
+            proto.readConnectionLost()  # type: ignore[attr-defined]
+        else:
+            self.loseConnection()
+
+    def tcp_writable(self) -> None:
+        if self.producer is None:
+            return
+        if self._streaming:
+            if self._producer_paused:
+                self._producer_paused = False
+                self.producer.resumeProducing()
+        else:
+            self._schedule_pull()
+
+    def tcp_closed(self, reason: Exception) -> None:
+        if self.disconnected:
+            return
+        self.disconnected = True
+        self.connected = 0
+        if self._pull_call is not None and self._pull_call.active():
+            self._pull_call.cancel()
+        self._pull_call = None
+        if self.on_connect_failed is not None:
+            cb, self.on_connect, self.on_connect_failed = self.on_connect_failed, None, None
+            cb(reason)
+            return
+        producer, self.producer = self.producer, None
+        if producer is not None:
+            producer.stopProducing()
+        if self.protocol is not None:
+            self.protocol.connectionLost(Failure(reason))
+
+    # ---- ITransport --------------------------------------------------------------------------
+
+    def write(self, data: bytes) -> None:
+        """Queue C{data}; ignored once the connection is closing or closed (as Twisted does)."""
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError(f"data must be bytes, not {type(data).__name__}")
+        conn = self.conn
+        if not data or conn is None or self.disconnected or self._write_closed or conn.app_closed:
+            return
+        if conn._fin_queued or conn.state == CLOSED:
+            return
+        conn.send(data)
+        if self.producer is not None:
+            if conn.send_buffered > conn.cfg.snd_buf:
+                conn.wants_writable()
+                if self._streaming and not self._producer_paused:
+                    self._producer_paused = True
+                    self.producer.pauseProducing()
+            elif not self._streaming:
+                self._schedule_pull()
+
+    def writeSequence(self, data: list[bytes]) -> None:
+        self.write(b"".join(data))
+
+    def loseConnection(self) -> None:
+        """Close after sending what is queued (and after a registered producer unregisters)."""
+        if self.disconnecting or self.disconnected:
+            return
+        self.disconnecting = True
+        if self.producer is not None and not self._write_closed:
+            self._close_when_unregistered = True
+            return
+        self._close()
+
+    def _close(self) -> None:
+        conn = self.conn
+        if conn is not None:
+            conn.app_closed = True
+            conn.close()
+
+    def loseWriteConnection(self) -> None:
+        """Half-close: send FIN; reading continues until the peer closes."""
+        if self._write_closed or self.disconnected:
+            return
+        self._write_closed = True
+        if self.conn is not None:
+            self.conn.close()
+
+    def abortConnection(self) -> None:
+        """Reset the connection now."""
+        if self.conn is not None and not self.disconnected:
+            self.conn.abort()
+
+    def getPeer(self) -> OverlayAddress:
+        return self._peer
+
+    def getHost(self) -> OverlayAddress:
+        return self._host
+
+    # the ITCPTransport socket options have no meaning here
+    def getTcpNoDelay(self) -> bool:
+        return True
+
+    def setTcpNoDelay(self, enabled: bool) -> None:
+        pass
+
+    def getTcpKeepAlive(self) -> bool:
+        return False
+
+    def setTcpKeepAlive(self, enabled: bool) -> None:
+        pass
+
+    # ---- IPushProducer (our reading) ---------------------------------------------------------
+
+    def pauseProducing(self) -> None:
+        if self.conn is not None:
+            self.conn.pause_reading()
+
+    def resumeProducing(self) -> None:
+        if self.conn is not None and not self.disconnected:
+            self.conn.resume_reading()
+
+    def stopProducing(self) -> None:
+        self.loseConnection()
+
+    # ---- IConsumer ---------------------------------------------------------------------------
+
+    def registerProducer(self, producer: Any, streaming: bool) -> None:
+        if self.producer is not None:
+            raise RuntimeError(f"Cannot register producer {producer!r}, because producer "
+                               f"{self.producer!r} was never unregistered.")
+        if self.disconnected:
+            producer.stopProducing()
+            return
+        self.producer, self._streaming, self._producer_paused = producer, bool(streaming), False
+        if not streaming:
+            if not IPullProducer.providedBy(producer) and not hasattr(producer, "resumeProducing"):
+                raise TypeError("a pull producer needs resumeProducing")
+            self._schedule_pull()
+        elif self.conn is not None and self.conn.send_buffered > self.conn.cfg.snd_buf:
+            self._producer_paused = True
+            producer.pauseProducing()
+            self.conn.wants_writable()
+
+    def unregisterProducer(self) -> None:
+        self.producer = None
+        if self._pull_call is not None and self._pull_call.active():
+            self._pull_call.cancel()
+        self._pull_call = None
+        if self._close_when_unregistered:
+            self._close_when_unregistered = False
+            self._close()
+
+    def _schedule_pull(self) -> None:
+        if self._pull_call is None and self.conn is not None:
+            self._pull_call = self.conn._clock.callLater(0, self._pull)
+
+    def _pull(self) -> None:
+        self._pull_call = None
+        producer, conn = self.producer, self.conn
+        if producer is None or self._streaming or conn is None or self.disconnected:
+            return
+        if conn.send_buffered > conn.cfg.snd_buf // 2:
+            conn.wants_writable()
+            return
+        producer.resumeProducing()
+
