@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from twisted.internet.defer import Deferred, maybeDeferred, succeed
+from twisted.internet.defer import Deferred, TimeoutError as DeferredTimeout, maybeDeferred, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -105,6 +105,14 @@ class StreamRegistry:
         d.addTimeout(self.timeout, self._clock)
 
         def failed(failure: Failure) -> bytes | None:
+            if failure.check(DeferredTimeout):
+                self.log.warn(
+                    "stream {name} took over {t} s for a request from {peer}",
+                    name=stream.name,
+                    t=self.timeout,
+                    peer=short_key(peer_key),
+                )
+                return self._error(stream, envelope, f"{stream.name} timed out after {self.timeout:g} s")
             self.log.failure(
                 "stream {name} failed a request from {peer}", failure, name=stream.name, peer=short_key(peer_key)
             )

@@ -1,0 +1,183 @@
+"""
+In-memory fakes for the application-layer tests: a network of overlay "connections" between
+node keys that models what the streams code relies on — a receiver that stops reading (paused)
+stops acknowledging, and L{IAcknowledgingTransport.when_acknowledged} fires once the peer's
+protocol has been handed the bytes.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.error import ConnectionDone, ConnectionLost, ConnectionRefusedError
+from twisted.internet.interfaces import IStreamClientEndpoint, ITransport
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from axl.overlay_address import OverlayAddress
+from axl.streams.interfaces import IAcknowledgingTransport
+
+
+def key(n: int) -> bytes:
+    """A distinct, valid-looking 32-byte key."""
+    return bytes([n]) * 32
+
+
+@implementer(ITransport, IAcknowledgingTransport)
+class PipeTransport:
+    """One end of an in-memory connection."""
+
+    def __init__(self, net: MemoryNet, host: OverlayAddress, peer: OverlayAddress) -> None:
+        self.net = net
+        self.host = host
+        self.peer = peer
+        self.other: PipeTransport = None  # type: ignore[assignment]
+        self.protocol: Any = None
+        self.outbox: deque[bytes] = deque()
+        self.written = 0
+        self.delivered = 0
+        self.waiters: list[tuple[int, Deferred[None]]] = []
+        self.reading_paused = False
+        self.disconnecting = False
+        self.closed = False
+        self.producer: Any = None
+        self.aborted = False
+
+    def write(self, data: bytes) -> None:
+        if self.disconnecting or self.closed:
+            return
+        self.outbox.append(bytes(data))
+        self.written += len(data)
+
+    def writeSequence(self, seq: list[bytes]) -> None:
+        for data in seq:
+            self.write(data)
+
+    def when_acknowledged(self) -> Deferred[None]:
+        if self.delivered >= self.written:
+            return succeed(None)
+        if self.closed:
+            return fail(ConnectionLost())
+        d: Deferred[None] = Deferred()
+        self.waiters.append((self.written, d))
+        return d
+
+    def pauseProducing(self) -> None:
+        self.reading_paused = True
+
+    def resumeProducing(self) -> None:
+        self.reading_paused = False
+
+    def stopProducing(self) -> None:
+        self.loseConnection()
+
+    def registerProducer(self, producer: Any, streaming: bool) -> None:
+        self.producer = producer
+
+    def unregisterProducer(self) -> None:
+        self.producer = None
+
+    def loseConnection(self) -> None:
+        self.disconnecting = True
+
+    def abortConnection(self) -> None:
+        self.disconnecting = True
+        self.aborted = True
+        self.outbox.clear()
+
+    def getPeer(self) -> OverlayAddress:
+        return self.peer
+
+    def getHost(self) -> OverlayAddress:
+        return self.host
+
+    def _deliver(self) -> bool:
+        """Move our outbox into the other end's protocol if it is reading."""
+        moved = False
+        other = self.other
+        while self.outbox and not other.reading_paused and not other.closed:
+            data = self.outbox.popleft()
+            self.delivered += len(data)
+            moved = True
+            other.protocol.dataReceived(data)
+            self._fire_acks()
+        return moved
+
+    def _fire_acks(self) -> None:
+        ready = [d for (mark, d) in self.waiters if mark <= self.delivered]
+        self.waiters = [(m, d) for (m, d) in self.waiters if m > self.delivered]
+        for d in ready:
+            d.callback(None)
+
+    def _close(self, reason: Failure) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        waiters, self.waiters = self.waiters, []
+        for _, d in waiters:
+            d.errback(ConnectionLost())
+        self.protocol.connectionLost(reason)
+
+
+@implementer(IStreamClientEndpoint)
+class MemoryEndpoint:
+    def __init__(self, net: MemoryNet, src: bytes, dst: bytes, port: int) -> None:
+        self.net, self.src, self.dst, self.port = net, src, dst, port
+
+    def connect(self, factory: Any) -> Deferred[Any]:
+        return self.net.connect(self.src, self.dst, self.port, factory)
+
+
+class MemoryNet:
+    """Nodes (keys) with listening factories on ports; C{flush} moves all bytes."""
+
+    def __init__(self) -> None:
+        self.listeners: dict[tuple[bytes, int], Any] = {}
+        self.black_holes: set[bytes] = set()
+        self.pairs: list[tuple[PipeTransport, PipeTransport]] = []
+        self.pending_connects: list[Deferred[Any]] = []
+
+    def listen(self, node: bytes, port: int, factory: Any) -> None:
+        self.listeners[(node, port)] = factory
+
+    def dial_from(self, src: bytes) -> Any:
+        return lambda dst, port: MemoryEndpoint(self, src, dst, port)
+
+    def connect(self, src: bytes, dst: bytes, port: int, factory: Any) -> Deferred[Any]:
+        if dst in self.black_holes:
+            d: Deferred[Any] = Deferred()
+            self.pending_connects.append(d)
+            return d
+        server_factory = self.listeners.get((dst, port))
+        if server_factory is None:
+            return fail(ConnectionRefusedError("no listener"))
+        c = PipeTransport(self, OverlayAddress(src, 40000 + len(self.pairs)), OverlayAddress(dst, port))
+        s = PipeTransport(self, OverlayAddress(dst, port), OverlayAddress(src, 40000 + len(self.pairs)))
+        c.other, s.other = s, c
+        client = factory.buildProtocol(c.peer)
+        server = server_factory.buildProtocol(s.peer)
+        c.protocol, s.protocol = client, server
+        self.pairs.append((c, s))
+        server.makeConnection(s)
+        client.makeConnection(c)
+        return succeed(client)
+
+    def flush(self) -> None:
+        """Deliver everything deliverable and process closes, until nothing moves."""
+        for _ in range(100000):
+            moved = False
+            for c, s in self.pairs:
+                if not c.closed:
+                    moved |= c._deliver()
+                    moved |= s._deliver()
+                    for a, b in ((c, s), (s, c)):
+                        if not a.closed and a.disconnecting and (not a.outbox or a.aborted):
+                            a._close(Failure(ConnectionDone()))
+                            b._close(Failure(ConnectionDone()))
+                            moved = True
+            self.pairs = [(c, s) for (c, s) in self.pairs if not c.closed]
+            if not moved:
+                return
+        raise AssertionError("the memory network did not settle")

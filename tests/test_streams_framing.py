@@ -1,0 +1,63 @@
+"""Tests for L{axl.streams.framing}: 4-byte big-endian length-prefixed messages."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from twisted.trial.unittest import SynchronousTestCase
+
+from axl.streams.framing import FrameDecoder, FrameTooLarge, encode_frame, frame_header
+
+
+class FramingTests(SynchronousTestCase):
+    def test_header(self) -> None:
+        """The prefix is a 4-byte unsigned big-endian length; lengths beyond 32 bits are refused."""
+        self.assertEqual(frame_header(0), b"\x00\x00\x00\x00")
+        self.assertEqual(frame_header(0x01020304), b"\x01\x02\x03\x04")
+        self.assertRaises(ValueError, frame_header, 1 << 32)
+
+    def test_several_frames_and_empty(self) -> None:
+        """One feed can complete several messages, including zero-length ones."""
+        d = FrameDecoder(100)
+        data = encode_frame(b"abc") + encode_frame(b"") + encode_frame(b"x")
+        self.assertEqual(d.feed(data), [b"abc", b"", b"x"])
+        self.assertFalse(d.in_frame)
+
+    def test_partial(self) -> None:
+        """A partial header or payload waits for more bytes and reports being inside a message."""
+        d = FrameDecoder(100)
+        self.assertEqual(d.feed(b"\x00\x00"), [])
+        self.assertTrue(d.in_frame)
+        self.assertEqual(d.feed(b"\x00\x02a"), [])
+        self.assertTrue(d.in_frame)
+        self.assertEqual(d.feed(b"b"), [b"ab"])
+        self.assertFalse(d.in_frame)
+
+    def test_header_only_is_in_frame(self) -> None:
+        """After a complete header of a non-empty message, the decoder is inside a message."""
+        d = FrameDecoder(100)
+        self.assertEqual(d.feed(frame_header(5)), [])
+        self.assertTrue(d.in_frame)
+
+    def test_too_large(self) -> None:
+        """A length above the limit raises as soon as the header is complete."""
+        d = FrameDecoder(10)
+        self.assertEqual(d.feed(encode_frame(b"x" * 10)), [b"x" * 10])
+        with self.assertRaises(FrameTooLarge) as cm:
+            d.feed(frame_header(11))
+        self.assertEqual(str(cm.exception), "message size 11 exceeds maximum 10")
+
+    @settings(max_examples=200)
+    @given(st.lists(st.binary(max_size=300), max_size=8), st.lists(st.integers(1, 50), min_size=1))
+    def test_any_split(self, messages: list[bytes], cuts: list[int]) -> None:
+        """Messages come out identical however the byte stream is split."""
+        stream = b"".join(encode_frame(m) for m in messages)
+        d = FrameDecoder(1000)
+        out: list[bytes] = []
+        pos, i = 0, 0
+        while pos < len(stream):
+            step = cuts[i % len(cuts)]
+            out += d.feed(stream[pos : pos + step])
+            pos += step
+            i += 1
+        self.assertEqual(out, messages)
