@@ -67,18 +67,21 @@ class TCPStack:
     @param verify_checksums: check checksums of incoming segments (not needed for packets that
         passed the session layer's MAC).
     @param secret: the RFC 6528 ISN key; random if omitted.
+    @param isn: tests only: C{isn(local_port, peer_key, remote_port)} overrides RFC 6528.
     """
 
     log = Logger()
 
     def __init__(self, ipv6: IIPv6Layer, public_key: bytes, clock: IReactorTime,
                  config: TCPConfig | None = None, verify_checksums: bool = False,
-                 secret: bytes | None = None, connect_timeout: float = 10.0) -> None:
+                 secret: bytes | None = None, connect_timeout: float = 10.0,
+                 isn: Callable[[int, bytes, int], int] | None = None) -> None:
         self.ipv6, self.public_key, self.clock = ipv6, public_key, clock
         self.address: bytes = bytes(ipv6.address)
         self.config = config or TCPConfig(mtu=int(ipv6.mtu))
         self.verify_checksums = verify_checksums
         self.connect_timeout = connect_timeout
+        self._isn = isn
         self._secret = secret if secret is not None else os.urandom(32)
         self._conns: dict[ConnKey, Connection] = {}
         self._listeners: dict[int, Listener] = {}
@@ -261,6 +264,8 @@ class TCPStack:
             key=self._secret, digest_size=8).digest()
         # RFC 6528: ISN = M + F(addresses, ports, secret), M a 4-microsecond timer
         iss = (int(self.clock.seconds() * 250_000) + int.from_bytes(digest[:4], "big")) & MASK
+        if self._isn is not None:
+            iss = self._isn(lport, peer_key, rport) & MASK
         conn = Connection(self.config, self.clock, self._make_emit(peer_key, lport, rport), iss,
                           ts_offset=int.from_bytes(digest[4:], "big"), release=self._release)
         conn.local_port, conn.remote_key, conn.remote_port = lport, peer_key, rport  # type: ignore[attr-defined]
