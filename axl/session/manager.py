@@ -1,0 +1,248 @@
+# -*- test-case-name: tests.test_session_manager -*-
+"""
+The encrypted session layer (spec/yggdrasil-wire.md section 4): one L{Session} per remote key,
+the outbound buffers of sessions being set up, and the init/ack/traffic dispatch.
+
+Below it is an L{axl.interfaces.IRouter}; the router hands every packet addressed to us to
+L{SessionManager.traffic_received}. Above it, decrypted payloads go to the C{deliver} callable
+(the Yggdrasil core dispatch of L{axl.session.proto}).
+
+Timers: each session and buffer has one C{DelayedCall} that fires when its 60 s could be up and
+re-arms itself if there was activity meanwhile, so the per-packet cost of "reset the timer" is
+one attribute store.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from axl.crypto.keys import Identity, short_key
+from axl.errors import DecodeError
+from axl.interfaces import IRouter, ISessions
+from axl.session.codec import (
+    TYPE_ACK,
+    TYPE_INIT,
+    TYPE_TRAFFIC,
+    SessionInit,
+    decode_init,
+    encode_init,
+)
+from axl.session.keys import BoxKeyPair, x25519_private, x25519_public
+from axl.session.session import SESSION_TIMEOUT, Session
+
+__all__ = ["SessionManager", "Deliver"]
+
+Deliver = Callable[[bytes, bytes], None]
+"""C{deliver(source_key, payload)}: a decrypted payload from the full key C{source_key}."""
+
+
+class _Buffer:
+    """The keys, init and latest payload for a remote we have no session with yet."""
+
+    __slots__ = ("current", "next", "init", "data", "last_write", "timer")
+
+    def __init__(self, now: float) -> None:
+        self.current = BoxKeyPair.generate()
+        self.next = BoxKeyPair.generate()
+        self.init = SessionInit(self.current.public, self.next.public, 0, int(now))
+        self.data: bytes | None = None
+        self.last_write = now
+        self.timer: IDelayedCall | None = None
+
+
+@implementer(ISessions)
+class SessionManager:
+    """
+    The session layer of one node.
+
+    @ivar deliver: where decrypted payloads go; settable after construction (wiring is bottom-up).
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        identity: Identity,
+        router: IRouter,
+        clock: IReactorTime,
+        deliver: Deliver | None = None,
+    ) -> None:
+        self._identity = identity
+        self._router = router
+        self._clock = clock
+        self._x_private = x25519_private(identity.private_key)
+        self.deliver: Deliver | None = deliver
+        self._sessions: dict[bytes, Session] = {}
+        self._timers: dict[bytes, IDelayedCall] = {}
+        self._buffers: dict[bytes, _Buffer] = {}
+
+    # -- SessionHost ----------------------------------------------------------------------
+
+    def now(self) -> float:
+        return self._clock.seconds()
+
+    def send_packet(self, remote: bytes, data: bytes) -> None:
+        self._router.send(remote, data)
+
+    def send_init(self, remote: bytes, packet_type: int, init: SessionInit) -> None:
+        try:
+            packet = encode_init(packet_type, init, self._identity, x25519_public(remote))
+        except DecodeError as e:
+            self.log.debug("cannot send an init to {key}: {err}", key=short_key(remote), err=e)
+            return
+        self._router.send(remote, packet)
+
+    # -- ISessions ------------------------------------------------------------------------
+
+    def send(self, dest_key: bytes, plaintext: bytes) -> None:
+        """Encrypt C{plaintext} to C{dest_key}, or buffer it and send an init if no session."""
+        session = self._sessions.get(dest_key)
+        if session is not None:
+            self._router.send(dest_key, session.encrypt(plaintext))
+            return
+        buf = self._buffers.get(dest_key)
+        now = self._clock.seconds()
+        if buf is None:
+            buf = self._buffers[dest_key] = _Buffer(now)
+            buf.timer = self._clock.callLater(SESSION_TIMEOUT, self._buffer_timeout, dest_key, buf)
+        buf.data = plaintext
+        buf.last_write = now
+        self.send_init(dest_key, TYPE_INIT, buf.init)
+
+    # -- from the router ------------------------------------------------------------------
+
+    def traffic_received(self, source_key: bytes, data: bytes) -> None:
+        """One encrypted-layer packet from C{source_key} (the router's C{on_traffic})."""
+        if not data:
+            return
+        kind = data[0]
+        if kind == TYPE_TRAFFIC:
+            self._handle_traffic(source_key, data)
+        elif kind == TYPE_INIT or kind == TYPE_ACK:
+            try:
+                init = decode_init(data, self._x_private, source_key)
+            except DecodeError as e:
+                self.log.debug("dropped init/ack from {key}: {err}", key=short_key(source_key), err=e)
+                return
+            self._handle_init(source_key, init, is_ack=kind == TYPE_ACK)
+
+    def _handle_init(self, source: bytes, init: SessionInit, is_ack: bool) -> None:
+        session = self._sessions.get(source)
+        buf = None
+        is_old = session is not None
+        if session is None:
+            buf = self._buffers.pop(source, None)
+            pairs = None
+            if buf is not None:
+                if buf.timer is not None and buf.timer.active():
+                    buf.timer.cancel()
+                pairs = (BoxKeyPair.generate(), buf.current, buf.next)
+            try:
+                session = Session(self, source, init.current, init.next, init.seq, pairs)
+            except DecodeError as e:
+                self.log.debug("dropped init from {key}: {err}", key=short_key(source), err=e)
+                if buf is not None:
+                    self._buffers[source] = buf
+                    buf.timer = self._clock.callLater(0, self._buffer_timeout, source, buf)
+                return
+            self._add_session(session)
+        if is_ack and is_old:
+            session.handle_ack(init)
+        else:
+            session.handle_init(init)
+        if buf is not None and buf.data is not None:
+            self._router.send(source, session.encrypt(buf.data))
+
+    def _handle_traffic(self, source: bytes, data: bytes) -> None:
+        session = self._sessions.get(source)
+        if session is None:
+            # Maybe a restart on our side: answer with an init whose keys we forget, so that
+            # the remote's ack creates a session here (the self-healing path of section 4.5).
+            now = int(self._clock.seconds())
+            throwaway = SessionInit(
+                BoxKeyPair.generate().public, BoxKeyPair.generate().public, 0, now
+            )
+            self.send_init(source, TYPE_INIT, throwaway)
+            return
+        try:
+            payload = session.decrypt(data)
+        except DecodeError as e:
+            self.log.debug("dropped traffic from {key}: {err}", key=short_key(source), err=e)
+            return
+        if payload is None or self.deliver is None:
+            return
+        try:
+            self.deliver(source, payload)
+        except Exception:
+            self.log.failure("delivering a payload from {key}", key=short_key(source))
+
+    # -- timers ---------------------------------------------------------------------------
+
+    def _add_session(self, session: Session) -> None:
+        key = session.remote
+        self._sessions[key] = session
+        old = self._timers.pop(key, None)
+        if old is not None and old.active():
+            old.cancel()
+        self._timers[key] = self._clock.callLater(
+            SESSION_TIMEOUT, self._session_timeout, key, session
+        )
+
+    def _session_timeout(self, key: bytes, session: Session) -> None:
+        if self._sessions.get(key) is not session:
+            return
+        left = session.last_active + SESSION_TIMEOUT - self._clock.seconds()
+        if left > 0:
+            self._timers[key] = self._clock.callLater(left, self._session_timeout, key, session)
+            return
+        del self._sessions[key]
+        del self._timers[key]
+        self.log.debug("session with {key} timed out", key=short_key(key))
+
+    def _buffer_timeout(self, key: bytes, buf: _Buffer) -> None:
+        if self._buffers.get(key) is not buf:
+            return
+        left = buf.last_write + SESSION_TIMEOUT - self._clock.seconds()
+        if left > 0:
+            buf.timer = self._clock.callLater(left, self._buffer_timeout, key, buf)
+            return
+        del self._buffers[key]
+
+    def stop(self) -> None:
+        """Forget every session and buffer and cancel their timers (the node is stopping)."""
+        for timer in self._timers.values():
+            if timer.active():
+                timer.cancel()
+        for buf in self._buffers.values():
+            if buf.timer is not None and buf.timer.active():
+                buf.timer.cancel()
+        self._timers.clear()
+        self._sessions.clear()
+        self._buffers.clear()
+
+    # -- introspection --------------------------------------------------------------------
+
+    def session(self, key: bytes) -> Session | None:
+        """The session with C{key}, if any (for tests and debug output)."""
+        return self._sessions.get(key)
+
+    def has_buffer(self, key: bytes) -> bool:
+        """Whether data for C{key} is waiting for a session."""
+        return key in self._buffers
+
+    def sessions_info(self) -> list[dict[str, Any]]:
+        """Go's C{GetSessions}: C{key} (hex), C{rx_bytes}, C{tx_bytes}, C{uptime} seconds."""
+        now = self._clock.seconds()
+        return [
+            {
+                "key": key.hex(),
+                "rx_bytes": s.rx_bytes,
+                "tx_bytes": s.tx_bytes,
+                "uptime": now - s.since,
+            }
+            for key, s in self._sessions.items()
+        ]
