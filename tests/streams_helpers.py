@@ -181,3 +181,52 @@ class MemoryNet:
             if not moved:
                 return
         raise AssertionError("the memory network did not settle")
+
+
+from twisted.web.resource import Resource  # noqa: E402
+
+
+class FakeHTTPServer(Resource):
+    """
+    A leaf resource that records requests and answers from C{self.answer}: a tuple
+    (code, headers dict, body bytes), or a Deferred firing with one (never fires = slow server).
+    """
+
+    isLeaf = True
+
+    def __init__(self, code: int = 200, body: bytes = b"{}", headers: dict[bytes, bytes] | None = None) -> None:
+        super().__init__()
+        self.answer: Any = (code, headers or {b"Content-Type": b"application/json"}, body)
+        self.requests: list[dict[str, Any]] = []
+
+    def render(self, request: Any) -> Any:
+        self.requests.append(
+            {
+                "method": request.method.decode(),
+                "path": request.path.decode(),
+                "headers": {k.decode().lower(): v[0].decode() for k, v in request.requestHeaders.getAllRawHeaders()},
+                "body": request.content.read(),
+            }
+        )
+        answer = self.answer
+        if isinstance(answer, Deferred):
+            from twisted.web.server import NOT_DONE_YET
+
+            def later(a: Any) -> None:
+                self._write(request, a)
+                request.finish()
+
+            answer.addCallback(later)
+            return NOT_DONE_YET
+        return self._write(request, answer, finish=False)
+
+    @staticmethod
+    def _write(request: Any, answer: Any, finish: bool = True) -> Any:
+        code, headers, body = answer
+        request.setResponseCode(code)
+        for k, v in headers.items():
+            request.setHeader(k, v)
+        if finish:
+            request.write(body)
+            return None
+        return body

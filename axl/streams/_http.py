@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from twisted.internet.defer import Deferred, TimeoutError as DeferredTimeout
+from twisted.internet.defer import Deferred, TimeoutError as DeferredTimeout, maybeDeferred
 from twisted.internet.interfaces import IReactorTime
 
 __all__ = ["HttpCallError", "http_call"]
@@ -24,8 +24,9 @@ class HttpCallError(Exception):
         self.phase = phase
 
 
-def _reason(e: BaseException, timeout: float) -> str:
-    if isinstance(e, DeferredTimeout):
+def _reason(e: BaseException, timeout: float, elapsed: float) -> str:
+    # A cancelled HTTP request may fail with ResponseNeverReceived rather than a TimeoutError.
+    if isinstance(e, DeferredTimeout) or elapsed >= timeout:
         return f"no answer within {timeout:g} s"
     text = str(e)
     return f"{type(e).__name__}: {text}" if text else type(e).__name__
@@ -48,17 +49,17 @@ async def http_call(
     """
     hdrs = {k.encode("ascii"): [v.encode("utf-8")] for k, v in headers.items()}
     start = clock.seconds()
-    d: Deferred[Any] = http.request(method, url, headers=hdrs, data=data)
+    d: Deferred[Any] = maybeDeferred(http.request, method, url, headers=hdrs, data=data)
     d.addTimeout(timeout, clock)
     try:
         response = await d
     except Exception as e:
-        raise HttpCallError("contact", _reason(e, timeout)) from e
+        raise HttpCallError("contact", _reason(e, timeout, clock.seconds() - start)) from e
     left = max(timeout - (clock.seconds() - start), 0.001)
     body_d: Deferred[bytes] = response.content()
     body_d.addTimeout(left, clock)
     try:
         body = await body_d
     except Exception as e:
-        raise HttpCallError("read", _reason(e, timeout)) from e
+        raise HttpCallError("read", _reason(e, timeout, clock.seconds() - start)) from e
     return response.code, response.headers, body

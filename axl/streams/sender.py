@@ -321,12 +321,15 @@ class Sender:
             return self._send_local(payload)
         frame = _Frame(payload)
         channel = self._channels.get(dest)
+        fresh = channel is None
         if channel is None:
             channel = self._channels[dest] = _Channel(self, dest)
-            channel.connect()
         frame.timer = self.clock.callLater(self.send_timeout, channel.timed_out, frame)
         channel.queue.append(frame)
-        channel.pump()
+        if fresh:
+            channel.connect()  # may fail at once, failing the frame
+        else:
+            channel.pump()
         return frame.d
 
     def _send_local(self, payload: bytes) -> Deferred[int]:
@@ -352,9 +355,9 @@ class Sender:
     def requeue(self, dest: bytes, frames: deque[_Frame]) -> None:
         """Move unsent messages to a new connection, ahead of anything queued since."""
         channel = self._channels.get(dest)
+        fresh = channel is None
         if channel is None:
             channel = self._channels[dest] = _Channel(self, dest)
-            channel.connect()
         now = self.clock.seconds()
         for frame in frames:
             if frame.timer is not None and frame.timer.active():
@@ -362,7 +365,10 @@ class Sender:
                 frame.timer.cancel()
                 frame.timer = self.clock.callLater(left, channel.timed_out, frame)
         channel.queue.extendleft(reversed(frames))
-        channel.pump()
+        if fresh:
+            channel.connect()
+        else:
+            channel.pump()
 
     def request(self, dest: bytes, payload: bytes, timeout: float) -> Deferred[bytes]:
         """
