@@ -80,6 +80,16 @@ class DefaultTests(SynchronousTestCase):
             self.assertIn(key.name, names)
             self.assertTrue(key.doc)
 
+    def test_readme_documents_every_key(self) -> None:
+        """Every node key has a row in the README's configuration reference."""
+        readme = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "README.md")
+        if not os.path.exists(readme):
+            raise self.skipTest("README.md not next to tests/")  # type: ignore[misc]
+        with open(readme, encoding="utf-8") as f:
+            text = f.read()
+        for key in NODE_KEYS:
+            self.assertIn(f"| `{key.name}` |", text, f"add a README config row for {key.name}")
+
     def test_all_axl_node_keys(self) -> None:
         """The table holds at least every node key of spec/axl-node.md section 2.3."""
         names = {k.name for k in NODE_KEYS}
