@@ -1,0 +1,121 @@
+# -*- test-case-name: tests.test_mesh_router -*-
+"""
+Per-peer bloom filter state (spec/yggdrasil-wire.md section 3.6): which peers are on-tree, the
+filter each sent us, the filter we last sent each, and the multicast of lookups along the tree.
+
+We send the exact union every tick (the spec allows it; Go's "zDirty" keeps stale 1-bits a tick
+or more longer, which only costs false positives).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from axl.crypto.address import xform
+from axl.mesh.bloom import EMPTY_BLOOM, bloom_contains, bloom_mask, decode_bloom, encode_bloom
+from axl.mesh.peers import PeerLink, Peers
+from axl.mesh.wire import FRAME_BLOOM
+
+__all__ = ["Blooms", "RESEND_TICKS"]
+
+#: An unchanged filter is re-sent after this many ticks anyway (about an hour).
+RESEND_TICKS = 3600
+
+_EMPTY_PAYLOAD = encode_bloom(EMPTY_BLOOM)
+
+
+class _PeerBloom:
+    __slots__ = ("send", "send_payload", "recv", "seq", "on_tree")
+
+    def __init__(self) -> None:
+        self.send = EMPTY_BLOOM
+        self.send_payload = _EMPTY_PAYLOAD
+        self.recv = EMPTY_BLOOM
+        self.seq = 0
+        self.on_tree = False
+
+
+class Blooms:
+    """The bloom state of every peer key with at least one link up."""
+
+    def __init__(self, self_key: bytes, peers: Peers) -> None:
+        self._self_key = self_key
+        self._self_mask = bloom_mask(xform(self_key))
+        self._peers = peers
+        self._state: dict[bytes, _PeerBloom] = {}
+
+    def is_on_tree(self, key: bytes) -> bool:
+        state = self._state.get(key)
+        return state is not None and state.on_tree
+
+    def recv_filter(self, key: bytes) -> int:
+        state = self._state.get(key)
+        return state.recv if state is not None else EMPTY_BLOOM
+
+    def sent_filter(self, key: bytes) -> int:
+        state = self._state.get(key)
+        return state.send if state is not None else EMPTY_BLOOM
+
+    def link_up(self, peer: PeerLink, first: bool) -> None:
+        """Create the state for a new key; send our current filter on the new link."""
+        state = self._state.get(peer.key)
+        if state is None:
+            state = self._state[peer.key] = _PeerBloom()
+        peer.send(FRAME_BLOOM, state.send_payload)
+
+    def link_down(self, peer: PeerLink, last: bool) -> None:
+        """Drop a gone key's state, or re-send our filter to the key's remaining links."""
+        if last:
+            self._state.pop(peer.key, None)
+            return
+        state = self._state.get(peer.key)
+        if state is not None:
+            self._peers.send(peer.key, FRAME_BLOOM, state.send_payload)
+
+    def handle_bloom(self, peer: PeerLink, payload: bytes) -> None:
+        """Store a received filter (decode errors close the link)."""
+        bloom = decode_bloom(payload)
+        state = self._state.get(peer.key)
+        if state is not None:
+            state.recv = bloom
+
+    def maintain(self, parent: bytes | None, parent_of: Callable[[bytes], bytes | None]) -> None:
+        """
+        The bloom part of the tick: recompute on-tree peers (our parent and our children),
+        send each on-tree peer the union of our key and the other on-tree peers' filters when it
+        changed (or every L{RESEND_TICKS}), and an empty filter to peers that left the tree.
+        """
+        me = self._self_key
+        for key, state in self._state.items():
+            was_on = state.on_tree
+            state.on_tree = key == parent or parent_of(key) == me
+            if was_on and not state.on_tree:
+                state.send = EMPTY_BLOOM
+                state.send_payload = _EMPTY_PAYLOAD
+                self._peers.send(key, FRAME_BLOOM, _EMPTY_PAYLOAD)
+        on_tree = [(k, s) for k, s in self._state.items() if s.on_tree]
+        for key, state in on_tree:
+            bloom = self._self_mask
+            for other, other_state in on_tree:
+                if other != key:
+                    bloom |= other_state.recv
+            state.seq += 1
+            if bloom != state.send:
+                state.send = bloom
+                state.send_payload = encode_bloom(bloom)
+            elif state.seq < RESEND_TICKS:
+                continue
+            state.seq = 0
+            self._peers.send(key, FRAME_BLOOM, state.send_payload)
+
+    def multicast_targets(self, dest: bytes, from_key: bytes) -> list[PeerLink]:
+        """
+        For a lookup of C{dest} received from C{from_key}: one link (lowest priority value) to
+        every on-tree peer other than C{from_key} whose filter may hold C{xform(dest)}.
+        """
+        item = xform(dest)
+        return [
+            self._peers.best_link(key)
+            for key, state in self._state.items()
+            if state.on_tree and key != from_key and bloom_contains(state.recv, item)
+        ]

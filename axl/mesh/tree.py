@@ -1,0 +1,412 @@
+# -*- test-case-name: tests.test_mesh_tree -*-
+"""
+The ironwood spanning tree (spec/yggdrasil-wire.md sections 3.3 to 3.5): the soft-state table of
+signed entries (C{infos}), the C{_update} order every node applies identically, signature
+requests and responses, parent selection C{fix()}, gossip C{sendAnnounces()}, coordinates and
+tree distance. Pure: driven by the router with link events, frames and maintenance ticks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+
+from axl.crypto.keys import Identity, short_key
+from axl.encoding import MAX_UINT64
+from axl.errors import ProtocolError
+from axl.mesh.peers import UNKNOWN_LAG, Deadline, PeerLink, Peers
+from axl.mesh.wire import (
+    FRAME_ANNOUNCE,
+    FRAME_SIGREQ,
+    FRAME_SIGRES,
+    Announce,
+    Path,
+    SigReq,
+    SigRes,
+    tree_tbs,
+)
+
+__all__ = ["REFRESH_S", "TIMEOUT_S", "Info", "Tree", "tree_dist"]
+
+#: Our own entry is re-signed after this long (C{routerRefresh}).
+REFRESH_S = 240.0
+#: Other entries are forgotten after this long without an update (C{routerTimeout}).
+TIMEOUT_S = 300.0
+
+_MAX_COST = MAX_UINT64
+
+
+class Info:
+    """One entry of C{infos}: node C{key}'s signed position under C{parent}."""
+
+    __slots__ = ("parent", "seq", "nonce", "port", "psig", "sig", "_payload")
+
+    def __init__(
+        self, parent: bytes, seq: int, nonce: int, port: int, psig: bytes, sig: bytes
+    ) -> None:
+        self.parent = parent
+        self.seq = seq
+        self.nonce = nonce
+        self.port = port
+        self.psig = psig
+        self.sig = sig
+        self._payload: bytes | None = None
+
+    @classmethod
+    def from_announce(cls, ann: Announce) -> Info:
+        return cls(ann.parent, ann.seq, ann.nonce, ann.port, ann.psig, ann.sig)
+
+    def announce(self, key: bytes) -> bytes:
+        """The Announce payload for this entry (encoded once)."""
+        if self._payload is None:
+            self._payload = Announce(
+                key, self.parent, self.seq, self.nonce, self.port, self.psig, self.sig
+            ).encode()
+        return self._payload
+
+    def same(self, other: Info) -> bool:
+        return (
+            self.parent == other.parent
+            and self.seq == other.seq
+            and self.nonce == other.nonce
+            and self.port == other.port
+            and self.psig == other.psig
+            and self.sig == other.sig
+        )
+
+
+def tree_dist(dest: Path, coords: Path) -> int:
+    """C{dist}: hops between two coordinates through their deepest common ancestor."""
+    common = 0
+    for a, b in zip(dest, coords):
+        if a != b:
+            break
+        common += 1
+    return len(dest) + len(coords) - 2 * common
+
+
+class Tree:
+    """
+    The spanning-tree state of one node.
+
+    @ivar infos: key -> L{Info}, including our own entry once we have one.
+    @ivar sent: peer key -> the keys whose current entry that peer has been sent.
+    @ivar requests: peer key -> C{(seq, nonce)} of our outstanding SigReq.
+    @ivar responses: peer key -> the valid L{SigRes} to that request.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        identity: Identity,
+        clock: IReactorTime,
+        randbytes: Callable[[int], bytes],
+        peers: Peers,
+        on_change: Callable[[], None],
+    ) -> None:
+        self.identity = identity
+        self.key = identity.public_key
+        self.clock = clock
+        self._randbytes = randbytes
+        self.peers = peers
+        self._on_change = on_change
+        self.infos: dict[bytes, Info] = {}
+        self._timers: dict[bytes, Deadline] = {}
+        self.sent: dict[bytes, set[bytes]] = {}
+        self.requests: dict[bytes, tuple[int, int]] = {}
+        self.responses: dict[bytes, SigRes] = {}
+        self.refresh = False
+        self.do_root1 = False
+        self.do_root2 = True
+        self._paths: dict[bytes, tuple[bytes, Path]] = {}
+
+    # -- queries ---------------------------------------------------------------------------
+
+    def root_and_path(self, key: bytes) -> tuple[bytes, Path]:
+        """C{_getRootAndPath}: C{(root, coords)} of C{key}; C{(key, ())} on a loop or gap."""
+        cached = self._paths.get(key)
+        if cached is not None:
+            return cached
+        infos = self.infos
+        ports: list[int] = []
+        visited: set[bytes] = set()
+        here = key
+        result: tuple[bytes, Path]
+        while True:
+            info = infos.get(here)
+            if info is None or here in visited:
+                result = (key, ())
+                break
+            visited.add(here)
+            if info.parent == here:
+                ports.reverse()
+                result = (here, tuple(ports))
+                break
+            ports.append(info.port)
+            here = info.parent
+        self._paths[key] = result
+        return result
+
+    def coords(self, key: bytes) -> Path:
+        return self.root_and_path(key)[1]
+
+    def root_and_dists(self, key: bytes) -> tuple[bytes | None, dict[bytes, int]]:
+        """C{_getRootAndDists}: the last key with an entry along the parent chain, and hops."""
+        dists: dict[bytes, int] = {}
+        root = None
+        here = key
+        dist = 0
+        infos = self.infos
+        while here not in dists:
+            info = infos.get(here)
+            if info is None:
+                break
+            root = here
+            dists[here] = dist
+            dist += 1
+            here = info.parent
+        return root, dists
+
+    def ancestry(self, key: bytes) -> list[bytes]:
+        """The chain from the root side down to C{key} (stops at a loop or a missing entry)."""
+        anc: list[bytes] = []
+        seen: set[bytes] = set()
+        here = key
+        infos = self.infos
+        while here not in seen:
+            info = infos.get(here)
+            if info is None:
+                break
+            anc.append(here)
+            seen.add(here)
+            here = info.parent
+        anc.reverse()
+        return anc
+
+    # -- accepting entries -----------------------------------------------------------------
+
+    def update(self, key: bytes, new: Info) -> bool:
+        """C{_update} (section 3.4.1): accept C{new} for C{key} or reject it."""
+        old = self.infos.get(key)
+        if old is not None:
+            if old.seq > new.seq:
+                return False
+            if old.seq == new.seq:
+                if old.parent < new.parent:
+                    return False
+                if not new.parent < old.parent and not new.nonce < old.nonce:
+                    return False
+        for keys in self.sent.values():
+            keys.discard(key)
+        self._changed()
+        self.infos[key] = new
+        timer = self._timers.get(key)
+        if key == self.key:
+            if timer is None:
+                self._timers[key] = Deadline(self.clock, REFRESH_S, self._refresh_due)
+            else:
+                timer.reset(REFRESH_S)
+        elif timer is None:
+            self._timers[key] = Deadline(self.clock, TIMEOUT_S, lambda: self._expire(key))
+        else:
+            timer.reset(TIMEOUT_S)
+        return True
+
+    def _refresh_due(self) -> None:
+        self.refresh = True
+
+    def _expire(self, key: bytes) -> None:
+        self._timers.pop(key, None)
+        if self.infos.pop(key, None) is not None:
+            for keys in self.sent.values():
+                keys.discard(key)
+            self._changed()
+
+    def _changed(self) -> None:
+        self._paths.clear()
+        self._on_change()
+
+    # -- requests --------------------------------------------------------------------------
+
+    def _new_req(self) -> tuple[int, int]:
+        me = self.infos.get(self.key)
+        seq = ((me.seq if me is not None else 0) + 1) & MAX_UINT64
+        return seq, int.from_bytes(self._randbytes(8), "big")
+
+    def _send_req(self, peer: PeerLink, req: tuple[int, int]) -> None:
+        peer.responded = False
+        peer.send(FRAME_SIGREQ, SigReq(*req).encode())
+        peer.srst = self.clock.seconds()
+
+    def _send_reqs(self) -> None:
+        self.requests.clear()
+        self.responses.clear()
+        for key, links in self.peers.by_key.items():
+            req = self.requests[key] = self._new_req()
+            for peer in tuple(links):
+                self._send_req(peer, req)
+
+    def _become_root(self) -> bool:
+        seq, nonce = self._new_req()
+        sig = self.identity.sign(tree_tbs(self.key, self.key, seq, nonce, 0))
+        return self.update(self.key, Info(self.key, seq, nonce, 0, sig, sig))
+
+    def _use_response(self, parent: bytes, res: SigRes) -> bool:
+        sig = self.identity.sign(tree_tbs(self.key, parent, res.seq, res.nonce, res.port))
+        return self.update(self.key, Info(parent, res.seq, res.nonce, res.port, res.psig, sig))
+
+    # -- link events and frames ------------------------------------------------------------
+
+    def link_up(self, peer: PeerLink, first: bool) -> None:
+        """Section 3.5.3, link up (the bloom is sent by the router right after)."""
+        if first:
+            self.sent[peer.key] = set()
+        else:
+            for key in tuple(self.sent.get(peer.key, ())):
+                info = self.infos.get(key)
+                if info is not None:
+                    peer.send(FRAME_ANNOUNCE, info.announce(key))
+        peer.lag = UNKNOWN_LAG
+        req = self.requests.get(peer.key)
+        if req is None:
+            req = self.requests[peer.key] = self._new_req()
+        self._send_req(peer, req)
+
+    def link_down(self, peer: PeerLink, last: bool) -> None:
+        if last:
+            self.sent.pop(peer.key, None)
+            self.requests.pop(peer.key, None)
+            self.responses.pop(peer.key, None)
+
+    def handle_sigreq(self, peer: PeerLink, payload: bytes) -> None:
+        """Always answer: sign the requester's entry under us with our port for it."""
+        req = SigReq.decode(payload)
+        psig = self.identity.sign(tree_tbs(peer.key, self.key, req.seq, req.nonce, peer.port))
+        peer.send(FRAME_SIGRES, SigRes(req.seq, req.nonce, peer.port, psig).encode())
+
+    def handle_sigres(self, peer: PeerLink, payload: bytes) -> None:
+        res = SigRes.decode(payload)
+        if not res.verify(self.key, peer.key):
+            raise ProtocolError("SigRes signature does not verify")
+        if self.requests.get(peer.key) != (res.seq, res.nonce):
+            return
+        if peer.key not in self.responses:
+            self.responses[peer.key] = res
+        if not peer.responded:
+            peer.responded = True
+            rtt = max(0, int((self.clock.seconds() - peer.srst) * 1e9))
+            if peer.lag == UNKNOWN_LAG:
+                peer.lag = rtt * 2
+            else:
+                prev = peer.lag
+                peer.lag = prev * 7 // 8 + min(rtt, prev * 2) // 8
+            self._on_change()
+
+    def handle_announce(self, peer: PeerLink, payload: bytes) -> None:
+        ann = Announce.decode(payload)
+        old = self.infos.get(ann.key)
+        # An entry byte-identical to the stored one was verified when it was stored.
+        if (old is None or old.announce(ann.key) != payload) and not ann.verify():
+            raise ProtocolError("Announce signature does not verify")
+        info = Info.from_announce(ann)
+        sent = self.sent.get(peer.key)
+        if self.update(ann.key, info):
+            if ann.key == self.key:
+                self.refresh = True  # the network remembered a newer entry for us
+            if sent is not None:
+                sent.add(ann.key)
+            return
+        if sent is not None:
+            sent.add(ann.key)
+        stored = self.infos[ann.key]
+        if not stored.same(info):
+            peer.send(FRAME_ANNOUNCE, stored.announce(ann.key))
+
+    # -- maintenance -----------------------------------------------------------------------
+
+    def maintain(self) -> None:
+        """The tree part of the 1 s tick: flags, caches, C{fix()}, C{sendAnnounces()}."""
+        self.do_root2 = self.do_root2 or self.do_root1
+        self._changed()
+        self.fix()
+        self.send_announces()
+
+    def _cost(self, key: bytes, hops: int) -> int:
+        return min(hops * peer.cost for peer in self.peers.by_key[key])
+
+    def fix(self) -> None:
+        """Parent selection (section 3.5.4)."""
+        me_key = self.key
+        best_root, best_parent, best_cost = me_key, me_key, _MAX_COST
+        me = self.infos.get(me_key)
+        me_parent = me.parent if me is not None else None
+        if me_parent is not None and me_parent in self.peers:
+            root, dists = self.root_and_dists(me_key)
+            if root is not None and root < best_root:
+                best_root, best_parent = root, me_parent
+                best_cost = self._cost(me_parent, dists[root])
+        for key in tuple(self.responses):
+            if key not in self.infos or key not in self.peers:
+                continue
+            proot, pdists = self.root_and_dists(key)
+            if me_key in pdists or proot is None:
+                continue
+            cost = self._cost(key, pdists[proot])
+            if proot < best_root:
+                best_root, best_parent, best_cost = proot, key, cost
+            elif proot != best_root:
+                continue
+            if (self.refresh and cost * 2 < best_cost) or (
+                best_parent != me_parent and cost < best_cost
+            ):
+                best_root, best_parent, best_cost = proot, key, cost
+        if self.refresh or self.do_root1 or self.do_root2 or me_parent != best_parent:
+            res = self.responses.get(best_parent)
+            if res is not None and best_root != me_key and self._use_response(best_parent, res):
+                self.log.debug(
+                    "tree: parent {parent}, root {root}",
+                    parent=short_key(best_parent),
+                    root=short_key(best_root),
+                )
+                self.refresh = self.do_root1 = self.do_root2 = False
+                self._send_reqs()
+            elif self.do_root2:
+                self._become_root()
+                self.refresh = self.do_root1 = self.do_root2 = False
+                self._send_reqs()
+            elif not self.do_root1:
+                self.do_root1 = True
+
+    def send_announces(self) -> None:
+        """Gossip (section 3.5.5): our ancestry and each peer's, root first, once each."""
+        self_anc = self.ancestry(self.key)
+        for peer_key, sent in self.sent.items():
+            payloads = []
+            for key in self_anc + self.ancestry(peer_key):
+                if key not in sent:
+                    sent.add(key)
+                    payloads.append(self.infos[key].announce(key))
+            if payloads:
+                for peer in tuple(self.peers.by_key.get(peer_key, ())):
+                    for payload in payloads:
+                        peer.send(FRAME_ANNOUNCE, payload)
+
+    def stop(self) -> None:
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
+
+    # -- for /topology -----------------------------------------------------------------------
+
+    def tree_info(self) -> list[dict[str, object]]:
+        """One C{{public_key, parent, sequence}} per entry; ourselves even before the first tick."""
+        out = [
+            {"public_key": key.hex(), "parent": info.parent.hex(), "sequence": info.seq}
+            for key, info in self.infos.items()
+        ]
+        if self.key not in self.infos:
+            out.insert(0, {"public_key": self.key.hex(), "parent": self.key.hex(), "sequence": 0})
+        return out
