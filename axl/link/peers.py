@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterable, Sequence
 from zope.interface import implementer
 
 from twisted.application.internet import ClientService
-from twisted.application.service import MultiService
+from twisted.application.service import MultiService, Service
 from twisted.internet.defer import Deferred, DeferredList, maybeDeferred
 from twisted.internet.interfaces import (
     IAddress,
@@ -271,7 +271,8 @@ class PeerManager(MultiService):
     # -- service ---------------------------------------------------------------------------
 
     def startService(self) -> None:
-        super().startService()
+        # Listen first, then start the reconnecting clients (MultiService.startService, split).
+        Service.startService(self)
         for uri in self._listeners:
             factory = LinkFactory(lambda addr, uri=uri: self._accept(uri, addr))
             d = maybeDeferred(self._listen_endpoint(uri).listen, factory)
@@ -282,6 +283,8 @@ class PeerManager(MultiService):
                     uri=uri.link_uri, err=failure.getErrorMessage(),
                 ),
             )
+        for service in self:
+            service.startService()
 
     def _listening(self, uri: PeerURI, port: IListeningPort) -> None:
         if not self.running:

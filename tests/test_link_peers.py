@@ -1,0 +1,347 @@
+# -*- test-case-name: tests.test_link_peers -*-
+"""
+Tests for L{axl.link.peers} (the peer manager) and L{axl.link.endpoints}, on an in-memory network
+with a fake clock.
+"""
+
+from __future__ import annotations
+
+import random
+
+from zope.interface.verify import verifyObject
+
+from twisted.internet.endpoints import (
+    HostnameEndpoint,
+    TCP4ServerEndpoint,
+    TCP6ServerEndpoint,
+    UNIXClientEndpoint,
+    _WrapperEndpoint,
+)
+from twisted.internet.interfaces import IStreamClientEndpoint, IStreamServerEndpoint
+from twisted.internet.task import Clock
+from twisted.internet.testing import MemoryReactorClock
+from twisted.logger import LogLevel, capturedLogs
+from twisted.trial.unittest import SynchronousTestCase
+
+from axl.errors import ConfigError
+from axl.link.endpoints import TLSServerEndpoint, client_endpoint, server_endpoint
+from axl.link.peers import JITTER, PeerManager
+from axl.link.testing import MemoryNetwork, RecordingHandler, identity
+from axl.link.tls import LinkTLS
+from axl.link.uri import parse_listen_uri, parse_peer_uri
+
+A, B, C = identity(1), identity(2), identity(3)
+HUB = "tls://127.0.0.1:9001"
+TOPOLOGY_FIELDS = ["uri", "up", "inbound", "public_key", "root", "port", "coords"]
+
+
+class ZeroRandom(random.Random):
+    """Jitter-free: every wait is exactly min(2**n, cap)."""
+
+    def random(self) -> float:
+        return 0.0
+
+
+class Setup:
+    def __init__(self, tls: bool = True) -> None:
+        self.clock = Clock()
+        self.net = MemoryNetwork(self.clock, tls=tls)
+
+    def manager(self, ident, **kw) -> PeerManager:
+        kw.setdefault("rng", ZeroRandom())
+        return PeerManager(
+            ident,
+            self.clock,
+            dial=self.net.dial(ident),
+            listen_endpoint=self.net.listen_endpoint(ident),
+            **kw,
+        )
+
+    def hub_and_spoke(self, hub_kw=None, spoke_kw=None) -> tuple[PeerManager, PeerManager]:
+        hub = self.manager(A, **{"listen": [HUB], **(hub_kw or {})})
+        spoke = self.manager(B, **{"peers": [HUB], **(spoke_kw or {})})
+        hub.startService()
+        spoke.startService()
+        self.net.flush()
+        return hub, spoke
+
+
+class PeeringTests(SynchronousTestCase):
+    def test_hub_and_spoke_up(self) -> None:
+        """A spoke dialling a hub: both tables show the other up, with key and direction."""
+        s = Setup()
+        hub, spoke = s.hub_and_spoke()
+        [out] = spoke.peers_info()
+        [inb] = hub.peers_info()
+        self.assertEqual(list(out)[:7], TOPOLOGY_FIELDS)
+        self.assertEqual((out["uri"], out["up"], out["inbound"]), (HUB, True, False))
+        self.assertEqual(out["public_key"], A.public_key.hex())
+        self.assertEqual((inb["up"], inb["inbound"]), (True, True))
+        self.assertEqual(inb["public_key"], B.public_key.hex())
+        self.assertRegex(inb["uri"], r"^tls://10\.0\.0\.1:\d+$")
+        self.assertEqual((out["root"], out["port"], out["coords"]), ("", 0, None))
+        self.assertEqual(out["rx_bytes"], inb["tx_bytes"])
+        self.assertGreaterEqual(out["rx_bytes"], 123)
+        self.assertEqual(len(hub.links()), 1)
+
+    def test_down_peer_listed(self) -> None:
+        """A configured peer that is not connected is listed down with empty key and port 0."""
+        s = Setup()
+        spoke = s.manager(B, peers=[HUB + "?key=" + A.public_key.hex()])
+        spoke.startService()
+        [entry] = spoke.peers_info()
+        self.assertEqual((entry["uri"], entry["up"], entry["public_key"], entry["port"]),
+                         (HUB, False, "", 0))  # fmt: skip
+        self.assertIn("dial failed", entry["last_error"])
+
+    def test_handler_gets_links(self) -> None:
+        """The handler set on the manager (before start) receives link_up and frames."""
+        s = Setup()
+        handler = RecordingHandler()
+        hub = s.manager(A, listen=[HUB])
+        hub.handler = handler
+        spoke = s.manager(B, peers=[HUB])
+        hub.startService()
+        spoke.startService()
+        s.net.flush()
+        [link] = spoke.links()
+        link.send_frame(2, b"sigreq")
+        s.net.flush()
+        self.assertEqual(handler.kinds(), ["up", "frame"])
+        self.assertEqual(handler.events[0][1].remote_key, B.public_key)
+        self.assertEqual(handler.frames(), [(2, b"sigreq")])
+
+    def test_router_callables(self) -> None:
+        """port_for_key, root_for_key, coords_for_key and latency_for_key fill the table."""
+        s = Setup()
+        hub, spoke = s.hub_and_spoke(
+            spoke_kw=dict(port_for_key=lambda k: 3, root_for_key=lambda k: C.public_key,
+                          coords_for_key=lambda k: (1, 3), latency_for_key=lambda k: 0.25))  # fmt: skip
+        [entry] = spoke.peers_info()
+        self.assertEqual((entry["port"], entry["root"], entry["coords"], entry["latency"]),
+                         (3, C.public_key.hex(), [1, 3], 0.25))  # fmt: skip
+
+    def test_several_links_to_one_key(self) -> None:
+        """Two configured URIs reaching the same node give two links to one key (spec 2.4)."""
+        s = Setup()
+        hub = s.manager(A, listen=[HUB, "tcp://127.0.0.1:9002"])
+        spoke = s.manager(B, peers=[HUB, "tcp://127.0.0.1:9002"])
+        hub.startService()
+        spoke.startService()
+        s.net.flush()
+        self.assertEqual([l.remote_key for l in spoke.links()], [A.public_key] * 2)
+        self.assertEqual(len(hub.links()), 2)
+
+    def test_duplicate_peer_ignored(self) -> None:
+        """A peer URI configured twice (same link URI) is dialled once."""
+        s = Setup()
+        spoke = s.manager(B, peers=[HUB, HUB + "?priority=1"])
+        self.assertEqual(len(spoke.peers_info()), 1)
+
+    def test_bad_uri(self) -> None:
+        """A malformed peer or listen URI is a ConfigError at construction."""
+        s = Setup()
+        self.assertRaises(ConfigError, s.manager, B, peers=["tls://nowhere"])
+        self.assertRaises(ConfigError, s.manager, B, listen=["tls://localhost:1"])
+
+    def test_plain_tcp(self) -> None:
+        """tcp:// links come up the same way."""
+        s = Setup(tls=False)
+        hub = s.manager(A, listen=["tcp://127.0.0.1:9001"])
+        spoke = s.manager(B, peers=["tcp://127.0.0.1:9001"])
+        hub.startService()
+        spoke.startService()
+        s.net.flush()
+        self.assertTrue(spoke.peers_info()[0]["up"])
+
+    def test_stop_closes_everything(self) -> None:
+        """Stopping both managers closes every link and leaves no timers behind."""
+        s = Setup()
+        hub, spoke = s.hub_and_spoke()
+        d1, d2 = spoke.stopService(), hub.stopService()
+        s.net.flush()
+        self.successResultOf(d1)
+        self.successResultOf(d2)
+        self.assertEqual((hub.links(), spoke.links(), hub.peers_info()), ([], [], []))
+        self.assertEqual(s.net.listeners, {})
+        self.assertEqual(s.clock.getDelayedCalls(), [])
+
+
+class RefusalTests(SynchronousTestCase):
+    def test_wrong_pin(self) -> None:
+        """A key= pin that does not match: down with the reason, and redialled with back-off."""
+        s = Setup()
+        hub, spoke = s.hub_and_spoke(spoke_kw=dict(peers=[HUB + "?key=" + C.public_key.hex()]))
+        [entry] = spoke.peers_info()
+        self.assertFalse(entry["up"])
+        self.assertIn("pinned", entry["last_error"])
+        self.assertEqual(hub.peers_info(), [])
+        [e] = spoke.entries()
+        self.assertEqual((e.failures, e.retry_delay), (1, 2.0))
+
+    def test_password_mismatch(self) -> None:
+        """Different link passwords: no link on either side."""
+        s = Setup()
+        hub, spoke = s.hub_and_spoke(
+            hub_kw=dict(listen=[HUB + "?password=a"]), spoke_kw=dict(peers=[HUB + "?password=b"])
+        )
+        self.assertEqual((hub.links(), spoke.links()), ([], []))
+        self.assertIn("password", spoke.peers_info()[0]["last_error"])
+
+    def test_password_match(self) -> None:
+        """The same password on listener and dialler: the link comes up."""
+        s = Setup()
+        hub, spoke = s.hub_and_spoke(
+            hub_kw=dict(listen=[HUB + "?password=a"]), spoke_kw=dict(peers=[HUB + "?password=a"])
+        )
+        self.assertEqual(len(spoke.links()), 1)
+
+    def test_allowed_public_keys(self) -> None:
+        """A non-empty AllowedPublicKeys refuses other inbound keys and admits listed ones."""
+        s = Setup()
+        hub = s.manager(A, listen=[HUB], allowed_keys=[C.public_key])
+        spoke_b = s.manager(B, peers=[HUB])
+        spoke_c = s.manager(C, peers=[HUB])
+        for m in (hub, spoke_b, spoke_c):
+            m.startService()
+        s.net.flush()
+        self.assertEqual([l.remote_key for l in hub.links()], [C.public_key])
+        self.assertEqual(spoke_b.links(), [])
+
+    def test_self_connection_not_redialled(self) -> None:
+        """A configured peer that is ourselves is refused and never dialled again."""
+        s = Setup()
+        me = s.manager(A, listen=[HUB], peers=[HUB])
+        with capturedLogs() as events:
+            me.startService()
+            s.net.flush()
+        self.assertEqual(me.links(), [])
+        [entry] = me.entries()[:1]
+        self.assertTrue(entry.is_self)
+        self.assertIn("ourselves", entry.last_error)
+        self.assertTrue(any("itself" in e["log_format"] for e in events))
+        dials = len(s.net.dials)
+        s.clock.advance(3600)
+        s.net.flush()
+        self.assertEqual(len(s.net.dials), dials)
+
+
+class BackoffTests(SynchronousTestCase):
+    def test_dial_failures_back_off(self) -> None:
+        """Failed dials wait 2, 4, 8, ... s capped at max_backoff, each logged at warn."""
+        s = Setup()
+        spoke = s.manager(B, peers=[HUB], max_backoff=20.0)
+        with capturedLogs() as events:
+            spoke.startService()
+            delays = []
+            for _ in range(6):
+                [entry] = spoke.entries()
+                delays.append(entry.retry_delay)
+                s.clock.advance(entry.retry_delay)
+        self.assertEqual(delays, [2.0, 4.0, 8.0, 16.0, 20.0, 20.0])
+        self.assertEqual(len(s.net.dials), 7)
+        warns = [e for e in events if e.get("log_level") == LogLevel.warn and "redial" in e["log_format"]]
+        self.assertEqual([w["n"] for w in warns], [1, 2, 3, 4, 5, 6, 7])
+        self.assertIn("dial failed", warns[0]["error"])
+
+    def test_uri_maxbackoff(self) -> None:
+        """maxbackoff= on the URI caps that peer's waits."""
+        s = Setup()
+        spoke = s.manager(B, peers=[HUB + "?maxbackoff=5s"], max_backoff=60.0)
+        spoke.startService()
+        for _ in range(4):
+            s.clock.advance(spoke.entries()[0].retry_delay)
+        self.assertEqual(spoke.entries()[0].retry_delay, 5.0)
+
+    def test_jitter_bounds(self) -> None:
+        """With real randomness each wait lies in [(1 - JITTER) * base, base]."""
+        s = Setup()
+        spoke = s.manager(B, peers=[HUB], rng=random.Random(5), max_backoff=60.0)
+        spoke.startService()
+        for n in range(1, 9):
+            delay = spoke.entries()[0].retry_delay
+            base = min(60.0, 2.0**n)
+            self.assertTrue((1 - JITTER) * base <= delay <= base, (n, delay))
+            s.clock.advance(delay)
+
+    def test_reconnect_after_listener_restart(self) -> None:
+        """
+        The hub goes away and comes back: the spoke's link goes down, redials with back-off,
+        comes back up by itself, and the back-off state resets after the handshake.
+        """
+        s = Setup()
+        hub, spoke = s.hub_and_spoke()
+        hub.stopService()
+        s.net.flush()
+        [entry] = spoke.entries()
+        self.assertFalse(entry.up)
+        self.assertEqual(entry.retry_delay, 2.0)
+        s.clock.advance(2.0)  # hub still down: dial refused
+        self.assertEqual(entry.retry_delay, 4.0)
+        hub.startService()
+        s.clock.advance(4.0)
+        s.net.flush()
+        self.assertTrue(spoke.peers_info()[0]["up"])
+        self.assertTrue(hub.peers_info()[0]["up"])
+        self.assertEqual((entry.failures, entry.retry_delay), (0, None))
+
+    def test_link_timeout_redials(self) -> None:
+        """A link that dies by the 3 s peer timeout is redialled like any other failure."""
+        s = Setup()
+        hub, spoke = s.hub_and_spoke()
+        [link] = spoke.links()
+        # Make the hub deaf: its side drops every frame silently.
+        [hub_link] = hub.links()
+        hub_link.data_received = lambda data: None  # type: ignore[method-assign]
+        link.send_frame(2, b"sigreq")
+        s.net.flush()
+        s.clock.advance(3.0)
+        s.net.flush()
+        [entry] = spoke.entries()
+        self.assertIn("sent nothing for 3 s", entry.last_error)
+        s.clock.advance(entry.retry_delay)
+        s.net.flush()
+        self.assertTrue(spoke.peers_info()[0]["up"])
+
+
+class EndpointTests(SynchronousTestCase):
+    """The production URI → endpoint mapping."""
+
+    def setUp(self) -> None:
+        self.reactor = MemoryReactorClock()
+        self.tls = LinkTLS(A)
+
+    def test_client_endpoints(self) -> None:
+        """tcp:// dials with HostnameEndpoint, tls:// wraps it in TLS, unix:// uses UNIX."""
+        tcp = client_endpoint(self.reactor, parse_peer_uri("tcp://[::1]:1"), self.tls)
+        self.assertIsInstance(tcp, HostnameEndpoint)
+        tls = client_endpoint(self.reactor, parse_peer_uri("tls://h.example:1"), self.tls)
+        self.assertIsInstance(tls, _WrapperEndpoint)
+        unix = client_endpoint(self.reactor, parse_peer_uri("unix:///tmp/x"), self.tls)
+        self.assertIsInstance(unix, UNIXClientEndpoint)
+        for ep in (tcp, tls, unix):
+            self.assertTrue(verifyObject(IStreamClientEndpoint, ep))
+
+    def test_server_endpoints(self) -> None:
+        """Listen URIs map to TCP4/TCP6 endpoints, TLS-wrapped for tls://, and really listen."""
+        v4 = server_endpoint(self.reactor, parse_listen_uri("tcp://127.0.0.1:9001"), self.tls)
+        self.assertIsInstance(v4, TCP4ServerEndpoint)
+        v6 = server_endpoint(self.reactor, parse_listen_uri("tcp://[::1]:9001"), self.tls)
+        self.assertIsInstance(v6, TCP6ServerEndpoint)
+        tls = server_endpoint(self.reactor, parse_listen_uri("tls://0.0.0.0:9003"), self.tls)
+        self.assertIsInstance(tls, TLSServerEndpoint)
+        self.assertTrue(verifyObject(IStreamServerEndpoint, tls))
+        manager = PeerManager(A, self.reactor, listen=["tls://0.0.0.0:9003"], tls=self.tls)
+        manager.startService()
+        [(port, factory, _, interface)] = self.reactor.tcpServers
+        self.assertEqual((port, interface), (9003, "0.0.0.0"))
+        self.assertEqual(type(factory).__name__, "TLSMemoryBIOFactory")
+        self.assertEqual(len(manager.listening_ports()), 1)
+
+    def test_manager_dials_real_endpoint(self) -> None:
+        """A manager with production endpoints dials the configured host and port."""
+        manager = PeerManager(B, self.reactor, peers=["tls://127.0.0.1:9001"], tls=self.tls)
+        manager.startService()
+        self.reactor.advance(0)
+        hosts = [(h, p) for h, p, *_ in self.reactor.tcpClients]
+        self.assertIn(("127.0.0.1", 9001), hosts)
