@@ -9,6 +9,8 @@ import json
 import os
 from dataclasses import fields, replace
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from axl.config import (
@@ -391,3 +393,32 @@ class BadFileTests(ConfigFileMixin, SynchronousTestCase):
         with self.assertRaises(ConfigError) as cm:
             config_from_dict({"api_port": "x"}, "conf/n.json")
         self.assertTrue(str(cm.exception).startswith("conf/n.json: key 'api_port' "))
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**40), 2**40) | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=3),
+    max_leaves=8,
+)
+_KEYS = st.sampled_from(
+    [k.name for k in NODE_KEYS] + [k.upper() for k in ("api_port", "bridge_addr")]
+    + ["PrivateKeyPath", "PrivateKey", "Peers", "Listen", "AllowedPublicKeys", "NodeInfo", "IfName", "x"]
+)
+
+
+class ConfigPropertyTests(SynchronousTestCase):
+    """The loader on arbitrary JSON."""
+
+    @settings(max_examples=200, deadline=None)
+    @given(st.dictionaries(_KEYS, _JSON, max_size=5))
+    def test_total(self, data: dict[str, object]) -> None:
+        """Any JSON object gives a NodeConfig or a ConfigError naming the source, never another exception."""
+        try:
+            config = config_from_dict(data, "p.json")
+        except ConfigError as e:
+            self.assertTrue(str(e).startswith("p.json: "), str(e))
+        else:
+            self.assertEqual(config.source, "p.json")
+            self.assertTrue(1 <= config.api_port <= 65535)
+            self.assertTrue(config.max_message_size >= 1)
