@@ -4,6 +4,8 @@ The twistd plugin: C{twistd -n axl --config node-config.json}. Kept cheap to imp
 imports every plugin to list them); the real code is in L{axl.tap}.
 """
 
+from __future__ import annotations
+
 from twisted.application.service import ServiceMaker
 
 axl = ServiceMaker(
