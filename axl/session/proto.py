@@ -56,6 +56,8 @@ GET_PEERS_RESPONSE = 0x04
 GET_TREE_REQUEST = 0x05
 GET_TREE_RESPONSE = 0x06
 
+_DEBUG = 0x100  # marks debug answers in the pending-request table (their codes overlap)
+
 NODEINFO_MAX = 16384
 REQUEST_TIMEOUT = 6.0
 """How long our own requests wait for an answer (the admin API's 6 s)."""
@@ -155,7 +157,7 @@ class ProtoHandler:
         elif kind == GET_TREE_REQUEST:
             self._reply(source, self._key_list(GET_TREE_RESPONSE, self._tree_keys()))
         elif kind in (GET_SELF_RESPONSE, GET_PEERS_RESPONSE, GET_TREE_RESPONSE):
-            self._answered(source, kind, body)
+            self._answered(source, _DEBUG | kind, body)
 
     def _key_list(self, kind: int, keys: Sequence[bytes]) -> bytes:
         # Go keeps whole keys while the debug response (2 type bytes + keys) fits the MTU,
@@ -174,15 +176,17 @@ class ProtoHandler:
 
     def request_self(self, key: bytes) -> Deferred[Any]:
         """C{debug_remoteGetSelf}: fires with C{{"key": hex, "routing_entries": "N"}}."""
-        return self._request(key, bytes((PROTO_DEBUG, GET_SELF_REQUEST)), GET_SELF_RESPONSE)
+        return self._request(key, bytes((PROTO_DEBUG, GET_SELF_REQUEST)), _DEBUG | GET_SELF_RESPONSE)
 
     def request_peers(self, key: bytes) -> Deferred[Any]:
         """C{debug_remoteGetPeers}: fires with the list of the remote's peer keys."""
-        return self._request(key, bytes((PROTO_DEBUG, GET_PEERS_REQUEST)), GET_PEERS_RESPONSE)
+        return self._request(
+            key, bytes((PROTO_DEBUG, GET_PEERS_REQUEST)), _DEBUG | GET_PEERS_RESPONSE
+        )
 
     def request_tree(self, key: bytes) -> Deferred[Any]:
         """C{debug_remoteGetTree}: fires with the list of keys in the remote's tree view."""
-        return self._request(key, bytes((PROTO_DEBUG, GET_TREE_REQUEST)), GET_TREE_RESPONSE)
+        return self._request(key, bytes((PROTO_DEBUG, GET_TREE_REQUEST)), _DEBUG | GET_TREE_RESPONSE)
 
     def _request(self, key: bytes, message: bytes, answer: int) -> Deferred[Any]:
         d: Deferred[Any] = Deferred()
@@ -223,7 +227,7 @@ class ProtoHandler:
 
 
 def _parse_answer(kind: int, body: bytes) -> Any:
-    if kind in (GET_PEERS_RESPONSE, GET_TREE_RESPONSE):
+    if kind in (_DEBUG | GET_PEERS_RESPONSE, _DEBUG | GET_TREE_RESPONSE):
         if len(body) % 32:
             raise DecodeError("a key list is not a multiple of 32 bytes")
         return [body[i : i + 32] for i in range(0, len(body), 32)]

@@ -112,6 +112,9 @@ class Stack:
     One node above the router: sessions, core dispatch, proto answers and the IPv6 layer, wired
     as C{axl.service} wires them. C{received[nh]} collects delivered packets per next header
     registered with L{listen}.
+
+    The clock must read a realistic Unix time (e.g. C{Clock().advance(1.7e9)}): init times are
+    whole seconds and, as in Go, an init with time 0 can never create a session.
     """
 
     def __init__(
@@ -122,6 +125,7 @@ class Stack:
         node_info: dict[str, Any] | None = None,
         peer_keys: Callable[[], Sequence[bytes]] = lambda: [],
         tree_keys: Callable[[], Sequence[bytes]] = lambda: [],
+        build: dict[str, str] | None = None,
     ) -> None:
         self.identity = identity
         self.router = network.router(identity.public_key)
@@ -130,7 +134,7 @@ class Stack:
             self.sessions,
             identity.public_key,
             clock,
-            node_info_json(node_info or {}),
+            node_info_json(node_info or {}, build),
             peer_keys,
             tree_keys,
         )
