@@ -156,6 +156,7 @@ NODE_KEYS: tuple[NodeKey, ...] = (
     NodeKey("max_concurrent_conns", int, positive, "cap on simultaneous inbound overlay connections"),
     NodeKey("conn_read_timeout_secs", float, positive, "time allowed to receive one whole message"),
     NodeKey("conn_idle_timeout_secs", float, positive, "time allowed between messages on a connection"),
+    NodeKey("peer_max_backoff_secs", float, positive, "longest wait between redials of a configured peer"),
 )
 
 
@@ -199,6 +200,7 @@ class NodeConfig:
     max_concurrent_conns: int = 128
     conn_read_timeout_secs: float = 60.0
     conn_idle_timeout_secs: float = 300.0
+    peer_max_backoff_secs: float = 60.0
     # Not from the file.
     warnings: tuple[str, ...] = field(default=(), compare=False)
 

@@ -24,7 +24,7 @@ from twisted.web.server import Site
 from axl.bridge import Bridge
 from axl.config import NodeConfig
 from axl.crypto.keys import Identity
-from axl.errors import StartupError
+from axl.errors import ConfigError, StartupError
 from axl.identity import load_identity
 from axl.node import Node
 
@@ -126,7 +126,35 @@ def _reason(error: object) -> str:
 
 
 def _add_links(top: MultiService, node: Node, reactor: Any) -> None:
-    """Peering: outbound C{Peers}, inbound C{Listen} (sets C{node.links})."""
+    """
+    Peering: outbound C{Peers}, inbound C{Listen} (sets C{node.links}, a L{PeerManager}).
+
+    The router, once built, becomes C{node.links.handler} and may set C{port_for_key},
+    C{root_for_key}, C{coords_for_key} and C{latency_for_key} on it for C{/topology}.
+    """
+    from axl.link.peers import PeerManager
+    from axl.link.uri import parse_listen_uri, parse_peer_uri
+
+    config = node.config
+    try:
+        peers = [parse_peer_uri(uri) for uri in config.peers]
+        listen = [parse_listen_uri(uri) for uri in config.listen]
+    except ConfigError as e:
+        raise ConfigError(f"{config.source}: {e}") from None
+    for uri in peers + listen:
+        if uri.ignored:
+            log.warn("Config: {uri}: ignoring unsupported option(s) {options}",
+                     uri=uri.link_uri, options=", ".join(uri.ignored))  # fmt: skip
+    links = PeerManager(
+        node.identity,
+        reactor,
+        peers=peers,
+        listen=listen,
+        allowed_keys=config.allowed_public_keys,
+        max_backoff=config.peer_max_backoff_secs,
+    )
+    links.setServiceParent(top)
+    node.links = links
 
 
 def _add_router(top: MultiService, node: Node, reactor: Any) -> None:

@@ -177,7 +177,7 @@ class LinkCore:
     def connection_lost(self, reason: str = "connection lost") -> None:
         """The byte stream is gone (for whatever reason)."""
         if self.state is not LinkState.CLOSED:
-            self.log.info("link {uri} closed by the peer or the network: {reason}",
+            self.log.debug("link {uri} closed by the peer or the network: {reason}",
                           uri=self.uri, reason=reason)  # fmt: skip
             self._finish(reason)
 
@@ -260,7 +260,7 @@ class LinkCore:
         self.order = next(_order)
         self.state = LinkState.UP
         self.up_since = self._clock.seconds()
-        self.log.info("link {uri} up: peer {key}, {direction}, priority {priority}",
+        self.log.debug("link {uri} up: peer {key}, {direction}, priority {priority}",
                       uri=self.uri, key=short_key(key), priority=self.priority,
                       direction="inbound" if self.inbound else "outbound")  # fmt: skip
         if self._on_up is not None:

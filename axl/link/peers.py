@@ -101,6 +101,9 @@ class _ObservedEndpoint:
     def __init__(self, wrapped: IStreamClientEndpoint, manager: PeerManager, entry: PeerEntry):
         self._wrapped, self._manager, self._entry = wrapped, manager, entry
 
+    def __repr__(self) -> str:
+        return f"<peer {self._entry.uri}>"
+
     def connect(self, protocolFactory: IProtocolFactory) -> Deferred[Any]:
         d = self._wrapped.connect(protocolFactory)
 
@@ -177,6 +180,7 @@ class PeerManager(MultiService):
         self._inbound: list[PeerEntry] = []
         self._listeners = [u if isinstance(u, PeerURI) else parse_listen_uri(u) for u in listen]
         self._ports: list[tuple[PeerURI, IListeningPort]] = []
+        self._stopping = False
         seen: set[str] = set()
         for item in peers:
             uri = item if isinstance(item, PeerURI) else parse_peer_uri(item)
@@ -233,15 +237,15 @@ class PeerManager(MultiService):
     def _link_up(self, entry: PeerEntry, link: LinkCore) -> None:
         entry.failures = 0
         entry.retry_delay = None
-        self.log.info("peer {key} up: {direction} {uri}",
-                      key=short_key(link.remote_key), uri=entry.uri,
+        self.log.info("peer {key} up: {direction} {uri}, priority {priority}",
+                      key=short_key(link.remote_key), uri=entry.uri, priority=link.priority,
                       direction="inbound" if entry.inbound else "outbound")  # fmt: skip
 
     def _link_down(self, entry: PeerEntry, link: LinkCore, reason: str) -> None:
         if entry.link is link:
             entry.link = None
         self._record_error(entry, link.last_error or reason)
-        if link.remote_key and link.up_since is not None:
+        if link.remote_key and link.up_since is not None and not self._stopping:
             self.log.info("peer {key} down: {uri} ({reason})",
                           key=short_key(link.remote_key), uri=entry.uri, reason=reason)  # fmt: skip
         if entry.inbound:
@@ -296,6 +300,7 @@ class PeerManager(MultiService):
                       uri=uri.link_uri, address=getattr(host, "port", host))  # fmt: skip
 
     def stopService(self) -> Deferred[Any]:
+        self._stopping = True
         waits: list[Deferred[Any]] = []
         for _, port in self._ports:
             waits.append(maybeDeferred(port.stopListening))
@@ -304,7 +309,11 @@ class PeerManager(MultiService):
             if entry.link is not None:
                 entry.link.close("node stopping")
         waits.append(maybeDeferred(super().stopService))
-        return DeferredList(waits).addCallback(lambda _: None)
+
+        def stopped(_: object) -> None:
+            self._stopping = False
+
+        return DeferredList(waits).addCallback(stopped)
 
     # -- queries ---------------------------------------------------------------------------
 

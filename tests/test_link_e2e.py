@@ -1,0 +1,96 @@
+# -*- test-case-name: tests.test_link_e2e -*-
+"""
+End-to-end peering: two real C{twistd -n axl} nodes on 127.0.0.1, one listening on C{tls://},
+the other peering to it. They must show each other C{up: true} in C{/topology.peers} and come back
+up by themselves after the listener restarts. Every process is killed in cleanup; every wait is
+bounded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+import urllib.error
+from typing import Any, Callable
+
+from tests.test_e2e_twistd import Twistd, TwistdTestCase, free_port, get_topology
+
+KEYS = "/work/shared/vectors/keys.json"
+DATA_KEYS = os.path.join(os.path.dirname(__file__), "data", "keys.json")
+WAIT = 30.0
+
+
+def vector(name: str) -> dict[str, str]:
+    path = DATA_KEYS if os.path.exists(DATA_KEYS) else KEYS
+    with open(path) as f:
+        return json.load(f)[name]  # type: ignore[no-any-return]
+
+
+class PeeringE2ETests(TwistdTestCase):
+    def poll(self, what: str, check: Callable[[], bool], procs: list[Twistd]) -> None:
+        deadline = time.monotonic() + WAIT
+        while time.monotonic() < deadline:
+            try:
+                if check():
+                    return
+            except (OSError, urllib.error.URLError):
+                pass
+            time.sleep(0.2)
+        logs = "\n\n".join(p.out.decode("utf-8", "replace") for p in procs)
+        self.fail(f"timed out waiting for {what}; logs:\n{logs}")
+
+    def peers(self, port: int) -> list[dict[str, Any]]:
+        return get_topology(port)["peers"]  # type: ignore[no-any-return]
+
+    def start(self, name: str, config: dict[str, Any]) -> tuple[Twistd, int]:
+        port = free_port()
+        self.config({**config, "api_port": port}, f"{name}.json")
+        proc = Twistd(self, ["axl", "--config", f"{name}.json"], cwd=self.dir)
+        proc.wait_for(rf"Listening on 127\.0\.0\.1:{port}\b")
+        return proc, port
+
+    def test_tls_peering_and_reconnect(self) -> None:
+        """
+        Hub (key A) listens on tls://127.0.0.1:P, spoke (key B) peers to it: each lists the other
+        up with its key and the right direction; after the hub is stopped the spoke shows the
+        peer down, and once the hub is started again both are up again without intervention.
+        """
+        a, b = vector("A"), vector("B")
+        listen_port = free_port()
+        hub_uri = f"tls://127.0.0.1:{listen_port}"
+        hub_config = {"PrivateKey": a["private_key_64"], "Listen": [hub_uri]}
+        hub, hub_api = self.start("hub", hub_config)
+        spoke, spoke_api = self.start(
+            "spoke",
+            {"PrivateKey": b["private_key_64"], "Peers": [hub_uri], "peer_max_backoff_secs": 2},
+        )
+        procs = [hub, spoke]
+
+        def both_up() -> bool:
+            out, inb = self.peers(spoke_api), self.peers(hub_api)
+            return (
+                len(out) == 1 and out[0]["up"] and len(inb) == 1 and inb[0]["up"]
+            )
+
+        self.poll("the first link", both_up, procs)
+        [out], [inb] = self.peers(spoke_api), self.peers(hub_api)
+        self.assertEqual((out["uri"], out["inbound"], out["public_key"]),
+                         (hub_uri, False, a["public_key"]))  # fmt: skip
+        self.assertEqual((inb["inbound"], inb["public_key"]), (True, b["public_key"]))
+        self.assertRegex(inb["uri"], r"^tls://127\.0\.0\.1:\d+$")
+
+        self.assertEqual(hub.stop(signal.SIGTERM), 0)
+        self.poll("the spoke to see the hub down",
+                  lambda: not self.peers(spoke_api)[0]["up"], procs)  # fmt: skip
+        self.assertEqual(self.peers(spoke_api)[0]["public_key"], "")
+
+        hub2, hub_api = self.start("hub", hub_config)
+        procs = [hub2, spoke]
+        self.poll("the link to come back", both_up, procs)
+        self.assertEqual(self.peers(spoke_api)[0]["public_key"], a["public_key"])
+        spoke.wait_for(r"peer tls://127\.0\.0\.1:\d+ unavailable \(.*\); redial 1 in", timeout=5)
+        for proc in (hub2, spoke):
+            self.assertEqual(proc.stop(signal.SIGTERM), 0)
+            self.assertNotIn(b"Traceback", proc.out + proc.err)
