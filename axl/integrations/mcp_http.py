@@ -5,12 +5,14 @@ mesh, and how a service's reply body (plain JSON or a short C{text/event-stream}
 JSON value.
 
 The mesh carries the MCP transport headers in the envelope's C{headers} object, under exactly
-these spellings: C{Mcp-Session-Id}, C{MCP-Protocol-Version}, C{Mcp-Method} on requests;
+these spellings: C{Mcp-Session-Id}, C{MCP-Protocol-Version}, C{Mcp-Method} (and, if a caller
+sends it, C{Mcp-Name}) on requests;
 C{Mcp-Session-Id} (and C{Content-Type}) on replies.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from collections.abc import Mapping
@@ -22,14 +24,21 @@ __all__ = [
     "SESSION_HEADER",
     "ReplyError",
     "select_headers",
+    "routing_headers",
     "parse_json_object",
     "decode_reply",
     "parse_sse_messages",
 ]
 
 SESSION_HEADER = "Mcp-Session-Id"
-REQUEST_HEADERS: tuple[str, ...] = (SESSION_HEADER, "MCP-Protocol-Version", "Mcp-Method")
+REQUEST_HEADERS: tuple[str, ...] = (SESSION_HEADER, "MCP-Protocol-Version", "Mcp-Method", "Mcp-Name")
 REPLY_HEADERS: tuple[str, ...] = (SESSION_HEADER,)
+
+#: Methods whose target is mirrored in the C{Mcp-Name} header, and the param that names it.
+_NAME_PARAMS = {"tools/call": "name", "prompts/get": "name", "resources/read": "uri"}
+_PROTOCOL_VERSION_META = "io.modelcontextprotocol/protocolVersion"
+_HEADER_SAFE = re.compile(r"[\x20-\x7e]*")
+_BASE64_SENTINEL = re.compile(r"=\?base64\?.*\?=")
 
 _EVENT_SPLIT = re.compile(rb"\r\n\r\n|\n\n|\r\r")
 _LINE_SPLIT = re.compile(rb"\r\n|\n|\r")
@@ -52,6 +61,36 @@ def select_headers(headers: Mapping[str, Any] | None, allowed: tuple[str, ...]) 
         canonical = by_lower.get(name.lower()) if isinstance(name, str) else None
         if canonical is not None and isinstance(value, str) and value:
             out[canonical] = value
+    return out
+
+
+def _header_value(value: str) -> str:
+    """MCP's header encoding: printable ASCII as is, anything else as C{=?base64?...?=}."""
+    if _HEADER_SAFE.fullmatch(value) and value == value.strip() and not _BASE64_SENTINEL.fullmatch(value):
+        return value
+    return "=?base64?" + base64.b64encode(value.encode("utf-8")).decode("ascii") + "?="
+
+
+def routing_headers(message: Any) -> dict[str, str]:
+    """
+    The MCP routing headers that mirror a JSON-RPC request body: C{Mcp-Method}, C{Mcp-Name}
+    (for C{tools/call}, C{prompts/get}, C{resources/read}) and, when the body carries the
+    per-request protocol version in C{params._meta} (MCP 2026-07-28 and later), C{MCP-Protocol-
+    Version}. Servers of that revision reject requests whose headers do not match the body, so
+    the router re-derives them instead of relying on every hop to carry them.
+    """
+    if not isinstance(message, dict) or not isinstance(message.get("method"), str):
+        return {}
+    method = message["method"]
+    out = {"Mcp-Method": _header_value(method)}
+    params = message.get("params")
+    if isinstance(params, dict):
+        name = params.get(_NAME_PARAMS.get(method, ""))
+        if isinstance(name, str):
+            out["Mcp-Name"] = _header_value(name)
+        meta = params.get("_meta")
+        if isinstance(meta, dict) and isinstance(meta.get(_PROTOCOL_VERSION_META), str):
+            out["MCP-Protocol-Version"] = meta[_PROTOCOL_VERSION_META]
     return out
 
 

@@ -37,6 +37,7 @@ from axl.integrations.mcp_http import (
     ReplyError,
     decode_reply,
     parse_json_object,
+    routing_headers,
     select_headers,
 )
 from axl.integrations.registry import Registry, RegistrationError
@@ -140,7 +141,7 @@ class MCPRouter:
                 service,
                 body.get("request"),
                 from_peer,
-                select_headers(headers, REQUEST_HEADERS),
+                {**routing_headers(body.get("request")), **select_headers(headers, REQUEST_HEADERS)},
             )
         )
         try:
