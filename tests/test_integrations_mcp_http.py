@@ -17,6 +17,7 @@ from axl.integrations.mcp_http import (
     decode_reply,
     parse_json_object,
     parse_sse_messages,
+    routing_headers,
     select_headers,
 )
 
@@ -39,6 +40,32 @@ class SelectHeadersTests(SynchronousTestCase):
         """Unknown names, empty and non-string values are left out; None gives {}."""
         self.assertEqual(select_headers({"Host": "x", "Mcp-Session-Id": "", "Mcp-Method": 5}, REQUEST_HEADERS), {})
         self.assertEqual(select_headers(None, REQUEST_HEADERS), {})
+
+
+class RoutingHeadersTests(SynchronousTestCase):
+    def test_tools_call(self) -> None:
+        """tools/call mirrors method, tool name and the per-request protocol version."""
+        message = {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "tools/call",
+            "params": {"name": "echo", "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28"}},
+        }
+        self.assertEqual(
+            routing_headers(message),
+            {"Mcp-Method": "tools/call", "Mcp-Name": "echo", "MCP-Protocol-Version": "2026-07-28"},
+        )
+
+    def test_encoded_name(self) -> None:
+        """A resource URI that is not printable ASCII is base64-wrapped as MCP specifies."""
+        headers = routing_headers({"method": "resources/read", "params": {"uri": "file:///é"}})
+        self.assertEqual(headers["Mcp-Name"], "=?base64?ZmlsZTovLy/DqQ==?=")
+
+    def test_not_a_request(self) -> None:
+        """Bodies without a string method give no headers; other methods no Mcp-Name."""
+        self.assertEqual(routing_headers([1]), {})
+        self.assertEqual(routing_headers({"id": 1, "result": {}}), {})
+        self.assertEqual(routing_headers({"method": "tools/list", "params": {"name": "x"}}), {"Mcp-Method": "tools/list"})
 
 
 class JSONObjectTests(SynchronousTestCase):

@@ -210,6 +210,12 @@ class RouteTests(RouterTestCase):
         self.assertEqual(seen["Mcp-Method"], "ping")
         self.assertNotIn("Authorization", seen)
 
+    def test_derived_headers(self) -> None:
+        """Without envelope headers the router still sends Mcp-Method/Mcp-Name mirrored from the body."""
+        self.route({"service": "weather", "request": {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "t"}}})
+        seen = self.service.requests[0][0]
+        self.assertEqual((seen["Mcp-Method"], seen["Mcp-Name"]), ("tools/call", "t"))
+
     def test_no_headers_key_without_session(self) -> None:
         """AXL's reply shape is kept when the service sends no session: no 'headers' key."""
         _, reply = self.route({"service": "weather", "request": {}})
