@@ -1,0 +1,211 @@
+# -*- test-case-name: tests.test_tcp_transport -*-
+"""
+Tests for L{axl.tcp.transport.OverlayTransport}: ITCPTransport behaviour, producer/consumer
+backpressure on both the send buffer and the receive window, half-close, abort.
+"""
+
+from __future__ import annotations
+
+import io
+
+from twisted.internet.endpoints import connectProtocol
+from twisted.internet.error import ConnectionDone, ConnectionLost
+from twisted.internet.interfaces import (
+    IConsumer,
+    IHalfCloseableProtocol,
+    IPushProducer,
+    ITCPTransport,
+)
+from twisted.internet.protocol import Factory, Protocol
+from twisted.protocols.basic import FileSender
+from twisted.trial.unittest import SynchronousTestCase
+from zope.interface import implementer
+from zope.interface.verify import verifyObject
+
+from axl.tcp.endpoints import OverlayClientEndpoint, OverlayServerEndpoint
+from tests.test_tcp_endpoints import KEY_B, Collector, make_pair, wait
+from axl.tcp.testing import run_until
+
+
+def connected_pair(server_protocol: type[Protocol] = Collector, **kw: float):
+    """A client Collector connected to a server protocol over two in-memory stacks."""
+    clock, net, a, b = make_pair(**kw)
+    servers: list[Protocol] = []
+
+    class F(Factory):
+        def buildProtocol(self, addr):
+            p = server_protocol()
+            servers.append(p)
+            return p
+
+    OverlayServerEndpoint(b, 80).listen(F())
+    client = Collector()
+    d = connectProtocol(OverlayClientEndpoint(a, KEY_B, 80), client)
+    wait(clock, d)
+    run_until(clock, lambda: bool(servers))
+    return clock, net, a, b, client, servers[0]
+
+
+@implementer(IPushProducer)
+class ChunkProducer:
+    """Writes C{chunk}-sized pieces on every clock tick while not paused, up to C{total}."""
+
+    def __init__(self, clock, transport, total: int, chunk: int = 65536) -> None:
+        self.clock, self.transport, self.total, self.chunk = clock, transport, total, chunk
+        self.sent = 0
+        self.paused = False
+        self.pauses = 0
+        self.max_buffered = 0
+        self.stopped = False
+        self._call = clock.callLater(0, self._tick)
+
+    def _tick(self) -> None:
+        self._call = None
+        while not self.paused and self.sent < self.total:
+            n = min(self.chunk, self.total - self.sent)
+            self.transport.write(bytes([self.sent // self.chunk % 256]) * n)
+            self.sent += n
+            self.max_buffered = max(self.max_buffered, self.transport.conn.send_buffered)
+        if self.sent >= self.total:
+            self.transport.unregisterProducer()
+            self.transport.loseConnection()
+
+    def pauseProducing(self) -> None:
+        self.paused = True
+        self.pauses += 1
+
+    def resumeProducing(self) -> None:
+        self.paused = False
+        if self._call is None:
+            self._call = self.clock.callLater(0, self._tick)
+
+    def stopProducing(self) -> None:
+        self.stopped = True
+
+
+class TransportTests(SynchronousTestCase):
+    """The transport as a protocol sees it."""
+
+    def test_interfaces(self) -> None:
+        """The transport provides ITCPTransport, IConsumer and IPushProducer."""
+        clock, net, a, b, client, server = connected_pair()
+        for iface in (ITCPTransport, IConsumer, IPushProducer):
+            self.assertTrue(verifyObject(iface, client.transport), iface)
+        self.assertTrue(client.transport.getTcpNoDelay())
+        self.assertRaises(TypeError, client.transport.write, "text")
+
+    def test_streaming_producer_backpressure(self) -> None:
+        """
+        A streaming producer writing 16 MiB is paused whenever more than snd_buf bytes wait, and
+        resumed as they drain; memory stays bounded and every byte arrives in order.
+        """
+        clock, net, a, b, client, server = connected_pair(delay=0.005)
+        total = 16 * 1024 * 1024
+        producer = ChunkProducer(clock, client.transport, total)
+        client.transport.registerProducer(producer, True)
+        run_until(clock, lambda: server.reason is not None, 600)
+        self.assertEqual(len(server.data), total)
+        self.assertEqual(server.data[::65536], bytes(i % 256 for i in range(256)))
+        self.assertGreater(producer.pauses, 5)
+        snd_buf = a.config.snd_buf
+        self.assertLessEqual(producer.max_buffered, snd_buf + 65536)
+        server.reason.trap(ConnectionDone)
+
+    def test_pull_producer(self) -> None:
+        """A pull producer (FileSender) streams a 3 MiB file; its Deferred fires at the end."""
+        clock, net, a, b, client, server = connected_pair(delay=0.002)
+        blob = bytes(range(256)) * (3 * 4096)
+        d = FileSender().beginFileTransfer(io.BytesIO(blob), client.transport)
+        wait(clock, d, 600)
+        self.successResultOf(d)
+        run_until(clock, lambda: len(server.data) == len(blob), 600)
+        self.assertEqual(bytes(server.data), blob)
+
+    def test_receive_backpressure(self) -> None:
+        """
+        A protocol that pauses its transport stops receiving: the window closes and the
+        sender stalls; resuming delivers everything.
+        """
+        clock, net, a, b, client, server = connected_pair(delay=0.001)
+        server.transport.pauseProducing()
+        blob = b"z" * (b.config.rcv_buf * 3)
+        client.transport.write(blob)
+        run_until(clock, lambda: False, 5)
+        self.assertEqual(len(server.data), 0)
+        conn = client.transport.conn
+        self.assertEqual(conn.snd_wnd, 0)
+        self.assertGreater(conn.send_buffered, b.config.rcv_buf)
+        server.transport.resumeProducing()
+        run_until(clock, lambda: len(server.data) == len(blob), 600)
+        self.assertEqual(len(server.data), len(blob))
+
+    def test_half_close(self) -> None:
+        """
+        loseWriteConnection sends FIN; an IHalfCloseableProtocol server gets readConnectionLost,
+        can still answer, and the client reads the answer before the connection ends.
+        """
+
+        @implementer(IHalfCloseableProtocol)
+        class Answerer(Collector):
+            def readConnectionLost(self) -> None:
+                self.transport.write(b"answer to " + bytes(self.data))
+                self.transport.loseConnection()
+
+            def writeConnectionLost(self) -> None:
+                pass
+
+        clock, net, a, b, client, server = connected_pair(Answerer)
+        client.transport.write(b"question")
+        client.transport.loseWriteConnection()
+        client.transport.write(b"ignored")
+        run_until(clock, lambda: client.reason is not None)
+        self.assertEqual(bytes(client.data), b"answer to question")
+        client.reason.trap(ConnectionDone)
+
+    def test_peer_close_closes_plain_protocol(self) -> None:
+        """A protocol without half-close support sees connectionLost(ConnectionDone) on peer FIN."""
+        clock, net, a, b, client, server = connected_pair()
+        server.transport.write(b"bye")
+        server.transport.loseConnection()
+        server.transport.write(b"too late")
+        run_until(clock, lambda: client.reason is not None and server.reason is not None)
+        self.assertEqual(bytes(client.data), b"bye")
+        client.reason.trap(ConnectionDone)
+        server.reason.trap(ConnectionDone)
+
+    def test_abort(self) -> None:
+        """abortConnection resets: the peer's protocol loses the connection (not cleanly)."""
+        clock, net, a, b, client, server = connected_pair()
+        client.transport.abortConnection()
+        run_until(clock, lambda: server.reason is not None)
+        server.reason.trap(ConnectionLost)
+        self.assertIsNotNone(client.reason)
+
+    def test_lose_connection_waits_for_producer(self) -> None:
+        """loseConnection with a registered producer closes only once it unregisters."""
+        clock, net, a, b, client, server = connected_pair()
+
+        @implementer(IPushProducer)
+        class Idle:
+            def pauseProducing(self): pass
+            def resumeProducing(self): pass
+            def stopProducing(self): pass
+
+        client.transport.registerProducer(Idle(), True)
+        self.assertRaises(RuntimeError, client.transport.registerProducer, Idle(), True)
+        client.transport.loseConnection()
+        run_until(clock, lambda: False, 1)
+        self.assertIsNone(server.reason)
+        client.transport.unregisterProducer()
+        run_until(clock, lambda: server.reason is not None)
+        server.reason.trap(ConnectionDone)
+
+    def test_producer_stopped_on_disconnect(self) -> None:
+        """A registered producer is told stopProducing when the connection is lost."""
+        clock, net, a, b, client, server = connected_pair()
+        producer = ChunkProducer(clock, client.transport, 0)
+        producer._call.cancel()
+        client.transport.registerProducer(producer, True)
+        server.transport.abortConnection()
+        run_until(clock, lambda: client.reason is not None)
+        self.assertTrue(producer.stopped)
