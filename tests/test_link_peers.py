@@ -345,3 +345,57 @@ class EndpointTests(SynchronousTestCase):
         self.reactor.advance(0)
         hosts = [(h, p) for h, p, *_ in self.reactor.tcpClients]
         self.assertIn(("127.0.0.1", 9001), hosts)
+
+
+class NullHandlerTests(SynchronousTestCase):
+    def test_null_handler_ignores_router_frames(self) -> None:
+        """Until routing exists, frames of types 2-9 are accepted and ignored; the link stays up."""
+        s = Setup()
+        hub, spoke = s.hub_and_spoke()
+        [link] = spoke.links()
+        for frame_type in range(2, 10):
+            link.send_frame(frame_type, b"\x00" * 8)
+        s.net.flush()
+        s.clock.advance(1.0)  # the hub's keepalive answers, clearing our read deadline
+        s.net.flush()
+        s.clock.advance(10.0)
+        s.net.flush()
+        self.assertEqual((len(spoke.links()), len(hub.links())), (1, 1))
+        self.assertEqual(hub.links()[0].rx_bytes, 123 + 8 * 10)
+
+
+class ServiceWiringTests(SynchronousTestCase):
+    """axl.service puts a PeerManager on node.links from the config."""
+
+    def test_node_links(self) -> None:
+        """Peers, Listen, AllowedPublicKeys and peer_max_backoff_secs reach the manager."""
+        from axl.config import config_from_dict
+        from axl.service import make_node_service
+
+        config = config_from_dict({
+            "Peers": ["tls://192.0.2.1:9001"], "Listen": ["tcp://127.0.0.1:0"],
+            "AllowedPublicKeys": [B.public_key.hex()], "peer_max_backoff_secs": 7,
+        })  # fmt: skip
+        top = make_node_service(config, MemoryReactorClock(), identity=A)
+        links = top.node.links
+        self.assertIsInstance(links, PeerManager)
+        self.assertEqual((links.max_backoff, links.allowed_keys), (7.0, {B.public_key}))
+        [peer] = top.node.topology()["peers"]
+        self.assertEqual((peer["uri"], peer["up"], peer["public_key"]),
+                         ("tls://192.0.2.1:9001", False, ""))  # fmt: skip
+
+    def test_default_backoff_cap(self) -> None:
+        """Without the key the cap is 60 s."""
+        from axl.config import default_config
+
+        self.assertEqual(default_config().peer_max_backoff_secs, 60.0)
+
+    def test_bad_peer_uri_names_the_file(self) -> None:
+        """A bad URI in Peers is a ConfigError naming the config source and the URI."""
+        from axl.config import config_from_dict
+        from axl.service import make_node_service
+
+        config = config_from_dict({"Peers": ["tls://h:1?password=" + "x" * 65]}, source="c.json")
+        e = self.assertRaises(ConfigError, make_node_service, config, MemoryReactorClock(), A)
+        self.assertIn("c.json", str(e))
+        self.assertIn("password=", str(e))
