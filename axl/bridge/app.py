@@ -33,3 +33,24 @@ class Bridge:
         """Our key, address, peers and spanning tree as JSON (lists are never null)."""
         request.setHeader(b"Content-Type", b"application/json")
         return json.dumps(self._node.topology()).encode("utf-8") + b"\n"
+
+    @app.route("/send")
+    @app.route("/recv")
+    @app.route("/mcp")
+    @app.route("/mcp/", branch=True)
+    @app.route("/a2a")
+    @app.route("/a2a/", branch=True)
+    def messaging(self, request: IRequest) -> object:
+        """
+        C{/send}, C{/recv}, C{/mcp/...}, C{/a2a/...}: served by the application layer's
+        L{axl.bridge.messaging.MessagingAPI} (C{node.streams.api}) once it is attached.
+        """
+        streams = getattr(self._node, "streams", None)
+        if streams is None:
+            request.setResponseCode(404)
+            request.setHeader(b"Content-Type", b"text/plain; charset=utf-8")
+            return b"404 page not found\n"
+        # The messaging app routes on the whole path, not on what this route left over.
+        request.prepath = []
+        request.postpath = request.path.split(b"/")[1:]
+        return streams.api.app.resource()

@@ -22,6 +22,7 @@ from typing import Callable
 
 from twisted.internet.defer import Deferred, TimeoutError as DeferredTimeout
 from twisted.internet.endpoints import connectProtocol
+from twisted.internet.error import TCPTimedOutError
 from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime, IStreamClientEndpoint
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
@@ -145,6 +146,8 @@ class _Channel:
     def connect_failed(self, failure: Failure) -> None:
         if failure.check(DeferredTimeout):
             error = DeliveryError(504, f"Timed out reaching peer after {self.sender.connect_timeout:g} s")
+        elif failure.check(TCPTimedOutError):
+            error = DeliveryError(504, f"Timed out reaching peer: {_reason(failure)}")
         else:
             error = DeliveryError(502, f"Failed to reach peer: {_reason(failure)}")
         self.log.info("cannot reach {peer}: {err}", peer=short_key(self.dest), err=error.message)
@@ -397,6 +400,8 @@ class Sender:
             await connecting
         except DeferredTimeout:
             raise DeliveryError(504, f"Timed out reaching peer after {connect_timeout:g} s") from None
+        except TCPTimedOutError as e:
+            raise DeliveryError(504, f"Timed out reaching peer: {e}") from None
         except Exception as e:
             raise DeliveryError(502, f"Failed to reach peer: {e or type(e).__name__}") from None
         protocol.send(payload)
