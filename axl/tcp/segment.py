@@ -1,11 +1,8 @@
 # -*- test-case-name: tests.test_tcp_segment -*-
 """
 TCP segments on the wire (RFC 9293 section 3.1): header and option decoding/encoding and the
-Internet checksum over the IPv6 pseudo-header (RFC 8200 section 8.1).
-
-The checksum never loops over bytes: the one's-complement sum of 16-bit big-endian words is the
-value of the byte string, read as one big-endian integer, modulo 0xFFFF (2**16 == 1 mod 0xFFFF).
-Chunks that start at even offsets can be summed separately and added.
+Internet checksum over the IPv6 pseudo-header (RFC 8200 section 8.1), computed by
+L{axl.ipv6.packet.checksum} (no byte loops).
 """
 
 from __future__ import annotations
@@ -13,11 +10,12 @@ from __future__ import annotations
 import struct
 
 from axl.errors import DecodeError
+from axl.ipv6.packet import checksum, pseudo_header, upper_layer_checksum
 
 __all__ = [
     "FIN", "SYN", "RST", "PSH", "ACK", "URG", "ECE", "CWR",
     "Segment", "decode_segment", "encode_options", "syn_options", "ts_option",
-    "ones_sum", "pseudo_sum", "finish_checksum", "tcp_checksum", "verify_checksum",
+    "tcp_checksum", "verify_checksum",
     "build_tcp", "flag_names", "IPV6_HEADER", "NEXT_HEADER_TCP",
 ]
 
@@ -216,36 +214,14 @@ def encode_options(options: list[tuple[str, object]]) -> bytes:
     return bytes(out)
 
 
-def ones_sum(data: bytes | bytearray | memoryview) -> int:
-    """
-    The one's-complement sum (mod 0xFFFF) of C{data} as 16-bit big-endian words, an odd last
-    byte padded with zero. C{data} must start at an even offset of the checksummed stream.
-    """
-    v = int.from_bytes(data, "big")
-    if len(data) & 1:
-        v <<= 8
-    return v % 0xFFFF
-
-
-def pseudo_sum(src: bytes, dst: bytes, length: int, next_header: int = NEXT_HEADER_TCP) -> int:
-    """The sum of the IPv6 pseudo-header (addresses, upper-layer length, next header)."""
-    return (int.from_bytes(src + dst, "big") + length + next_header) % 0xFFFF
-
-
-def finish_checksum(total: int) -> int:
-    """Fold a running sum into the 16-bit checksum field value."""
-    total %= 0xFFFF
-    return 0xFFFF ^ (total or 0xFFFF)
-
-
 def tcp_checksum(src: bytes, dst: bytes, segment: bytes | bytearray | memoryview) -> int:
     """The checksum of a segment whose checksum field holds zero."""
-    return finish_checksum(pseudo_sum(src, dst, len(segment)) + ones_sum(segment))
+    return upper_layer_checksum(src, dst, NEXT_HEADER_TCP, segment)
 
 
 def verify_checksum(src: bytes, dst: bytes, segment: bytes | bytearray | memoryview) -> bool:
     """Whether a received segment (checksum field included) sums to zero."""
-    return (pseudo_sum(src, dst, len(segment)) + ones_sum(segment)) % 0xFFFF == 0
+    return checksum(pseudo_header(src, dst, len(segment), NEXT_HEADER_TCP), segment) == 0
 
 
 def build_tcp(src: bytes, dst: bytes, sport: int, dport: int, seq: int, ack: int, flags: int,
@@ -255,8 +231,6 @@ def build_tcp(src: bytes, dst: bytes, sport: int, dport: int, seq: int, ack: int
         raise ValueError("TCP options must be a multiple of 4 bytes, at most 40")
     hdr_len = 20 + len(options)
     hdr = _HDR.pack(sport, dport, seq, ack, (hdr_len // 4) << 4, flags, window, 0, 0)
-    total = pseudo_sum(src, dst, hdr_len + len(payload)) + ones_sum(hdr) + ones_sum(payload)
-    if options:
-        total += ones_sum(options)
-    csum = finish_checksum(total)
+    csum = checksum(pseudo_header(src, dst, hdr_len + len(payload), NEXT_HEADER_TCP), hdr,
+                    options, payload)
     return b"".join((hdr[:16], csum.to_bytes(2, "big"), hdr[18:], options, payload))

@@ -21,6 +21,7 @@ from twisted.logger import Logger
 from axl.crypto import addr_for_key, short_key
 from axl.errors import DecodeError
 from axl.interfaces import IIPv6Layer
+from axl.ipv6.packet import checksum
 from axl.tcp.connection import SYN_RCVD, TIME_WAIT, AppEvents, Connection, TCPConfig
 from axl.tcp.segment import (
     ACK,
@@ -29,8 +30,6 @@ from axl.tcp.segment import (
     SYN,
     Segment,
     decode_segment,
-    finish_checksum,
-    ones_sum,
     verify_checksum,
 )
 from axl.tcp.seq import MASK
@@ -94,6 +93,9 @@ class TCPStack:
         self.stopped = False
         self.stats = {"in": 0, "out": 0, "rst_sent": 0, "dropped": 0}
         ipv6.register_protocol(NEXT_HEADER_TCP, self.packet_received)
+        register_ptb = getattr(ipv6, "register_ptb_handler", None)
+        if register_ptb is not None:        # axl.ipv6.rwc.IPv6RWC reports ICMPv6 Packet Too Big
+            register_ptb(lambda source_key, mtu, original: self.packet_too_big(mtu, original))
 
     # ---- public API --------------------------------------------------------------------------
 
@@ -295,7 +297,8 @@ class TCPStack:
     def _make_emit(self, peer_key: bytes, sport: int, dport: int
                    ) -> Callable[[int, int, int, int, bytes, bytes | bytearray | memoryview], None]:
         addrs = self.address + addr_for_key(peer_key)
-        base = (int.from_bytes(addrs, "big") + NEXT_HEADER_TCP) % 0xFFFF
+        pseudo_tail = struct.Struct("!IxxxB")
+        pack_tail = pseudo_tail.pack
         send = self._deliver_local if peer_key == self.public_key else self.ipv6.send_ipv6
         hdr_pack, ip_pack = _HDR.pack, _IP6.pack
         stats = self.stats
@@ -305,13 +308,8 @@ class TCPStack:
             hdr_len = 20 + len(opts)
             tcp_len = hdr_len + len(payload)
             hdr = hdr_pack(sport, dport, seq, ack, hdr_len << 2, flags, window, 0, 0)
-            total = base + tcp_len + int.from_bytes(hdr, "big")
-            if opts:
-                total += int.from_bytes(opts, "big")
-            if payload:
-                total += ones_sum(payload)
-            hdr = hdr_pack(sport, dport, seq, ack, hdr_len << 2, flags, window,
-                           finish_checksum(total), 0)
+            csum = checksum(addrs + pack_tail(tcp_len, NEXT_HEADER_TCP), hdr, opts, payload)
+            hdr = hdr_pack(sport, dport, seq, ack, hdr_len << 2, flags, window, csum, 0)
             stats["out"] += 1
             send(b"".join((ip_pack(0x60000000, tcp_len, NEXT_HEADER_TCP, 64), addrs, hdr, opts,
                            payload)))
