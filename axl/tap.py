@@ -107,6 +107,9 @@ class NodeRunner(MultiService):
         node_service.setServiceParent(self)
 
     def startService(self) -> None:
+        # A second SIGTERM during shutdown (e.g. from `timeout`, which signals its whole process
+        # group) sets the exit signal again after stopService: clear it once more at the very end.
+        self._reactor.addSystemEventTrigger("after", "shutdown", self._clear_exit_signal)
         try:
             super().startService()
         except StartupError as e:
@@ -114,9 +117,14 @@ class NodeRunner(MultiService):
             _fail(str(e), self._stderr)
 
     def stopService(self) -> Any:
+        self._clear_exit_signal()
+        return super().stopService()
+
+    def _clear_exit_signal(self) -> None:
+        # twistd re-raises the signal that stopped the reactor (Twisted's reactor records it as
+        # _exitSignal), which makes the exit status 128 + signal; a requested stop is a success.
         if getattr(self._reactor, "_exitSignal", None) in (signal.SIGTERM, signal.SIGINT):
             self._reactor._exitSignal = None
-        return super().stopService()
 
 
 def node_runner(

@@ -155,6 +155,17 @@ class NodeRunnerTests(SynchronousTestCase):
             runner.stopService()
             self.assertIsNone(reactor._exitSignal)
 
+    def test_late_signal_cleared_after_shutdown(self) -> None:
+        """A signal that arrives after stopService is cleared by the after-shutdown trigger."""
+        reactor: Any = MemoryReactorClock()
+        runner = node_runner(None, [], reactor, io.StringIO())
+        runner.startService()
+        runner.stopService()
+        reactor._exitSignal = signal.SIGTERM
+        for callable_, args, kwargs in reactor.triggers["after"]["shutdown"]:
+            callable_(*args, **kwargs)
+        self.assertIsNone(reactor._exitSignal)
+
     def test_other_signal_untouched(self) -> None:
         """A stop without SIGTERM/SIGINT leaves the reactor alone."""
         reactor: Any = MemoryReactorClock()
