@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import struct
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from zope.interface.verify import verifyObject
 
 from twisted.internet.task import Clock
@@ -511,3 +513,25 @@ class MemoryTLSTests(SynchronousTestCase):
         link = connect_cores(client, server, clock, tls=False)
         link.pump.flush()
         self.assertEqual((client.remote_key, server.remote_key), (PEER.public_key, ME.public_key))
+
+
+class PropertyTests(SynchronousTestCase):
+    @settings(max_examples=200, deadline=None)
+    @given(st.binary(max_size=300), st.lists(st.integers(1, 40), max_size=12), st.booleans())
+    def test_any_input_is_contained(self, data: bytes, cuts: list[int], after_up: bool) -> None:
+        """
+        Whatever bytes a peer sends, in whatever pieces, data_received never raises: the link
+        is still handshaking, up, or closed with an abort and a reason.
+        """
+        clock = Clock()
+        core, wire, _ = up(clock) if after_up else started(clock)
+        pos = 0
+        for cut in cuts + [len(data)]:
+            core.data_received(data[pos : pos + cut])
+            pos += cut
+        if core.state is LinkState.CLOSED:
+            self.assertEqual(wire.disconnects, [True])
+            self.assertTrue(core.last_error)
+        else:
+            self.assertEqual(wire.disconnects, [])
+            self.assertIn(core.state, (LinkState.HANDSHAKING, LinkState.UP))

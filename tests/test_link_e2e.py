@@ -94,3 +94,50 @@ class PeeringE2ETests(TwistdTestCase):
         for proc in (hub2, spoke):
             self.assertEqual(proc.stop(signal.SIGTERM), 0)
             self.assertNotIn(b"Traceback", proc.out + proc.err)
+
+    def test_foreign_tls_client(self) -> None:
+        """
+        A peer written with Python's ssl module (TLS 1.3, no verification, as Go dials) gets
+        the node's meta (key A, signature valid), and after sending a SigReq frame it receives
+        some frame back within 2 s (a keepalive or the router's SigRes), as spec 2.7 requires.
+        """
+        import socket
+        import ssl
+
+        from axl.crypto import Identity
+        from axl.link.framing import FrameDecoder, encode_frame
+        from axl.link.meta import META_SIZE, decode_meta, encode_meta
+
+        a = vector("A")
+        listen_port = free_port()
+        hub, _ = self.start(
+            "hub", {"PrivateKey": a["private_key_64"], "Listen": [f"tls://127.0.0.1:{listen_port}"]}
+        )
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+        raw = socket.create_connection(("127.0.0.1", listen_port), timeout=10)
+        with ctx.wrap_socket(raw) as tls:
+            self.assertEqual(tls.version(), "TLSv1.3")
+            self.assertIsNone(tls.selected_alpn_protocol())
+            cert = tls.getpeercert(binary_form=True)
+            self.assertIn(bytes.fromhex(a["public_key"]), cert)
+            tls.sendall(encode_meta(Identity(bytes([0x42]) * 32)))
+            data = b""
+            while len(data) < META_SIZE:
+                chunk = tls.recv(4096)
+                self.assertTrue(chunk, "the node closed the link during the handshake")
+                data += chunk
+            self.assertEqual(decode_meta(data[:META_SIZE]).public_key, bytes.fromhex(a["public_key"]))
+            tls.sendall(encode_frame(2, bytes.fromhex("07ef9bafcdf8acd19101")))
+            tls.settimeout(2.0)
+            decoder = FrameDecoder()
+            frames = decoder.feed(data[META_SIZE:])
+            while not frames:
+                chunk = tls.recv(4096)
+                self.assertTrue(chunk, "the node closed the link")
+                frames = decoder.feed(chunk)
+            self.assertIn(frames[0][0], (1, 3))
+        self.assertEqual(hub.stop(signal.SIGTERM), 0)
+        self.assertNotIn(b"Traceback", hub.out + hub.err)
