@@ -174,7 +174,13 @@ def _add_tcp(top: MultiService, node: Node, reactor: Any) -> None:
 
 
 def _add_streams(top: MultiService, node: Node, reactor: Any) -> None:
-    """The overlay message listener on C{tcp_port} and its streams (MCP, A2A, /recv queue)."""
+    """
+    The overlay message listener on C{tcp_port} and its streams (MCP, A2A, /recv queue); sets
+    C{node.streams}, which the bridge serves C{/send}, C{/recv}, C{/mcp}, C{/a2a} from.
+    """
+    from axl.streams.service import add_streams
+
+    add_streams(top, node, reactor)
 
 
 def _add_bridge(top: MultiService, node: Node, reactor: Any) -> None:

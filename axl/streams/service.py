@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
 from twisted.application.service import MultiService, Service
-from twisted.internet.defer import Deferred, fail
+from twisted.internet.defer import Deferred, DeferredList, fail
 from twisted.internet.interfaces import IListeningPort, IStreamClientEndpoint, IStreamServerEndpoint
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -66,6 +66,7 @@ class StreamsLayer:
     factory: MessageFactory
     sender: Sender
     api: MessagingAPI
+    http_pool: Any = None
 
 
 def discover_streams(node: Any, http: Any, package: Any = None) -> list[Any]:
@@ -110,13 +111,13 @@ def _overlay_dial(node: Any) -> Callable[[bytes, int], IStreamClientEndpoint]:
     return dial
 
 
-def _default_http(reactor: Any) -> Any:
+def _default_http(reactor: Any) -> tuple[Any, Any]:
     from treq.client import HTTPClient
     from twisted.web.client import Agent, HTTPConnectionPool
 
     pool = HTTPConnectionPool(reactor, persistent=True)
     pool.maxPersistentPerHost = 16
-    return HTTPClient(Agent(reactor, pool=pool))
+    return HTTPClient(Agent(reactor, pool=pool)), pool
 
 
 def build_streams_layer(
@@ -133,8 +134,9 @@ def build_streams_layer(
     """
     config = node.config
     clock = reactor
+    pool = None
     if http is None:
-        http = _default_http(reactor)
+        http, pool = _default_http(reactor)
     queue = RecvQueue(clock, setting(config, "recv_queue_max_messages"), setting(config, "recv_queue_max_bytes"))
     stream_timeout = float(setting(config, "stream_timeout_secs"))
     http_timeout = max(stream_timeout - 1.0, stream_timeout * 0.8)
@@ -177,7 +179,7 @@ def build_streams_layer(
         request_timeout=setting(config, "request_timeout_secs"),
         recv_wait_max=setting(config, "recv_wait_max_secs"),
     )
-    return StreamsLayer(queue, registry, factory, sender, api)
+    return StreamsLayer(queue, registry, factory, sender, api, pool)
 
 
 class MessageListenerService(Service):
@@ -215,10 +217,13 @@ class MessageListenerService(Service):
         super().stopService()
         self.layer.sender.close()
         self.layer.queue.close()
+        waits = []
+        if self.layer.http_pool is not None:
+            waits.append(self.layer.http_pool.closeCachedConnections())
         port, self.port = self.port, None
         if port is not None:
-            return port.stopListening()  # type: ignore[no-any-return]
-        return None
+            waits.append(port.stopListening())
+        return DeferredList(waits).addCallback(lambda _: None) if waits else None
 
 
 def add_streams(top: MultiService, node: Any, reactor: Any) -> StreamsLayer:
