@@ -412,6 +412,12 @@ class TimerTests(SynchronousTestCase):
         self.assertEqual(wire.take(), b"")
         self.assertEqual(wire.disconnects, [False])
 
+    def test_close_before_connection(self) -> None:
+        """Closing a core that never got its connection just marks it closed."""
+        core = make_core(ME, Clock())
+        core.close("stopping")
+        self.assertIs(core.state, LinkState.CLOSED)
+
     def test_counters(self) -> None:
         """rx/tx byte counters count every byte, the 123-byte metas included."""
         clock = Clock()

@@ -204,7 +204,8 @@ class LinkCore:
         if self.state is LinkState.CLOSED:
             return
         self.log.info("closing link {uri}: {reason}", uri=self.uri, reason=reason)
-        self._disconnect(False)
+        if self.state is not LinkState.IDLE:
+            self._disconnect(False)
         self._finish(reason)
 
     # -- internals -------------------------------------------------------------------------

@@ -83,17 +83,15 @@ class PeerURI:
 
 def parse_go_duration(text: str) -> float:
     """Seconds in a Go duration such as C{30s}, C{1h8m16s} or C{1.5h}; raise ValueError."""
+    if text == "0":
+        return 0.0
     pos, total = 0, 0.0
-    if not text or text == "0":
-        if text == "0":
-            return 0.0
-        raise ValueError("empty duration")
     for match in _DURATION_PART.finditer(text):
         if match.start() != pos:
             break
         total += float(match.group(1)) * _UNITS[match.group(2)]
         pos = match.end()
-    if pos != len(text):
+    if pos != len(text) or not text:
         raise ValueError(f"invalid duration {text!r}")
     return total
 
