@@ -138,6 +138,7 @@ class TwistdTestCase(SynchronousTestCase):
         self.assertEqual(status, 1, proc.err)
         self.assertEqual(proc.err.decode().splitlines(), [line])
         self.assertNotIn(b"Traceback", proc.out + proc.err)
+        self.assertNotIn(b"Listening on", proc.out)
 
 
 class RunningNodeTests(TwistdTestCase):
@@ -248,6 +249,23 @@ class FailingStartTests(TwistdTestCase):
             f"axl: error: c.json: PrivateKeyPath {key} does not exist; create one with `axl keygen {key}` "
             f"or `openssl genpkey -algorithm ed25519 -out {key}`",
         )
+
+    def test_wrong_key_type(self) -> None:
+        """An RSA key file exits 1, naming the file, the key type and how to create a key."""
+        key = os.path.join(self.dir, "rsa.pem")
+        shutil.copy(os.path.join(DATA, "rsa-pkcs8.pem"), key)
+        self.config({"PrivateKeyPath": "rsa.pem"})
+        proc = Twistd(self, ["axl", "--config", "c.json"], cwd=self.dir)
+        self.assert_clean_failure(
+            proc,
+            f"axl: error: c.json: PrivateKeyPath {key} holds an RSA key, but the node key must be ed25519; "
+            f"create one with `axl keygen {key}` or `openssl genpkey -algorithm ed25519 -out {key}`",
+        )
+
+    def test_bad_listen_flag(self) -> None:
+        """A malformed --listen URI exits 1, naming the option."""
+        proc = Twistd(self, ["axl", "--listen", "0.0.0.0:9001"], cwd=self.dir)
+        self.assert_clean_failure(proc, "axl: error: --listen '0.0.0.0:9001' is not a URI such as tls://host:port")
 
     def test_port_taken(self) -> None:
         """A bridge port already in use exits 1, naming the address and the config keys."""
