@@ -17,7 +17,27 @@ from __future__ import annotations
 
 from zope.interface import Attribute, Interface
 
-__all__ = ["ILink", "ILinkHandler", "IRouter", "ISessions", "IIPv6Layer"]
+__all__ = ["INode", "ILink", "ILinkHandler", "IRouter", "ISessions", "IIPv6Layer"]
+
+
+class INode(Interface):
+    """
+    The node object every layer attaches to (L{axl.node.Node}); endpoints, streams and the
+    bridge are given it.
+    """
+
+    config = Attribute("The frozen L{axl.config.NodeConfig}.")
+    identity = Attribute("The node's L{axl.crypto.Identity}.")
+    public_key = Attribute("Our 32-byte ed25519 public key.")
+    clock = Attribute("The IReactorTime every timer of the node uses.")
+    links = Attribute("The link layer, or None; may offer peers_info() for /topology.")
+    router = Attribute("The router, or None; may offer tree_info() for /topology.")
+    sessions = Attribute("The session layer (ISessions), or None.")
+    ipv6 = Attribute("The IPv6 layer (IIPv6Layer), or None.")
+    tcp = Attribute("The userspace TCP stack, or None.")
+
+    def topology() -> dict:  # type: ignore[type-arg]
+        """The /topology document: our_ipv6, our_public_key, peers, tree (lists, never null)."""
 
 
 class ILink(Interface):

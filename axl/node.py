@@ -12,13 +12,16 @@ from __future__ import annotations
 from typing import Any
 
 from twisted.internet.interfaces import IReactorTime
+from zope.interface import implementer
 
 from axl.config import NodeConfig
 from axl.crypto.keys import Identity
+from axl.interfaces import INode
 
 __all__ = ["Node"]
 
 
+@implementer(INode)
 class Node:
     """
     A node: identity, config, clock, and the layers attached by C{axl.service}.

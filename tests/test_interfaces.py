@@ -22,6 +22,8 @@ class InterfaceShapeTests(SynchronousTestCase):
     def test_members(self) -> None:
         """Each interface declares the methods and attributes the layers above call."""
         expected = {
+            "INode": {"config", "identity", "public_key", "clock", "links", "router", "sessions", "ipv6", "tcp",
+                      "topology"},
             "ILink": {"remote_key", "priority", "order", "inbound", "uri", "send_frame", "close"},
             "ILinkHandler": {"link_up", "frame_received", "link_down"},
             "IRouter": {"public_key", "send", "send_lookup"},

@@ -48,6 +48,14 @@ class NodeTests(SynchronousTestCase):
         for name in ("links", "router", "sessions", "ipv6", "tcp"):
             self.assertIsNone(getattr(node, name), name)
 
+    def test_provides_inode(self) -> None:
+        """Node provides INode."""
+        from zope.interface.verify import verifyObject
+
+        from axl.interfaces import INode
+
+        self.assertTrue(verifyObject(INode, Node(default_config(), Identity(bytes(32)), MemoryReactorClock())))
+
     def test_topology(self) -> None:
         """topology() gives our address and key and empty lists for a bare node."""
         node = Node(default_config(), Identity(bytes(32)), MemoryReactorClock())
