@@ -18,7 +18,7 @@ from axl.session.codec import TYPE_ACK, TYPE_INIT, TYPE_TRAFFIC, decode_init, de
 from axl.session.keys import x25519_private
 from axl.session.manager import SessionManager
 from axl.session.session import SESSION_TIMEOUT
-from axl.session.testing import FakeNetwork, Wire
+from axl.ipv6.testing import FakeNetwork, Wire
 
 T0 = 1795625997.0
 

@@ -18,7 +18,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from axl.crypto.keys import Identity
 from axl.session.proto import ProtoTimeout
-from axl.session.testing import FakeNetwork, Stack
+from axl.ipv6.testing import FakeNetwork, Stack
 from tests.test_session_manager import describe
 
 VECTORS = Path("/work/shared/vectors")

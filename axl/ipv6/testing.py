@@ -16,12 +16,11 @@ from typing import Any, Callable, Sequence
 from twisted.internet.interfaces import IReactorTime
 from zope.interface import implementer
 
-from axl.crypto.address import key_for_addr, key_for_subnet, subnet_for_key, addr_for_key
+from axl.crypto.address import addr_for_key, key_for_addr, key_for_subnet, subnet_for_key
 from axl.crypto.keys import Identity
 from axl.interfaces import IRouter
-from axl.ipv6.rwc import IPv6Layer
-from axl.session.manager import SessionManager
-from axl.session.proto import Core, ProtoHandler, node_info_json
+from axl.ipv6.stack import build_overlay
+from axl.session.proto import node_info_json
 
 __all__ = ["FakeNetwork", "FakeRouter", "Stack", "Wire"]
 
@@ -129,21 +128,15 @@ class Stack:
     ) -> None:
         self.identity = identity
         self.router = network.router(identity.public_key)
-        self.sessions = SessionManager(identity, self.router, clock)
-        self.proto = ProtoHandler(
-            self.sessions,
-            identity.public_key,
-            clock,
-            node_info_json(node_info or {}, build),
-            peer_keys,
-            tree_keys,
+        self.overlay = build_overlay(
+            identity, self.router, clock, node_info_json(node_info or {}, build), peer_keys, tree_keys
         )
-        self.core = Core(self.proto)
-        self.ipv6 = IPv6Layer(identity.public_key, self.sessions, self.router, clock)
-        self.sessions.deliver = self.core.received
-        self.core.ipv6_received = self.ipv6.packet_received
-        self.router.on_traffic = self.sessions.traffic_received
-        self.router.on_path_notify = self.ipv6.path_notify
+        self.sessions = self.overlay.sessions
+        self.proto = self.overlay.proto
+        self.core = self.overlay.core
+        self.ipv6 = self.overlay.ipv6
+        self.router.on_traffic = self.overlay.traffic_received
+        self.router.on_path_notify = self.overlay.path_notify
         self.received: dict[int, list[tuple[bytes, bytes]]] = {}
 
     @property
@@ -158,6 +151,4 @@ class Stack:
 
     def stop(self) -> None:
         """Cancel every timer of the stack."""
-        self.sessions.stop()
-        self.proto.stop()
-        self.ipv6.stop()
+        self.overlay.stop()
