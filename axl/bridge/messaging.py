@@ -228,8 +228,8 @@ class MessagingAPI:
         if isinstance(method, str):
             headers["Mcp-Method"] = method
         envelope = encode_mcp_request(service, message, headers)
-        if "id" not in message:
-            # A notification (or a response to the server): accepted now, delivered in the background.
+        if "id" not in message or "method" not in message:
+            # A notification, or a response to the server: accepted now, delivered in the background.
             self._forward_notification(dest, service, envelope, session)
             if session is not None:
                 request.setHeader(b"Mcp-Session-Id", session.id.encode("ascii"))
