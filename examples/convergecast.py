@@ -38,21 +38,15 @@ def tree_position(topology: dict[str, Any]) -> tuple[str, str | None, list[str]]
     return me, (None if parent in (me, "") else parent), children
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--node", default=DEFAULT_NODE_URL)
-    parser.add_argument("--value", type=float, required=True, help="this node's number")
-    parser.add_argument("--round", default="1", help="tag that keeps separate runs apart")
-    parser.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for children")
-    args = parser.parse_args(argv)
-    node = Node(args.node)
+def converge(node: Any, value: float, round_tag: str, timeout: float) -> int:
+    """Run one convergecast on C{node} (an axl.client.Node); return the exit status."""
     me, parent, children = tree_position(node.topology())
     role = "ROOT" if parent is None else ("LEAF" if not children else "INTERMEDIATE")
     print(f"{me[:16]}... is {role}; parent {parent[:16] + '...' if parent else '-'}; {len(children)} children")
 
-    total, count, nodes = args.value, 1, [me]
+    total, count, nodes = value, 1, [me]
     waiting = set(children)
-    deadline = time.monotonic() + args.timeout
+    deadline = time.monotonic() + timeout
     while waiting and time.monotonic() < deadline:
         message = node.recv()
         if message is None:
@@ -62,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
             report = json.loads(message.data)
         except ValueError:
             report = None
-        if not isinstance(report, dict) or report.get("kind") != KIND or report.get("round") != args.round:
+        if not isinstance(report, dict) or report.get("kind") != KIND or report.get("round") != round_tag:
             print(f"skipping another program's message from {message.from_peer_id[:16]}...")
             continue
         sender = report.get("from")
@@ -80,10 +74,20 @@ def main(argv: list[str] | None = None) -> int:
     if parent is None:
         print(f"TOTAL {total} over {count} nodes (mean {total / count:g})")
         return 0 if not waiting else 1
-    report = {"kind": KIND, "round": args.round, "from": me, "sum": total, "count": count, "nodes": nodes}
+    report = {"kind": KIND, "round": round_tag, "from": me, "sum": total, "count": count, "nodes": nodes}
     node.send(parent, json.dumps(report).encode())
     print(f"sent subtotal {total} over {count} nodes to the parent")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--node", default=DEFAULT_NODE_URL)
+    parser.add_argument("--value", type=float, required=True, help="this node's number")
+    parser.add_argument("--round", default="1", help="tag that keeps separate runs apart")
+    parser.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for children")
+    args = parser.parse_args(argv)
+    return converge(Node(args.node), args.value, args.round, args.timeout)
 
 
 if __name__ == "__main__":
