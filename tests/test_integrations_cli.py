@@ -89,6 +89,20 @@ class ServiceTests(SynchronousTestCase):
             self.assertTrue(hasattr(tap.makeService(o), "startService"))
 
 
+class ServiceFactoryTests(SynchronousTestCase):
+    def test_router_service(self) -> None:
+        """router_service() listens where asked, with any reactor (a node can start its router)."""
+        reactor = MemoryReactor()
+        router_tap.router_service(reactor, "127.0.0.1", 9103).startService()
+        self.assertEqual(reactor.tcpServers[0][0], 9103)
+
+    def test_a2a_service(self) -> None:
+        """a2a_service() listens where asked."""
+        reactor = MemoryReactor()
+        a2a_tap.a2a_service(reactor, "::1", 9104, "http://127.0.0.1:9103", "http://127.0.0.1:9102").startService()
+        self.assertEqual((reactor.tcpServers[0][0], reactor.tcpServers[0][3]), (9104, "::1"))
+
+
 class PluginTests(SynchronousTestCase):
     def test_plugins(self) -> None:
         """twistd finds axl-mcp-router and axl-a2a, backed by the same option classes."""

@@ -5,13 +5,15 @@ C{twistd axl-a2a} / C{a2a-server}: run the A2A server (L{axl.integrations.a2a_se
 
 from __future__ import annotations
 
+from typing import Any
+
 from twisted.application.service import IService
 from twisted.python import usage
 
 from axl.integrations.a2a_server import DEFAULT_A2A_PORT, ROUTER_TIMEOUT
 from axl.integrations.options import check_host, check_port, check_timeout, check_url
 
-__all__ = ["Options", "makeService"]
+__all__ = ["Options", "makeService", "a2a_service"]
 
 
 class Options(usage.Options):
@@ -36,17 +38,25 @@ class Options(usage.Options):
         check_timeout(self["timeout"])
 
 
-def makeService(options: Options) -> IService:
-    from twisted.internet import reactor
-
+def a2a_service(
+    reactor: Any,
+    host: str = "127.0.0.1",
+    port: int = DEFAULT_A2A_PORT,
+    router_url: str = "http://127.0.0.1:9003",
+    node_url: str = "http://127.0.0.1:9002",
+    timeout: float = ROUTER_TIMEOUT,
+) -> IService:
+    """The A2A server as a service on C{host:port}, for C{makeService} and for a node that starts it."""
     from axl.integrations._serve import http_service, make_http_client
     from axl.integrations.a2a_server import A2AServer
 
-    server = A2AServer(
-        make_http_client(reactor),
-        reactor,
-        options["router"],
-        options["node-url"],
-        timeout=options["timeout"],
+    server = A2AServer(make_http_client(reactor), reactor, router_url, node_url, timeout=timeout)
+    return http_service(reactor, host, port, server.app.resource(), "A2A server")
+
+
+def makeService(options: Options) -> IService:
+    from twisted.internet import reactor
+
+    return a2a_service(
+        reactor, options["host"], options["port"], options["router"], options["node-url"], options["timeout"]
     )
-    return http_service(reactor, options["host"], options["port"], server.app.resource(), "A2A server")

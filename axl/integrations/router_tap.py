@@ -5,6 +5,8 @@ C{twistd axl-mcp-router} / C{mcp-router}: run the MCP router (L{axl.integrations
 
 from __future__ import annotations
 
+from typing import Any
+
 from twisted.application.service import IService
 from twisted.python import usage
 from twisted.python.filepath import FilePath
@@ -12,7 +14,7 @@ from twisted.python.filepath import FilePath
 from axl.integrations.mcp_router import DEFAULT_ROUTER_PORT, FORWARD_TIMEOUT
 from axl.integrations.options import check_host, check_port, check_timeout
 
-__all__ = ["Options", "makeService"]
+__all__ = ["Options", "makeService", "router_service"]
 
 
 class Options(usage.Options):
@@ -35,14 +37,24 @@ class Options(usage.Options):
         check_timeout(self["timeout"])
 
 
-def makeService(options: Options) -> IService:
-    from twisted.internet import reactor
-
+def router_service(
+    reactor: Any, host: str = "127.0.0.1", port: int = DEFAULT_ROUTER_PORT, state: str | None = None,
+    timeout: float = FORWARD_TIMEOUT,
+) -> IService:
+    """
+    The MCP router as a service on C{host:port}, for C{makeService} and for a node that starts
+    its router itself. C{state}: optional JSON file for the registrations.
+    """
     from axl.integrations._serve import http_service, make_http_client
     from axl.integrations.mcp_router import MCPRouter
     from axl.integrations.registry import Registry
 
-    state = FilePath(options["state"]) if options["state"] else None
-    registry = Registry(reactor, state)
-    router = MCPRouter(registry, make_http_client(reactor), reactor, options["timeout"])
-    return http_service(reactor, options["host"], options["port"], router.app.resource(), "MCP Router")
+    registry = Registry(reactor, FilePath(state) if state else None)
+    router = MCPRouter(registry, make_http_client(reactor), reactor, timeout)
+    return http_service(reactor, host, port, router.app.resource(), "MCP Router")
+
+
+def makeService(options: Options) -> IService:
+    from twisted.internet import reactor
+
+    return router_service(reactor, options["host"], options["port"], options["state"], options["timeout"])
