@@ -5,7 +5,7 @@ section 8.1), for the overlay's packets. Pure.
 
 The checksum never loops over bytes: a one's-complement sum of 16-bit words is the value of the
 whole (even-length) buffer read as one big-endian integer, modulo 0xFFFF, because 2**16 is 1
-modulo 0xFFFF. Each part is summed on its own, so the pseudo-header and the payload are never
+modulo 0xFFFF; the modulo is taken by folding the integer's halves together. Each part is summed on its own, so the pseudo-header and the payload are never
 concatenated.
 """
 
@@ -107,6 +107,13 @@ def checksum(*parts: bytes | bytearray | memoryview) -> int:
                 raise ValueError("only the last checksummed part may have an odd length")
             value <<= 8
         total += value
+    # Fold halves together (shifts by multiples of 16 bits keep the value modulo 0xFFFF):
+    # additions and shifts of big integers are far cheaper than one big division.
+    bits = total.bit_length()
+    while bits > 64:
+        half = ((bits >> 1) + 15) & ~15
+        total = (total >> half) + (total & ((1 << half) - 1))
+        bits = half + 1
     folded = total % 0xFFFF
     if folded == 0 and total:
         folded = 0xFFFF  # the one's-complement sum of non-zero words is "negative zero"

@@ -1,0 +1,129 @@
+# -*- test-case-name: tests.test_session_manager -*-
+"""
+Session-layer throughput: encrypt + decrypt of one payload per packet between two
+L{axl.session.manager.SessionManager}s (the work every overlay packet costs twice per hop pair),
+for 1280- and 65535-byte payloads; also the raw box cost and the checksum for comparison.
+
+Run: /work/venv/bin/python bench/bench_session.py [seconds-per-case]
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+from twisted.internet.task import Clock
+from zope.interface import implementer
+
+from axl.crypto.keys import Identity
+from axl.interfaces import IRouter
+from axl.ipv6.packet import checksum
+from axl.session.keys import open_box, seal, shared_key
+from axl.session.keys import BoxKeyPair
+from axl.session.manager import SessionManager
+
+
+@implementer(IRouter)
+class _Loop:
+    """Hands every packet straight to the other manager (no queue: the bench measures crypto)."""
+
+    def __init__(self, public_key: bytes) -> None:
+        self.public_key = public_key
+        self.peer: SessionManager | None = None
+        self.last: bytes = b""
+
+    def send(self, dest_key: bytes, data: bytes) -> None:
+        self.last = data
+        if data[0] != 3:  # handshake packets are delivered at once
+            assert self.peer is not None
+            self.peer.traffic_received(self.public_key, data)
+
+    def send_lookup(self, partial_key: bytes) -> None:
+        pass
+
+
+def _pair() -> tuple[SessionManager, SessionManager, _Loop, bytes, bytes, list[int]]:
+    clock = Clock()
+    clock.advance(1.7e9)
+    a_id, b_id = Identity(bytes(32)), Identity(bytes(range(1, 33)))
+    ra, rb = _Loop(a_id.public_key), _Loop(b_id.public_key)
+    got = [0]
+
+    def count(key: bytes, payload: bytes) -> None:
+        got[0] += len(payload)
+
+    a = SessionManager(a_id, ra, clock)
+    b = SessionManager(b_id, rb, clock, count)
+    ra.peer, rb.peer = b, a
+    a.send(b_id.public_key, b"hello")
+    return a, b, ra, a_id.public_key, b_id.public_key, got
+
+
+def bench_sessions(size: int, seconds: float) -> tuple[float, float]:
+    a, b, ra, a_key, b_key, got = _pair()
+    payload = os.urandom(size)
+    n = 0
+    start = time.perf_counter()
+    deadline = start + seconds
+    while True:
+        for _ in range(50):
+            a.send(b_key, payload)
+            b.traffic_received(a_key, ra.last)
+        n += 50
+        now = time.perf_counter()
+        if now >= deadline:
+            break
+    elapsed = now - start
+    assert got[0] >= n * size
+    return n / elapsed, n * size / elapsed / 1e6
+
+
+def bench_box(size: int, seconds: float) -> tuple[float, float]:
+    k = shared_key(BoxKeyPair.generate().public, BoxKeyPair.generate().private)
+    payload = os.urandom(size)
+    n = 0
+    start = time.perf_counter()
+    deadline = start + seconds
+    while True:
+        for i in range(1, 51):
+            box = seal(payload, i, k)
+            open_box(box, i, k)
+        n += 50
+        now = time.perf_counter()
+        if now >= deadline:
+            break
+    elapsed = now - start
+    return n / elapsed, n * size / elapsed / 1e6
+
+
+def bench_checksum(size: int, seconds: float) -> tuple[float, float]:
+    data = os.urandom(size)
+    n = 0
+    start = time.perf_counter()
+    deadline = start + seconds
+    while True:
+        for _ in range(50):
+            checksum(data)
+        n += 50
+        now = time.perf_counter()
+        if now >= deadline:
+            break
+    elapsed = now - start
+    return n / elapsed, n * size / elapsed / 1e6
+
+
+def main() -> None:
+    seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 2.0
+    for name, fn in (
+        ("session encrypt+decrypt", bench_sessions),
+        ("raw box seal+open      ", bench_box),
+        ("ipv6 checksum          ", bench_checksum),
+    ):
+        for size in (1280, 65535):
+            pps, mbs = fn(size, seconds)
+            print(f"{name} {size:>6} B: {pps:>10.0f} packets/s {mbs:>8.1f} MB/s")
+
+
+if __name__ == "__main__":
+    main()
