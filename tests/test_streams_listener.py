@@ -170,3 +170,21 @@ class ListenerTests(SynchronousTestCase):
             json.loads(t.value()[4:]), {"service": "w", "response": None, "error": "mcp not enabled on this node"}
         )
         self.assertEqual(self.queue.get(), Message(A, b'{"service":"w","request":{}}'))
+
+    def test_disabled_reply_not_held_by_full_queue(self) -> None:
+        """With the queue full, a disabled stream's error reply is still written at once."""
+        from axl.streams.mcp import MCPStream
+
+        queue = RecvQueue(self.clock, max_messages=1)
+        reg = StreamRegistry(queue, self.clock)
+        reg.add(MCPStream(None, "http://x/route", self.clock), enabled=False)
+        factory = MessageFactory(reg, self.clock)
+        proto = factory.buildProtocol(None)
+        t = StringTransport(peerAddress=OverlayAddress(A, 1))
+        proto.makeConnection(t)
+        proto.dataReceived(encode_frame(b"filler") + encode_frame(b'{"service":"w"}'))
+        self.assertEqual(json.loads(t.value()[4:])["error"], "mcp not enabled on this node")
+        self.assertEqual(t.producerState, "paused")
+        self.assertEqual(queue.get(), Message(A, b"filler"))
+        self.assertEqual(queue.get(), Message(A, b'{"service":"w"}'))
+        self.assertEqual(t.producerState, "producing")

@@ -129,9 +129,9 @@ class MessagingAPI:
         length = _header(request, b"Content-Length")
         if length is not None and length.isdigit() and int(length) > self.max_message_size:
             return self._too_large(request, int(length))
-        body = request.content.read()
+        body = request.content.read(self.max_message_size + 1)  # never more than the limit in memory
         if len(body) > self.max_message_size:
-            return self._too_large(request, len(body))
+            return self._too_large(request, self._body_size(request))
         try:
             sent = await self.sender.send(dest, body)
         except DeliveryError as e:
@@ -139,6 +139,22 @@ class MessagingAPI:
         request.setHeader(b"Content-Type", b"application/octet-stream")
         request.setHeader(b"X-Sent-Bytes", str(sent).encode("ascii"))
         return b""
+
+    @staticmethod
+    def _body_size(request: IRequest) -> int:
+        content = request.content
+        content.seek(0, 2)
+        return int(content.tell())
+
+    def _read_json(self, request: IRequest) -> tuple[bool, Any]:
+        """The body as JSON: (True, value), or (False, None) if it is not JSON or too large."""
+        raw = request.content.read(self.max_message_size + 1)
+        if len(raw) > self.max_message_size:
+            return False, None
+        try:
+            return True, json.loads(raw)
+        except (ValueError, RecursionError):
+            return False, None
 
     def _too_large(self, request: IRequest, size: int) -> bytes:
         return _text(request, 413, f"Message too large: {size} bytes (max_message_size is {self.max_message_size})")
@@ -205,10 +221,7 @@ class MessagingAPI:
             return b""
         if request.method != b"POST":
             return _method_not_allowed(request, b"POST, DELETE")
-        try:
-            message = json.loads(request.content.read())
-        except (ValueError, RecursionError):
-            message = None
+        _, message = self._read_json(request)
         if not isinstance(message, dict):
             return _text(request, 400, "Invalid JSON-RPC")
         method = message.get("method")
@@ -299,9 +312,8 @@ class MessagingAPI:
         if request.method == b"GET":
             envelope = encode_a2a_request(None, agent_card=True)
         elif request.method == b"POST":
-            try:
-                body = json.loads(request.content.read())
-            except (ValueError, RecursionError):
+            ok, body = self._read_json(request)
+            if not ok:
                 return _text(request, 400, "Invalid JSON")
             if isinstance(body, dict):
                 request_id = body.get("id")

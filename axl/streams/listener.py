@@ -177,7 +177,7 @@ class MessageProtocol(Protocol):
             while self._pending and not self._busy:
                 payload = self._pending.popleft()
                 self._busy = True
-                self._factory.registry.dispatch(payload, self.peer_key).addCallbacks(
+                self._factory.registry.dispatch(payload, self.peer_key, self._reply).addCallbacks(
                     self._dispatched, self._dispatch_failed
                 )
             if self._open:
@@ -192,11 +192,15 @@ class MessageProtocol(Protocol):
             self._in_pump = False
         self._update_timer()
 
-    def _dispatched(self, reply: bytes | None) -> None:
-        self._busy = False
-        if reply is not None and self._open:
+    def _reply(self, reply: bytes) -> None:
+        if self._open:
             self.transport.write(frame_header(len(reply)))
             self.transport.write(reply)
+
+    def _dispatched(self, reply: bytes | None) -> None:
+        self._busy = False
+        if reply is not None:
+            self._reply(reply)
         self._pump()
 
     def _dispatch_failed(self, failure: Failure) -> None:

@@ -16,7 +16,7 @@ message; a message no stream claims goes to the C{/recv} queue. Beyond AXL:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from twisted.internet.defer import Deferred, TimeoutError as DeferredTimeout, maybeDeferred, succeed
 from twisted.internet.interfaces import IReactorTime
@@ -70,11 +70,17 @@ class StreamRegistry:
         """The registered streams' names, in dispatch order."""
         return [e.stream.name for e in self._entries]
 
-    def dispatch(self, payload: bytes, peer_key: bytes) -> Deferred[bytes | None]:
+    def dispatch(
+        self, payload: bytes, peer_key: bytes, reply_now: Callable[[bytes], None] | None = None
+    ) -> Deferred[bytes | None]:
         """
         Deliver one message from C{peer_key}. Fires with the reply payload to write back on
         the same connection, or None; it fires only once the message is accepted (queued or
         served), so the caller stops reading more meanwhile.
+
+        @param reply_now: if given, a reply that is known before the message is accepted (the
+            error for a disabled stream, while the C{/recv} queue is full) is passed to it at
+            once, and the Deferred then fires with None.
         """
         envelope = parse_object(payload) if self._entries else None
         if envelope is not None:
@@ -85,10 +91,17 @@ class StreamRegistry:
                     self.log.failure("stream {name} failed to match a message", name=entry.stream.name)
                     continue
                 if claimed:
-                    return self._serve(entry, envelope, payload, peer_key)
+                    return self._serve(entry, envelope, payload, peer_key, reply_now)
         return self.queue.put(peer_key, payload).addCallback(lambda _: None)
 
-    def _serve(self, entry: _Entry, envelope: dict[str, Any], payload: bytes, peer_key: bytes) -> Deferred[bytes | None]:
+    def _serve(
+        self,
+        entry: _Entry,
+        envelope: dict[str, Any],
+        payload: bytes,
+        peer_key: bytes,
+        reply_now: Callable[[bytes], None] | None,
+    ) -> Deferred[bytes | None]:
         stream = entry.stream
         if not entry.enabled:
             self.log.info(
@@ -97,6 +110,9 @@ class StreamRegistry:
                 peer=short_key(peer_key),
             )
             reply = self._error(stream, envelope, f"{stream.name} not enabled on this node")
+            if reply is not None and reply_now is not None:
+                reply_now(reply)
+                reply = None
             return self.queue.put(peer_key, payload).addCallback(lambda _: reply)
         if entry.allowed is not None and peer_key not in entry.allowed:
             self.log.warn("{name} request from {peer} refused (not in the allow-list)", name=stream.name, peer=short_key(peer_key))
