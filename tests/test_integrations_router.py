@@ -256,6 +256,18 @@ class RouteTests(RouterTestCase):
         self.assertEqual(code, 502)
         self.assertTrue(reply["error"].startswith("Forward error: 200, reply is not JSON"))
 
+    def test_reply_too_large(self) -> None:
+        """A service reply over max_reply bytes is 502 'Forward error: ...larger than...'."""
+        router = MCPRouter(self.registry, self.service_http, self.clock, max_reply=1000)
+        self.service.reply = (200, {"Content-Type": "application/json"}, b'"' + b"x" * 2000 + b'"')
+        http = StubTreq(router.app.resource())
+        response = self.successResultOf(
+            http.post("http://router.test/route", data=json_body({"service": "weather"}))
+        )
+        reply = json.loads(self.successResultOf(response.content()))
+        self.assertEqual(response.code, 502)
+        self.assertIn("larger than 1000 bytes", reply["error"])
+
     def test_unreachable(self) -> None:
         """A service that cannot be reached is 502 'Forward error: ...'."""
         router = MCPRouter(self.registry, HTTPClient(_RefusingAgent()), self.clock)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import treq
 from klein import Klein
 from treq.client import HTTPClient
 from twisted.internet.defer import Deferred
@@ -46,6 +47,7 @@ __all__ = ["MCPRouter", "DEFAULT_ROUTER_PORT", "FORWARD_TIMEOUT"]
 
 DEFAULT_ROUTER_PORT = 9003
 FORWARD_TIMEOUT = 30.0
+MAX_REPLY = 16 * 1024 * 1024
 _ACCEPT = "application/json, text/event-stream"
 
 
@@ -53,6 +55,22 @@ class _ServiceStatus(Exception):
     def __init__(self, status: int) -> None:
         super().__init__(status)
         self.status = status
+
+
+async def _read_limited(response: Any, limit: int) -> bytes:
+    """The whole body of C{response}, or L{ReplyError} as soon as it exceeds C{limit} bytes."""
+    chunks: list[bytes] = []
+    size = 0
+
+    def collect(data: bytes) -> None:
+        nonlocal size
+        size += len(data)
+        if size > limit:
+            raise ReplyError(f"reply larger than {limit} bytes")
+        chunks.append(data)
+
+    await treq.collect(response, collect)
+    return b"".join(chunks)
 
 
 def _json(request: IRequest, status: int, body: Any) -> bytes:
@@ -67,6 +85,8 @@ class MCPRouter:
     @param http: the client used to reach the services.
     @param clock: for the per-forward timeout.
     @param timeout: seconds a service has to answer before C{504}.
+    @param max_reply: largest service reply body read (bytes); a node cannot carry more than its
+        C{max_message_size} (16 MiB by default) anyway.
     """
 
     app = Klein()
@@ -78,8 +98,10 @@ class MCPRouter:
         http: HTTPClient,
         clock: IReactorTime,
         timeout: float = FORWARD_TIMEOUT,
+        max_reply: int = MAX_REPLY,
     ) -> None:
         self.registry = registry
+        self._max_reply = max_reply
         self._http = http
         self._clock = clock
         self._timeout = timeout
@@ -185,7 +207,7 @@ class MCPRouter:
         response = await self._http.post(
             endpoint, data=json.dumps(message).encode("utf-8"), headers=headers
         )
-        body = await response.content()
+        body = await _read_limited(response, self._max_reply)
         reply_headers = {}
         for name in REPLY_HEADERS:
             value = response.headers.getRawHeaders(name)
