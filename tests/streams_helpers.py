@@ -14,7 +14,7 @@ from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.error import ConnectionDone, ConnectionLost, ConnectionRefusedError
 from twisted.internet.interfaces import IStreamClientEndpoint, ITransport
 from twisted.python.failure import Failure
-from zope.interface import implementer
+from zope.interface import implementer, implementer_only
 
 from axl.overlay_address import OverlayAddress
 from axl.streams.interfaces import IAcknowledgingTransport
@@ -121,6 +121,11 @@ class PipeTransport:
         self.protocol.connectionLost(reason)
 
 
+@implementer_only(ITransport)
+class PlainPipeTransport(PipeTransport):
+    """A pipe end that does not report acknowledgements (like an ordinary TCP transport)."""
+
+
 @implementer(IStreamClientEndpoint)
 class MemoryEndpoint:
     def __init__(self, net: MemoryNet, src: bytes, dst: bytes, port: int) -> None:
@@ -138,6 +143,7 @@ class MemoryNet:
         self.black_holes: set[bytes] = set()
         self.pairs: list[tuple[PipeTransport, PipeTransport]] = []
         self.pending_connects: list[Deferred[Any]] = []
+        self.transport_class: type[PipeTransport] = PipeTransport
 
     def listen(self, node: bytes, port: int, factory: Any) -> None:
         self.listeners[(node, port)] = factory
@@ -153,8 +159,9 @@ class MemoryNet:
         server_factory = self.listeners.get((dst, port))
         if server_factory is None:
             return fail(ConnectionRefusedError("no listener"))
-        c = PipeTransport(self, OverlayAddress(src, 40000 + len(self.pairs)), OverlayAddress(dst, port))
-        s = PipeTransport(self, OverlayAddress(dst, port), OverlayAddress(src, 40000 + len(self.pairs)))
+        make = self.transport_class
+        c = make(self, OverlayAddress(src, 40000 + len(self.pairs)), OverlayAddress(dst, port))
+        s = make(self, OverlayAddress(dst, port), OverlayAddress(src, 40000 + len(self.pairs)))
         c.other, s.other = s, c
         client = factory.buildProtocol(c.peer)
         server = server_factory.buildProtocol(s.peer)

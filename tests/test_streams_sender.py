@@ -122,6 +122,24 @@ class SenderTests(SynchronousTestCase):
         self.successResultOf(self._sent(b"2"))
         self.assertEqual(self.drain_b(), [b"1", b"2"])
 
+    def test_paused_transport_holds_messages(self) -> None:
+        """While the transport pauses us, messages wait unsent; one that times out is 503, not sent."""
+        self.successResultOf(self._sent(b"first"))
+        (client, _) = self.net.pairs[0]
+        client.protocol.pauseProducing()
+        d = self.sender.send(B, b"held")
+        self.net.flush()
+        self.assertNoResult(d)
+        self.clock.advance(30.1)
+        f = self.failureResultOf(d, DeliveryError)
+        self.assertEqual(f.value.status, 503)
+        self.assertIn("not sent", f.value.message)
+        later = self.sender.send(B, b"later")
+        client.protocol.resumeProducing()
+        self.net.flush()
+        self.successResultOf(later)
+        self.assertEqual(self.drain_b(), [b"first", b"later"])
+
     def _sent(self, payload: bytes) -> Any:
         d = self.sender.send(B, payload)
         self.net.flush()
@@ -189,3 +207,28 @@ class RequestTests(SynchronousTestCase):
         """A request to our own key is served by our own streams."""
         d = self.sender.request(A, encode_mcp_request("s", {}), 30)
         self.assertEqual(self.successResultOf(d), b"local")
+
+
+class PlainTransportTests(SenderTests):
+    """The same behaviour over transports that do not report acknowledgements."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        from tests.streams_helpers import PlainPipeTransport
+
+        self.net.transport_class = PlainPipeTransport
+
+    def test_send_fires_when_acknowledged(self) -> None:
+        """Without acknowledgements, a send succeeds once written."""
+        d = self.sender.send(B, b"hello")
+        self.assertEqual(self.successResultOf(d), 5)
+        self.net.flush()
+        self.assertEqual(self.queue_b.get(), Message(A, b"hello"))
+
+    def test_full_receiver_503_loses_nothing(self) -> None:
+        """Without acknowledgements every write counts as sent, and still nothing is lost."""
+        ds = [self.sender.send(B, b"m%d" % i) for i in range(8)]
+        self.net.flush()
+        for d in ds:
+            self.successResultOf(d)
+        self.assertEqual(self.drain_b(), [b"m%d" % i for i in range(8)])
