@@ -93,7 +93,7 @@ class _UvicornThread:
     async def _main(self) -> None:
         tasks = [
             asyncio.create_task(server.serve(sockets=[sock]))
-            for server, sock in zip(self.servers, self.sockets)
+            for server, sock in zip(self.servers, self.sockets, strict=True)
         ]
         while not all(server.started for server in self.servers):
             if any(t.done() for t in tasks):

@@ -33,7 +33,7 @@ def run(
         options.parseOptions(list(sys.argv[1:] if argv is None else argv))
     except usage.UsageError as e:
         stderr.write(f"{prog}: {e}\n{options}")
-        raise SystemExit(2)
+        raise SystemExit(2) from None
     from twisted.internet import reactor
     from twisted.logger import globalLogBeginner, textFileLogObserver
 
@@ -43,7 +43,7 @@ def run(
         service.startService()
     except (CannotListenError, ConfigError) as e:
         stderr.write(f"{prog}: {e}\n")
-        raise SystemExit(1)
+        raise SystemExit(1) from None
     reactor.addSystemEventTrigger("before", "shutdown", service.stopService)
     reactor.run()  # type: ignore[attr-defined]
     raise SystemExit(0)
