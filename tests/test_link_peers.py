@@ -25,7 +25,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from axl.errors import ConfigError
 from axl.link.endpoints import TLSServerEndpoint, client_endpoint, server_endpoint
-from axl.link.peers import JITTER, PeerManager
+from axl.link.peers import JITTER, MAX_HANDSHAKING_INBOUND, PeerManager
 from axl.link.testing import MemoryNetwork, RecordingHandler, identity
 from axl.link.tls import LinkTLS
 from axl.link.uri import parse_listen_uri, parse_peer_uri
@@ -226,6 +226,53 @@ class RefusalTests(SynchronousTestCase):
         self.assertEqual(len(s.net.dials), dials)
 
 
+class HandshakeFloodTests(SynchronousTestCase):
+    def test_pending_inbound_capped(self) -> None:
+        """
+        At most MAX_HANDSHAKING_INBOUND inbound links may be handshaking at once; more are
+        refused at accept (logged), and the silent ones time out after 6 s, freeing the slots.
+        """
+        s = Setup(tls=False)
+        hub = s.manager(A, listen=["tcp://127.0.0.1:9001"])
+        hub.startService()
+        factory, _ = s.net.listeners[("127.0.0.1", 9001)]
+        from twisted.internet.address import IPv4Address
+        from twisted.internet.testing import StringTransport
+
+        protos = []
+        with capturedLogs() as events:
+            for i in range(MAX_HANDSHAKING_INBOUND + 1):
+                proto = factory.buildProtocol(IPv4Address("TCP", "10.9.9.9", 1000 + i))
+                if proto is not None:
+                    proto.makeConnection(StringTransport())
+                protos.append(proto)
+        self.assertEqual(sum(p is not None for p in protos), MAX_HANDSHAKING_INBOUND)
+        self.assertIsNone(protos[-1])
+        self.assertTrue(any("refusing inbound" in e["log_format"] for e in events))
+        self.assertEqual(len(hub.peers_info()), MAX_HANDSHAKING_INBOUND)
+        s.clock.advance(6.0)
+        self.assertEqual(hub.peers_info(), [])
+        self.assertIsNotNone(factory.buildProtocol(IPv4Address("TCP", "10.9.9.9", 999)))
+
+
+class ServerTLSFactoryTests(SynchronousTestCase):
+    def test_refusal_passes_through(self) -> None:
+        """A refused connection (wrapped factory returns None) builds no TLS protocol."""
+        from twisted.internet.address import IPv4Address
+        from twisted.internet.protocol import Factory, Protocol
+
+        from axl.link.endpoints import ServerTLSFactory
+
+        creator = LinkTLS(A).server_creator()
+        addr = IPv4Address("TCP", "10.0.0.1", 1)
+        refusing = Factory()
+        refusing.buildProtocol = lambda a: None  # type: ignore[method-assign]
+        self.assertIsNone(ServerTLSFactory(creator, False, refusing).buildProtocol(addr))
+        accepting = Factory.forProtocol(Protocol)
+        proto = ServerTLSFactory(creator, False, accepting).buildProtocol(addr)
+        self.assertIsInstance(proto.wrappedProtocol, Protocol)
+
+
 class BackoffTests(SynchronousTestCase):
     def test_dial_failures_back_off(self) -> None:
         """Failed dials wait 2, 4, 8, ... s capped at max_backoff, each logged at warn."""
@@ -335,7 +382,7 @@ class EndpointTests(SynchronousTestCase):
         manager.startService()
         [(port, factory, _, interface)] = self.reactor.tcpServers
         self.assertEqual((port, interface), (9003, "0.0.0.0"))
-        self.assertEqual(type(factory).__name__, "TLSMemoryBIOFactory")
+        self.assertEqual(type(factory).__name__, "ServerTLSFactory")
         self.assertEqual(len(manager.listening_ports()), 1)
 
     def test_manager_dials_real_endpoint(self) -> None:

@@ -35,7 +35,13 @@ from twisted.protocols.tls import TLSMemoryBIOFactory
 from axl.link.tls import LinkTLS, sni_for_host
 from axl.link.uri import PeerURI
 
-__all__ = ["DIAL_TIMEOUT", "client_endpoint", "server_endpoint", "TLSServerEndpoint"]
+__all__ = [
+    "DIAL_TIMEOUT",
+    "client_endpoint",
+    "server_endpoint",
+    "ServerTLSFactory",
+    "TLSServerEndpoint",
+]
 
 DIAL_TIMEOUT = 5.0
 
@@ -53,6 +59,19 @@ def client_endpoint(reactor: Any, uri: PeerURI, tls: LinkTLS) -> IStreamClientEn
     return endpoint
 
 
+class ServerTLSFactory(TLSMemoryBIOFactory):
+    """
+    Server-side TLS wrapping that honours a refusal: when the wrapped factory builds no protocol
+    (returns None), no TLS protocol is built either and the connection is closed at once.
+    """
+
+    def buildProtocol(self, addr: Any) -> Any:
+        wrapped = self.wrappedFactory.buildProtocol(addr)
+        if wrapped is None:
+            return None
+        return self.protocol(self, wrapped)
+
+
 @implementer(IStreamServerEndpoint)
 class TLSServerEndpoint:
     """Wraps a stream server endpoint so that every accepted connection speaks TLS first."""
@@ -68,7 +87,7 @@ class TLSServerEndpoint:
         self._clock = clock
 
     def listen(self, protocolFactory: IProtocolFactory) -> Deferred[IListeningPort]:
-        factory = TLSMemoryBIOFactory(self._creator, False, protocolFactory, clock=self._clock)
+        factory = ServerTLSFactory(self._creator, False, protocolFactory, clock=self._clock)
         return self._wrapped.listen(factory)
 
 

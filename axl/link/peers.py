@@ -41,9 +41,12 @@ from axl.link.protocol import LinkFactory
 from axl.link.tls import LinkTLS
 from axl.link.uri import PeerURI, inbound_uri, parse_listen_uri, parse_peer_uri
 
-__all__ = ["DEFAULT_MAX_BACKOFF", "JITTER", "PeerEntry", "PeerManager"]
+__all__ = ["DEFAULT_MAX_BACKOFF", "JITTER", "MAX_HANDSHAKING_INBOUND", "PeerEntry", "PeerManager"]
 
 DEFAULT_MAX_BACKOFF = 60.0
+# Inbound connections still in their (at most 6 s) handshake; more are refused at accept, so a
+# flood of silent connections cannot pile up.
+MAX_HANDSHAKING_INBOUND = 64
 # Each wait is shortened by up to this fraction, at random, so that peers do not redial in step.
 JITTER = 0.25
 
@@ -224,10 +227,15 @@ class PeerManager(MultiService):
         entry.link = core
         return core
 
-    def _accept(self, listener: PeerURI, addr: IAddress) -> LinkCore:
+    def _accept(self, listener: PeerURI, addr: IAddress) -> LinkCore | None:
         host = getattr(addr, "host", None)
         port = getattr(addr, "port", 0)
         uri = inbound_uri(listener.scheme, host, port) if host else listener.link_uri
+        pending = sum(1 for e in self._inbound if e.link is not None and not e.link.is_up)
+        if pending >= MAX_HANDSHAKING_INBOUND:
+            self.log.warn("refusing inbound {uri}: {n} inbound handshakes already in progress",
+                          uri=uri, n=pending)  # fmt: skip
+            return None
         entry = PeerEntry(uri=uri, inbound=True, config=listener)
         self._inbound.append(entry)
         return self._new_core(entry)

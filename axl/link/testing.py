@@ -28,6 +28,7 @@ from axl.crypto import Identity
 from axl.errors import ProtocolError
 from axl.interfaces import ILink, ILinkHandler
 from axl.link.core import LinkCore
+from axl.link.endpoints import ServerTLSFactory
 from axl.link.protocol import LinkProtocol
 from axl.link.tls import LinkTLS
 
@@ -204,8 +205,8 @@ class MemoryNetwork:
                 net._next_port += 1
                 src = IPv4Address("TCP", "10.0.0.1", net._next_port)
                 if stls is not None:
-                    sfactory = TLSMemoryBIOFactory(stls.server_creator(), False, sfactory,
-                                                   clock=net.clock)  # fmt: skip
+                    sfactory = ServerTLSFactory(stls.server_creator(), False, sfactory,
+                                                clock=net.clock)  # fmt: skip
                     cfactory: IProtocolFactory = TLSMemoryBIOFactory(
                         _tls_for(ident).client_creator(None), True, factory, clock=net.clock
                     )
