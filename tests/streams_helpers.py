@@ -44,6 +44,7 @@ class PipeTransport:
         self.closed = False
         self.producer: Any = None
         self.aborted = False
+        self.close_when_unregistered = False
 
     def write(self, data: bytes) -> None:
         if self.disconnecting or self.closed:
@@ -78,8 +79,16 @@ class PipeTransport:
 
     def unregisterProducer(self) -> None:
         self.producer = None
+        if self.close_when_unregistered:
+            self.close_when_unregistered = False
+            self.disconnecting = True
 
     def loseConnection(self) -> None:
+        # Like the overlay transport (and Twisted's): with a producer registered, the close
+        # waits until it unregisters.
+        if self.producer is not None:
+            self.close_when_unregistered = True
+            return
         self.disconnecting = True
 
     def abortConnection(self) -> None:

@@ -95,6 +95,12 @@ class _SendProtocol(Protocol):
     def connectionMade(self) -> None:
         self.transport.registerProducer(self, True)
 
+    def close(self) -> None:
+        """Close after what is written (a transport waits for its producer to unregister)."""
+        if self.transport is not None:
+            self.transport.unregisterProducer()
+            self.transport.loseConnection()
+
     def dataReceived(self, data: bytes) -> None:
         pass  # a receiver that treated our message as an envelope may answer; nobody asked
 
@@ -137,7 +143,7 @@ class _Channel:
 
     def connected(self, protocol: _SendProtocol) -> None:
         if self.closed:
-            protocol.transport.loseConnection()
+            protocol.close()
             return
         self.protocol = protocol
         self.acks = IAcknowledgingTransport.providedBy(protocol.transport)
@@ -207,7 +213,7 @@ class _Channel:
         self.sender.forget(self)
         self.closed = True
         if self.protocol is not None:
-            self.protocol.transport.loseConnection()
+            self.protocol.close()
 
     def timed_out(self, frame: _Frame) -> None:
         frame.timer = None
