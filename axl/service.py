@@ -162,11 +162,42 @@ def _add_router(top: MultiService, node: Node, reactor: Any) -> None:
 
 
 def _add_sessions(top: MultiService, node: Node, reactor: Any) -> None:
-    """End-to-end encrypted sessions (sets C{node.sessions})."""
+    """
+    End-to-end encrypted sessions, the core proto answers (NodeInfo, debug GetSelf/GetPeers/
+    GetTree) and the IPv6 carriage, built together by L{axl.ipv6.stack.build_overlay} (sets
+    C{node.overlay} and C{node.sessions}). The router delivers upwards through
+    C{node.overlay.traffic_received} and C{node.overlay.path_notify}.
+    """
+    if node.router is None:
+        return
+    from axl.ipv6.stack import OverlayService, build_overlay
+    from axl.session.proto import node_info_json
+
+    config = node.config
+    try:
+        info = node_info_json(config.node_info)
+    except ConfigError as e:
+        raise ConfigError(f"{config.source}: {e}") from None
+    router = node.router
+
+    def peer_keys() -> list[bytes]:
+        links = node.links.links() if node.links is not None else []
+        return [link.remote_key for link in links]
+
+    def tree_keys() -> list[bytes]:
+        return list(router.tree.infos)
+
+    overlay = build_overlay(node.identity, router, reactor, info, peer_keys, tree_keys)
+    node.overlay = overlay  # type: ignore[attr-defined]
+    node.sessions = overlay.sessions
+    OverlayService(overlay).setServiceParent(top)
 
 
 def _add_ipv6(top: MultiService, node: Node, reactor: Any) -> None:
-    """IPv6 carriage over sessions (sets C{node.ipv6})."""
+    """IPv6 carriage over sessions (sets C{node.ipv6}; built with the sessions)."""
+    overlay = getattr(node, "overlay", None)
+    if overlay is not None:
+        node.ipv6 = overlay.ipv6
 
 
 def _add_tcp(top: MultiService, node: Node, reactor: Any) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
+from twisted.application.service import Service
 from twisted.internet.interfaces import IReactorTime
 
 from axl.crypto.keys import Identity
@@ -18,7 +19,7 @@ from axl.ipv6.rwc import IPv6Layer
 from axl.session.manager import SessionManager
 from axl.session.proto import Core, ProtoHandler
 
-__all__ = ["Overlay", "build_overlay"]
+__all__ = ["Overlay", "OverlayService", "build_overlay"]
 
 
 @dataclass
@@ -73,3 +74,16 @@ def build_overlay(
     sessions.deliver = core.received
     core.ipv6_received = ipv6.packet_received
     return Overlay(sessions, proto, core, ipv6)
+
+
+class OverlayService(Service):
+    """Stops the overlay's timers and outstanding requests when the node stops."""
+
+    name = "axl-overlay"
+
+    def __init__(self, overlay: Overlay) -> None:
+        self.overlay = overlay
+
+    def stopService(self) -> None:
+        super().stopService()
+        self.overlay.stop()
