@@ -188,3 +188,24 @@ class ListenerTests(SynchronousTestCase):
         self.assertEqual(queue.get(), Message(A, b"filler"))
         self.assertEqual(queue.get(), Message(A, b'{"service":"w"}'))
         self.assertEqual(t.producerState, "producing")
+
+    def test_data_delivered_during_resume_is_processed(self) -> None:
+        """Messages a transport hands over synchronously when reading resumes are dispatched."""
+        proto, t = self.connect()
+        held = encode_frame(b"2") + encode_frame(b"3")
+
+        def resume() -> None:
+            t.producerState = "producing"
+            if held_box:
+                proto.dataReceived(held_box.pop())
+
+        held_box = [held]
+        t.resumeProducing = resume  # type: ignore[method-assign]
+        proto.dataReceived(encode_frame(b"0") + encode_frame(b"1") + encode_frame(b"x"))
+        self.assertEqual(t.producerState, "paused")
+        got = []
+        for _ in range(5):
+            m = self.queue.get()
+            assert m is not None
+            got.append(m.payload)
+        self.assertEqual(got, [b"0", b"1", b"x", b"2", b"3"])

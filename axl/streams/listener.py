@@ -174,20 +174,26 @@ class MessageProtocol(Protocol):
             return  # a reply that arrived synchronously; the running loop carries on
         self._in_pump = True
         try:
-            while self._pending and not self._busy:
-                payload = self._pending.popleft()
-                self._busy = True
-                self._factory.registry.dispatch(payload, self.peer_key, self._reply).addCallbacks(
-                    self._dispatched, self._dispatch_failed
-                )
-            if self._open:
-                if self._busy and not self._paused:
-                    # Still working on a message: stop reading until it is done.
-                    self._paused = True
-                    self.transport.pauseProducing()
-                elif not self._busy and self._paused:
-                    self._paused = False
-                    self.transport.resumeProducing()
+            while True:
+                while self._pending and not self._busy:
+                    payload = self._pending.popleft()
+                    self._busy = True
+                    self._factory.registry.dispatch(payload, self.peer_key, self._reply).addCallbacks(
+                        self._dispatched, self._dispatch_failed
+                    )
+                if not self._open:
+                    break
+                if self._busy:
+                    if not self._paused:
+                        # Still working on a message: stop reading until it is done.
+                        self._paused = True
+                        self.transport.pauseProducing()
+                    break
+                if not self._paused:
+                    break
+                # Resuming may hand us buffered data at once (it lands in _pending): loop.
+                self._paused = False
+                self.transport.resumeProducing()
         finally:
             self._in_pump = False
         self._update_timer()
