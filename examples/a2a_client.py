@@ -51,9 +51,13 @@ def main(argv: list[str] | None = None) -> int:
     except (NodeError, RuntimeError) as e:
         print(f"failed: {e}", file=sys.stderr)
         return 1
-    if "result" in reply and "tools" in reply["result"]:
-        for tool in reply["result"]["tools"]:
+    result = reply.get("result") if isinstance(reply, dict) else None
+    if isinstance(result, dict) and "tools" in result:
+        for tool in result["tools"]:
             print(f"  tool {tool['name']}: {tool.get('description', '').strip()}")
+    elif isinstance(result, dict) and result.get("content"):
+        for item in result["content"]:
+            print(item.get("text", json.dumps(item)))
     else:
         print(json.dumps(reply, indent=2))
     return 0

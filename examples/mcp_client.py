@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
 
 from mcp import Client
@@ -35,6 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--city", default="Dublin")
     parser.add_argument("--legacy", action="store_true", help="use the initialize handshake")
     args = parser.parse_args(argv)
+    for noisy in ("httpx", "httpx2", "mcp"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     url = f"{args.node.rstrip('/')}/mcp/{args.peer}/{args.service}"
     asyncio.run(run(url, args.city, "legacy" if args.legacy else "auto"))
     return 0

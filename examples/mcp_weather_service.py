@@ -3,10 +3,12 @@
 A real MCP server made with the official `mcp` SDK, registered with the node's MCP router so
 that other nodes can call it as service "weather".
 
-    mcp_weather_service.py [--port 7100] [--router http://127.0.0.1:9003] [--name weather] [--stateless]
+    mcp_weather_service.py [--port 7100] [--router http://127.0.0.1:9003] [--name weather] [--stateful]
 
-By default it runs with the SDK's defaults (stateful sessions, SSE replies), which axl's router
-handles; --stateless gives plain JSON replies and no sessions (what AXL's own router needs).
+By default it is stateless with plain JSON replies: any client works, including a bare curl
+POST of tools/call without an initialize first, and so does AXL's own router. --stateful runs
+the SDK's defaults (sessions, SSE replies): MCP SDK clients reach it through axl's router, which
+carries the session id and reads the event stream, but requests without a session are refused.
 It registers itself at start (POST /register) and deregisters on Ctrl-C.
 Needs: pip install mcp uvicorn (both come with `pip install -e '.[test]'`).
 """
@@ -58,9 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=7100)
     parser.add_argument("--router", default="http://127.0.0.1:9003", help="the MCP router's base URL")
     parser.add_argument("--name", default="weather", help="service name to register")
-    parser.add_argument("--stateless", action="store_true", help="JSON replies, no sessions")
+    parser.add_argument("--stateful", action="store_true", help="the SDK defaults: sessions, SSE replies")
     args = parser.parse_args(argv)
-    app = make_server(args.name).streamable_http_app(stateless_http=args.stateless, json_response=args.stateless)
+    app = make_server(args.name).streamable_http_app(stateless_http=not args.stateful, json_response=not args.stateful)
     endpoint = f"http://127.0.0.1:{args.port}/mcp"
     print(router_call("POST", f"{args.router}/register", {"service": args.name, "endpoint": endpoint}))
     try:
