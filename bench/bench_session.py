@@ -19,8 +19,7 @@ from zope.interface import implementer
 from axl.crypto.keys import Identity
 from axl.interfaces import IRouter
 from axl.ipv6.packet import checksum
-from axl.session.keys import open_box, seal, shared_key
-from axl.session.keys import BoxKeyPair
+from axl.session.keys import BoxKeyPair, open_box, seal, shared_key
 from axl.session.manager import SessionManager
 
 

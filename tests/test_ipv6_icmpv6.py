@@ -86,8 +86,12 @@ class PacketTooBigTests(SynchronousTestCase):
 
     def test_decode_not_ptb(self) -> None:
         """Non-ICMPv6 packets and other ICMPv6 types are refused."""
-        self.assertRaises(DecodeError, decode_packet_too_big, build_packet(A.address, B.address, 6, bytes(60)))
-        self.assertRaises(DecodeError, decode_packet_too_big, build_packet(A.address, B.address, 58, bytes(3)))
+        self.assertRaises(
+            DecodeError, decode_packet_too_big, build_packet(A.address, B.address, 6, bytes(60))
+        )
+        self.assertRaises(
+            DecodeError, decode_packet_too_big, build_packet(A.address, B.address, 58, bytes(3))
+        )
 
     @settings(max_examples=200, deadline=None)
     @given(st.binary(max_size=120))

@@ -118,7 +118,9 @@ class OutgoingTests(Base):
         self.layer.path_notify(THEM.public_key)
         self.layer.send_ipv6(build_packet(in_subnet(US), THEM.address, 17, b"a"))
         self.layer.send_ipv6(build_packet(OTHER.address, THEM.address, 17, b"b"))
-        self.layer.send_ipv6(build_packet(bytes.fromhex("fe80" + "00" * 13 + "01"), THEM.address, 17, b"c"))
+        self.layer.send_ipv6(
+            build_packet(bytes.fromhex("fe80" + "00" * 13 + "01"), THEM.address, 17, b"c")
+        )
         self.assertEqual(len(self.sessions.sent), 1)
 
     def test_outside_overlay(self) -> None:
@@ -179,13 +181,19 @@ class IncomingTests(Base):
 
     def test_spoofed_source(self) -> None:
         """A source address that is not the encrypting key's is dropped (anti-spoofing)."""
-        self.layer.packet_received(THEM.public_key, build_packet(OTHER.address, US.address, 17, b"x"))
-        self.layer.packet_received(THEM.public_key, build_packet(in_subnet(OTHER), US.address, 17, b"x"))
+        self.layer.packet_received(
+            THEM.public_key, build_packet(OTHER.address, US.address, 17, b"x")
+        )
+        self.layer.packet_received(
+            THEM.public_key, build_packet(in_subnet(OTHER), US.address, 17, b"x")
+        )
         self.assertEqual(self.got, [])
 
     def test_not_for_us(self) -> None:
         """A packet for another destination is dropped and the key is not learnt."""
-        self.layer.packet_received(THEM.public_key, build_packet(THEM.address, OTHER.address, 17, b"x"))
+        self.layer.packet_received(
+            THEM.public_key, build_packet(THEM.address, OTHER.address, 17, b"x")
+        )
         self.assertEqual(self.got, [])
         self.assertIsNone(self.layer.known_key(THEM.address))
 
@@ -197,12 +205,12 @@ class IncomingTests(Base):
         self.assertEqual(self.got, [])
 
     def test_too_big_incoming(self) -> None:
-        """A packet over 65535 bytes is answered with a PTB (quoting 512 bytes) toward its sender."""
+        """A packet over 65535 bytes is answered with a PTB (quoting 512 bytes) to its sender."""
         packet = build_packet(THEM.address, US.address, 17, bytes(60000)) + bytes(10000)
         self.layer.path_notify(THEM.public_key)
         self.layer.packet_received(THEM.public_key, packet)
         self.assertEqual(self.got, [])
-        (dest, plaintext), = self.sessions.sent
+        ((dest, plaintext),) = self.sessions.sent
         self.assertEqual((dest, plaintext[0]), (THEM.public_key, 1))
         self.assertEqual(plaintext[1:], packet_too_big(packet, 65535))
 
@@ -229,9 +237,13 @@ class IncomingTests(Base):
     def test_echo(self) -> None:
         """An echo request is answered through the sessions."""
         body = bytearray(b"\x80\x00\x00\x00\x00\x01\x00\x02ping")
-        body[2:4] = upper_layer_checksum(THEM.address, US.address, 58, bytes(body)).to_bytes(2, "big")
-        self.layer.packet_received(THEM.public_key, build_packet(THEM.address, US.address, 58, bytes(body)))
-        (dest, plaintext), = self.sessions.sent
+        body[2:4] = upper_layer_checksum(THEM.address, US.address, 58, bytes(body)).to_bytes(
+            2, "big"
+        )
+        self.layer.packet_received(
+            THEM.public_key, build_packet(THEM.address, US.address, 58, bytes(body))
+        )
+        ((dest, plaintext),) = self.sessions.sent
         self.assertEqual((dest, plaintext[0], plaintext[41]), (THEM.public_key, 1, 129))
 
     def test_handler_failure_logged(self) -> None:

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -191,7 +192,7 @@ class TrafficVectorTests(SynchronousTestCase):
 def _frames(name: str) -> Iterator[tuple[int, dict[str, Any], dict[str, Any]]]:
     raw = (VECTORS / f"link-{name}.jsonl").read_text().splitlines()
     decoded = (VECTORS / f"decoded-{name}.jsonl").read_text().splitlines()
-    for number, (r, d) in enumerate(zip(raw, decoded), 1):
+    for number, (r, d) in enumerate(zip(raw, decoded, strict=True), 1):
         yield number, json.loads(r), json.loads(d)
 
 
@@ -229,7 +230,9 @@ class TranscriptTests(SynchronousTestCase):
                 source, dest, data = _traffic_data(raw["hex"])
                 sender, recipient = idents[dec["source_name"]], idents[dec["dest_name"]]
                 self.assertEqual((source, dest), (sender.public_key, recipient.public_key))
-                self.assertEqual(data[0], TYPE_INIT if session["type"] == "SessionInit" else TYPE_ACK)
+                self.assertEqual(
+                    data[0], TYPE_INIT if session["type"] == "SessionInit" else TYPE_ACK
+                )
                 self.assertEqual(data[1:33].hex(), session["ephemeral_pub"])
                 init = decode_init(data, x25519_private(recipient.private_key), source)
                 self.assertEqual(
@@ -258,7 +261,12 @@ class TranscriptTests(SynchronousTestCase):
                 their, ours, nonce, offset = decode_traffic_header(data)
                 self.assertEqual(
                     (their, ours, nonce, len(data) - offset),
-                    (session["localKeySeq"], session["remoteKeySeq"], session["nonce"], session["box_len"]),
+                    (
+                        session["localKeySeq"],
+                        session["remoteKeySeq"],
+                        session["nonce"],
+                        session["box_len"],
+                    ),
                 )
                 count += 1
         self.assertEqual(count, 20)

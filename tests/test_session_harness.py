@@ -47,8 +47,12 @@ class TwoStacksTests(SynchronousTestCase):
         self.assertEqual(self.a_got, [(b, r)])
         self.assertEqual(self.b.router.lookups, [])
         for i in range(20):
-            self.a.ipv6.send_ipv6(build_packet(self.a.ipv6.address, self.b.ipv6.address, UDP, b"a%d" % i))
-            self.b.ipv6.send_ipv6(build_packet(self.b.ipv6.address, self.a.ipv6.address, UDP, b"b%d" % i))
+            self.a.ipv6.send_ipv6(
+                build_packet(self.a.ipv6.address, self.b.ipv6.address, UDP, b"a%d" % i)
+            )
+            self.b.ipv6.send_ipv6(
+                build_packet(self.b.ipv6.address, self.a.ipv6.address, UDP, b"b%d" % i)
+            )
         self.net.flush()
         self.assertEqual([pk[40:] for _, pk in self.b_got[1:]], [b"a%d" % i for i in range(20)])
         self.assertEqual([pk[40:] for _, pk in self.a_got[1:]], [b"b%d" % i for i in range(20)])
@@ -57,7 +61,9 @@ class TwoStacksTests(SynchronousTestCase):
 
     def test_large_packet(self) -> None:
         """A 65535-byte packet (the MTU) crosses intact."""
-        p = build_packet(self.a.ipv6.address, self.b.ipv6.address, UDP, bytes(range(256)) * 255 + bytes(215))
+        p = build_packet(
+            self.a.ipv6.address, self.b.ipv6.address, UDP, bytes(range(256)) * 255 + bytes(215)
+        )
         self.assertEqual(len(p), 65535)
         self.a.ipv6.send_ipv6(p)
         self.net.flush()
@@ -97,7 +103,9 @@ class TwoStacksTests(SynchronousTestCase):
         counts = []
         for i in range(4):
             self.clock.advance(3)
-            self.a.ipv6.send_ipv6(build_packet(self.a.ipv6.address, self.b.ipv6.address, UDP, b"x%d" % i))
+            self.a.ipv6.send_ipv6(
+                build_packet(self.a.ipv6.address, self.b.ipv6.address, UDP, b"x%d" % i)
+            )
             self.net.flush()
             counts.append(len(got))
         self.assertEqual(counts, [0, 0, 1, 2])

@@ -14,11 +14,11 @@ from zope.interface.verify import verifyObject
 
 from axl.crypto.keys import Identity
 from axl.interfaces import ISessions
+from axl.ipv6.testing import FakeNetwork, Wire
 from axl.session.codec import TYPE_ACK, TYPE_INIT, TYPE_TRAFFIC, decode_init, decode_traffic_header
 from axl.session.keys import x25519_private
 from axl.session.manager import SessionManager
 from axl.session.session import SESSION_TIMEOUT
-from axl.ipv6.testing import FakeNetwork, Wire
 
 T0 = 1795625997.0
 
@@ -93,7 +93,9 @@ class HandshakeTests(SynchronousTestCase):
                 ("A", "traffic", 1, 1, 1),
             ],
         )
-        self.assertEqual(self.p.got[self.p.b_id.public_key], [(self.p.a_id.public_key, b"\x02\x01")])
+        self.assertEqual(
+            self.p.got[self.p.b_id.public_key], [(self.p.a_id.public_key, b"\x02\x01")]
+        )
         self.assertFalse(self.p.a.has_buffer(self.p.b_id.public_key))
 
     def test_buffer_keeps_latest(self) -> None:
@@ -200,7 +202,7 @@ class RejectionTests(SynchronousTestCase):
         """A traffic packet with a flipped ciphertext bit is not delivered; B sends an init."""
         self.p.net.filter = lambda w: None
         self.p.a.send(self.b, b"second")
-        (_, _, packet), = list(self.p.net.queue)
+        ((_, _, packet),) = list(self.p.net.queue)
         self.p.net.flush()
         self.p.net.filter = None
         bad = bytearray(packet)
@@ -241,7 +243,7 @@ class RejectionTests(SynchronousTestCase):
         self.p.net.filter = lambda w: None
         self.p.a.stop()
         self.p.a.send(self.b, b"x")
-        (_, _, init), = list(self.p.net.queue)
+        ((_, _, init),) = list(self.p.net.queue)
         self.p.net.flush()
         self.p.b.traffic_received(c.public_key, init)
         self.assertIsNone(self.p.b.session(c.public_key))
@@ -250,7 +252,7 @@ class RejectionTests(SynchronousTestCase):
         """Traffic from a key without a session gets an init with keySeq 0; nothing is stored."""
         c = Identity(bytes([7]) * 32)
         self.p.b.traffic_received(c.public_key, b"\x03" + bytes(60))
-        (source, dest, data), = list(self.p.net.queue)
+        ((source, dest, data),) = list(self.p.net.queue)
         self.assertEqual((source, dest, data[0]), (self.b, c.public_key, TYPE_INIT))
         init = decode_init(data, x25519_private(c.private_key), self.b)
         self.assertEqual((init.key_seq, init.seq), (0, int(T0)))
@@ -317,10 +319,16 @@ class RotationTests(SynchronousTestCase):
         # other's next key at most once per 60 s: over 190 s that is 3 or 4 more.
         # Each side ratchets on traffic from the other's next key, at most once per 60 s.
         for side in (0, 1):
-            changes = [i * 10 for i, (x, y) in enumerate(zip(seqs, seqs[1:]), 1) if y[side] != x[side]]
+            changes = [
+                i * 10
+                for i, (x, y) in enumerate(zip(seqs, seqs[1:], strict=False), 1)
+                if y[side] != x[side]
+            ]
             self.assertGreaterEqual(len(changes), 2)
-            self.assertTrue(all(y - x > 60 for x, y in zip(changes, changes[1:])), changes)
-            steps = [y[side] - x[side] for x, y in zip(seqs, seqs[1:])]
+            self.assertTrue(
+                all(y - x > 60 for x, y in zip(changes, changes[1:], strict=False)), changes
+            )
+            steps = [y[side] - x[side] for x, y in zip(seqs, seqs[1:], strict=False)]
             self.assertTrue(all(s in (0, 1) for s in steps))
 
     def test_nonce_wrap_rotates(self) -> None:

@@ -90,12 +90,25 @@ class ProtoAnswerTests(SynchronousTestCase):
         doc = json.loads(reply[2:])
         self.assertEqual(doc["name"], "node-X")
         self.assertEqual(doc["buildname"], "axl")
-        self.assertEqual(set(doc), {"name", "buildname", "buildversion", "buildplatform", "buildarch"})
+        self.assertEqual(
+            set(doc), {"name", "buildname", "buildversion", "buildplatform", "buildarch"}
+        )
 
     def test_ignored(self) -> None:
         """Dummies, unknown types and stray responses get no answer and raise nothing."""
-        for plaintext in (b"", b"\x00", b"\x02", b"\x02\x00", b"\x02\xff", b"\x02\xff\x00",
-                          b"\x02\xff\x02{}", b"\x02\xff\x09", b"\x02\x07", b"\x09abc", b"\x01" + bytes(40)):
+        for plaintext in (
+            b"",
+            b"\x00",
+            b"\x02",
+            b"\x02\x00",
+            b"\x02\xff",
+            b"\x02\xff\x00",
+            b"\x02\xff\x02{}",
+            b"\x02\xff\x09",
+            b"\x02\x07",
+            b"\x09abc",
+            b"\x01" + bytes(40),
+        ):
             self.assertEqual(self.ask(plaintext), [], plaintext)
 
     def test_ipv6_dispatch(self) -> None:
@@ -121,7 +134,12 @@ class NodeInfoJsonTests(SynchronousTestCase):
         """With Go's build fields the document is the 109 bytes the transcript's reply carried."""
         doc = node_info_json(
             {"name": "node-C"},
-            {"buildname": "yggdrasil", "buildversion": "0.5.12", "buildplatform": "linux", "buildarch": "amd64"},
+            {
+                "buildname": "yggdrasil",
+                "buildversion": "0.5.12",
+                "buildplatform": "linux",
+                "buildarch": "amd64",
+            },
         )
         self.assertEqual(
             doc,
@@ -146,9 +164,7 @@ class ProtoRequestTests(SynchronousTestCase):
     def setUp(self) -> None:
         self.clock = Clock()
         self.sessions = FakeSessions()
-        self.proto = ProtoHandler(
-            self.sessions, US, self.clock, b"{}", lambda: [], lambda: []
-        )
+        self.proto = ProtoHandler(self.sessions, US, self.clock, b"{}", lambda: [], lambda: [])
 
     def test_request_self(self) -> None:
         """request_self sends 02 ff 01 and fires with the decoded answer."""
@@ -171,7 +187,7 @@ class ProtoRequestTests(SynchronousTestCase):
         self.assertEqual(self.successResultOf(dt), TREE)
 
     def test_request_node_info(self) -> None:
-        """request_node_info sends 02 01; the 02 02 answer is parsed; a debug 02 answer is not it."""
+        """request_node_info sends 02 01 and takes the 02 02 answer (not a debug 02 answer)."""
         d = self.proto.request_node_info(ASKER)
         self.assertEqual(self.sessions.sent, [(ASKER, b"\x02\x01")])
         self.proto.received(ASKER, b'\xff\x02{"key":"x"}')

@@ -17,8 +17,8 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from axl.crypto.keys import Identity
-from axl.session.proto import ProtoTimeout
 from axl.ipv6.testing import FakeNetwork, Stack
+from axl.session.proto import ProtoTimeout
 from tests.test_session_manager import describe
 
 VECTORS = Path("/work/shared/vectors")
@@ -142,8 +142,15 @@ class RestartEpisodeTests(SynchronousTestCase):
         self.assertEqual(results["5"], results["9"])
         self.assertEqual(
             results["7"],
-            [{"buildarch": "amd64", "buildname": "yggdrasil", "buildplatform": "linux",
-              "buildversion": "0.5.12", "name": "node-C"}],
+            [
+                {
+                    "buildarch": "amd64",
+                    "buildname": "yggdrasil",
+                    "buildplatform": "linux",
+                    "buildversion": "0.5.12",
+                    "name": "node-C",
+                }
+            ],
         )
         self.assertEqual(results["9"], [{"key": c.hex(), "routing_entries": "2"}])
         self.assertIsInstance(results["23"][0], ProtoTimeout)

@@ -5,8 +5,8 @@ section 8.1), for the overlay's packets. Pure.
 
 The checksum never loops over bytes: a one's-complement sum of 16-bit words is the value of the
 whole (even-length) buffer read as one big-endian integer, modulo 0xFFFF, because 2**16 is 1
-modulo 0xFFFF; the modulo is taken by folding the integer's halves together. Each part is summed on its own, so the pseudo-header and the payload are never
-concatenated.
+modulo 0xFFFF; the modulo is taken by folding the integer's halves together. Each part is
+summed on its own, so the pseudo-header and the payload are never concatenated.
 """
 
 from __future__ import annotations

@@ -17,7 +17,8 @@ are answered.
 
 from __future__ import annotations
 
-from typing import Callable, Protocol
+from collections.abc import Callable
+from typing import Protocol, cast
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
@@ -114,11 +115,16 @@ class IPv6Layer:
 
     # -- IIPv6Layer -----------------------------------------------------------------------
 
-    def register_protocol(self, next_header: int, handler: ProtocolHandler) -> None:
-        """Deliver incoming packets with C{next_header} to C{handler(source_key, packet)}."""
+    def register_protocol(self, next_header: int, handler: object) -> None:
+        """
+        Deliver incoming packets with C{next_header} to C{handler(source_key, packet)} (a
+        L{ProtocolHandler}); a later registration replaces an earlier one.
+        """
         if not 0 <= next_header <= 255:
             raise ValueError(f"a next header is one byte, got {next_header}")
-        self._protocols[next_header] = handler
+        if not callable(handler):
+            raise TypeError("a protocol handler must be callable")
+        self._protocols[next_header] = cast(ProtocolHandler, handler)
 
     def register_ptb_handler(self, handler: PTBHandler) -> None:
         """
@@ -234,7 +240,9 @@ class IPv6Layer:
         self._ptb(source_key, ptb.mtu, ptb.original)
 
     def _local_ptb(self, packet: bytes) -> None:
-        self.log.debug("outgoing packet of {n} bytes exceeds the MTU {mtu}", n=len(packet), mtu=self.mtu)
+        self.log.debug(
+            "outgoing packet of {n} bytes exceeds the MTU {mtu}", n=len(packet), mtu=self.mtu
+        )
         self._ptb(self.public_key, self.mtu, packet[:PTB_BODY_MAX])
 
     def _ptb(self, source_key: bytes, mtu: int, original: bytes) -> None:

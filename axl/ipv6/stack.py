@@ -7,8 +7,8 @@ harnesses both use L{build_overlay}.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 from twisted.application.service import Service
 from twisted.internet.interfaces import IReactorTime
@@ -85,5 +85,5 @@ class OverlayService(Service):
         self.overlay = overlay
 
     def stopService(self) -> None:
-        super().stopService()
+        super().stopService()  # type: ignore[no-untyped-call]
         self.overlay.stop()

@@ -11,7 +11,8 @@ look at, drop, tamper with or replay what is on the "wire".
 from __future__ import annotations
 
 from collections import deque
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from twisted.internet.interfaces import IReactorTime
 from zope.interface import implementer
@@ -72,9 +73,10 @@ class FakeNetwork:
 
     def lookup(self, requester: bytes, partial: bytes) -> None:
         for key in self.routers:
-            if key_for_addr(addr_for_key(key)) == partial or key_for_subnet(
-                subnet_for_key(key)
-            ) == partial:
+            if (
+                key_for_addr(addr_for_key(key)) == partial
+                or key_for_subnet(subnet_for_key(key)) == partial
+            ):
                 self._notifies.append((requester, key))
 
     def flush(self, limit: int = 10000) -> int:
@@ -129,7 +131,12 @@ class Stack:
         self.identity = identity
         self.router = network.router(identity.public_key)
         self.overlay = build_overlay(
-            identity, self.router, clock, node_info_json(node_info or {}, build), peer_keys, tree_keys
+            identity,
+            self.router,
+            clock,
+            node_info_json(node_info or {}, build),
+            peer_keys,
+            tree_keys,
         )
         self.sessions = self.overlay.sessions
         self.proto = self.overlay.proto

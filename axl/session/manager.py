@@ -14,7 +14,8 @@ one attribute store.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
@@ -126,7 +127,9 @@ class SessionManager:
             try:
                 init = decode_init(data, self._x_private, source_key)
             except DecodeError as e:
-                self.log.debug("dropped init/ack from {key}: {err}", key=short_key(source_key), err=e)
+                self.log.debug(
+                    "dropped init/ack from {key}: {err}", key=short_key(source_key), err=e
+                )
                 return
             self._handle_init(source_key, init, is_ack=kind == TYPE_ACK)
 

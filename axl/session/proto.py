@@ -15,7 +15,8 @@ from __future__ import annotations
 import json
 import platform
 import sys
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
@@ -69,9 +70,7 @@ class ProtoTimeout(Exception):
     """A remote node did not answer a proto request in time."""
 
 
-def node_info_json(
-    node_info: Mapping[str, Any], build: Mapping[str, str] | None = None
-) -> bytes:
+def node_info_json(node_info: Mapping[str, Any], build: Mapping[str, str] | None = None) -> bytes:
     """
     The NodeInfo reply body: the configured map plus C{buildname}, C{buildversion},
     C{buildplatform} and C{buildarch}, as Go's C{json.Marshal} of a map writes it (sorted keys,
@@ -176,7 +175,9 @@ class ProtoHandler:
 
     def request_self(self, key: bytes) -> Deferred[Any]:
         """C{debug_remoteGetSelf}: fires with C{{"key": hex, "routing_entries": "N"}}."""
-        return self._request(key, bytes((PROTO_DEBUG, GET_SELF_REQUEST)), _DEBUG | GET_SELF_RESPONSE)
+        return self._request(
+            key, bytes((PROTO_DEBUG, GET_SELF_REQUEST)), _DEBUG | GET_SELF_RESPONSE
+        )
 
     def request_peers(self, key: bytes) -> Deferred[Any]:
         """C{debug_remoteGetPeers}: fires with the list of the remote's peer keys."""
@@ -186,7 +187,9 @@ class ProtoHandler:
 
     def request_tree(self, key: bytes) -> Deferred[Any]:
         """C{debug_remoteGetTree}: fires with the list of keys in the remote's tree view."""
-        return self._request(key, bytes((PROTO_DEBUG, GET_TREE_REQUEST)), _DEBUG | GET_TREE_RESPONSE)
+        return self._request(
+            key, bytes((PROTO_DEBUG, GET_TREE_REQUEST)), _DEBUG | GET_TREE_RESPONSE
+        )
 
     def _request(self, key: bytes, message: bytes, answer: int) -> Deferred[Any]:
         d: Deferred[Any] = Deferred()

@@ -114,7 +114,8 @@ class Session:
         self.fix_shared(0, 0)
 
     def __repr__(self) -> str:
-        return f"<Session {self.remote[:4].hex()}… local {self.local_key_seq} remote {self.remote_key_seq}>"
+        seqs = f"local {self.local_key_seq} remote {self.remote_key_seq}"
+        return f"<Session {self.remote[:4].hex()}… {seqs}>"
 
     # -- the spec's helpers ---------------------------------------------------------------
 
