@@ -1,6 +1,6 @@
 """
 The whole path on loopback, as examples/README.md tells a newcomer to run it: two C{twistd axl}
-nodes (A listens, B peers to A), on B the C{axl-mcp-router} and C{axl-a2a} twistd plugins and two
+nodes (A listens, B peers to A) — or B alone, calling its own key — on B the C{axl-mcp-router} and C{axl-a2a} twistd plugins and two
 copies of examples/mcp_weather_service.py (stateless JSON, and the SDK's stateful SSE defaults);
 from A, examples/mcp_client.py (the official C{mcp} SDK client) against A's C{/mcp/{B}/...},
 examples/a2a_client.py, and AXL's documented raw requests (spec/axl-node.md §5.7).
@@ -71,14 +71,12 @@ class NodeEndToEndTests(TwistdTestCase):
         )
         self.addCleanup(lambda: (proc.kill(), proc.wait(10)))
 
-    def test_examples_across_two_nodes(self) -> None:
-        """The MCP and A2A examples and AXL's documented requests work from A to services on B."""
-        listen = f"tls://127.0.0.1:{free_port()}"
+    def services_node(self, config: dict[str, Any]) -> tuple[int, str]:
+        """Node B with the router and A2A twistd plugins and two example services; (api port, key)."""
         router, a2a = free_port(), free_port()
-        api_a = self.node("a", {"Listen": [listen]})
         api_b = self.node(
             "b",
-            {"Peers": [listen], "router_addr": "http://127.0.0.1", "router_port": router,
+            {**config, "router_addr": "http://127.0.0.1", "router_port": router,
              "a2a_addr": "http://127.0.0.1", "a2a_port": a2a},
         )
         Twistd(self, ["axl-mcp-router", "--port", str(router)], cwd=self.dir).wait_for("MCP Router listening on")
@@ -90,9 +88,24 @@ class NodeEndToEndTests(TwistdTestCase):
         ).wait_for("A2A server listening on")
         self.service(free_port(), router)
         self.service(free_port(), router, "--stateful", "--name", "weather_sse")
-        key_b = get_topology(api_b)["our_public_key"]
-        bridge = f"http://127.0.0.1:{api_a}"
+        return api_b, get_topology(api_b)["our_public_key"]
 
+    def test_examples_on_one_node(self) -> None:
+        """
+        The same through one node calling its own key (the node delivers to its own streams):
+        bridge, MCP/A2A streams, router, A2A server and SDK services are all real processes.
+        """
+        api_b, key_b = self.services_node({})
+        self.check_examples(f"http://127.0.0.1:{api_b}", key_b)
+
+    def test_examples_across_two_nodes(self) -> None:
+        """The MCP and A2A examples and AXL's documented requests work from A to services on B."""
+        listen = f"tls://127.0.0.1:{free_port()}"
+        api_a = self.node("a", {"Listen": [listen]})
+        api_b, key_b = self.services_node({"Peers": [listen]})
+        self.check_examples(f"http://127.0.0.1:{api_a}", key_b)
+
+    def check_examples(self, bridge: str, key_b: str) -> None:
         deadline = time.monotonic() + WAIT
         while True:
             code, body = http("POST", f"{bridge}/mcp/{key_b}/weather", {"jsonrpc": "2.0", "method": "tools/list", "id": 1, "params": {}})
@@ -101,7 +114,7 @@ class NodeEndToEndTests(TwistdTestCase):
             if code == 200 and b"get_weather" in body:
                 break
             if time.monotonic() > deadline:
-                self.fail(f"no MCP route A->B: {code} {body!r}")
+                self.fail(f"no MCP route to B: {code} {body!r}")
             time.sleep(0.5)
 
         # AXL's documented requests, verbatim in meaning (spec/axl-node.md §5.7).
