@@ -1,11 +1,12 @@
 """
 The whole path on loopback, as examples/README.md tells a newcomer to run it: two C{twistd axl}
-nodes (A listens, B peers to A) — or B alone, calling its own key — on B the C{axl-mcp-router} and C{axl-a2a} twistd plugins and two
-copies of examples/mcp_weather_service.py (stateless JSON, and the SDK's stateful SSE defaults);
-from A, examples/mcp_client.py (the official C{mcp} SDK client) against A's C{/mcp/{B}/...},
+nodes (A listens, B peers to A), or B alone calling its own key; on B the C{axl-mcp-router} and
+C{axl-a2a} twistd plugins and two copies of examples/mcp_weather_service.py (stateless JSON, and
+the SDK's stateful SSE defaults); from A, examples/mcp_client.py (the official C{mcp} SDK client) against A's C{/mcp/{B}/...},
 examples/a2a_client.py, and AXL's documented raw requests (spec/axl-node.md §5.7).
 
-Skipped while the overlay TCP is not wired into C{axl.service}, or without the C{mcp} SDK.
+The two-node test skips while the overlay TCP is not wired into C{axl.service}; both skip without
+the C{mcp} SDK.
 """
 
 from __future__ import annotations
