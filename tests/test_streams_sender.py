@@ -209,6 +209,23 @@ class RequestTests(SynchronousTestCase):
         self.assertEqual(self.successResultOf(d), b"local")
 
 
+    def test_cancelled_request_drops_connection(self) -> None:
+        """If the caller goes away (cancel), the request connection is dropped at once."""
+        from twisted.internet.defer import CancelledError, Deferred
+
+        self.stream.result = Deferred()
+        d = self.sender.request(B, encode_mcp_request("s", {}), 30)
+        self.net.flush()
+        self.assertEqual(len(self.net.pairs), 1)
+        d.cancel()
+        self.failureResultOf(d, CancelledError)
+        self.net.flush()
+        self.assertEqual(self.net.pairs, [])
+        self.clock.advance(25)  # B's stream deadline; its late error reply goes nowhere
+        self.net.flush()
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+
 class PlainTransportTests(SenderTests):
     """The same behaviour over transports that do not report acknowledgements."""
 

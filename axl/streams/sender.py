@@ -265,6 +265,7 @@ class _RequestProtocol(Protocol):
     def __init__(self, max_message_size: int) -> None:
         self._decoder = FrameDecoder(max_message_size)
         self.reply: Deferred[bytes] = Deferred()
+        self.reply_received = False
 
     def send(self, payload: bytes) -> None:
         self.transport.write(frame_header(len(payload)))
@@ -280,8 +281,9 @@ class _RequestProtocol(Protocol):
             self.transport.abortConnection()
             return
         if frames:
-            self.reply.callback(frames[0])
+            self.reply_received = True
             self.transport.loseConnection()
+            self.reply.callback(frames[0])
 
     def connectionLost(self, reason: Failure = Failure(ConnectionError())) -> None:
         if not self.reply.called:
@@ -416,8 +418,11 @@ class Sender:
         try:
             return await protocol.reply
         except DeferredTimeout:
-            protocol.transport.abortConnection()
             raise DeliveryError(504, f"no response from peer within {timeout:g} s") from None
+        finally:
+            if protocol.transport is not None and not protocol.reply_received:
+                # Timed out, or our caller went away: drop the connection, nobody will read it.
+                protocol.transport.abortConnection()
 
     def close(self) -> None:
         """Close every pooled connection (the node is stopping)."""
