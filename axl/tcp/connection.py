@@ -277,6 +277,7 @@ class Connection:
             self._eof_pending = False
             if self.app is not None:
                 self.app.tcp_eof()
+            self._maybe_report_time_wait()
         if self.state in _RECEIVING or self.state == CLOSE_WAIT:
             edge_gain = seq_diff((self.rcv_nxt + self._rcv_window()) & MASK, self._rcv_adv)
             if edge_gain >= min(self.cfg.rcv_buf // 2, 2 * self.smss):
@@ -358,10 +359,15 @@ class Connection:
     def _enter_time_wait(self) -> None:
         self.state = TIME_WAIT
         self._stop_rto()
-        self._report_closed(ConnectionDone())
+        self._maybe_report_time_wait()
         if self._close_call is not None:
             self._close_call.cancel()
         self._close_call = self._clock.callLater(self.cfg.time_wait, self._close_timer_fired)
+
+    def _maybe_report_time_wait(self) -> None:
+        """In TIME_WAIT the app hears 'closed' once it has had all data and the EOF."""
+        if self.state == TIME_WAIT and not self._rpending and not self._eof_pending:
+            self._report_closed(ConnectionDone())
 
     def _close_timer_fired(self) -> None:
         self._close_call = None
@@ -574,11 +580,22 @@ class Connection:
                 self._ack_now = True
             if self._ooo_fin is not None and self._ooo_fin == self._rcv_abs:
                 fin_now = True
-        if fin_now:
+        app = self.app
+        if chunks and app is not None:                  # data first, then EOF, then closed
+            if self._reading and not self._rpending:
+                for c in chunks:
+                    app.tcp_data(c)
+                    if self.state == CLOSED:
+                        return
+            else:
+                for c in chunks:
+                    self._rpending += c
+        if fin_now and self._ooo_fin == self._rcv_abs:
             self._ooo_fin = None
             self.rcv_nxt = (self.rcv_nxt + 1) & MASK
             self._rcv_abs += 1
             self._ack_now = True
+            self._eof_pending = True
             if self.state == ESTABLISHED:
                 self.state = CLOSE_WAIT
             elif self.state == FIN_WAIT_1:
@@ -586,19 +603,13 @@ class Connection:
             elif self.state == FIN_WAIT_2:
                 self._send_ack()
                 self._enter_time_wait()
-        app = self.app
-        if chunks and app is not None:
             if self._reading and not self._rpending:
-                for c in chunks:
-                    app.tcp_data(c)
-            else:
-                for c in chunks:
-                    self._rpending += c
-        if fin_now and app is not None:
-            if self._reading and not self._rpending:
-                app.tcp_eof()
-            else:
-                self._eof_pending = True
+                self._eof_pending = False
+                if app is not None:
+                    app.tcp_eof()
+                self._maybe_report_time_wait()
+            if self.state == CLOSED:
+                return
         if self.state in _SENDING:
             self._output()
         if self.state != CLOSED:
