@@ -50,13 +50,13 @@ class App:
         self.data += data
 
     def tcp_eof(self) -> None:
-        self.events.append("eof")
+        self.events.append(f"eof after {len(self.data)}")
 
     def tcp_writable(self) -> None:
         self.events.append("writable")
 
     def tcp_closed(self, reason: Exception) -> None:
-        self.events.append("closed")
+        self.events.append(f"closed after {len(self.data)}")
         self.reason = reason
 
 
@@ -385,7 +385,7 @@ class CloseTests(SynchronousTestCase):
         self.assertEqual(w.a.state, FIN_WAIT_1)
         w.deliver()
         self.assertEqual((w.a.state, w.b.state), (FIN_WAIT_2, CLOSE_WAIT))
-        self.assertEqual(w.b.app.events, ["established", "eof"])
+        self.assertEqual(w.b.app.events, ["established", "eof after 7"])
         w.b.send(b"response")
         w.b.close()
         self.assertEqual(w.b.state, LAST_ACK)
@@ -398,6 +398,26 @@ class CloseTests(SynchronousTestCase):
         self.assertEqual(w.a.state, CLOSED)
         self.assertEqual(w.released, [w.b, w.a])
         self.assertEqual(w.clock.getDelayedCalls(), [])
+
+    def test_data_and_eof_before_closed(self) -> None:
+        """
+        In FIN_WAIT_2, when a retransmission fills the hole before queued out-of-order data and
+        the peer's FIN, the app gets all the data, then EOF, then 'closed' (TIME_WAIT).
+        """
+        w = Wire(TCPConfig(mtu=1280))
+        w.connect()
+        w.a.close()
+        w.deliver()
+        self.assertEqual(w.a.state, FIN_WAIT_2)
+        lost = []
+        w.drop = lambda side, seg: side == "b" and bool(seg.payload) and not lost and not lost.append(seg)
+        w.b.send(bytes(10_000))
+        w.b.close()
+        w.deliver()
+        self.assertEqual(len(w.a.app.data), 0)
+        w.run(2)
+        self.assertEqual(w.a.state, TIME_WAIT)
+        self.assertEqual(w.a.app.events, ["established", "eof after 10000", "closed after 10000"])
 
     def test_simultaneous_close(self) -> None:
         """Both close at once: FIN_WAIT_1 -> CLOSING -> TIME_WAIT on both sides."""
