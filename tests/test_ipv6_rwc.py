@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
@@ -252,3 +254,23 @@ class IncomingTests(Base):
         self.layer.packet_received(THEM.public_key, build_packet(THEM.address, US.address, 6, b"x"))
         self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
         self.assertRaises(ValueError, self.layer.register_protocol, 256, lambda k, p: None)
+
+
+class ArbitraryInputTests(SynchronousTestCase):
+    """Arbitrary packets from the overlay or from our stack never raise."""
+
+    @settings(max_examples=200, deadline=None)
+    @given(st.binary(max_size=120), st.booleans())
+    def test_arbitrary(self, tail: bytes, valid_start: bool) -> None:
+        """Random packets (some with a valid header start) are dropped or delivered, never raise."""
+        clock = Clock()
+        clock.advance(1.7e9)
+        layer = IPv6Layer(US.public_key, FakeSessions(), FakeLookups(), clock)
+        got: list[tuple[bytes, bytes]] = []
+        layer.register_protocol(17, lambda k, p: got.append((k, p)))
+        data = (b"\x60" + bytes(7) + THEM.address + US.address + tail) if valid_start else tail
+        layer.packet_received(THEM.public_key, data)
+        layer.send_ipv6(data)
+        for _, packet in got:
+            self.assertEqual(packet[8:24], THEM.address)
+        layer.stop()

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
@@ -401,3 +403,24 @@ class TimeoutTests(SynchronousTestCase):
         p.net.flush()
         self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
         self.assertIsNotNone(p.b.session(p.a_id.public_key))
+
+
+class ArbitraryInputTests(SynchronousTestCase):
+    """Whatever a peer sends, the session layer neither raises nor delivers garbage."""
+
+    @settings(max_examples=200, deadline=None)
+    @given(st.binary(max_size=300), st.booleans())
+    def test_arbitrary_packets(self, data: bytes, with_session: bool) -> None:
+        """Arbitrary packets from a key, with or without a session: no exception, no delivery."""
+        clock = Clock()
+        clock.advance(T0)
+        p = Pair(clock)
+        a, b = p.a_id.public_key, p.b_id.public_key
+        if with_session:
+            p.a.send(b, b"x")
+            p.net.flush()
+        before = list(p.got[b])
+        p.b.traffic_received(a, data)
+        p.net.queue.clear()
+        self.assertEqual(p.got[b], before)
+        p.stop()
