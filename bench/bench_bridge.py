@@ -28,7 +28,7 @@ from typing import Any
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TWISTD = "from twisted.scripts.twistd import run; run()"
 
-ROUTER = r'''
+ROUTER = r"""
 import json, sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 class H(BaseHTTPRequestHandler):
@@ -43,7 +43,7 @@ class H(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
-'''
+"""
 
 
 def free_port() -> int:
@@ -52,8 +52,15 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def http(method: str, url: str, body: bytes | None = None, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
-    request = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+def http(
+    method: str,
+    url: str,
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, dict[str, str], bytes]:
+    request = urllib.request.Request(
+        url, data=body, method=method, headers=headers or {}
+    )
     try:
         with urllib.request.urlopen(request, timeout=60) as response:
             return response.status, dict(response.headers), response.read()
@@ -61,17 +68,22 @@ def http(method: str, url: str, body: bytes | None = None, headers: dict[str, st
         return e.code, dict(e.headers), e.read()
 
 
-def start_node(workdir: str, name: str, config: dict[str, Any]) -> tuple[subprocess.Popen[bytes], int]:
+def start_node(
+    workdir: str, name: str, config: dict[str, Any]
+) -> tuple[subprocess.Popen[bytes], int]:
     api = free_port()
     path = os.path.join(workdir, f"{name}.json")
     with open(path, "w") as f:
         json.dump({**config, "api_port": api}, f)
     env = {**os.environ, "PYTHONPATH": ROOT}
-    log = open(os.path.join(workdir, f"{name}.log"), "wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-c", TWISTD, "-n", "--pidfile=", "axl", "--config", path],
-        cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
+    with open(os.path.join(workdir, f"{name}.log"), "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", TWISTD, "-n", "--pidfile=", "axl", "--config", path],
+            cwd=workdir,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
@@ -100,10 +112,18 @@ def main() -> None:
         relay, _ = start_node(workdir, "relay", {"Listen": [listen]})
         x, api_x = start_node(workdir, "x", {"Peers": [listen]})
         y, api_y = start_node(
-            workdir, "y", {"Peers": [listen], "router_addr": "http://127.0.0.1", "router_port": router_port}
+            workdir,
+            "y",
+            {
+                "Peers": [listen],
+                "router_addr": "http://127.0.0.1",
+                "router_port": router_port,
+            },
         )
         procs += [relay, x, y]
-        key_y = json.loads(http("GET", f"http://127.0.0.1:{api_y}/topology")[2])["our_public_key"]
+        key_y = json.loads(http("GET", f"http://127.0.0.1:{api_y}/topology")[2])[
+            "our_public_key"
+        ]
         send = f"http://127.0.0.1:{api_x}/send"
         recv = f"http://127.0.0.1:{api_y}/recv?wait=30"
         dest = {"X-Destination-Peer-Id": key_y}
@@ -145,18 +165,29 @@ def main() -> None:
         lat.sort()
 
         # MCP.
-        rpc = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}).encode()
+        rpc = json.dumps(
+            {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}
+        ).encode()
         mcp = []
         for _ in range(100):
             t = time.perf_counter()
-            code, _, body = http("POST", f"http://127.0.0.1:{api_x}/mcp/{key_y}/svc", rpc, {"Content-Type": "application/json"})
+            code, _, body = http(
+                "POST",
+                f"http://127.0.0.1:{api_x}/mcp/{key_y}/svc",
+                rpc,
+                {"Content-Type": "application/json"},
+            )
             assert code == 200, (code, body)
             mcp.append((time.perf_counter() - t) * 1000)
 
         print(f"bulk 64 x 1 MiB X->relay->Y: {bulk:.1f} MiB/s")
-        print(f"100-byte /send until /recv: p50 {statistics.median(lat):.2f} ms, p95 {lat[int(len(lat) * 0.95)]:.2f} ms")
+        print(
+            f"100-byte /send until /recv: p50 {statistics.median(lat):.2f} ms, p95 {lat[int(len(lat) * 0.95)]:.2f} ms"
+        )
         print(f"/mcp round trip: p50 {statistics.median(mcp):.2f} ms")
-        print(f"RSS: X {rss_mb(x.pid):.0f} MB, relay {rss_mb(relay.pid):.0f} MB, Y {rss_mb(y.pid):.0f} MB")
+        print(
+            f"RSS: X {rss_mb(x.pid):.0f} MB, relay {rss_mb(relay.pid):.0f} MB, Y {rss_mb(y.pid):.0f} MB"
+        )
     finally:
         for p in procs:
             p.terminate()

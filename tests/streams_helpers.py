@@ -11,7 +11,11 @@ from collections import deque
 from typing import Any
 
 from twisted.internet.defer import Deferred, fail, succeed
-from twisted.internet.error import ConnectionDone, ConnectionLost, ConnectionRefusedError
+from twisted.internet.error import (
+    ConnectionDone,
+    ConnectionLost,
+    ConnectionRefusedError,
+)
 from twisted.internet.interfaces import IStreamClientEndpoint, ITransport
 from twisted.python.failure import Failure
 from zope.interface import implementer, implementer_only
@@ -29,7 +33,9 @@ def key(n: int) -> bytes:
 class PipeTransport:
     """One end of an in-memory connection."""
 
-    def __init__(self, net: MemoryNet, host: OverlayAddress, peer: OverlayAddress) -> None:
+    def __init__(
+        self, net: MemoryNet, host: OverlayAddress, peer: OverlayAddress
+    ) -> None:
         self.net = net
         self.host = host
         self.peer = peer
@@ -169,8 +175,16 @@ class MemoryNet:
         if server_factory is None:
             return fail(ConnectionRefusedError("no listener"))
         make = self.transport_class
-        c = make(self, OverlayAddress(src, 40000 + len(self.pairs)), OverlayAddress(dst, port))
-        s = make(self, OverlayAddress(dst, port), OverlayAddress(src, 40000 + len(self.pairs)))
+        c = make(
+            self,
+            OverlayAddress(src, 40000 + len(self.pairs)),
+            OverlayAddress(dst, port),
+        )
+        s = make(
+            self,
+            OverlayAddress(dst, port),
+            OverlayAddress(src, 40000 + len(self.pairs)),
+        )
         c.other, s.other = s, c
         client = factory.buildProtocol(c.peer)
         server = server_factory.buildProtocol(s.peer)
@@ -189,7 +203,11 @@ class MemoryNet:
                     moved |= c._deliver()
                     moved |= s._deliver()
                     for a, b in ((c, s), (s, c)):
-                        if not a.closed and a.disconnecting and (not a.outbox or a.aborted):
+                        if (
+                            not a.closed
+                            and a.disconnecting
+                            and (not a.outbox or a.aborted)
+                        ):
                             a._close(Failure(ConnectionDone()))
                             b._close(Failure(ConnectionDone()))
                             moved = True
@@ -199,7 +217,7 @@ class MemoryNet:
         raise AssertionError("the memory network did not settle")
 
 
-from twisted.web.resource import Resource  # noqa: E402
+from twisted.web.resource import Resource
 
 
 class FakeHTTPServer(Resource):
@@ -210,9 +228,18 @@ class FakeHTTPServer(Resource):
 
     isLeaf = True
 
-    def __init__(self, code: int = 200, body: bytes = b"{}", headers: dict[bytes, bytes] | None = None) -> None:
+    def __init__(
+        self,
+        code: int = 200,
+        body: bytes = b"{}",
+        headers: dict[bytes, bytes] | None = None,
+    ) -> None:
         super().__init__()
-        self.answer: Any = (code, headers or {b"Content-Type": b"application/json"}, body)
+        self.answer: Any = (
+            code,
+            headers or {b"Content-Type": b"application/json"},
+            body,
+        )
         self.requests: list[dict[str, Any]] = []
 
     def render(self, request: Any) -> Any:
@@ -220,7 +247,10 @@ class FakeHTTPServer(Resource):
             {
                 "method": request.method.decode(),
                 "path": request.path.decode(),
-                "headers": {k.decode().lower(): v[0].decode() for k, v in request.requestHeaders.getAllRawHeaders()},
+                "headers": {
+                    k.decode().lower(): v[0].decode()
+                    for k, v in request.requestHeaders.getAllRawHeaders()
+                },
                 "body": request.content.read(),
             }
         )

@@ -5,8 +5,7 @@ two in-memory nodes joined by L{MemoryNet}, fake routers and A2A servers behind 
 
 from __future__ import annotations
 
-import json
-from typing import Any
+from typing import Any, ClassVar
 
 from treq.testing import StubTreq
 from twisted.internet.task import Clock
@@ -28,7 +27,9 @@ class Services(Resource):
 
     def __init__(self) -> None:
         super().__init__()
-        self.router = FakeHTTPServer(body=b'{"response": {"jsonrpc": "2.0", "id": 1, "result": {"ok": true}}, "error": null}')
+        self.router = FakeHTTPServer(
+            body=b'{"response": {"jsonrpc": "2.0", "id": 1, "result": {"ok": true}}, "error": null}'
+        )
         self.a2a = FakeHTTPServer(body=b'{"jsonrpc": "2.0", "id": 7, "result": {}}')
 
     def render(self, request: Any) -> Any:
@@ -39,7 +40,10 @@ class Services(Resource):
 class TwoNodes(SynchronousTestCase):
     """Nodes A and B; B runs a router and an A2A server unless told otherwise."""
 
-    b_config: dict[str, Any] = {"router_addr": "http://127.0.0.1", "a2a_addr": "http://127.0.0.1"}
+    b_config: ClassVar[dict[str, Any]] = {
+        "router_addr": "http://127.0.0.1",
+        "a2a_addr": "http://127.0.0.1",
+    }
     max_message_size = 1000
 
     def setUp(self) -> None:
@@ -56,7 +60,13 @@ class TwoNodes(SynchronousTestCase):
         http = StubTreq(services)
         node.services = services  # type: ignore[attr-defined]
         node.http = http  # type: ignore[attr-defined]
-        layer = build_streams_layer(node, self.clock, http=http, dial=self.net.dial_from(node.public_key), plugin_streams=[])
+        layer = build_streams_layer(
+            node,
+            self.clock,
+            http=http,
+            dial=self.net.dial_from(node.public_key),
+            plugin_streams=[],
+        )
         node.streams = layer  # type: ignore[attr-defined]
         self.net.listen(node.public_key, config.tcp_port, layer.factory)
         return node, StubTreq(Bridge(node, self.clock).app.resource())
@@ -70,9 +80,16 @@ class TwoNodes(SynchronousTestCase):
             self.client_b.flush()
 
     def call(
-        self, client: StubTreq, method: str, path: str, headers: dict[str, str] | None = None, data: bytes | None = None
+        self,
+        client: StubTreq,
+        method: str,
+        path: str,
+        headers: dict[str, str] | None = None,
+        data: bytes | None = None,
     ) -> tuple[int, Any, bytes]:
-        d = client.request(method, "http://127.0.0.1:9002" + path, headers=headers or {}, data=data)
+        d = client.request(
+            method, "http://127.0.0.1:9002" + path, headers=headers or {}, data=data
+        )
         self.settle()
         response = self.successResultOf(d)
         body = self.successResultOf(response.content())
@@ -84,51 +101,90 @@ class TwoNodes(SynchronousTestCase):
 
     def send(self, payload: bytes, to: bytes | None = None) -> tuple[int, Any, bytes]:
         dest = (to or self.B).hex()
-        return self.call(self.client_a, "POST", "/send", {"X-Destination-Peer-Id": dest}, payload)
+        return self.call(
+            self.client_a, "POST", "/send", {"X-Destination-Peer-Id": dest}, payload
+        )
 
 
 class SendRecvTests(TwoNodes):
     def test_send_then_recv(self) -> None:
         """/send answers 200 + X-Sent-Bytes; B's /recv gives the body and A's full key, then 204."""
         code, headers, body = self.send(b"hello\x00")
-        self.assertEqual((code, self.header(headers, "X-Sent-Bytes"), body), (200, "6", b""))
+        self.assertEqual(
+            (code, self.header(headers, "X-Sent-Bytes"), body), (200, "6", b"")
+        )
         code, headers, body = self.call(self.client_b, "GET", "/recv")
         self.assertEqual((code, body), (200, b"hello\x00"))
         self.assertEqual(self.header(headers, "X-From-Peer-Id"), self.A.hex())
-        self.assertEqual(self.header(headers, "Content-Type"), "application/octet-stream")
+        self.assertEqual(
+            self.header(headers, "Content-Type"), "application/octet-stream"
+        )
         self.assertEqual(self.call(self.client_b, "GET", "/recv")[0], 204)
 
     def test_reply_to_sender(self) -> None:
         """X-From-Peer-Id is a valid /send destination: B replies and A receives it."""
         self.send(b"ping")
-        sender = self.header(self.call(self.client_b, "GET", "/recv")[1], "X-From-Peer-Id")
-        code, _, _ = self.call(self.client_b, "POST", "/send", {"X-Destination-Peer-Id": sender or ""}, b"pong")
+        sender = self.header(
+            self.call(self.client_b, "GET", "/recv")[1], "X-From-Peer-Id"
+        )
+        code, _, _ = self.call(
+            self.client_b,
+            "POST",
+            "/send",
+            {"X-Destination-Peer-Id": sender or ""},
+            b"pong",
+        )
         self.assertEqual(code, 200)
         code, headers, body = self.call(self.client_a, "GET", "/recv")
-        self.assertEqual((code, body, self.header(headers, "X-From-Peer-Id")), (200, b"pong", self.B.hex()))
+        self.assertEqual(
+            (code, body, self.header(headers, "X-From-Peer-Id")),
+            (200, b"pong", self.B.hex()),
+        )
 
     def test_empty_and_max_size(self) -> None:
         """A 0-byte body and a body of exactly max_message_size arrive intact; one more byte is 413."""
         self.assertEqual(self.send(b"")[0], 200)
         self.assertEqual(self.send(b"x" * 1000)[0], 200)
-        self.assertEqual(self.call(self.client_b, "GET", "/recv")[:1] + (self.call(self.client_b, "GET", "/recv")[2],), (200, b"x" * 1000))
+        self.assertEqual(
+            self.call(self.client_b, "GET", "/recv")[:1]
+            + (self.call(self.client_b, "GET", "/recv")[2],),
+            (200, b"x" * 1000),
+        )
         code, _, body = self.send(b"x" * 1001)
-        self.assertEqual((code, body), (413, b"Message too large: 1001 bytes (max_message_size is 1000)\n"))
-        self.assertEqual(self.net.pairs[0][0].written, 4 + 0 + 4 + 1000)  # nothing of it was sent
+        self.assertEqual(
+            (code, body),
+            (413, b"Message too large: 1001 bytes (max_message_size is 1000)\n"),
+        )
+        self.assertEqual(
+            self.net.pairs[0][0].written, 4 + 0 + 4 + 1000
+        )  # nothing of it was sent
 
     def test_send_errors(self) -> None:
         """/send: wrong method 405, no header 400, bad ids 400 (AXL's messages)."""
         code, headers, body = self.call(self.client_a, "GET", "/send")
         self.assertEqual((code, body), (405, b"Method not allowed\n"))
-        self.assertEqual(self.header(headers, "Content-Type"), "text/plain; charset=utf-8")
-        self.assertEqual(self.call(self.client_a, "POST", "/send", {}, b"x")[1:][1], b"Missing X-Destination-Peer-Id header\n")
+        self.assertEqual(
+            self.header(headers, "Content-Type"), "text/plain; charset=utf-8"
+        )
+        self.assertEqual(
+            self.call(self.client_a, "POST", "/send", {}, b"x")[1:][1],
+            b"Missing X-Destination-Peer-Id header\n",
+        )
         for bad in ("zzzz", "ab" * 31, "ab" * 33, "ab" * 31 + "a"):
-            code, _, body = self.call(self.client_a, "POST", "/send", {"X-Destination-Peer-Id": bad}, b"x")
+            code, _, body = self.call(
+                self.client_a, "POST", "/send", {"X-Destination-Peer-Id": bad}, b"x"
+            )
             self.assertEqual((code, body), (400, b"Invalid destination peer ID\n"), bad)
 
     def test_uppercase_key(self) -> None:
         """An uppercase destination key is accepted."""
-        code, _, _ = self.call(self.client_a, "POST", "/send", {"X-Destination-Peer-Id": self.B.hex().upper()}, b"x")
+        code, _, _ = self.call(
+            self.client_a,
+            "POST",
+            "/send",
+            {"X-Destination-Peer-Id": self.B.hex().upper()},
+            b"x",
+        )
         self.assertEqual(code, 200)
 
     def test_unknown_key_502(self) -> None:
@@ -140,7 +196,12 @@ class SendRecvTests(TwoNodes):
     def test_unreachable_key_504_within_15s(self) -> None:
         """A key whose connect never completes is 504 within 15 s."""
         self.net.black_holes.add(b"\x07" * 32)
-        d = self.client_a.request("POST", "http://x/send", headers={"X-Destination-Peer-Id": "07" * 32}, data=b"x")
+        d = self.client_a.request(
+            "POST",
+            "http://x/send",
+            headers={"X-Destination-Peer-Id": "07" * 32},
+            data=b"x",
+        )
         self.settle()
         self.clock.advance(15)
         self.settle()
@@ -151,13 +212,18 @@ class SendRecvTests(TwoNodes):
         """/send to our own key lands in our own /recv."""
         self.assertEqual(self.send(b"me", to=self.A)[0], 200)
         code, headers, body = self.call(self.client_a, "GET", "/recv")
-        self.assertEqual((code, body, self.header(headers, "X-From-Peer-Id")), (200, b"me", self.A.hex()))
+        self.assertEqual(
+            (code, body, self.header(headers, "X-From-Peer-Id")),
+            (200, b"me", self.A.hex()),
+        )
 
     def test_recv_methods(self) -> None:
         """HEAD /recv never dequeues; other methods than GET/HEAD are 405."""
         self.send(b"keep")
-        code, headers, body = self.call(self.client_b, "HEAD", "/recv")
-        self.assertEqual((code, self.header(headers, "X-From-Peer-Id")), (200, self.A.hex()))
+        code, headers, _ = self.call(self.client_b, "HEAD", "/recv")
+        self.assertEqual(
+            (code, self.header(headers, "X-From-Peer-Id")), (200, self.A.hex())
+        )
         for method in ("POST", "DELETE", "PUT"):
             self.assertEqual(self.call(self.client_b, method, "/recv")[0], 405, method)
         self.assertEqual(self.call(self.client_b, "GET", "/recv")[2], b"keep")
@@ -170,7 +236,9 @@ class SendRecvTests(TwoNodes):
         self.assertNoResult(d)
         self.send(b"late")
         response = self.successResultOf(d)
-        self.assertEqual((response.code, self.successResultOf(response.content())), (200, b"late"))
+        self.assertEqual(
+            (response.code, self.successResultOf(response.content())), (200, b"late")
+        )
         d2 = self.client_b.request("GET", "http://x/recv?wait=5")
         self.settle()
         self.clock.advance(5)
@@ -182,7 +250,12 @@ class SendRecvTests(TwoNodes):
     def test_many_in_order(self) -> None:
         """200 small messages sent back to back arrive in order."""
         ds = [
-            self.client_a.request("POST", "http://x/send", headers={"X-Destination-Peer-Id": self.B.hex()}, data=b"%d" % i)
+            self.client_a.request(
+                "POST",
+                "http://x/send",
+                headers={"X-Destination-Peer-Id": self.B.hex()},
+                data=b"%d" % i,
+            )
             for i in range(200)
         ]
         got = []
@@ -197,7 +270,7 @@ class SendRecvTests(TwoNodes):
 
 
 class QueueFullTests(TwoNodes):
-    b_config = {"recv_queue_max_messages": 2}
+    b_config: ClassVar[dict[str, Any]] = {}
 
     def setUp(self) -> None:
         super().setUp()
@@ -207,7 +280,12 @@ class QueueFullTests(TwoNodes):
     def test_queue_full_loses_nothing(self) -> None:
         """With B's queue full, /send waits instead of dropping; draining B delivers all, in order."""
         ds = [
-            self.client_a.request("POST", "http://x/send", headers={"X-Destination-Peer-Id": self.B.hex()}, data=b"m%d" % i)
+            self.client_a.request(
+                "POST",
+                "http://x/send",
+                headers={"X-Destination-Peer-Id": self.B.hex()},
+                data=b"m%d" % i,
+            )
             for i in range(6)
         ]
         answered: list[Any] = []
@@ -227,7 +305,12 @@ class QueueFullTests(TwoNodes):
     def test_send_timeout_503(self) -> None:
         """A receiver that never drains makes /send fail 503 after the send timeout (30 s)."""
         ds = [
-            self.client_a.request("POST", "http://x/send", headers={"X-Destination-Peer-Id": self.B.hex()}, data=b"m%d" % i)
+            self.client_a.request(
+                "POST",
+                "http://x/send",
+                headers={"X-Destination-Peer-Id": self.B.hex()},
+                data=b"m%d" % i,
+            )
             for i in range(6)
         ]
         self.settle()

@@ -19,7 +19,9 @@ A = bytes(range(32))
 class A2AStreamTests(SynchronousTestCase):
     def setUp(self) -> None:
         self.clock = Clock()
-        self.server = FakeHTTPServer(body=b'{"jsonrpc": "2.0", "id": 1, "result": {"task": {}}}')
+        self.server = FakeHTTPServer(
+            body=b'{"jsonrpc": "2.0", "id": 1, "result": {"task": {}}}'
+        )
         self.http = StubTreq(self.server)
         self.stream = A2AStream(self.http, "http://127.0.0.1:9004/", self.clock)
 
@@ -36,25 +38,48 @@ class A2AStreamTests(SynchronousTestCase):
 
     def test_post(self) -> None:
         """A request is POSTed to / with A2A-Version 1.0 and the caller's key; the JSON comes back."""
-        reply = self.call({"a2a": True, "request": {"jsonrpc": "2.0", "method": "SendMessage", "id": 1}})
-        self.assertEqual(reply, {"a2a": True, "response": {"jsonrpc": "2.0", "id": 1, "result": {"task": {}}}})
+        reply = self.call(
+            {
+                "a2a": True,
+                "request": {"jsonrpc": "2.0", "method": "SendMessage", "id": 1},
+            }
+        )
+        self.assertEqual(
+            reply,
+            {
+                "a2a": True,
+                "response": {"jsonrpc": "2.0", "id": 1, "result": {"task": {}}},
+            },
+        )
         (req,) = self.server.requests
         self.assertEqual((req["method"], req["path"]), ("POST", "/"))
         self.assertEqual(req["headers"]["a2a-version"], "1.0")
         self.assertEqual(req["headers"]["x-from-peer-id"], A.hex())
-        self.assertEqual(json.loads(req["body"]), {"jsonrpc": "2.0", "method": "SendMessage", "id": 1})
+        self.assertEqual(
+            json.loads(req["body"]),
+            {"jsonrpc": "2.0", "method": "SendMessage", "id": 1},
+        )
 
     def test_agent_card(self) -> None:
         """An agent-card envelope GETs /.well-known/agent-card.json."""
         self.server.answer = (200, {}, b'{"name": "agent"}')
-        self.assertEqual(self.call({"a2a": True, "agent_card": True, "request": None}), {"a2a": True, "response": {"name": "agent"}})
+        self.assertEqual(
+            self.call({"a2a": True, "agent_card": True, "request": None}),
+            {"a2a": True, "response": {"name": "agent"}},
+        )
         (req,) = self.server.requests
-        self.assertEqual((req["method"], req["path"]), ("GET", "/.well-known/agent-card.json"))
+        self.assertEqual(
+            (req["method"], req["path"]), ("GET", "/.well-known/agent-card.json")
+        )
         self.assertEqual(req["headers"]["x-from-peer-id"], A.hex())
 
     def test_non_json_answer(self) -> None:
         """An SSE or other non-JSON body is answered with an error envelope at once."""
-        self.server.answer = (200, {b"Content-Type": b"text/event-stream"}, b"data: {}\n\n")
+        self.server.answer = (
+            200,
+            {b"Content-Type": b"text/event-stream"},
+            b"data: {}\n\n",
+        )
         reply = self.call({"a2a": True, "request": {}})
         self.assertEqual(reply["response"], None)
         self.assertIn("text/event-stream", reply["error"])

@@ -27,7 +27,7 @@ DATA_KEYS = os.path.join(os.path.dirname(__file__), "data", "keys.json")
 MAX = 2 * 1024 * 1024
 WAIT = 40.0
 
-FAKE_SERVER = r'''
+FAKE_SERVER = r"""
 import json, sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -54,7 +54,7 @@ class H(BaseHTTPRequestHandler):
 server = ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H)
 print("ready", flush=True)
 server.serve_forever()
-'''
+"""
 
 
 def vector(name: str) -> dict[str, str]:
@@ -63,8 +63,15 @@ def vector(name: str) -> dict[str, str]:
         return json.load(f)[name]  # type: ignore[no-any-return]
 
 
-def http(method: str, url: str, body: bytes | None = None, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
-    request = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+def http(
+    method: str,
+    url: str,
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, dict[str, str], bytes]:
+    request = urllib.request.Request(
+        url, data=body, method=method, headers=headers or {}
+    )
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             return response.status, dict(response.headers), response.read()
@@ -75,7 +82,9 @@ def http(method: str, url: str, body: bytes | None = None, headers: dict[str, st
 class StreamsE2ETests(TwistdTestCase):
     def start(self, name: str, config: dict[str, Any]) -> tuple[Twistd, int]:
         port = free_port()
-        self.config({**config, "api_port": port, "max_message_size": MAX}, f"{name}.json")
+        self.config(
+            {**config, "api_port": port, "max_message_size": MAX}, f"{name}.json"
+        )
         proc = Twistd(self, ["axl", "--config", f"{name}.json"], cwd=self.dir)
         proc.wait_for(rf"Listening on 127\.0\.0\.1:{port}\b")
         return proc, port
@@ -83,7 +92,9 @@ class StreamsE2ETests(TwistdTestCase):
     def fake_services(self) -> int:
         port = free_port()
         script = self.write("fake.py", FAKE_SERVER)
-        proc = subprocess.Popen([sys.executable, script, str(port)], stdout=subprocess.PIPE)
+        proc = subprocess.Popen(
+            [sys.executable, script, str(port)], stdout=subprocess.PIPE
+        )
         self.addCleanup(lambda: (proc.kill(), proc.wait(5)))
         assert proc.stdout is not None
         self.assertEqual(proc.stdout.readline().strip(), b"ready")
@@ -94,8 +105,12 @@ class StreamsE2ETests(TwistdTestCase):
         services = self.fake_services()
         a, b, c = vector("A"), vector("B"), vector("C")
         listen = f"tls://127.0.0.1:{free_port()}"
-        hub, _ = self.start("a", {"PrivateKey": a["private_key_64"], "Listen": [listen]})
-        nb, api_b = self.start("b", {"PrivateKey": b["private_key_64"], "Peers": [listen]})
+        hub, _ = self.start(
+            "a", {"PrivateKey": a["private_key_64"], "Listen": [listen]}
+        )
+        nb, api_b = self.start(
+            "b", {"PrivateKey": b["private_key_64"], "Peers": [listen]}
+        )
         nc, api_c = self.start(
             "c",
             {
@@ -108,57 +123,119 @@ class StreamsE2ETests(TwistdTestCase):
             },
         )
         procs = [hub, nb, nc]
-        key_b, key_c = get_topology(api_b)["our_public_key"], get_topology(api_c)["our_public_key"]
+        key_b, key_c = (
+            get_topology(api_b)["our_public_key"],
+            get_topology(api_c)["our_public_key"],
+        )
         send_b = f"http://127.0.0.1:{api_b}/send"
         recv_c = f"http://127.0.0.1:{api_c}/recv"
 
         # Wait for the mesh: the first message that gets through.
         deadline = time.monotonic() + WAIT
         while True:
-            code, _, body = http("POST", send_b, b"probe", {"X-Destination-Peer-Id": key_c})
+            code, _, body = http(
+                "POST", send_b, b"probe", {"X-Destination-Peer-Id": key_c}
+            )
             if code == 200:
                 break
             if b"overlay TCP is not running" in body:
                 self.skipTest("the overlay TCP is not wired into axl.service yet")
             if time.monotonic() > deadline:
-                self.fail(f"no route B->C: {code} {body!r}\n" + "\n".join(p.out.decode() for p in procs))
+                self.fail(
+                    f"no route B->C: {code} {body!r}\n"
+                    + "\n".join(p.out.decode() for p in procs)
+                )
             time.sleep(0.5)
         self.assertEqual(http("GET", recv_c)[2], b"probe")
 
         # Sizes, intact, with the full sender key.
         for size in (0, 1, 1024 * 1024, MAX):
             payload = os.urandom(size)
-            code, headers, _ = http("POST", send_b, payload, {"X-Destination-Peer-Id": key_c})
-            self.assertEqual((code, headers.get("X-Sent-Bytes")), (200, str(size)), size)
+            code, headers, _ = http(
+                "POST", send_b, payload, {"X-Destination-Peer-Id": key_c}
+            )
+            self.assertEqual(
+                (code, headers.get("X-Sent-Bytes")), (200, str(size)), size
+            )
             code, headers, body = http("GET", recv_c + "?wait=10")
-            self.assertEqual((code, headers.get("X-From-Peer-Id"), body == payload), (200, key_b, True), size)
-        self.assertEqual(http("POST", send_b, b"x" * (MAX + 1), {"X-Destination-Peer-Id": key_c})[0], 413)
+            self.assertEqual(
+                (code, headers.get("X-From-Peer-Id"), body == payload),
+                (200, key_b, True),
+                size,
+            )
+        self.assertEqual(
+            http("POST", send_b, b"x" * (MAX + 1), {"X-Destination-Peer-Id": key_c})[0],
+            413,
+        )
 
         # 1000 small messages in order.
         for i in range(1000):
-            self.assertEqual(http("POST", send_b, b"%d" % i, {"X-Destination-Peer-Id": key_c})[0], 200)
+            self.assertEqual(
+                http("POST", send_b, b"%d" % i, {"X-Destination-Peer-Id": key_c})[0],
+                200,
+            )
         got = [http("GET", recv_c + "?wait=10")[2] for _ in range(1000)]
         self.assertEqual(got, [b"%d" % i for i in range(1000)])
 
         # Reply to X-From-Peer-Id.
-        self.assertEqual(http("POST", f"http://127.0.0.1:{api_c}/send", b"pong", {"X-Destination-Peer-Id": key_b})[0], 200)
+        self.assertEqual(
+            http(
+                "POST",
+                f"http://127.0.0.1:{api_c}/send",
+                b"pong",
+                {"X-Destination-Peer-Id": key_b},
+            )[0],
+            200,
+        )
         code, headers, body = http("GET", f"http://127.0.0.1:{api_b}/recv?wait=10")
-        self.assertEqual((code, body, headers.get("X-From-Peer-Id")), (200, b"pong", key_c))
+        self.assertEqual(
+            (code, body, headers.get("X-From-Peer-Id")), (200, b"pong", key_c)
+        )
 
         # /mcp and /a2a round trips to C's fake services.
-        rpc = json.dumps({"jsonrpc": "2.0", "method": "tools/list", "id": 1, "params": {}}).encode()
-        code, _, body = http("POST", f"http://127.0.0.1:{api_b}/mcp/{key_c}/weather", rpc, {"Content-Type": "application/json"})
-        self.assertEqual((code, json.loads(body)["result"]), (200, {"service": "weather", "from": key_b}))
+        rpc = json.dumps(
+            {"jsonrpc": "2.0", "method": "tools/list", "id": 1, "params": {}}
+        ).encode()
+        code, _, body = http(
+            "POST",
+            f"http://127.0.0.1:{api_b}/mcp/{key_c}/weather",
+            rpc,
+            {"Content-Type": "application/json"},
+        )
+        self.assertEqual(
+            (code, json.loads(body)["result"]),
+            (200, {"service": "weather", "from": key_b}),
+        )
         code, _, body = http("GET", f"http://127.0.0.1:{api_b}/a2a/{key_c}")
-        self.assertEqual((code, json.loads(body)), (200, {"name": "fake agent", "caller": key_b}))
-        send = json.dumps({"jsonrpc": "2.0", "method": "SendMessage", "id": 5, "params": {}}).encode()
-        code, _, body = http("POST", f"http://127.0.0.1:{api_b}/a2a/{key_c}", send, {"Content-Type": "application/json"})
-        self.assertEqual((code, json.loads(body)["result"]), (200, {"version": "1.0", "caller": key_b}))
+        self.assertEqual(
+            (code, json.loads(body)), (200, {"name": "fake agent", "caller": key_b})
+        )
+        send = json.dumps(
+            {"jsonrpc": "2.0", "method": "SendMessage", "id": 5, "params": {}}
+        ).encode()
+        code, _, body = http(
+            "POST",
+            f"http://127.0.0.1:{api_b}/a2a/{key_c}",
+            send,
+            {"Content-Type": "application/json"},
+        )
+        self.assertEqual(
+            (code, json.loads(body)["result"]),
+            (200, {"version": "1.0", "caller": key_b}),
+        )
 
         # B has no router: C's /mcp call to B is answered at once with an error.
         started = time.monotonic()
-        code, _, body = http("POST", f"http://127.0.0.1:{api_c}/mcp/{key_b}/weather", rpc, {"Content-Type": "application/json"})
-        self.assertEqual((code, json.loads(body)["error"]["message"]), (200, "mcp not enabled on this node"))
+        code, _, body = http(
+            "POST",
+            f"http://127.0.0.1:{api_c}/mcp/{key_b}/weather",
+            rpc,
+            {"Content-Type": "application/json"},
+        )
+        self.assertEqual(
+            (code, json.loads(body)["error"]["message"]),
+            (200, "mcp not enabled on this node"),
+        )
         self.assertLess(time.monotonic() - started, 5)
 
         for proc in procs:

@@ -47,12 +47,22 @@ class RecognitionTests(SynchronousTestCase):
     def test_parse_object_only_objects(self) -> None:
         """Only a whole JSON object is an envelope candidate; binary, arrays and bad JSON are not."""
         self.assertEqual(E.parse_object(b' {"a": 1}'), {"a": 1})
-        for payload in (b"", b"\x00\xff{", b"[1]", b'"s"', b"{bad", b"null", b'{"a":1} x'):
+        for payload in (
+            b"",
+            b"\x00\xff{",
+            b"[1]",
+            b'"s"',
+            b"{bad",
+            b"null",
+            b'{"a":1} x',
+        ):
             self.assertIsNone(E.parse_object(payload), payload)
 
     def test_mcp_request_headers_only_strings(self) -> None:
         """The optional C{headers} object keeps its string values."""
-        r = E.parse_mcp_request({"service": "s", "headers": {"Mcp-Session-Id": "x", "n": 1}})
+        r = E.parse_mcp_request(
+            {"service": "s", "headers": {"Mcp-Session-Id": "x", "n": 1}}
+        )
         assert r is not None
         self.assertEqual(r.headers, {"Mcp-Session-Id": "x"})
 
@@ -60,7 +70,9 @@ class RecognitionTests(SynchronousTestCase):
 class ShapeTests(SynchronousTestCase):
     def test_mcp_request_shape(self) -> None:
         """The MCP request envelope is exactly C{service}, C{request}, and C{headers} only when given."""
-        self.assertEqual(E.encode_mcp_request("w", {"id": 1}), b'{"service":"w","request":{"id":1}}')
+        self.assertEqual(
+            E.encode_mcp_request("w", {"id": 1}), b'{"service":"w","request":{"id":1}}'
+        )
         self.assertEqual(
             json.loads(E.encode_mcp_request("w", None, {"Mcp-Method": "tools/list"})),
             {"service": "w", "request": None, "headers": {"Mcp-Method": "tools/list"}},
@@ -68,16 +80,26 @@ class ShapeTests(SynchronousTestCase):
 
     def test_mcp_reply_shape(self) -> None:
         """The MCP reply envelope omits C{error} and C{headers} when empty."""
-        self.assertEqual(E.encode_mcp_reply("w", {"r": 1}), b'{"service":"w","response":{"r":1}}')
         self.assertEqual(
-            E.encode_mcp_reply("w", None, "boom"), b'{"service":"w","response":null,"error":"boom"}'
+            E.encode_mcp_reply("w", {"r": 1}), b'{"service":"w","response":{"r":1}}'
+        )
+        self.assertEqual(
+            E.encode_mcp_reply("w", None, "boom"),
+            b'{"service":"w","response":null,"error":"boom"}',
         )
 
     def test_a2a_shapes(self) -> None:
         """The A2A request and reply envelopes match spec section 7.5 byte for byte."""
-        self.assertEqual(E.encode_a2a_request(None, agent_card=True), b'{"a2a":true,"agent_card":true,"request":null}')
-        self.assertEqual(E.encode_a2a_request({"m": 1}), b'{"a2a":true,"request":{"m":1}}')
-        self.assertEqual(E.encode_a2a_reply(None, "x"), b'{"a2a":true,"response":null,"error":"x"}')
+        self.assertEqual(
+            E.encode_a2a_request(None, agent_card=True),
+            b'{"a2a":true,"agent_card":true,"request":null}',
+        )
+        self.assertEqual(
+            E.encode_a2a_request({"m": 1}), b'{"a2a":true,"request":{"m":1}}'
+        )
+        self.assertEqual(
+            E.encode_a2a_reply(None, "x"), b'{"a2a":true,"response":null,"error":"x"}'
+        )
 
     def test_reply_parse_missing_response(self) -> None:
         """A reply without C{response} reports L{MISSING}; a non-string error makes it invalid."""

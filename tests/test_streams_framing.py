@@ -48,7 +48,10 @@ class FramingTests(SynchronousTestCase):
         self.assertEqual(str(cm.exception), "message size 11 exceeds maximum 10")
 
     @settings(max_examples=200)
-    @given(st.lists(st.binary(max_size=300), max_size=8), st.lists(st.integers(1, 50), min_size=1))
+    @given(
+        st.lists(st.binary(max_size=300), max_size=8),
+        st.lists(st.integers(1, 50), min_size=1),
+    )
     def test_any_split(self, messages: list[bytes], cuts: list[int]) -> None:
         """Messages come out identical however the byte stream is split."""
         stream = b"".join(encode_frame(m) for m in messages)

@@ -31,7 +31,9 @@ class EchoStream:
     def matches(self, envelope: dict[str, Any]) -> bool:
         return "echo" in envelope
 
-    def handle(self, envelope: dict[str, Any], peer_key: bytes) -> Deferred[bytes | None]:
+    def handle(
+        self, envelope: dict[str, Any], peer_key: bytes
+    ) -> Deferred[bytes | None]:
         d: Deferred[bytes | None] = Deferred()
         self.pending.append(d)
         return d
@@ -48,7 +50,13 @@ class ListenerTests(SynchronousTestCase):
         self.echo = EchoStream()
         self.registry.add(self.echo)
         self.factory = MessageFactory(
-            self.registry, self.clock, max_message_size=100, max_conns=3, max_conns_per_peer=2, read_timeout=10, idle_timeout=60
+            self.registry,
+            self.clock,
+            max_message_size=100,
+            max_conns=3,
+            max_conns_per_peer=2,
+            read_timeout=10,
+            idle_timeout=60,
         )
 
     def connect(self, key: bytes = A) -> tuple[Any, StringTransport]:
@@ -61,7 +69,9 @@ class ListenerTests(SynchronousTestCase):
         """Several messages on one connection are queued in order with the sender's full key."""
         proto, t = self.connect()
         proto.dataReceived(encode_frame(b"one") + encode_frame(b""))
-        self.assertEqual([self.queue.get(), self.queue.get()], [Message(A, b"one"), Message(A, b"")])
+        self.assertEqual(
+            [self.queue.get(), self.queue.get()], [Message(A, b"one"), Message(A, b"")]
+        )
         self.assertFalse(t.disconnecting)
 
     def test_reply_on_same_connection(self) -> None:
@@ -85,15 +95,17 @@ class ListenerTests(SynchronousTestCase):
     def test_connection_limits(self) -> None:
         """Connections beyond the per-peer cap, or the total cap, are closed at once; slots come back."""
         p1, t1 = self.connect(A)
-        p2, t2 = self.connect(A)
+        _, t2 = self.connect(A)
         p3, t3 = self.connect(A)
-        self.assertEqual((t1.disconnecting, t2.disconnecting, t3.disconnecting), (False, False, True))
-        p4, t4 = self.connect(B)
-        p5, t5 = self.connect(B)
+        self.assertEqual(
+            (t1.disconnecting, t2.disconnecting, t3.disconnecting), (False, False, True)
+        )
+        _, t4 = self.connect(B)
+        _, t5 = self.connect(B)
         self.assertEqual((t4.disconnecting, t5.disconnecting), (False, True))
         p3.connectionLost()
         p1.connectionLost()
-        p6, t6 = self.connect(B)
+        _, t6 = self.connect(B)
         self.assertFalse(t6.disconnecting)
         self.assertEqual(self.factory.per_peer, {A: 1, B: 2})
 
@@ -136,7 +148,7 @@ class ListenerTests(SynchronousTestCase):
 
     def test_whole_messages_survive_close(self) -> None:
         """Messages that arrived whole are still queued when the connection closes while paused."""
-        proto, t = self.connect()
+        proto, _ = self.connect()
         proto.dataReceived(b"".join(encode_frame(b"%d" % i) for i in range(4)))
         proto.connectionLost()
         got = [self.queue.get() for _ in range(4)]
@@ -167,7 +179,8 @@ class ListenerTests(SynchronousTestCase):
         proto.makeConnection(t)
         proto.dataReceived(encode_frame(b'{"service":"w","request":{}}'))
         self.assertEqual(
-            json.loads(t.value()[4:]), {"service": "w", "response": None, "error": "mcp not enabled on this node"}
+            json.loads(t.value()[4:]),
+            {"service": "w", "response": None, "error": "mcp not enabled on this node"},
         )
         self.assertEqual(self.queue.get(), Message(A, b'{"service":"w","request":{}}'))
 
@@ -183,7 +196,9 @@ class ListenerTests(SynchronousTestCase):
         t = StringTransport(peerAddress=OverlayAddress(A, 1))
         proto.makeConnection(t)
         proto.dataReceived(encode_frame(b"filler") + encode_frame(b'{"service":"w"}'))
-        self.assertEqual(json.loads(t.value()[4:])["error"], "mcp not enabled on this node")
+        self.assertEqual(
+            json.loads(t.value()[4:])["error"], "mcp not enabled on this node"
+        )
         self.assertEqual(t.producerState, "paused")
         self.assertEqual(queue.get(), Message(A, b"filler"))
         self.assertEqual(queue.get(), Message(A, b'{"service":"w"}'))

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from treq.testing import StubTreq
 from twisted.internet.task import Clock
@@ -34,13 +35,17 @@ class OverlayTests(SynchronousTestCase):
     def make_node(self, n: int, extra: dict[str, Any]) -> tuple[Node, StubTreq]:
         config = config_from_dict({"max_message_size": 2 * 1024 * 1024, **extra})
         node = Node(config, Identity(bytes([n]) * 32), self.clock)
-        node.tcp = TCPStack(FakeIPv6Layer(node.public_key, self.net), node.public_key, self.clock)
+        node.tcp = TCPStack(
+            FakeIPv6Layer(node.public_key, self.net), node.public_key, self.clock
+        )
         services = Services()
         node.services = services  # type: ignore[attr-defined]
         node.http = StubTreq(services)  # type: ignore[attr-defined]
         layer = build_streams_layer(node, self.clock, http=node.http, plugin_streams=[])  # type: ignore[attr-defined]
         node.streams = layer  # type: ignore[attr-defined]
-        self.successResultOf(OverlayServerEndpoint(node, config.tcp_port).listen(layer.factory))
+        self.successResultOf(
+            OverlayServerEndpoint(node, config.tcp_port).listen(layer.factory)
+        )
         return node, StubTreq(Bridge(node, self.clock).app.resource())
 
     def pump(self, done: Callable[[], bool], max_time: float = 60.0) -> None:
@@ -53,8 +58,17 @@ class OverlayTests(SynchronousTestCase):
 
         self.assertTrue(run_until(self.clock, check, max_time))
 
-    def request(self, client: StubTreq, method: str, path: str, headers: dict[str, str] | None = None, data: bytes | None = None) -> Any:
-        return client.request(method, "http://127.0.0.1:9002" + path, headers=headers or {}, data=data)
+    def request(
+        self,
+        client: StubTreq,
+        method: str,
+        path: str,
+        headers: dict[str, str] | None = None,
+        data: bytes | None = None,
+    ) -> Any:
+        return client.request(
+            method, "http://127.0.0.1:9002" + path, headers=headers or {}, data=data
+        )
 
     def wait(self, d: Any) -> Any:
         box: list[Any] = []
@@ -68,15 +82,28 @@ class OverlayTests(SynchronousTestCase):
         return response.code, response.headers, self.wait(response.content())
 
     def send(self, payload: bytes) -> Any:
-        return self.request(self.client_a, "POST", "/send", {"X-Destination-Peer-Id": self.b.public_key.hex()}, payload)
+        return self.request(
+            self.client_a,
+            "POST",
+            "/send",
+            {"X-Destination-Peer-Id": self.b.public_key.hex()},
+            payload,
+        )
 
     def test_send_recv_large(self) -> None:
         """A 2 MiB /send crosses the userspace TCP intact, with the sender's full key."""
         payload = os.urandom(2 * 1024 * 1024)
         code, headers, _ = self.result(self.send(payload))
-        self.assertEqual((code, headers.getRawHeaders("X-Sent-Bytes")), (200, [str(len(payload))]))
-        code, headers, body = self.result(self.request(self.client_b, "GET", "/recv?wait=5"))
-        self.assertEqual((code, headers.getRawHeaders("X-From-Peer-Id"), body == payload), (200, [self.a.public_key.hex()], True))
+        self.assertEqual(
+            (code, headers.getRawHeaders("X-Sent-Bytes")), (200, [str(len(payload))])
+        )
+        code, headers, body = self.result(
+            self.request(self.client_b, "GET", "/recv?wait=5")
+        )
+        self.assertEqual(
+            (code, headers.getRawHeaders("X-From-Peer-Id"), body == payload),
+            (200, [self.a.public_key.hex()], True),
+        )
 
     def test_order_and_backpressure(self) -> None:
         """With B's queue bounded to 2, 20 sends of 64 KiB all succeed and arrive in order, without stalls, as B drains."""
@@ -86,9 +113,13 @@ class OverlayTests(SynchronousTestCase):
         got: list[bytes] = []
         while len(got) < 20:
             t0 = self.clock.seconds()
-            code, _, body = self.result(self.request(self.client_b, "GET", "/recv?wait=60"))
+            code, _, body = self.result(
+                self.request(self.client_b, "GET", "/recv?wait=60")
+            )
             self.assertEqual(code, 200)
-            self.assertLess(self.clock.seconds() - t0, 1.0, "delivery stalled after B drained")
+            self.assertLess(
+                self.clock.seconds() - t0, 1.0, "delivery stalled after B drained"
+            )
             got.append(body)
         self.assertEqual(got, payloads)
         self.assertEqual({self.wait(d).code for d in ds}, {200})
@@ -97,7 +128,13 @@ class OverlayTests(SynchronousTestCase):
         """/mcp from A reaches B's router with A's key and returns its JSON."""
         rpc = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
         code, _, body = self.result(
-            self.request(self.client_a, "POST", f"/mcp/{self.b.public_key.hex()}/weather", {}, json.dumps(rpc).encode())
+            self.request(
+                self.client_a,
+                "POST",
+                f"/mcp/{self.b.public_key.hex()}/weather",
+                {},
+                json.dumps(rpc).encode(),
+            )
         )
         self.assertEqual((code, json.loads(body)["result"]), (200, {"ok": True}))
         routed = json.loads(self.b.services.router.requests[0]["body"])  # type: ignore[attr-defined]
@@ -106,8 +143,14 @@ class OverlayTests(SynchronousTestCase):
     def test_unreachable(self) -> None:
         """A key nobody owns gives 502/504 within 15 s."""
         start = self.clock.seconds()
-        code, _, body = self.result(
-            self.request(self.client_a, "POST", "/send", {"X-Destination-Peer-Id": "07" * 32}, b"x")
+        code, _, _ = self.result(
+            self.request(
+                self.client_a,
+                "POST",
+                "/send",
+                {"X-Destination-Peer-Id": "07" * 32},
+                b"x",
+            )
         )
         self.assertIn(code, (502, 504))
         self.assertLessEqual(self.clock.seconds() - start, 15)

@@ -35,7 +35,9 @@ class RecvQueueTests(SynchronousTestCase):
         self.assertNoResult(d4)
         got = [q.get(), q.get(), q.get(), q.get()]
         self.successResultOf(d4)
-        self.assertEqual([m.payload if m else None for m in got], [b"2", b"3", b"4", None])
+        self.assertEqual(
+            [m.payload if m else None for m in got], [b"2", b"3", b"4", None]
+        )
 
     def test_full_by_bytes(self) -> None:
         """The byte bound blocks too, but a single oversized message is taken into an empty queue."""

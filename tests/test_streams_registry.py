@@ -48,7 +48,10 @@ class RegistryTests(SynchronousTestCase):
 
     def test_first_match_wins(self) -> None:
         """Streams are tried in order; the first that matches serves and its reply is returned."""
-        one, two = FakeStream("one", "k", succeed(b"1")), FakeStream("two", "k", succeed(b"2"))
+        one, two = (
+            FakeStream("one", "k", succeed(b"1")),
+            FakeStream("two", "k", succeed(b"2")),
+        )
         self.reg.add(one)
         self.reg.add(two)
         self.assertEqual(self.successResultOf(self.reg.dispatch(b'{"k": 1}', A)), b"1")
@@ -62,7 +65,10 @@ class RegistryTests(SynchronousTestCase):
         self.reg.add(FakeStream("one", "k"))
         self.assertIsNone(self.successResultOf(self.reg.dispatch(b"\x00binary", A)))
         self.assertIsNone(self.successResultOf(self.reg.dispatch(b'{"other": 1}', A)))
-        self.assertEqual([self.queue.get(), self.queue.get()], [Message(A, b"\x00binary"), Message(A, b'{"other": 1}')])
+        self.assertEqual(
+            [self.queue.get(), self.queue.get()],
+            [Message(A, b"\x00binary"), Message(A, b'{"other": 1}')],
+        )
 
     def test_disabled_stream_queues_and_answers_error(self) -> None:
         """A disabled stream's envelope is queued to /recv and answered at once with an error."""
@@ -95,7 +101,9 @@ class RegistryTests(SynchronousTestCase):
         self.clock.advance(4.9)
         self.assertNoResult(d)
         self.clock.advance(0.2)
-        self.assertEqual(json.loads(self.successResultOf(d)), {"error": "s timed out after 5 s"})
+        self.assertEqual(
+            json.loads(self.successResultOf(d)), {"error": "s timed out after 5 s"}
+        )
 
     def test_no_reply(self) -> None:
         """A stream that answers None produces no reply."""

@@ -29,7 +29,9 @@ class SenderTests(SynchronousTestCase):
         self.net.listen(B, 7000, self.factory_b)
         self.queue_a = RecvQueue(self.clock)
         self.reg_a = StreamRegistry(self.queue_a, self.clock)
-        self.sender = Sender(self.net.dial_from(A), self.clock, A, self.reg_a, max_message_size=1000)
+        self.sender = Sender(
+            self.net.dial_from(A), self.clock, A, self.reg_a, max_message_size=1000
+        )
 
     def drain_b(self) -> list[bytes]:
         out = []
@@ -88,7 +90,10 @@ class SenderTests(SynchronousTestCase):
         self.assertNoResult(d)
         self.clock.advance(0.2)
         f = self.failureResultOf(d, DeliveryError)
-        self.assertEqual((f.value.status, f.value.message), (504, "Timed out reaching peer after 10 s"))
+        self.assertEqual(
+            (f.value.status, f.value.message),
+            (504, "Timed out reaching peer after 10 s"),
+        )
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
     def test_full_receiver_503_loses_nothing(self) -> None:
@@ -98,13 +103,19 @@ class SenderTests(SynchronousTestCase):
         ok = [i for i, d in enumerate(ds) if d.called]
         self.assertTrue(0 < len(ok) < 8)
         self.clock.advance(30.1)
-        statuses = {self.failureResultOf(d, DeliveryError).value.status for i, d in enumerate(ds) if i not in ok}
+        statuses = {
+            self.failureResultOf(d, DeliveryError).value.status
+            for i, d in enumerate(ds)
+            if i not in ok
+        }
         self.assertEqual(statuses, {503})
         delivered = self.drain_b()
         # Everything reported sent arrived, in order, and nothing arrived twice.
         self.assertEqual(delivered[: len(ok)], [b"m%d" % i for i in ok])
         self.assertEqual(len(delivered), len(set(delivered)))
-        self.assertEqual(self.clock.getDelayedCalls()[0].getTime(), 30.1 + 5)  # only the idle close is left
+        self.assertEqual(
+            self.clock.getDelayedCalls()[0].getTime(), 30.1 + 5
+        )  # only the idle close is left
 
     def test_send_to_self(self) -> None:
         """A message to our own key goes straight to our own queue."""
@@ -115,7 +126,7 @@ class SenderTests(SynchronousTestCase):
     def test_remote_close_then_resend(self) -> None:
         """If the receiver closed the pooled connection, the next send dials again."""
         self.successResultOf(self._sent(b"1"))
-        (c, s) = self.net.pairs[0]
+        (_, s) = self.net.pairs[0]
         s.loseConnection()
         self.net.flush()
         self.assertEqual(self.net.pairs, [])
@@ -157,13 +168,17 @@ class RequestTests(SynchronousTestCase):
         self.net.listen(B, 7000, MessageFactory(self.reg_b, self.clock))
         self.reg_a = StreamRegistry(RecvQueue(self.clock), self.clock)
         self.reg_a.add(FakeStream("mcp", "service", b"local"))
-        self.sender = Sender(self.net.dial_from(A), self.clock, A, self.reg_a, max_message_size=100)
+        self.sender = Sender(
+            self.net.dial_from(A), self.clock, A, self.reg_a, max_message_size=100
+        )
 
     def test_round_trip(self) -> None:
         """A request gets the stream's reply frame; the stream saw the caller's key."""
         d = self.sender.request(B, encode_mcp_request("s", {}), 30)
         self.net.flush()
-        self.assertEqual(json.loads(self.successResultOf(d)), {"service": "s", "response": 1})
+        self.assertEqual(
+            json.loads(self.successResultOf(d)), {"service": "s", "response": 1}
+        )
         self.assertEqual(self.stream.calls[0][1], A)
         self.assertEqual(self.net.pairs, [])
 
@@ -177,7 +192,9 @@ class RequestTests(SynchronousTestCase):
         self.clock.advance(3.1)
         self.net.flush()
         f = self.failureResultOf(d, DeliveryError)
-        self.assertEqual((f.value.status, f.value.message), (504, "no response from peer within 3 s"))
+        self.assertEqual(
+            (f.value.status, f.value.message), (504, "no response from peer within 3 s")
+        )
 
     def test_unclaimed_closed_without_reply(self) -> None:
         """A receiver that closes without replying gives 502 at once."""
@@ -188,7 +205,9 @@ class RequestTests(SynchronousTestCase):
         self.net.flush()
         f = self.failureResultOf(d, DeliveryError)
         self.assertEqual(f.value.status, 502)
-        self.assertTrue(f.value.message.startswith("no response from peer: connection closed"))
+        self.assertTrue(
+            f.value.message.startswith("no response from peer: connection closed")
+        )
 
     def test_reply_too_large(self) -> None:
         """A reply over our max_message_size is 502 with AXL's message."""
@@ -196,7 +215,10 @@ class RequestTests(SynchronousTestCase):
         d = self.sender.request(B, encode_mcp_request("s", {}), 30)
         self.net.flush()
         f = self.failureResultOf(d, DeliveryError)
-        self.assertEqual((f.value.status, f.value.message), (502, "message size 101 exceeds maximum 100"))
+        self.assertEqual(
+            (f.value.status, f.value.message),
+            (502, "message size 101 exceeds maximum 100"),
+        )
 
     def test_request_refused(self) -> None:
         """A request to a key without a listener is 502 at once."""
@@ -207,7 +229,6 @@ class RequestTests(SynchronousTestCase):
         """A request to our own key is served by our own streams."""
         d = self.sender.request(A, encode_mcp_request("s", {}), 30)
         self.assertEqual(self.successResultOf(d), b"local")
-
 
     def test_cancelled_request_drops_connection(self) -> None:
         """If the caller goes away (cancel), the request connection is dropped at once."""

@@ -18,10 +18,15 @@ from axl.config import config_from_dict
 from axl.crypto.keys import Identity
 from axl.errors import StartupError
 from axl.node import Node
-from axl.streams.service import MessageListenerService, build_streams_layer, discover_streams, setting
+from axl.streams.service import (
+    MessageListenerService,
+    build_streams_layer,
+    discover_streams,
+    setting,
+)
 
 PLUGIN = textwrap.dedent(
-    '''
+    """
     from zope.interface import implementer, provider
     from twisted.plugin import IPlugin
     from axl.streams.interfaces import IStream, IStreamFactory
@@ -44,7 +49,7 @@ PLUGIN = textwrap.dedent(
         name = "off"
         @staticmethod
         def make_stream(node, http): return None
-    '''
+    """
 )
 
 
@@ -55,7 +60,9 @@ class ServiceTests(SynchronousTestCase):
     def test_builtin_order_and_enablement(self) -> None:
         """MCP comes first, then A2A, then plugin streams; each built-in is enabled by its address."""
         node = self.node(router_addr="http://127.0.0.1")
-        layer = build_streams_layer(node, node.clock, http=StubTreq(Resource()), plugin_streams=[])
+        layer = build_streams_layer(
+            node, node.clock, http=StubTreq(Resource()), plugin_streams=[]
+        )
         self.assertEqual(layer.registry.names, ["mcp", "a2a"])
         entries = layer.registry._entries
         self.assertEqual([e.enabled for e in entries], [True, False])
@@ -75,20 +82,32 @@ class ServiceTests(SynchronousTestCase):
         sys.path.insert(0, base)
         import pkgutil
 
-        pkgutil.get_importer(base)  # fills the path importer cache, as Twisted's plugin scan wants
+        pkgutil.get_importer(
+            base
+        )  # fills the path importer cache, as Twisted's plugin scan wants
         self.addCleanup(sys.path.remove, base)
-        self.addCleanup(lambda: [sys.modules.pop(m) for m in list(sys.modules) if m.startswith("axl_test_plugins")])
+        self.addCleanup(
+            lambda: [
+                sys.modules.pop(m)
+                for m in list(sys.modules)
+                if m.startswith("axl_test_plugins")
+            ]
+        )
         import axl_test_plugins  # type: ignore[import-not-found]
 
         streams = discover_streams(self.node(), None, axl_test_plugins)
         self.assertEqual([s.name for s in streams], ["echo"])
-        layer = build_streams_layer(self.node(), Clock(), http=StubTreq(Resource()), plugin_streams=streams)
+        layer = build_streams_layer(
+            self.node(), Clock(), http=StubTreq(Resource()), plugin_streams=streams
+        )
         self.assertEqual(layer.registry.names, ["mcp", "a2a", "echo"])
 
     def test_listener_service(self) -> None:
         """The listener binds in startService; a failing endpoint is a StartupError."""
         node = self.node()
-        layer = build_streams_layer(node, node.clock, http=StubTreq(Resource()), plugin_streams=[])
+        layer = build_streams_layer(
+            node, node.clock, http=StubTreq(Resource()), plugin_streams=[]
+        )
 
         class Port:
             stopped = False
@@ -114,7 +133,9 @@ class ServiceTests(SynchronousTestCase):
         self.assertIs(ok.factory, layer.factory)
         service.stopService()
         self.assertTrue(port.stopped)
-        bad = MessageListenerService(layer, Endpoint(fail(OSError("port in use"))), 7000)
+        bad = MessageListenerService(
+            layer, Endpoint(fail(OSError("port in use"))), 7000
+        )
         self.assertRaises(StartupError, bad.startService)
 
     def test_bridge_without_streams(self) -> None:

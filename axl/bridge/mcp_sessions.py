@@ -11,8 +11,8 @@ envelope's C{headers}) so that stateful MCP servers work across the mesh.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from twisted.internet.interfaces import IReactorTime
 
@@ -86,5 +86,7 @@ class McpSessions:
 
     def _sweep(self) -> None:
         limit = self._clock.seconds() - self.ttl
-        for session_id in [s.id for s in self._sessions.values() if s.last_used < limit]:
+        for session_id in [
+            s.id for s in self._sessions.values() if s.last_used < limit
+        ]:
             del self._sessions[session_id]

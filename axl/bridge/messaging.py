@@ -81,7 +81,16 @@ def _header(request: IRequest, name: bytes) -> str | None:
 
 
 def _jsonrpc_error(request_id: Any, message: str) -> bytes:
-    return dumps({"error": {"code": -32603, "message": message}, "id": request_id, "jsonrpc": "2.0"}) + b"\n"
+    return (
+        dumps(
+            {
+                "error": {"code": -32603, "message": message},
+                "id": request_id,
+                "jsonrpc": "2.0",
+            }
+        )
+        + b"\n"
+    )
 
 
 class MessagingAPI:
@@ -127,9 +136,15 @@ class MessagingAPI:
         if dest is None:
             return _text(request, 400, "Invalid destination peer ID")
         length = _header(request, b"Content-Length")
-        if length is not None and length.isdigit() and int(length) > self.max_message_size:
+        if (
+            length is not None
+            and length.isdigit()
+            and int(length) > self.max_message_size
+        ):
             return self._too_large(request, int(length))
-        body = request.content.read(self.max_message_size + 1)  # never more than the limit in memory
+        body = request.content.read(
+            self.max_message_size + 1
+        )  # never more than the limit in memory
         if len(body) > self.max_message_size:
             return self._too_large(request, self._body_size(request))
         try:
@@ -157,7 +172,11 @@ class MessagingAPI:
             return False, None
 
     def _too_large(self, request: IRequest, size: int) -> bytes:
-        return _text(request, 413, f"Message too large: {size} bytes (max_message_size is {self.max_message_size})")
+        return _text(
+            request,
+            413,
+            f"Message too large: {size} bytes (max_message_size is {self.max_message_size})",
+        )
 
     # -- /recv ---------------------------------------------------------------------------------
 
@@ -175,7 +194,9 @@ class MessagingAPI:
                 except ValueError:
                     wait = -1.0
                 if not 0 <= wait < float("inf"):
-                    return _text(request, 400, "Invalid wait: must be a number of seconds >= 0")
+                    return _text(
+                        request, 400, "Invalid wait: must be a number of seconds >= 0"
+                    )
                 wait = min(wait, self.recv_wait_max)
             d: Deferred[Any] = self.queue.wait(wait)
             if not d.called:
@@ -192,7 +213,9 @@ class MessagingAPI:
         request.setHeader(b"Content-Type", b"application/octet-stream")
         request.setHeader(b"X-From-Peer-Id", message.sender.hex().encode("ascii"))
         if request.method == b"HEAD":
-            request.setHeader(b"Content-Length", str(len(message.payload)).encode("ascii"))
+            request.setHeader(
+                b"Content-Length", str(len(message.payload)).encode("ascii")
+            )
             return b""
         return message.payload
 
@@ -272,7 +295,9 @@ class MessagingAPI:
             if name.lower() == "mcp-session-id" and value:
                 session.remote_id = value
 
-    def _forward_notification(self, dest: bytes, service: str, envelope: bytes, session: McpSession | None) -> None:
+    def _forward_notification(
+        self, dest: bytes, service: str, envelope: bytes, session: McpSession | None
+    ) -> None:
         def delivered(raw: bytes) -> None:
             reply = parse_mcp_reply(raw)
             if reply is not None:
@@ -293,7 +318,9 @@ class MessagingAPI:
                 err=failure.getErrorMessage(),
             )
 
-        self.sender.request(dest, envelope, self.request_timeout).addCallbacks(delivered, failed)
+        self.sender.request(dest, envelope, self.request_timeout).addCallbacks(
+            delivered, failed
+        )
 
     # -- /a2a/{peer} ---------------------------------------------------------------------------
 

@@ -5,9 +5,11 @@ One bounded HTTP call for the streams (router, A2A server), through an injected 
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
-from twisted.internet.defer import Deferred, TimeoutError as DeferredTimeout, maybeDeferred
+from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.defer import TimeoutError as DeferredTimeout
 from twisted.internet.interfaces import IReactorTime
 
 __all__ = ["HttpCallError", "http_call"]
@@ -54,7 +56,9 @@ async def http_call(
     try:
         response = await d
     except Exception as e:
-        raise HttpCallError("contact", _reason(e, timeout, clock.seconds() - start)) from e
+        raise HttpCallError(
+            "contact", _reason(e, timeout, clock.seconds() - start)
+        ) from e
     left = max(timeout - (clock.seconds() - start), 0.001)
     body_d: Deferred[bytes] = response.content()
     body_d.addTimeout(left, clock)

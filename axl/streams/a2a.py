@@ -21,7 +21,7 @@ from axl.streams._http import HttpCallError, http_call
 from axl.streams.envelope import MISSING, dumps, encode_a2a_reply, parse_a2a_request
 from axl.streams.interfaces import IStream
 
-__all__ = ["A2AStream", "AGENT_CARD_PATH"]
+__all__ = ["AGENT_CARD_PATH", "A2AStream"]
 
 AGENT_CARD_PATH = "/.well-known/agent-card.json"
 
@@ -35,7 +35,9 @@ class A2AStream:
 
     name = "a2a"
 
-    def __init__(self, http: Any, base_url: str, clock: IReactorTime, timeout: float = 20.0) -> None:
+    def __init__(
+        self, http: Any, base_url: str, clock: IReactorTime, timeout: float = 20.0
+    ) -> None:
         self._http = http
         self.base_url = base_url.rstrip("/")
         self._clock = clock
@@ -47,7 +49,9 @@ class A2AStream:
     def error_reply(self, envelope: dict[str, Any], message: str) -> bytes:
         return encode_a2a_reply(None, message)
 
-    def handle(self, envelope: dict[str, Any], peer_key: bytes) -> Deferred[bytes | None]:
+    def handle(
+        self, envelope: dict[str, Any], peer_key: bytes
+    ) -> Deferred[bytes | None]:
         return Deferred.fromCoroutine(self._handle(envelope, peer_key))
 
     async def _handle(self, envelope: dict[str, Any], peer_key: bytes) -> bytes | None:
@@ -56,14 +60,26 @@ class A2AStream:
             raise ValueError("not an A2A envelope")
         headers = {"X-From-Peer-Id": peer_key.hex()}
         if request.agent_card:
-            method, url, data, what = "GET", self.base_url + AGENT_CARD_PATH, None, "agent card"
+            method, url, data, what = (
+                "GET",
+                self.base_url + AGENT_CARD_PATH,
+                None,
+                "agent card",
+            )
         else:
             headers["Content-Type"] = "application/json"
             headers["A2A-Version"] = "1.0"
             body = None if request.request is MISSING else request.request
-            method, url, data, what = "POST", self.base_url + "/", dumps(body), "a2a response"
+            method, url, data, what = (
+                "POST",
+                self.base_url + "/",
+                dumps(body),
+                "a2a response",
+            )
         try:
-            code, resp_headers, raw = await http_call(self._http, self._clock, self.timeout, method, url, headers, data)
+            code, resp_headers, raw = await http_call(
+                self._http, self._clock, self.timeout, method, url, headers, data
+            )
         except HttpCallError as e:
             if e.phase == "contact":
                 return encode_a2a_reply(None, f"failed to contact a2a server: {e}")
@@ -71,7 +87,9 @@ class A2AStream:
         try:
             response = json.loads(raw)
         except ValueError:
-            ctype = resp_headers.getRawHeaders(b"content-type", [b"none"])[0].decode("latin-1")
+            ctype = resp_headers.getRawHeaders(b"content-type", [b"none"])[0].decode(
+                "latin-1"
+            )
             return encode_a2a_reply(
                 None,
                 f"a2a server answered HTTP {code} with a non-JSON body ({len(raw)} bytes, content type {ctype});"

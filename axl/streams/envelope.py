@@ -21,25 +21,26 @@ Shapes (field names are byte-exact; C{headers} is our extension, ignored by Go A
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 __all__ = [
     "MISSING",
-    "McpRequest",
     "A2ARequest",
+    "McpRequest",
     "Reply",
-    "parse_object",
+    "dumps",
+    "encode_a2a_reply",
+    "encode_a2a_request",
+    "encode_mcp_reply",
+    "encode_mcp_request",
     "get_field",
-    "parse_mcp_request",
+    "parse_a2a_reply",
     "parse_a2a_request",
     "parse_mcp_reply",
-    "parse_a2a_reply",
-    "encode_mcp_request",
-    "encode_mcp_reply",
-    "encode_a2a_request",
-    "encode_a2a_reply",
-    "dumps",
+    "parse_mcp_request",
+    "parse_object",
 ]
 
 
@@ -126,7 +127,9 @@ def parse_mcp_request(obj: Mapping[str, Any]) -> McpRequest | None:
     service = get_field(obj, "service")
     if not isinstance(service, str) or not service:
         return None
-    return McpRequest(service, get_field(obj, "request"), _headers(get_field(obj, "headers")))
+    return McpRequest(
+        service, get_field(obj, "request"), _headers(get_field(obj, "headers"))
+    )
 
 
 def parse_a2a_request(obj: Mapping[str, Any]) -> A2ARequest | None:
@@ -163,7 +166,9 @@ def parse_a2a_reply(payload: bytes) -> Reply | None:
     return parse_mcp_reply(payload)
 
 
-def encode_mcp_request(service: str, request: Any, headers: Mapping[str, str] | None = None) -> bytes:
+def encode_mcp_request(
+    service: str, request: Any, headers: Mapping[str, str] | None = None
+) -> bytes:
     """The MCP request envelope; C{headers} only when non-empty."""
     env: dict[str, Any] = {"service": service, "request": request}
     if headers:
@@ -172,7 +177,10 @@ def encode_mcp_request(service: str, request: Any, headers: Mapping[str, str] | 
 
 
 def encode_mcp_reply(
-    service: str, response: Any, error: str = "", headers: Mapping[str, str] | None = None
+    service: str,
+    response: Any,
+    error: str = "",
+    headers: Mapping[str, str] | None = None,
 ) -> bytes:
     """The MCP reply envelope; C{error} and C{headers} only when non-empty."""
     env: dict[str, Any] = {"service": service, "response": response}

@@ -13,7 +13,14 @@ import struct
 
 from axl.errors import ProtocolError
 
-__all__ = ["FrameDecoder", "FrameTooLarge", "frame_header", "encode_frame", "MAX_FRAME", "HEADER_SIZE"]
+__all__ = [
+    "HEADER_SIZE",
+    "MAX_FRAME",
+    "FrameDecoder",
+    "FrameTooLarge",
+    "encode_frame",
+    "frame_header",
+]
 
 _LENGTH = struct.Struct("!I")
 HEADER_SIZE = _LENGTH.size
@@ -33,7 +40,9 @@ class FrameTooLarge(ProtocolError):
 def frame_header(length: int) -> bytes:
     """The 4-byte prefix of a message of C{length} bytes."""
     if not 0 <= length <= MAX_FRAME:
-        raise ValueError(f"a message of {length} bytes cannot be framed (limit {MAX_FRAME})")
+        raise ValueError(
+            f"a message of {length} bytes cannot be framed (limit {MAX_FRAME})"
+        )
     return _LENGTH.pack(length)
 
 
@@ -53,7 +62,9 @@ class FrameDecoder:
     def __init__(self, max_length: int) -> None:
         self.max_length = max_length
         self._buf = bytearray()
-        self._need = -1  # payload length of the frame being received, -1 while in the header
+        self._need = (
+            -1
+        )  # payload length of the frame being received, -1 while in the header
 
     @property
     def in_frame(self) -> bool:

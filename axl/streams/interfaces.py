@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from zope.interface import Attribute, Interface
 
-__all__ = ["IStream", "IStreamFactory", "IAcknowledgingTransport"]
+__all__ = ["IAcknowledgingTransport", "IStream", "IStreamFactory"]
 
 
 class IStream(Interface):

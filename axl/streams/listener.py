@@ -22,10 +22,11 @@ queue, it is still queued.
 from __future__ import annotations
 
 from collections import deque
-from typing import Callable
+from collections.abc import Callable
+from typing import Any
 
 from twisted.internet.interfaces import IAddress, IDelayedCall, IReactorTime
-from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -72,7 +73,7 @@ class MessageFactory(Factory):
         self.total = 0
         self.per_peer: dict[bytes, int] = {}
 
-    def buildProtocol(self, addr: IAddress) -> MessageProtocol:
+    def buildProtocol(self, addr: IAddress | None) -> MessageProtocol:
         return MessageProtocol(self)
 
     def acquire(self, key: bytes) -> str | None:
@@ -100,6 +101,9 @@ class MessageProtocol(Protocol):
     """One inbound connection carrying framed messages."""
 
     log = Logger()
+    transport: (
+        Any  # an ITCPTransport that is also an IPushProducer (set by makeConnection)
+    )
 
     def __init__(self, factory: MessageFactory) -> None:
         self._factory = factory
@@ -123,7 +127,11 @@ class MessageProtocol(Protocol):
             return
         refused = factory.acquire(self.peer_key)
         if refused is not None:
-            self.log.warn("refusing a message connection from {peer}: {why}", peer=short_key(self.peer_key), why=refused)
+            self.log.warn(
+                "refusing a message connection from {peer}: {why}",
+                peer=short_key(self.peer_key),
+                why=refused,
+            )
             self.transport.loseConnection()
             return
         self._has_slot = True
@@ -144,7 +152,11 @@ class MessageProtocol(Protocol):
     def _timed_out(self) -> None:
         self._timer = None
         what = "a message stalled" if self._decoder.in_frame else "idle"
-        self.log.info("closing a message connection from {peer}: {what}", peer=short_key(self.peer_key), what=what)
+        self.log.info(
+            "closing a message connection from {peer}: {what}",
+            peer=short_key(self.peer_key),
+            what=what,
+        )
         self.transport.loseConnection()
 
     def dataReceived(self, data: bytes) -> None:
@@ -153,7 +165,11 @@ class MessageProtocol(Protocol):
         try:
             messages = self._decoder.feed(data)
         except ProtocolError as e:
-            self.log.warn("dropping a message connection from {peer}: {err}", peer=short_key(self.peer_key), err=e)
+            self.log.warn(
+                "dropping a message connection from {peer}: {err}",
+                peer=short_key(self.peer_key),
+                err=e,
+            )
             self._open = False
             self._disarm()
             self.transport.loseConnection()
@@ -178,9 +194,9 @@ class MessageProtocol(Protocol):
                 while self._pending and not self._busy:
                     payload = self._pending.popleft()
                     self._busy = True
-                    self._factory.registry.dispatch(payload, self.peer_key, self._reply).addCallbacks(
-                        self._dispatched, self._dispatch_failed
-                    )
+                    self._factory.registry.dispatch(
+                        payload, self.peer_key, self._reply
+                    ).addCallbacks(self._dispatched, self._dispatch_failed)
                 if not self._open:
                     break
                 if self._busy:
@@ -210,10 +226,14 @@ class MessageProtocol(Protocol):
         self._pump()
 
     def _dispatch_failed(self, failure: Failure) -> None:
-        self.log.failure("dispatching a message from {peer} failed", failure, peer=short_key(self.peer_key))
+        self.log.failure(
+            "dispatching a message from {peer} failed",
+            failure,
+            peer=short_key(self.peer_key),
+        )
         self._dispatched(None)
 
-    def connectionLost(self, reason: Failure = Failure(ConnectionError())) -> None:
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
         self._open = False
         self._disarm()
         if self._has_slot:

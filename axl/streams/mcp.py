@@ -18,7 +18,13 @@ from twisted.internet.interfaces import IReactorTime
 from zope.interface import implementer
 
 from axl.streams._http import HttpCallError, http_call
-from axl.streams.envelope import MISSING, dumps, encode_mcp_reply, get_field, parse_mcp_request
+from axl.streams.envelope import (
+    MISSING,
+    dumps,
+    encode_mcp_reply,
+    get_field,
+    parse_mcp_request,
+)
 from axl.streams.interfaces import IStream
 
 __all__ = ["MCPStream"]
@@ -34,7 +40,9 @@ class MCPStream:
 
     name = "mcp"
 
-    def __init__(self, http: Any, route_url: str, clock: IReactorTime, timeout: float = 20.0) -> None:
+    def __init__(
+        self, http: Any, route_url: str, clock: IReactorTime, timeout: float = 20.0
+    ) -> None:
         self._http = http
         self.route_url = route_url
         self._clock = clock
@@ -47,7 +55,9 @@ class MCPStream:
         request = parse_mcp_request(envelope)
         return encode_mcp_reply(request.service if request else "", None, message)
 
-    def handle(self, envelope: dict[str, Any], peer_key: bytes) -> Deferred[bytes | None]:
+    def handle(
+        self, envelope: dict[str, Any], peer_key: bytes
+    ) -> Deferred[bytes | None]:
         return Deferred.fromCoroutine(self._handle(envelope, peer_key))
 
     async def _handle(self, envelope: dict[str, Any], peer_key: bytes) -> bytes | None:
@@ -65,25 +75,47 @@ class MCPStream:
         headers = {"Content-Type": "application/json", "X-From-Peer-Id": peer_key.hex()}
         try:
             code, _, body = await http_call(
-                self._http, self._clock, self.timeout, "POST", self.route_url, headers, dumps(call)
+                self._http,
+                self._clock,
+                self.timeout,
+                "POST",
+                self.route_url,
+                headers,
+                dumps(call),
             )
         except HttpCallError as e:
-            what = "failed to contact router" if e.phase == "contact" else "failed to read router response"
+            what = (
+                "failed to contact router"
+                if e.phase == "contact"
+                else "failed to read router response"
+            )
             return encode_mcp_reply(service, None, f"{what}: {e}")
         try:
             reply = json.loads(body)
         except ValueError as e:
-            return encode_mcp_reply(service, None, f"failed to parse router response (HTTP {code}): {e}")
+            return encode_mcp_reply(
+                service, None, f"failed to parse router response (HTTP {code}): {e}"
+            )
         if not isinstance(reply, dict):
-            return encode_mcp_reply(service, None, f"failed to parse router response (HTTP {code}): not a JSON object")
+            return encode_mcp_reply(
+                service,
+                None,
+                f"failed to parse router response (HTTP {code}): not a JSON object",
+            )
         error = get_field(reply, "error")
         if isinstance(error, str) and error:
             return encode_mcp_reply(service, None, f"router error: {error}")
         response = get_field(reply, "response")
         if response is MISSING:
-            return encode_mcp_reply(service, None, f"router reply (HTTP {code}) has no response")
+            return encode_mcp_reply(
+                service, None, f"router reply (HTTP {code}) has no response"
+            )
         out_headers = get_field(reply, "headers")
         if not isinstance(out_headers, dict):
             out_headers = {}
-        out_headers = {k: v for k, v in out_headers.items() if isinstance(k, str) and isinstance(v, str)}
+        out_headers = {
+            k: v
+            for k, v in out_headers.items()
+            if isinstance(k, str) and isinstance(v, str)
+        }
         return encode_mcp_reply(service, response, "", out_headers)

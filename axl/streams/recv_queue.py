@@ -13,11 +13,12 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
+
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
-__all__ = ["RecvQueue", "Message"]
+__all__ = ["Message", "RecvQueue"]
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,12 @@ class RecvQueue:
 
     log = Logger()
 
-    def __init__(self, clock: IReactorTime, max_messages: int = 1000, max_bytes: int = 32 * 1024 * 1024) -> None:
+    def __init__(
+        self,
+        clock: IReactorTime,
+        max_messages: int = 1000,
+        max_bytes: int = 32 * 1024 * 1024,
+    ) -> None:
         if max_messages < 1 or max_bytes < 1:
             raise ValueError("the receive queue needs room for at least one message")
         self._clock = clock
@@ -65,7 +71,10 @@ class RecvQueue:
     def _fits(self, message: Message) -> bool:
         if not self._items:
             return True
-        return len(self._items) < self.max_messages and self._bytes + len(message.payload) <= self.max_bytes
+        return (
+            len(self._items) < self.max_messages
+            and self._bytes + len(message.payload) <= self.max_bytes
+        )
 
     def put(self, sender: bytes, payload: bytes) -> Deferred[None]:
         """
@@ -157,4 +166,3 @@ class RecvQueue:
         """Answer every long-poller with None (the node is stopping)."""
         while self._waiters:
             self._waiters.popleft().callback(None)
-

@@ -15,10 +15,12 @@ message; a message no stream claims goes to the C{/recv} queue. Beyond AXL:
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any
 
-from twisted.internet.defer import Deferred, TimeoutError as DeferredTimeout, maybeDeferred, succeed
+from twisted.internet.defer import Deferred, maybeDeferred, succeed
+from twisted.internet.defer import TimeoutError as DeferredTimeout
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -48,13 +50,17 @@ class StreamRegistry:
 
     log = Logger()
 
-    def __init__(self, queue: RecvQueue, clock: IReactorTime, timeout: float = 25.0) -> None:
+    def __init__(
+        self, queue: RecvQueue, clock: IReactorTime, timeout: float = 25.0
+    ) -> None:
         self.queue = queue
         self._clock = clock
         self.timeout = timeout
         self._entries: list[_Entry] = []
 
-    def add(self, stream: Any, enabled: bool = True, allowed: Iterable[bytes] | None = None) -> None:
+    def add(
+        self, stream: Any, enabled: bool = True, allowed: Iterable[bytes] | None = None
+    ) -> None:
         """
         Register C{stream} after the ones already registered. C{allowed}: if given, only these
         peer keys may use it (others get an error envelope).
@@ -63,7 +69,9 @@ class StreamRegistry:
             raise TypeError(f"{stream!r} does not provide IStream")
         if any(e.stream.name == stream.name for e in self._entries):
             raise ValueError(f"a stream named {stream.name!r} is already registered")
-        self._entries.append(_Entry(stream, enabled, None if allowed is None else frozenset(allowed)))
+        self._entries.append(
+            _Entry(stream, enabled, None if allowed is None else frozenset(allowed))
+        )
 
     @property
     def names(self) -> list[str]:
@@ -71,7 +79,10 @@ class StreamRegistry:
         return [e.stream.name for e in self._entries]
 
     def dispatch(
-        self, payload: bytes, peer_key: bytes, reply_now: Callable[[bytes], None] | None = None
+        self,
+        payload: bytes,
+        peer_key: bytes,
+        reply_now: Callable[[bytes], None] | None = None,
     ) -> Deferred[bytes | None]:
         """
         Deliver one message from C{peer_key}. Fires with the reply payload to write back on
@@ -87,8 +98,11 @@ class StreamRegistry:
             for entry in self._entries:
                 try:
                     claimed = entry.stream.matches(envelope)
-                except Exception:
-                    self.log.failure("stream {name} failed to match a message", name=entry.stream.name)
+                except Exception:  # noqa: BLE001 - a plugin stream must not break dispatch
+                    self.log.failure(
+                        "stream {name} failed to match a message",
+                        name=entry.stream.name,
+                    )
                     continue
                 if claimed:
                     return self._serve(entry, envelope, payload, peer_key, reply_now)
@@ -109,14 +123,22 @@ class StreamRegistry:
                 name=stream.name,
                 peer=short_key(peer_key),
             )
-            reply = self._error(stream, envelope, f"{stream.name} not enabled on this node")
+            reply = self._error(
+                stream, envelope, f"{stream.name} not enabled on this node"
+            )
             if reply is not None and reply_now is not None:
                 reply_now(reply)
                 reply = None
             return self.queue.put(peer_key, payload).addCallback(lambda _: reply)
         if entry.allowed is not None and peer_key not in entry.allowed:
-            self.log.warn("{name} request from {peer} refused (not in the allow-list)", name=stream.name, peer=short_key(peer_key))
-            return succeed(self._error(stream, envelope, f"{stream.name}: peer not allowed"))
+            self.log.warn(
+                "{name} request from {peer} refused (not in the allow-list)",
+                name=stream.name,
+                peer=short_key(peer_key),
+            )
+            return succeed(
+                self._error(stream, envelope, f"{stream.name}: peer not allowed")
+            )
         d: Deferred[bytes | None] = maybeDeferred(stream.handle, envelope, peer_key)
         d.addTimeout(self.timeout, self._clock)
 
@@ -128,18 +150,33 @@ class StreamRegistry:
                     t=self.timeout,
                     peer=short_key(peer_key),
                 )
-                return self._error(stream, envelope, f"{stream.name} timed out after {self.timeout:g} s")
+                return self._error(
+                    stream,
+                    envelope,
+                    f"{stream.name} timed out after {self.timeout:g} s",
+                )
             self.log.failure(
-                "stream {name} failed a request from {peer}", failure, name=stream.name, peer=short_key(peer_key)
+                "stream {name} failed a request from {peer}",
+                failure,
+                name=stream.name,
+                peer=short_key(peer_key),
             )
-            return self._error(stream, envelope, f"{stream.name} failed: {failure.getErrorMessage() or failure.type.__name__}")
+            return self._error(
+                stream,
+                envelope,
+                f"{stream.name} failed: {failure.getErrorMessage() or getattr(failure.type, '__name__', 'error')}",
+            )
 
         return d.addErrback(failed)
 
-    def _error(self, stream: Any, envelope: dict[str, Any], message: str) -> bytes | None:
+    def _error(
+        self, stream: Any, envelope: dict[str, Any], message: str
+    ) -> bytes | None:
         try:
             reply: bytes | None = stream.error_reply(envelope, message)
-        except Exception:
-            self.log.failure("stream {name} could not build an error reply", name=stream.name)
+        except Exception:  # noqa: BLE001 - a plugin stream must not break dispatch
+            self.log.failure(
+                "stream {name} could not build an error reply", name=stream.name
+            )
             return None
         return reply

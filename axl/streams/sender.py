@@ -18,13 +18,20 @@ Messages to our own key never leave the node: they go straight to our L{StreamRe
 from __future__ import annotations
 
 from collections import deque
-from typing import Callable
+from collections.abc import Callable
+from typing import Any
 
-from twisted.internet.defer import Deferred, TimeoutError as DeferredTimeout
+from twisted.internet.defer import Deferred
+from twisted.internet.defer import TimeoutError as DeferredTimeout
 from twisted.internet.endpoints import connectProtocol
 from twisted.internet.error import TCPTimedOutError
-from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime, IStreamClientEndpoint
-from twisted.internet.protocol import Protocol
+from twisted.internet.interfaces import (
+    IDelayedCall,
+    IPushProducer,
+    IReactorTime,
+    IStreamClientEndpoint,
+)
+from twisted.internet.protocol import Protocol, connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -35,7 +42,7 @@ from axl.streams.framing import FrameDecoder, frame_header
 from axl.streams.interfaces import IAcknowledgingTransport
 from axl.streams.registry import StreamRegistry
 
-__all__ = ["Sender", "DeliveryError", "Dial", "SEND_WINDOW"]
+__all__ = ["SEND_WINDOW", "DeliveryError", "Dial", "Sender"]
 
 #: Dial a node's overlay port: C{dial(key, port)} -> an endpoint.
 Dial = Callable[[bytes, int], IStreamClientEndpoint]
@@ -59,11 +66,11 @@ class DeliveryError(Exception):
 
 def _reason(failure: Failure) -> str:
     text = failure.getErrorMessage()
-    return text if text else failure.type.__name__
+    return text if text else getattr(failure.type, "__name__", "error")
 
 
 class _Frame:
-    __slots__ = ("payload", "d", "state", "timer")
+    __slots__ = ("d", "payload", "state", "timer")
 
     def __init__(self, payload: bytes) -> None:
         self.payload = payload
@@ -87,6 +94,8 @@ class _Frame:
 @implementer(IPushProducer)
 class _SendProtocol(Protocol):
     """The protocol of one pooled C{/send} connection; the L{_Channel} does the work."""
+
+    transport: Any  # set by makeConnection
 
     def __init__(self, channel: _Channel) -> None:
         self.channel = channel
@@ -114,7 +123,7 @@ class _SendProtocol(Protocol):
     def stopProducing(self) -> None:
         self.paused = True
 
-    def connectionLost(self, reason: Failure = Failure(ConnectionError())) -> None:
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
         self.channel.lost(reason)
 
 
@@ -151,12 +160,16 @@ class _Channel:
 
     def connect_failed(self, failure: Failure) -> None:
         if failure.check(DeferredTimeout):
-            error = DeliveryError(504, f"Timed out reaching peer after {self.sender.connect_timeout:g} s")
+            error = DeliveryError(
+                504, f"Timed out reaching peer after {self.sender.connect_timeout:g} s"
+            )
         elif failure.check(TCPTimedOutError):
             error = DeliveryError(504, f"Timed out reaching peer: {_reason(failure)}")
         else:
             error = DeliveryError(502, f"Failed to reach peer: {_reason(failure)}")
-        self.log.info("cannot reach {peer}: {err}", peer=short_key(self.dest), err=error.message)
+        self.log.info(
+            "cannot reach {peer}: {err}", peer=short_key(self.dest), err=error.message
+        )
         self.shut(error)
 
     def pump(self) -> None:
@@ -177,7 +190,9 @@ class _Channel:
             if self.acks:
                 self.inflight.append(frame)
                 self.inflight_bytes += size
-                transport.when_acknowledged().addCallbacks(self.acked, self.ack_failed, callbackArgs=(frame,))
+                transport.when_acknowledged().addCallbacks(
+                    self.acked, self.ack_failed, callbackArgs=(frame,)
+                )
             else:
                 self.progress = True
                 frame.finish(size)
@@ -204,7 +219,9 @@ class _Channel:
                 self.idle.cancel()
             self.idle = None
         elif self.idle is None or not self.idle.active():
-            self.idle = self.sender.clock.callLater(self.sender.idle_close, self.idle_timeout)
+            self.idle = self.sender.clock.callLater(
+                self.sender.idle_close, self.idle_timeout
+            )
         else:
             self.idle.reset(self.sender.idle_close)
 
@@ -224,12 +241,18 @@ class _Channel:
             except ValueError:
                 pass
             if self.protocol is None:
-                error = DeliveryError(504, f"Timed out reaching peer after {timeout:g} s")
+                error = DeliveryError(
+                    504, f"Timed out reaching peer after {timeout:g} s"
+                )
             else:
-                error = DeliveryError(503, f"Send timed out: the peer took no more data for {timeout:g} s; not sent")
+                error = DeliveryError(
+                    503,
+                    f"Send timed out: the peer took no more data for {timeout:g} s; not sent",
+                )
         else:
             error = DeliveryError(
-                503, f"Send timed out: the peer did not acknowledge the message within {timeout:g} s (it may still arrive)"
+                503,
+                f"Send timed out: the peer did not acknowledge the message within {timeout:g} s (it may still arrive)",
             )
         frame.finish(Failure(error))
         self.check_idle()
@@ -241,7 +264,10 @@ class _Channel:
         if self.idle is not None and self.idle.active():
             self.idle.cancel()
         self.idle = None
-        error = DeliveryError(502, f"Connection to peer lost before the message was acknowledged: {_reason(reason)}")
+        error = DeliveryError(
+            502,
+            f"Connection to peer lost before the message was acknowledged: {_reason(reason)}",
+        )
         while self.inflight:
             self.inflight.popleft().finish(Failure(error))
         self.inflight_bytes = 0
@@ -250,7 +276,9 @@ class _Channel:
             self.sender.requeue(self.dest, self.queue)
             self.queue = deque()
         else:
-            self.shut(DeliveryError(502, f"Connection to peer closed: {_reason(reason)}"))
+            self.shut(
+                DeliveryError(502, f"Connection to peer closed: {_reason(reason)}")
+            )
 
     def shut(self, error: DeliveryError) -> None:
         self.closed = True
@@ -261,6 +289,8 @@ class _Channel:
 
 class _RequestProtocol(Protocol):
     """One request connection: write the request frame, read one reply frame."""
+
+    transport: Any  # set by makeConnection
 
     def __init__(self, max_message_size: int) -> None:
         self._decoder = FrameDecoder(max_message_size)
@@ -285,9 +315,13 @@ class _RequestProtocol(Protocol):
             self.transport.loseConnection()
             self.reply.callback(frames[0])
 
-    def connectionLost(self, reason: Failure = Failure(ConnectionError())) -> None:
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
         if not self.reply.called:
-            self.reply.errback(DeliveryError(502, f"no response from peer: connection closed ({_reason(reason)})"))
+            self.reply.errback(
+                DeliveryError(
+                    502, f"no response from peer: connection closed ({_reason(reason)})"
+                )
+            )
 
 
 class Sender:
@@ -347,7 +381,12 @@ class Sender:
         result: Deferred[int] = Deferred()
 
         def expire() -> None:
-            result.errback(DeliveryError(503, f"Send timed out: our own queue stayed full for {self.send_timeout:g} s"))
+            result.errback(
+                DeliveryError(
+                    503,
+                    f"Send timed out: our own queue stayed full for {self.send_timeout:g} s",
+                )
+            )
 
         timer = self.clock.callLater(self.send_timeout, expire)
 
@@ -395,7 +434,9 @@ class Sender:
             try:
                 reply = await d
             except DeferredTimeout:
-                raise DeliveryError(504, f"no response from peer within {timeout:g} s") from None
+                raise DeliveryError(
+                    504, f"no response from peer within {timeout:g} s"
+                ) from None
             if reply is None:
                 raise DeliveryError(502, "no response from peer: no stream answered")
             return reply
@@ -407,18 +448,24 @@ class Sender:
         try:
             await connecting
         except DeferredTimeout:
-            raise DeliveryError(504, f"Timed out reaching peer after {connect_timeout:g} s") from None
+            raise DeliveryError(
+                504, f"Timed out reaching peer after {connect_timeout:g} s"
+            ) from None
         except TCPTimedOutError as e:
             raise DeliveryError(504, f"Timed out reaching peer: {e}") from None
-        except Exception as e:
-            raise DeliveryError(502, f"Failed to reach peer: {e or type(e).__name__}") from None
+        except Exception as e:  # noqa: BLE001 - any dial error is "unreachable"
+            raise DeliveryError(
+                502, f"Failed to reach peer: {e or type(e).__name__}"
+            ) from None
         protocol.send(payload)
         left = max(timeout - (self.clock.seconds() - start), 0.001)
         protocol.reply.addTimeout(left, self.clock)
         try:
             return await protocol.reply
         except DeferredTimeout:
-            raise DeliveryError(504, f"no response from peer within {timeout:g} s") from None
+            raise DeliveryError(
+                504, f"no response from peer within {timeout:g} s"
+            ) from None
         finally:
             if protocol.transport is not None and not protocol.reply_received:
                 # Timed out, or our caller went away: drop the connection, nobody will read it.

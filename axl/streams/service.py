@@ -8,12 +8,17 @@ binds only once the listener is up.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from twisted.application.service import MultiService, Service
 from twisted.internet.defer import Deferred, DeferredList, fail
-from twisted.internet.interfaces import IListeningPort, IStreamClientEndpoint, IStreamServerEndpoint
+from twisted.internet.interfaces import (
+    IListeningPort,
+    IStreamClientEndpoint,
+    IStreamServerEndpoint,
+)
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -29,7 +34,14 @@ from axl.streams.recv_queue import RecvQueue
 from axl.streams.registry import StreamRegistry
 from axl.streams.sender import Sender
 
-__all__ = ["StreamsLayer", "build_streams_layer", "add_streams", "MessageListenerService", "discover_streams", "setting"]
+__all__ = [
+    "MessageListenerService",
+    "StreamsLayer",
+    "add_streams",
+    "build_streams_layer",
+    "discover_streams",
+    "setting",
+]
 
 log = Logger()
 
@@ -79,16 +91,22 @@ def discover_streams(node: Any, http: Any, package: Any = None) -> list[Any]:
     if package is None:
         import twisted.plugins as package
     streams = []
-    for factory in sorted(getPlugins(IStreamFactory, package), key=lambda f: str(f.name)):
+    for factory in sorted(
+        getPlugins(IStreamFactory, package), key=lambda f: str(f.name)
+    ):
         try:
             stream = factory.make_stream(node, http)
-        except Exception:
+        except Exception:  # noqa: BLE001 - a broken plugin must not stop the node
             log.failure("stream plugin {name} failed to start", name=factory.name)
             continue
         if stream is None:
             continue
         if not IStream.providedBy(stream):
-            log.error("stream plugin {name} made {obj!r}, not an IStream", name=factory.name, obj=stream)
+            log.error(
+                "stream plugin {name} made {obj!r}, not an IStream",
+                name=factory.name,
+                obj=stream,
+            )
             continue
         streams.append(stream)
     return streams
@@ -137,17 +155,31 @@ def build_streams_layer(
     pool = None
     if http is None:
         http, pool = _default_http(reactor)
-    queue = RecvQueue(clock, setting(config, "recv_queue_max_messages"), setting(config, "recv_queue_max_bytes"))
+    queue = RecvQueue(
+        clock,
+        setting(config, "recv_queue_max_messages"),
+        setting(config, "recv_queue_max_bytes"),
+    )
     stream_timeout = float(setting(config, "stream_timeout_secs"))
     http_timeout = max(stream_timeout - 1.0, stream_timeout * 0.8)
     registry = StreamRegistry(queue, clock, timeout=stream_timeout)
     mcp_allowed = tuple(setting(config, "mcp_allowed_peers")) or None
     a2a_allowed = tuple(setting(config, "a2a_allowed_peers")) or None
     route_url = f"{config.router_addr}:{config.router_port}/route"
-    registry.add(MCPStream(http, route_url, clock, http_timeout), enabled=bool(config.router_addr), allowed=mcp_allowed)
+    registry.add(
+        MCPStream(http, route_url, clock, http_timeout),
+        enabled=bool(config.router_addr),
+        allowed=mcp_allowed,
+    )
     a2a_url = f"{config.a2a_addr}:{config.a2a_port}"
-    registry.add(A2AStream(http, a2a_url, clock, http_timeout), enabled=bool(config.a2a_addr), allowed=a2a_allowed)
-    for stream in discover_streams(node, http) if plugin_streams is None else plugin_streams:
+    registry.add(
+        A2AStream(http, a2a_url, clock, http_timeout),
+        enabled=bool(config.a2a_addr),
+        allowed=a2a_allowed,
+    )
+    for stream in (
+        discover_streams(node, http) if plugin_streams is None else plugin_streams
+    ):
         registry.add(stream)
     factory = MessageFactory(
         registry,
@@ -190,7 +222,9 @@ class MessageListenerService(Service):
 
     name = "axl-streams"
 
-    def __init__(self, layer: StreamsLayer, endpoint: IStreamServerEndpoint | None, port: int) -> None:
+    def __init__(
+        self, layer: StreamsLayer, endpoint: IStreamServerEndpoint | None, port: int
+    ) -> None:
         self.layer = layer
         self.endpoint = endpoint
         self.port_number = port
@@ -199,13 +233,20 @@ class MessageListenerService(Service):
     def startService(self) -> None:
         super().startService()
         if self.endpoint is None:
-            log.warn("overlay TCP is not running: the message listener on port {port} is off", port=self.port_number)
+            log.warn(
+                "overlay TCP is not running: the message listener on port {port} is off",
+                port=self.port_number,
+            )
             return
         outcome: list[Any] = []
         self.endpoint.listen(self.layer.factory).addBoth(outcome.append)
         if not outcome or isinstance(outcome[0], Failure):
-            why = outcome[0].getErrorMessage() if outcome else "it did not listen at once"
-            raise StartupError(f"cannot listen on overlay port {self.port_number}: {why}")
+            why = (
+                outcome[0].getErrorMessage() if outcome else "it did not listen at once"
+            )
+            raise StartupError(
+                f"cannot listen on overlay port {self.port_number}: {why}"
+            )
         self.port = outcome[0]
         log.info(
             "Message listener on overlay port {port}; streams: {streams}",
