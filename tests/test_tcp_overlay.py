@@ -1,0 +1,140 @@
+# -*- test-case-name: tests.test_tcp_overlay -*-
+"""
+Overlay TCP on the real session and IPv6 layers (axl.ipv6.testing's in-memory mesh, with
+encryption): endpoints, a relay in the path, HTTP, and the service that stops the stack.
+"""
+
+from __future__ import annotations
+
+import os
+
+from twisted.internet.endpoints import connectProtocol
+from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
+from twisted.web.client import Agent, readBody
+from twisted.web.resource import Resource
+from twisted.web.server import Site
+
+from axl.crypto.keys import Identity
+from axl.ipv6.testing import FakeNetwork, Stack
+from axl.overlay_address import OverlayAddress
+from axl.tcp.endpoints import OverlayClientEndpoint, OverlayServerEndpoint
+from axl.tcp.service import TCPService
+from axl.tcp.stack import TCPStack
+
+
+class Echo(Protocol):
+    def dataReceived(self, data: bytes) -> None:
+        self.transport.write(data)
+
+
+class Collector(Protocol):
+    def __init__(self) -> None:
+        self.data = bytearray()
+        self.reason = None
+
+    def dataReceived(self, data: bytes) -> None:
+        self.data += data
+
+    def connectionLost(self, reason) -> None:
+        self.reason = reason
+
+
+class Mesh:
+    """Nodes of the in-memory mesh, each with a TCP stack; L{run} drives network and clock."""
+
+    def __init__(self, n: int = 2) -> None:
+        self.clock = Clock()
+        self.clock.advance(1.7e9)
+        self.net = FakeNetwork()
+        self.nodes = [Stack(self.net, Identity.generate(), self.clock) for _ in range(n)]
+        self.tcp = [TCPStack(s.ipv6, s.public_key, self.clock) for s in self.nodes]
+
+    def run(self, done, max_time: float = 60.0) -> bool:
+        end = self.clock.seconds() + max_time
+        while not done():
+            if self.net.flush(1_000_000):
+                continue
+            calls = self.clock.getDelayedCalls()
+            if not calls or self.clock.seconds() > end:
+                return done()
+            step = min(c.getTime() for c in calls) - self.clock.seconds()
+            self.clock.advance(max(step, 0))
+        return True
+
+    def wait(self, d, max_time: float = 60.0) -> None:
+        box: list[object] = []
+        d.addBoth(lambda r: box.append(r) or r)
+        self.run(lambda: bool(box), max_time)
+
+
+class OverlayTCPTests(SynchronousTestCase):
+    """TCP over sessions + IPv6."""
+
+    def test_echo_through_relay(self) -> None:
+        """
+        An echo over overlay TCP between two nodes whose packets pass a relay node arrives
+        intact (1 MiB), with the peer's full key in getPeer.
+        """
+        m = Mesh(3)
+        a, relay, b = m.nodes
+        m.net.relays[(a.public_key, b.public_key)] = [relay.public_key]
+        m.net.relays[(b.public_key, a.public_key)] = [relay.public_key]
+        self.successResultOf(OverlayServerEndpoint(m.tcp[2], 7).listen(Factory.forProtocol(Echo)))
+        proto = Collector()
+        d = connectProtocol(OverlayClientEndpoint(m.tcp[0], b.public_key, 7), proto)
+        m.wait(d)
+        self.successResultOf(d)
+        self.assertEqual(proto.transport.getPeer(), OverlayAddress(b.public_key, 7))
+        blob = os.urandom(1 << 20)
+        proto.transport.write(blob)
+        m.run(lambda: len(proto.data) == len(blob))
+        self.assertEqual(bytes(proto.data), blob)
+        self.assertIn((relay.public_key, b.public_key), m.net.hops)
+
+    def test_http_through_relay(self) -> None:
+        """A twisted.web server on overlay port 80 answers an Agent request through a relay."""
+        m = Mesh(3)
+        a, relay, b = m.nodes
+        m.net.relays[(a.public_key, b.public_key)] = [relay.public_key]
+        root = Resource()
+
+        class Hello(Resource):
+            isLeaf = True
+
+            def render_GET(self, request):
+                return b"hello " + request.getClientAddress().public_key.hex().encode()
+
+        root.putChild(b"", Hello())
+        self.successResultOf(OverlayServerEndpoint(m.tcp[2], 80).listen(Site(root, reactor=m.clock)))
+
+        class Endpoints:
+            def endpointForURI(self, uri):
+                return OverlayClientEndpoint(m.tcp[0], bytes.fromhex(uri.host.decode()), uri.port)
+
+        agent = Agent.usingEndpointFactory(m.clock, Endpoints())
+        d = agent.request(b"GET", b"http://" + b.public_key.hex().encode() + b"/")
+        m.wait(d)
+        response = self.successResultOf(d)
+        body = readBody(response)
+        m.wait(body)
+        self.assertEqual(self.successResultOf(body), b"hello " + a.public_key.hex().encode())
+
+    def test_service_stop_closes_connections(self) -> None:
+        """Stopping the TCP service closes open connections and leaves no TCP timers."""
+        m = Mesh(2)
+        service = TCPService(m.tcp[0], grace=1.0)
+        service.startService()
+        self.successResultOf(OverlayServerEndpoint(m.tcp[1], 7).listen(Factory.forProtocol(Echo)))
+        proto = Collector()
+        d = connectProtocol(OverlayClientEndpoint(m.tcp[0], m.nodes[1].public_key, 7), proto)
+        m.wait(d)
+        stopped = service.stopService()
+        m.wait(stopped)
+        self.successResultOf(stopped)
+        self.assertIsNotNone(proto.reason)
+        self.assertEqual(m.tcp[0].connections, [])
+        m.run(lambda: not m.tcp[1].connections)
+        leftovers = [c for c in m.clock.getDelayedCalls() if "Connection" in repr(c.func)]
+        self.assertEqual(leftovers, [])
