@@ -123,7 +123,7 @@ class ListenerTests(SynchronousTestCase):
     def test_idle_timeout(self) -> None:
         """A connection with no message for idle_timeout is closed."""
         proto, t = self.connect()
-        self.clock.advance(59)
+        self.clock.advance(29)
         proto.dataReceived(encode_frame(b"x"))
         self.clock.advance(59)
         self.assertFalse(t.disconnecting)
@@ -131,6 +131,14 @@ class ListenerTests(SynchronousTestCase):
         self.assertTrue(t.disconnecting)
         proto.connectionLost()
         self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_first_message_timeout(self) -> None:
+        """A new connection that sends nothing is closed after the (shorter) first-message timeout."""
+        _, t = self.connect()
+        self.clock.advance(29.9)
+        self.assertFalse(t.disconnecting)
+        self.clock.advance(0.2)
+        self.assertTrue(t.disconnecting)
 
     def test_backpressure_when_queue_full(self) -> None:
         """With the queue full the connection stops being read, no timer runs, and nothing is lost."""

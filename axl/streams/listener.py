@@ -13,7 +13,8 @@ slow consumer pushes back through TCP. Limits:
    at once (so one peer cannot take every slot);
  - C{read_timeout}: a message that stops making progress for this long closes the connection
    (no bytes for N seconds, not an absolute deadline as in AXL);
- - C{idle_timeout}: the longest wait for the next message.
+ - C{idle_timeout}: the longest wait for the next message; a new connection must start its
+   first message within C{first_timeout} (shorter), so idle connections cannot hold slots.
 
 A message that has fully arrived is never lost: if the connection closes while it waits for the
 queue, it is still queued.
@@ -60,6 +61,7 @@ class MessageFactory(Factory):
         max_conns_per_peer: int = 32,
         read_timeout: float = 60.0,
         idle_timeout: float = 300.0,
+        first_timeout: float = 30.0,
         key_of: Callable[[IAddress], bytes] = peer_key_of,
     ) -> None:
         self.registry = registry
@@ -69,6 +71,7 @@ class MessageFactory(Factory):
         self.max_conns_per_peer = max_conns_per_peer
         self.read_timeout = read_timeout
         self.idle_timeout = idle_timeout
+        self.first_timeout = min(first_timeout, idle_timeout)
         self.key_of = key_of
         self.total = 0
         self.per_peer: dict[bytes, int] = {}
@@ -136,7 +139,7 @@ class MessageProtocol(Protocol):
             return
         self._has_slot = True
         self._open = True
-        self._arm(factory.idle_timeout)
+        self._arm(factory.first_timeout)
 
     def _arm(self, seconds: float) -> None:
         if self._timer is not None and self._timer.active():
