@@ -424,3 +424,54 @@ class ArbitraryInputTests(SynchronousTestCase):
         p.net.queue.clear()
         self.assertEqual(p.got[b], before)
         p.stop()
+
+
+class StaleSeqTests(SynchronousTestCase):
+    """Spec 8.1 item 8: a restart with the peer holding a higher seq for us."""
+
+    def _restarted(self) -> tuple[Pair, SessionManager, Clock]:
+        clock = Clock()
+        clock.advance(T0)
+        p = Pair(clock)
+        self.addCleanup(p.stop)
+        p.a.send(p.b_id.public_key, b"before")
+        p.net.flush()
+        # A restarts with a clock 10 s behind: its inits carry a seq B has already passed.
+        p.a.stop()
+        behind = Clock()
+        behind.advance(T0 - 10)
+        a2 = SessionManager(p.a_id, p.net.routers[p.a_id.public_key], behind)
+        got = p.got[p.a_id.public_key]
+        a2.deliver = lambda k, d: got.append((k, d))
+        p.net.routers[p.a_id.public_key].on_traffic = a2.traffic_received
+        self.addCleanup(a2.stop)
+        return p, a2, behind
+
+    def test_heals_when_old_session_expires(self) -> None:
+        """B ignores A's stale inits until its session with A times out, then accepts them."""
+        p, a2, behind = self._restarted()
+        b = p.b_id.public_key
+        a2.send(b, b"lost")
+        p.net.flush()
+        self.assertEqual(p.got[b][-1][1], b"before")
+        p.clock.advance(SESSION_TIMEOUT)  # B's session with A expires
+        behind.advance(SESSION_TIMEOUT)
+        a2.send(b, b"after")
+        p.net.flush()
+        self.assertEqual(p.got[b][-1], (p.a_id.public_key, b"after"))
+
+    def test_peer_traffic_does_not_heal(self) -> None:
+        """
+        Traffic from B gets a throwaway init from A, but its seq comes from A's clock, which is
+        behind, so B ignores it and sends no ack (as Go does): only B's session timeout heals.
+        """
+        p, a2, behind = self._restarted()
+        a, b = p.a_id.public_key, p.b_id.public_key
+        p.clock.advance(1)
+        start = len(p.net.sent)
+        p.b.send(a, b"ping")
+        p.net.flush()
+        kinds = [describe(w, p.idents)[0] for w in p.net.sent[start:]]
+        self.assertEqual(kinds, ["traffic", "init"])
+        self.assertIsNone(a2.session(b))
+        self.assertEqual(p.got[a], [])
