@@ -201,7 +201,15 @@ def _add_ipv6(top: MultiService, node: Node, reactor: Any) -> None:
 
 
 def _add_tcp(top: MultiService, node: Node, reactor: Any) -> None:
-    """Userspace TCP over the overlay (sets C{node.tcp})."""
+    """Userspace TCP over the overlay (sets C{node.tcp}); stopping it closes connections."""
+    if node.ipv6 is None:
+        return
+    from axl.tcp.service import TCPService
+    from axl.tcp.stack import TCPStack
+
+    timeout = getattr(node.config, "connect_timeout_secs", 10.0)
+    node.tcp = TCPStack(node.ipv6, node.identity.public_key, reactor, connect_timeout=timeout)
+    TCPService(node.tcp).setServiceParent(top)
 
 
 def _add_streams(top: MultiService, node: Node, reactor: Any) -> None:
