@@ -3,9 +3,10 @@
 Bulk-transfer benchmark of the userspace TCP: two in-process L{TCPStack}s joined by the
 in-memory link of L{axl.tcp.testing} (no crypto, no routing), driven by a Clock so only CPU
 time counts. Reports MB/s (10**6 bytes per second of wall time) for MTU 65535 and for MSS 1220
-(MTU 1280, what a Go AXL node's gVisor advertises).
+(MTU 1280, what a Go AXL node's gVisor advertises). With --sessions the stacks sit on the real
+session and IPv6 layers (encryption included) of L{axl.ipv6.testing}'s in-memory mesh.
 
-    python bench/bench_tcp.py [--size MiB] [--mtu N ...] [--loss P] [--profile]
+    python bench/bench_tcp.py [--size MiB] [--mtu N ...] [--loss P] [--sessions] [--profile]
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from twisted.internet.task import Clock  # noqa: E402
 
+from axl.crypto.keys import Identity  # noqa: E402
+from axl.ipv6.testing import FakeNetwork, Stack  # noqa: E402
+from axl.tcp.connection import TCPConfig  # noqa: E402
 from axl.tcp.stack import TCPStack  # noqa: E402
 from axl.tcp.testing import FakeIPv6Layer, LossyNetwork, run_until  # noqa: E402
 
@@ -52,12 +56,32 @@ class Sink:
         pass
 
 
-def run(size: int, mtu: int, loss: float = 0.0) -> tuple[float, int]:
+def run(size: int, mtu: int, loss: float = 0.0, sessions: bool = False) -> tuple[float, int]:
     """Transfer C{size} bytes; returns (seconds of wall time, segments sent)."""
     clock = Clock()
-    net = LossyNetwork(clock, loss=loss, delay=0.001 if loss else 0.0)
-    a = TCPStack(FakeIPv6Layer(KEY_A, net, mtu=mtu), KEY_A, clock)
-    b = TCPStack(FakeIPv6Layer(KEY_B, net, mtu=mtu), KEY_B, clock)
+    if sessions:
+        clock.advance(1.7e9)
+        mesh = FakeNetwork()
+        na, nb = Stack(mesh, Identity.generate(), clock), Stack(mesh, Identity.generate(), clock)
+        cfg = TCPConfig(mtu=mtu)
+        a = TCPStack(na.ipv6, na.public_key, clock, config=cfg)
+        b = TCPStack(nb.ipv6, nb.public_key, clock, config=cfg)
+        peer = nb.public_key
+
+        def drive(done) -> None:
+            while not done():
+                if mesh.flush(10**9):
+                    continue
+                calls = clock.getDelayedCalls()
+                clock.advance(max(min(c.getTime() for c in calls) - clock.seconds(), 0))
+    else:
+        net = LossyNetwork(clock, loss=loss, delay=0.001 if loss else 0.0)
+        a = TCPStack(FakeIPv6Layer(KEY_A, net, mtu=mtu), KEY_A, clock)
+        b = TCPStack(FakeIPv6Layer(KEY_B, net, mtu=mtu), KEY_B, clock)
+        peer = KEY_B
+
+        def drive(done) -> None:
+            run_until(clock, done, 1e6)
     sink = Sink()
 
     def accept(conn):
@@ -66,16 +90,16 @@ def run(size: int, mtu: int, loss: float = 0.0) -> tuple[float, int]:
 
     b.listen(80, accept)
     client = Sink()
-    conn = a.connect(KEY_B, 80, client)
+    conn = a.connect(peer, 80, client)
     client.conn = conn
-    run_until(clock, lambda: sink.conn is not None)
+    drive(lambda: sink.conn is not None)
     payload = os.urandom(1 << 20)
     chunks = size // len(payload)
     t0 = time.perf_counter()
     for _ in range(chunks):
         conn.send(payload)
     conn.close()
-    run_until(clock, lambda: sink.eof, 1e6)
+    drive(lambda: sink.eof)
     dt = time.perf_counter() - t0
     assert sink.n == chunks * len(payload), (sink.n, size)
     return dt, a.stats["out"]
@@ -86,6 +110,8 @@ def main() -> None:
     p.add_argument("--size", type=int, default=64, help="MiB to transfer (default 64)")
     p.add_argument("--mtu", type=int, action="append", help="MTU(s) to test (default 65535 and 1280)")
     p.add_argument("--loss", type=float, default=0.0, help="packet loss probability")
+    p.add_argument("--sessions", action="store_true",
+                   help="run over the real session + IPv6 layers (with encryption)")
     p.add_argument("--profile", action="store_true", help="print a cProfile summary")
     args = p.parse_args()
     size = args.size << 20
@@ -93,11 +119,11 @@ def main() -> None:
         if args.profile:
             prof = cProfile.Profile()
             prof.enable()
-        dt, segs = run(size, mtu, args.loss)
+        dt, segs = run(size, mtu, args.loss, args.sessions)
         if args.profile:
             prof.disable()
             pstats.Stats(prof).sort_stats("tottime").print_stats(15)
-        print(f"MTU {mtu:5d} (MSS {min(mtu - 60, 65475)}): {size / dt / 1e6:7.1f} MB/s "
+        print(("sessions " if args.sessions else "") + f"MTU {mtu:5d} (MSS {min(mtu - 60, 65475)}): {size / dt / 1e6:7.1f} MB/s "
               f"({size >> 20} MiB in {dt:.2f} s, {segs} segments sent, {segs / dt:,.0f} seg/s)")
 
 
