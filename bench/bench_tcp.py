@@ -20,13 +20,13 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from twisted.internet.task import Clock  # noqa: E402
+from twisted.internet.task import Clock
 
-from axl.crypto.keys import Identity  # noqa: E402
-from axl.ipv6.testing import FakeNetwork, Stack  # noqa: E402
-from axl.tcp.connection import TCPConfig  # noqa: E402
-from axl.tcp.stack import TCPStack  # noqa: E402
-from axl.tcp.testing import FakeIPv6Layer, LossyNetwork, run_until  # noqa: E402
+from axl.crypto.keys import Identity
+from axl.ipv6.testing import FakeNetwork, Stack
+from axl.tcp.connection import TCPConfig
+from axl.tcp.stack import TCPStack
+from axl.tcp.testing import FakeIPv6Layer, LossyNetwork, run_until
 
 KEY_A, KEY_B = bytes([1]) * 32, bytes([2]) * 32
 

@@ -92,7 +92,7 @@ class EndpointTests(SynchronousTestCase):
 
     def test_interfaces(self) -> None:
         """The endpoints and the listening port provide Twisted's interfaces."""
-        clock, net, a, b = make_pair()
+        _clock, _net, a, b = make_pair()
         server = OverlayServerEndpoint(Node(b), 80)
         self.assertTrue(verifyObject(IStreamServerEndpoint, server))
         self.assertTrue(verifyObject(IStreamClientEndpoint, OverlayClientEndpoint(a, KEY_B, 80)))
@@ -104,7 +104,7 @@ class EndpointTests(SynchronousTestCase):
 
     def test_echo_and_addresses(self) -> None:
         """connectProtocol over the overlay reaches an Echo server; addresses are OverlayAddress."""
-        clock, net, a, b = make_pair()
+        clock, _net, a, b = make_pair()
         port = self.successResultOf(OverlayServerEndpoint(b, 7).listen(Factory.forProtocol(Echo)))
         proto = Collector()
         d = connectProtocol(OverlayClientEndpoint(Node(a), KEY_B, 7), proto)
@@ -126,7 +126,7 @@ class EndpointTests(SynchronousTestCase):
 
     def test_unreachable_times_out(self) -> None:
         """Connecting to a key nobody answers for fails with TCPTimedOutError after 10 s."""
-        clock, net, a, b = make_pair()
+        clock, _net, a, _b = make_pair()
         d = OverlayClientEndpoint(a, KEY_NOWHERE, 80).connect(Factory.forProtocol(Collector))
         for _ in range(99):
             clock.advance(0.1)
@@ -139,7 +139,7 @@ class EndpointTests(SynchronousTestCase):
 
     def test_timeout_configurable(self) -> None:
         """The stack's connect_timeout, or the endpoint's timeout, sets how long we wait."""
-        clock, net, a, b = make_pair()
+        clock, _net, a, _b = make_pair()
         a.connect_timeout = 3.0
         d = OverlayClientEndpoint(a, KEY_NOWHERE, 80).connect(Factory.forProtocol(Collector))
         d2 = OverlayClientEndpoint(a, KEY_NOWHERE, 80, timeout=1.0).connect(
@@ -153,7 +153,7 @@ class EndpointTests(SynchronousTestCase):
 
     def test_refused(self) -> None:
         """A closed port refuses: ConnectionRefusedError, promptly."""
-        clock, net, a, b = make_pair()
+        clock, _net, a, _b = make_pair()
         d = OverlayClientEndpoint(a, KEY_B, 81).connect(Factory.forProtocol(Collector))
         clock.advance(0)
         self.failureResultOf(d, ConnectionRefusedError)
@@ -161,7 +161,7 @@ class EndpointTests(SynchronousTestCase):
 
     def test_cancel(self) -> None:
         """Cancelling a pending connect fails it with CancelledError and leaves no timers."""
-        clock, net, a, b = make_pair()
+        clock, _net, a, _b = make_pair()
         d = OverlayClientEndpoint(a, KEY_NOWHERE, 80).connect(Factory.forProtocol(Collector))
         d.cancel()
         self.failureResultOf(d, CancelledError)
@@ -170,7 +170,7 @@ class EndpointTests(SynchronousTestCase):
 
     def test_factory_returning_none(self) -> None:
         """A client factory that builds no protocol fails the connect with ConnectError."""
-        clock, net, a, b = make_pair()
+        clock, _net, a, b = make_pair()
         self.successResultOf(OverlayServerEndpoint(b, 7).listen(Factory.forProtocol(Echo)))
 
         class NoneFactory(Factory):
@@ -183,7 +183,7 @@ class EndpointTests(SynchronousTestCase):
 
     def test_connect_to_own_key(self) -> None:
         """A node can connect to its own key (delivered locally)."""
-        clock, net, a, b = make_pair()
+        clock, _net, a, _b = make_pair()
         self.successResultOf(OverlayServerEndpoint(a, 7).listen(Factory.forProtocol(Echo)))
         proto = Collector()
         d = connectProtocol(OverlayClientEndpoint(a, KEY_A, 7), proto)
@@ -196,14 +196,14 @@ class EndpointTests(SynchronousTestCase):
     def test_listen_on_taken_port_fails(self) -> None:
         """Listening twice on one port fails the second listen() Deferred."""
         from twisted.internet.error import CannotListenError
-        clock, net, a, b = make_pair()
+        _clock, _net, a, _b = make_pair()
         self.successResultOf(OverlayServerEndpoint(a, 7).listen(Factory.forProtocol(Echo)))
         self.failureResultOf(OverlayServerEndpoint(a, 7).listen(Factory.forProtocol(Echo)),
                              CannotListenError)
 
     def test_stream_server_endpoint_service(self) -> None:
         """StreamServerEndpointService runs a factory on an overlay port and stops it."""
-        clock, net, a, b = make_pair()
+        clock, _net, a, b = make_pair()
         service = StreamServerEndpointService(OverlayServerEndpoint(b, 9), Factory.forProtocol(Echo))
         service.startService()
         proto = Collector()
@@ -218,7 +218,7 @@ class EndpointTests(SynchronousTestCase):
 
     def test_http_over_overlay(self) -> None:
         """A twisted.web Site on overlay port 80 answers an Agent request made over the overlay."""
-        clock, net, a, b = make_pair(delay=0.001)
+        clock, _net, a, b = make_pair(delay=0.001)
         root = Resource()
 
         class Hello(Resource):

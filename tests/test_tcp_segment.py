@@ -41,7 +41,7 @@ def load_vectors() -> list[dict]:
 
 def summarize(packet: bytes) -> dict:
     """Rebuild the capture's C{summary} from our decoder's view of a whole IPv6 packet."""
-    first, plen, nh, hlim = struct.unpack_from("!IHBB", packet, 0)
+    first, _plen, _nh, hlim = struct.unpack_from("!IHBB", packet, 0)
     seg = decode_segment(packet[40:])
     opts = []
     for name, value in seg.options:

@@ -9,14 +9,18 @@ from __future__ import annotations
 import os
 import random
 
-from twisted.internet.error import ConnectionDone, ConnectionLost, ConnectionRefusedError
+from twisted.internet.error import (
+    ConnectionDone,
+    ConnectionLost,
+    ConnectionRefusedError,
+)
 from twisted.internet.task import Clock
 from twisted.logger import capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
 from axl.interfaces import IIPv6Layer
-from axl.tcp.connection import CLOSED, ESTABLISHED, TIME_WAIT, TCPConfig
+from axl.tcp.connection import CLOSED, ESTABLISHED, TIME_WAIT
 from axl.tcp.segment import ACK, RST, SYN, build_tcp, decode_segment
 from axl.tcp.stack import EPHEMERAL_PORTS, TCPStack
 from axl.tcp.testing import FakeIPv6Layer, LossyNetwork, run_until
@@ -108,7 +112,7 @@ class TransferTests(SynchronousTestCase):
     def test_clean_link_both_ways(self) -> None:
         """Both directions at once on a clean link, then a clean close on both sides."""
         clock = Clock()
-        net, a, b = make_net(clock)
+        _net, a, b = make_net(clock)
         servers = serve(b, 80)
         client = App()
         conn = a.connect(KEY_B, 80, client)
@@ -134,7 +138,7 @@ class StackTests(SynchronousTestCase):
     def test_unknown_port_refused(self) -> None:
         """A SYN to a port without listener gets RST; the connect fails with ConnectionRefusedError."""
         clock = Clock()
-        net, a, b = make_net(clock)
+        _net, a, b = make_net(clock)
         app = App()
         a.connect(KEY_B, 81, app)
         run_until(clock, lambda: app.reason is not None)
@@ -175,7 +179,7 @@ class StackTests(SynchronousTestCase):
     def test_ephemeral_ports_and_demux(self) -> None:
         """Three connections to the same port use distinct ephemeral ports; data stays apart."""
         clock = Clock()
-        net, a, b = make_net(clock)
+        _net, a, b = make_net(clock)
         servers = serve(b, 80)
         clients = [App() for _ in range(3)]
         conns = [a.connect(KEY_B, 80, c) for c in clients]
@@ -191,7 +195,7 @@ class StackTests(SynchronousTestCase):
     def test_isn_rfc6528(self) -> None:
         """ISNs differ per 4-tuple and advance with a 4-microsecond clock for the same tuple."""
         clock = Clock()
-        net, a, b = make_net(clock)
+        _net, a, _b = make_net(clock)
         isn1 = a.connect(KEY_B, 80, App()).iss
         isn2 = a.connect(KEY_B, 80, App()).iss
         self.assertNotEqual(isn1, isn2)
@@ -215,7 +219,7 @@ class StackTests(SynchronousTestCase):
     def test_rejected_by_accept(self) -> None:
         """If the listener's accept returns None the connection is reset."""
         clock = Clock()
-        net, a, b = make_net(clock)
+        _net, a, b = make_net(clock)
         b.listen(80, lambda c: None)
         app = App()
         a.connect(KEY_B, 80, app)
@@ -239,7 +243,7 @@ class StackTests(SynchronousTestCase):
     def test_packet_too_big(self) -> None:
         """packet_too_big with a quoted packet of ours lowers that connection's MSS."""
         clock = Clock()
-        net, a, b = make_net(clock)
+        _net, a, b = make_net(clock)
         serve(b, 80)
         conn = a.connect(KEY_B, 80, App())
         run_until(clock, lambda: conn.state == ESTABLISHED)

@@ -23,8 +23,8 @@ from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from axl.tcp.endpoints import OverlayClientEndpoint, OverlayServerEndpoint
-from tests.test_tcp_endpoints import KEY_B, Collector, make_pair, wait
 from axl.tcp.testing import run_until
+from tests.test_tcp_endpoints import KEY_B, Collector, make_pair, wait
 
 
 def connected_pair(server_protocol: type[Protocol] = Collector, **kw: float):
@@ -88,7 +88,7 @@ class TransportTests(SynchronousTestCase):
 
     def test_interfaces(self) -> None:
         """The transport provides ITCPTransport, IConsumer and IPushProducer."""
-        clock, net, a, b, client, server = connected_pair()
+        _clock, _net, _a, _b, client, _server = connected_pair()
         for iface in (ITCPTransport, IConsumer, IPushProducer):
             self.assertTrue(verifyObject(iface, client.transport), iface)
         self.assertTrue(client.transport.getTcpNoDelay())
@@ -99,7 +99,7 @@ class TransportTests(SynchronousTestCase):
         A streaming producer writing 16 MiB is paused whenever more than snd_buf bytes wait, and
         resumed as they drain; memory stays bounded and every byte arrives in order.
         """
-        clock, net, a, b, client, server = connected_pair(delay=0.005)
+        clock, _net, a, _b, client, server = connected_pair(delay=0.005)
         total = 16 * 1024 * 1024
         producer = ChunkProducer(clock, client.transport, total)
         client.transport.registerProducer(producer, True)
@@ -113,7 +113,7 @@ class TransportTests(SynchronousTestCase):
 
     def test_pull_producer(self) -> None:
         """A pull producer (FileSender) streams a 3 MiB file; its Deferred fires at the end."""
-        clock, net, a, b, client, server = connected_pair(delay=0.002)
+        clock, _net, _a, _b, client, server = connected_pair(delay=0.002)
         blob = bytes(range(256)) * (3 * 4096)
         d = FileSender().beginFileTransfer(io.BytesIO(blob), client.transport)
         wait(clock, d, 600)
@@ -126,7 +126,7 @@ class TransportTests(SynchronousTestCase):
         A protocol that pauses its transport stops receiving: the window closes and the
         sender stalls; resuming delivers everything.
         """
-        clock, net, a, b, client, server = connected_pair(delay=0.001)
+        clock, _net, _a, b, client, server = connected_pair(delay=0.001)
         server.transport.pauseProducing()
         blob = b"z" * (b.config.rcv_buf * 3)
         client.transport.write(blob)
@@ -154,7 +154,7 @@ class TransportTests(SynchronousTestCase):
             def writeConnectionLost(self) -> None:
                 pass
 
-        clock, net, a, b, client, server = connected_pair(Answerer)
+        clock, _net, _a, _b, client, _server = connected_pair(Answerer)
         client.transport.write(b"question")
         client.transport.loseWriteConnection()
         client.transport.write(b"ignored")
@@ -164,7 +164,7 @@ class TransportTests(SynchronousTestCase):
 
     def test_peer_close_closes_plain_protocol(self) -> None:
         """A protocol without half-close support sees connectionLost(ConnectionDone) on peer FIN."""
-        clock, net, a, b, client, server = connected_pair()
+        clock, _net, _a, _b, client, server = connected_pair()
         server.transport.write(b"bye")
         server.transport.loseConnection()
         server.transport.write(b"too late")
@@ -175,7 +175,7 @@ class TransportTests(SynchronousTestCase):
 
     def test_abort(self) -> None:
         """abortConnection resets: the peer's protocol loses the connection (not cleanly)."""
-        clock, net, a, b, client, server = connected_pair()
+        clock, _net, _a, _b, client, server = connected_pair()
         client.transport.abortConnection()
         run_until(clock, lambda: server.reason is not None)
         server.reason.trap(ConnectionLost)
@@ -183,7 +183,7 @@ class TransportTests(SynchronousTestCase):
 
     def test_lose_connection_waits_for_producer(self) -> None:
         """loseConnection with a registered producer closes only once it unregisters."""
-        clock, net, a, b, client, server = connected_pair()
+        clock, _net, _a, _b, client, server = connected_pair()
 
         @implementer(IPushProducer)
         class Idle:
@@ -202,7 +202,7 @@ class TransportTests(SynchronousTestCase):
 
     def test_producer_stopped_on_disconnect(self) -> None:
         """A registered producer is told stopProducing when the connection is lost."""
-        clock, net, a, b, client, server = connected_pair()
+        clock, _net, _a, _b, client, server = connected_pair()
         producer = ChunkProducer(clock, client.transport, 0)
         producer._call.cancel()
         client.transport.registerProducer(producer, True)

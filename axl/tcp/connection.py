@@ -16,8 +16,9 @@ per-segment cost decides throughput.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Protocol
 
 from twisted.internet.error import (
     ConnectionAborted,
@@ -32,7 +33,7 @@ from axl.tcp.rtt import RTOEstimator
 from axl.tcp.segment import ACK, FIN, PSH, RST, SYN, Segment, syn_options, ts_option
 from axl.tcp.seq import MASK, seq_diff, seq_ge, seq_gt, seq_le, seq_lt
 
-__all__ = ["TCPConfig", "Connection", "AppEvents", "Emit", "STATE_NAMES"]
+__all__ = ["STATE_NAMES", "AppEvents", "Connection", "Emit", "TCPConfig"]
 
 (CLOSED, SYN_SENT, SYN_RCVD, ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2, CLOSE_WAIT, CLOSING, LAST_ACK,
  TIME_WAIT) = range(10)
@@ -565,7 +566,8 @@ class Connection:
         if st == TIME_WAIT:
             if flags & FIN:
                 self._send_ack()
-                self._close_call and self._close_call.reset(self.cfg.time_wait)
+                if self._close_call is not None:
+                    self._close_call.reset(self.cfg.time_wait)
             return
         if st == CLOSED:
             return
@@ -675,8 +677,7 @@ class Connection:
             elif acked == 0:
                 self._dupacks = 0
             self.snd_wnd = wnd
-            if wnd > self._max_snd_wnd:
-                self._max_snd_wnd = wnd
+            self._max_snd_wnd = max(self._max_snd_wnd, wnd)
             self._wl1, self._wl2 = seq, ack
             if wnd and self._persist_call is not None:
                 self._persist_call.cancel()
@@ -695,8 +696,7 @@ class Connection:
         fin_acked = self._fin_queued and seq_diff(ack, self._buf_seq) > len(self._sbuf)
         data_acked = seq_diff(ack, self._buf_seq)
         if data_acked > 0:
-            if data_acked > len(self._sbuf):
-                data_acked = len(self._sbuf)            # the FIN was acknowledged too
+            data_acked = min(data_acked, len(self._sbuf))            # the FIN was acknowledged too
             del self._sbuf[:data_acked]
             self._buf_seq = (self._buf_seq + data_acked) & MASK
         self.snd_una = ack

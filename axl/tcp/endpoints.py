@@ -10,7 +10,12 @@ from __future__ import annotations
 from typing import Any
 
 from twisted.internet.defer import Deferred, succeed
-from twisted.internet.error import ConnectError, ConnectionRefusedError, TCPTimedOutError
+from twisted.internet.error import (
+    CannotListenError,
+    ConnectError,
+    ConnectionRefusedError,
+    TCPTimedOutError,
+)
 from twisted.internet.interfaces import (
     IListeningPort,
     IProtocol,
@@ -27,7 +32,7 @@ from axl.tcp.connection import Connection
 from axl.tcp.stack import Listener, TCPStack
 from axl.tcp.transport import OverlayTransport
 
-__all__ = ["OverlayServerEndpoint", "OverlayClientEndpoint", "OverlayListeningPort", "stack_of"]
+__all__ = ["OverlayClientEndpoint", "OverlayListeningPort", "OverlayServerEndpoint", "stack_of"]
 
 
 def stack_of(node_or_stack: Any) -> TCPStack:
@@ -83,7 +88,7 @@ class OverlayServerEndpoint:
 
         try:
             listener = stack.listen(self._port, accept)
-        except Exception as e:
+        except CannotListenError as e:
             return _fail_with(e)
         protocolFactory.doStart()
         port = OverlayListeningPort(stack, listener)
@@ -167,7 +172,7 @@ class OverlayClientEndpoint:
         transport.on_connect, transport.on_connect_failed = connected, failed
         try:
             conn = stack.connect(self._peer_key, self._port, transport)
-        except Exception as e:
+        except (RuntimeError, ValueError) as e:
             return _fail_with(ConnectError(string=str(e)))
         transport.conn = conn
         transport._host = OverlayAddress(stack.public_key, conn.local_port)  # type: ignore[attr-defined]

@@ -16,7 +16,7 @@ class RTOEstimator:
     @ivar rto: the current timeout, backed-off value included.
     """
 
-    __slots__ = ("srtt", "rttvar", "rto", "_base", "min_rto", "max_rto", "granularity")
+    __slots__ = ("_base", "granularity", "max_rto", "min_rto", "rto", "rttvar", "srtt")
 
     def __init__(self, initial: float = 1.0, min_rto: float = 0.2, max_rto: float = 60.0,
                  granularity: float = 0.001) -> None:

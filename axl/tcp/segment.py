@@ -13,10 +13,25 @@ from axl.errors import DecodeError
 from axl.ipv6.packet import checksum, pseudo_header, upper_layer_checksum
 
 __all__ = [
-    "FIN", "SYN", "RST", "PSH", "ACK", "URG", "ECE", "CWR",
-    "Segment", "decode_segment", "encode_options", "syn_options", "ts_option",
-    "tcp_checksum", "verify_checksum",
-    "build_tcp", "flag_names", "IPV6_HEADER", "NEXT_HEADER_TCP",
+    "ACK",
+    "CWR",
+    "ECE",
+    "FIN",
+    "IPV6_HEADER",
+    "NEXT_HEADER_TCP",
+    "PSH",
+    "RST",
+    "SYN",
+    "URG",
+    "Segment",
+    "build_tcp",
+    "decode_segment",
+    "encode_options",
+    "flag_names",
+    "syn_options",
+    "tcp_checksum",
+    "ts_option",
+    "verify_checksum",
 ]
 
 FIN, SYN, RST, PSH, ACK, URG, ECE, CWR = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20, 0x40, 0x80
@@ -47,8 +62,25 @@ class Segment:
     ("ts", (val, ecr)), ("eol", None) or ("unknown", (kind, data)).
     """
 
-    __slots__ = ("sport", "dport", "seq", "ack", "flags", "window", "hdr_len", "checksum", "urgent",
-                 "mss", "wscale", "sack_perm", "sack", "tsval", "tsecr", "options", "payload")
+    __slots__ = (
+        "ack",
+        "checksum",
+        "dport",
+        "flags",
+        "hdr_len",
+        "mss",
+        "options",
+        "payload",
+        "sack",
+        "sack_perm",
+        "seq",
+        "sport",
+        "tsecr",
+        "tsval",
+        "urgent",
+        "window",
+        "wscale",
+    )
 
     sport: int
     dport: int

@@ -8,7 +8,7 @@ across wrap-around as long as the numbers are less than 2**31 apart.
 
 from __future__ import annotations
 
-__all__ = ["MOD", "MASK", "seq_add", "seq_diff", "seq_lt", "seq_le", "seq_gt", "seq_ge", "seq_max"]
+__all__ = ["MASK", "MOD", "seq_add", "seq_diff", "seq_ge", "seq_gt", "seq_le", "seq_lt", "seq_max"]
 
 MOD = 1 << 32
 MASK = MOD - 1

@@ -11,7 +11,7 @@ import hashlib
 import os
 import struct
 from collections import deque
-from typing import Callable
+from collections.abc import Callable
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.error import CannotListenError, ConnectionLost
@@ -34,7 +34,7 @@ from axl.tcp.segment import (
 )
 from axl.tcp.seq import MASK
 
-__all__ = ["TCPStack", "Listener", "EPHEMERAL_PORTS"]
+__all__ = ["EPHEMERAL_PORTS", "Listener", "TCPStack"]
 
 EPHEMERAL_PORTS = (49152, 65535)
 _HDR = struct.Struct("!HHIIBBHHH")
