@@ -1,0 +1,60 @@
+# -*- test-case-name: tests.test_tcp_connection -*-
+"""
+What both halves of a TCP connection share: the RFC 9293 states, the tunables
+(L{TCPConfig}), the app-facing events (L{AppEvents}) and the segment emitter type.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+__all__ = [
+    "CLOSED", "CLOSE_WAIT", "CLOSING", "ESTABLISHED", "FIN_WAIT_1", "FIN_WAIT_2", "LAST_ACK",
+    "STATE_NAMES", "SYN_RCVD", "SYN_SENT", "TIME_WAIT", "AppEvents", "Emit", "TCPConfig",
+]
+
+(CLOSED, SYN_SENT, SYN_RCVD, ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2, CLOSE_WAIT, CLOSING, LAST_ACK,
+ TIME_WAIT) = range(10)
+STATE_NAMES = ("CLOSED", "SYN_SENT", "SYN_RECEIVED", "ESTABLISHED", "FIN_WAIT_1", "FIN_WAIT_2",
+               "CLOSE_WAIT", "CLOSING", "LAST_ACK", "TIME_WAIT")
+SENDING = frozenset((ESTABLISHED, CLOSE_WAIT, FIN_WAIT_1, CLOSING, LAST_ACK))
+RECEIVING = frozenset((ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2))
+DEFAULT_IPV6_MSS = 1220  # RFC 9293 3.7.1: assume this when an IPv6 peer sends no MSS option
+
+
+@dataclass(frozen=True)
+class TCPConfig:
+    """Tunables; defaults suit the overlay (65535-byte MTU)."""
+
+    mtu: int = 65535
+    rcv_buf: int = 4 * 1024 * 1024
+    snd_buf: int = 1024 * 1024          # the producer is paused above this many unacked bytes
+    initial_rto: float = 1.0
+    min_rto: float = 0.2
+    max_rto: float = 60.0
+    max_retries: int = 12               # consecutive RTO expiries before giving up
+    syn_retries: int = 6
+    delayed_ack: float = 0.04
+    time_wait: float = 60.0             # 2 * MSL
+    fin_wait_2: float = 60.0
+    initial_window: int = 10            # segments (RFC 6928)
+
+    @property
+    def advertised_mss(self) -> int:
+        """The MSS we advertise: MTU minus the IPv6 and TCP headers."""
+        return min(self.mtu - 60, 65535)
+
+
+class AppEvents(Protocol):
+    """What a connection tells the layer above (the transport adapter)."""
+
+    def tcp_established(self) -> None: ...
+    def tcp_data(self, data: bytes) -> None: ...
+    def tcp_eof(self) -> None: ...
+    def tcp_writable(self) -> None: ...
+    def tcp_closed(self, reason: Exception) -> None: ...
+
+
+Emit = Callable[[int, int, int, int, bytes, "bytes | bytearray | memoryview"], None]

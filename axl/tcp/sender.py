@@ -1,0 +1,268 @@
+# -*- test-case-name: tests.test_tcp_connection -*-
+"""
+The sending half of a L{axl.tcp.connection.Connection}: the send buffer, segmentation under
+the peer's window and the congestion window (sender silly-window avoidance, no Nagle), zero-window
+probes, the RFC 6298 retransmission timer with back-off, ACK processing with fast
+retransmit/recovery and NewReno congestion control (RFC 5681, RFC 6582).
+
+L{Sender} is a mixin: its state is set up by C{Connection.__init__}, and it calls the
+connection's C{_send}, C{_send_syn}, C{_finish}, C{abort}, C{_enter_time_wait}.
+"""
+
+from __future__ import annotations
+
+from twisted.internet.error import ConnectionDone, TCPTimedOutError
+
+from axl.tcp.common import (
+    CLOSED,
+    CLOSING,
+    FIN_WAIT_1,
+    FIN_WAIT_2,
+    LAST_ACK,
+    SENDING,
+    STATE_NAMES,
+    SYN_RCVD,
+    SYN_SENT,
+    TIME_WAIT,
+)
+from axl.tcp.segment import ACK, FIN, PSH, Segment
+from axl.tcp.seq import MASK, seq_diff, seq_ge, seq_gt, seq_le, seq_lt
+
+__all__ = ["Sender"]
+
+
+class Sender:
+    """Mixin with the send-side behaviour of a connection (see the module docstring)."""
+
+    def send(self, data: bytes | bytearray | memoryview) -> None:
+        """Queue application data; segments go out now or on the next clock turn."""
+        if self.app_closed or self._fin_queued:
+            raise RuntimeError("send after close")
+        if self.state in (CLOSED, TIME_WAIT, LAST_ACK, CLOSING):
+            raise RuntimeError(f"send in state {STATE_NAMES[self.state]}")
+        self._sbuf += data
+        if self.state in SENDING and self._output_call is None:
+            self._output_call = self._clock.callLater(0, self._deferred_output)
+
+    def wants_writable(self) -> None:
+        """Call C{app.tcp_writable()} once the send buffer drops under half of C{snd_buf}."""
+        self._writable_wanted = True
+
+    def _deferred_output(self) -> None:
+        self._output_call = None
+        self._output()
+        self._maybe_send_ack()
+
+    def _arm_rto(self) -> None:
+        self._rto_deadline = self._clock.seconds() + self.rto.rto
+        if self._rto_call is None:
+            self._rto_call = self._clock.callLater(self.rto.rto, self._rto_fired)
+
+    def _stop_rto(self) -> None:
+        self._rto_deadline = None
+
+    def _rto_fired(self) -> None:
+        self._rto_call = None
+        if self._rto_deadline is None:
+            return
+        now = self._clock.seconds()
+        if now < self._rto_deadline - 1e-9:
+            self._rto_call = self._clock.callLater(self._rto_deadline - now, self._rto_fired)
+            return
+        self._rto_deadline = None
+        self._timeout()
+
+    def _timeout(self) -> None:
+        self._retries += 1
+        self.rto.back_off()
+        self._rtt_seq = None
+        st = self.state
+        if st in (SYN_SENT, SYN_RCVD):
+            if self._retries > self.cfg.syn_retries:
+                self._finish(TCPTimedOutError(), rst=st == SYN_RCVD)
+                return
+            self._send_syn(st == SYN_RCVD)
+            self._arm_rto()
+            return
+        if self._retries > self.cfg.max_retries:
+            self.abort(TCPTimedOutError())
+            return
+        flight = seq_diff(self.snd_max, self.snd_una)
+        if self._retries == 1:
+            self.ssthresh = max(flight // 2, 2 * self.smss)
+        self.cwnd = self.smss
+        self._bytes_acked = 0
+        self._recover = self.snd_max
+        self._in_recovery = False
+        self._dupacks = 0
+        self.snd_nxt = self.snd_una
+        self._output()
+        if self._rto_deadline is None and self.snd_una != self.snd_max:
+            self._arm_rto()
+
+    def _start_persist(self) -> None:
+        if self._persist_call is None:
+            delay = min(max(self.rto.rto, 0.2) * (1 << self._persist_backoff), 60.0)
+            self._persist_call = self._clock.callLater(delay, self._persist_fired)
+
+    def _persist_fired(self) -> None:
+        self._persist_call = None
+        if self.state not in SENDING or self.snd_wnd:
+            return
+        off = seq_diff(self.snd_nxt, self._buf_seq)
+        if off < len(self._sbuf):
+            probe = self._sbuf[off : off + 1]
+            self._send(self.snd_nxt, ACK, probe)
+            end = (self.snd_nxt + 1) & MASK
+            if seq_gt(end, self.snd_max):
+                self.snd_max = end
+        self._persist_backoff = min(self._persist_backoff + 1, 9)
+        self._start_persist()
+
+    def _output(self) -> None:
+        """Send what the windows allow (RFC 9293 3.8.6.2.1 sender SWS avoidance, no Nagle)."""
+        if self.state not in SENDING:
+            return
+        sbuf = self._sbuf
+        smss = self.smss
+        wnd = min(self.snd_wnd, self.cwnd)
+        while True:
+            nxt = self.snd_nxt
+            off = seq_diff(nxt, self._buf_seq)
+            avail = len(sbuf) - off
+            if avail < 0:
+                break
+            usable = wnd - seq_diff(nxt, self.snd_una)
+            n = min(avail, smss, usable)
+            fin = self._fin_queued and n == avail and usable >= n
+            if n <= 0:
+                n = 0
+                if not (fin and avail == 0):
+                    break
+            elif n < smss and n < avail and nxt != self.snd_una and n < self._max_snd_wnd // 2:
+                break
+            flags = ACK
+            if n and n == avail:
+                flags |= PSH
+            if fin:
+                flags |= FIN
+            if self._rtt_seq is None and not self.ts_ok and nxt == self.snd_max:
+                self._rtt_seq, self._rtt_time = nxt, self._clock.seconds()
+            self._send(nxt, flags, memoryview(sbuf)[off : off + n] if n else b"")
+            nxt = (nxt + n + (1 if fin else 0)) & MASK
+            self.snd_nxt = nxt
+            if seq_gt(nxt, self.snd_max):
+                self.snd_max = nxt
+            if self._rto_deadline is None:
+                self._arm_rto()
+            if fin:
+                break
+        if (self.snd_wnd == 0 and self.snd_una == self.snd_max
+                and seq_diff(self.snd_nxt, self._buf_seq) < len(sbuf)):
+            self._start_persist()
+
+    def _retransmit_first(self) -> None:
+        off = seq_diff(self.snd_una, self._buf_seq)
+        avail = len(self._sbuf) - off
+        n = min(avail, self.smss)
+        fin = self._fin_queued and n == avail
+        flags = ACK | (FIN if fin else 0) | (PSH if n and n == avail else 0)
+        if n <= 0 and not fin:
+            return
+        self._send(self.snd_una, flags, memoryview(self._sbuf)[off : off + n] if n > 0 else b"")
+
+    def _process_ack(self, seg: Segment, seq: int) -> bool:
+        ack = seg.ack
+        una = self.snd_una
+        if seq_gt(ack, self.snd_max):
+            self._send_ack()
+            return False
+        acked = seq_diff(ack, una)
+        wnd = seg.window << self.snd_ws
+        if acked >= 0 and (seq_lt(self._wl1, seq) or (self._wl1 == seq and seq_le(self._wl2, ack))):
+            if (acked == 0 and not seg.payload and not seg.flags & FIN and wnd == self.snd_wnd
+                    and wnd and una != self.snd_max):
+                self._dupack()
+            elif acked == 0:
+                self._dupacks = 0
+            self.snd_wnd = wnd
+            self._max_snd_wnd = max(self._max_snd_wnd, wnd)
+            self._wl1, self._wl2 = seq, ack
+            if wnd and self._persist_call is not None:
+                self._persist_call.cancel()
+                self._persist_call = None
+                self._persist_backoff = 0
+        if acked <= 0:
+            return True
+        # new data acknowledged
+        if self.ts_ok and seg.tsecr:
+            self.rto.sample(((self._ts_now() - seg.tsecr) & MASK) / 1000.0)
+        elif self._rtt_seq is not None and seq_gt(ack, self._rtt_seq):
+            self.rto.sample(self._clock.seconds() - self._rtt_time)
+            self._rtt_seq = None
+        self.rto.clear_back_off()
+        self._retries = 0
+        fin_acked = self._fin_queued and seq_diff(ack, self._buf_seq) > len(self._sbuf)
+        data_acked = seq_diff(ack, self._buf_seq)
+        if data_acked > 0:
+            data_acked = min(data_acked, len(self._sbuf))            # the FIN was acknowledged too
+            del self._sbuf[:data_acked]
+            self._buf_seq = (self._buf_seq + data_acked) & MASK
+        self.snd_una = ack
+        if seq_lt(self.snd_nxt, ack):
+            self.snd_nxt = ack
+        smss = self.smss
+        if self._in_recovery:
+            if seq_ge(ack, self._recover):              # full ACK (RFC 6582 3.2 step 3)
+                self._in_recovery = False
+                flight = seq_diff(self.snd_max, ack)
+                self.cwnd = min(self.ssthresh, max(flight, smss) + smss)
+            else:                                       # partial ACK (step 4)
+                self._retransmit_first()
+                self.cwnd = max(self.cwnd - acked + (smss if acked >= smss else 0), smss)
+                self._arm_rto()
+        elif self.cwnd < self.ssthresh:
+            self.cwnd += min(acked, 2 * smss)           # slow start, L = 2 SMSS (RFC 3465)
+        else:
+            self._bytes_acked += acked
+            if self._bytes_acked >= self.cwnd:
+                self._bytes_acked -= self.cwnd
+                self.cwnd += smss
+        self._dupacks = 0 if not self._in_recovery else self._dupacks
+        if ack == self.snd_max:
+            self._stop_rto()
+        elif not self._in_recovery:
+            self._arm_rto()
+        st = self.state
+        if fin_acked:
+            if st == FIN_WAIT_1:
+                self.state = FIN_WAIT_2
+                if self.app_closed and self._close_call is None:
+                    self._close_call = self._clock.callLater(self.cfg.fin_wait_2,
+                                                             self._close_timer_fired)
+            elif st == CLOSING:
+                self._enter_time_wait()
+            elif st == LAST_ACK:
+                self._finish(ConnectionDone(), rst=False)
+                return False
+        if self._writable_wanted and len(self._sbuf) <= self.cfg.snd_buf // 2:
+            self._writable_wanted = False
+            if self.app is not None:
+                self.app.tcp_writable()
+        return True
+
+    def _dupack(self) -> None:
+        self._dupacks += 1
+        smss = self.smss
+        if self._dupacks == 3 and not self._in_recovery:
+            if seq_gt(self.snd_una, self._recover):
+                flight = seq_diff(self.snd_max, self.snd_una)
+                self.ssthresh = max(flight // 2, 2 * smss)
+                self._recover = self.snd_max
+                self._in_recovery = True
+                self._rtt_seq = None
+                self._retransmit_first()
+                self.cwnd = self.ssthresh + 3 * smss
+                self._arm_rto()
+        elif self._in_recovery:
+            self.cwnd += smss                           # inflate (RFC 5681 3.2 step 4)
