@@ -254,6 +254,47 @@ class StackTests(SynchronousTestCase):
         self.assertEqual(conn.smss, 1400 - 60 - 12)
 
 
+class FailureTests(SynchronousTestCase):
+    """Peers that vanish or repeat themselves."""
+
+    def test_peer_vanishes(self) -> None:
+        """
+        When the peer disappears mid-transfer the connection fails with TCPTimedOutError after
+        the back-off, is removed from the stack, and no timers are left.
+        """
+        from twisted.internet.error import TCPTimedOutError
+        clock = Clock()
+        net, a, b = make_net(clock)
+        serve(b, 80)
+        client = App()
+        conn = a.connect(KEY_B, 80, client)
+        run_until(clock, lambda: client.established)
+        conn.send(os.urandom(200_000))
+        net.down.add(KEY_B)
+        self.assertTrue(run_until(clock, lambda: client.reason is not None, 3600))
+        self.assertIsInstance(client.reason, TCPTimedOutError)
+        self.assertGreater(clock.seconds(), 60)
+        self.assertEqual(a.connections, [])
+        net.cancel()
+        b.stop(0)
+        clock.advance(1)
+        self.assertEqual(clock.getDelayedCalls(), [])
+
+    def test_duplicate_syn_one_connection(self) -> None:
+        """A retransmitted SYN gets the SYN-ACK again and does not create a second connection."""
+        layer = FakeIPv6Layer(KEY_B, record=True)
+        stack = TCPStack(layer, KEY_B, Clock())
+        stack.listen(80, lambda c: App())
+        src, dst = FakeIPv6Layer(KEY_A).address, layer.address
+        tcp = build_tcp(src, dst, 5000, 80, 77, 0, SYN, 65535)
+        pkt = b"\x60\0\0\0" + len(tcp).to_bytes(2, "big") + b"\x06\x40" + src + dst + tcp
+        stack.packet_received(KEY_A, pkt)
+        stack.packet_received(KEY_A, pkt)
+        self.assertEqual(len(stack.connections), 1)
+        acks = [decode_segment(p[40:]) for p in layer.sent]
+        self.assertEqual([(s.flags, s.ack) for s in acks], [(SYN | ACK, 78), (SYN | ACK, 78)])
+
+
 class StopTests(SynchronousTestCase):
     """Stopping the stack."""
 
