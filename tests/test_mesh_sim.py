@@ -159,3 +159,32 @@ class LatencyAndDropTests(SynchronousTestCase):
         self.assertEqual(net.errors, [])
         net.stop()
         self.assertEqual(net.clock.getDelayedCalls(), [])
+
+
+class SimClockTests(SynchronousTestCase):
+    """The heap clock behaves like C{task.Clock}, calls running at their own times."""
+
+    def test_order_cancel_reset(self) -> None:
+        """Calls run in time order at their own time; cancelled ones never; reset ones when
+        moved, earlier or later; nothing is left afterwards."""
+        from axl.mesh.sim import SimClock
+
+        clock = SimClock()
+        ran: list[tuple[str, float]] = []
+
+        def log(name: str) -> None:
+            ran.append((name, clock.seconds()))
+
+        clock.callLater(3, log, "c")
+        clock.callLater(1, log, "a")
+        gone = clock.callLater(2, log, "gone")
+        early = clock.callLater(10, log, "early")
+        late = clock.callLater(0.5, log, "late")
+        gone.cancel()
+        early.reset(2.5)
+        late.reset(4)
+        self.assertEqual(len(clock.getDelayedCalls()), 4)
+        clock.advance(5)
+        self.assertEqual(ran, [("a", 1), ("early", 2.5), ("c", 3), ("late", 4)])
+        self.assertEqual(clock.seconds(), 5)
+        self.assertEqual(clock.getDelayedCalls(), [])

@@ -12,10 +12,14 @@ runs at its own time.
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import random
 from collections import Counter, deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
+from twisted.internet.base import DelayedCall
+from twisted.internet.interfaces import IDelayedCall
 from twisted.internet.task import Clock
 from zope.interface import implementer
 
@@ -24,7 +28,55 @@ from axl.errors import ProtocolError
 from axl.interfaces import ILink
 from axl.mesh.router import MAX_FRAME_SIZE, Router
 
-__all__ = ["SimLink", "SimWire", "SimNode", "SimNetwork"]
+__all__ = ["SimClock", "SimLink", "SimWire", "SimNode", "SimNetwork"]
+
+
+class SimClock(Clock):
+    """
+    A C{task.Clock} for big simulations: delayed calls live in a heap (C{task.Clock} re-sorts
+    its whole list on every call), and L{advance} runs each call at its own time.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._heap: list[tuple[float, int, DelayedCall]] = []
+        self._counter = itertools.count()
+
+    def callLater(self, delay: float, callable: Callable[..., object], *args: object,
+                  **kw: object) -> IDelayedCall:  # fmt: skip
+        call = DelayedCall(
+            self.rightNow + delay, callable, args, kw, lambda c: None, self._push, self.seconds
+        )
+        self._push(call)
+        return call
+
+    def _push(self, call: DelayedCall) -> None:
+        heapq.heappush(self._heap, (call.time, next(self._counter), call))
+
+    def getDelayedCalls(self) -> Sequence[IDelayedCall]:
+        seen: set[int] = set()
+        calls = []
+        for when, _, call in sorted(self._heap, key=lambda e: e[:2]):
+            if call.active() and when == call.time and id(call) not in seen:
+                seen.add(id(call))
+                calls.append(call)
+        return calls
+
+    def advance(self, amount: float) -> None:
+        target = self.rightNow + amount
+        heap = self._heap
+        while heap and heap[0][0] <= target:
+            when, _, call = heapq.heappop(heap)
+            if call.cancelled or call.called or when != call.time:
+                continue  # cancelled, or a stale entry of a call that was moved earlier
+            if call.delayed_time:
+                call.activate_delay()
+                self._push(call)
+                continue
+            self.rightNow = max(self.rightNow, when)
+            call.called = 1
+            call.func(*call.args, **call.kw)
+        self.rightNow = target
 
 
 @implementer(ILink)
@@ -107,7 +159,7 @@ class SimNetwork:
     """
 
     def __init__(self, clock: Clock | None = None, seed: int = 0, latency: float = 0.0) -> None:
-        self.clock = clock if clock is not None else Clock()
+        self.clock = clock if clock is not None else SimClock()
         self.rng = random.Random(seed)
         self.latency = latency
         self.nodes: list[SimNode] = []
@@ -223,6 +275,9 @@ class SimNetwork:
     def advance(self, seconds: float) -> None:
         """Move the clock forward C{seconds}, running each delayed call at its own time."""
         clock = self.clock
+        if isinstance(clock, SimClock):
+            clock.advance(seconds)
+            return
         target = clock.seconds() + seconds
         while clock.calls and clock.calls[0].getTime() <= target:
             clock.advance(max(0.0, clock.calls[0].getTime() - clock.seconds()))
