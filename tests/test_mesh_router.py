@@ -460,3 +460,38 @@ class ApiTests(_RouterCase):
         self.assertEqual(self.notified, [self.me.public_key])
         self.router.send(self.me.public_key, b"loop")
         self.assertEqual(self.delivered, [(self.me.public_key, b"loop")])
+
+    def test_latency_for_key(self) -> None:
+        """Latency is the last SigReq to SigRes time on the preferred link (None before)."""
+        from axl.mesh.wire import FRAME_SIGRES, SigReq, SigRes, tree_tbs
+
+        peer = self.ids[1]
+        link = FakeLink(peer.public_key)
+        self.router.link_up(link)
+        self.assertIsNone(self.router.latency_for_key(peer.public_key))
+        self.assertIsNone(self.router.latency_for_key(self.ids[2].public_key))
+        req = SigReq.decode(link.of_type(FRAME_SIGREQ)[-1])
+        self.clock.advance(0.25)
+        tbs = tree_tbs(self.me.public_key, peer.public_key, req.seq, req.nonce, 3)
+        self.router.frame_received(
+            link, FRAME_SIGRES, SigRes(req.seq, req.nonce, 3, peer.sign(tbs)).encode()
+        )
+        self.assertEqual(self.router.latency_for_key(peer.public_key), 0.25)
+        self.assertEqual(self.router.peers.get(link).cost, 500)  # type: ignore[union-attr]
+
+
+class ServiceTests(SynchronousTestCase):
+    """L{RouterService}."""
+
+    def test_start_stop(self) -> None:
+        """Starting the service roots the router; stopping leaves no delayed calls."""
+        from axl.mesh import RouterService
+
+        clock = Clock()
+        router = Router(identities(1)[0], clock, lambda s, d: None)
+        service = RouterService(router)
+        service.startService()
+        self.assertEqual(router.tree_info()[0]["sequence"], 1)
+        self.assertNotEqual(clock.getDelayedCalls(), [])
+        service.stopService()
+        self.assertEqual(clock.getDelayedCalls(), [])

@@ -30,10 +30,13 @@ class PeerLink:
     @ivar order: link-creation counter (lower is older).
     @ivar lag: latency estimate in integer nanoseconds.
     @ivar srst: clock time our last SigReq was sent on this link.
+    @ivar rtt: seconds from our last SigReq to the last valid SigRes (None until one came).
     @ivar responded: a SigRes for the current request was seen on this link.
     """
 
-    __slots__ = ("link", "key", "port", "prio", "order", "lag", "srst", "responded", "send")
+    __slots__ = (
+        "link", "key", "port", "prio", "order", "lag", "srst", "rtt", "responded", "send"
+    )
 
     def __init__(self, link: ILink, key: bytes, port: int) -> None:
         self.link = link
@@ -43,6 +46,7 @@ class PeerLink:
         self.order = int(link.order)
         self.lag = UNKNOWN_LAG
         self.srst = 0.0
+        self.rtt: float | None = None
         self.responded = False
         self.send: Callable[[int, bytes], None] = link.send_frame
 

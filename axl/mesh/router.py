@@ -354,6 +354,12 @@ class Router:
             return None
         return list(self.tree.coords(key))
 
+    def latency_for_key(self, key: bytes) -> float | None:
+        """The last SigReq to SigRes time (seconds) on the preferred link to C{key}."""
+        if key not in self.peers:
+            return None
+        return self.peers.best_link(key).rtt
+
     def root(self) -> bytes:
         """Our current root key (ourselves until we join someone)."""
         return self.tree.root_and_path(self.public_key)[0]

@@ -291,6 +291,7 @@ class Tree:
         res = SigRes.decode(payload)
         if not res.verify(self.key, peer.key):
             raise ProtocolError("SigRes signature does not verify")
+        peer.rtt = max(0.0, self.clock.seconds() - peer.srst)
         if self.requests.get(peer.key) != (res.seq, res.nonce):
             return
         if peer.key not in self.responses:
