@@ -158,7 +158,33 @@ def _add_links(top: MultiService, node: Node, reactor: Any) -> None:
 
 
 def _add_router(top: MultiService, node: Node, reactor: Any) -> None:
-    """The ironwood spanning tree and routing (sets C{node.router})."""
+    """
+    The ironwood spanning tree and routing (sets C{node.router}): the link layer's handler, and
+    the source of the peer table's port / root / coords / latency. Traffic for us and accepted
+    path notifies go up to C{node.overlay} (built next, by L{_add_sessions}).
+    """
+    from axl.mesh import Router, RouterService
+
+    def on_traffic(source: bytes, data: bytes) -> None:
+        overlay = getattr(node, "overlay", None)
+        if overlay is not None:
+            overlay.traffic_received(source, data)
+
+    def on_path_notify(key: bytes) -> None:
+        overlay = getattr(node, "overlay", None)
+        if overlay is not None:
+            overlay.path_notify(key)
+
+    router = Router(node.identity, reactor, on_traffic, on_path_notify)
+    node.router = router
+    links = node.links
+    if links is not None:
+        links.handler = router
+        links.port_for_key = router.port_for_key
+        links.root_for_key = router.root_for_key
+        links.coords_for_key = router.coords_for_key
+        links.latency_for_key = router.latency_for_key
+    RouterService(router).setServiceParent(top)
 
 
 def _add_sessions(top: MultiService, node: Node, reactor: Any) -> None:
