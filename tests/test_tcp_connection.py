@@ -296,6 +296,41 @@ class DataTests(SynchronousTestCase):
         retrans = [s for s in w.sent("a") if s.payload]
         self.assertEqual(len(retrans), 32)
 
+    def test_sack_blocks_on_dupacks(self) -> None:
+        """
+        With a peer that permits SACK, our duplicate ACKs carry SACK blocks for the data held
+        out of order (growing as more arrives), and the final cumulative ACK carries none.
+        """
+        w = Wire(TCPConfig(mtu=1280))
+        w.connect()
+        w.a.sack_ok = True
+        smss = w.b.smss
+        hole = w.b.snd_nxt + smss
+        dropped: list[int] = []
+        w.drop = lambda side, seg: side == "b" and seg.seq == hole and not dropped and not dropped.append(1)
+        w.b.send(bytes(6 * smss))
+        w.deliver()
+        sacks = [v for d, s in w.log if d == "a" for k, v in s.options if k == "sack"]
+        base = hole + smss
+        self.assertEqual(sacks[0], [(base, base + smss)])
+        self.assertEqual(sacks[2], [(base, base + 3 * smss)])
+        self.assertEqual(len(w.a.app.data), 6 * smss)
+        self.assertFalse([k for k, _ in w.sent("a")[-1].options if k == "sack"])
+
+    def test_limited_transmit(self) -> None:
+        """The first two duplicate ACKs each release one new segment (RFC 3042)."""
+        w = Wire(TCPConfig(mtu=1280))
+        w.connect()
+        smss = w.a.smss
+        w.a.cwnd = 4 * smss
+        hole = w.a.snd_nxt
+        dropped: list[int] = []
+        w.drop = lambda side, seg: side == "a" and seg.seq == hole and not dropped and not dropped.append(1)
+        w.a.send(bytes(10 * smss))
+        w.deliver()
+        self.assertEqual(len(w.b.app.data), 10 * smss)
+        self.assertEqual(w.clock.seconds(), 10)         # recovered without an RTO
+
     def test_old_duplicate_is_acked_not_redelivered(self) -> None:
         """A duplicate of already-received data draws an ACK and is not delivered twice."""
         w = Wire()

@@ -8,7 +8,8 @@ Implemented: three-way handshake and simultaneous open; MSS (lowered by ICMPv6 P
 RFC 8201); window scaling and timestamps (RFC 7323, RTT from TSecr, TS.Recent); sliding window
 with sender/receiver silly-window avoidance and zero-window probes; RFC 6298 RTO with back-off;
 fast retransmit/recovery with NewReno (RFC 5681/6582); FIN/half-close, RST (with RFC 5961
-challenge ACKs), TIME_WAIT. No SACK, no urgent data, no keepalive.
+challenge ACKs), TIME_WAIT; SACK blocks (RFC 2018) on our ACKs when the peer permits them.
+Not implemented: using SACK blocks we receive (recovery is NewReno), urgent data, keepalive.
 
 The state is a plain integer rather than an automat machine: this runs once per segment and the
 per-segment cost decides throughput.
@@ -16,6 +17,7 @@ per-segment cost decides throughput.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable
 
 from twisted.internet.error import (
@@ -49,6 +51,8 @@ from axl.tcp.rtt import RTOEstimator
 from axl.tcp.segment import ACK, FIN, RST, SYN, Segment, syn_options, ts_option
 from axl.tcp.sender import Sender
 from axl.tcp.seq import MASK, seq_diff, seq_gt, seq_le, seq_lt
+
+_SACK_BLOCK = struct.Struct("!II")
 
 __all__ = [
     "CLOSED", "CLOSE_WAIT", "CLOSING", "ESTABLISHED", "FIN_WAIT_1", "FIN_WAIT_2", "LAST_ACK",
@@ -95,6 +99,8 @@ class Connection(Sender):
         self.snd_ws = self.rcv_ws = 0
         self._rcv_ws_offer = max(0, min(14, (config.rcv_buf - 1).bit_length() - 16))
         self.ts_ok = False
+        self.sack_ok = False
+        self._last_ooo = 0
         self._peer_ws = False
         self._ts_offset = ts_offset
         self._ts_recent = 0
@@ -104,6 +110,7 @@ class Connection(Sender):
         self.ssthresh = 1 << 30
         self._bytes_acked = 0
         self._dupacks = 0
+        self._limited = 0                       # limited-transmit allowance (RFC 3042)
         self._recover = iss
         self._in_recovery = False
         self._rtt_seq: int | None = None
@@ -152,6 +159,7 @@ class Connection(Sender):
         else:
             self.snd_ws = self.rcv_ws = 0
         self.ts_ok = seg.tsval is not None
+        self.sack_ok = seg.sack_perm                   # the peer accepts SACK blocks from us
         if seg.tsval is not None:
             self._ts_recent = seg.tsval
         self._update_smss()
@@ -316,7 +324,30 @@ class Connection(Sender):
         self._unacked_segs = 0
         self._ack_now = False
         opts = ts_option(self._ts_now(), self._ts_recent) if self.ts_ok else b""
+        if self._ooo and self.sack_ok and not payload:
+            opts += self._sack_option(3 if self.ts_ok else 4)
         self._emit(seq, self.rcv_nxt, flags, field, opts, payload)
+
+    def _sack_option(self, max_blocks: int) -> bytes:
+        """
+        SACK blocks for the out-of-order data we hold (RFC 2018 4): the block with the most
+        recently received segment first, then the others from the highest. Sent on pure ACKs
+        only, so data segments never exceed the peer's MSS.
+        """
+        ranges: list[list[int]] = []
+        for start in sorted(self._ooo):
+            end = start + len(self._ooo[start])
+            if ranges and start <= ranges[-1][1]:
+                ranges[-1][1] = max(ranges[-1][1], end)
+            else:
+                ranges.append([start, end])
+        last = self._last_ooo
+        first = [r for r in ranges if r[0] <= last < r[1]]
+        ordered = first + [r for r in reversed(ranges) if r not in first]
+        base = self.irs + 1
+        blocks = ordered[:max_blocks]
+        body = b"".join(_SACK_BLOCK.pack((base + a) & MASK, (base + b) & MASK) for a, b in blocks)
+        return b"\x01\x01\x05" + bytes((2 + 8 * len(blocks),)) + body
 
     def _send_ack(self) -> None:
         self._send(self.snd_nxt, ACK)
@@ -476,6 +507,7 @@ class Connection(Sender):
             old = self._ooo.get(key)
             if old is None or len(old) < n:
                 self._ooo[key] = bytes(payload)
+            self._last_ooo = key
             self._ack_now = True                        # duplicate ACK for fast retransmit
             return
         chunks.append(bytes(payload))

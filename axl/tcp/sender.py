@@ -94,7 +94,7 @@ class Sender:
         self._bytes_acked = 0
         self._recover = self.snd_max
         self._in_recovery = False
-        self._dupacks = 0
+        self._dupacks = self._limited = 0
         self.snd_nxt = self.snd_una
         self._output()
         if self._rto_deadline is None and self.snd_una != self.snd_max:
@@ -125,7 +125,7 @@ class Sender:
             return
         sbuf = self._sbuf
         smss = self.smss
-        wnd = min(self.snd_wnd, self.cwnd)
+        wnd = min(self.snd_wnd, self.cwnd + self._limited)
         while True:
             nxt = self.snd_nxt
             off = seq_diff(nxt, self._buf_seq)
@@ -184,7 +184,7 @@ class Sender:
                     and wnd and una != self.snd_max):
                 self._dupack()
             elif acked == 0:
-                self._dupacks = 0
+                self._dupacks = self._limited = 0
             self.snd_wnd = wnd
             self._max_snd_wnd = max(self._max_snd_wnd, wnd)
             self._wl1, self._wl2 = seq, ack
@@ -229,6 +229,7 @@ class Sender:
                 self._bytes_acked -= self.cwnd
                 self.cwnd += smss
         self._dupacks = 0 if not self._in_recovery else self._dupacks
+        self._limited = 0
         if ack == self.snd_max:
             self._stop_rto()
         elif not self._in_recovery:
@@ -266,3 +267,7 @@ class Sender:
                 self._arm_rto()
         elif self._in_recovery:
             self.cwnd += smss                           # inflate (RFC 5681 3.2 step 4)
+        if self._dupacks < 3 and not self._in_recovery:
+            self._limited = self._dupacks * smss        # limited transmit (RFC 3042)
+        else:
+            self._limited = 0
