@@ -156,7 +156,9 @@ class NextHopTests(_RouterCase):
 
     def test_watermark(self) -> None:
         """No next hop unless we are strictly closer than the watermark; it drops to our dist."""
-        self.assertEqual(self.router.next_hop((1, 3), MAX_UINT64), (self.router.peers.get(self.l1), 2))
+        self.assertEqual(
+            self.router.next_hop((1, 3), MAX_UINT64), (self.router.peers.get(self.l1), 2)
+        )
         self.assertEqual(self.router.next_hop((1, 3), 2), (None, 2))
         self.assertEqual(self.router.next_hop((1, 3), 3)[1], 2)
 
@@ -189,7 +191,9 @@ class NextHopTests(_RouterCase):
         l2 = self._two_candidates()
         self.set_cost(self.l1, 10)  # gains 1: cpd 10
         self.set_cost(l2, 30)  # gains 2: cpd 15
-        self.assertIs(self.router.next_hop((1, 3, 4), MAX_UINT64)[0], self.router.peers.get(self.l1))
+        self.assertIs(
+            self.router.next_hop((1, 3, 4), MAX_UINT64)[0], self.router.peers.get(self.l1)
+        )
 
     def test_distance_breaks_cpd_tie(self) -> None:
         """With equal cost per distance, the peer closer to the destination wins."""
@@ -418,7 +422,9 @@ class ApiTests(_RouterCase):
         """The MTU is 131070 - 77; larger data or a short key is refused."""
         self.assertEqual(self.router.mtu, NETWORK_MTU)
         self.assertEqual(NETWORK_MTU, 130993)
-        self.assertRaises(ValueError, self.router.send, self.ids[1].public_key, bytes(NETWORK_MTU + 1))
+        self.assertRaises(
+            ValueError, self.router.send, self.ids[1].public_key, bytes(NETWORK_MTU + 1)
+        )
         self.assertRaises(ValueError, self.router.send, b"short", b"")
         self.assertRaises(ValueError, self.router.send_lookup, b"short")
 

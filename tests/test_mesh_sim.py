@@ -6,6 +6,8 @@ every ordered pair, re-convergence after the root leaves, a line of 10 nodes, la
 
 from __future__ import annotations
 
+import itertools
+
 from twisted.trial.unittest import SynchronousTestCase
 
 from axl.mesh.sim import SimNetwork, SimNode
@@ -92,7 +94,7 @@ class LineTests(SynchronousTestCase):
         """Packets cross all 9 hops in both directions, and the end nodes' coords say so."""
         net = SimNetwork(seed=2)
         nodes = [net.add_node() for _ in range(10)]
-        for a, b in zip(nodes, nodes[1:]):
+        for a, b in itertools.pairwise(nodes):
             net.connect(a, b)
         settle(net)
         first, last = nodes[0], nodes[-1]

@@ -217,7 +217,9 @@ class FixTests(SynchronousTestCase):
         forged = Announce(
             good.key, good.parent, good.seq, good.nonce, good.port, good.sig, good.sig
         )
-        self.assertRaises(ProtocolError, router.frame_received, link, FRAME_ANNOUNCE, forged.encode())
+        self.assertRaises(
+            ProtocolError, router.frame_received, link, FRAME_ANNOUNCE, forged.encode()
+        )
         zero = signed(self.low, self.high, 1, 1, 0)
         self.assertRaises(ProtocolError, router.frame_received, link, FRAME_ANNOUNCE, zero.encode())
 
@@ -250,7 +252,9 @@ class AnnounceEchoTests(SynchronousTestCase):
         stale = signed(self.me, self.me, 1, 17822401544058734017, 0)
         self.link.frames.clear()
         self.router.frame_received(self.link, FRAME_ANNOUNCE, stale.encode())
-        self.assertEqual(self.link.of_type(FRAME_ANNOUNCE), [self.mine.announce(self.me.public_key)])
+        self.assertEqual(
+            self.link.of_type(FRAME_ANNOUNCE), [self.mine.announce(self.me.public_key)]
+        )
         self.assertIs(self.router.tree.infos[self.me.public_key], self.mine)
         self.assertFalse(self.router.tree.refresh)
 

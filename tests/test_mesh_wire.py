@@ -116,12 +116,8 @@ class SpanningTreeVectorTests(SynchronousTestCase):
         """A wrong sig or psig fails verification."""
         tbs = tree_tbs(A.public_key, B.public_key, 7, NONCE, 3)
         good_p, good_s = B.sign(tbs), A.sign(tbs)
-        self.assertFalse(
-            Announce(A.public_key, B.public_key, 7, NONCE, 3, good_s, good_s).verify()
-        )
-        self.assertFalse(
-            Announce(A.public_key, B.public_key, 7, NONCE, 3, good_p, good_p).verify()
-        )
+        self.assertFalse(Announce(A.public_key, B.public_key, 7, NONCE, 3, good_s, good_s).verify())
+        self.assertFalse(Announce(A.public_key, B.public_key, 7, NONCE, 3, good_p, good_p).verify())
 
     def test_trailing_bytes(self) -> None:
         """Every fixed-layout decoder rejects one trailing byte."""
@@ -211,9 +207,7 @@ class TranscriptReplayTests(SynchronousTestCase):
 
     def setUp(self) -> None:
         keys = json.loads((VECTORS / "keys.json").read_text())
-        self.keys = {
-            name: bytes.fromhex(keys[name]["public_key"]) for name in ("A", "B", "C")
-        }
+        self.keys = {name: bytes.fromhex(keys[name]["public_key"]) for name in ("A", "B", "C")}
 
     def _replay(self, link: str) -> int:
         raw = _load(f"link-{link}.jsonl")

@@ -6,4 +6,4 @@ path lookups and greedy source routing, as a sans-IO L{Router} driven by link ev
 from axl.mesh.router import NETWORK_MTU, Router
 from axl.mesh.service import RouterService
 
-__all__ = ["Router", "RouterService", "NETWORK_MTU"]
+__all__ = ["NETWORK_MTU", "Router", "RouterService"]

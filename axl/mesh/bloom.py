@@ -19,12 +19,12 @@ __all__ = [
     "BLOOM_BITS",
     "BLOOM_HASHES",
     "EMPTY_BLOOM",
-    "murmur3_x64_128",
-    "bloom_positions",
-    "bloom_mask",
     "bloom_contains",
-    "encode_bloom",
+    "bloom_mask",
+    "bloom_positions",
     "decode_bloom",
+    "encode_bloom",
+    "murmur3_x64_128",
 ]
 
 BLOOM_BITS = 8192

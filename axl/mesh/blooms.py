@@ -12,11 +12,17 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from axl.crypto.address import xform
-from axl.mesh.bloom import EMPTY_BLOOM, bloom_contains, bloom_mask, decode_bloom, encode_bloom
+from axl.mesh.bloom import (
+    EMPTY_BLOOM,
+    bloom_contains,
+    bloom_mask,
+    decode_bloom,
+    encode_bloom,
+)
 from axl.mesh.peers import PeerLink, Peers
 from axl.mesh.wire import FRAME_BLOOM
 
-__all__ = ["Blooms", "RESEND_TICKS"]
+__all__ = ["RESEND_TICKS", "Blooms"]
 
 #: An unchanged filter is re-sent after this many ticks anyway (about an hour).
 RESEND_TICKS = 3600
@@ -25,7 +31,7 @@ _EMPTY_PAYLOAD = encode_bloom(EMPTY_BLOOM)
 
 
 class _PeerBloom:
-    __slots__ = ("send", "send_payload", "recv", "seq", "on_tree")
+    __slots__ = ("on_tree", "recv", "send", "send_payload", "seq")
 
     def __init__(self) -> None:
         self.send = EMPTY_BLOOM

@@ -34,7 +34,7 @@ from axl.mesh.wire import (
 if TYPE_CHECKING:  # pragma: no cover
     from axl.mesh.router import Router
 
-__all__ = ["PATH_TIMEOUT_S", "PATH_THROTTLE_S", "PathEntry", "Pathfinder"]
+__all__ = ["PATH_THROTTLE_S", "PATH_TIMEOUT_S", "PathEntry", "Pathfinder"]
 
 #: Path entries and rumors live this long (C{pathTimeout}).
 PATH_TIMEOUT_S = 60.0
@@ -45,7 +45,7 @@ PATH_THROTTLE_S = 1.0
 class PathEntry:
     """A known path to a full key: its coords as its owner signed them."""
 
-    __slots__ = ("path", "seq", "req_time", "timer", "traffic", "broken")
+    __slots__ = ("broken", "path", "req_time", "seq", "timer", "traffic")
 
     def __init__(self, req_time: float, timer: Deadline) -> None:
         self.path: Path = ()
@@ -203,7 +203,7 @@ class Pathfinder:
         self.paths[source] = entry
         try:
             self._on_path_notify(source)
-        except Exception:
+        except Exception:  # noqa: BLE001 - an upper-layer bug must not drop the link
             self.log.failure("path notify callback failed")
         if pending is not None:
             self.send_traffic(source, pending)

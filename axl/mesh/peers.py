@@ -13,7 +13,7 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 
 from axl.interfaces import ILink
 
-__all__ = ["UNKNOWN_LAG", "PeerLink", "Peers", "Deadline"]
+__all__ = ["UNKNOWN_LAG", "Deadline", "PeerLink", "Peers"]
 
 #: The lag of a link before its first valid SigRes: 2**32-1 ns, a cost of 4294 (section 3.2).
 UNKNOWN_LAG = (1 << 32) - 1
@@ -34,9 +34,7 @@ class PeerLink:
     @ivar responded: a SigRes for the current request was seen on this link.
     """
 
-    __slots__ = (
-        "link", "key", "port", "prio", "order", "lag", "srst", "rtt", "responded", "send"
-    )
+    __slots__ = ("key", "lag", "link", "order", "port", "prio", "responded", "rtt", "send", "srst")
 
     def __init__(self, link: ILink, key: bytes, port: int) -> None:
         self.link = link
@@ -131,7 +129,7 @@ class Deadline:
     deadline moved, so resetting on every packet costs nothing.
     """
 
-    __slots__ = ("_clock", "_action", "deadline", "_call")
+    __slots__ = ("_action", "_call", "_clock", "deadline")
 
     def __init__(self, clock: IReactorTime, delay: float, action: Callable[[], None]) -> None:
         self._clock = clock

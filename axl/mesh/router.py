@@ -39,14 +39,12 @@ from axl.mesh.wire import (
     FRAME_SIGREQ,
     FRAME_SIGRES,
     FRAME_TRAFFIC,
-    MAX_WATERMARK,
     Path,
     Traffic,
     decode_path,
-    encode_path,
 )
 
-__all__ = ["Router", "NETWORK_MTU", "MAX_FRAME_SIZE", "TICK_S"]
+__all__ = ["MAX_FRAME_SIZE", "NETWORK_MTU", "TICK_S", "Router"]
 
 #: Yggdrasil's C{peerMaxMessageSize}: the largest frame (type byte included).
 MAX_FRAME_SIZE = 131070
@@ -221,9 +219,7 @@ class Router:
             gain = self_dist - dist
             for peer in links:
                 cpd = peer.cost // gain
-                if best is None:
-                    pass
-                elif key == best.key and peer.prio < best.prio:
+                if best is None or key == best.key and peer.prio < best.prio:
                     pass
                 elif key == best.key and peer.prio > best.prio:
                     continue
@@ -233,9 +229,7 @@ class Router:
                     continue
                 elif dist < best_dist:
                     pass
-                elif dist > best_dist:
-                    continue
-                elif peer.order >= best.order:
+                elif dist > best_dist or peer.order >= best.order:
                     continue
                 best, best_cpd, best_dist = peer, cpd, dist
         return self_dist, best
@@ -262,7 +256,9 @@ class Router:
         """Forward, deliver, or report a broken path for one (decoded) Traffic packet."""
         peer, watermark = self.next_hop(path, watermark)
         if peer is not None:
-            peer.send(FRAME_TRAFFIC, Traffic(path, from_path, source, dest, watermark, data).encode())
+            peer.send(
+                FRAME_TRAFFIC, Traffic(path, from_path, source, dest, watermark, data).encode()
+            )
         elif dest == self.public_key:
             self.pathfinder.reset_timeout(source)
             self._deliver(source, data)
@@ -272,8 +268,10 @@ class Router:
     def _deliver(self, source: bytes, data: bytes) -> None:
         try:
             self._on_traffic(source, data)
-        except Exception:
-            self.log.failure("traffic callback failed for a packet from {key}", key=short_key(source))
+        except Exception:  # noqa: BLE001 - an upper-layer bug must not drop the link
+            self.log.failure(
+                "traffic callback failed for a packet from {key}", key=short_key(source)
+            )
 
     def _path_at(self, payload: bytes, start: int) -> tuple[bytes, Path, int] | None:
         """

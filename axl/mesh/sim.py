@@ -28,7 +28,7 @@ from axl.errors import ProtocolError
 from axl.interfaces import ILink
 from axl.mesh.router import MAX_FRAME_SIZE, Router
 
-__all__ = ["SimClock", "SimLink", "SimWire", "SimNode", "SimNetwork"]
+__all__ = ["SimClock", "SimLink", "SimNetwork", "SimNode", "SimWire"]
 
 
 class SimClock(Clock):

@@ -41,7 +41,7 @@ _MAX_COST = MAX_UINT64
 class Info:
     """One entry of C{infos}: node C{key}'s signed position under C{parent}."""
 
-    __slots__ = ("parent", "seq", "nonce", "port", "psig", "sig", "_payload")
+    __slots__ = ("_payload", "nonce", "parent", "port", "psig", "seq", "sig")
 
     def __init__(
         self, parent: bytes, seq: int, nonce: int, port: int, psig: bytes, sig: bytes

@@ -19,27 +19,27 @@ from axl.encoding import MAX_UINT64, uvarint_decode, uvarint_encode
 from axl.errors import DecodeError
 
 __all__ = [
-    "FRAME_SIGREQ",
-    "FRAME_SIGRES",
     "FRAME_ANNOUNCE",
     "FRAME_BLOOM",
+    "FRAME_BROKEN",
     "FRAME_LOOKUP",
     "FRAME_NOTIFY",
-    "FRAME_BROKEN",
+    "FRAME_SIGREQ",
+    "FRAME_SIGRES",
     "FRAME_TRAFFIC",
     "MAX_WATERMARK",
-    "Path",
-    "encode_path",
-    "decode_path",
-    "tree_tbs",
-    "notify_info_bytes",
-    "SigReq",
-    "SigRes",
     "Announce",
+    "Path",
+    "PathBroken",
     "PathLookup",
     "PathNotify",
-    "PathBroken",
+    "SigReq",
+    "SigRes",
     "Traffic",
+    "decode_path",
+    "encode_path",
+    "notify_info_bytes",
+    "tree_tbs",
 ]
 
 FRAME_SIGREQ = 2
@@ -382,4 +382,3 @@ class Traffic:
         dest, pos = _take(data, pos, KEY_SIZE)
         watermark, pos = uvarint_decode(data, pos)
         return cls(path, from_path, source, dest, watermark, data[pos:])
-
