@@ -179,7 +179,7 @@ class Pathfinder:
             if notify.info_seq <= entry.seq or notify.info_path == entry.path:
                 return
             if not notify.verify():
-                self.log.warn("bad notify signature from {key}", key=short_key(source))
+                self.log.warn("bad notify signature from {key}", key=short_key(source))  # noqa: G010 - twisted.logger
                 return
             entry.timer.reset(PATH_TIMEOUT_S)
         else:
@@ -187,7 +187,7 @@ class Pathfinder:
             if rumor is None:
                 return
             if not notify.verify():
-                self.log.warn("bad notify signature from {key}", key=short_key(source))
+                self.log.warn("bad notify signature from {key}", key=short_key(source))  # noqa: G010 - twisted.logger
                 return
             entry = PathEntry(
                 self.clock.seconds(),

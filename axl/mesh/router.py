@@ -148,7 +148,7 @@ class Router:
         if self._stopped:
             return
         if bytes(link.remote_key) == self.public_key:
-            self.log.warn("closing a link to our own key ({uri})", uri=link.uri)
+            self.log.warn("closing a link to our own key ({uri})", uri=link.uri)  # noqa: G010 - twisted.logger
             link.close("connection to our own key")
             return
         peer, first = self.peers.add(link)

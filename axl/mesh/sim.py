@@ -204,21 +204,29 @@ class SimNetwork:
         self.wires.append(wire)
         a.wires.append(wire)
         b.wires.append(wire)
-        self._event(lambda: (a.router.link_up(end_a), b.router.link_up(end_b)))
+
+        def up() -> None:
+            a.router.link_up(end_a)
+            b.router.link_up(end_b)
+
+        self._event(up)
         return wire
 
     def cut(self, wire: SimWire) -> None:
         """Take a link down on both ends."""
         if wire.ends is None or not wire.ends[0].up:
             return
-        for end in wire.ends:
-            end.up = False
+        end_a, end_b = wire.ends
+        end_a.up = end_b.up = False
         self.wires.remove(wire)
         wire.a.wires.remove(wire)
         wire.b.wires.remove(wire)
-        self._event(
-            lambda: (wire.a.router.link_down(wire.ends[0]), wire.b.router.link_down(wire.ends[1]))  # type: ignore[index]
-        )
+
+        def down() -> None:
+            wire.a.router.link_down(end_a)
+            wire.b.router.link_down(end_b)
+
+        self._event(down)
 
     def disconnect(self, a: SimNode, b: SimNode) -> None:
         for wire in list(a.wires):
