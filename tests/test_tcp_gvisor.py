@@ -39,13 +39,19 @@ class Recorder:
     def tcp_established(self) -> None:
         pass
 
+    close_at_eof = False
+
     def tcp_data(self, data: bytes) -> None:
         self.data += data
+        if self.close_at_eof:
+            return
         if len(self.data) >= 4 and len(self.data) >= 4 + struct.unpack_from("!I", self.data)[0]:
             self.conn.close()
 
     def tcp_eof(self) -> None:
         self.eof = True
+        if self.close_at_eof:
+            self.conn.close()
 
     def tcp_writable(self) -> None:
         pass
@@ -126,6 +132,42 @@ class GVisorTests(SynchronousTestCase):
         self.clock.advance(120)
         self.assertEqual(self.stack.connections, [])
         self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_replay_kernel_flow_i(self) -> None:
+        """
+        In gVisor's place (T's address, its ISN), replaying the Linux kernel's side of flow (i)
+        delivers both frames (100 and 300 000 bytes) intact, then EOF; closing after it sends
+        our FIN, which the kernel's last ACK acknowledges: the connection ends CLOSED, no RST.
+        """
+        flow = [r for r in self.records if r["flow"] == "i"]
+        kernel = [bytes.fromhex(r["hex"]) for r in flow if r["dir"] == "kernel->gvisor"]
+        gvisor_isn = next(r for r in flow if r["dir"] == "gvisor->kernel")["summary"]["seq"]
+        t_key = GVISOR_KEY
+        layer = FakeIPv6Layer(t_key, record=True)
+        stack = TCPStack(layer, t_key, self.clock, isn=lambda *a: gvisor_isn, verify_checksums=True)
+        app = Recorder()
+        app.close_at_eof = True
+
+        def accept(conn):
+            app.conn = conn
+            return app
+
+        stack.listen(7000, accept)
+        kernel_key = key_for_addr(kernel[0][8:24])
+        for pkt in kernel:
+            layer.deliver(kernel_key, pkt)
+            self.clock.advance(0.0005)
+        data = bytes(app.data)
+        self.assertEqual(len(data), 4 + 100 + 4 + 300_000)
+        self.assertEqual(data[:4], (100).to_bytes(4, "big"))
+        self.assertEqual(data[4:104], bytes(k % 251 for k in range(100)))
+        self.assertEqual(data[104:108], (300_000).to_bytes(4, "big"))
+        self.assertEqual(data[108:], bytes((k + 100) % 251 for k in range(300_000)))
+        self.assertTrue(app.eof)
+        sent = [decode_segment(p[40:]) for p in layer.sent]
+        self.assertFalse([s for s in sent if s.flags & RST])
+        self.assertEqual(stack.connections, [])
+        self.assertEqual(stack.stats["dropped"], 0)
 
     def test_rst_for_closed_port(self) -> None:
         """A SYN to a port nobody listens on gets RST,ACK with seq 0 and ack = SYN + 1, as gVisor does."""
