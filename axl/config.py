@@ -157,6 +157,7 @@ NODE_KEYS: tuple[NodeKey, ...] = (
     NodeKey("conn_read_timeout_secs", float, positive, "time allowed to receive one whole message"),
     NodeKey("conn_idle_timeout_secs", float, positive, "time allowed between messages on a connection"),
     NodeKey("peer_max_backoff_secs", float, positive, "longest wait between redials of a configured peer"),
+    NodeKey("connect_timeout_secs", float, positive, "time an overlay TCP connect may take before failing"),
 )
 
 
@@ -201,6 +202,7 @@ class NodeConfig:
     conn_read_timeout_secs: float = 60.0
     conn_idle_timeout_secs: float = 300.0
     peer_max_backoff_secs: float = 60.0
+    connect_timeout_secs: float = 10.0
     # Not from the file.
     warnings: tuple[str, ...] = field(default=(), compare=False)
 

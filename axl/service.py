@@ -233,8 +233,9 @@ def _add_tcp(top: MultiService, node: Node, reactor: Any) -> None:
     from axl.tcp.service import TCPService
     from axl.tcp.stack import TCPStack
 
-    timeout = getattr(node.config, "connect_timeout_secs", 10.0)
-    node.tcp = TCPStack(node.ipv6, node.identity.public_key, reactor, connect_timeout=timeout)
+    node.tcp = TCPStack(
+        node.ipv6, node.identity.public_key, reactor, connect_timeout=node.config.connect_timeout_secs
+    )
     TCPService(node.tcp).setServiceParent(top)
 
 

@@ -138,3 +138,22 @@ class OverlayTCPTests(SynchronousTestCase):
         m.run(lambda: not m.tcp[1].connections)
         leftovers = [c for c in m.clock.getDelayedCalls() if "Connection" in repr(c.func)]
         self.assertEqual(leftovers, [])
+
+
+class NodeWiringTests(SynchronousTestCase):
+    """axl.service gives every node a TCP stack."""
+
+    def test_node_has_tcp_with_configured_timeout(self) -> None:
+        """make_node_service sets node.tcp on the node's IPv6 layer, with connect_timeout_secs."""
+        from twisted.internet.testing import MemoryReactorClock
+
+        from axl.config import config_from_dict
+        from axl.service import make_node_service
+
+        top = make_node_service(config_from_dict({"connect_timeout_secs": 3}), MemoryReactorClock(),
+                                identity=Identity.generate())
+        node = top.node
+        self.assertIsInstance(node.tcp, TCPStack)
+        self.assertIs(node.tcp.ipv6, node.ipv6)
+        self.assertEqual(node.tcp.connect_timeout, 3.0)
+        self.assertEqual(node.tcp.public_key, node.identity.public_key)
