@@ -394,6 +394,22 @@ class FlowControlTests(SynchronousTestCase):
         w.run(30, step=0.05)
         self.assertEqual(bytes(w.b.app.data), data)
 
+    def test_probing_a_vanished_peer_gives_up(self) -> None:
+        """Zero-window probes that draw no ACK at all end the connection after max_retries."""
+        w = Wire(TCPConfig(rcv_buf=64 * 1024, max_retries=4))
+        w.connect()
+        w.b.pause_reading()
+        w.a.send(bytes(200_000))
+        w.run(1)
+        self.assertEqual(w.a.snd_wnd, 0)
+        w.drop = lambda side, seg: True
+        for _ in range(2000):
+            w.run(1, step=0.5)
+            if w.a.state == CLOSED:
+                break
+        self.assertIsInstance(w.a.app.reason, TCPTimedOutError)
+        self.assertEqual(w.released[0], w.a)
+
     def test_window_scaling(self) -> None:
         """The window field is the window shifted right by our scale once established."""
         w = Wire()

@@ -123,6 +123,7 @@ class Connection(Sender):
         self._delack_call: IDelayedCall | None = None
         self._persist_call: IDelayedCall | None = None
         self._persist_backoff = 0
+        self._probes = 0                        # window probes without any ACK in reply
         self._close_call: IDelayedCall | None = None
         self._output_call: IDelayedCall | None = None
         self._writable_wanted = False
@@ -164,6 +165,8 @@ class Connection(Sender):
             self._ts_recent = seg.tsval
         self._update_smss()
         self.cwnd = min(self.cfg.initial_window * self.smss, max(2 * self.smss, 14600))
+        # the window our SYN or SYN-ACK offers (unscaled) starts at RCV.NXT
+        self._rcv_adv = (self.rcv_nxt + min(self.cfg.rcv_buf, 65535)) & MASK
         self.snd_wnd = seg.window          # never scaled on a SYN (RFC 7323 2.2)
         self._max_snd_wnd = self.snd_wnd
         self._wl1, self._wl2 = seg.seq, seg.ack

@@ -109,6 +109,10 @@ class Sender:
         self._persist_call = None
         if self.state not in SENDING or self.snd_wnd:
             return
+        self._probes += 1
+        if self._probes > self.cfg.max_retries:        # nobody answers our window probes
+            self.abort(TCPTimedOutError())
+            return
         off = seq_diff(self.snd_nxt, self._buf_seq)
         if off < len(self._sbuf):
             probe = self._sbuf[off : off + 1]
@@ -174,6 +178,7 @@ class Sender:
     def _process_ack(self, seg: Segment, seq: int) -> bool:
         ack = seg.ack
         una = self.snd_una
+        self._probes = 0
         if seq_gt(ack, self.snd_max):
             self._send_ack()
             return False
