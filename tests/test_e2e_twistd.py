@@ -166,7 +166,10 @@ class RunningNodeTests(TwistdTestCase):
         topo = get_topology(port)
         address = format_address(addr_for_key(bytes.fromhex(expected)))
         self.assertEqual(logged, expected)
-        self.assertEqual(topo, {"our_ipv6": address, "our_public_key": expected, "peers": [], "tree": []})
+        tree = topo.pop("tree")
+        self.assertEqual(topo, {"our_ipv6": address, "our_public_key": expected, "peers": []})
+        # Alone, the node is its own tree root: one entry, its own parent.
+        self.assertEqual([(e["public_key"], e["parent"]) for e in tree], [(expected, expected)])
         self.assertIn(f"Our IPv6: {address}", proc.out.decode())
         self.assertEqual(proc.stop(signal.SIGTERM), 0)
         self.assertNotIn(b"Traceback", proc.out + proc.err)
