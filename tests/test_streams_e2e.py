@@ -15,6 +15,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -87,7 +88,23 @@ class StreamsE2ETests(TwistdTestCase):
         )
         proc = Twistd(self, ["axl", "--config", f"{name}.json"], cwd=self.dir)
         proc.wait_for(rf"Listening on 127\.0\.0\.1:{port}\b")
+        self.drain(proc)
         return proc, port
+
+    @staticmethod
+    def drain(proc: Twistd) -> None:
+        """Keep reading the node's output (the bridge logs every request; a full pipe blocks it)."""
+
+        def read() -> None:
+            stream = proc.proc.stdout
+            assert stream is not None
+            while True:
+                chunk = os.read(stream.fileno(), 65536)
+                if not chunk:
+                    return
+                proc.out += chunk
+
+        threading.Thread(target=read, daemon=True).start()
 
     def fake_services(self) -> int:
         port = free_port()
