@@ -11,6 +11,7 @@ the C{mcp} SDK.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -72,7 +73,7 @@ class NodeEndToEndTests(TwistdTestCase):
         )
         self.addCleanup(lambda: (proc.kill(), proc.wait(10)))
 
-    def services_node(self, config: dict[str, Any]) -> tuple[int, str]:
+    def services_node(self, config: dict[str, Any], examples: bool = True) -> tuple[int, str]:
         """Node B with the router and A2A twistd plugins and two example services; (api port, key)."""
         router, a2a = free_port(), free_port()
         api_b = self.node(
@@ -87,8 +88,10 @@ class NodeEndToEndTests(TwistdTestCase):
              "--node-url", f"http://127.0.0.1:{api_b}"],
             cwd=self.dir,
         ).wait_for("A2A server listening on")
-        self.service(free_port(), router)
-        self.service(free_port(), router, "--stateful", "--name", "weather_sse")
+        self.router = f"http://127.0.0.1:{router}"
+        if examples:
+            self.service(free_port(), router)
+            self.service(free_port(), router, "--stateful", "--name", "weather_sse")
         return api_b, get_topology(api_b)["our_public_key"]
 
     def test_examples_on_one_node(self) -> None:
@@ -106,17 +109,70 @@ class NodeEndToEndTests(TwistdTestCase):
         api_b, key_b = self.services_node({"Peers": [listen]})
         self.check_examples(f"http://127.0.0.1:{api_a}", key_b)
 
-    def check_examples(self, bridge: str, key_b: str) -> None:
+    def test_sdk_sessions_across_two_nodes(self) -> None:
+        """
+        The mcp SDK client at A's /mcp/{B}/{service} runs initialize (or discover), list_tools,
+        call_tool with a 100 KiB argument and a clean close, against a stateless JSON server and
+        an SDK-default (stateful, SSE) server behind B's router; the a2a-sdk client fetches B's
+        card through A and gets a completed task.
+        """
+        from tests.test_integrations_sdk import (
+            _a2a_session,
+            _make_mcp_server,
+            _mcp_session,
+            _RecordHeaders,
+            _UvicornThread,
+        )
+
+        listen = f"tls://127.0.0.1:{free_port()}"
+        api_a = self.node("a", {"Listen": [listen]})
+        api_b, key_b = self.services_node({"Peers": [listen]}, examples=False)
+        plain = _make_mcp_server("plain").streamable_http_app(stateless_http=True, json_response=True)
+        stateful = _RecordHeaders(_make_mcp_server("stateful").streamable_http_app())
+        servers = _UvicornThread([plain, stateful])
+        servers.start()
+        self.addCleanup(servers.stop)
+        for name, port in zip(("plain", "stateful"), servers.ports, strict=True):
+            code, _ = http("POST", f"{self.router}/register", {"service": name, "endpoint": f"http://127.0.0.1:{port}/mcp"})
+            self.assertEqual(code, 200)
+        bridge = f"http://127.0.0.1:{api_a}"
+        self.wait_for_route(bridge, key_b, "plain", b"echo")
+        for service in ("plain", "stateful"):
+            for mode in ("legacy", "auto"):
+                seen = len(stateful.session_ids)
+                result = asyncio.run(_mcp_session(f"{bridge}/mcp/{key_b}/{service}", mode))
+                self.assertEqual(result["tools"], ["echo", "length"])
+                self.assertEqual(result["big_len"], str(100 * 1024))
+                self.assertEqual(result["big_echo_len"], 100 * 1024)
+                self.assertEqual(result["errors"], [False, False, False])
+                if (service, mode) == ("stateful", "legacy"):
+                    # initialize had no session; every later request carried the server's own id.
+                    ids = stateful.session_ids[seen:]
+                    self.assertIsNone(ids[0])
+                    self.assertEqual(len(set(ids[1:])), 1, ids)
+                    self.assertIsNotNone(ids[1])
+        try:
+            import a2a  # noqa: F401
+        except ImportError:
+            return
+        result = asyncio.run(_a2a_session(bridge, key_b))
+        self.assertEqual(sorted(result["skills"]), ["plain", "stateful"])
+        self.assertTrue(result["events"][-1].task.artifacts)
+
+    def wait_for_route(self, bridge: str, key_b: str, service: str, expect: bytes) -> None:
         deadline = time.monotonic() + WAIT
         while True:
-            code, body = http("POST", f"{bridge}/mcp/{key_b}/weather", {"jsonrpc": "2.0", "method": "tools/list", "id": 1, "params": {}})
+            code, body = http("POST", f"{bridge}/mcp/{key_b}/{service}", {"jsonrpc": "2.0", "method": "tools/list", "id": 1, "params": {}})
             if b"overlay TCP is not running" in body:
                 self.skipTest("the overlay TCP is not wired into axl.service yet")
-            if code == 200 and b"get_weather" in body:
-                break
+            if code == 200 and expect in body:
+                return
             if time.monotonic() > deadline:
                 self.fail(f"no MCP route to B: {code} {body!r}")
             time.sleep(0.5)
+
+    def check_examples(self, bridge: str, key_b: str) -> None:
+        self.wait_for_route(bridge, key_b, "weather", b"get_weather")
 
         # AXL's documented requests, verbatim in meaning (spec/axl-node.md §5.7).
         code, body = http(
