@@ -68,10 +68,14 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "ping":
             start = time.monotonic()
             node.send(args.peer, args.text.encode())
-            reply = wait_for_message(node, 30)
-            if reply is None:
-                print("no echo within 30 s (is the peer running 'echo'?)")
-                return 1
+            while True:
+                reply = wait_for_message(node, 30 - (time.monotonic() - start))
+                if reply is None:
+                    print("no echo within 30 s (is the peer running 'echo'?)")
+                    return 1
+                if reply.data == b"echo: " + args.text.encode():
+                    break
+                print(f"skipping {show(reply)}")
             print(f"{show(reply)} after {1000 * (time.monotonic() - start):.1f} ms")
     except NodeError as e:
         print(f"the node refused: {e}", file=sys.stderr)
