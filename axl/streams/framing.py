@@ -100,7 +100,8 @@ class FrameDecoder:
             n = self._need
             if size - offset < n:
                 break
-            out.append(bytes(buf[offset : offset + n]))
+            with memoryview(buf) as view:  # one copy, not two (a bytearray slice copies)
+                out.append(bytes(view[offset : offset + n]))
             offset += n
             self._need = -1
         if offset:
