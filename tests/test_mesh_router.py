@@ -6,6 +6,8 @@ path, lookups, notifies and broken paths, the IRouter API and the lifecycle.
 
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
@@ -501,3 +503,47 @@ class ServiceTests(SynchronousTestCase):
         self.assertNotEqual(clock.getDelayedCalls(), [])
         service.stopService()
         self.assertEqual(clock.getDelayedCalls(), [])
+
+
+class ArbitraryFrameTests(_RouterCase):
+    """Whatever a peer sends, the router raises nothing but ProtocolError (or ignores it)."""
+
+    @settings(max_examples=200, deadline=None)
+    @given(st.integers(min_value=2, max_value=9), st.binary(max_size=200))
+    def test_arbitrary_frames(self, frame_type: int, payload: bytes) -> None:
+        """Random payloads of every frame type either work or raise ProtocolError."""
+        link = FakeLink(self.ids[1].public_key)
+        self.router.link_up(link)
+        self.place(self.ids[1], self.me, self.router.port_for_key(self.ids[1].public_key))
+        try:
+            self.router.frame_received(link, frame_type, payload)
+        except ProtocolError:
+            pass
+        finally:
+            self.router.link_down(link)
+
+    @settings(max_examples=200, deadline=None)
+    @given(
+        st.binary(max_size=12),
+        st.binary(max_size=12),
+        st.one_of(st.binary(min_size=64, max_size=64), st.just(b"")),
+        st.binary(max_size=16),
+    )
+    def test_traffic_shaped(self, path: bytes, from_path: bytes, keys: bytes, rest: bytes) -> None:
+        """Traffic built from random path bytes (zero-terminated) is forwarded, delivered,
+        reported broken, or rejected with DecodeError, like the full decoder decides."""
+        link = FakeLink(self.ids[1].public_key)
+        self.router.link_up(link)
+        payload = path + b"\x00" + from_path + b"\x00" + keys + rest
+        try:
+            Traffic.decode(payload)
+            valid = True
+        except DecodeError:
+            valid = False
+        try:
+            self.router.frame_received(link, FRAME_TRAFFIC, payload)
+            self.assertTrue(valid)
+        except DecodeError:
+            self.assertFalse(valid)
+        finally:
+            self.router.link_down(link)
