@@ -64,6 +64,26 @@ class PacketTooBigTests(SynchronousTestCase):
         pseudo = ptb[8:24] + ptb[24:40] + len(message).to_bytes(4, "big") + b"\x00\x00\x00\x3a"
         self.assertEqual(naive_checksum(pseudo + bytes(message)), stored)
 
+    def test_pinned_1300(self) -> None:
+        """
+        Spec 8.1 item 9's case: a 1300-byte UDP packet B->A (payload bytes i & 0xff) against
+        MTU 1280 gives a 560-byte PTB with checksum 0x9d33 and MTU field 1280.
+        """
+        original = build_packet(B.address, A.address, 17, bytes(i & 0xFF for i in range(1260)))
+        ptb = packet_too_big(original, 1280)
+        self.assertEqual(
+            ptb[:48].hex(),
+            "6000000002083aff"
+            "020224aec2198a4ade94eae2b97eac87"
+            "0201192aa745c066ac1afe1d3bb45d59"
+            "02009d3300000500",
+        )
+        self.assertEqual(ptb[48:], original[:512])
+        message = bytearray(ptb[40:])
+        message[2:4] = b"\x00\x00"
+        pseudo = ptb[8:40] + len(message).to_bytes(4, "big") + b"\x00\x00\x00\x3a"
+        self.assertEqual(naive_checksum(pseudo + bytes(message)), 0x9D33)
+
     def test_short_original(self) -> None:
         """A short offending packet is quoted whole."""
         original = build_packet(B.address, A.address, 17, b"x" * 20)
