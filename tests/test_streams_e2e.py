@@ -163,7 +163,7 @@ class StreamsE2ETests(TwistdTestCase):
                     + "\n".join(p.out.decode() for p in procs)
                 )
             time.sleep(0.5)
-        self.assertEqual(http("GET", recv_c)[2], b"probe")
+        self.assertEqual(http("GET", recv_c + "?wait=10")[2], b"probe")
 
         # Sizes, intact, with the full sender key.
         for size in (0, 1, 1024 * 1024, MAX):
