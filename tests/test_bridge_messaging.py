@@ -119,6 +119,7 @@ class SendRecvTests(TwoNodes):
         self.assertEqual(
             self.header(headers, "Content-Type"), "application/octet-stream"
         )
+        self.assertEqual(self.header(headers, "Content-Length"), "6")
         self.assertEqual(self.call(self.client_b, "GET", "/recv")[0], 204)
 
     def test_reply_to_sender(self) -> None:

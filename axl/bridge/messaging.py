@@ -54,12 +54,18 @@ def parse_peer_id(text: str | bytes | None) -> bytes | None:
     return bytes.fromhex(text)
 
 
+def _sized(request: IRequest, body: bytes) -> bytes:
+    """The body, with its Content-Length set (rather than chunked encoding)."""
+    request.setHeader(b"Content-Length", b"%d" % len(body))
+    return body
+
+
 def _text(request: IRequest, code: int, message: str) -> bytes:
     """An error response in Go's C{http.Error} style."""
     request.setResponseCode(code)
     request.setHeader(b"Content-Type", b"text/plain; charset=utf-8")
     request.setHeader(b"X-Content-Type-Options", b"nosniff")
-    return message.encode("utf-8") + b"\n"
+    return _sized(request, message.encode("utf-8") + b"\n")
 
 
 def _method_not_allowed(request: IRequest, allowed: bytes) -> bytes:
@@ -70,7 +76,7 @@ def _method_not_allowed(request: IRequest, allowed: bytes) -> bytes:
 def _json(request: IRequest, body: bytes, code: int = 200) -> bytes:
     request.setResponseCode(code)
     request.setHeader(b"Content-Type", b"application/json")
-    return body
+    return _sized(request, body)
 
 
 def _header(request: IRequest, name: bytes) -> str | None:
@@ -153,7 +159,7 @@ class MessagingAPI:
             return _text(request, e.status, e.message)
         request.setHeader(b"Content-Type", b"application/octet-stream")
         request.setHeader(b"X-Sent-Bytes", str(sent).encode("ascii"))
-        return b""
+        return _sized(request, b"")
 
     @staticmethod
     def _body_size(request: IRequest) -> int:
@@ -217,7 +223,7 @@ class MessagingAPI:
                 b"Content-Length", str(len(message.payload)).encode("ascii")
             )
             return b""
-        return message.payload
+        return _sized(request, message.payload)
 
     # -- /mcp/{peer}/{service} -----------------------------------------------------------------
 
