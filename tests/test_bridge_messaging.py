@@ -119,8 +119,14 @@ class SendRecvTests(TwoNodes):
         self.assertEqual(
             self.header(headers, "Content-Type"), "application/octet-stream"
         )
-        self.assertEqual(self.header(headers, "Content-Length"), "6")
         self.assertEqual(self.call(self.client_b, "GET", "/recv")[0], 204)
+
+    def test_content_length(self) -> None:
+        """Responses carry a Content-Length (not chunked encoding)."""
+        self.send(b"12345")
+        d = self.client_b.request("GET", "http://x/recv")
+        self.settle()
+        self.assertEqual(self.successResultOf(d).length, 5)
 
     def test_reply_to_sender(self) -> None:
         """X-From-Peer-Id is a valid /send destination: B replies and A receives it."""
