@@ -102,24 +102,31 @@ class Pathfinder:
                 entry.path, self.tree.coords(self.key), self.key, dest, MAX_WATERMARK, data
             )
             return
-        self.rumor_send_lookup(dest)
-        self.rumors[xform(dest)].traffic = (dest, data)
+        # Park the packet before looking up: the notify may come back synchronously.
+        self.rumor_send_lookup(dest, (dest, data))
 
-    def rumor_send_lookup(self, dest: bytes) -> None:
-        """Start or refresh the rumor for C{xform(dest)} and look it up (1/s at most)."""
+    def rumor_send_lookup(self, dest: bytes, traffic: tuple[bytes, bytes] | None = None) -> None:
+        """
+        Start or refresh the rumor for C{xform(dest)}, park C{traffic} in it (newest wins) and
+        look the key up (1/s at most).
+        """
         now = self.clock.seconds()
         xdest = xform(dest)
         rumor = self.rumors.get(xdest)
-        if rumor is not None:
-            if now - rumor.send_time < PATH_THROTTLE_S:
-                return
-            rumor.send_time = now
-            rumor.timer.reset(PATH_TIMEOUT_S)
-        else:
-            self.rumors[xdest] = _Rumor(
+        if rumor is None:
+            rumor = self.rumors[xdest] = _Rumor(
                 now, Deadline(self.clock, PATH_TIMEOUT_S, lambda: self._expire_rumor(xdest))
             )
-        self._send_lookup(dest)
+            send = True
+        else:
+            send = now - rumor.send_time >= PATH_THROTTLE_S
+            if send:
+                rumor.send_time = now
+                rumor.timer.reset(PATH_TIMEOUT_S)
+        if traffic is not None:
+            rumor.traffic = traffic
+        if send:
+            self._send_lookup(dest)
 
     def _send_lookup(self, dest: bytes) -> None:
         entry = self.paths.get(dest)
