@@ -144,7 +144,10 @@ class NodeWiringTests(SynchronousTestCase):
     """axl.service gives every node a TCP stack."""
 
     def test_node_has_tcp_with_configured_timeout(self) -> None:
-        """make_node_service sets node.tcp on the node's IPv6 layer, with connect_timeout_secs."""
+        """
+        make_node_service sets node.tcp on the node's IPv6 layer, with connect_timeout_secs, and
+        declares that overlay transports report acknowledgements to the streams.
+        """
         from twisted.internet.testing import MemoryReactorClock
 
         from axl.config import config_from_dict
@@ -157,3 +160,7 @@ class NodeWiringTests(SynchronousTestCase):
         self.assertIs(node.tcp.ipv6, node.ipv6)
         self.assertEqual(node.tcp.connect_timeout, 3.0)
         self.assertEqual(node.tcp.public_key, node.identity.public_key)
+        from axl.streams.interfaces import IAcknowledgingTransport
+        from axl.tcp.transport import OverlayTransport
+
+        self.assertTrue(IAcknowledgingTransport.implementedBy(OverlayTransport))

@@ -209,3 +209,24 @@ class TransportTests(SynchronousTestCase):
         server.transport.abortConnection()
         run_until(clock, lambda: client.reason is not None)
         self.assertTrue(producer.stopped)
+
+    def test_when_acknowledged(self) -> None:
+        """
+        when_acknowledged fires once the peer's TCP acknowledged everything written before the
+        call (not merely when written), at once if nothing is outstanding, and fails with the
+        loss reason if the connection ends first.
+        """
+        clock, net, _a, _b, client, server = connected_pair(delay=0.01)
+        self.successResultOf(client.transport.when_acknowledged())
+        client.transport.write(b"x" * 300_000)
+        d = client.transport.when_acknowledged()
+        clock.advance(0.015)
+        self.assertNoResult(d)
+        run_until(clock, lambda: d.called, 10)
+        self.successResultOf(d)
+        self.assertEqual(len(server.data), 300_000)
+        net.down.add(KEY_B)
+        client.transport.write(b"lost")
+        d2 = client.transport.when_acknowledged()
+        client.transport.abortConnection()
+        self.failureResultOf(d2)

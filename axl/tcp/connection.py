@@ -79,6 +79,9 @@ class Connection(Sender):
         self._buf_seq = (iss + 1) & MASK        # sequence number of _sbuf[0]
         self._sbuf = bytearray()
         self._fin_queued = False
+        self.data_written_total = 0             # bytes the app has sent, ever
+        self.data_acked_total = 0               # of which the peer has acknowledged
+        self.on_acked: Callable[[int], None] | None = None
         self.snd_wnd = 0
         self._max_snd_wnd = 0
         self._wl1 = self._wl2 = 0

@@ -41,6 +41,7 @@ class Sender:
         if self.state in (CLOSED, TIME_WAIT, LAST_ACK, CLOSING):
             raise RuntimeError(f"send in state {STATE_NAMES[self.state]}")
         self._sbuf += data
+        self.data_written_total += len(data)
         if self.state in SENDING and self._output_call is None:
             self._output_call = self._clock.callLater(0, self._deferred_output)
 
@@ -213,6 +214,9 @@ class Sender:
             data_acked = min(data_acked, len(self._sbuf))            # the FIN was acknowledged too
             del self._sbuf[:data_acked]
             self._buf_seq = (self._buf_seq + data_acked) & MASK
+            self.data_acked_total += data_acked
+            if self.on_acked is not None:
+                self.on_acked(self.data_acked_total)
         self.snd_una = ack
         if seq_lt(self.snd_nxt, ack):
             self.snd_nxt = ack

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.error import ConnectionLost
 from twisted.internet.interfaces import (
     IConsumer,
     IDelayedCall,
@@ -55,6 +57,7 @@ class OverlayTransport:
         self._pull_call: IDelayedCall | None = None
         self.on_connect: Any = None
         self.on_connect_failed: Any = None
+        self._ack_waiters: list[tuple[int, Deferred[None]]] = []
 
     # ---- connection events (AppEvents) -------------------------------------------------------
 
@@ -104,6 +107,9 @@ class OverlayTransport:
             cb, self.on_connect, self.on_connect_failed = self.on_connect_failed, None, None
             cb(reason)
             return
+        waiters, self._ack_waiters = self._ack_waiters, []
+        for _, d in waiters:
+            d.errback(Failure(reason))
         producer, self.producer = self.producer, None
         if producer is not None:
             producer.stopProducing()
@@ -130,6 +136,32 @@ class OverlayTransport:
                     self.producer.pauseProducing()
             elif not self._streaming:
                 self._schedule_pull()
+
+    def when_acknowledged(self) -> Deferred[None]:
+        """
+        A Deferred that fires once the peer's TCP has acknowledged every byte written so far,
+        and fails with the connection's loss reason if the connection ends first (the shape of
+        C{axl.streams.interfaces.IAcknowledgingTransport}).
+        """
+        conn = self.conn
+        if conn is None or self.disconnected:
+            return fail(ConnectionLost("not connected"))
+        target = conn.data_written_total
+        if conn.data_acked_total >= target:
+            return succeed(None)
+        d: Deferred[None] = Deferred()
+        self._ack_waiters.append((target, d))
+        conn.on_acked = self._acked
+        return d
+
+    def _acked(self, total: int) -> None:
+        ready = [d for target, d in self._ack_waiters if target <= total]
+        if ready:
+            self._ack_waiters = [(t, d) for t, d in self._ack_waiters if t > total]
+            if not self._ack_waiters and self.conn is not None:
+                self.conn.on_acked = None
+            for d in ready:
+                d.callback(None)
 
     def writeSequence(self, data: list[bytes]) -> None:
         self.write(b"".join(data))
