@@ -32,7 +32,16 @@ from axl.tcp.connection import (
     TCPConfig,
 )
 from axl.tcp.rtt import RTOEstimator
-from axl.tcp.segment import ACK, FIN, RST, SYN, Segment, build_tcp, decode_segment, ts_option
+from axl.tcp.segment import (
+    ACK,
+    FIN,
+    RST,
+    SYN,
+    Segment,
+    build_tcp,
+    decode_segment,
+    ts_option,
+)
 
 A_ADDR, B_ADDR = bytes(15) + b"\x01", bytes(15) + b"\x02"
 
