@@ -47,7 +47,10 @@ def frame_header(length: int) -> bytes:
 
 
 def encode_frame(payload: bytes) -> bytes:
-    """One whole frame (prefix + payload); prefer writing the header and payload separately."""
+    """
+    One whole frame (prefix + payload). Write it with a single C{transport.write}: a 4-byte
+    header written on its own can leave the payload waiting for the peer's delayed ACK.
+    """
     return frame_header(len(payload)) + payload
 
 
