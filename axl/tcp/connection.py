@@ -409,7 +409,7 @@ class Connection(Sender):
         if flags & RST:
             if d == 0:
                 if st == SYN_RCVD and self.app is None:
-                    self._finish(ConnectionRefusedError(), rst=True)
+                    self._finish(ConnectionRefusedError(), rst=True)  # type: ignore[no-untyped-call]
                 elif st in (CLOSING, LAST_ACK, TIME_WAIT):
                     self._finish(ConnectionDone(), rst=True)
                 else:
@@ -551,7 +551,7 @@ class Connection(Sender):
             ack_ok = True
         if flags & RST:
             if ack_ok:
-                self._finish(ConnectionRefusedError(), rst=True)
+                self._finish(ConnectionRefusedError(), rst=True)  # type: ignore[no-untyped-call]
             return
         if not flags & SYN:
             return

@@ -146,7 +146,7 @@ class OverlayClientEndpoint:
             if proto is None:
                 t.on_connect_failed = None
                 t.abortConnection()
-                d.errback(ConnectError(string="the factory built no protocol"))
+                d.errback(_error(ConnectError, "the factory built no protocol"))
                 return
             t.attach_protocol(proto)
             d.callback(proto)
@@ -156,7 +156,7 @@ class OverlayClientEndpoint:
             if isinstance(reason, (ConnectError, ConnectionRefusedError)):
                 d.errback(reason)
             else:
-                d.errback(ConnectError(string=f"connecting to {short_key(self._peer_key)} port "
+                d.errback(_error(ConnectError, f"connecting to {short_key(self._peer_key)} port "
                                        f"{self._port} failed: {reason}"))
 
         def timed_out() -> None:
@@ -166,19 +166,24 @@ class OverlayClientEndpoint:
                 transport.conn.abort()
             self.log.info("overlay connect to {peer} port {port} timed out after {t} s",
                           peer=short_key(self._peer_key), port=self._port, t=timeout)
-            d.errback(TCPTimedOutError(string=f"no answer from {short_key(self._peer_key)} port "
+            d.errback(_error(TCPTimedOutError, f"no answer from {short_key(self._peer_key)} port "
                                        f"{self._port} within {timeout:g} s"))
 
         transport.on_connect, transport.on_connect_failed = connected, failed
         try:
             conn = stack.connect(self._peer_key, self._port, transport)
         except (RuntimeError, ValueError) as e:
-            return _fail_with(ConnectError(string=str(e)))
+            return _fail_with(_error(ConnectError, str(e)))
         transport.conn = conn
         transport._host = OverlayAddress(stack.public_key, conn.local_port)  # type: ignore[attr-defined]
         if not transport.disconnected and transport.on_connect is not None:
             state["timer"] = stack.clock.callLater(timeout, timed_out)
         return d
+
+
+def _error(cls: type[ConnectError], message: str) -> ConnectError:
+    """A Twisted connect error carrying C{message}."""
+    return cls(string=message)  # type: ignore[no-untyped-call]
 
 
 def _fail_with(err: Exception) -> Deferred[Any]:

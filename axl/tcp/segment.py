@@ -8,6 +8,7 @@ L{axl.ipv6.packet.checksum} (no byte loops).
 from __future__ import annotations
 
 import struct
+from typing import Any
 
 from axl.errors import DecodeError
 from axl.ipv6.packet import checksum, pseudo_header, upper_layer_checksum
@@ -219,24 +220,25 @@ def encode_options(options: list[tuple[str, object]]) -> bytes:
     multiple of 4 bytes.
     """
     out = bytearray()
+    value: Any
     for name, value in options:
         if name == "nop":
             out.append(OPT_NOP)
         elif name == "eol":
             out.append(OPT_EOL)
         elif name == "mss":
-            out += _MSS.pack(OPT_MSS, 4, value)  # type: ignore[arg-type]
+            out += _MSS.pack(OPT_MSS, 4, value)
         elif name == "wscale":
-            out += bytes((OPT_WS, 3, value))  # type: ignore[list-item]
+            out += bytes((OPT_WS, 3, value))
         elif name == "sack_perm":
             out += b"\x04\x02"
         elif name == "ts":
-            out += b"\x08\x0a" + _TS.pack(*value)  # type: ignore[misc]
+            out += b"\x08\x0a" + _TS.pack(*value)
         elif name == "sack":
-            blocks = list(value)  # type: ignore[call-overload]
+            blocks = list(value)
             out += bytes((OPT_SACK, 2 + 8 * len(blocks))) + b"".join(_TS.pack(*b) for b in blocks)
         elif name == "unknown":
-            kind, body = value  # type: ignore[misc]
+            kind, body = value
             out += bytes((kind, 2 + len(body))) + body
         else:
             raise ValueError(f"unknown TCP option name {name!r}")

@@ -11,7 +11,11 @@ connection's C{_send}, C{_send_syn}, C{_finish}, C{abort}, C{_enter_time_wait}.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
 from twisted.internet.error import ConnectionDone, TCPTimedOutError
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 
 from axl.tcp.common import (
     CLOSED,
@@ -24,7 +28,10 @@ from axl.tcp.common import (
     SYN_RCVD,
     SYN_SENT,
     TIME_WAIT,
+    AppEvents,
+    TCPConfig,
 )
+from axl.tcp.rtt import RTOEstimator
 from axl.tcp.segment import ACK, FIN, PSH, Segment
 from axl.tcp.seq import MASK, seq_diff, seq_ge, seq_gt, seq_le, seq_lt
 
@@ -33,6 +40,61 @@ __all__ = ["Sender"]
 
 class Sender:
     """Mixin with the send-side behaviour of a connection (see the module docstring)."""
+
+    # Set up by Connection.__init__ (declared here for the type checker).
+    cfg: TCPConfig
+    _clock: IReactorTime
+    app: AppEvents | None
+    app_closed: bool
+    state: int
+    iss: int
+    snd_una: int
+    snd_nxt: int
+    snd_max: int
+    snd_wnd: int
+    snd_ws: int
+    smss: int
+    ts_ok: bool
+    cwnd: int
+    ssthresh: int
+    rto: RTOEstimator
+    data_written_total: int
+    data_acked_total: int
+    on_acked: Callable[[int], None] | None
+    _sbuf: bytearray
+    _buf_seq: int
+    _fin_queued: bool
+    _max_snd_wnd: int
+    _wl1: int
+    _wl2: int
+    _bytes_acked: int
+    _dupacks: int
+    _limited: int
+    _recover: int
+    _in_recovery: bool
+    _rtt_seq: int | None
+    _rtt_time: float
+    _retries: int
+    _probes: int
+    _writable_wanted: bool
+    _rto_deadline: float | None
+    _rto_call: IDelayedCall | None
+    _persist_call: IDelayedCall | None
+    _persist_backoff: int
+    _close_call: IDelayedCall | None
+    _output_call: IDelayedCall | None
+
+    if TYPE_CHECKING:  # provided by Connection
+
+        def _send(self, seq: int, flags: int, payload: bytes | bytearray | memoryview = b"") -> None: ...
+        def _send_ack(self) -> None: ...
+        def _send_syn(self, with_ack: bool) -> None: ...
+        def _maybe_send_ack(self) -> None: ...
+        def _ts_now(self) -> int: ...
+        def _finish(self, reason: Exception, rst: bool) -> None: ...
+        def _enter_time_wait(self) -> None: ...
+        def _close_timer_fired(self) -> None: ...
+        def abort(self, reason: Exception | None = None) -> None: ...
 
     def send(self, data: bytes | bytearray | memoryview) -> None:
         """Queue application data; segments go out now or on the next clock turn."""
@@ -80,13 +142,13 @@ class Sender:
         st = self.state
         if st in (SYN_SENT, SYN_RCVD):
             if self._retries > self.cfg.syn_retries:
-                self._finish(TCPTimedOutError(), rst=st == SYN_RCVD)
+                self._finish(TCPTimedOutError(), rst=st == SYN_RCVD)  # type: ignore[no-untyped-call]
                 return
             self._send_syn(st == SYN_RCVD)
             self._arm_rto()
             return
         if self._retries > self.cfg.max_retries:
-            self.abort(TCPTimedOutError())
+            self.abort(TCPTimedOutError())  # type: ignore[no-untyped-call]
             return
         flight = seq_diff(self.snd_max, self.snd_una)
         if self._retries == 1:
@@ -112,7 +174,7 @@ class Sender:
             return
         self._probes += 1
         if self._probes > self.cfg.max_retries:        # nobody answers our window probes
-            self.abort(TCPTimedOutError())
+            self.abort(TCPTimedOutError())  # type: ignore[no-untyped-call]
             return
         off = seq_diff(self.snd_nxt, self._buf_seq)
         if off < len(self._sbuf):

@@ -24,5 +24,5 @@ class TCPService(Service):
         self.grace = grace
 
     def stopService(self) -> Deferred[None]:
-        super().stopService()
+        super().stopService()  # type: ignore[no-untyped-call]
         return self.stack.stop(self.grace)

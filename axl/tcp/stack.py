@@ -107,9 +107,11 @@ class TCPStack:
     def listen(self, port: int, accept: Accept) -> Listener:
         """Accept connections on C{port}; raises L{CannotListenError} if it is taken."""
         if not 0 < port < 65536:
-            raise CannotListenError("overlay", port, ValueError("port must be 1..65535"))
+            raise CannotListenError(  # type: ignore[no-untyped-call]
+                "overlay", port, ValueError("port must be 1..65535"))
         if port in self._listeners:
-            raise CannotListenError("overlay", port, OSError("port already in use"))
+            raise CannotListenError(  # type: ignore[no-untyped-call]
+                "overlay", port, OSError("port already in use"))
         listener = self._listeners[port] = Listener(self, port, accept)
         return listener
 
@@ -136,7 +138,8 @@ class TCPStack:
             return self._stopping
         self.stopped = True
         self._listeners.clear()
-        self._stopping = d = Deferred()
+        d: Deferred[None] = Deferred()
+        self._stopping = d
         for key, conn in list(self._conns.items()):
             if conn.state in (TIME_WAIT, SYN_RCVD) or conn.app is None:
                 conn.cancel_timers()

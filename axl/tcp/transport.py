@@ -9,6 +9,7 @@ than C{snd_buf} bytes wait for acknowledgement and resumed when half of that dra
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from twisted.internet.defer import Deferred, fail, succeed
@@ -81,7 +82,7 @@ class OverlayTransport:
         if proto is None:
             return
         if IHalfCloseableProtocol.providedBy(proto):
-            proto.readConnectionLost()  # type: ignore[attr-defined]
+            proto.readConnectionLost()
         else:
             self.loseConnection()
 
@@ -109,12 +110,12 @@ class OverlayTransport:
             return
         waiters, self._ack_waiters = self._ack_waiters, []
         for _, d in waiters:
-            d.errback(Failure(reason))
+            d.errback(Failure(reason))  # type: ignore[no-untyped-call]
         producer, self.producer = self.producer, None
         if producer is not None:
             producer.stopProducing()
         if self.protocol is not None:
-            self.protocol.connectionLost(Failure(reason))
+            self.protocol.connectionLost(Failure(reason))  # type: ignore[no-untyped-call]
 
     # ---- ITransport --------------------------------------------------------------------------
 
@@ -163,7 +164,7 @@ class OverlayTransport:
             for d in ready:
                 d.callback(None)
 
-    def writeSequence(self, data: list[bytes]) -> None:
+    def writeSequence(self, data: Iterable[bytes]) -> None:
         self.write(b"".join(data))
 
     def loseConnection(self) -> None:
@@ -195,10 +196,10 @@ class OverlayTransport:
         if self.conn is not None and not self.disconnected:
             self.conn.abort()
 
-    def getPeer(self) -> OverlayAddress:
+    def getPeer(self) -> OverlayAddress:  # type: ignore[override]  # not an IP address
         return self._peer
 
-    def getHost(self) -> OverlayAddress:
+    def getHost(self) -> OverlayAddress:  # type: ignore[override]
         return self._host
 
     # the ITCPTransport socket options have no meaning here
