@@ -183,7 +183,7 @@ class OverlayClientEndpoint:
 
 def _error(cls: type[ConnectError], message: str) -> ConnectError:
     """A Twisted connect error carrying C{message}."""
-    return cls(string=message)  # type: ignore[no-untyped-call]
+    return cls(string=message)
 
 
 def _fail_with(err: Exception) -> Deferred[Any]:
