@@ -15,6 +15,7 @@ import fcntl
 import hashlib
 import json
 import os
+import random
 import shutil
 import struct
 import subprocess
@@ -95,17 +96,24 @@ def run(*cmd: str) -> None:
 class TunLayer:
     """An IIPv6Layer whose wire is a TUN file descriptor read from the reactor."""
 
-    def __init__(self, fd: int, key: bytes, peers: dict[bytes, bytes], mtu: int) -> None:
+    def __init__(self, fd: int, key: bytes, peers: dict[bytes, bytes], mtu: int,
+                 loss: float = 0.0) -> None:
         self.fd, self.address, self.mtu = fd, addr_for_key(key), mtu
         self.peers = peers                  # address -> key
         self.handlers: dict[int, object] = {}
         self.dropped_writes = 0
+        self.loss = loss                    # drop this share of packets, each way
+        self.rng = random.Random(5)
+        self.lost = 0
 
     def register_protocol(self, next_header: int, handler: object) -> None:
         self.handlers[next_header] = handler
 
     def send_ipv6(self, packet: bytes) -> None:
         if self.fd < 0:
+            return
+        if self.loss and self.rng.random() < self.loss:
+            self.lost += 1
             return
         try:
             os.write(self.fd, packet)
@@ -128,6 +136,9 @@ class TunLayer:
             except BlockingIOError:
                 return
             if len(packet) < 40 or packet[0] >> 4 != 6:
+                continue
+            if self.loss and self.rng.random() < self.loss:
+                self.lost += 1
                 continue
             key = self.peers.get(packet[8:24])
             handler = self.handlers.get(packet[6])
@@ -180,6 +191,7 @@ class LinuxInteropTests(TestCase):
 
     timeout = 60
     mtu = 65535
+    loss = 0.0
 
     def setUp(self) -> None:
         if sys.platform != "linux" or os.geteuid() != 0:
@@ -208,7 +220,8 @@ class LinuxInteropTests(TestCase):
         run("ip", "-n", self.ns, "link", "set", self.tun, "mtu", str(self.mtu), "up")
         run("ip", "-n", self.ns, "-6", "addr", "add", f"{kernel_addr}/7", "dev", self.tun, "nodad")
         self.kernel_addr = kernel_addr
-        self.layer = TunLayer(self.fd, OUR_KEY, {addr_for_key(KERNEL_KEY): KERNEL_KEY}, self.mtu)
+        self.layer = TunLayer(self.fd, OUR_KEY, {addr_for_key(KERNEL_KEY): KERNEL_KEY}, self.mtu,
+                              self.loss)
         self.stack = TCPStack(self.layer, OUR_KEY, reactor, verify_checksums=True)
         self.assertEqual(self.stack.config.advertised_mss, self.mtu - 60)
         reactor.addReader(self.layer)
@@ -262,6 +275,13 @@ class LinuxInteropSmallMTUTests(LinuxInteropTests):
     """The same with a 1280-byte MTU on both sides (MSS 1220, as gVisor uses)."""
 
     mtu = 1280
+
+
+class LinuxInteropLossyTests(LinuxInteropTests):
+    """MTU 1280 with 2 % of the packets dropped each way: both TCPs must recover."""
+
+    mtu = 1280
+    loss = 0.02
 
 
 class _Once:
