@@ -60,8 +60,9 @@ DEFAULTS: dict[str, Any] = {
     "a2a_allowed_peers": (),
 }
 
-#: Bound on connecting to a peer, above the overlay TCP's own connect timeout (10 s).
-CONNECT_GUARD_SECS = 12.0
+#: Our bound on connecting to a peer: this much above the overlay TCP's own connect timeout
+#: (C{connect_timeout_secs}, 10 s by default), which normally fires first.
+CONNECT_GUARD_SECS = 2.0
 
 
 def setting(config: Any, name: str) -> Any:
@@ -199,7 +200,7 @@ def build_streams_layer(
         max_message_size=config.max_message_size,
         idle_close=setting(config, "send_idle_close_secs"),
         send_timeout=setting(config, "send_timeout_secs"),
-        connect_timeout=CONNECT_GUARD_SECS,
+        connect_timeout=float(getattr(config, "connect_timeout_secs", 10.0)) + CONNECT_GUARD_SECS,
     )
     sessions = McpSessions(clock, ttl=setting(config, "mcp_session_ttl_secs"))
     api = MessagingAPI(
