@@ -268,7 +268,10 @@ class MessagingAPI:
         if version:
             headers["MCP-Protocol-Version"] = version
         if isinstance(method, str):
-            headers["Mcp-Method"] = method
+            headers["Mcp-Method"] = _header(request, b"Mcp-Method") or method
+        name = _header(request, b"Mcp-Name")
+        if name:
+            headers["Mcp-Name"] = name
         envelope = encode_mcp_request(service, message, headers)
         if "id" not in message or "method" not in message:
             # A notification, or a response to the server: accepted now, delivered in the background.

@@ -10,7 +10,8 @@ then not an envelope). C{null} leaves a field at its zero value.
 
 Shapes (field names are byte-exact; C{headers} is our extension, ignored by Go AXL peers)::
 
-    MCP request   {"service": s, "request": r, "headers"?: {"Mcp-Session-Id", "MCP-Protocol-Version", "Mcp-Method"}}
+    MCP request   {"service": s, "request": r,
+                   "headers"?: {"Mcp-Session-Id", "MCP-Protocol-Version", "Mcp-Method", "Mcp-Name"}}
     MCP reply     {"service": s, "response": r, "error"?: e, "headers"?: {"Mcp-Session-Id", "Content-Type"}}
     A2A request   {"a2a": true, "agent_card"?: true, "request": r}
     A2A reply     {"a2a": true, "response": r, "error"?: e}
