@@ -96,7 +96,7 @@ class McpTests(TwoNodes):
             b'{"response": {"id": 0, "result": {}}, "error": null, "headers": {"Mcp-Session-Id": "remote-77"}}',
         )
         code, headers, _ = self.mcp(
-            INIT, headers={"MCP-Protocol-Version": "2025-06-18"}
+            INIT, headers={"MCP-Protocol-Version": "2025-06-18", "Mcp-Name": "x"}
         )
         session = self.header(headers, "Mcp-Session-Id")
         self.assertEqual(code, 200)
@@ -105,6 +105,14 @@ class McpTests(TwoNodes):
         self.assertNotIn("remote", session)
         code, headers, _ = self.mcp(LIST, headers={"Mcp-Session-Id": session})
         self.assertEqual((code, self.header(headers, "Mcp-Session-Id")), (200, session))
+        self.assertEqual(
+            self.routed()[0]["headers"],
+            {
+                "MCP-Protocol-Version": "2025-06-18",
+                "Mcp-Method": "initialize",
+                "Mcp-Name": "x",
+            },
+        )
         self.assertEqual(self.routed()[1]["headers"]["Mcp-Session-Id"], "remote-77")
         # Bound to the service: another service does not know it.
         self.assertEqual(
