@@ -47,6 +47,22 @@ class FramingTests(SynchronousTestCase):
             d.feed(frame_header(11))
         self.assertEqual(str(cm.exception), "message size 11 exceeds maximum 10")
 
+    def test_write_frame(self) -> None:
+        """Small messages go out as one write (header + payload); large ones without a copy."""
+        from twisted.internet.testing import StringTransport
+
+        from axl.streams.framing import write_frame
+
+        writes: list[bytes] = []
+        t = StringTransport()
+        t.write = writes.append  # type: ignore[method-assign]
+        write_frame(t, b"abc")
+        big = b"x" * 70000
+        write_frame(t, big)
+        self.assertEqual(writes[0], b"\x00\x00\x00\x03abc")
+        self.assertEqual(writes[1:], [frame_header(70000), big])
+        self.assertIs(writes[2], big)
+
     @settings(max_examples=200)
     @given(
         st.lists(st.binary(max_size=300), max_size=8),

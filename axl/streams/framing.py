@@ -10,6 +10,7 @@ the prefix for sending.
 from __future__ import annotations
 
 import struct
+from typing import Any
 
 from axl.errors import ProtocolError
 
@@ -20,6 +21,7 @@ __all__ = [
     "FrameTooLarge",
     "encode_frame",
     "frame_header",
+    "write_frame",
 ]
 
 _LENGTH = struct.Struct("!I")
@@ -44,6 +46,21 @@ def frame_header(length: int) -> bytes:
             f"a message of {length} bytes cannot be framed (limit {MAX_FRAME})"
         )
     return _LENGTH.pack(length)
+
+
+#: Up to this size a message is written as one buffer (header + payload): a tiny header
+#: segment on its own can leave a small payload waiting for the peer's delayed ACK. Larger
+#: payloads are written as they are (no copy).
+_COALESCE = 64 * 1024
+
+
+def write_frame(transport: Any, payload: bytes) -> None:
+    """Write one message (header and payload) to C{transport}."""
+    if len(payload) <= _COALESCE:
+        transport.write(frame_header(len(payload)) + payload)
+    else:
+        transport.write(frame_header(len(payload)))
+        transport.write(payload)
 
 
 def encode_frame(payload: bytes) -> bytes:
@@ -103,7 +120,9 @@ class FrameDecoder:
             n = self._need
             if size - offset < n:
                 break
-            with memoryview(buf) as view:  # one copy, not two (a bytearray slice copies)
+            with memoryview(
+                buf
+            ) as view:  # one copy, not two (a bytearray slice copies)
                 out.append(bytes(view[offset : offset + n]))
             offset += n
             self._need = -1

@@ -33,7 +33,7 @@ from twisted.python.failure import Failure
 
 from axl.crypto.keys import short_key
 from axl.errors import ProtocolError
-from axl.streams.framing import FrameDecoder, encode_frame
+from axl.streams.framing import FrameDecoder, write_frame
 from axl.streams.registry import StreamRegistry
 
 __all__ = ["MessageFactory", "MessageProtocol", "peer_key_of"]
@@ -219,7 +219,7 @@ class MessageProtocol(Protocol):
 
     def _reply(self, reply: bytes) -> None:
         if self._open:
-            self.transport.write(encode_frame(reply))
+            write_frame(self.transport, reply)
 
     def _dispatched(self, reply: bytes | None) -> None:
         self._busy = False

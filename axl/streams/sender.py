@@ -38,7 +38,7 @@ from zope.interface import implementer
 
 from axl.crypto.keys import short_key
 from axl.errors import ProtocolError
-from axl.streams.framing import FrameDecoder, encode_frame
+from axl.streams.framing import FrameDecoder, write_frame
 from axl.streams.interfaces import IAcknowledgingTransport
 from axl.streams.registry import StreamRegistry
 
@@ -184,7 +184,7 @@ class _Channel:
                 break
             self.queue.popleft()
             frame.state = "written"
-            transport.write(encode_frame(frame.payload))
+            write_frame(transport, frame.payload)
             if self.acks:
                 self.inflight.append(frame)
                 self.inflight_bytes += size
@@ -296,7 +296,7 @@ class _RequestProtocol(Protocol):
         self.reply_received = False
 
     def send(self, payload: bytes) -> None:
-        self.transport.write(encode_frame(payload))
+        write_frame(self.transport, payload)
 
     def dataReceived(self, data: bytes) -> None:
         if self.reply.called:

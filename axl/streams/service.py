@@ -200,7 +200,8 @@ def build_streams_layer(
         max_message_size=config.max_message_size,
         idle_close=setting(config, "send_idle_close_secs"),
         send_timeout=setting(config, "send_timeout_secs"),
-        connect_timeout=float(getattr(config, "connect_timeout_secs", 10.0)) + CONNECT_GUARD_SECS,
+        connect_timeout=float(getattr(config, "connect_timeout_secs", 10.0))
+        + CONNECT_GUARD_SECS,
     )
     sessions = McpSessions(clock, ttl=setting(config, "mcp_session_ttl_secs"))
     api = MessagingAPI(
