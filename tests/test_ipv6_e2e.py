@@ -21,8 +21,9 @@ from axl.crypto.keys import Identity
 from axl.ipv6.packet import build_packet
 from axl.service import make_node_service
 from tests.test_e2e_twistd import free_port
+from tests.vectors import VECTORS
 
-KEYS = "/work/shared/vectors/keys.json"
+KEYS = str(VECTORS / "keys.json")
 EXPERIMENT = 253  # RFC 3692 next header for experiments: no other layer registers it
 WAIT = 30.0
 

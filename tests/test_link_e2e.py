@@ -13,11 +13,13 @@ import os
 import signal
 import time
 import urllib.error
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from tests.test_e2e_twistd import Twistd, TwistdTestCase, free_port, get_topology
+from tests.vectors import VECTORS
 
-KEYS = "/work/shared/vectors/keys.json"
+KEYS = str(VECTORS / "keys.json")
 DATA_KEYS = os.path.join(os.path.dirname(__file__), "data", "keys.json")
 WAIT = 30.0
 

@@ -11,7 +11,6 @@ import os
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from twisted.trial.unittest import SynchronousTestCase
 
 from axl.encoding import MAX_UINT64, uvarint_decode, uvarint_encode
@@ -24,17 +23,7 @@ from axl.link.framing import (
     encode_frame,
 )
 from axl.link.meta import META_SIZE, decode_meta
-
-def _vectors_dir() -> str:
-    """The first of $AXL_VECTORS, tests/data, /work/shared/vectors holding the link transcripts."""
-    here = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
-    for candidate in (os.environ.get("AXL_VECTORS"), here, "/work/shared/vectors"):
-        if candidate and os.path.exists(os.path.join(candidate, "link-B-A.jsonl")):
-            return candidate
-    return "/work/shared/vectors"
-
-
-VECTORS = _vectors_dir()
+from tests.vectors import VECTORS
 
 UVARINTS = [
     (0, "00"), (1, "01"), (127, "7f"), (128, "8001"), (255, "ff01"), (300, "ac02"),

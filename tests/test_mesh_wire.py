@@ -7,7 +7,6 @@ yggdrasil v0.5.12 transcripts, and property tests of every decoder.
 from __future__ import annotations
 
 import json
-from pathlib import Path as FsPath
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -31,8 +30,7 @@ from axl.mesh.wire import (
     notify_info_bytes,
     tree_tbs,
 )
-
-VECTORS = FsPath("/work/shared/vectors")
+from tests.vectors import VECTORS
 
 A = Identity(bytes(32))
 B = Identity(bytes(range(1, 33)))

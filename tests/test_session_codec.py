@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 from hypothesis import given, settings
@@ -38,8 +37,8 @@ from axl.session.keys import (
     x25519_private_unclamped,
     x25519_public,
 )
+from tests.vectors import VECTORS
 
-VECTORS = Path("/work/shared/vectors")
 A = Identity(bytes(32))
 B = Identity(bytes(range(1, 33)))
 

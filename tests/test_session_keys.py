@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from pathlib import Path
 
 from nacl.bindings import crypto_scalarmult_base
 from twisted.trial.unittest import SynchronousTestCase
@@ -22,8 +21,8 @@ from axl.session.keys import (
     x25519_private_unclamped,
     x25519_public,
 )
+from tests.vectors import VECTORS
 
-VECTORS = Path("/work/shared/vectors")
 SEED_A = bytes(32)
 SEED_B = bytes(range(1, 33))
 
