@@ -287,14 +287,11 @@ class DataTests(SynchronousTestCase):
         self.assertEqual(bytes(w.b.app.data), b"hello")
         self.assertEqual(len([s for s in w.sent("a") if s.payload]), 2)
 
-    def test_fast_retransmit_newreno(self) -> None:
-        """
-        Losing two segments of a window triggers fast retransmit on the third duplicate ACK,
-        halves ssthresh, retransmits the second hole on the partial ACK (RFC 6582), all
-        without waiting for the RTO.
-        """
+    def lose_two(self, sack: bool) -> Wire:
         w = Wire(TCPConfig(mtu=1280))
         w.connect()
+        if not sack:
+            w.a.sack_ok = w.b.sack_ok = False
         w.a.cwnd = 40 * w.a.smss
         smss = w.a.smss
         lost = {w.a.snd_nxt + 3 * smss, w.a.snd_nxt + 7 * smss}
@@ -304,8 +301,25 @@ class DataTests(SynchronousTestCase):
         self.assertEqual(len(w.b.app.data), 30 * smss)
         self.assertEqual(w.clock.seconds(), 10)           # no time passed: no RTO involved
         self.assertLess(w.a.ssthresh, 40 * smss)
-        retrans = [s for s in w.sent("a") if s.payload]
-        self.assertEqual(len(retrans), 32)
+        return w
+
+    def test_fast_retransmit_newreno(self) -> None:
+        """
+        Without SACK, losing two segments of a window triggers fast retransmit on the third
+        duplicate ACK, halves ssthresh and retransmits the second hole on the partial ACK (RFC
+        6582): exactly two retransmissions, no RTO.
+        """
+        w = self.lose_two(sack=False)
+        self.assertEqual(len([s for s in w.sent("a") if s.payload]), 32)
+
+    def test_fast_retransmit_sack(self) -> None:
+        """
+        With SACK (negotiated by default), the second hole is resent on a duplicate ACK that
+        SACKs past it, before the partial ACK; no RTO, at most one spurious retransmission.
+        """
+        w = self.lose_two(sack=True)
+        self.assertTrue(w.a.sack_ok and w.b.sack_ok)
+        self.assertIn(len([s for s in w.sent("a") if s.payload]), (32, 33))
 
     def test_sack_blocks_on_dupacks(self) -> None:
         """

@@ -91,8 +91,8 @@ class GVisorTests(SynchronousTestCase):
     def test_syn_ack_honours_gvisor_syn(self) -> None:
         """
         gVisor's SYN (MSS 1220, SACK-permitted, TS, WS 8) gets a SYN-ACK acking it, echoing its
-        TSval, offering window scaling and our MSS 65475, without SACK-permitted (we do not
-        implement SACK), with a valid checksum.
+        TSval, with our MSS 65475, SACK-permitted and window scaling, in gVisor's own option
+        layout, with a valid checksum.
         """
         syn = self.gvisor[0]
         self.layer.deliver(GVISOR_KEY, syn)
@@ -106,7 +106,8 @@ class GVisorTests(SynchronousTestCase):
         self.assertEqual(s.mss, 65475)
         self.assertEqual(s.tsecr, g.tsval)
         self.assertIsNotNone(s.wscale)
-        self.assertFalse(s.sack_perm)
+        self.assertTrue(s.sack_perm)
+        self.assertEqual([name for name, _ in s.options], [name for name, _ in g.options])
         conn = self.stack.connections[0]
         self.assertEqual(conn.smss, 1220 - 12)
 

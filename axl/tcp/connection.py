@@ -102,8 +102,11 @@ class Connection(Sender):
         self.snd_ws = self.rcv_ws = 0
         self._rcv_ws_offer = max(0, min(14, (config.rcv_buf - 1).bit_length() - 16))
         self.ts_ok = False
-        self.sack_ok = False
+        self.sack_ok = False                    # both SYNs carried SACK-permitted
         self._last_ooo = 0
+        self._sacked: list[tuple[int, int]] = []   # SACKed ranges above SND.UNA (seq numbers)
+        self._rexmit_next = iss                 # next hole to retransmit in recovery
+        self._sacked_bytes = 0
         self._peer_ws = False
         self._ts_offset = ts_offset
         self._ts_recent = 0
@@ -163,7 +166,8 @@ class Connection(Sender):
         else:
             self.snd_ws = self.rcv_ws = 0
         self.ts_ok = seg.tsval is not None
-        self.sack_ok = seg.sack_perm                   # the peer accepts SACK blocks from us
+        # we offer SACK-permitted on every SYN, so the peer's offer decides (RFC 2018 2)
+        self.sack_ok = seg.sack_perm
         if seg.tsval is not None:
             self._ts_recent = seg.tsval
         self._update_smss()
@@ -179,10 +183,12 @@ class Connection(Sender):
         if with_ack:
             ws = self.rcv_ws if self._peer_ws else None
             ts = (self._ts_now(), self._ts_recent) if self.ts_ok else None
+            sack = self.sack_ok
         else:
             ws = self._rcv_ws_offer
             ts = (self._ts_now(), 0)
-        opts = syn_options(self.cfg.advertised_mss, ws, ts)
+            sack = True
+        opts = syn_options(self.cfg.advertised_mss, ws, ts, sack_perm=sack)
         win = min(self.cfg.rcv_buf, 65535)
         self._rcv_adv = (self.rcv_nxt + win) & MASK
         self._last_ack_sent = self.rcv_nxt
@@ -330,15 +336,16 @@ class Connection(Sender):
         self._unacked_segs = 0
         self._ack_now = False
         opts = ts_option(self._ts_now(), self._ts_recent) if self.ts_ok else b""
-        if self._ooo and self.sack_ok and not payload:
+        if self._ooo and self.sack_ok:              # data segments were shortened to fit
             opts += self._sack_option(3 if self.ts_ok else 4)
         self._emit(seq, self.rcv_nxt, flags, field, opts, payload)
 
     def _sack_option(self, max_blocks: int) -> bytes:
         """
         SACK blocks for the out-of-order data we hold (RFC 2018 4): the block with the most
-        recently received segment first, then the others from the highest. Sent on pure ACKs
-        only, so data segments never exceed the peer's MSS.
+        recently received segment first, then the others from the highest. Sent on every
+        segment while we hold a gap; data segments are shortened by its size (C{_max_data}) so
+        they never exceed the peer's MSS.
         """
         ranges: list[list[int]] = []
         for start in sorted(self._ooo):

@@ -77,6 +77,11 @@ class Sender:
     _retries: int
     _probes: int
     _writable_wanted: bool
+    sack_ok: bool
+    _sacked: list[tuple[int, int]]
+    _rexmit_next: int
+    _sacked_bytes: int
+    _ooo: dict[int, bytes]
     _rto_deadline: float | None
     _rto_call: IDelayedCall | None
     _persist_call: IDelayedCall | None
@@ -91,6 +96,7 @@ class Sender:
         def _send_syn(self, with_ack: bool) -> None: ...
         def _maybe_send_ack(self) -> None: ...
         def _ts_now(self) -> int: ...
+        def _sack_option(self, max_blocks: int) -> bytes: ...
         def _finish(self, reason: Exception, rst: bool) -> None: ...
         def _enter_time_wait(self) -> None: ...
         def _close_timer_fired(self) -> None: ...
@@ -157,6 +163,7 @@ class Sender:
         self._bytes_acked = 0
         self._recover = self.snd_max
         self._in_recovery = False
+        self._rexmit_next = self.snd_una
         self._dupacks = self._limited = 0
         self.snd_nxt = self.snd_una
         self._output()
@@ -191,8 +198,11 @@ class Sender:
         if self.state not in SENDING:
             return
         sbuf = self._sbuf
-        smss = self.smss
-        wnd = min(self.snd_wnd, self.cwnd + self._limited)
+        smss = self._max_data()
+        cwnd = self.cwnd + self._limited
+        if self._in_recovery and self._sacked:
+            cwnd += self._sacked_bytes                  # SACKed data has left the network
+        wnd = min(self.snd_wnd, cwnd)
         while True:
             nxt = self.snd_nxt
             off = seq_diff(nxt, self._buf_seq)
@@ -231,12 +241,65 @@ class Sender:
     def _retransmit_first(self) -> None:
         off = seq_diff(self.snd_una, self._buf_seq)
         avail = len(self._sbuf) - off
-        n = min(avail, self.smss)
+        n = min(avail, self._max_data())
         fin = self._fin_queued and n == avail
         flags = ACK | (FIN if fin else 0) | (PSH if n and n == avail else 0)
         if n <= 0 and not fin:
             return
         self._send(self.snd_una, flags, memoryview(self._sbuf)[off : off + n] if n > 0 else b"")
+        end = (self.snd_una + max(n, 0)) & MASK
+        if seq_gt(end, self._rexmit_next):
+            self._rexmit_next = end
+
+    def _max_data(self) -> int:
+        """Payload per segment: SMSS less the room SACK blocks take while we hold a gap."""
+        if self._ooo and self.sack_ok:
+            return self.smss - len(self._sack_option(3 if self.ts_ok else 4))
+        return self.smss
+
+    def _take_sack(self, blocks: list[tuple[int, int]]) -> bool:
+        """
+        Merge a segment's SACK blocks into the scoreboard (ranges above SND.UNA); returns
+        whether it now covers more bytes than before.
+        """
+        una, top = self.snd_una, seq_diff(self.snd_max, self.snd_una)
+        ranges = [(seq_diff(lo, una), seq_diff(hi, una)) for lo, hi in self._sacked]
+        for lo, hi in blocks:
+            a, b = seq_diff(lo, una), seq_diff(hi, una)
+            if 0 < a < b <= top:                        # ignore D-SACKs and nonsense
+                ranges.append((a, b))
+        merged: list[list[int]] = []
+        for a, b in sorted(r for r in ranges if r[1] > 0):
+            if merged and a <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], b)
+            else:
+                merged.append([max(a, 0), b])
+        before = self._sacked_bytes
+        self._sacked = [((una + a) & MASK, (una + b) & MASK) for a, b in merged[-16:]]
+        self._sacked_bytes = sum(b - a for a, b in merged[-16:])
+        return self._sacked_bytes > before
+
+    def _retransmit_hole(self) -> bool:
+        """
+        In recovery, resend the next not-yet-retransmitted hole below the highest SACKed byte
+        (one segment per ACK that arrives, RFC 6675 style). Returns whether it sent.
+        """
+        if not self._sacked:
+            return False
+        una = self.snd_una
+        pos = max(seq_diff(self._rexmit_next, una), 0)
+        for lo, hi in self._sacked:
+            a, b = seq_diff(lo, una), seq_diff(hi, una)
+            if pos < a:
+                n = min(a - pos, self._max_data())
+                off = seq_diff(una, self._buf_seq) + pos
+                if off < 0 or off + n > len(self._sbuf):
+                    return False
+                self._send((una + pos) & MASK, ACK, memoryview(self._sbuf)[off : off + n])
+                self._rexmit_next = (una + pos + n) & MASK
+                return True
+            pos = max(pos, b)
+        return False
 
     def _process_ack(self, seg: Segment, seq: int) -> bool:
         ack = seg.ack
@@ -247,9 +310,12 @@ class Sender:
             return False
         acked = seq_diff(ack, una)
         wnd = seg.window << self.snd_ws
+        sacked_more = bool(seg.sack) and self._take_sack(seg.sack)
         if acked >= 0 and (seq_lt(self._wl1, seq) or (self._wl1 == seq and seq_le(self._wl2, ack))):
-            if (acked == 0 and not seg.payload and not seg.flags & FIN and wnd == self.snd_wnd
-                    and wnd and una != self.snd_max):
+            # a duplicate ACK: nothing new acknowledged, same window (RFC 5681 2) or, with
+            # SACK, newly SACKed data (RFC 6675 2: Linux's window grows on every ACK)
+            if (acked == 0 and not seg.payload and not seg.flags & FIN and una != self.snd_max
+                    and wnd and (wnd == self.snd_wnd or sacked_more)):
                 self._dupack()
             elif acked == 0:
                 self._dupacks = self._limited = 0
@@ -282,15 +348,19 @@ class Sender:
         self.snd_una = ack
         if seq_lt(self.snd_nxt, ack):
             self.snd_nxt = ack
+        if self._sacked:
+            self._take_sack([])                         # drop what the ACK now covers
         smss = self.smss
         if self._in_recovery:
             if seq_ge(ack, self._recover):              # full ACK (RFC 6582 3.2 step 3)
                 self._in_recovery = False
-                flight = seq_diff(self.snd_max, ack)
-                self.cwnd = min(self.ssthresh, max(flight, smss) + smss)
+                self.cwnd = self.ssthresh
             else:                                       # partial ACK (step 4)
+                # resend the first hole even if SACK recovery resent it already: a lost
+                # retransmission then costs one duplicate, not an RTO
                 self._retransmit_first()
-                self.cwnd = max(self.cwnd - acked + (smss if acked >= smss else 0), smss)
+                if not self._sacked:                    # NewReno deflation; with SACK, see _output
+                    self.cwnd = max(self.cwnd - acked + (smss if acked >= smss else 0), smss)
                 self._arm_rto()
         elif self.cwnd < self.ssthresh:
             self.cwnd += min(acked, 2 * smss)           # slow start, L = 2 SMSS (RFC 3465)
@@ -333,11 +403,17 @@ class Sender:
                 self._recover = self.snd_max
                 self._in_recovery = True
                 self._rtt_seq = None
+                self._rexmit_next = self.snd_una
                 self._retransmit_first()
-                self.cwnd = self.ssthresh + 3 * smss
+                # with SACK, SACKed bytes count as gone from the network in _output (RFC 6675
+                # "pipe"); without, NewReno inflates by the three segments that left
+                self.cwnd = self.ssthresh if self._sacked else self.ssthresh + 3 * smss
                 self._arm_rto()
         elif self._in_recovery:
-            self.cwnd += smss                           # inflate (RFC 5681 3.2 step 4)
+            if self._sacked:
+                self._retransmit_hole()
+            else:
+                self.cwnd += smss                       # inflate (RFC 5681 3.2 step 4)
         if self._dupacks < 3 and not self._in_recovery:
             self._limited = self._dupacks * smss        # limited transmit (RFC 3042)
         else:
