@@ -7,9 +7,10 @@ object, timers on an injected clock.
 Implemented: three-way handshake and simultaneous open; MSS (lowered by ICMPv6 Packet Too Big,
 RFC 8201); window scaling and timestamps (RFC 7323, RTT from TSecr, TS.Recent); sliding window
 with sender/receiver silly-window avoidance and zero-window probes; RFC 6298 RTO with back-off;
-fast retransmit/recovery with NewReno (RFC 5681/6582); FIN/half-close, RST (with RFC 5961
-challenge ACKs), TIME_WAIT; SACK blocks (RFC 2018) on our ACKs when the peer permits them.
-Not implemented: using SACK blocks we receive (recovery is NewReno), urgent data, keepalive.
+fast retransmit/recovery with NewReno (RFC 5681/6582) and limited transmit (RFC 3042); SACK
+(RFC 2018) both ways: blocks on our segments while we hold out-of-order data, and the peer's
+blocks drive hole retransmission in recovery (RFC 6675 style); FIN/half-close, RST (with
+RFC 5961 challenge ACKs), TIME_WAIT. Not implemented: urgent data, keepalive, D-SACK, RACK.
 
 The state is a plain integer rather than an automat machine: this runs once per segment and the
 per-segment cost decides throughput.

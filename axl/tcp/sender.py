@@ -3,7 +3,9 @@
 The sending half of a L{axl.tcp.connection.Connection}: the send buffer, segmentation under
 the peer's window and the congestion window (sender silly-window avoidance, no Nagle), zero-window
 probes, the RFC 6298 retransmission timer with back-off, ACK processing with fast
-retransmit/recovery and NewReno congestion control (RFC 5681, RFC 6582).
+retransmit/recovery and NewReno congestion control (RFC 5681, RFC 6582), limited transmit
+(RFC 3042), and a SACK scoreboard that picks the holes to resend in recovery and counts SACKed
+bytes out of the pipe (RFC 6675 style).
 
 L{Sender} is a mixin: its state is set up by C{Connection.__init__}, and it calls the
 connection's C{_send}, C{_send_syn}, C{_finish}, C{abort}, C{_enter_time_wait}.
