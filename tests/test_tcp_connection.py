@@ -423,6 +423,25 @@ class ReassemblyPropertyTests(SynchronousTestCase):
         self.assertEqual(w.a._ooo, {})
 
 
+class OutOfOrderLimitTests(SynchronousTestCase):
+    """A peer cannot make us hold unbounded numbers of tiny out-of-order segments."""
+
+    def test_ooo_segment_cap(self) -> None:
+        """Beyond MAX_OOO_SEGMENTS held segments, new out-of-order ones are dropped (and ACKed)."""
+        from axl.tcp.connection import MAX_OOO_SEGMENTS
+
+        w = Wire()
+        w.connect()
+        base, ack = w.b.snd_nxt, w.b.rcv_nxt
+        ts = ts_option(w.b._ts_now(), w.b._ts_recent)
+        for i in range(MAX_OOO_SEGMENTS + 50):
+            raw = build_tcp(B_ADDR, A_ADDR, 80, 1000, (base + 2 + 2 * i) % 2**32, ack, ACK, 65535,
+                            ts, b"x")
+            w.a.segment_arrived(decode_segment(raw))
+        self.assertEqual(len(w.a._ooo), MAX_OOO_SEGMENTS)
+        self.assertEqual(bytes(w.a.app.data), b"")
+
+
 class FlowControlTests(SynchronousTestCase):
     """Receive window, zero window, persist probes."""
 

@@ -54,6 +54,7 @@ from axl.tcp.sender import Sender
 from axl.tcp.seq import MASK, seq_diff, seq_gt, seq_le, seq_lt
 
 _SACK_BLOCK = struct.Struct("!II")
+MAX_OOO_SEGMENTS = 4096       # out-of-order segments held per connection (the window bounds bytes)
 
 __all__ = [
     "CLOSED", "CLOSE_WAIT", "CLOSING", "ESTABLISHED", "FIN_WAIT_1", "FIN_WAIT_2", "LAST_ACK",
@@ -519,6 +520,9 @@ class Connection(Sender):
         if d:
             key = self._rcv_abs + d
             old = self._ooo.get(key)
+            if old is None and len(self._ooo) >= MAX_OOO_SEGMENTS:
+                self._ack_now = True                    # tiny-segment flood: keep memory bounded
+                return
             if old is None or len(old) < n:
                 self._ooo[key] = bytes(payload)
             self._last_ooo = key
