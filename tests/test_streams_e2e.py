@@ -3,7 +3,8 @@
 End-to-end on loopback: three C{twistd -n axl} nodes (A listens; B and C peer to A) and a tiny
 fake MCP router / A2A server (a stdlib HTTP server subprocess) behind C. Checks C{/send} B->C of
 0 B, 1 B, 1 MiB and C{max_message_size} bytes, 1000 small messages in order, a reply to
-C{X-From-Peer-Id}, C{/mcp} and C{/a2a} round trips, and a disabled stream answering at once.
+C{X-From-Peer-Id}, C{/mcp} and C{/a2a} round trips, the queue-full path (nothing lost), and a
+disabled stream answering at once.
 
 Skipped while the overlay (links, routing, sessions, TCP) is not wired into C{axl.service}.
 """
@@ -185,14 +186,32 @@ class StreamsE2ETests(TwistdTestCase):
             413,
         )
 
-        # 1000 small messages in order.
-        for i in range(1000):
-            self.assertEqual(
-                http("POST", send_b, b"%d" % i, {"X-Destination-Peer-Id": key_c})[0],
-                200,
-            )
+        # 1000 small messages in order: 10 clients, each sending 100 one after the other (each
+        # /send waits for C's TCP to acknowledge, so one client alone would mostly measure the
+        # receiver's delayed ACK); every client's messages must arrive in its order.
+        codes: list[int] = []
+
+        def client(c: int) -> None:
+            for i in range(100):
+                codes.append(
+                    http(
+                        "POST",
+                        send_b,
+                        b"%d:%d" % (c, i),
+                        {"X-Destination-Peer-Id": key_c},
+                    )[0]
+                )
+
+        clients = [threading.Thread(target=client, args=(c,)) for c in range(10)]
+        for t in clients:
+            t.start()
+        for t in clients:
+            t.join(60)
+        self.assertEqual(codes, [200] * 1000)
         got = [http("GET", recv_c + "?wait=10")[2] for _ in range(1000)]
-        self.assertEqual(got, [b"%d" % i for i in range(1000)])
+        for c in range(10):
+            mine = [m for m in got if m.startswith(b"%d:" % c)]
+            self.assertEqual(mine, [b"%d:%d" % (c, i) for i in range(100)])
 
         # Reply to X-From-Peer-Id.
         self.assertEqual(
@@ -240,6 +259,36 @@ class StreamsE2ETests(TwistdTestCase):
             (code, json.loads(body)["result"]),
             (200, {"version": "1.0", "caller": key_b}),
         )
+
+        # Queue full: 48 x 1 MiB is more than C's /recv queue (32 MiB) and TCP buffer hold, so
+        # the later /send calls wait until C drains; nothing is lost.
+        blobs = [bytes([i]) * (1024 * 1024) for i in range(48)]
+        results: list[int] = []
+
+        def push(part: list[bytes]) -> None:
+            for blob in part:
+                results.append(
+                    http("POST", send_b, blob, {"X-Destination-Peer-Id": key_c})[0]
+                )
+
+        threads = [threading.Thread(target=push, args=(blobs[i::4],)) for i in range(4)]
+        for t in threads:
+            t.start()
+        time.sleep(3)
+        self.assertLess(len(results), 48, "a full queue should hold some senders back")
+        arrived = set()
+        t_drain = time.monotonic()
+        while len(arrived) < 48:
+            t_one = time.monotonic()
+            code, _, body = http("GET", recv_c + "?wait=20")
+            print("DRAIN", len(arrived), round(time.monotonic() - t_one, 3), flush=True)
+            self.assertEqual(code, 200, f"only {len(arrived)} of 48 arrived")
+            arrived.add(body[:1])
+        print("DRAINED in", time.monotonic() - t_drain, flush=True)
+        for t in threads:
+            t.join(30)
+        self.assertEqual(results, [200] * 48)
+        self.assertEqual(arrived, {bytes([i]) for i in range(48)})
 
         # B has no router: C's /mcp call to B is answered at once with an error.
         started = time.monotonic()
