@@ -85,6 +85,22 @@ class VectorTests(SynchronousTestCase):
                         if k not in ("win_bytes", "tun_offload")}
             self.assertEqual(summarize(packet), expected, rec["t"])
 
+    def test_window_bytes(self) -> None:
+        """win_bytes is the window field shifted by the sender's SYN window scale (not on SYNs)."""
+        scale: dict[tuple[str, str], int] = {}
+        checked = 0
+        for rec in self.records:
+            seg = decode_segment(bytes.fromhex(rec["hex"])[40:])
+            side = (rec["flow"], rec["dir"])
+            if seg.flags & SYN:
+                scale[side] = seg.wscale or 0
+                self.assertNotIn("win_bytes", rec["summary"])
+            elif "win_bytes" in rec["summary"]:
+                shift = scale.get(side, 0) if not seg.flags & 0x04 else 0
+                self.assertEqual(seg.window << shift, rec["summary"]["win_bytes"], rec["t"])
+                checked += 1
+        self.assertGreater(checked, 300)
+
     def test_partial_checksums_only_on_gro_merges(self) -> None:
         """The 10 packets whose checksum does not verify are exactly the GRO merges."""
         bad = [r for r in self.records
