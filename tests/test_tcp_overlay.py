@@ -121,6 +121,35 @@ class OverlayTCPTests(SynchronousTestCase):
         m.wait(body)
         self.assertEqual(self.successResultOf(body), b"hello " + a.public_key.hex().encode())
 
+    def test_packet_too_big_from_the_ipv6_layer(self) -> None:
+        """
+        An ICMPv6 Packet Too Big (MTU 1280) that arrives through the IPv6 layer about one of
+        our segments shrinks that connection's segments to 1280 - 60 - 12 bytes (RFC 8201).
+        """
+        from axl.ipv6.icmpv6 import packet_too_big
+
+        m = Mesh(2)
+        sent: list[bytes] = []
+        original_send = m.nodes[0].ipv6.send_ipv6
+
+        def spy(packet: bytes) -> None:
+            sent.append(packet)
+            original_send(packet)
+
+        m.nodes[0].ipv6.send_ipv6 = spy  # type: ignore[method-assign]  # bound per connection
+        self.successResultOf(OverlayServerEndpoint(m.tcp[1], 7).listen(Factory.forProtocol(Echo)))
+        proto = Collector()
+        d = connectProtocol(OverlayClientEndpoint(m.tcp[0], m.nodes[1].public_key, 7), proto)
+        m.wait(d)
+        conn = m.tcp[0].connections[0]
+        self.assertEqual(conn.smss, 65475 - 12)
+        ptb = packet_too_big(sent[-1], 1280)
+        m.nodes[0].ipv6.packet_received(m.nodes[1].public_key, ptb)
+        self.assertEqual(conn.smss, 1280 - 60 - 12)
+        proto.transport.write(bytes(100_000))
+        m.run(lambda: len(proto.data) == 100_000)
+        self.assertEqual(len(proto.data), 100_000)
+
     def test_service_stop_closes_connections(self) -> None:
         """Stopping the TCP service closes open connections and leaves no TCP timers."""
         m = Mesh(2)
