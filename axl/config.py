@@ -158,6 +158,17 @@ NODE_KEYS: tuple[NodeKey, ...] = (
     NodeKey("conn_idle_timeout_secs", float, positive, "time allowed between messages on a connection"),
     NodeKey("peer_max_backoff_secs", float, positive, "longest wait between redials of a configured peer"),
     NodeKey("connect_timeout_secs", float, positive, "time an overlay TCP connect may take before failing"),
+    NodeKey("max_conns_per_peer", int, positive, "cap on simultaneous inbound message connections from one peer"),
+    NodeKey("send_idle_close_secs", float, positive, "idle time before a /send connection to a peer is closed"),
+    NodeKey("send_timeout_secs", float, positive, "time /send waits for the peer to take a message (then 503)"),
+    NodeKey("request_timeout_secs", float, positive, "end-to-end deadline of one /mcp or /a2a call"),
+    NodeKey("stream_timeout_secs", float, positive, "time our router / A2A server may take for a remote caller"),
+    NodeKey("recv_queue_max_messages", int, positive, "most messages held for /recv (then senders are paused)"),
+    NodeKey("recv_queue_max_bytes", int, size32, "most payload bytes held for /recv (then senders are paused)"),
+    NodeKey("recv_wait_max_secs", float, positive, "longest /recv?wait=S long-poll"),
+    NodeKey("mcp_session_ttl_secs", float, positive, "an unused /mcp session expires after this long"),
+    NodeKey("mcp_allowed_peers", list, lambda v: _allowed_keys(list(v)), "peers allowed to call our MCP services"),
+    NodeKey("a2a_allowed_peers", list, lambda v: _allowed_keys(list(v)), "peers allowed to call our A2A server"),
 )
 
 
@@ -203,6 +214,17 @@ class NodeConfig:
     conn_idle_timeout_secs: float = 300.0
     peer_max_backoff_secs: float = 60.0
     connect_timeout_secs: float = 10.0
+    max_conns_per_peer: int = 32
+    send_idle_close_secs: float = 5.0
+    send_timeout_secs: float = 30.0
+    request_timeout_secs: float = 30.0
+    stream_timeout_secs: float = 25.0
+    recv_queue_max_messages: int = 1000
+    recv_queue_max_bytes: int = 32 * 1024 * 1024
+    recv_wait_max_secs: float = 60.0
+    mcp_session_ttl_secs: float = 3600.0
+    mcp_allowed_peers: tuple[bytes, ...] = ()
+    a2a_allowed_peers: tuple[bytes, ...] = ()
     # Not from the file.
     warnings: tuple[str, ...] = field(default=(), compare=False)
 

@@ -22,7 +22,6 @@ from axl.streams.service import (
     MessageListenerService,
     build_streams_layer,
     discover_streams,
-    setting,
 )
 
 PLUGIN = textwrap.dedent(
@@ -59,7 +58,7 @@ class ServiceTests(SynchronousTestCase):
 
     def test_builtin_order_and_enablement(self) -> None:
         """MCP comes first, then A2A, then plugin streams; each built-in is enabled by its address."""
-        node = self.node(router_addr="http://127.0.0.1")
+        node = self.node(router_addr="http://127.0.0.1", send_idle_close_secs=2.5)
         layer = build_streams_layer(
             node, node.clock, http=StubTreq(Resource()), plugin_streams=[]
         )
@@ -68,7 +67,7 @@ class ServiceTests(SynchronousTestCase):
         self.assertEqual([e.enabled for e in entries], [True, False])
         self.assertEqual(entries[0].stream.route_url, "http://127.0.0.1:9003/route")
         self.assertEqual(layer.sender.port, 7000)
-        self.assertEqual(setting(node.config, "send_idle_close_secs"), 5.0)
+        self.assertEqual(layer.sender.idle_close, 2.5)  # the config key reaches the sender
 
     def test_plugin_discovery(self) -> None:
         """A module dropped into a plugin package that provides IStreamFactory adds its stream."""

@@ -40,34 +40,13 @@ __all__ = [
     "add_streams",
     "build_streams_layer",
     "discover_streams",
-    "setting",
 ]
 
 log = Logger()
 
-#: Defaults of the application layer's config keys (used until axl.config knows them).
-DEFAULTS: dict[str, Any] = {
-    "max_conns_per_peer": 32,
-    "send_idle_close_secs": 5.0,
-    "send_timeout_secs": 30.0,
-    "request_timeout_secs": 30.0,
-    "stream_timeout_secs": 25.0,
-    "recv_queue_max_messages": 1000,
-    "recv_queue_max_bytes": 32 * 1024 * 1024,
-    "recv_wait_max_secs": 60.0,
-    "mcp_session_ttl_secs": 3600.0,
-    "mcp_allowed_peers": (),
-    "a2a_allowed_peers": (),
-}
-
 #: Our bound on connecting to a peer: this much above the overlay TCP's own connect timeout
 #: (C{connect_timeout_secs}, 10 s by default), which normally fires first.
 CONNECT_GUARD_SECS = 2.0
-
-
-def setting(config: Any, name: str) -> Any:
-    """A config value of this layer, or its default if the config does not have the key."""
-    return getattr(config, name, DEFAULTS[name])
 
 
 @dataclass
@@ -158,14 +137,14 @@ def build_streams_layer(
         http, pool = _default_http(reactor)
     queue = RecvQueue(
         clock,
-        setting(config, "recv_queue_max_messages"),
-        setting(config, "recv_queue_max_bytes"),
+        config.recv_queue_max_messages,
+        config.recv_queue_max_bytes,
     )
-    stream_timeout = float(setting(config, "stream_timeout_secs"))
+    stream_timeout = float(config.stream_timeout_secs)
     http_timeout = max(stream_timeout - 1.0, stream_timeout * 0.8)
     registry = StreamRegistry(queue, clock, timeout=stream_timeout)
-    mcp_allowed = tuple(setting(config, "mcp_allowed_peers")) or None
-    a2a_allowed = tuple(setting(config, "a2a_allowed_peers")) or None
+    mcp_allowed = tuple(config.mcp_allowed_peers) or None
+    a2a_allowed = tuple(config.a2a_allowed_peers) or None
     route_url = f"{config.router_addr}:{config.router_port}/route"
     registry.add(
         MCPStream(http, route_url, clock, http_timeout),
@@ -187,7 +166,7 @@ def build_streams_layer(
         clock,
         max_message_size=config.max_message_size,
         max_conns=config.max_concurrent_conns,
-        max_conns_per_peer=setting(config, "max_conns_per_peer"),
+        max_conns_per_peer=config.max_conns_per_peer,
         read_timeout=config.conn_read_timeout_secs,
         idle_timeout=config.conn_idle_timeout_secs,
     )
@@ -198,20 +177,20 @@ def build_streams_layer(
         registry,
         port=config.tcp_port,
         max_message_size=config.max_message_size,
-        idle_close=setting(config, "send_idle_close_secs"),
-        send_timeout=setting(config, "send_timeout_secs"),
+        idle_close=config.send_idle_close_secs,
+        send_timeout=config.send_timeout_secs,
         connect_timeout=float(getattr(config, "connect_timeout_secs", 10.0))
         + CONNECT_GUARD_SECS,
     )
-    sessions = McpSessions(clock, ttl=setting(config, "mcp_session_ttl_secs"))
+    sessions = McpSessions(clock, ttl=config.mcp_session_ttl_secs)
     api = MessagingAPI(
         sender,
         queue,
         clock,
         sessions,
         max_message_size=config.max_message_size,
-        request_timeout=setting(config, "request_timeout_secs"),
-        recv_wait_max=setting(config, "recv_wait_max_secs"),
+        request_timeout=config.request_timeout_secs,
+        recv_wait_max=config.recv_wait_max_secs,
     )
     return StreamsLayer(queue, registry, factory, sender, api, pool)
 
