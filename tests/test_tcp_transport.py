@@ -162,6 +162,36 @@ class TransportTests(SynchronousTestCase):
         self.assertEqual(bytes(client.data), b"answer to question")
         client.reason.trap(ConnectionDone)
 
+    def test_write_connection_lost(self) -> None:
+        """
+        After loseWriteConnection a half-closeable protocol is told writeConnectionLost on the
+        next clock turn (never inside the call), and still reads until the peer closes.
+        """
+
+        @implementer(IHalfCloseableProtocol)
+        class HalfClient(Collector):
+            write_lost = False
+
+            def readConnectionLost(self) -> None:
+                self.transport.loseConnection()
+
+            def writeConnectionLost(self) -> None:
+                self.write_lost = True
+
+        clock, _net, _a, _b, client, server = connected_pair()
+        half = HalfClient()
+        client.transport.protocol = half
+        half.transport = client.transport
+        client.transport.loseWriteConnection()
+        self.assertFalse(half.write_lost)
+        clock.advance(0)
+        self.assertTrue(half.write_lost)
+        server.transport.write(b"late reply")
+        server.transport.loseConnection()
+        run_until(clock, lambda: half.reason is not None)
+        self.assertEqual(bytes(half.data), b"late reply")
+        half.reason.trap(ConnectionDone)
+
     def test_peer_close_closes_plain_protocol(self) -> None:
         """A protocol without half-close support sees connectionLost(ConnectionDone) on peer FIN."""
         clock, _net, _a, _b, client, server = connected_pair()

@@ -56,6 +56,7 @@ class OverlayTransport:
         self._streaming = False
         self._producer_paused = False
         self._pull_call: IDelayedCall | None = None
+        self._half_call: IDelayedCall | None = None
         self.on_connect: Any = None
         self.on_connect_failed: Any = None
         self._ack_waiters: list[tuple[int, Deferred[None]]] = []
@@ -101,9 +102,10 @@ class OverlayTransport:
             return
         self.disconnected = True
         self.connected = 0
-        if self._pull_call is not None and self._pull_call.active():
-            self._pull_call.cancel()
-        self._pull_call = None
+        for call in (self._pull_call, self._half_call):
+            if call is not None and call.active():
+                call.cancel()
+        self._pull_call = self._half_call = None
         if self.on_connect_failed is not None:
             cb, self.on_connect, self.on_connect_failed = self.on_connect_failed, None, None
             cb(reason)
@@ -190,6 +192,14 @@ class OverlayTransport:
         self._write_closed = True
         if self.conn is not None:
             self.conn.close()
+            if IHalfCloseableProtocol.providedBy(self.protocol):
+                # as Twisted's TCP does once the write side is shut (never re-entrantly)
+                self._half_call = self.conn._clock.callLater(0, self._write_lost)
+
+    def _write_lost(self) -> None:
+        self._half_call = None
+        if self.protocol is not None and not self.disconnected:
+            self.protocol.writeConnectionLost()  # type: ignore[attr-defined]
 
     def abortConnection(self) -> None:
         """Reset the connection now."""
