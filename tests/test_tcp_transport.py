@@ -178,7 +178,15 @@ class TransportTests(SynchronousTestCase):
             def writeConnectionLost(self) -> None:
                 self.write_lost = True
 
-        clock, _net, _a, _b, client, server = connected_pair()
+        @implementer(IHalfCloseableProtocol)
+        class Quiet(Collector):
+            def readConnectionLost(self) -> None:
+                pass
+
+            def writeConnectionLost(self) -> None:
+                pass
+
+        clock, _net, _a, _b, client, server = connected_pair(Quiet)
         half = HalfClient()
         client.transport.protocol = half
         half.transport = client.transport
