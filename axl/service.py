@@ -256,12 +256,24 @@ def _add_streams(top: MultiService, node: Node, reactor: Any) -> None:
     add_streams(top, node, reactor)
 
 
+class BridgeSite(Site):
+    """
+    The bridge's site. It keeps no per-request access log: local apps poll C{/recv} many times a
+    second, and a line per request would flood the node's log (and stall a node whose output
+    nobody reads). Errors are still logged by the handlers.
+    """
+
+    noisy = False
+
+    def log(self, request: Any) -> None:
+        pass
+
+
 def _add_bridge(top: MultiService, node: Node, reactor: Any) -> None:
     """The local HTTP bridge; always the last child so it binds after every layer started."""
     # Bodies are raw messages or JSON: never parse them as HTML forms (curl --data-binary and
     # urllib send form content types; parsing a 1 MiB /send body that way costs ~35 ms).
-    site = Site(Bridge(node, reactor).app.resource(), parsePOSTFormSubmission=False)
-    site.noisy = False
+    site = BridgeSite(Bridge(node, reactor).app.resource(), parsePOSTFormSubmission=False)
     endpoint = bridge_endpoint(reactor, node.config.bridge_addr, node.config.api_port)
     BridgeService(node, endpoint, site).setServiceParent(top)
 

@@ -20,7 +20,13 @@ from axl.config import config_from_dict, default_config
 from axl.crypto import Identity
 from axl.errors import ConfigError, StartupError
 from axl.node import Node
-from axl.service import BridgeService, NodeStartupService, bridge_endpoint, make_node_service
+from axl.service import (
+    BridgeService,
+    BridgeSite,
+    NodeStartupService,
+    bridge_endpoint,
+    make_node_service,
+)
 
 KEY_A = "3b6a27bcceb6a42d62a3a8d02a6f0d73653215771de243a63ac048a18b59da29"
 ADDR_A = "202:24ae:c219:8a4a:de94:eae2:b97e:ac87"
@@ -202,3 +208,25 @@ class BridgeServiceTests(SynchronousTestCase):
         """Stopping a bridge that never bound does nothing."""
         service = BridgeService(self.node(), _Endpoint(succeed(None)), Site(None))
         self.assertIsNone(service.stopService())
+
+
+class BridgeSiteTests(SynchronousTestCase):
+    def test_no_access_log(self) -> None:
+        """
+        The bridge site writes no access-log line per request, where a plain Site does (apps
+        poll /recv many times a second).
+        """
+        import io
+
+        from twisted.web.resource import Resource
+        from twisted.web.test.requesthelper import DummyRequest
+
+        for site_class, expect_line in ((Site, True), (BridgeSite, False)):
+            site = site_class(Resource())
+            site.logFile = io.StringIO()
+            request = DummyRequest([b"recv"])
+            request.client = None
+            request.code = 200
+            request.sentLength = 0
+            site.log(request)
+            self.assertEqual(bool(site.logFile.getvalue()), expect_line, site_class)
