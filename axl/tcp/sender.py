@@ -255,8 +255,8 @@ class Sender:
 
     def _max_data(self) -> int:
         """Payload per segment: SMSS less the room SACK blocks take while we hold a gap."""
-        if self._ooo and self.sack_ok:
-            return self.smss - len(self._sack_option(3 if self.ts_ok else 4))
+        if self._ooo and self.sack_ok:                  # an upper bound of the option's size
+            return self.smss - 4 - 8 * min(len(self._ooo), 3 if self.ts_ok else 4)
         return self.smss
 
     def _take_sack(self, blocks: list[tuple[int, int]]) -> bool:
