@@ -27,6 +27,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 import axl
 from axl.crypto.address import addr_for_key, format_address
+from tests.vectors import keys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(axl.__file__)))
 TAC = os.path.join(ROOT, "axl.tac")
@@ -41,10 +42,6 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
-
-def key_vector(name: str) -> dict[str, str]:
-    with open(os.path.join(DATA, "keys.json")) as f:
-        return json.load(f)[name]  # type: ignore[no-any-return]
 
 
 def pem_of_seed(seed: bytes) -> bytes:
@@ -179,7 +176,7 @@ class RunningNodeTests(TwistdTestCase):
         The PEM of vector key A gives the address the vectors predict; --listen is reported; the
         log lines come in AXL's order after binding; SIGINT exits 0.
         """
-        vector = key_vector("A")
+        vector = keys()["A"]
         self.write("a.pem", pem_of_seed(bytes.fromhex(vector["seed"])))
         port = free_port()
         self.config({"PrivateKeyPath": "a.pem", "api_port": port})
@@ -196,7 +193,7 @@ class RunningNodeTests(TwistdTestCase):
 
     def test_tac_with_local_config(self) -> None:
         """twistd -ny axl.tac reads ./node-config.json (here with PrivateKey B) and serves /topology."""
-        vector = key_vector("B")
+        vector = keys()["B"]
         port = free_port()
         self.config({"PrivateKey": vector["private_key_64"], "api_port": port}, "node-config.json")
         proc = Twistd(self, ["-y", TAC], cwd=self.dir)

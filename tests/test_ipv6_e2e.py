@@ -8,7 +8,6 @@ and everything is stopped in cleanup.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from twisted.internet import reactor
@@ -17,20 +16,14 @@ from twisted.internet.task import deferLater
 from twisted.trial.unittest import SkipTest, TestCase
 
 from axl.config import config_from_dict
-from axl.crypto.keys import Identity
 from axl.ipv6.packet import build_packet
 from axl.service import make_node_service
 from tests.test_e2e_twistd import free_port
-from tests.vectors import VECTORS
+from tests.vectors import identity as _identity
 
-KEYS = str(VECTORS / "keys.json")
 EXPERIMENT = 253  # RFC 3692 next header for experiments: no other layer registers it
 WAIT = 30.0
 
-
-def _identity(name: str) -> Identity:
-    with open(KEYS) as f:
-        return Identity(bytes.fromhex(json.load(f)[name]["seed"]))
 
 
 class ThreeNodeTests(TestCase):

@@ -8,8 +8,6 @@ bounded.
 
 from __future__ import annotations
 
-import json
-import os
 import signal
 import time
 import urllib.error
@@ -17,17 +15,11 @@ from collections.abc import Callable
 from typing import Any
 
 from tests.test_e2e_twistd import Twistd, TwistdTestCase, free_port, get_topology
-from tests.vectors import VECTORS
+from tests.vectors import keys
 
-KEYS = str(VECTORS / "keys.json")
-DATA_KEYS = os.path.join(os.path.dirname(__file__), "data", "keys.json")
+
 WAIT = 30.0
 
-
-def vector(name: str) -> dict[str, str]:
-    path = DATA_KEYS if os.path.exists(DATA_KEYS) else KEYS
-    with open(path) as f:
-        return json.load(f)[name]  # type: ignore[no-any-return]
 
 
 class PeeringE2ETests(TwistdTestCase):
@@ -59,7 +51,7 @@ class PeeringE2ETests(TwistdTestCase):
         up with its key and the right direction; after the hub is stopped the spoke shows the
         peer down, and once the hub is started again both are up again without intervention.
         """
-        a, b = vector("A"), vector("B")
+        a, b = keys()["A"], keys()["B"]
         listen_port = free_port()
         hub_uri = f"tls://127.0.0.1:{listen_port}"
         hub_config = {"PrivateKey": a["private_key_64"], "Listen": [hub_uri]}
@@ -110,7 +102,7 @@ class PeeringE2ETests(TwistdTestCase):
         from axl.link.framing import FrameDecoder, encode_frame
         from axl.link.meta import META_SIZE, decode_meta, encode_meta
 
-        a = vector("A")
+        a = keys()["A"]
         listen_port = free_port()
         hub, _ = self.start(
             "hub", {"PrivateKey": a["private_key_64"], "Listen": [f"tls://127.0.0.1:{listen_port}"]}

@@ -23,9 +23,8 @@ import urllib.request
 from typing import Any
 
 from tests.test_e2e_twistd import Twistd, TwistdTestCase, free_port, get_topology
+from tests.vectors import keys
 
-KEYS = "/work/shared/vectors/keys.json"
-DATA_KEYS = os.path.join(os.path.dirname(__file__), "data", "keys.json")
 MAX = 2 * 1024 * 1024
 WAIT = 40.0
 
@@ -58,11 +57,6 @@ print("ready", flush=True)
 server.serve_forever()
 """
 
-
-def vector(name: str) -> dict[str, str]:
-    path = DATA_KEYS if os.path.exists(DATA_KEYS) else KEYS
-    with open(path) as f:
-        return json.load(f)[name]  # type: ignore[no-any-return]
 
 
 def http(
@@ -121,7 +115,7 @@ class StreamsE2ETests(TwistdTestCase):
     def test_three_nodes(self) -> None:
         """/send, /recv, /mcp and /a2a across A (hub), B and C on loopback, as the issue lists."""
         services = self.fake_services()
-        a, b, c = vector("A"), vector("B"), vector("C")
+        a, b, c = keys()["A"], keys()["B"], keys()["C"]
         listen = f"tls://127.0.0.1:{free_port()}"
         hub, _ = self.start(
             "a", {"PrivateKey": a["private_key_64"], "Listen": [listen]}
