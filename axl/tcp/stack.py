@@ -140,14 +140,13 @@ class TCPStack:
         self._listeners.clear()
         d: Deferred[None] = Deferred()
         self._stopping = d
-        for key, conn in list(self._conns.items()):
-            if conn.state in (TIME_WAIT, SYN_RCVD) or conn.app is None:
-                conn.cancel_timers()
-                conn.abort() if conn.state == SYN_RCVD else conn._finish(
-                    ConnectionLost("stack stopped"), rst=False)
-                self._conns.pop(key, None)
+        for conn in list(self._conns.values()):
+            if conn.state == SYN_RCVD or conn.app is None:
+                conn.abort(ConnectionLost("stack stopped"))     # half-open: RST
+            elif conn.state == TIME_WAIT:
+                conn._finish(ConnectionLost("stack stopped"), rst=False)
             else:
-                conn.close()
+                conn.close()                                    # FIN after queued data
         if self._conns:
             self._stop_call = self.clock.callLater(grace, self._force_stop)
         else:
