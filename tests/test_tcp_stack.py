@@ -338,3 +338,31 @@ class StopTests(SynchronousTestCase):
         b.stop()
         clock.advance(3)
         self.assertEqual(clock.getDelayedCalls(), [])
+
+    def test_stop_with_time_wait_and_half_open(self) -> None:
+        """TIME_WAIT and half-open connections end at once on stop(); nothing is left behind."""
+        clock = Clock()
+        net, a, b = make_net(clock)
+        servers = serve(b, 80)
+        client = App()
+        conn = a.connect(KEY_B, 80, client)
+        client.conn = conn
+        run_until(clock, lambda: client.established and servers)
+        conn.close()
+        run_until(clock, lambda: conn.state == TIME_WAIT)
+        layer = FakeIPv6Layer(KEY_C, record=True)
+        c = TCPStack(layer, KEY_C, clock)
+        c.listen(80, lambda conn: App())
+        src, dst = FakeIPv6Layer(KEY_A).address, layer.address
+        tcp = build_tcp(src, dst, 5000, 80, 1, 0, SYN, 100)
+        c.packet_received(KEY_A, b"\x60\0\0\0" + len(tcp).to_bytes(2, "big") + b"\x06\x40" + src + dst + tcp)
+        self.assertEqual(len(c.connections), 1)
+        d1, d2 = a.stop(), c.stop()
+        self.successResultOf(d1)
+        self.successResultOf(d2)
+        self.assertEqual((a.connections, c.connections), ([], []))
+        self.assertEqual(decode_segment(layer.sent[-1][40:]).flags & RST, RST)
+        net.cancel()
+        b.stop(0)
+        clock.advance(1)
+        self.assertEqual(clock.getDelayedCalls(), [])
