@@ -156,6 +156,19 @@ class HandshakeTests(SynchronousTestCase):
         w.clock.advance(100)
         self.assertEqual(w.clock.getDelayedCalls(), [])
 
+    def test_bare_syn_gets_bare_syn_ack(self) -> None:
+        """
+        A SYN without options gets a SYN-ACK with only our MSS (no window scale, timestamps
+        or SACK-permitted), and we then send at most 1220 bytes (RFC 9293 3.7.1 for IPv6).
+        """
+        w = Wire()
+        syn = decode_segment(build_tcp(A_ADDR, B_ADDR, 1000, 80, 1, 0, SYN, 8192))
+        w.b.open_passive(syn)
+        (_, synack), = w.queue
+        self.assertEqual([name for name, _ in synack.options], ["mss"])
+        self.assertEqual((w.b.smss, w.b.snd_wnd, w.b.ts_ok, w.b.sack_ok), (1220, 8192, False, False))
+        self.assertEqual(synack.window, 65535)
+
     def test_syn_retransmitted_with_backoff(self) -> None:
         """A lost SYN is sent again after 1 s, then 2 s, then 4 s (RFC 6298 back-off)."""
         w = Wire()
@@ -419,8 +432,16 @@ class ReassemblyPropertyTests(SynchronousTestCase):
             raw = build_tcp(B_ADDR, A_ADDR, 80, 1000, (base + start) % 2**32, ack, ACK, 65535, ts,
                             payload[start:end])
             w.a.segment_arrived(decode_segment(raw))
+            merged: list[list[int]] = []
+            for key in sorted(w.a._ooo):
+                end = key + len(w.a._ooo[key])
+                if merged and key <= merged[-1][1]:
+                    merged[-1][1] = max(merged[-1][1], end)
+                else:
+                    merged.append([key, end])
+            self.assertEqual(w.a._ooo_ranges, merged)       # the SACK ranges mirror the data
         self.assertEqual(bytes(w.a.app.data), payload)
-        self.assertEqual(w.a._ooo, {})
+        self.assertEqual((w.a._ooo, w.a._ooo_ranges), ({}, []))
 
 
 class OutOfOrderLimitTests(SynchronousTestCase):

@@ -18,6 +18,7 @@ per-segment cost decides throughput.
 
 from __future__ import annotations
 
+import bisect
 import struct
 from collections.abc import Callable
 
@@ -91,6 +92,7 @@ class Connection(Sender):
         self._rcv_abs = 0                       # rcv_nxt as an unwrapped stream offset
         self._rcv_adv = 0                       # right edge we advertised
         self._ooo: dict[int, bytes] = {}
+        self._ooo_ranges: list[list[int]] = []  # the same data as merged [start, end) ranges
         self._ooo_fin: int | None = None        # unwrapped offset of an early FIN
         self._rpending = bytearray()            # received, not yet delivered (reading paused)
         self._reading = True
@@ -306,6 +308,7 @@ class Connection(Sender):
         self.cancel_timers()
         self._sbuf = bytearray()
         self._ooo.clear()
+        self._ooo_ranges.clear()
         if self._release is not None:
             self._release(self)
             self._release = None
@@ -349,18 +352,16 @@ class Connection(Sender):
         segment while we hold a gap; data segments are shortened by its size (C{_max_data}) so
         they never exceed the peer's MSS.
         """
-        ranges: list[list[int]] = []
-        for start in sorted(self._ooo):
-            end = start + len(self._ooo[start])
-            if ranges and start <= ranges[-1][1]:
-                ranges[-1][1] = max(ranges[-1][1], end)
-            else:
-                ranges.append([start, end])
-        last = self._last_ooo
-        first = [r for r in ranges if r[0] <= last < r[1]]
-        ordered = first + [r for r in reversed(ranges) if r not in first]
+        ranges = self._ooo_ranges
+        i = bisect.bisect_right(ranges, [self._last_ooo, 1 << 62]) - 1
+        first = ranges[i] if i >= 0 and self._last_ooo < ranges[i][1] else None
+        blocks = [first] if first is not None else []
+        for r in reversed(ranges):
+            if len(blocks) >= max_blocks:
+                break
+            if r is not first:
+                blocks.append(r)
         base = self.irs + 1
-        blocks = ordered[:max_blocks]
         body = b"".join(_SACK_BLOCK.pack((base + a) & MASK, (base + b) & MASK) for a, b in blocks)
         return b"\x01\x01\x05" + bytes((2 + 8 * len(blocks),)) + body
 
@@ -525,6 +526,7 @@ class Connection(Sender):
                 return
             if old is None or len(old) < n:
                 self._ooo[key] = bytes(payload)
+                self._add_ooo_range(key, key + n)
             self._last_ooo = key
             self._ack_now = True                        # duplicate ACK for fast retransmit
             return
@@ -543,7 +545,7 @@ class Connection(Sender):
             if data is None:
                 start = min(ooo)
                 if start > self._rcv_abs:
-                    return
+                    break
                 data = ooo.pop(start)
                 skip = self._rcv_abs - start
                 if skip >= len(data):
@@ -551,6 +553,25 @@ class Connection(Sender):
                 data = data[skip:]
             chunks.append(data)
             self._rcv_abs += len(data)
+        ranges = self._ooo_ranges                       # forget the ranges now delivered
+        k = 0
+        while k < len(ranges) and ranges[k][0] <= self._rcv_abs:
+            k += 1
+        del ranges[:k]
+
+    def _add_ooo_range(self, start: int, end: int) -> None:
+        """Merge [start, end) into the sorted, disjoint ranges of out-of-order data we hold."""
+        r = self._ooo_ranges
+        i = bisect.bisect_left(r, [start, -1])
+        if i > 0 and r[i - 1][1] >= start:
+            i -= 1
+            start = r[i][0]
+            end = max(end, r[i][1])
+        j = i
+        while j < len(r) and r[j][0] <= end:
+            end = max(end, r[j][1])
+            j += 1
+        r[i:j] = [[start, end]]
 
     def _syn_sent(self, seg: Segment) -> None:
         flags = seg.flags

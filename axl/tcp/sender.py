@@ -84,6 +84,7 @@ class Sender:
     _rexmit_next: int
     _sacked_bytes: int
     _ooo: dict[int, bytes]
+    _ooo_ranges: list[list[int]]
     _rto_deadline: float | None
     _rto_call: IDelayedCall | None
     _persist_call: IDelayedCall | None
@@ -256,7 +257,7 @@ class Sender:
     def _max_data(self) -> int:
         """Payload per segment: SMSS less the room SACK blocks take while we hold a gap."""
         if self._ooo and self.sack_ok:                  # an upper bound of the option's size
-            return self.smss - 4 - 8 * min(len(self._ooo), 3 if self.ts_ok else 4)
+            return self.smss - 4 - 8 * min(len(self._ooo_ranges), 3 if self.ts_ok else 4)
         return self.smss
 
     def _take_sack(self, blocks: list[tuple[int, int]]) -> bool:
