@@ -13,7 +13,7 @@ import ipaddress
 from typing import Any
 
 from twisted.application.service import MultiService, Service
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, maybeDeferred, succeed
 from twisted.internet.endpoints import TCP4ServerEndpoint, TCP6ServerEndpoint
 from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IListeningPort, IStreamServerEndpoint
@@ -28,9 +28,37 @@ from axl.errors import ConfigError, StartupError
 from axl.identity import load_identity
 from axl.node import Node
 
-__all__ = ["make_node_service", "NodeStartupService", "BridgeService", "bridge_endpoint"]
+__all__ = [
+    "make_node_service",
+    "NodeService",
+    "NodeStartupService",
+    "BridgeService",
+    "BridgeSite",
+    "bridge_endpoint",
+]
 
 log = Logger()
+
+
+class NodeService(MultiService):
+    """
+    The node's top service. Its children are the layers, bottom to top; they start in that order
+    and stop one at a time, top to bottom, each only once the layer above it has finished
+    stopping. So the TCP's last FINs and RSTs (sent after its close grace) still find the
+    sessions, router and links running, and no layer is used after it stopped.
+    """
+
+    def stopService(self) -> Deferred[None]:
+        Service.stopService(self)
+        done: Deferred[None] = succeed(None)
+        for child in reversed(list(self)):
+            done.addCallback(lambda _, child=child: maybeDeferred(child.stopService))
+            done.addErrback(self._stop_failed, child)
+        return done
+
+    @staticmethod
+    def _stop_failed(failure: Failure, child: Service) -> None:
+        log.failure("stopping {name} failed", failure, name=getattr(child, "name", None) or child)
 
 
 class NodeStartupService(Service):
@@ -280,19 +308,19 @@ def _add_bridge(top: MultiService, node: Node, reactor: Any) -> None:
 
 def make_node_service(
     config: NodeConfig, reactor: Any, identity: Identity | None = None
-) -> MultiService:
+) -> NodeService:
     """
     Build a whole node from its config.
 
     @param reactor: the reactor every part uses (TCP, time); tests pass a L{MemoryReactorClock}.
     @param identity: the node's identity; loaded from C{config} when not given.
-    @return: a C{MultiService} with a C{node} attribute (the L{Node}).
+    @return: a L{NodeService} with a C{node} attribute (the L{Node}).
     @raise axl.errors.ConfigError: the identity cannot be loaded.
     """
     if identity is None:
         identity = load_identity(config)
     node = Node(config, identity, reactor)
-    top = MultiService()
+    top = NodeService()
     top.node = node  # type: ignore[attr-defined]
     NodeStartupService(node).setServiceParent(top)
     _add_links(top, node, reactor)

@@ -15,7 +15,7 @@ import urllib.error
 from typing import Any
 
 from tests.test_e2e_twistd import Twistd, TwistdTestCase, free_port, get_topology
-from tests.test_link_e2e import vector
+from tests.vectors import keys
 
 WAIT = 30.0
 
@@ -49,7 +49,7 @@ class ThreeNodeTreeTests(TwistdTestCase):
         itself, its ancestry and its peers, the parents agree with each owner's own entry, and
         every node's root is C, the lowest key (its own parent in the tree).
         """
-        a, b, c = vector("A"), vector("B"), vector("C")
+        a, b, c = keys()["A"], keys()["B"], keys()["C"]
         hub_uri = f"tls://127.0.0.1:{free_port()}"
         hub, hub_api = self.start("hub", {"PrivateKey": a["private_key_64"], "Listen": [hub_uri]})
         spoke_b, b_api = self.start("b", {"PrivateKey": b["private_key_64"], "Peers": [hub_uri]})

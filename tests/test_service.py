@@ -8,7 +8,8 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from twisted.internet.defer import fail, succeed
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.endpoints import TCP4ServerEndpoint, TCP6ServerEndpoint
 from twisted.internet.error import CannotListenError
 from twisted.internet.testing import MemoryReactorClock
@@ -23,6 +24,7 @@ from axl.node import Node
 from axl.service import (
     BridgeService,
     BridgeSite,
+    NodeService,
     NodeStartupService,
     bridge_endpoint,
     make_node_service,
@@ -230,3 +232,58 @@ class BridgeSiteTests(SynchronousTestCase):
             request.sentLength = 0
             site.log(request)
             self.assertEqual(bool(site.logFile.getvalue()), expect_line, site_class)
+
+
+class _Layer(Service):
+    """A child service that records its stop and finishes stopping when told to."""
+
+    def __init__(self, name: str, log: list[str]) -> None:
+        self.name = name
+        self._log = log
+        self.stopping: Deferred[None] | None = None
+
+    def stopService(self) -> Deferred[None]:
+        super().stopService()
+        self._log.append(self.name)
+        self.stopping = Deferred()
+        return self.stopping
+
+
+class NodeServiceTests(SynchronousTestCase):
+    def test_stops_top_down_one_at_a_time(self) -> None:
+        """
+        Layers stop in reverse order, each only after the one above it finished stopping; the
+        node's stop fires when the lowest layer is done.
+        """
+        stopped: list[str] = []
+        top = NodeService()
+        layers = [_Layer(name, stopped) for name in ("links", "ipv6", "tcp")]
+        for layer in layers:
+            layer.setServiceParent(top)
+        top.startService()
+        done = top.stopService()
+        self.assertEqual(stopped, ["tcp"])
+        layers[2].stopping.callback(None)
+        self.assertEqual(stopped, ["tcp", "ipv6"])
+        self.assertNoResult(done)
+        layers[1].stopping.callback(None)
+        layers[0].stopping.callback(None)
+        self.assertEqual(stopped, ["tcp", "ipv6", "links"])
+        self.successResultOf(done)
+
+    def test_failed_stop_does_not_block_the_rest(self) -> None:
+        """A layer whose stop fails is logged, and the layers below still stop."""
+        stopped: list[str] = []
+        top = NodeService()
+        lower, upper = _Layer("links", stopped), _Layer("tcp", stopped)
+        lower.setServiceParent(top)
+        upper.setServiceParent(top)
+        top.startService()
+        with capturedLogs() as events:
+            done = top.stopService()
+            upper.stopping.errback(RuntimeError("boom"))
+        self.assertEqual(stopped, ["tcp", "links"])
+        lower.stopping.callback(None)
+        self.successResultOf(done)
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        self.assertEqual([e["name"] for e in events if e.get("log_failure")], ["tcp"])

@@ -8,7 +8,6 @@ Skips until the router is wired into axl.service. Real time, every wait bounded.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import treq
@@ -21,18 +20,13 @@ from twisted.web.resource import Resource
 from twisted.web.server import Site
 
 from axl.config import config_from_dict
-from axl.crypto.keys import Identity
 from axl.service import make_node_service
 from axl.tcp.endpoints import OverlayClientEndpoint, OverlayServerEndpoint
 from tests.test_e2e_twistd import free_port
+from tests.vectors import identity as _identity
 
-KEYS = "/work/shared/vectors/keys.json"
 WAIT = 30.0
 
-
-def _identity(name: str) -> Identity:
-    with open(KEYS) as f:
-        return Identity(bytes.fromhex(json.load(f)[name]["seed"]))
 
 
 class Echo(Resource):
@@ -73,8 +67,6 @@ class HTTPThroughRelayTests(TestCase):
             raise SkipTest("the router is not wired into axl.service yet")
         top.startService()
         self.addCleanup(top.stopService)
-        # MultiService stops its children in parallel; close TCP while the overlay still runs.
-        self.addCleanup(top.node.tcp.stop, 0.5)
         return top.node
 
     def test_http_b_to_c_through_a(self) -> Deferred[None]:
