@@ -17,7 +17,15 @@ from __future__ import annotations
 
 from zope.interface import Attribute, Interface
 
-__all__ = ["INode", "ILink", "ILinkHandler", "IRouter", "ISessions", "IIPv6Layer"]
+__all__ = [
+    "INode",
+    "ILink",
+    "ILinkHandler",
+    "IRouter",
+    "ISessions",
+    "IIPv6Layer",
+    "IAcknowledgingTransport",
+]
 
 
 class INode(Interface):
@@ -109,4 +117,24 @@ class IIPv6Layer(Interface):
         """
         Deliver incoming packets whose next header is C{next_header} to
         C{handler(source_key, packet)}; C{source_key} is the sender's full key.
+        """
+
+    def register_ptb_handler(handler: object) -> None:
+        """
+        Call C{handler(source_key, mtu, original_prefix)} for each ICMPv6 Packet Too Big about a
+        packet we sent (the TCP lowers its MSS, RFC 8201).
+        """
+
+
+class IAcknowledgingTransport(Interface):
+    """
+    A stream transport that knows what the remote end has acknowledged (the overlay TCP's
+    L{axl.tcp.transport.OverlayTransport}). The streams' C{/send} uses it to answer 200 only once
+    the remote TCP has acknowledged the whole message; without it, "written" counts as "sent".
+    """
+
+    def when_acknowledged() -> object:
+        """
+        A Deferred that fires (with None) once every byte written so far has been acknowledged
+        by the remote end, and fails if the connection is lost first.
         """

@@ -258,15 +258,8 @@ def _add_tcp(top: MultiService, node: Node, reactor: Any) -> None:
     """Userspace TCP over the overlay (sets C{node.tcp}); stopping it closes connections."""
     if node.ipv6 is None:
         return
-    from zope.interface import classImplements
-
-    from axl.streams.interfaces import IAcknowledgingTransport
     from axl.tcp.service import TCPService
     from axl.tcp.stack import TCPStack
-    from axl.tcp.transport import OverlayTransport
-
-    # the streams' /send answers once the peer's TCP acknowledged the message
-    classImplements(OverlayTransport, IAcknowledgingTransport)
 
     node.tcp = TCPStack(
         node.ipv6, node.identity.public_key, reactor, connect_timeout=node.config.connect_timeout_secs

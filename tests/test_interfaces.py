@@ -28,7 +28,8 @@ class InterfaceShapeTests(SynchronousTestCase):
             "ILinkHandler": {"link_up", "frame_received", "link_down"},
             "IRouter": {"public_key", "send", "send_lookup"},
             "ISessions": {"send"},
-            "IIPv6Layer": {"address", "mtu", "send_ipv6", "register_protocol"},
+            "IIPv6Layer": {"address", "mtu", "send_ipv6", "register_protocol", "register_ptb_handler"},
+            "IAcknowledgingTransport": {"when_acknowledged"},
         }
         for name, members in expected.items():
             self.assertTrue(members <= set(getattr(interfaces, name).names()), name)

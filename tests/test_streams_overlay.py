@@ -13,25 +13,20 @@ from typing import Any
 from treq.testing import StubTreq
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
-from zope.interface import classImplements
 
 from axl.bridge.app import Bridge
 from axl.config import config_from_dict
 from axl.crypto.keys import Identity
 from axl.node import Node
-from axl.streams.interfaces import IAcknowledgingTransport
 from axl.streams.service import build_streams_layer
 from axl.tcp.endpoints import OverlayServerEndpoint
 from axl.tcp.stack import TCPStack
 from axl.tcp.testing import FakeIPv6Layer, LossyNetwork, run_until
-from axl.tcp.transport import OverlayTransport
 from tests.test_bridge_messaging import Services
 
 
 class OverlayTests(SynchronousTestCase):
     def setUp(self) -> None:
-        # As axl.service declares it: the overlay transport reports acknowledgements.
-        classImplements(OverlayTransport, IAcknowledgingTransport)
         self.clock = Clock()
         self.net = LossyNetwork(self.clock)
         self.a, self.client_a = self.make_node(1, {})

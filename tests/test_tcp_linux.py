@@ -109,6 +109,9 @@ class TunLayer:
     def register_protocol(self, next_header: int, handler: object) -> None:
         self.handlers[next_header] = handler
 
+    def register_ptb_handler(self, handler: object) -> None:
+        """The TUN delivers no ICMPv6 to the stack's PTB path here."""
+
     def send_ipv6(self, packet: bytes) -> None:
         if self.fd < 0:
             return

@@ -189,7 +189,7 @@ class NodeWiringTests(SynchronousTestCase):
         self.assertIs(node.tcp.ipv6, node.ipv6)
         self.assertEqual(node.tcp.connect_timeout, 3.0)
         self.assertEqual(node.tcp.public_key, node.identity.public_key)
-        from axl.streams.interfaces import IAcknowledgingTransport
+        from axl.interfaces import IAcknowledgingTransport
         from axl.tcp.transport import OverlayTransport
 
         self.assertTrue(IAcknowledgingTransport.implementedBy(OverlayTransport))

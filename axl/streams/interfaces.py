@@ -11,6 +11,9 @@ from __future__ import annotations
 
 from zope.interface import Attribute, Interface
 
+# Re-exported: the overlay TCP provides it, the streams use it.
+from axl.interfaces import IAcknowledgingTransport
+
 __all__ = ["IAcknowledgingTransport", "IStream", "IStreamFactory"]
 
 
@@ -47,18 +50,4 @@ class IStreamFactory(Interface):
         """
         An L{IStream} for C{node} (an L{axl.node.Node}; its C{config} holds the settings), or
         None to stay disabled. C{http} is a C{treq.client.HTTPClient} to use for HTTP.
-        """
-
-
-class IAcknowledgingTransport(Interface):
-    """
-    A stream transport that knows what the remote end has acknowledged (the overlay TCP).
-    L{axl.streams.sender} uses it so that C{/send} answers 200 only once the remote TCP has
-    acknowledged the whole message; without it, "written" is taken as "sent".
-    """
-
-    def when_acknowledged() -> object:
-        """
-        A Deferred that fires (with None) once every byte written so far has been acknowledged
-        by the remote end, and fails if the connection is lost first.
         """

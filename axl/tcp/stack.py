@@ -93,9 +93,7 @@ class TCPStack:
         self.stopped = False
         self.stats = {"in": 0, "out": 0, "rst_sent": 0, "dropped": 0}
         ipv6.register_protocol(NEXT_HEADER_TCP, self.packet_received)
-        register_ptb = getattr(ipv6, "register_ptb_handler", None)
-        if register_ptb is not None:        # axl.ipv6.rwc.IPv6RWC reports ICMPv6 Packet Too Big
-            register_ptb(lambda source_key, mtu, original: self.packet_too_big(mtu, original))
+        ipv6.register_ptb_handler(lambda source_key, mtu, original: self.packet_too_big(mtu, original))
 
     # ---- public API --------------------------------------------------------------------------
 

@@ -40,6 +40,9 @@ class FakeIPv6Layer:
     def register_protocol(self, next_header: int, handler: object) -> None:
         self.handlers[next_header] = handler  # type: ignore[assignment]
 
+    def register_ptb_handler(self, handler: object) -> None:
+        self.ptb_handler = handler
+
     def send_ipv6(self, packet: bytes) -> None:
         if len(packet) > self.mtu:
             raise ValueError(f"packet of {len(packet)} bytes exceeds MTU {self.mtu}")

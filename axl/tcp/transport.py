@@ -27,13 +27,14 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from axl.interfaces import IAcknowledgingTransport
 from axl.overlay_address import OverlayAddress
 from axl.tcp.connection import CLOSED, Connection
 
 __all__ = ["OverlayTransport"]
 
 
-@implementer(ITCPTransport, IPushProducer, IConsumer)
+@implementer(ITCPTransport, IPushProducer, IConsumer, IAcknowledgingTransport)
 class OverlayTransport:
     """
     Created before the connection is established; C{protocol} is attached with
@@ -144,7 +145,7 @@ class OverlayTransport:
         """
         A Deferred that fires once the peer's TCP has acknowledged every byte written so far,
         and fails with the connection's loss reason if the connection ends first (the shape of
-        C{axl.streams.interfaces.IAcknowledgingTransport}).
+        C{axl.interfaces.IAcknowledgingTransport}).
         """
         conn = self.conn
         if conn is None or self.disconnected:
