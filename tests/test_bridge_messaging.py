@@ -5,6 +5,7 @@ two in-memory nodes joined by L{MemoryNet}, fake routers and A2A servers behind 
 
 from __future__ import annotations
 
+import json
 from typing import Any, ClassVar
 
 from treq.testing import StubTreq
@@ -13,6 +14,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.resource import Resource
 
 from axl.bridge.app import Bridge
+from axl.bridge.messaging import absolute_card_urls, bridge_authority
 from axl.config import config_from_dict
 from axl.crypto.keys import Identity
 from axl.node import Node
@@ -326,3 +328,126 @@ class QueueFullTests(TwoNodes):
         codes = [self.successResultOf(d).code for d in ds]
         self.assertIn(503, codes)
         self.assertEqual(set(codes), {200, 503})
+
+
+def _card(url: Any) -> dict[str, Any]:
+    """An agent card shaped as AXL's A2A server serves it (spec/axl-node.md section 10)."""
+    return {
+        "name": "MCP Router A2A Agent",
+        "supportedInterfaces": [{"url": url, "protocolBinding": "JSONRPC"}],
+        "version": "1.0.0",
+        "capabilities": {"streaming": True, "pushNotifications": False},
+        "skills": [{"id": "weather", "name": "Weather Service", "tags": ["weather", "mcp"]}],
+        "preferredTransport": "JSONRPC",
+        "protocolVersion": "0.3",
+        "url": url,
+    }
+
+
+class RemoteAgentCardTests(TwoNodes):
+    """GET /a2a/{peer}: the remote card's relative interface URLs become our bridge's URL."""
+
+    def get_card(self, answer: bytes, headers: dict[str, str] | None = None, path_key: str | None = None) -> tuple[int, bytes]:
+        self.b.services.a2a.answer = (200, {}, answer)  # type: ignore[attr-defined]
+        code, _, body = self.call(self.client_a, "GET", "/a2a/" + (path_key or self.B.hex()), headers)
+        return code, body
+
+    def test_relative_url_made_absolute_from_host(self) -> None:
+        """
+        Relative C{supportedInterfaces[*].url} and top-level C{url} become
+        C{http://<Host header>/a2a/<peer>}; every other field is unchanged.
+        """
+        card = _card("/a2a/" + self.B.hex())
+        code, body = self.get_card(json.dumps(card).encode())
+        self.assertEqual(code, 200)
+        expected = dict(card)
+        url = "http://127.0.0.1:9002/a2a/" + self.B.hex()
+        expected["url"] = url
+        expected["supportedInterfaces"] = [{"url": url, "protocolBinding": "JSONRPC"}]
+        self.assertEqual(json.loads(body), expected)
+
+    def test_other_host_and_upper_case_peer(self) -> None:
+        """The Host header the client used decides the authority; the peer id is written in lower case."""
+        card = _card("/a2a/x")
+        code, body = self.get_card(
+            json.dumps(card).encode(), {"Host": "localhost:8123"}, self.B.hex().upper()
+        )
+        self.assertEqual(code, 200)
+        url = "http://localhost:8123/a2a/" + self.B.hex()
+        got = json.loads(body)
+        self.assertEqual((got["url"], got["supportedInterfaces"][0]["url"]), (url, url))
+
+    def test_ipv6_host(self) -> None:
+        """A bracketed IPv6 Host header is kept bracketed in the URL."""
+        code, body = self.get_card(json.dumps(_card("/a2a/k")).encode(), {"Host": "[::1]:9002"})
+        self.assertEqual(code, 200)
+        self.assertEqual(json.loads(body)["url"], "http://[::1]:9002/a2a/" + self.B.hex())
+
+    def test_absolute_url_untouched(self) -> None:
+        """Absolute interface URLs are served exactly as the remote produced them."""
+        card = _card("https://agent.example/a2a")
+        card["supportedInterfaces"].append({"url": "/a2a/k", "protocolBinding": "GRPC"})
+        code, body = self.get_card(json.dumps(card).encode())
+        self.assertEqual(code, 200)
+        got = json.loads(body)
+        self.assertEqual(got["url"], "https://agent.example/a2a")
+        self.assertEqual(
+            [i["url"] for i in got["supportedInterfaces"]],
+            ["https://agent.example/a2a", "http://127.0.0.1:9002/a2a/" + self.B.hex()],
+        )
+
+    def test_card_without_urls_unchanged(self) -> None:
+        """A card object with no relative URL is passed on unchanged."""
+        card = {"name": "n", "supportedInterfaces": ["odd", {"protocolBinding": "JSONRPC"}], "url": 5}
+        self.assertEqual(json.loads(self.get_card(json.dumps(card).encode())[1]), card)
+
+    def test_non_object_card_passed_through(self) -> None:
+        """A JSON card that is not an object is passed through as it was (no rewriting)."""
+        self.assertEqual(self.get_card(b'["/a2a/k", {"url": "/a2a/k"}]'), (200, b'["/a2a/k",{"url":"/a2a/k"}]'))
+        self.assertEqual(self.get_card(b'"/a2a/k"'), (200, b'"/a2a/k"'))
+
+    def test_non_json_card_is_502(self) -> None:
+        """A card body that is not JSON at all still answers 502 (as before)."""
+        self.assertEqual(self.get_card(b"<html>")[0], 502)
+
+    def test_post_reply_not_rewritten(self) -> None:
+        """A POSTed JSON-RPC answer with a C{url} field is not a card and stays as it is."""
+        self.b.services.a2a.answer = (200, {}, b'{"jsonrpc": "2.0", "id": 1, "url": "/a2a/k"}')  # type: ignore[attr-defined]
+        code, _, body = self.call(self.client_a, "POST", "/a2a/" + self.B.hex(), {}, b'{"id": 1}')
+        self.assertEqual((code, json.loads(body)["url"]), (200, "/a2a/k"))
+
+
+class CardHelperTests(SynchronousTestCase):
+    """The pure helpers behind the card rewrite."""
+
+    def test_authority_from_host_header(self) -> None:
+        """A well-formed Host header (name, IPv4, bracketed IPv6, with or without port) is used as is."""
+        for host in ("127.0.0.1:9002", "localhost", "[::1]:9002", "[fe80::1%25eth0]:80", " node.lan:1 "):
+            self.assertEqual(bridge_authority(host, "127.0.0.1", 9002), host.strip())
+
+    def test_authority_fallback_to_config(self) -> None:
+        """No Host header, or a malformed one, falls back to bridge_addr:api_port, IPv6 bracketed."""
+        self.assertEqual(bridge_authority(None, "127.0.0.1", 9002), "127.0.0.1:9002")
+        self.assertEqual(bridge_authority("", "::1", 9102), "[::1]:9102")
+        self.assertEqual(bridge_authority("a b/c", "localhost", 1), "localhost:1")
+        self.assertEqual(bridge_authority("::1", "fe80::1%eth0", 2), "[fe80::1%25eth0]:2")
+
+    def test_authority_wildcard_uses_local_address(self) -> None:
+        """A wildcard bridge_addr is replaced by the socket's local address when known."""
+        self.assertEqual(bridge_authority(None, "0.0.0.0", 9002, "10.0.0.5"), "10.0.0.5:9002")
+        self.assertEqual(bridge_authority(None, "::", 9002, "::1"), "[::1]:9002")
+        self.assertEqual(bridge_authority(None, "::", 9002), "[::]:9002")
+
+    def test_rewrite_is_a_copy(self) -> None:
+        """The input card is not modified; None means nothing was relative."""
+        card = _card("/a2a/k")
+        card["additionalInterfaces"] = [{"url": "a2a/k", "transport": "JSONRPC"}, {"url": "//h/x"}]
+        new = absolute_card_urls(card, "http://b/a2a/p")
+        assert new is not None
+        self.assertEqual(card["url"], "/a2a/k")
+        self.assertEqual(card["supportedInterfaces"][0]["url"], "/a2a/k")
+        self.assertEqual(
+            [i["url"] for i in new["additionalInterfaces"]], ["http://b/a2a/p", "//h/x"]
+        )
+        self.assertIsNone(absolute_card_urls(_card("http://x/y"), "http://b/a2a/p"))
+        self.assertIsNone(absolute_card_urls({"url": ""}, "http://b/a2a/p"))

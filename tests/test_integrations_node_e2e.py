@@ -157,6 +157,7 @@ class NodeEndToEndTests(TwistdTestCase):
             return
         result = asyncio.run(_a2a_session(bridge, key_b))
         self.assertEqual(sorted(result["skills"]), ["plain", "stateful"])
+        self.assertEqual(result["interface_url"], f"{bridge}/a2a/{key_b}")
         self.assertTrue(result["events"][-1].task.artifacts)
 
     def wait_for_route(self, bridge: str, key_b: str, service: str, expect: bytes) -> None:

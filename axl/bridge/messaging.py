@@ -8,14 +8,18 @@ Differences from AXL, all from section 13: an invalid peer id is 400 everywhere;
 C{/send} body is 413 before dialling; an unreachable peer is 502/504 within the connect timeout;
 C{/recv} dequeues on GET only (HEAD peeks, other methods 405) and long-polls with C{?wait=S};
 MCP sessions are random, bound to (peer, service) and expire; C{DELETE} of a session is 204;
-notifications are answered 202 at once and forwarded; A2A errors are JSON.
+notifications are answered 202 at once and forwarded; A2A errors are JSON; a remote agent
+card's relative interface URLs are made absolute (our bridge's C{/a2a/{peer}}), so A2A SDK
+clients can follow the card.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 from typing import Any
+from urllib.parse import urlsplit
 
 from klein import Klein
 from twisted.internet.defer import CancelledError, Deferred
@@ -37,9 +41,13 @@ from axl.streams.envelope import (
 from axl.streams.recv_queue import RecvQueue
 from axl.streams.sender import DeliveryError, Sender
 
-__all__ = ["MessagingAPI", "parse_peer_id"]
+__all__ = ["MessagingAPI", "absolute_card_urls", "bridge_authority", "parse_peer_id"]
 
 _PEER_ID = re.compile(r"[0-9a-fA-F]{64}")
+
+# A Host header we are willing to put into a URL: a bracketed IPv6 literal or a plain
+# reg-name/IPv4 (RFC 3986 unreserved characters and %-escapes), with an optional port.
+_HOST_HEADER = re.compile(r"(\[[0-9A-Za-z:.%_~-]+\]|[0-9A-Za-z._~%-]+)(:[0-9]{1,5})?")
 
 
 def parse_peer_id(text: str | bytes | None) -> bytes | None:
@@ -52,6 +60,65 @@ def parse_peer_id(text: str | bytes | None) -> bytes | None:
     if text is None or not _PEER_ID.fullmatch(text):
         return None
     return bytes.fromhex(text)
+
+
+def bridge_authority(
+    host_header: str | None, bridge_addr: str, api_port: int, local_host: str | None = None
+) -> str:
+    """
+    The C{host:port} under which a client reached the bridge: its C{Host} header when that is a
+    well-formed authority, else the configured C{bridge_addr:api_port} (or C{local_host}, the
+    socket's own address, when C{bridge_addr} is a wildcard). IPv6 literals are bracketed.
+    """
+    if host_header is not None:
+        host_header = host_header.strip()
+        if _HOST_HEADER.fullmatch(host_header):
+            return host_header
+    host = bridge_addr
+    try:
+        if ipaddress.ip_address(host.split("%", 1)[0]).is_unspecified and local_host:
+            host = local_host
+    except ValueError:
+        pass  # a host name
+    if ":" in host:
+        return f"[{host.replace('%', '%25')}]:{api_port}"
+    return f"{host}:{api_port}"
+
+
+def _is_relative_url(value: Any) -> bool:
+    """True for a non-empty string with neither a scheme nor a host (e.g. C{/a2a/<key>})."""
+    if not isinstance(value, str) or not value:
+        return False
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        return False
+    return not parts.scheme and not parts.netloc
+
+
+def absolute_card_urls(card: dict[str, Any], url: str) -> dict[str, Any] | None:
+    """
+    A copy of an agent card whose relative interface URLs (C{supportedInterfaces[*].url}, the
+    v0.3 top-level C{url} and C{additionalInterfaces[*].url}) are replaced by C{url}; None if
+    there was none (the card is then served unchanged). Absolute URLs are left alone.
+    """
+    changed = False
+    new = dict(card)
+    if _is_relative_url(new.get("url")):
+        new["url"] = url
+        changed = True
+    for field in ("supportedInterfaces", "additionalInterfaces"):
+        interfaces = new.get(field)
+        if not isinstance(interfaces, list):
+            continue
+        rewritten = []
+        for interface in interfaces:
+            if isinstance(interface, dict) and _is_relative_url(interface.get("url")):
+                interface = {**interface, "url": url}
+                changed = True
+            rewritten.append(interface)
+        new[field] = rewritten
+    return new if changed else None
 
 
 def _sized(request: IRequest, body: bytes) -> bytes:
@@ -105,6 +172,8 @@ class MessagingAPI:
 
     @param request_timeout: the end-to-end deadline of one C{/mcp} or C{/a2a} call.
     @param recv_wait_max: the longest C{/recv?wait=S} may wait.
+    @param bridge_addr: the bridge's configured host and C{api_port} its port: the authority of
+        the absolute URLs put into remote agent cards when a request has no usable C{Host}.
     """
 
     app = Klein()
@@ -119,6 +188,8 @@ class MessagingAPI:
         max_message_size: int = 16 * 1024 * 1024,
         request_timeout: float = 30.0,
         recv_wait_max: float = 60.0,
+        bridge_addr: str = "127.0.0.1",
+        api_port: int = 9002,
     ) -> None:
         self.sender = sender
         self.queue = queue
@@ -127,6 +198,8 @@ class MessagingAPI:
         self.max_message_size = max_message_size
         self.request_timeout = request_timeout
         self.recv_wait_max = recv_wait_max
+        self.bridge_addr = bridge_addr
+        self.api_port = api_port
 
     # -- /send ---------------------------------------------------------------------------------
 
@@ -367,4 +440,21 @@ class MessagingAPI:
             return _json(request, _jsonrpc_error(request_id, reply.error), 502)
         if reply.response is MISSING:
             return _text(request, 502, "Invalid response from peer: no response")
-        return _json(request, dumps(reply.response))
+        response = reply.response
+        if request.method == b"GET" and isinstance(response, dict):
+            card = absolute_card_urls(response, self._a2a_url(request, peer))
+            if card is not None:
+                response = card
+        return _json(request, dumps(response))
+
+    def _a2a_url(self, request: IRequest, peer: str) -> str:
+        """Our own C{/a2a/{peer}} as the client reached it, for a remote agent card."""
+        local = getattr(request.getHost(), "host", None)
+        authority = bridge_authority(
+            _header(request, b"Host"),
+            self.bridge_addr,
+            self.api_port,
+            local if isinstance(local, str) else None,
+        )
+        scheme = "https" if request.isSecure() else "http"
+        return f"{scheme}://{authority}/a2a/{peer.lower()}"
