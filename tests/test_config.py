@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import fields, replace
+from dataclasses import FrozenInstanceError, fields, replace
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -72,7 +72,7 @@ class DefaultTests(SynchronousTestCase):
     def test_frozen(self) -> None:
         """NodeConfig is immutable."""
         c = default_config()
-        with self.assertRaises(Exception):
+        with self.assertRaises(FrozenInstanceError):
             c.api_port = 1  # type: ignore[misc]
 
     def test_table_matches_fields(self) -> None:

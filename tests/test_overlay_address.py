@@ -5,6 +5,8 @@ Tests for L{axl.overlay_address.OverlayAddress}.
 
 from __future__ import annotations
 
+from dataclasses import FrozenInstanceError
+
 from twisted.internet.interfaces import IAddress
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
@@ -39,7 +41,7 @@ class OverlayAddressTests(SynchronousTestCase):
     def test_frozen(self) -> None:
         """An address cannot be changed."""
         address = OverlayAddress(KEY_A, 1)
-        with self.assertRaises(Exception):
+        with self.assertRaises(FrozenInstanceError):
             address.port = 2  # type: ignore[misc]
 
     def test_bad_key(self) -> None:
