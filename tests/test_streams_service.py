@@ -69,6 +69,12 @@ class ServiceTests(SynchronousTestCase):
         self.assertEqual(layer.sender.port, 7000)
         self.assertEqual(layer.sender.idle_close, 2.5)  # the config key reaches the sender
 
+    def test_bridge_address_reaches_the_api(self) -> None:
+        """The messaging API knows the bridge's configured address (for absolute card URLs)."""
+        node = self.node(bridge_addr="::1", api_port=9102)
+        layer = build_streams_layer(node, node.clock, http=StubTreq(Resource()), plugin_streams=[])
+        self.assertEqual((layer.api.bridge_addr, layer.api.api_port), ("::1", 9102))
+
     def test_plugin_discovery(self) -> None:
         """A module dropped into a plugin package that provides IStreamFactory adds its stream."""
         base = self.mktemp()

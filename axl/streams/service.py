@@ -191,6 +191,8 @@ def build_streams_layer(
         max_message_size=config.max_message_size,
         request_timeout=config.request_timeout_secs,
         recv_wait_max=config.recv_wait_max_secs,
+        bridge_addr=config.bridge_addr,
+        api_port=config.api_port,
     )
     return StreamsLayer(queue, registry, factory, sender, api, pool)
 
