@@ -27,6 +27,7 @@ from axl.tcp.connection import (
     LAST_ACK,
     SYN_RCVD,
     SYN_SENT,
+    MAX_QUICKACKS,
     TIME_WAIT,
     Connection,
     TCPConfig,
@@ -238,26 +239,34 @@ class HandshakeTests(SynchronousTestCase):
 class DataTests(SynchronousTestCase):
     """Sending, acknowledging, retransmitting."""
 
-    def test_small_segment_delayed_ack(self) -> None:
-        """A lone small segment is ACKed after the delayed-ACK timer, not at once."""
+    def test_small_segment_acked_at_once(self) -> None:
+        """
+        A lone small write (PSH, taken by the app at once) is ACKed immediately, not after the
+        delayed-ACK timer (tests.test_tcp_quickack has the cases that still wait 40 ms).
+        """
         w = Wire()
         w.connect()
         w.a.send(b"x" * 10)
         w.deliver()
         self.assertEqual(bytes(w.b.app.data), b"x" * 10)
-        self.assertEqual(w.sent("b")[-1].ack, w.b.irs + 1)   # still the handshake ACK... none sent
-        w.clock.advance(0.04)
-        w.deliver()
         self.assertEqual(w.sent("b")[-1].ack, 1011)
         self.assertEqual(w.a.snd_una, 1011)
+        self.assertEqual(w.clock.seconds(), 10)
 
     def test_every_second_segment_acked(self) -> None:
-        """Bulk data draws an immediate ACK for every second segment (RFC 5681 4.2)."""
+        """
+        Past the start-up quick-ACK segments, bulk data draws an immediate ACK for every second
+        segment (RFC 5681 4.2).
+        """
         w = Wire(TCPConfig(mtu=1280))
         w.connect()
+        for _ in range(MAX_QUICKACKS):
+            w.a.send(b"x")
+            w.deliver()
+        start = len(w.log)
         w.a.send(bytes(w.a.smss * 4))
         w.deliver()
-        acks = [s for s in w.sent("b") if s.flags == ACK]
+        acks = [s for d, s in w.log[start:] if d == "b" and s.flags == ACK]
         self.assertEqual(len(acks), 2)
 
     def test_never_exceeds_peer_mss(self) -> None:

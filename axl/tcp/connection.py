@@ -50,12 +50,13 @@ from axl.tcp.common import (
     TCPConfig,
 )
 from axl.tcp.rtt import RTOEstimator
-from axl.tcp.segment import ACK, FIN, RST, SYN, Segment, syn_options, ts_option
+from axl.tcp.segment import ACK, FIN, PSH, RST, SYN, Segment, syn_options, ts_option
 from axl.tcp.sender import Sender
 from axl.tcp.seq import MASK, seq_diff, seq_gt, seq_le, seq_lt
 
 _SACK_BLOCK = struct.Struct("!II")
 MAX_OOO_SEGMENTS = 4096       # out-of-order segments held per connection (the window bounds bytes)
+MAX_QUICKACKS = 16            # data segments ACKed one by one after the start or an idle spell
 
 __all__ = [
     "CLOSED", "CLOSE_WAIT", "CLOSING", "ESTABLISHED", "FIN_WAIT_1", "FIN_WAIT_2", "LAST_ACK",
@@ -100,6 +101,9 @@ class Connection(Sender):
         self._last_ack_sent = 0
         self._unacked_segs = 0
         self._ack_now = False
+        self._ack_pushed = False                # an unacked in-order segment carried PSH
+        self._quickacks = 0                     # data segments still to ACK at once
+        self._last_data_time: float | None = None   # when in-order data last arrived
         # options
         self.peer_mss = DEFAULT_IPV6_MSS
         self._pmtu_mss = config.advertised_mss
@@ -265,6 +269,8 @@ class Connection(Sender):
             edge_gain = seq_diff((self.rcv_nxt + self._rcv_window()) & MASK, self._rcv_adv)
             if edge_gain >= min(self.cfg.rcv_buf // 2, 2 * self.smss):
                 self._send_ack()
+            elif self._ack_pushed and self._unacked_segs and self._reading:
+                self._send_ack()                # the app drained a pushed segment: ACK it now
 
     # ---- timers ------------------------------------------------------------------------------
 
@@ -340,6 +346,7 @@ class Connection(Sender):
         self._last_ack_sent = self.rcv_nxt
         self._unacked_segs = 0
         self._ack_now = False
+        self._ack_pushed = False
         opts = ts_option(self._ts_now(), self._ts_recent) if self.ts_ok else b""
         if self._ooo and self.sack_ok:              # data segments were shortened to fit
             opts += self._sack_option(3 if self.ts_ok else 4)
@@ -369,9 +376,23 @@ class Connection(Sender):
         self._send(self.snd_nxt, ACK)
 
     def _maybe_send_ack(self) -> None:
-        if self._ack_now or self._unacked_segs >= 2:
+        """
+        ACK at once (Linux's heuristics) when: something asks for it (out-of-order data, FIN,
+        a duplicate); two segments are unacknowledged (RFC 5681 4.2); we are in quick-ACK mode
+        (the first L{MAX_QUICKACKS} data segments, and again after an idle spell, so the peer's
+        slow start is not slowed down); or a segment carried PSH and the app has taken all the
+        data, so no more is due and a delayed ACK would only stall the sender (a request or a
+        message whose end the sender waits to see acknowledged). Otherwise the delayed-ACK timer
+        runs.
+        """
+        if self._unacked_segs == 0 and not self._ack_now:
+            return
+        if (self._ack_now or self._unacked_segs >= 2 or self._quickacks > 0
+                or (self._ack_pushed and self._reading and not self._rpending)):
+            if self._quickacks > 0 and self._unacked_segs:
+                self._quickacks -= 1
             self._send_ack()
-        elif self._unacked_segs and self._delack_call is None:
+        elif self._delack_call is None:
             self._delack_call = self._clock.callLater(self.cfg.delayed_ack, self._delack_fired)
 
     # ---- input -------------------------------------------------------------------------------
@@ -463,6 +484,8 @@ class Connection(Sender):
         if st in RECEIVING:
             if payload:
                 self._receive(seq, payload, chunks)
+                if chunks and flags & PSH:
+                    self._ack_pushed = True
             if flags & FIN:
                 fin_abs = self._rcv_abs + seq_diff(seq, self.rcv_nxt) + len(payload)
                 self._ooo_fin = fin_abs
@@ -531,6 +554,12 @@ class Connection(Sender):
             self._ack_now = True                        # duplicate ACK for fast retransmit
             return
         chunks.append(bytes(payload))
+        now = self._clock.seconds()
+        last, self._last_data_time = self._last_data_time, now
+        if last is None:
+            self._quickacks = MAX_QUICKACKS             # the first data: quick-ACK mode
+        elif now - last > self.rto.rto:
+            self._quickacks = MAX_QUICKACKS             # after an idle spell, as at the start
         self._rcv_abs += n
         if self._ooo:
             self._drain_ooo(chunks)
