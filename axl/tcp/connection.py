@@ -103,7 +103,7 @@ class Connection(Sender):
         self._ack_now = False
         self._ack_pushed = False                # an unacked in-order segment carried PSH
         self._quickacks = 0                     # data segments still to ACK at once
-        self._last_data_time: float | None = None   # when in-order data last arrived
+        self._last_data_time = float("-inf")    # when the last in-order data found nothing unacked
         # options
         self.peer_mss = DEFAULT_IPV6_MSS
         self._pmtu_mss = config.advertised_mss
@@ -385,15 +385,17 @@ class Connection(Sender):
         message whose end the sender waits to see acknowledged). Otherwise the delayed-ACK timer
         runs.
         """
-        if self._unacked_segs == 0 and not self._ack_now:
-            return
-        if (self._ack_now or self._unacked_segs >= 2 or self._quickacks > 0
-                or (self._ack_pushed and self._reading and not self._rpending)):
-            if self._quickacks > 0 and self._unacked_segs:
-                self._quickacks -= 1
+        n = self._unacked_segs
+        if self._ack_now or n >= 2:
             self._send_ack()
-        elif self._delack_call is None:
-            self._delack_call = self._clock.callLater(self.cfg.delayed_ack, self._delack_fired)
+        elif n:
+            if self._quickacks:
+                self._quickacks -= 1
+                self._send_ack()
+            elif self._ack_pushed and self._reading and not self._rpending:
+                self._send_ack()
+            elif self._delack_call is None:
+                self._delack_call = self._clock.callLater(self.cfg.delayed_ack, self._delack_fired)
 
     # ---- input -------------------------------------------------------------------------------
 
@@ -554,12 +556,11 @@ class Connection(Sender):
             self._ack_now = True                        # duplicate ACK for fast retransmit
             return
         chunks.append(bytes(payload))
-        now = self._clock.seconds()
-        last, self._last_data_time = self._last_data_time, now
-        if last is None:
-            self._quickacks = MAX_QUICKACKS             # the first data: quick-ACK mode
-        elif now - last > self.rto.rto:
-            self._quickacks = MAX_QUICKACKS             # after an idle spell, as at the start
+        if not self._unacked_segs:                      # (every other segment in bulk: cheap)
+            now = self._clock.seconds()
+            if now - self._last_data_time > self.rto.rto:
+                self._quickacks = MAX_QUICKACKS         # the first data, or after an idle spell
+            self._last_data_time = now
         self._rcv_abs += n
         if self._ooo:
             self._drain_ooo(chunks)
