@@ -10,7 +10,10 @@ with sender/receiver silly-window avoidance and zero-window probes; RFC 6298 RTO
 fast retransmit/recovery with NewReno (RFC 5681/6582) and limited transmit (RFC 3042); SACK
 (RFC 2018) both ways: blocks on our segments while we hold out-of-order data, and the peer's
 blocks drive hole retransmission in recovery (RFC 6675 style); FIN/half-close, RST (with
-RFC 5961 challenge ACKs), TIME_WAIT. Not implemented: urgent data, keepalive, D-SACK, RACK.
+RFC 5961 challenge ACKs), TIME_WAIT; delayed ACKs (RFC 5681 4.2) with Linux's quick-ACK
+heuristics (L{Connection._maybe_send_ack}), so a lone small message is acknowledged at once
+rather than after 40 ms. Not implemented: urgent data, keepalive, D-SACK, RACK, Linux's
+"pingpong" (interactive) mode that holds the ACK of a request for the reply to carry.
 
 The state is a plain integer rather than an automat machine: this runs once per segment and the
 per-segment cost decides throughput.
