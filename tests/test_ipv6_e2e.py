@@ -8,37 +8,23 @@ and everything is stopped in cleanup.
 
 from __future__ import annotations
 
-from typing import Any
-
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.task import deferLater
-from twisted.trial.unittest import SkipTest, TestCase
 
-from axl.config import config_from_dict
 from axl.ipv6.packet import build_packet
-from axl.service import make_node_service
+from tests.inprocess import InProcessNodesTestCase
 from tests.test_e2e_twistd import free_port
-from tests.vectors import identity as _identity
 
 EXPERIMENT = 253  # RFC 3692 next header for experiments: no other layer registers it
 WAIT = 30.0
 
 
 
-class ThreeNodeTests(TestCase):
+class ThreeNodeTests(InProcessNodesTestCase):
     """B -> A -> C over real TCP links on loopback."""
 
     timeout = WAIT + 10
-
-    def _node(self, name: str, config: dict[str, Any]) -> Any:
-        config = {**config, "api_port": free_port(), "tcp_port": 7000}
-        top = make_node_service(config_from_dict(config), reactor, identity=_identity(name))
-        if top.node.router is None or top.node.ipv6 is None:
-            raise SkipTest("the router is not wired into axl.service yet")
-        top.startService()
-        self.addCleanup(top.stopService)
-        return top.node
 
     def test_b_to_c_through_a(self) -> Deferred[None]:
         """C receives B's packet with B's full 32-byte key; the source address is B's."""
@@ -46,9 +32,9 @@ class ThreeNodeTests(TestCase):
 
     async def _scenario(self) -> None:
         listen = f"tcp://127.0.0.1:{free_port()}"
-        self._node("A", {"Listen": [listen]})
-        b = self._node("B", {"Peers": [listen]})
-        c = self._node("C", {"Peers": [listen]})
+        self.start_node("A", {"Listen": [listen]})
+        b = self.start_node("B", {"Peers": [listen]})
+        c = self.start_node("C", {"Peers": [listen]})
         got: list[tuple[bytes, bytes]] = []
         c.ipv6.register_protocol(EXPERIMENT, lambda key, packet: got.append((key, packet)))
         packet = build_packet(b.ipv6.address, c.ipv6.address, EXPERIMENT, b"hello C, from B")

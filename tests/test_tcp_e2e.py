@@ -3,7 +3,7 @@
 The issue's "done when": three whole nodes (C{make_node_service}) in this process on
 127.0.0.1, A the relay, B and C peered to A. A twisted.web server on overlay port 80 of C
 answers a treq request from B, carried by overlay TCP through A; then 4 MiB go up and back.
-Skips until the router is wired into axl.service. Real time, every wait bounded.
+Real time, every wait bounded.
 """
 
 from __future__ import annotations
@@ -14,16 +14,13 @@ import treq
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.task import deferLater
-from twisted.trial.unittest import SkipTest, TestCase
 from twisted.web.client import Agent
 from twisted.web.resource import Resource
 from twisted.web.server import Site
 
-from axl.config import config_from_dict
-from axl.service import make_node_service
 from axl.tcp.endpoints import OverlayClientEndpoint, OverlayServerEndpoint
+from tests.inprocess import InProcessNodesTestCase
 from tests.test_e2e_twistd import free_port
-from tests.vectors import identity as _identity
 
 WAIT = 30.0
 
@@ -55,19 +52,10 @@ class OverlayEndpoints:
         return OverlayClientEndpoint(self.node, key, uri.port)
 
 
-class HTTPThroughRelayTests(TestCase):
+class HTTPThroughRelayTests(InProcessNodesTestCase):
     """HTTP over overlay TCP, B -> A -> C, over real TLS links on loopback."""
 
     timeout = WAIT + 30
-
-    def _node(self, name: str, config: dict[str, Any]) -> Any:
-        config = {**config, "api_port": free_port(), "tcp_port": 7000}
-        top = make_node_service(config_from_dict(config), reactor, identity=_identity(name))
-        if top.node.router is None or top.node.tcp is None:
-            raise SkipTest("the router is not wired into axl.service yet")
-        top.startService()
-        self.addCleanup(top.stopService)
-        return top.node
 
     def test_http_b_to_c_through_a(self) -> Deferred[None]:
         """B's GET reaches C's overlay port 80 via A and names B's key; a 4 MiB POST echoes."""
@@ -75,9 +63,9 @@ class HTTPThroughRelayTests(TestCase):
 
     async def _scenario(self) -> None:
         listen = f"tcp://127.0.0.1:{free_port()}"
-        self._node("A", {"Listen": [listen]})
-        b = self._node("B", {"Peers": [listen]})
-        c = self._node("C", {"Peers": [listen]})
+        self.start_node("A", {"Listen": [listen]})
+        b = self.start_node("B", {"Peers": [listen]})
+        c = self.start_node("C", {"Peers": [listen]})
         port = await OverlayServerEndpoint(c, 80).listen(Site(Echo()))
         self.addCleanup(port.stopListening)
         http = treq.client.HTTPClient(Agent.usingEndpointFactory(reactor, OverlayEndpoints(b)))

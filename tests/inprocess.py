@@ -1,0 +1,32 @@
+"""
+Whole nodes (L{axl.service.make_node_service}) run inside the test process on 127.0.0.1 with the
+real reactor, for the few end-to-end tests that reach into a node's layers (C{node.ipv6},
+C{node.tcp}). Each node has a transcript identity ("A", "B", "C") and is stopped in cleanup.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet import reactor
+from twisted.trial.unittest import TestCase
+
+from axl.config import config_from_dict
+from axl.node import Node
+from axl.service import make_node_service
+from tests.test_e2e_twistd import free_port
+from tests.vectors import identity
+
+__all__ = ["InProcessNodesTestCase"]
+
+
+class InProcessNodesTestCase(TestCase):
+    """A TestCase that can start whole nodes in-process."""
+
+    def start_node(self, name: str, config: dict[str, Any]) -> Node:
+        """Start node C{name} with C{config} (plus a free bridge port); stop it in cleanup."""
+        config = {**config, "api_port": free_port(), "tcp_port": 7000}
+        top = make_node_service(config_from_dict(config), reactor, identity=identity(name))
+        top.startService()
+        self.addCleanup(top.stopService)
+        return top.node  # type: ignore[no-any-return]
