@@ -23,13 +23,15 @@ def json_body(data: Any) -> bytes:
 class FakeService:
     """
     An MCP service at C{/mcp}. C{reply} is (status, headers, body); C{hang} keeps the request
-    open forever. Every request is recorded as (headers dict, body bytes).
+    open forever. Every request is recorded as (headers dict, body bytes), its method in
+    C{methods}.
     """
 
     app = Klein()
 
     def __init__(self) -> None:
         self.requests: list[tuple[dict[str, str], bytes]] = []
+        self.methods: list[str] = []
         self.reply: tuple[int, dict[str, str], bytes] = (
             200,
             {"Content-Type": "application/json"},
@@ -37,8 +39,9 @@ class FakeService:
         )
         self.hang = False
 
-    @app.route("/mcp", methods=["POST"])
+    @app.route("/mcp", methods=["POST", "DELETE"])
     def mcp(self, request: IRequest) -> Any:
+        self.methods.append(request.method.decode())
         headers = {
             k.decode(): v[0].decode() for k, v in request.requestHeaders.getAllRawHeaders()
         }

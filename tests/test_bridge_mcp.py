@@ -131,6 +131,62 @@ class McpTests(TwoNodes):
         )
         self.assertEqual(self.mcp(LIST, headers={"Mcp-Session-Id": session})[0], 404)
 
+    def test_delete_ends_remote_session(self) -> None:
+        """After DELETE's 204 one envelope ends the remote server's session: null request, :method DELETE."""
+        router = self.b.services.router  # type: ignore[attr-defined]
+        router.answer = (
+            200,
+            {},
+            b'{"response": {"id": 0, "result": {}}, "error": null, "headers": {"Mcp-Session-Id": "remote-77"}}',
+        )
+        _, headers, _ = self.mcp(INIT)
+        session = self.header(headers, "Mcp-Session-Id")
+        assert session is not None
+        router.answer = (200, {}, b'{"response": null, "error": null}')
+        code, _, body = self.mcp(b"", method="DELETE", headers={"Mcp-Session-Id": session})
+        self.assertEqual((code, body), (204, b""))
+        self.assertEqual(len(self.routed()), 1)  # answered first, forwarded after
+        self.clock.advance(0)
+        self.settle()
+        routed = self.routed()
+        self.assertEqual(len(routed), 2)
+        self.assertEqual(
+            (routed[1]["service"], routed[1]["request"], routed[1]["headers"]),
+            ("weather", None, {":method": "DELETE", "Mcp-Session-Id": "remote-77"}),
+        )
+        self.clock.advance(0)
+        self.settle()
+        self.assertEqual(len(self.routed()), 2)  # exactly one
+
+    def test_delete_without_remote_session_sends_nothing(self) -> None:
+        """A session whose remote server gave no id ends locally only: nothing is sent to the peer."""
+        _, headers, _ = self.mcp(INIT)
+        session = self.header(headers, "Mcp-Session-Id")
+        assert session is not None
+        code, _, _ = self.mcp(b"", method="DELETE", headers={"Mcp-Session-Id": session})
+        self.assertEqual(code, 204)
+        self.clock.advance(0)
+        self.settle()
+        self.assertEqual([r["request"]["method"] for r in self.routed()], ["initialize"])
+
+    def test_delete_failure_is_not_surfaced(self) -> None:
+        """A remote that cannot end the session only costs a log line; the client already has 204."""
+        router = self.b.services.router  # type: ignore[attr-defined]
+        router.answer = (
+            200,
+            {},
+            b'{"response": {"id": 0, "result": {}}, "error": null, "headers": {"Mcp-Session-Id": "r"}}',
+        )
+        _, headers, _ = self.mcp(INIT)
+        session = self.header(headers, "Mcp-Session-Id")
+        router.answer = (502, {}, b'{"response": null, "error": "Service error: 500"}')
+        code, _, _ = self.mcp(b"", method="DELETE", headers={"Mcp-Session-Id": session or ""})
+        self.assertEqual(code, 204)
+        self.clock.advance(0)
+        self.settle()
+        self.assertEqual(len(self.routed()), 2)
+        self.assertEqual(self.flushLoggedErrors(), [])
+
     def test_notification_202_and_forwarded(self) -> None:
         """notifications/initialized is answered 202 at once and still reaches the remote service."""
         router = self.b.services.router  # type: ignore[attr-defined]

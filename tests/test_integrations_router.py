@@ -323,3 +323,52 @@ class RouteTests(RouterTestCase):
         """GET /route is a 405."""
         d = self.http.get("http://router.test/route")
         self.assertEqual(self.successResultOf(d).code, 405)
+
+
+class SessionDeleteTests(RouterTestCase):
+    """C{":method": "DELETE"} in an envelope's headers ends the service's MCP session."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.registry.register("weather", SERVICE_URL)
+
+    def delete(self, headers: dict[str, str]) -> tuple[int, Any]:
+        return self.route({"service": "weather", "request": None, "headers": headers})
+
+    def test_delete_sent_with_session_header(self) -> None:
+        """The service gets DELETE with Mcp-Session-Id and MCP-Protocol-Version, no body; reply is null/null."""
+        self.service.reply = (204, {}, b"")
+        code, reply = self.delete(
+            {":method": "DELETE", "Mcp-Session-Id": "s-9", "MCP-Protocol-Version": "2025-06-18"}
+        )
+        self.assertEqual((code, reply), (200, {"response": None, "error": None}))
+        self.assertEqual(self.service.methods, ["DELETE"])
+        headers, body = self.service.requests[0]
+        self.assertEqual(headers["Mcp-Session-Id"], "s-9")
+        self.assertEqual(headers["Mcp-Protocol-Version"], "2025-06-18")
+        self.assertEqual(headers["X-Service"], "weather")
+        self.assertEqual(body, b"")
+
+    def test_pseudo_header_never_reaches_the_service(self) -> None:
+        """Neither a DELETE nor a POST carries ':method' (or any header with a colon) to the service."""
+        self.service.reply = (200, {}, b"")
+        self.delete({":method": "DELETE", "Mcp-Session-Id": "s-9"})
+        self.service.reply = (200, {"Content-Type": "application/json"}, b'{"jsonrpc": "2.0", "id": 1, "result": {}}')
+        self.route({"service": "weather", "request": {"jsonrpc": "2.0", "id": 1, "method": "ping"}, "headers": {":method": "POST"}})
+        self.assertEqual(self.service.methods, ["DELETE", "POST"])
+        for headers, _ in self.service.requests:
+            self.assertEqual([name for name in headers if ":" in name], [])
+
+    def test_done_statuses(self) -> None:
+        """200, 202, 204, 404 and 405 all mean the session is over: 200 with response and error null."""
+        for status in (200, 202, 204, 404, 405):
+            self.service.reply = (status, {}, b"")
+            code, reply = self.delete({":method": "DELETE", "Mcp-Session-Id": "s"})
+            self.assertEqual((code, reply), (200, {"response": None, "error": None}), status)
+        self.assertTrue(self.registry.lookup("weather").healthy)  # type: ignore[union-attr]
+
+    def test_other_status_is_service_error(self) -> None:
+        """Any other status is 502 'Service error: <status>', as for a POST."""
+        self.service.reply = (500, {}, b"boom")
+        code, reply = self.delete({":method": "DELETE", "Mcp-Session-Id": "s"})
+        self.assertEqual((code, reply), (502, {"response": None, "error": "Service error: 500"}))

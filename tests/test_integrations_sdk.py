@@ -21,6 +21,7 @@ import threading
 from typing import Any
 
 from twisted.internet import reactor
+from twisted.internet.defer import Deferred
 from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import TestCase
 from twisted.web.server import Site
@@ -116,18 +117,29 @@ class _UvicornThread:
 
 
 class _RecordHeaders:
-    """ASGI middleware noting the Mcp-Session-Id header of every request the service gets."""
+    """
+    ASGI middleware noting the Mcp-Session-Id header of every request the service gets; the
+    session id of the first DELETE fires C{deleted} (on the reactor thread).
+    """
 
     def __init__(self, app: Any) -> None:
         self.app = app
         self.session_ids: list[str | None] = []
+        self.deleted: Deferred[str | None] = Deferred()
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http":
             headers = dict(scope["headers"])
             value = headers.get(b"mcp-session-id")
-            self.session_ids.append(value.decode() if value else None)
+            session_id = value.decode() if value else None
+            self.session_ids.append(session_id)
+            if scope["method"] == "DELETE":
+                reactor.callFromThread(self._deleted, session_id)
         await self.app(scope, receive, send)
+
+    def _deleted(self, session_id: str | None) -> None:
+        if not self.deleted.called:
+            self.deleted.callback(session_id)
 
 
 async def _mcp_session(url: str, mode: str) -> dict[str, Any]:
@@ -232,15 +244,19 @@ class SDKEndToEndTests(TestCase):
     async def test_stateful_sse_server(self) -> None:
         """
         The same session works against the SDK defaults (stateful sessions, SSE replies): the
-        server's Mcp-Session-Id reaches it again on every request after initialize.
+        server's Mcp-Session-Id reaches it again on every request after initialize, and the
+        client's closing DELETE ends the server's session (it gets a DELETE with its id).
         """
         url = f"{self.bridge}/mcp/{self.node_key}/stateful"
         self.check_session(await self.run_async(_mcp_session, url, "legacy"))
+        # The client's DELETE on close reaches the server too, with the server's own session id.
+        deleted = await self.stateful.deleted
         ids = self.stateful.session_ids
         self.assertIsNone(ids[0])
-        self.assertGreaterEqual(len(ids), 4)
+        self.assertGreaterEqual(len(ids), 5)
         self.assertEqual(len(set(ids[1:])), 1, ids)
         self.assertIsNotNone(ids[1])
+        self.assertEqual(deleted, ids[1])
 
     async def test_modern_protocol(self) -> None:
         """

@@ -7,7 +7,9 @@ C{/topology}.
 Differences from AXL, all from section 13: an invalid peer id is 400 everywhere; an oversize
 C{/send} body is 413 before dialling; an unreachable peer is 502/504 within the connect timeout;
 C{/recv} dequeues on GET only (HEAD peeks, other methods 405) and long-polls with C{?wait=S};
-MCP sessions are random, bound to (peer, service) and expire; C{DELETE} of a session is 204;
+MCP sessions are random, bound to (peer, service) and expire; C{DELETE} of a session is 204
+and then ends the remote MCP server's own session too (an envelope whose C{headers} carry the
+C{":method": "DELETE"} pseudo-header);
 notifications are answered 202 at once and forwarded; A2A errors are JSON; a remote agent
 card's relative interface URLs are made absolute (our bridge's C{/a2a/{peer}}), so A2A SDK
 clients can follow the card.
@@ -317,8 +319,13 @@ class MessagingAPI:
         if request.method == b"DELETE":
             if not session_id:
                 return _text(request, 400, "Missing Mcp-Session-Id header")
-            if not self.sessions.delete(session_id, dest, service):
+            ended = self.sessions.lookup(session_id, dest, service)
+            if ended is None:
                 return _text(request, 404, "Invalid or expired session")
+            self.sessions.delete(session_id, dest, service)
+            if ended.remote_id:
+                # Tell the remote MCP server too (after our 204: the client does not wait).
+                self.clock.callLater(0, self._end_remote_session, dest, service, ended)
             request.setResponseCode(204)
             return b""
         if request.method != b"POST":
@@ -377,16 +384,33 @@ class MessagingAPI:
             if name.lower() == "mcp-session-id" and value:
                 session.remote_id = value
 
-    def _forward_notification(
-        self, dest: bytes, service: str, envelope: bytes, session: McpSession | None
+    def _end_remote_session(
+        self, dest: bytes, service: str, session: McpSession
     ) -> None:
+        """Send the remote MCP server's session a DELETE (the C{:method} pseudo-header)."""
+        assert session.remote_id is not None
+        headers = {":method": "DELETE", "Mcp-Session-Id": session.remote_id}
+        envelope = encode_mcp_request(service, None, headers)
+        self._forward_notification(dest, service, envelope, None, "session end")
+
+    def _forward_notification(
+        self,
+        dest: bytes,
+        service: str,
+        envelope: bytes,
+        session: McpSession | None,
+        what: str = "notification",
+    ) -> None:
+        """Deliver C{envelope} in the background; failures are logged (at info), never raised."""
+
         def delivered(raw: bytes) -> None:
             reply = parse_mcp_reply(raw)
             if reply is not None:
                 self._remember_remote_session(session, reply)
                 if reply.error:
                     self.log.info(
-                        "MCP notification to {service} on {peer} failed: {err}",
+                        "MCP {what} to {service} on {peer} failed: {err}",
+                        what=what,
                         service=service,
                         peer=short_key(dest),
                         err=reply.error,
@@ -394,7 +418,8 @@ class MessagingAPI:
 
         def failed(failure: Any) -> None:
             self.log.info(
-                "MCP notification to {service} on {peer} not delivered: {err}",
+                "MCP {what} to {service} on {peer} not delivered: {err}",
+                what=what,
                 service=service,
                 peer=short_key(dest),
                 err=failure.getErrorMessage(),

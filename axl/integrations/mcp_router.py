@@ -15,7 +15,9 @@ HTTP API (JSON bodies, C{Content-Type: application/json; charset=utf-8}):
 Beyond AXL (§13 items 35-37): the MCP transport headers in C{headers} are sent to the service and
 the service's C{Mcp-Session-Id} comes back in the reply's C{headers}; C{202}/C{204} mean "no
 response" (C{"response": null}); C{text/event-stream} replies are read; non-object JSON bodies get
-C{400}; registrations may be persisted (see L{Registry}).
+C{400}; registrations may be persisted (see L{Registry}); an envelope whose C{headers} carry
+C{":method": "DELETE"} ends the service's session with an HTTP C{DELETE} (the remote bridge's
+client closed it) and is answered C{{"response": null, "error": null}}.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from axl.integrations._deadline import DeadlineExceeded, await_with_deadline
 from axl.integrations.mcp_http import (
     REPLY_HEADERS,
     REQUEST_HEADERS,
+    SESSION_HEADER,
     ReplyError,
     decode_reply,
     parse_json_object,
@@ -43,12 +46,18 @@ from axl.integrations.mcp_http import (
 )
 from axl.integrations.registry import Registry, RegistrationError
 
-__all__ = ["MCPRouter", "DEFAULT_ROUTER_PORT", "FORWARD_TIMEOUT"]
+__all__ = ["MCPRouter", "DEFAULT_ROUTER_PORT", "FORWARD_TIMEOUT", "METHOD_HEADER"]
 
 DEFAULT_ROUTER_PORT = 9003
 FORWARD_TIMEOUT = 30.0
 MAX_REPLY = 16 * 1024 * 1024
 _ACCEPT = "application/json, text/event-stream"
+#: The envelope header (an HTTP/2-style pseudo-header, never sent on as a header) that carries
+#: the HTTP method the caller used; only C{DELETE} (end the session) changes what is done.
+METHOD_HEADER = ":method"
+#: The headers of a session C{DELETE}, and the statuses that mean the session is over.
+_DELETE_HEADERS: tuple[str, ...] = (SESSION_HEADER, "MCP-Protocol-Version")
+_SESSION_ENDED = frozenset((200, 202, 204, 404, 405))
 
 
 class _ServiceStatus(Exception):
@@ -157,15 +166,25 @@ class MCPRouter:
         entry = self.registry.lookup(service)
         if entry is None:
             return _json(request, 404, {"response": None, "error": f"Service not found: {service}"})
-        forward = Deferred.fromCoroutine(
-            self._forward(
-                entry.endpoint,
-                service,
-                body.get("request"),
-                from_peer,
-                {**routing_headers(body.get("request")), **select_headers(headers, REQUEST_HEADERS)},
+        if headers is not None and headers.get(METHOD_HEADER) == "DELETE":
+            forward = Deferred.fromCoroutine(
+                self._end_session(
+                    entry.endpoint, service, from_peer, select_headers(headers, _DELETE_HEADERS)
+                )
             )
-        )
+        else:
+            forward = Deferred.fromCoroutine(
+                self._forward(
+                    entry.endpoint,
+                    service,
+                    body.get("request"),
+                    from_peer,
+                    {
+                        **routing_headers(body.get("request")),
+                        **select_headers(headers, REQUEST_HEADERS),
+                    },
+                )
+            )
         try:
             response, reply_headers = await await_with_deadline(forward, self._clock, self._timeout)
         except DeadlineExceeded:
@@ -187,6 +206,23 @@ class MCPRouter:
             return _json(request, 502, {"response": None, "error": f"Service error: {e.status}"})
         self.log.warn("forward to {service} failed: {err}", service=service, err=e)
         return _json(request, 502, {"response": None, "error": f"Forward error: {e}"})
+
+    async def _end_session(
+        self, endpoint: str, service: str, from_peer: str, transport_headers: dict[str, str]
+    ) -> tuple[Any, dict[str, str]]:
+        """
+        C{DELETE} the service's session (the C{:method} pseudo-header of an envelope). Done when
+        the service answers 200/202/204, or 404/405 (the session is already gone, or the server
+        does not let clients end sessions).
+        """
+        headers = {"X-From-Peer-Id": [from_peer], "X-Service": [service]}
+        for name, value in transport_headers.items():
+            headers[name] = [value]
+        response = await self._http.delete(endpoint, headers=headers)
+        await _read_limited(response, self._max_reply)
+        if response.code not in _SESSION_ENDED:
+            raise _ServiceStatus(response.code)
+        return None, {}
 
     async def _forward(
         self,
