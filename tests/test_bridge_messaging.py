@@ -330,6 +330,62 @@ class QueueFullTests(TwoNodes):
         self.assertEqual(set(codes), {200, 503})
 
 
+class OversizeTests(TwoNodes):
+    """B's max_message_size (64 KiB) is below A's (1 MiB): B refuses with an error frame."""
+
+    max_message_size = 1 << 20
+    b_config: ClassVar[dict[str, Any]] = {
+        **TwoNodes.b_config,
+        "max_message_size": 64 * 1024,
+    }
+
+    def refusal(self, size: int) -> str:
+        return f"message of {size} bytes exceeds the receiver's max_message_size of 65536 bytes"
+
+    def test_send_over_receivers_limit_is_413(self) -> None:
+        """/send of a message over B's limit (but within A's) answers 413 with B's text, not 502."""
+        size = 64 * 1024 + 1
+        code, _, body = self.send(b"x" * size)
+        self.assertEqual((code, body), (413, self.refusal(size).encode() + b"\n"))
+        self.assertEqual(self.call(self.client_b, "GET", "/recv")[0], 204)
+        self.assertEqual(self.send(b"fine")[0], 200)
+        self.assertEqual(self.call(self.client_b, "GET", "/recv")[2], b"fine")
+
+    def test_mcp_over_receivers_limit_is_jsonrpc_error(self) -> None:
+        """/mcp with a request over B's limit gets HTTP 200 and JSON-RPC -32603 with B's text."""
+        request = {"jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": {"a": "x" * 70000}}
+        code, _, body = self.call(
+            self.client_a,
+            "POST",
+            f"/mcp/{self.B.hex()}/weather",
+            {"Content-Type": "application/json"},
+            json.dumps(request).encode(),
+        )
+        self.assertEqual(code, 200)
+        reply = json.loads(body)
+        self.assertEqual((reply["id"], reply["error"]["code"]), (5, -32603))
+        self.assertRegex(
+            reply["error"]["message"],
+            r"^message of \d+ bytes exceeds the receiver's max_message_size of 65536 bytes$",
+        )
+        self.assertEqual(self.b.services.router.requests, [])  # type: ignore[attr-defined]
+
+    def test_a2a_over_receivers_limit_is_remote_error(self) -> None:
+        """/a2a with a request over B's limit gets its usual remote-error answer (502 JSON) with B's text."""
+        request = {"jsonrpc": "2.0", "id": 8, "method": "message/send", "params": {"a": "x" * 70000}}
+        code, _, body = self.call(
+            self.client_a,
+            "POST",
+            f"/a2a/{self.B.hex()}",
+            {"Content-Type": "application/json"},
+            json.dumps(request).encode(),
+        )
+        self.assertEqual(code, 502)
+        reply = json.loads(body)
+        self.assertEqual((reply["id"], reply["error"]["code"]), (8, -32603))
+        self.assertIn("exceeds the receiver's max_message_size of 65536 bytes", reply["error"]["message"])
+
+
 def _card(url: Any) -> dict[str, Any]:
     """An agent card shaped as AXL's A2A server serves it (spec/axl-node.md section 10)."""
     return {

@@ -6,10 +6,53 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-from axl.streams.framing import FrameDecoder, FrameTooLarge, encode_frame, frame_header
+from axl.streams.framing import (
+    FrameDecoder,
+    FrameTooLarge,
+    encode_frame,
+    frame_header,
+    oversize_reply,
+    parse_oversize_reply,
+)
 
 
 class FramingTests(SynchronousTestCase):
+    def test_too_large_keeps_earlier_frames(self) -> None:
+        """FrameTooLarge carries the messages the same feed completed before the oversize header."""
+        d = FrameDecoder(10)
+        with self.assertRaises(FrameTooLarge) as cm:
+            d.feed(encode_frame(b"a") + encode_frame(b"bc") + frame_header(11))
+        self.assertEqual((cm.exception.frames, cm.exception.length, cm.exception.limit), ([b"a", b"bc"], 11, 10))
+
+    def test_oversize_reply_round_trip(self) -> None:
+        """The refusal is compact JSON with error and max_message_size; the parser gives both back."""
+        raw = oversize_reply(101, 100)
+        self.assertEqual(
+            raw,
+            b'{"error":"message of 101 bytes exceeds the receiver\'s max_message_size of 100 bytes",'
+            b'"max_message_size":100}',
+        )
+        self.assertEqual(
+            parse_oversize_reply(raw),
+            ("message of 101 bytes exceeds the receiver's max_message_size of 100 bytes", 100),
+        )
+
+    def test_parse_oversize_reply_rejects_others(self) -> None:
+        """Envelope replies, non-integer limits, empty errors and non-JSON are not refusals."""
+        for raw in (
+            b'{"service":"s","response":null,"error":"x"}',
+            b'{"error":"x","max_message_size":"100"}',
+            b'{"error":"x","max_message_size":true}',
+            b'{"error":"x","max_message_size":1.5}',
+            b'{"error":"","max_message_size":1}',
+            b'{"error":null,"max_message_size":1}',
+            b"[1]",
+            b"{nope",
+            b"",
+            b"\x00binary",
+        ):
+            self.assertIsNone(parse_oversize_reply(raw), raw)
+
     def test_header(self) -> None:
         """The prefix is a 4-byte unsigned big-endian length; lengths beyond 32 bits are refused."""
         self.assertEqual(frame_header(0), b"\x00\x00\x00\x00")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import struct
 from typing import Any
 
 from twisted.internet.defer import Deferred
@@ -91,6 +92,43 @@ class ListenerTests(SynchronousTestCase):
         proto.dataReceived(b"\x00\x00\x00\x65")
         self.assertTrue(t.disconnecting)
         self.assertEqual(len(self.queue), 0)
+
+    def test_oversize_answered_with_one_error_frame(self) -> None:
+        """
+        An oversize header gets exactly one reply frame {"error", "max_message_size"}, then the
+        connection closes; reading stops and later bytes are ignored.
+        """
+        proto, t = self.connect()
+        proto.dataReceived(b"\x00\x00\x00\x65" + b"x" * 50)
+        body = (
+            b'{"error":"message of 101 bytes exceeds the receiver\'s max_message_size of 100 bytes",'
+            b'"max_message_size":100}'
+        )
+        self.assertEqual(t.value(), struct.pack("!I", len(body)) + body)
+        self.assertTrue(t.disconnecting)
+        self.assertEqual(t.producerState, "paused")
+        proto.dataReceived(b"x" * 51 + encode_frame(b"late"))
+        self.assertEqual(t.value(), struct.pack("!I", len(body)) + body)
+        proto.connectionLost()
+        self.assertEqual(len(self.queue), 0)
+        self.assertEqual(self.factory.total, 0)
+
+    def test_oversize_keeps_earlier_messages(self) -> None:
+        """Messages complete before the oversize header (earlier reads and the same read) are queued."""
+        proto, t = self.connect()
+        proto.dataReceived(encode_frame(b"first"))
+        proto.dataReceived(encode_frame(b"second") + b"\xff\xff\xff\xff")
+        self.assertTrue(t.disconnecting)
+        self.assertEqual(
+            [self.queue.get(), self.queue.get()], [Message(A, b"first"), Message(A, b"second")]
+        )
+        self.assertEqual(
+            json.loads(t.value()[4:]),
+            {
+                "error": "message of 4294967295 bytes exceeds the receiver's max_message_size of 100 bytes",
+                "max_message_size": 100,
+            },
+        )
 
     def test_connection_limits(self) -> None:
         """Connections beyond the per-peer cap, or the total cap, are closed at once; slots come back."""

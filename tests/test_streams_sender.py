@@ -270,3 +270,66 @@ class PlainTransportTests(SenderTests):
         for d in ds:
             self.successResultOf(d)
         self.assertEqual(self.drain_b(), [b"m%d" % i for i in range(8)])
+
+
+class OversizeRefusalTests(SynchronousTestCase):
+    """B's limit (65536) is below A's: B refuses with one error frame, and A reports it."""
+
+    LIMIT = 64 * 1024
+    ERROR = "message of 65537 bytes exceeds the receiver's max_message_size of 65536 bytes"
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.net = MemoryNet()
+        self.queue_b = RecvQueue(self.clock)
+        self.reg_b = StreamRegistry(self.queue_b, self.clock)
+        self.reg_b.add(FakeStream("mcp", "service", b'{"service":"s","response":1}'))
+        self.factory_b = MessageFactory(self.reg_b, self.clock, max_message_size=self.LIMIT)
+        self.net.listen(B, 7000, self.factory_b)
+        self.sender = Sender(
+            self.net.dial_from(A), self.clock, A, StreamRegistry(RecvQueue(self.clock), self.clock),
+            max_message_size=1 << 20,
+        )
+
+    def test_send_refused_is_413(self) -> None:
+        """The oversize /send fails 413 with the receiver's text; the one before it arrived intact."""
+        before = self.sender.send(B, b"small")
+        big = self.sender.send(B, b"x" * (self.LIMIT + 1))
+        self.net.flush()
+        self.assertEqual(self.successResultOf(before), 5)
+        f = self.failureResultOf(big, DeliveryError)
+        self.assertEqual((f.value.status, f.value.message), (413, self.ERROR))
+        self.assertEqual(self.queue_b.get(), Message(A, b"small"))
+        self.assertIsNone(self.queue_b.get())
+        self.assertEqual(self.net.pairs, [])
+        self.assertEqual(self.factory_b.total, 0)
+
+    def test_next_send_uses_a_new_connection(self) -> None:
+        """After a refusal the next message to that peer is delivered on a fresh connection."""
+        big = self.sender.send(B, b"x" * (self.LIMIT + 1))
+        self.net.flush()
+        self.failureResultOf(big, DeliveryError)
+        after = self.sender.send(B, b"after")
+        self.net.flush()
+        self.assertEqual(self.successResultOf(after), 5)
+        self.assertEqual(self.queue_b.get(), Message(A, b"after"))
+
+    def test_other_replies_ignored(self) -> None:
+        """A reply frame that is not an oversize refusal (e.g. an envelope answer) changes nothing."""
+        d = self.sender.send(B, b'{"service":"s","request":{}}')
+        self.net.flush()
+        self.successResultOf(d)
+        self.assertEqual(len(self.net.pairs), 1)  # still pooled, not aborted
+
+    def test_request_gets_the_refusal_as_reply(self) -> None:
+        """An oversize request's reply is the refusal frame itself (the bridge shows its error)."""
+        envelope = encode_mcp_request("s", "x" * self.LIMIT)
+        d = self.sender.request(B, envelope, 30)
+        self.net.flush()
+        self.assertEqual(
+            json.loads(self.successResultOf(d)),
+            {
+                "error": f"message of {len(envelope)} bytes exceeds the receiver's max_message_size of 65536 bytes",
+                "max_message_size": self.LIMIT,
+            },
+        )

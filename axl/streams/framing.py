@@ -4,11 +4,14 @@ The framing of the port-7000 message protocol (spec/axl-node.md section 6.2): a 
 big-endian length, then exactly that many payload bytes. A zero-length message is legal.
 
 Pure code, no Twisted: L{FrameDecoder} turns received bytes into messages, L{frame_header} builds
-the prefix for sending.
+the prefix for sending. A receiver that refuses an oversize message answers with one
+L{oversize_reply} frame before closing (our extension; a sender reads it with
+L{parse_oversize_reply}).
 """
 
 from __future__ import annotations
 
+import json
 import struct
 from typing import Any
 
@@ -21,6 +24,8 @@ __all__ = [
     "FrameTooLarge",
     "encode_frame",
     "frame_header",
+    "oversize_reply",
+    "parse_oversize_reply",
     "write_frame",
 ]
 
@@ -28,15 +33,58 @@ _LENGTH = struct.Struct("!I")
 HEADER_SIZE = _LENGTH.size
 #: The largest length the 4-byte prefix can carry.
 MAX_FRAME = 0xFFFFFFFF
+#: No oversize reply is longer than this (the sender does not parse longer frames as one).
+_OVERSIZE_REPLY_MAX = 1024
 
 
 class FrameTooLarge(ProtocolError):
-    """A frame announced a length above the receiver's limit."""
+    """
+    A frame announced a length above the receiver's limit.
 
-    def __init__(self, length: int, limit: int) -> None:
+    @ivar frames: the messages completed before that header by the same L{FrameDecoder.feed}
+        call (they are not lost).
+    """
+
+    def __init__(self, length: int, limit: int, frames: list[bytes] | None = None) -> None:
         super().__init__(f"message size {length} exceeds maximum {limit}")
         self.length = length
         self.limit = limit
+        self.frames: list[bytes] = frames if frames is not None else []
+
+
+def oversize_reply(length: int, limit: int) -> bytes:
+    """
+    The one reply frame payload a receiver writes before closing a connection whose next
+    message announced C{length} bytes, over its C{limit} (spec/axl-node.md section 13.12).
+    """
+    return json.dumps(
+        {
+            "error": f"message of {length} bytes exceeds the receiver's max_message_size of {limit} bytes",
+            "max_message_size": limit,
+        },
+        separators=(",", ":"),
+    ).encode("ascii")
+
+
+def parse_oversize_reply(payload: bytes) -> tuple[str, int] | None:
+    """
+    C{(error, max_message_size)} of an L{oversize_reply} (a JSON object with a string C{error}
+    and an integer C{max_message_size}), or None if C{payload} is not one.
+    """
+    if not payload.startswith(b"{") or len(payload) > _OVERSIZE_REPLY_MAX:
+        return None
+    try:
+        value = json.loads(payload)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(value, dict):
+        return None
+    error, limit = value.get("error"), value.get("max_message_size")
+    if not isinstance(error, str) or not error:
+        return None
+    if not isinstance(limit, int) or isinstance(limit, bool):
+        return None
+    return error, limit
 
 
 def frame_header(length: int) -> bytes:
@@ -100,8 +148,9 @@ class FrameDecoder:
         """
         Add received bytes; return every message they complete, in order.
 
-        @raise FrameTooLarge: a header announced more than C{max_length}; the decoder is then
-            unusable (the stream cannot be resynchronised).
+        @raise FrameTooLarge: a header announced more than C{max_length}; the messages completed
+            before it are in its C{frames}. The decoder is then unusable (the stream cannot be
+            resynchronised).
         """
         buf = self._buf
         buf += data
@@ -114,7 +163,8 @@ class FrameDecoder:
                     break
                 (n,) = _LENGTH.unpack_from(buf, offset)
                 if n > self.max_length:
-                    raise FrameTooLarge(n, self.max_length)
+                    del buf[:offset]
+                    raise FrameTooLarge(n, self.max_length, out)
                 self._need = n
                 offset += HEADER_SIZE
             n = self._need

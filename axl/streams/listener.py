@@ -8,7 +8,8 @@ L{StreamRegistry}; a stream's reply is written back on the same connection. Whil
 being dispatched (a stream working, or the C{/recv} queue full) the connection is not read, so a
 slow consumer pushes back through TCP. Limits:
 
- - C{max_message_size}: a longer announced length closes the connection;
+ - C{max_message_size}: a longer announced length is answered with one error frame
+   (L{oversize_reply}: C{{"error": ..., "max_message_size": M}}) and the connection is closed;
  - C{max_conns} in total and C{max_conns_per_peer} per sender key: extra connections are closed
    at once (so one peer cannot take every slot);
  - C{read_timeout}: a message that stops making progress for this long closes the connection
@@ -33,7 +34,12 @@ from twisted.python.failure import Failure
 
 from axl.crypto.keys import short_key
 from axl.errors import ProtocolError
-from axl.streams.framing import FrameDecoder, write_frame
+from axl.streams.framing import (
+    FrameDecoder,
+    FrameTooLarge,
+    oversize_reply,
+    write_frame,
+)
 from axl.streams.registry import StreamRegistry
 
 __all__ = ["MessageFactory", "MessageProtocol", "peer_key_of"]
@@ -167,6 +173,9 @@ class MessageProtocol(Protocol):
             return
         try:
             messages = self._decoder.feed(data)
+        except FrameTooLarge as e:
+            self._refuse_oversize(e)
+            return
         except ProtocolError as e:
             self.log.warn(
                 "dropping a message connection from {peer}: {err}",
@@ -178,6 +187,28 @@ class MessageProtocol(Protocol):
             self.transport.loseConnection()
             return
         self._pending.extend(messages)
+        self._pump()
+
+    def _refuse_oversize(self, e: FrameTooLarge) -> None:
+        """
+        Answer an oversize header with one L{oversize_reply} frame and close; the messages that
+        arrived whole before it are still dispatched. Reading stops, so the rest of the refused
+        message is not acknowledged either.
+        """
+        self.log.info(
+            "refusing a message of {n} bytes from {peer} (max_message_size {limit})",
+            n=e.length,
+            peer=short_key(self.peer_key),
+            limit=e.limit,
+        )
+        self._pending.extend(e.frames)
+        self._open = False
+        self._disarm()
+        if not self._paused:
+            self._paused = True
+            self.transport.pauseProducing()
+        write_frame(self.transport, oversize_reply(e.length, e.limit))
+        self.transport.loseConnection()
         self._pump()
 
     def _update_timer(self) -> None:

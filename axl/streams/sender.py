@@ -12,6 +12,10 @@ than C{send_timeout} (a receiver that stopped draining its queue).
 L{Sender.request} (C{/mcp}, C{/a2a}): one new connection per request, one request frame, one
 reply frame, within one end-to-end deadline; the connect has its own, shorter bound.
 
+A receiver of ours refuses a message over its C{max_message_size} with one reply frame
+(L{axl.streams.framing.oversize_reply}) before closing: on a C{/send} connection that fails the
+message with 413; on a request connection it is the reply (the bridge reports its C{error}).
+
 Messages to our own key never leave the node: they go straight to our L{StreamRegistry}.
 """
 
@@ -38,7 +42,7 @@ from zope.interface import implementer
 
 from axl.crypto.keys import short_key
 from axl.errors import ProtocolError
-from axl.streams.framing import FrameDecoder, write_frame
+from axl.streams.framing import FrameDecoder, parse_oversize_reply, write_frame
 from axl.streams.interfaces import IAcknowledgingTransport
 from axl.streams.registry import StreamRegistry
 
@@ -52,10 +56,15 @@ Dial = Callable[[bytes, int], IStreamClientEndpoint]
 SEND_WINDOW = 4 * 1024 * 1024
 
 
+#: The longest reply frame a C{/send} connection decodes (an oversize refusal is far shorter).
+_REPLY_MAX = 64 * 1024
+
+
 class DeliveryError(Exception):
     """
     A message could not be delivered; C{status} is the HTTP status the bridge answers (502 peer
-    unreachable or connection lost, 503 send timeout, 504 connect or reply timeout).
+    unreachable or connection lost, 503 send timeout, 504 connect or reply timeout, 413 the
+    receiver refused it as over its C{max_message_size}).
     """
 
     def __init__(self, status: int, message: str) -> None:
@@ -100,6 +109,7 @@ class _SendProtocol(Protocol):
     def __init__(self, channel: _Channel) -> None:
         self.channel = channel
         self.paused = False
+        self._decoder: FrameDecoder | None = FrameDecoder(_REPLY_MAX)
 
     def connectionMade(self) -> None:
         self.transport.registerProducer(self, True)
@@ -111,7 +121,22 @@ class _SendProtocol(Protocol):
             self.transport.loseConnection()
 
     def dataReceived(self, data: bytes) -> None:
-        pass  # a receiver that treated our message as an envelope may answer; nobody asked
+        # Replies nobody asked for (a receiver that took our message for an envelope) are
+        # dropped; only a receiver's refusal of an oversize message (our extension) matters.
+        if self._decoder is None:
+            return
+        try:
+            frames = self._decoder.feed(data)
+        except ProtocolError:
+            self._decoder = None  # not our framing, or a long reply: nothing we need
+            return
+        for frame in frames:
+            refusal = parse_oversize_reply(frame)
+            if refusal is not None:
+                self._decoder = None
+                self.channel.refused(*refusal)
+                self.transport.abortConnection()
+                return
 
     def pauseProducing(self) -> None:
         self.paused = True
@@ -209,6 +234,22 @@ class _Channel:
 
     def ack_failed(self, failure: Failure) -> None:
         pass  # connectionLost fails what is still in flight
+
+    def refused(self, error: str, limit: int) -> None:
+        """
+        The receiver refused a message as over its C{max_message_size} (C{limit}) and closes
+        the connection: the first one still in flight that is that large fails with 413 (one
+        already acknowledged was answered 200 before the refusal could arrive; it is logged).
+        """
+        for frame in self.inflight:
+            if frame.state != "done" and len(frame.payload) > limit:
+                frame.finish(Failure(DeliveryError(413, error)))
+                return
+        self.log.info(
+            "{peer} refused a message already reported as sent: {err}",
+            peer=short_key(self.dest),
+            err=error,
+        )
 
     def check_idle(self) -> None:
         busy = self.queue or self.inflight
