@@ -135,6 +135,26 @@ class OverlayTests(SynchronousTestCase):
         self.assertEqual(got, payloads)
         self.assertEqual({self.wait(d).code for d in ds}, {200})
 
+    def test_send_over_receivers_limit_is_413(self) -> None:
+        """
+        Over the real TCP, a /send above B's max_message_size (1 MiB; A allows 2 MiB) is 413 with
+        B's refusal text: B's error frame arrives before the message could be acknowledged.
+        """
+        self.b.streams.factory.max_message_size = 1024 * 1024  # type: ignore[attr-defined]
+        size = 1024 * 1024 + 1
+        code, _, body = self.result(self.send(b"x" * size))
+        self.assertEqual(
+            (code, body),
+            (
+                413,
+                f"message of {size} bytes exceeds the receiver's max_message_size of 1048576 bytes\n".encode(),
+            ),
+        )
+        code, _, _ = self.result(self.send(b"after"))
+        self.assertEqual(code, 200)
+        code, _, body = self.result(self.request(self.client_b, "GET", "/recv?wait=5"))
+        self.assertEqual((code, body), (200, b"after"))
+
     def test_mcp_round_trip(self) -> None:
         """/mcp from A reaches B's router with A's key and returns its JSON."""
         rpc = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}

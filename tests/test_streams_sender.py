@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from twisted.internet.task import Clock
+from twisted.logger import LogLevel, capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 
 from axl.streams.envelope import encode_mcp_request
@@ -313,6 +314,24 @@ class OversizeRefusalTests(SynchronousTestCase):
         self.net.flush()
         self.assertEqual(self.successResultOf(after), 5)
         self.assertEqual(self.queue_b.get(), Message(A, b"after"))
+
+    def test_refusal_after_acknowledgement_is_logged(self) -> None:
+        """
+        A message acknowledged (so answered 200) before the refusal arrived cannot be taken back:
+        the refusal is logged at info with the receiver's text, and nothing is delivered.
+        """
+        self.factory_b.max_message_size = 100
+        with capturedLogs() as events:
+            d = self.sender.send(B, b"y" * 101)
+            self.net.flush()
+        self.assertEqual(self.successResultOf(d), 101)
+        self.assertIsNone(self.queue_b.get())
+        (event,) = [e for e in events if "already reported as sent" in e["log_format"]]
+        self.assertEqual(event["log_level"], LogLevel.info)
+        self.assertEqual(
+            event["err"], "message of 101 bytes exceeds the receiver's max_message_size of 100 bytes"
+        )
+        self.assertEqual(self.net.pairs, [])
 
     def test_other_replies_ignored(self) -> None:
         """A reply frame that is not an oversize refusal (e.g. an envelope answer) changes nothing."""

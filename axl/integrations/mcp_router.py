@@ -215,7 +215,10 @@ class MCPRouter:
         the service answers 200/202/204, or 404/405 (the session is already gone, or the server
         does not let clients end sessions).
         """
-        headers = {"X-From-Peer-Id": [from_peer], "X-Service": [service]}
+        headers: dict[bytes | str, list[bytes | str]] = {
+            "X-From-Peer-Id": [from_peer],
+            "X-Service": [service],
+        }
         for name, value in transport_headers.items():
             headers[name] = [value]
         response = await self._http.delete(endpoint, headers=headers)
@@ -232,7 +235,7 @@ class MCPRouter:
         from_peer: str,
         transport_headers: dict[str, str],
     ) -> tuple[Any, dict[str, str]]:
-        headers = {
+        headers: dict[bytes | str, list[bytes | str]] = {
             "Content-Type": ["application/json"],
             "Accept": [_ACCEPT],
             "X-From-Peer-Id": [from_peer],

@@ -14,7 +14,9 @@ reply frame, within one end-to-end deadline; the connect has its own, shorter bo
 
 A receiver of ours refuses a message over its C{max_message_size} with one reply frame
 (L{axl.streams.framing.oversize_reply}) before closing: on a C{/send} connection that fails the
-message with 413; on a request connection it is the reply (the bridge reports its C{error}).
+message with 413 if it is still unacknowledged (a message small enough to be acknowledged in
+the same round trip was already answered 200; the refusal is then logged); on a request
+connection it is the reply (the bridge reports its C{error}).
 
 Messages to our own key never leave the node: they go straight to our L{StreamRegistry}.
 """
