@@ -24,6 +24,10 @@ from axl.overlay_address import OverlayAddress
 from axl.streams.interfaces import IAcknowledgingTransport
 
 
+#: The most one delivery step moves (like one TCP segment, if a large one).
+SEGMENT = 64 * 1024
+
+
 def key(n: int) -> bytes:
     """A distinct, valid-looking 32-byte key."""
     return bytes([n]) * 32
@@ -109,16 +113,22 @@ class PipeTransport:
         return self.host
 
     def _deliver(self) -> bool:
-        """Move our outbox into the other end's protocol if it is reading."""
-        moved = False
+        """
+        Move up to one segment (L{SEGMENT} bytes) of our outbox into the other end's protocol
+        if it is reading; L{MemoryNet.flush} alternates directions between segments, so a
+        reply can overtake the acknowledgement of a long message, as over TCP.
+        """
         other = self.other
-        while self.outbox and not other.reading_paused and not other.closed:
-            data = self.outbox.popleft()
-            self.delivered += len(data)
-            moved = True
-            other.protocol.dataReceived(data)
-            self._fire_acks()
-        return moved
+        if not self.outbox or other.reading_paused or other.closed:
+            return False
+        data = self.outbox.popleft()
+        if len(data) > SEGMENT:
+            data, rest = data[:SEGMENT], data[SEGMENT:]
+            self.outbox.appendleft(rest)
+        self.delivered += len(data)
+        other.protocol.dataReceived(data)
+        self._fire_acks()
+        return True
 
     def _fire_acks(self) -> None:
         ready = [d for (mark, d) in self.waiters if mark <= self.delivered]

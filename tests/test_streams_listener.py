@@ -22,6 +22,15 @@ from axl.streams.registry import StreamRegistry
 A, B = b"a" * 32, b"b" * 32
 
 
+class _HalfCloseTransport(StringTransport):
+    """A StringTransport that can shut its write side (as the overlay TCP can)."""
+
+    write_closed = False
+
+    def loseWriteConnection(self) -> None:
+        self.write_closed = True
+
+
 @implementer(IStream)
 class EchoStream:
     name = "echo"
@@ -66,6 +75,12 @@ class ListenerTests(SynchronousTestCase):
         proto.makeConnection(transport)
         return proto, transport
 
+    def connect_half_closeable(self, key: bytes = A) -> tuple[Any, _HalfCloseTransport]:
+        proto = self.factory.buildProtocol(OverlayAddress(key, 1))
+        transport = _HalfCloseTransport(peerAddress=OverlayAddress(key, 40000))
+        proto.makeConnection(transport)
+        return proto, transport
+
     def test_several_frames_queued_with_full_sender_key(self) -> None:
         """Several messages on one connection are queued in order with the sender's full key."""
         proto, t = self.connect()
@@ -95,23 +110,39 @@ class ListenerTests(SynchronousTestCase):
 
     def test_oversize_answered_with_one_error_frame(self) -> None:
         """
-        An oversize header gets exactly one reply frame {"error", "max_message_size"}, then the
-        connection closes; reading stops and later bytes are ignored.
+        An oversize header gets exactly one reply frame {"error", "max_message_size"} and our
+        write side is shut (FIN); the rest of the refused message is read and thrown away,
+        and the connection closes once its declared length has gone by. Nothing is queued.
         """
-        proto, t = self.connect()
+        proto, t = self.connect_half_closeable()
         proto.dataReceived(b"\x00\x00\x00\x65" + b"x" * 50)
         body = (
             b'{"error":"message of 101 bytes exceeds the receiver\'s max_message_size of 100 bytes",'
             b'"max_message_size":100}'
         )
         self.assertEqual(t.value(), struct.pack("!I", len(body)) + body)
+        self.assertEqual((t.write_closed, t.disconnecting), (True, False))
+        self.assertEqual(t.producerState, "producing")  # still read: the sender can finish
+        proto.dataReceived(b"x" * 50)
+        self.assertFalse(t.disconnecting)
+        proto.dataReceived(b"x" + encode_frame(b"late"))
         self.assertTrue(t.disconnecting)
-        self.assertEqual(t.producerState, "paused")
-        proto.dataReceived(b"x" * 51 + encode_frame(b"late"))
         self.assertEqual(t.value(), struct.pack("!I", len(body)) + body)
         proto.connectionLost()
         self.assertEqual(len(self.queue), 0)
         self.assertEqual(self.factory.total, 0)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_oversize_drain_stalls(self) -> None:
+        """A sender that stops sending the refused message is closed after the read timeout."""
+        proto, t = self.connect_half_closeable()
+        proto.dataReceived(b"\x00\x01\x00\x00")
+        self.clock.advance(self.factory.read_timeout - 0.5)
+        proto.dataReceived(b"y" * 10)  # progress resets the timer
+        self.clock.advance(self.factory.read_timeout - 0.5)
+        self.assertFalse(t.disconnecting)
+        self.clock.advance(1)
+        self.assertTrue(t.disconnecting)
 
     def test_oversize_keeps_earlier_messages(self) -> None:
         """Messages complete before the oversize header (earlier reads and the same read) are queued."""

@@ -43,13 +43,17 @@ class FrameTooLarge(ProtocolError):
 
     @ivar frames: the messages completed before that header by the same L{FrameDecoder.feed}
         call (they are not lost).
+    @ivar received: how many bytes of the refused message itself had already arrived.
     """
 
-    def __init__(self, length: int, limit: int, frames: list[bytes] | None = None) -> None:
+    def __init__(
+        self, length: int, limit: int, frames: list[bytes] | None = None, received: int = 0
+    ) -> None:
         super().__init__(f"message size {length} exceeds maximum {limit}")
         self.length = length
         self.limit = limit
         self.frames: list[bytes] = frames if frames is not None else []
+        self.received = received
 
 
 def oversize_reply(length: int, limit: int) -> bytes:
@@ -164,7 +168,7 @@ class FrameDecoder:
                 (n,) = _LENGTH.unpack_from(buf, offset)
                 if n > self.max_length:
                     del buf[:offset]
-                    raise FrameTooLarge(n, self.max_length, out)
+                    raise FrameTooLarge(n, self.max_length, out, len(buf) - HEADER_SIZE)
                 self._need = n
                 offset += HEADER_SIZE
             n = self._need

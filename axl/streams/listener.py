@@ -9,7 +9,8 @@ being dispatched (a stream working, or the C{/recv} queue full) the connection i
 slow consumer pushes back through TCP. Limits:
 
  - C{max_message_size}: a longer announced length is answered with one error frame
-   (L{oversize_reply}: C{{"error": ..., "max_message_size": M}}) and the connection is closed;
+   (L{oversize_reply}: C{{"error": ..., "max_message_size": M}}); the rest of that message is
+   read and thrown away, then the connection is closed;
  - C{max_conns} in total and C{max_conns_per_peer} per sender key: extra connections are closed
    at once (so one peer cannot take every slot);
  - C{read_timeout}: a message that stops making progress for this long closes the connection
@@ -124,6 +125,7 @@ class MessageProtocol(Protocol):
         self._open = False
         self._has_slot = False
         self._timer: IDelayedCall | None = None
+        self._discard_left: int | None = None  # bytes of a refused message still to come
         self.peer_key = b""
 
     def connectionMade(self) -> None:
@@ -169,6 +171,9 @@ class MessageProtocol(Protocol):
         self.transport.loseConnection()
 
     def dataReceived(self, data: bytes) -> None:
+        if self._discard_left is not None:
+            self._discard(data)
+            return
         if not self._open:
             return
         try:
@@ -191,9 +196,12 @@ class MessageProtocol(Protocol):
 
     def _refuse_oversize(self, e: FrameTooLarge) -> None:
         """
-        Answer an oversize header with one L{oversize_reply} frame and close; the messages that
-        arrived whole before it are still dispatched. Reading stops, so the rest of the refused
-        message is not acknowledged either.
+        Answer an oversize header with one L{oversize_reply} frame, then shut our side (FIN);
+        the messages that arrived whole before it are still dispatched. The rest of the refused
+        message is read and thrown away (never held), so a sender that does not read replies (a
+        Go AXL node on C{/send}) finishes its write and closes instead of stalling; the
+        connection closes once the declared length has gone by, or when it stops progressing
+        for the read timeout.
         """
         self.log.info(
             "refusing a message of {n} bytes from {peer} (max_message_size {limit})",
@@ -203,16 +211,35 @@ class MessageProtocol(Protocol):
         )
         self._pending.extend(e.frames)
         self._open = False
-        self._disarm()
-        if not self._paused:
-            self._paused = True
-            self.transport.pauseProducing()
+        self._discard_left = e.length - e.received
         write_frame(self.transport, oversize_reply(e.length, e.limit))
-        self.transport.loseConnection()
+        lose_write = getattr(self.transport, "loseWriteConnection", None)
+        if lose_write is not None:
+            lose_write()
+        else:
+            self.transport.loseConnection()
+        if self._paused:
+            self._paused = False
+            self.transport.resumeProducing()
         self._pump()
 
+    def _discard(self, data: bytes) -> None:
+        """Bytes of a refused message: count them off, close when it has all gone by."""
+        self._discard_left -= len(data)
+        if self._discard_left <= 0:
+            self._disarm()
+            self.transport.loseConnection()
+        else:
+            self._arm(self._factory.read_timeout)
+
     def _update_timer(self) -> None:
-        if not self._open or self._busy:
+        if self._discard_left is not None:
+            if self._discard_left > 0:
+                self._arm(self._factory.read_timeout)
+            else:
+                self._disarm()
+                self.transport.loseConnection()
+        elif not self._open or self._busy:
             self._disarm()
         elif self._decoder.in_frame:
             self._arm(self._factory.read_timeout)
