@@ -31,6 +31,7 @@ __all__ = [
     "send_message_body",
     "mcp_envelope",
     "task_result",
+    "request",
 ]
 
 DEFAULT_NODE_URL = "http://127.0.0.1:9002"
@@ -147,6 +148,29 @@ class _Calls:
         return Call("POST", f"/a2a/{peer_id}", _expect_json, headers, json.dumps(body).encode())
 
 
+def request(
+    method: str,
+    url: str,
+    body: bytes | None = None,
+    headers: Mapping[str, str] | None = None,
+    timeout: float = 60.0,
+    opener: urllib.request.OpenerDirector | None = None,
+) -> tuple[int, dict[str, str], bytes]:
+    """
+    One plain HTTP request with the standard library: C{(status, headers, body)} whatever the
+    status (an error status is returned, not raised; a connection failure raises C{OSError}).
+    """
+    req = urllib.request.Request(url, data=body, headers=dict(headers or {}), method=method)
+    try:
+        with (opener or _OPENER).open(req, timeout=timeout) as response:
+            return response.status, dict(response.headers.items()), response.read()
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers.items()) if e.headers is not None else {}, e.read()
+
+
+_OPENER = urllib.request.build_opener()
+
+
 class Node(_Calls):
     """
     Blocking client (standard library only).
@@ -167,16 +191,10 @@ class Node(_Calls):
         self._opener = opener or urllib.request.build_opener()
 
     def _do(self, call: Call) -> Any:
-        request = urllib.request.Request(
-            self.url + call.path, data=call.body, headers=call.headers, method=call.method
+        status, headers, body = request(
+            call.method, self.url + call.path, call.body, call.headers, self.timeout, self._opener
         )
-        try:
-            with self._opener.open(request, timeout=self.timeout) as response:
-                status, headers, body = response.status, response.headers, response.read()
-        except urllib.error.HTTPError as e:
-            status, headers, body = e.code, e.headers, e.read()
-        lowered = {k.lower(): v for k, v in headers.items()} if headers is not None else {}
-        return call.parse(status, lowered, body)
+        return call.parse(status, {k.lower(): v for k, v in headers.items()}, body)
 
     def topology(self) -> dict[str, Any]:
         return self._do(self._topology())  # type: ignore[no-any-return]

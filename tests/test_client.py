@@ -17,7 +17,7 @@ from treq.testing import StubTreq
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.iweb import IRequest
 
-from axl.client import Message, Node, NodeError, TreqNode, mcp_envelope, task_result
+from axl.client import Message, Node, NodeError, TreqNode, mcp_envelope, request, task_result
 
 ME, PEER = "aa" * 32, "bb" * 32
 
@@ -176,6 +176,20 @@ class SyncClientTests(_ClientTests, SynchronousTestCase):
         except (NodeError, RuntimeError) as e:
             return e
         self.fail("no exception")
+
+
+class RequestTests(SynchronousTestCase):
+    def test_status_returned_not_raised(self) -> None:
+        """request() returns (status, headers, body) for an error status instead of raising."""
+        bridge = FakeBridge()
+        opener = urllib.request.build_opener(_StubHandler(bridge.app.resource(), self))
+        status, headers, body = request(
+            "POST", "http://127.0.0.1:9002/send", b"x", {}, opener=opener
+        )
+        self.assertEqual((status, body), (400, b"Missing X-Destination-Peer-Id header\n"))
+        status, headers, body = request("GET", "http://127.0.0.1:9002/topology", opener=opener)
+        self.assertEqual((status, json.loads(body)["our_public_key"]), (200, ME))
+        self.assertIn("application/json", {k.lower(): v for k, v in headers.items()}["content-type"])
 
 
 class TreqClientTests(_ClientTests, SynchronousTestCase):

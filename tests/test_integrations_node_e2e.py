@@ -17,25 +17,20 @@ import os
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from typing import Any
 
 from tests.test_e2e_twistd import ROOT, Twistd, TwistdTestCase, free_port, get_topology
+from axl.client import request
 
 WAIT = 40.0
 EXAMPLES = os.path.join(ROOT, "examples")
 
 
 def http(method: str, url: str, body: Any = None) -> tuple[int, bytes]:
+    """A request with a JSON body (bytes are sent as they are): (status, body)."""
     data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
-    headers = {"Content-Type": "application/json"}
-    request = urllib.request.Request(url, data=data, method=method, headers=headers)
-    try:
-        with urllib.request.urlopen(request, timeout=40) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read()
+    status, _, reply = request(method, url, data, {"Content-Type": "application/json"}, timeout=40)
+    return status, reply
 
 
 class NodeEndToEndTests(TwistdTestCase):

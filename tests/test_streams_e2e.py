@@ -18,11 +18,10 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from typing import Any
 
 from tests.test_e2e_twistd import Twistd, TwistdTestCase, free_port, get_topology
+from axl.client import request as http
 from tests.vectors import keys
 
 MAX = 2 * 1024 * 1024
@@ -58,21 +57,6 @@ server.serve_forever()
 """
 
 
-
-def http(
-    method: str,
-    url: str,
-    body: bytes | None = None,
-    headers: dict[str, str] | None = None,
-) -> tuple[int, dict[str, str], bytes]:
-    request = urllib.request.Request(
-        url, data=body, method=method, headers=headers or {}
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, dict(response.headers), response.read()
-    except urllib.error.HTTPError as e:
-        return e.code, dict(e.headers), e.read()
 
 
 class StreamsE2ETests(TwistdTestCase):
