@@ -242,35 +242,25 @@ class Session:
         to_recv = ((our_seq + 1) & MAX_UINT64) == self.local_key_seq
         to_send = our_seq == self.local_key_seq
         box = data[offset:]
+        # Which of our keys the sender used, and the nonce counter that guards it (§4.5).
         if from_current and to_recv:
-            if nonce <= self.recv_nonce:
-                return None
-            plain = open_box(box, nonce, self.recv_shared)
-            if plain is None:
-                self._resync()
-                return None
-            self.recv_nonce = nonce
+            counter, shared, rotates = "recv_nonce", self.recv_shared, False
         elif from_next and to_send:
-            if nonce <= self.next_send_nonce:
-                return None
-            plain = open_box(box, nonce, self.next_send_shared)
-            if plain is None:
-                self._resync()
-                return None
-            self.next_send_nonce = nonce
-            self._maybe_rotate(plain[:32], nonce)
+            counter, shared, rotates = "next_send_nonce", self.next_send_shared, True
         elif from_next and to_recv:
-            if nonce <= self.next_recv_nonce:
-                return None
-            plain = open_box(box, nonce, self.next_recv_shared)
-            if plain is None:
-                self._resync()
-                return None
-            self.next_recv_nonce = nonce
-            self._maybe_rotate(plain[:32], nonce)
+            counter, shared, rotates = "next_recv_nonce", self.next_recv_shared, True
         else:
             self._resync()
             return None
+        if nonce <= getattr(self, counter):
+            return None  # replayed or stale: dropped silently
+        plain = open_box(box, nonce, shared)
+        if plain is None:
+            self._resync()
+            return None
+        setattr(self, counter, nonce)
+        if rotates:
+            self._maybe_rotate(plain[:32], nonce)
         payload = plain[32:]
         self.rx_bytes += len(payload)
         self.last_active = self.host.now()
