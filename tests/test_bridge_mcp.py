@@ -146,8 +146,12 @@ class McpTests(TwoNodes):
         code, _, body = self.mcp(b"", method="DELETE", headers={"Mcp-Session-Id": session})
         self.assertEqual((code, body), (204, b""))
         self.assertEqual(len(self.routed()), 1)  # answered first, forwarded after
+        api = self.a.streams.api  # type: ignore[attr-defined]
         self.clock.advance(0)
+        idle = api.when_idle()
+        self.assertNoResult(idle)  # the forward is in flight
         self.settle()
+        self.successResultOf(idle)
         routed = self.routed()
         self.assertEqual(len(routed), 2)
         self.assertEqual(

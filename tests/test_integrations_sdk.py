@@ -215,8 +215,8 @@ class SDKEndToEndTests(TestCase):
             raise AssertionError("the test's node only talks to itself")
 
         sender = Sender(no_dial, reactor, NODE_KEY, streams)
-        bridge = MessagingAPI(sender, queue, reactor, McpSessions(reactor), request_timeout=25)
-        self.bridge = f"http://127.0.0.1:{self.listen(bridge.app.resource())}"
+        self.api = MessagingAPI(sender, queue, reactor, McpSessions(reactor), request_timeout=25)
+        self.bridge = f"http://127.0.0.1:{self.listen(self.api.app.resource())}"
 
     def listen(self, resource: Any) -> int:
         port = reactor.listenTCP(0, Site(resource), interface="127.0.0.1")
@@ -251,6 +251,7 @@ class SDKEndToEndTests(TestCase):
         self.check_session(await self.run_async(_mcp_session, url, "legacy"))
         # The client's DELETE on close reaches the server too, with the server's own session id.
         deleted = await self.stateful.deleted
+        await self.api.when_idle()  # the router's DELETE exchange has finished too
         ids = self.stateful.session_ids
         self.assertIsNone(ids[0])
         self.assertGreaterEqual(len(ids), 5)

@@ -24,7 +24,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from klein import Klein
-from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.defer import CancelledError, Deferred, gatherResults, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.web.iweb import IRequest
@@ -202,6 +202,7 @@ class MessagingAPI:
         self.recv_wait_max = recv_wait_max
         self.bridge_addr = bridge_addr
         self.api_port = api_port
+        self._background: set[Deferred[None]] = set()  # forwards nobody waits for
 
     # -- /send ---------------------------------------------------------------------------------
 
@@ -425,9 +426,17 @@ class MessagingAPI:
                 err=failure.getErrorMessage(),
             )
 
-        self.sender.request(dest, envelope, self.request_timeout).addCallbacks(
+        done = self.sender.request(dest, envelope, self.request_timeout).addCallbacks(
             delivered, failed
         )
+        self._background.add(done)
+        done.addBoth(lambda _: self._background.discard(done))
+
+    def when_idle(self) -> Deferred[None]:
+        """Fires once no background forward (notification, session end) is in flight."""
+        if not self._background:
+            return succeed(None)
+        return gatherResults(list(self._background)).addCallback(lambda _: self.when_idle())
 
     # -- /a2a/{peer} ---------------------------------------------------------------------------
 
