@@ -22,6 +22,7 @@ and one row to the README's config reference.
 from __future__ import annotations
 
 import ipaddress
+from urllib.parse import urlsplit
 import json
 import os
 import re
@@ -46,6 +47,7 @@ __all__ = [
     "size32",
     "bridge_host",
     "base_url",
+    "service_url",
     "is_loopback_host",
 ]
 
@@ -108,8 +110,50 @@ def bridge_host(value: str) -> str:
 
 
 def base_url(value: str) -> str:
-    """A base URL such as C{http://127.0.0.1}; trailing slashes are removed."""
-    return value.rstrip("/")
+    """
+    The base URL of a companion service (C{router_addr}, C{a2a_addr}), normalised to
+    C{scheme://host[:port]}. AXL needs exactly C{http://host}; here a bare host (C{127.0.0.1},
+    C{localhost}, C{::1} or C{[::1]}) gets C{http://}, a port may be given (it then wins over
+    C{router_port}/C{a2a_port}) and trailing slashes are removed. A path, query or another
+    scheme is an error.
+    """
+    text = value.strip()
+    if not text:
+        return ""
+    scheme, sep, rest = text.partition("://")
+    if not sep:
+        scheme, rest = "http", text
+    rest = rest.rstrip("/")
+    try:
+        if ipaddress.ip_address(rest.split("%", 1)[0]).version == 6:
+            rest = f"[{rest}]"
+    except ValueError:
+        pass
+    parts = urlsplit(f"{scheme}://{rest}")
+    if parts.scheme not in ("http", "https"):
+        raise ValueError(f"must be an http:// or https:// URL, got {value!r}")
+    if parts.path or parts.query or parts.fragment or "@" in parts.netloc:
+        raise ValueError(f"must be scheme://host[:port] with no path, got {value!r}")
+    try:
+        port = parts.port
+        host = parts.hostname
+    except ValueError:
+        raise ValueError(f"has a bad host or port: {value!r}") from None
+    if not host or (port is not None and not 1 <= port <= 65535):
+        raise ValueError(f"has a bad host or port: {value!r}")
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def service_url(base: str, port: int, path: str = "") -> str:
+    """
+    C{base} (a L{base_url}) with C{port} unless it names its own port, then C{path}; C{""} for
+    an empty C{base} (the service is off).
+    """
+    if not base:
+        return ""
+    parts = urlsplit(base)
+    netloc = parts.netloc if parts.port is not None else f"{parts.netloc}:{port}"
+    return f"{parts.scheme}://{netloc}{path}"
 
 
 def is_loopback_host(host: str) -> bool:

@@ -422,3 +422,41 @@ class ConfigPropertyTests(SynchronousTestCase):
             self.assertEqual(config.source, "p.json")
             self.assertTrue(1 <= config.api_port <= 65535)
             self.assertTrue(config.max_message_size >= 1)
+
+
+class ServiceURLTests(SynchronousTestCase):
+    def test_base_url_forms(self) -> None:
+        """router_addr/a2a_addr accept a bare host, an IPv6 literal, a URL with or without port."""
+        from axl.config import base_url
+
+        cases = {
+            "http://127.0.0.1": "http://127.0.0.1",
+            "http://127.0.0.1/": "http://127.0.0.1",
+            "127.0.0.1": "http://127.0.0.1",
+            "localhost:9100": "http://localhost:9100",
+            "::1": "http://[::1]",
+            "[::1]:9100": "http://[::1]:9100",
+            "https://router.example:8443//": "https://router.example:8443",
+            "": "",
+        }
+        for given, expected in cases.items():
+            self.assertEqual(base_url(given), expected, given)
+        for bad in ("ftp://host", "http://host/route", "http://host:0", "http://host:99999", "http://"):
+            with self.assertRaises(ValueError, msg=bad):
+                base_url(bad)
+
+    def test_service_url(self) -> None:
+        """The port key applies unless the address names its own port; empty stays off."""
+        from axl.config import service_url
+
+        self.assertEqual(service_url("http://127.0.0.1", 9003, "/route"), "http://127.0.0.1:9003/route")
+        self.assertEqual(service_url("http://[::1]", 9004), "http://[::1]:9004")
+        self.assertEqual(service_url("http://127.0.0.1:9100", 9003, "/route"), "http://127.0.0.1:9100/route")
+        self.assertEqual(service_url("", 9003, "/route"), "")
+
+    def test_bad_router_addr_names_key(self) -> None:
+        """A router_addr with a path stops the start naming the key and the file."""
+        with self.assertRaises(ConfigError) as cm:
+            config_from_dict({"router_addr": "http://127.0.0.1/route"}, "c.json")
+        self.assertIn("router_addr", str(cm.exception))
+        self.assertIn("c.json", str(cm.exception))

@@ -25,6 +25,7 @@ from zope.interface import implementer
 
 from axl.bridge.mcp_sessions import McpSessions
 from axl.bridge.messaging import MessagingAPI
+from axl.config import service_url
 from axl.errors import StartupError
 from axl.streams.a2a import A2AStream
 from axl.streams.interfaces import IStream, IStreamFactory
@@ -145,13 +146,13 @@ def build_streams_layer(
     registry = StreamRegistry(queue, clock, timeout=stream_timeout)
     mcp_allowed = tuple(config.mcp_allowed_peers) or None
     a2a_allowed = tuple(config.a2a_allowed_peers) or None
-    route_url = f"{config.router_addr}:{config.router_port}/route"
+    route_url = service_url(config.router_addr, config.router_port, "/route")
     registry.add(
         MCPStream(http, route_url, clock, http_timeout),
         enabled=bool(config.router_addr),
         allowed=mcp_allowed,
     )
-    a2a_url = f"{config.a2a_addr}:{config.a2a_port}"
+    a2a_url = service_url(config.a2a_addr, config.a2a_port)
     registry.add(
         A2AStream(http, a2a_url, clock, http_timeout),
         enabled=bool(config.a2a_addr),
