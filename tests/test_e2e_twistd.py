@@ -129,6 +129,14 @@ class TwistdTestCase(SynchronousTestCase):
     def config(self, obj: dict[str, Any], name: str = "c.json") -> str:
         return self.write(name, json.dumps(obj))
 
+    def start(self, name: str, config: dict[str, Any]) -> tuple[Twistd, int]:
+        """Start node C{name} (config file C{<name>.json}, a free bridge port) and wait for it."""
+        port = free_port()
+        self.config({**config, "api_port": port}, f"{name}.json")
+        proc = Twistd(self, ["axl", "--config", f"{name}.json"], cwd=self.dir)
+        proc.wait_for(rf"Listening on 127\.0\.0\.1:{port}\b")
+        return proc, port
+
     def assert_clean_failure(self, proc: Twistd, line: str) -> None:
         """The process exited 1 with exactly C{line} on stderr and no traceback anywhere."""
         status = proc.finish()

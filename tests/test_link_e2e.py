@@ -38,13 +38,6 @@ class PeeringE2ETests(TwistdTestCase):
     def peers(self, port: int) -> list[dict[str, Any]]:
         return get_topology(port)["peers"]  # type: ignore[no-any-return]
 
-    def start(self, name: str, config: dict[str, Any]) -> tuple[Twistd, int]:
-        port = free_port()
-        self.config({**config, "api_port": port}, f"{name}.json")
-        proc = Twistd(self, ["axl", "--config", f"{name}.json"], cwd=self.dir)
-        proc.wait_for(rf"Listening on 127\.0\.0\.1:{port}\b")
-        return proc, port
-
     def test_tls_peering_and_reconnect(self) -> None:
         """
         Hub (key A) listens on tls://127.0.0.1:P, spoke (key B) peers to it: each lists the other

@@ -14,7 +14,7 @@ import time
 import urllib.error
 from typing import Any
 
-from tests.test_e2e_twistd import Twistd, TwistdTestCase, free_port, get_topology
+from tests.test_e2e_twistd import TwistdTestCase, free_port, get_topology
 from tests.vectors import keys
 
 WAIT = 30.0
@@ -36,13 +36,6 @@ def _root_of(tree: dict[str, dict[str, Any]], key: str) -> str | None:
 
 
 class ThreeNodeTreeTests(TwistdTestCase):
-    def start(self, name: str, config: dict[str, Any]) -> tuple[Twistd, int]:
-        port = free_port()
-        self.config({**config, "api_port": port}, f"{name}.json")
-        proc = Twistd(self, ["axl", "--config", f"{name}.json"], cwd=self.dir)
-        proc.wait_for(rf"Listening on 127\.0\.0\.1:{port}\b")
-        return proc, port
-
     def test_star_agrees_on_lowest_root(self) -> None:
         """
         Hub A with spokes B and C: the hub's tree has all three keys, each node's tree has

@@ -61,12 +61,7 @@ server.serve_forever()
 
 class StreamsE2ETests(TwistdTestCase):
     def start(self, name: str, config: dict[str, Any]) -> tuple[Twistd, int]:
-        port = free_port()
-        self.config(
-            {**config, "api_port": port, "max_message_size": MAX}, f"{name}.json"
-        )
-        proc = Twistd(self, ["axl", "--config", f"{name}.json"], cwd=self.dir)
-        proc.wait_for(rf"Listening on 127\.0\.0\.1:{port}\b")
+        proc, port = super().start(name, {**config, "max_message_size": MAX})
         self.drain(proc)
         return proc, port
 
