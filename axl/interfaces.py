@@ -15,6 +15,8 @@ construction. Pure cores take a clock (C{IReactorTime}) and no reactor.
 
 from __future__ import annotations
 
+from typing import Callable
+
 from zope.interface import Attribute, Interface
 
 __all__ = [
@@ -119,7 +121,7 @@ class IIPv6Layer(Interface):
         C{handler(source_key, packet)}; C{source_key} is the sender's full key.
         """
 
-    def register_ptb_handler(handler: object) -> None:
+    def register_ptb_handler(handler: Callable[[bytes, int, bytes], None]) -> None:
         """
         Call C{handler(source_key, mtu, original_prefix)} for each ICMPv6 Packet Too Big about a
         packet we sent (the TCP lowers its MSS, RFC 8201).

@@ -44,7 +44,7 @@ class Options(usage.Options):
     ]
 
     def __init__(self) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]
         self["listen"] = []
 
     def opt_listen(self, uri: str) -> None:
@@ -100,7 +100,7 @@ class NodeRunner(MultiService):
     def __init__(
         self, node_service: MultiService, reactor: Any, stderr: TextIO | None = None
     ) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]
         self._reactor = reactor
         self._stderr = stderr
         self.node = node_service.node  # type: ignore[attr-defined]
@@ -111,14 +111,14 @@ class NodeRunner(MultiService):
         # group) sets the exit signal again after stopService: clear it once more at the very end.
         self._reactor.addSystemEventTrigger("after", "shutdown", self._clear_exit_signal)
         try:
-            super().startService()
+            super().startService()  # type: ignore[no-untyped-call]
         except StartupError as e:
             log.critical("Cannot start: {error}", error=str(e))
             _fail(str(e), self._stderr)
 
     def stopService(self) -> Any:
         self._clear_exit_signal()
-        return super().stopService()
+        return super().stopService()  # type: ignore[no-untyped-call]
 
     def _clear_exit_signal(self) -> None:
         # twistd re-raises the signal that stopped the reactor (Twisted's reactor records it as
@@ -157,5 +157,5 @@ def make_application(environ: Mapping[str, str] | None = None) -> Application:
 
     path = find_config(None, os.environ if environ is None else environ)
     application = Application("axl")
-    node_runner(path, [], reactor).setServiceParent(application)
+    node_runner(path, [], reactor).setServiceParent(application)  # type: ignore[no-untyped-call]
     return application

@@ -26,7 +26,7 @@ class _QuietFactory(_HTTP11ClientFactory):
 def make_http_client(reactor: Any) -> HTTPClient:
     """A treq client (one connection per request) that does not log every connection's factory."""
     pool = HTTPConnectionPool(reactor, persistent=False)
-    pool._factory = _QuietFactory  # type: ignore[assignment]
+    pool._factory = _QuietFactory
     return HTTPClient(Agent(reactor, pool=pool))
 
 
@@ -37,12 +37,12 @@ class HTTPService(StreamServerEndpointService):
     port: IListeningPort | None = None
 
     def __init__(self, endpoint: Any, site: Site, host: str, banner: str) -> None:
-        super().__init__(endpoint, site)
+        super().__init__(endpoint, site)  # type: ignore[no-untyped-call]
         self._host, self._banner = host, banner
         self._raiseSynchronously = True
 
     def privilegedStartService(self) -> None:
-        super().privilegedStartService()
+        super().privilegedStartService()  # type: ignore[no-untyped-call]
         self._waitingForPort.addCallback(self._bound)
 
     def _bound(self, port: IListeningPort) -> IListeningPort:

@@ -45,17 +45,17 @@ def run(
         stderr.write(f"{prog}: {e}\n")
         raise SystemExit(1) from None
     reactor.addSystemEventTrigger("before", "shutdown", service.stopService)
-    reactor.run()  # type: ignore[attr-defined]
+    reactor.run()
     raise SystemExit(0)
 
 
 def mcp_router_main(argv: Sequence[str] | None = None, stderr: TextIO | None = None) -> NoReturn:
     from axl.integrations import router_tap
 
-    run("mcp-router", router_tap.Options(), router_tap.makeService, argv, stderr)
+    run("mcp-router", router_tap.Options(), router_tap.makeService, argv, stderr)  # type: ignore[no-untyped-call]
 
 
 def a2a_server_main(argv: Sequence[str] | None = None, stderr: TextIO | None = None) -> NoReturn:
     from axl.integrations import a2a_tap
 
-    run("a2a-server", a2a_tap.Options(), a2a_tap.makeService, argv, stderr)
+    run("a2a-server", a2a_tap.Options(), a2a_tap.makeService, argv, stderr)  # type: ignore[no-untyped-call]

@@ -168,7 +168,8 @@ class LinkCore:
         try:
             if self.state is LinkState.HANDSHAKING:
                 data = self._handshake_data(data)
-                if self.state is not LinkState.UP or not data:
+                # _handshake_data may move the state on, which mypy's narrowing cannot see
+                if self.state is not LinkState.UP or not data:  # type: ignore[comparison-overlap]
                     return
             self._frames_data(data)
         except ProtocolError as e:

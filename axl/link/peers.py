@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Callable, Iterable, Sequence
 
 from zope.interface import implementer
@@ -159,7 +160,7 @@ class PeerManager(MultiService):
         @param dial: makes the client endpoint for a peer (tests pass in-memory ones).
         @param listen_endpoint: makes the server endpoint for a listener.
         """
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]
         if max_backoff <= 0:
             raise ValueError("max_backoff must be positive")
         self.identity = identity
@@ -227,7 +228,7 @@ class PeerManager(MultiService):
         entry.link = core
         return core
 
-    def _accept(self, listener: PeerURI, addr: IAddress) -> LinkCore | None:
+    def _accept(self, listener: PeerURI, addr: IAddress | None) -> LinkCore | None:
         host = getattr(addr, "host", None)
         port = getattr(addr, "port", 0)
         uri = inbound_uri(listener.scheme, host, port) if host else listener.link_uri
@@ -286,7 +287,7 @@ class PeerManager(MultiService):
         # Listen first, then start the reconnecting clients (MultiService.startService, split).
         Service.startService(self)
         for uri in self._listeners:
-            factory = LinkFactory(lambda addr, uri=uri: self._accept(uri, addr))
+            factory = LinkFactory(partial(self._accept, uri))
             d = maybeDeferred(self._listen_endpoint(uri).listen, factory)
             d.addCallbacks(
                 lambda port, uri=uri: self._listening(uri, port),

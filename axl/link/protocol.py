@@ -29,6 +29,7 @@ class LinkProtocol(Protocol):
                 set_no_delay(True)
             except Exception:  # not a TCP socket (unix, in-memory): nothing to do
                 pass
+        assert self.transport is not None  # makeConnection sets it before connectionMade
         self.core.connection_made(self.transport.write, self._disconnect)
 
     def dataReceived(self, data: bytes) -> None:
@@ -53,10 +54,10 @@ class LinkFactory(Factory):
 
     noisy = False
 
-    def __init__(self, make_core: Callable[[IAddress], LinkCore | None]) -> None:
+    def __init__(self, make_core: Callable[[IAddress | None], LinkCore | None]) -> None:
         self._make_core = make_core
 
-    def buildProtocol(self, addr: IAddress) -> LinkProtocol | None:
+    def buildProtocol(self, addr: IAddress | None) -> LinkProtocol | None:
         core = self._make_core(addr)
         if core is None:
             return None

@@ -127,14 +127,14 @@ def connect_cores(
         sfactory = TLSMemoryBIOFactory(
             stls.server_creator(), False, Factory.forProtocol(lambda: server_proto), clock=clock
         )
-        c, s, pump = connectedServerAndClient(
+        _, _, pump = connectedServerAndClient(
             lambda: sfactory.buildProtocol(None),
             lambda: cfactory.buildProtocol(None),
             clock=clock,
             greet=greet,
         )
     else:
-        c, s, pump = connectedServerAndClient(
+        _, _, pump = connectedServerAndClient(
             lambda: server_proto, lambda: client_proto, clock=clock, greet=greet
         )
     return LinkPair(client, server, pump, client_proto, server_proto)

@@ -215,7 +215,7 @@ class MessageListenerService(Service):
         self.port: IListeningPort | None = None
 
     def startService(self) -> None:
-        super().startService()
+        super().startService()  # type: ignore[no-untyped-call]
         if self.endpoint is None:
             log.warn(
                 "overlay TCP is not running: the message listener on port {port} is off",
@@ -239,7 +239,7 @@ class MessageListenerService(Service):
         )
 
     def stopService(self) -> Deferred[None] | None:
-        super().stopService()
+        super().stopService()  # type: ignore[no-untyped-call]
         self.layer.sender.close()
         self.layer.queue.close()
         waits = []
@@ -260,5 +260,5 @@ def add_streams(top: MultiService, node: Any, reactor: Any) -> StreamsLayer:
         from axl.tcp.endpoints import OverlayServerEndpoint
 
         endpoint = OverlayServerEndpoint(node, node.config.tcp_port)
-    MessageListenerService(layer, endpoint, node.config.tcp_port).setServiceParent(top)
+    MessageListenerService(layer, endpoint, node.config.tcp_port).setServiceParent(top)  # type: ignore[no-untyped-call]
     return layer

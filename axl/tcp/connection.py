@@ -445,7 +445,7 @@ class Connection(Sender):
         if flags & RST:
             if d == 0:
                 if st == SYN_RCVD and self.app is None:
-                    self._finish(ConnectionRefusedError(), rst=True)  # type: ignore[no-untyped-call]
+                    self._finish(ConnectionRefusedError(), rst=True)
                 elif st in (CLOSING, LAST_ACK, TIME_WAIT):
                     self._finish(ConnectionDone(), rst=True)
                 else:
@@ -617,7 +617,7 @@ class Connection(Sender):
             ack_ok = True
         if flags & RST:
             if ack_ok:
-                self._finish(ConnectionRefusedError(), rst=True)  # type: ignore[no-untyped-call]
+                self._finish(ConnectionRefusedError(), rst=True)
             return
         if not flags & SYN:
             return

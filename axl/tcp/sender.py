@@ -151,13 +151,13 @@ class Sender:
         st = self.state
         if st in (SYN_SENT, SYN_RCVD):
             if self._retries > self.cfg.syn_retries:
-                self._finish(TCPTimedOutError(), rst=st == SYN_RCVD)  # type: ignore[no-untyped-call]
+                self._finish(TCPTimedOutError(), rst=st == SYN_RCVD)
                 return
             self._send_syn(st == SYN_RCVD)
             self._arm_rto()
             return
         if self._retries > self.cfg.max_retries:
-            self.abort(TCPTimedOutError())  # type: ignore[no-untyped-call]
+            self.abort(TCPTimedOutError())
             return
         flight = seq_diff(self.snd_max, self.snd_una)
         if self._retries == 1:
@@ -184,7 +184,7 @@ class Sender:
             return
         self._probes += 1
         if self._probes > self.cfg.max_retries:        # nobody answers our window probes
-            self.abort(TCPTimedOutError())  # type: ignore[no-untyped-call]
+            self.abort(TCPTimedOutError())
             return
         off = seq_diff(self.snd_nxt, self._buf_seq)
         if off < len(self._sbuf):

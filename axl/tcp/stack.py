@@ -105,10 +105,10 @@ class TCPStack:
     def listen(self, port: int, accept: Accept) -> Listener:
         """Accept connections on C{port}; raises L{CannotListenError} if it is taken."""
         if not 0 < port < 65536:
-            raise CannotListenError(  # type: ignore[no-untyped-call]
+            raise CannotListenError(
                 "overlay", port, ValueError("port must be 1..65535"))
         if port in self._listeners:
-            raise CannotListenError(  # type: ignore[no-untyped-call]
+            raise CannotListenError(
                 "overlay", port, OSError("port already in use"))
         listener = self._listeners[port] = Listener(self, port, accept)
         return listener

@@ -113,12 +113,12 @@ class OverlayTransport:
             return
         waiters, self._ack_waiters = self._ack_waiters, []
         for _, d in waiters:
-            d.errback(Failure(reason))  # type: ignore[no-untyped-call]
+            d.errback(Failure(reason))
         producer, self.producer = self.producer, None
         if producer is not None:
             producer.stopProducing()
         if self.protocol is not None:
-            self.protocol.connectionLost(Failure(reason))  # type: ignore[no-untyped-call]
+            self.protocol.connectionLost(Failure(reason))
 
     # ---- ITransport --------------------------------------------------------------------------
 
