@@ -10,7 +10,7 @@ is logged every layer below it is running. Each layer adds itself in its own C{_
 from __future__ import annotations
 
 import ipaddress
-from typing import Any
+from typing import Any, cast
 
 from twisted.application.service import MultiService, Service
 from twisted.internet.defer import Deferred, maybeDeferred, succeed
@@ -52,9 +52,13 @@ class NodeService(MultiService):
         Service.stopService(self)
         done: Deferred[None] = succeed(None)
         for child in reversed(list(self)):
-            done.addCallback(lambda _, child=child: maybeDeferred(child.stopService))
+            done.addCallback(self._stop_child, child)
             done.addErrback(self._stop_failed, child)
         return done
+
+    @staticmethod
+    def _stop_child(_: object, child: Service) -> Deferred[Any]:
+        return maybeDeferred(child.stopService)
 
     @staticmethod
     def _stop_failed(failure: Failure, child: Service) -> None:
@@ -122,7 +126,7 @@ class BridgeService(Service):
             config = self.node.config
             where = f"{config.bridge_addr}:{config.api_port}"
             if result.check(CannotListenError):
-                reason = result.value.socketError
+                reason = cast(CannotListenError, result.value).socketError
                 raise StartupError(
                     f"cannot listen on {where} for the HTTP bridge ({_reason(reason)}); "
                     f"set another api_port or bridge_addr in {config.source}"

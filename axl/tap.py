@@ -19,6 +19,7 @@ from typing import Any, Mapping, NoReturn, TextIO
 from twisted.application.service import Application, IService, MultiService
 from twisted.logger import Logger
 from twisted.python import usage
+from twisted.python.components import Componentized
 
 from axl.config import NodeConfig, add_listeners, default_config, load_config
 from axl.errors import ConfigError, StartupError
@@ -151,11 +152,11 @@ def makeService(options: Options) -> IService:
     return node_runner(path, options["listen"], reactor)
 
 
-def make_application(environ: Mapping[str, str] | None = None) -> Application:
+def make_application(environ: Mapping[str, str] | None = None) -> Componentized:
     """The C{application} of C{axl.tac} (exits with status 1 on a config error)."""
     from twisted.internet import reactor
 
     path = find_config(None, os.environ if environ is None else environ)
-    application = Application("axl")
+    application: Componentized = Application("axl")
     node_runner(path, [], reactor).setServiceParent(application)  # type: ignore[no-untyped-call]
     return application

@@ -11,6 +11,7 @@ import json
 from klein import Klein
 from twisted.internet.interfaces import IReactorTime
 from twisted.web.iweb import IRequest
+from twisted.web.resource import IResource
 
 from axl.node import Node
 
@@ -40,7 +41,7 @@ class Bridge:
     @app.route("/mcp/", branch=True)
     @app.route("/a2a")
     @app.route("/a2a/", branch=True)
-    def messaging(self, request: IRequest) -> object:
+    def messaging(self, request: IRequest) -> bytes | IResource:
         """
         C{/send}, C{/recv}, C{/mcp/...}, C{/a2a/...}: served by the application layer's
         L{axl.bridge.messaging.MessagingAPI} (C{node.streams.api}) once it is attached.
@@ -53,4 +54,5 @@ class Bridge:
         # The messaging app routes on the whole path, not on what this route left over.
         request.prepath = []
         request.postpath = request.path.split(b"/")[1:]
-        return streams.api.app.resource()
+        resource: IResource = streams.api.app.resource()
+        return resource

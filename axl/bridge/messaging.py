@@ -20,7 +20,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 from klein import Klein
@@ -28,6 +28,7 @@ from twisted.internet.defer import CancelledError, Deferred, gatherResults, succ
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.web.iweb import IRequest
+from twisted.web.server import Request
 
 from axl.bridge.mcp_sessions import McpSession, McpSessions
 from axl.crypto.keys import short_key
@@ -282,7 +283,8 @@ class MessagingAPI:
                 wait = min(wait, self.recv_wait_max)
             d: Deferred[Any] = self.queue.wait(wait)
             if not d.called:
-                request.notifyFinish().addErrback(lambda _: d.cancel())
+                # IRequest does not declare notifyFinish; Site's requests have it
+                cast(Request, request).notifyFinish().addErrback(lambda _: d.cancel())
             try:
                 message = await d
             except CancelledError:

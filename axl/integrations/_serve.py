@@ -5,10 +5,11 @@ Serving a Klein resource on a TCP address, logging the real URL once the port is
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from treq.client import HTTPClient
 from twisted.application.internet import StreamServerEndpointService
+from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.endpoints import TCP4ServerEndpoint, TCP6ServerEndpoint
 from twisted.internet.interfaces import IListeningPort
 from twisted.logger import Logger
@@ -43,16 +44,18 @@ class HTTPService(StreamServerEndpointService):
 
     def privilegedStartService(self) -> None:
         super().privilegedStartService()  # type: ignore[no-untyped-call]
+        assert self._waitingForPort is not None  # set by privilegedStartService
         self._waitingForPort.addCallback(self._bound)
 
     def _bound(self, port: IListeningPort) -> IListeningPort:
         self.port = port
         host = f"[{self._host}]" if ":" in self._host else self._host
+        address = cast("IPv4Address | IPv6Address", port.getHost())  # a TCP endpoint's port
         self.log.info(
             "{banner} listening on http://{host}:{port}",
             banner=self._banner,
             host=host,
-            port=port.getHost().port,
+            port=address.port,
         )
         return port
 

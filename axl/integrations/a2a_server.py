@@ -88,7 +88,7 @@ def _message_text(message: dict[str, Any]) -> Any:
 def _check_message(params: Any) -> dict[str, Any]:
     if not isinstance(params, dict) or not isinstance(params.get("message"), dict):
         raise JSONRPCError(INVALID_PARAMS, "Invalid params: 'message' must be an object")
-    message = params["message"]
+    message: dict[str, Any] = params["message"]
     parts = message.get("parts")
     if not isinstance(parts, list) or not parts or not all(isinstance(p, dict) for p in parts):
         raise JSONRPCError(INVALID_PARAMS, "Invalid params: 'message.parts' must be a non-empty list")
@@ -277,11 +277,12 @@ class A2AServer:
         if not isinstance(service, str) or not service:
             raise _ExecutionFailed("No service specified in request")
         body = {"service": service, "request": envelope.get("request") or {}, "from_peer_id": caller}
+        headers: dict[bytes | str, list[bytes | str]] = {"Content-Type": ["application/json"]}
         try:
             d = self._http.post(
                 self._router + "/route",
                 data=json.dumps(body).encode("utf-8"),
-                headers={"Content-Type": ["application/json"]},
+                headers=headers,
             )
             response = await await_with_deadline(d, self._clock, self._timeout)
             raw = await response.content()

@@ -225,6 +225,7 @@ class MessageProtocol(Protocol):
 
     def _discard(self, data: bytes) -> None:
         """Bytes of a refused message: count them off, close when it has all gone by."""
+        assert self._discard_left is not None  # only called while discarding
         self._discard_left -= len(data)
         if self._discard_left <= 0:
             self._disarm()
