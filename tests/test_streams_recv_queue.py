@@ -98,3 +98,24 @@ class RecvQueueTests(SynchronousTestCase):
     def test_bad_bounds(self) -> None:
         """A queue without room for one message is refused."""
         self.assertRaises(ValueError, RecvQueue, self.clock, 0)
+
+
+class FairnessTests(SynchronousTestCase):
+    def test_waiting_senders_take_turns(self) -> None:
+        """
+        While the queue is full, waiting senders are admitted one message each in turn: a
+        sender with many waiting messages does not crowd out one that came later, and each
+        sender's own messages keep their order.
+        """
+        queue = RecvQueue(Clock(), max_messages=1)
+        a, b = b"a" * 32, b"b" * 32
+        self.successResultOf(queue.put(a, b"a0"))
+        pending = [queue.put(a, b"a%d" % i) for i in range(1, 4)] + [queue.put(b, b"b1")]
+        self.assertEqual(queue.waiting_puts, 4)
+        got = [queue.get() for _ in range(5)]
+        self.assertEqual(
+            [m.payload for m in got if m is not None], [b"a0", b"a1", b"b1", b"a2", b"a3"]
+        )
+        for d in pending:
+            self.successResultOf(d)
+        self.assertEqual(queue.waiting_puts, 0)

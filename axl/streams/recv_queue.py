@@ -7,6 +7,10 @@ a byte total, and never drops anything: L{RecvQueue.put} returns a Deferred that
 the message is in the queue, and the port-7000 listener stops reading that connection meanwhile,
 so a full queue pushes back through TCP to the senders. A message larger than the byte bound is
 still taken when the queue is empty (the size limit for one message is C{max_message_size}).
+
+When room frees up, waiting senders are admitted in turn, one message each (round robin by sender
+key; each sender's own messages keep their order), so a peer with many connections cannot crowd
+out the others (spec/axl-node.md section 13.25).
 """
 
 from __future__ import annotations
@@ -50,7 +54,9 @@ class RecvQueue:
         self.max_bytes = max_bytes
         self._items: deque[Message] = deque()
         self._bytes = 0
-        self._blocked: deque[tuple[Message, Deferred[None]]] = deque()
+        # Puts waiting for room, per sender, senders in turn order (round robin).
+        self._blocked: dict[bytes, deque[tuple[Message, Deferred[None]]]] = {}
+        self._blocked_count = 0
         self._waiters: deque[Deferred[Message | None]] = deque()
         #: How many puts had to wait for room (a counter for operators and tests).
         self.blocked_puts = 0
@@ -66,7 +72,7 @@ class RecvQueue:
     @property
     def waiting_puts(self) -> int:
         """Messages waiting for room (their connections are paused)."""
-        return len(self._blocked)
+        return self._blocked_count
 
     def _fits(self, message: Message) -> bool:
         if not self._items:
@@ -79,7 +85,8 @@ class RecvQueue:
     def put(self, sender: bytes, payload: bytes) -> Deferred[None]:
         """
         Queue a message. The Deferred fires once it is queued (at once when there is room);
-        messages are queued in the order C{put} was called.
+        one sender's messages are queued in the order C{put} was called, and while the queue is
+        full the senders waiting for room take turns.
         """
         message = Message(sender, payload)
         if not self._blocked:
@@ -97,7 +104,8 @@ class RecvQueue:
             size=self._bytes,
         )
         d: Deferred[None] = Deferred()
-        self._blocked.append((message, d))
+        self._blocked.setdefault(sender, deque()).append((message, d))
+        self._blocked_count += 1
         return d
 
     def _append(self, message: Message) -> None:
@@ -118,8 +126,17 @@ class RecvQueue:
         return message
 
     def _admit(self) -> None:
-        while self._blocked and self._fits(self._blocked[0][0]):
-            message, d = self._blocked.popleft()
+        while self._blocked:
+            sender = next(iter(self._blocked))  # whose turn it is
+            waiting = self._blocked[sender]
+            message, d = waiting[0]
+            if not self._fits(message):
+                return  # the sender keeps its turn until there is room for this message
+            waiting.popleft()
+            self._blocked_count -= 1
+            del self._blocked[sender]
+            if waiting:
+                self._blocked[sender] = waiting  # to the back of the round
             self._append(message)
             d.callback(None)
 
