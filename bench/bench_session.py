@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Callable
 
 from twisted.internet.task import Clock
 from zope.interface import implementer
@@ -60,23 +61,39 @@ def _pair() -> tuple[SessionManager, SessionManager, _Loop, bytes, bytes, list[i
     return a, b, ra, a_id.public_key, b_id.public_key, got
 
 
-def bench_sessions(size: int, seconds: float) -> tuple[float, float]:
-    a, b, ra, a_key, b_key, got = _pair()
-    payload = os.urandom(size)
+BATCH = 50
+
+
+def _rate(run_batch: Callable[[int], object], size: int, seconds: float) -> tuple[float, float, int]:
+    """
+    Call C{run_batch(done)} (it handles L{BATCH} packets; C{done} counts those before it) until
+    C{seconds} have passed: packets/s, MB/s and the packet count.
+    """
     n = 0
     start = time.perf_counter()
     deadline = start + seconds
     while True:
-        for _ in range(50):
-            a.send(b_key, payload)
-            b.traffic_received(a_key, ra.last)
-        n += 50
+        run_batch(n)
+        n += BATCH
         now = time.perf_counter()
         if now >= deadline:
             break
     elapsed = now - start
+    return n / elapsed, n * size / elapsed / 1e6, n
+
+
+def bench_sessions(size: int, seconds: float) -> tuple[float, float]:
+    a, b, ra, a_key, b_key, got = _pair()
+    payload = os.urandom(size)
+
+    def run_batch(done: int) -> None:
+        for _ in range(BATCH):
+            a.send(b_key, payload)
+            b.traffic_received(a_key, ra.last)
+
+    pps, mbs, n = _rate(run_batch, size, seconds)
     assert got[0] >= n * size
-    return n / elapsed, n * size / elapsed / 1e6
+    return pps, mbs
 
 
 def bench_ipv6(size: int, seconds: float) -> tuple[float, float]:
@@ -91,20 +108,15 @@ def bench_ipv6(size: int, seconds: float) -> tuple[float, float]:
     a.ipv6.send_ipv6(packet)
     net.flush()
     net.sent = _Discard()
-    n = 0
-    start = time.perf_counter()
-    deadline = start + seconds
-    while True:
-        for _ in range(50):
+
+    def run_batch(done: int) -> None:
+        for _ in range(BATCH):
             a.ipv6.send_ipv6(packet)
             net.flush()
+        assert len(got) == BATCH + (1 if done == 0 else 0), len(got)
         got.clear()
-        n += 50
-        now = time.perf_counter()
-        if now >= deadline:
-            break
-    elapsed = now - start
-    return n / elapsed, n * size / elapsed / 1e6
+
+    return _rate(run_batch, size, seconds)[:2]
 
 
 class _Discard(list):  # type: ignore[type-arg]
@@ -115,35 +127,22 @@ class _Discard(list):  # type: ignore[type-arg]
 def bench_box(size: int, seconds: float) -> tuple[float, float]:
     k = shared_key(BoxKeyPair.generate().public, BoxKeyPair.generate().private)
     payload = os.urandom(size)
-    n = 0
-    start = time.perf_counter()
-    deadline = start + seconds
-    while True:
-        for i in range(1, 51):
-            box = seal(payload, i, k)
-            open_box(box, i, k)
-        n += 50
-        now = time.perf_counter()
-        if now >= deadline:
-            break
-    elapsed = now - start
-    return n / elapsed, n * size / elapsed / 1e6
+
+    def run_batch(done: int) -> None:
+        for i in range(done + 1, done + BATCH + 1):
+            open_box(seal(payload, i, k), i, k)
+
+    return _rate(run_batch, size, seconds)[:2]
 
 
 def bench_checksum(size: int, seconds: float) -> tuple[float, float]:
     data = os.urandom(size)
-    n = 0
-    start = time.perf_counter()
-    deadline = start + seconds
-    while True:
-        for _ in range(50):
+
+    def run_batch(done: int) -> None:
+        for _ in range(BATCH):
             checksum(data)
-        n += 50
-        now = time.perf_counter()
-        if now >= deadline:
-            break
-    elapsed = now - start
-    return n / elapsed, n * size / elapsed / 1e6
+
+    return _rate(run_batch, size, seconds)[:2]
 
 
 def main() -> None:
