@@ -30,3 +30,11 @@ class InProcessNodesTestCase(TestCase):
         top.startService()
         self.addCleanup(top.stopService)
         return top.node  # type: ignore[no-any-return]
+
+    def start_star(self) -> tuple[Node, Node, Node]:
+        """A listens on tcp://127.0.0.1; B and C peer only to A. Returns (A, B, C)."""
+        listen = f"tcp://127.0.0.1:{free_port()}"
+        a = self.start_node("A", {"Listen": [listen]})
+        b = self.start_node("B", {"Peers": [listen]})
+        c = self.start_node("C", {"Peers": [listen]})
+        return a, b, c

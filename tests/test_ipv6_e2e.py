@@ -14,7 +14,6 @@ from twisted.internet.task import deferLater
 
 from axl.ipv6.packet import build_packet
 from tests.inprocess import InProcessNodesTestCase
-from tests.test_e2e_twistd import free_port
 
 EXPERIMENT = 253  # RFC 3692 next header for experiments: no other layer registers it
 WAIT = 30.0
@@ -31,10 +30,7 @@ class ThreeNodeTests(InProcessNodesTestCase):
         return ensureDeferred(self._scenario())
 
     async def _scenario(self) -> None:
-        listen = f"tcp://127.0.0.1:{free_port()}"
-        self.start_node("A", {"Listen": [listen]})
-        b = self.start_node("B", {"Peers": [listen]})
-        c = self.start_node("C", {"Peers": [listen]})
+        _, b, c = self.start_star()
         got: list[tuple[bytes, bytes]] = []
         c.ipv6.register_protocol(EXPERIMENT, lambda key, packet: got.append((key, packet)))
         packet = build_packet(b.ipv6.address, c.ipv6.address, EXPERIMENT, b"hello C, from B")

@@ -20,7 +20,6 @@ from twisted.web.server import Site
 
 from axl.tcp.endpoints import OverlayClientEndpoint, OverlayServerEndpoint
 from tests.inprocess import InProcessNodesTestCase
-from tests.test_e2e_twistd import free_port
 
 WAIT = 30.0
 
@@ -62,10 +61,7 @@ class HTTPThroughRelayTests(InProcessNodesTestCase):
         return ensureDeferred(self._scenario())
 
     async def _scenario(self) -> None:
-        listen = f"tcp://127.0.0.1:{free_port()}"
-        self.start_node("A", {"Listen": [listen]})
-        b = self.start_node("B", {"Peers": [listen]})
-        c = self.start_node("C", {"Peers": [listen]})
+        _, b, c = self.start_star()
         port = await OverlayServerEndpoint(c, 80).listen(Site(Echo()))
         self.addCleanup(port.stopListening)
         http = treq.client.HTTPClient(Agent.usingEndpointFactory(reactor, OverlayEndpoints(b)))
