@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from twisted.internet.interfaces import IReactorTime
 from zope.interface import implementer
 
-from axl.bridge.messaging import MessagingAPI
+from axl.bridge.app import Bridge
 from axl.bridge.topology import topology_document
 from axl.config import NodeConfig
 from axl.crypto.keys import Identity
@@ -47,7 +47,7 @@ class Node:
     @ivar tcp: the userspace TCP stack; L{axl.tcp.endpoints} make Twisted endpoints on it.
     @ivar streams: the port-7000 message layer: C{sender}, C{queue} (the C{/recv} queue),
         C{registry} of streams, listener C{factory}.
-    @ivar messaging: the bridge's message routes (C{/send}, C{/recv}, C{/mcp}, C{/a2a}).
+    @ivar bridge: the local HTTP API (every route; C{bridge.app.resource()} is served).
     """
 
     config: NodeConfig
@@ -58,7 +58,7 @@ class Node:
     overlay: Overlay
     tcp: TCPStack
     streams: StreamsLayer
-    messaging: MessagingAPI
+    bridge: Bridge
 
     def __repr__(self) -> str:
         return f"<Node {self.identity!r}>"

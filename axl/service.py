@@ -10,7 +10,7 @@ the interfaces of L{axl.interfaces} (or Twisted's endpoints):
     overlay              <- router (IRouter): sessions (ISessions), proto, ipv6 (IIPv6Layer)
     tcp (TCPStack)       <- ipv6 (IIPv6Layer)
     streams              <- overlay TCP endpoints (dial, listen)
-    bridge               <- streams (sender, queue), topology (links, router)
+    bridge               <- streams (sender, queue), topology (links, router); all HTTP
     Node                 the record of all of them, made last
 
 and a L{NodeService} whose children start in that order, one layer after the other; the bridge
@@ -20,6 +20,7 @@ comes last, so by the time C{Listening on ...} is logged every layer below it is
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable
 from functools import partial
 from typing import cast
 
@@ -43,7 +44,6 @@ from twisted.web.server import Site
 
 from axl.bridge import Bridge
 from axl.bridge.mcp_sessions import McpSessions
-from axl.bridge.messaging import MessagingAPI
 from axl.bridge.topology import topology_document
 from axl.config import NodeConfig
 from axl.crypto.keys import Identity
@@ -296,9 +296,15 @@ def streams_http_client(reactor: INodeReactor) -> tuple[HTTPClient, HTTPConnecti
     return HTTPClient(Agent(reactor, pool=pool)), pool
 
 
-def build_messaging(config: NodeConfig, clock: IReactorTime, streams: StreamsLayer) -> MessagingAPI:
-    """The bridge's message routes over the streams' sender and C{/recv} queue."""
-    return MessagingAPI(
+def build_bridge(
+    config: NodeConfig,
+    clock: IReactorTime,
+    streams: StreamsLayer,
+    topology: Callable[[], dict[str, object]],
+) -> Bridge:
+    """The bridge's routes over the streams' sender and C{/recv} queue and a C{/topology} source."""
+    return Bridge(
+        topology,
         streams.sender,
         streams.queue,
         clock,
@@ -335,9 +341,8 @@ def make_node_service(
     streams = build_streams_layer(
         config, identity.public_key, reactor, overlay_dial(tcp), http, http_pool=pool
     )
-    messaging = build_messaging(config, reactor, streams)
-    bridge = Bridge(partial(topology_document, identity, links, router), messaging)
-    node = Node(config, identity, reactor, links, router, overlay, tcp, streams, messaging)
+    bridge = build_bridge(config, reactor, streams, partial(topology_document, identity, links, router))
+    node = Node(config, identity, reactor, links, router, overlay, tcp, streams, bridge)
 
     top = NodeService(node)
     for service in (

@@ -1,5 +1,5 @@
 """
-Tests for the bridge's message routes (L{axl.bridge.messaging} behind L{axl.bridge.app.Bridge}):
+Tests for the bridge's message routes (L{axl.bridge.app.Bridge}):
 two in-memory nodes joined by L{MemoryNet}, fake routers and A2A servers behind StubTreq.
 """
 
@@ -16,12 +16,11 @@ from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.resource import Resource
 
 from axl.bridge.app import Bridge
-from axl.bridge.messaging import absolute_card_urls, bridge_authority
+from axl.bridge.http import absolute_card_urls, bridge_authority
 from axl.config import config_from_dict
 from axl.crypto.keys import Identity
-from axl.bridge.messaging import MessagingAPI
 from axl.bridge.topology import topology_document
-from axl.service import build_messaging
+from axl.service import build_bridge
 from axl.streams.service import StreamsLayer, build_streams_layer
 from tests.streams_helpers import FakeHTTPServer, MemoryNet
 
@@ -57,7 +56,7 @@ class BridgeNode:
 
     public_key: bytes
     streams: StreamsLayer
-    messaging: MessagingAPI
+    bridge: Bridge
     services: Services
     http: StubTreq
 
@@ -91,10 +90,11 @@ class TwoNodes(SynchronousTestCase):
             http,
             plugin_streams=[],
         )
-        messaging = build_messaging(config, self.clock, layer)
-        node = BridgeNode(identity.public_key, layer, messaging, services, http)
+        bridge = build_bridge(
+            config, self.clock, layer, partial(topology_document, identity, _NoPeers(), _NoPeers())
+        )
+        node = BridgeNode(identity.public_key, layer, bridge, services, http)
         self.net.listen(node.public_key, config.tcp_port, layer.factory)
-        bridge = Bridge(partial(topology_document, identity, _NoPeers(), _NoPeers()), messaging)
         return node, StubTreq(bridge.app.resource())
 
     def settle(self) -> None:
@@ -531,3 +531,32 @@ class CardHelperTests(SynchronousTestCase):
         )
         self.assertIsNone(absolute_card_urls(_card("http://x/y"), "http://b/a2a/p"))
         self.assertIsNone(absolute_card_urls({"url": ""}, "http://b/a2a/p"))
+
+
+class DeliveryStatusTests(SynchronousTestCase):
+    """The one mapping from the streams' delivery errors to HTTP statuses."""
+
+    def test_each_kind(self) -> None:
+        """Unreachable and remote errors are 502, a full peer 503, a timeout 504, a refusal 413."""
+        from axl.bridge.app import delivery_status
+        from axl.streams import errors
+
+        cases = [
+            (errors.PeerUnreachable("x"), 502),
+            (errors.RemoteError("x"), 502),
+            (errors.SendTimedOut("x"), 503),
+            (errors.PeerTimedOut("x"), 504),
+            (errors.MessageRefused("x", 10), 413),
+            (errors.DeliveryError("x"), 502),
+        ]
+        self.assertEqual([delivery_status(e) for e, _ in cases], [code for _, code in cases])
+
+    def test_subclass_inherits(self) -> None:
+        """A more specific kind defined later gets its parent's status."""
+        from axl.bridge.app import delivery_status
+        from axl.streams.errors import PeerTimedOut
+
+        class Slow(PeerTimedOut):
+            pass
+
+        self.assertEqual(delivery_status(Slow("x")), 504)

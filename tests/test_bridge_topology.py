@@ -11,6 +11,7 @@ from functools import partial
 from typing import Any
 
 from treq.testing import StubTreq
+from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from axl.bridge import Bridge
@@ -44,7 +45,8 @@ class NoTree:
 
 def bridge(identity: Identity, links: Any, router: Any) -> StubTreq:
     """A client of a bridge whose /topology reads C{links} and C{router} (no message routes used)."""
-    return StubTreq(Bridge(partial(topology_document, identity, links, router), None).app.resource())  # type: ignore[arg-type]
+    topology = partial(topology_document, identity, links, router)
+    return StubTreq(Bridge(topology, None, None, Clock(), None).app.resource())  # type: ignore[arg-type]
 
 
 class TopologyTests(SynchronousTestCase):

@@ -63,8 +63,8 @@ class NodeTests(SynchronousTestCase):
         self.assertIs(node.tcp.ipv6, node.ipv6)
         self.assertIs(node.sender, node.streams.sender)
         self.assertIs(node.recv_queue, node.streams.queue)
-        self.assertIs(node.messaging.sender, node.sender)
-        self.assertIs(node.messaging.queue, node.recv_queue)
+        self.assertIs(node.bridge.sender, node.sender)
+        self.assertIs(node.bridge.queue, node.recv_queue)
 
     def test_immutable(self) -> None:
         """The record cannot be changed after it is made."""
@@ -90,11 +90,11 @@ class NodeTests(SynchronousTestCase):
         self.assertEqual([e["public_key"] for e in doc["tree"]], [KEY_A])  # type: ignore[attr-defined]
 
     def test_bridge_address_reaches_the_api(self) -> None:
-        """The messaging routes know the bridge's configured address (for absolute card URLs)."""
+        """The bridge knows its configured address (for absolute card URLs)."""
         config = replace(default_config(), bridge_addr="::1", api_port=9102)
         node = make_node_service(config, self.clock, self.ident).node
         assert node is not None
-        self.assertEqual((node.messaging.bridge_addr, node.messaging.api_port), ("::1", 9102))
+        self.assertEqual((node.bridge.bridge_addr, node.bridge.api_port), ("::1", 9102))
 
 
 class OverlayDeliveryTests(SynchronousTestCase):

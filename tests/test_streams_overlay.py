@@ -15,11 +15,10 @@ from treq.testing import StubTreq
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from axl.bridge.app import Bridge
 from axl.bridge.topology import topology_document
 from axl.config import config_from_dict
 from axl.crypto.keys import Identity
-from axl.service import build_messaging, overlay_dial
+from axl.service import build_bridge, overlay_dial
 from axl.streams.service import build_streams_layer
 from axl.tcp.endpoints import OverlayServerEndpoint
 from axl.tcp.stack import TCPStack
@@ -42,10 +41,11 @@ class OverlayTests(SynchronousTestCase):
         services = Services()
         http = StubTreq(services)
         layer = build_streams_layer(config, key, self.clock, overlay_dial(tcp), http, plugin_streams=[])
-        messaging = build_messaging(config, self.clock, layer)
-        node = BridgeNode(key, layer, messaging, services, http)
+        bridge = build_bridge(
+            config, self.clock, layer, partial(topology_document, identity, _NoPeers(), _NoPeers())
+        )
+        node = BridgeNode(key, layer, bridge, services, http)
         self.successResultOf(OverlayServerEndpoint(tcp, config.tcp_port).listen(layer.factory))
-        bridge = Bridge(partial(topology_document, identity, _NoPeers(), _NoPeers()), messaging)
         return node, StubTreq(bridge.app.resource())
 
     def pump(

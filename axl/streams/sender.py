@@ -6,19 +6,21 @@ L{Sender.send} (C{/send}): messages to one destination share one overlay connect
 flow, so they arrive in the order sent; the connection is closed after C{idle_close} seconds
 without traffic (a Go AXL receiver has only 128 connection slots). A send succeeds only once the
 remote TCP has acknowledged the whole message (when the transport provides
-L{IAcknowledgingTransport}; otherwise once it is written), and fails with 503 if that takes longer
-than C{send_timeout} (a receiver that stopped draining its queue).
+L{IAcknowledgingTransport}; otherwise once it is written), and fails with L{SendTimedOut} if that
+takes longer than C{send_timeout} (a receiver that stopped draining its queue).
 
 L{Sender.request} (C{/mcp}, C{/a2a}): one new connection per request, one request frame, one
 reply frame, within one end-to-end deadline; the connect has its own, shorter bound.
 
 A receiver of ours refuses a message over its C{max_message_size} with one reply frame
 (L{axl.streams.framing.oversize_reply}) before closing: on a C{/send} connection that fails the
-message with 413 if it is still unacknowledged (a message small enough to be acknowledged in
+message with L{MessageRefused} if it is still unacknowledged (a message small enough to be acknowledged in
 the same round trip was already answered 200; the refusal is then logged); on a request
 connection it is the reply (the bridge reports its C{error}).
 
 Messages to our own key never leave the node: they go straight to our L{StreamRegistry}.
+
+Every failure is a L{axl.streams.errors.DeliveryError} of the kind that says why.
 """
 
 from __future__ import annotations
@@ -44,11 +46,19 @@ from zope.interface import implementer
 
 from axl.crypto.keys import short_key
 from axl.errors import ProtocolError
+from axl.streams.errors import (
+    DeliveryError,
+    MessageRefused,
+    PeerTimedOut,
+    PeerUnreachable,
+    RemoteError,
+    SendTimedOut,
+)
 from axl.streams.framing import FrameDecoder, parse_oversize_reply, write_frame
 from axl.streams.interfaces import IAcknowledgingTransport
 from axl.streams.registry import StreamRegistry
 
-__all__ = ["SEND_WINDOW", "DeliveryError", "Dial", "Sender"]
+__all__ = ["SEND_WINDOW", "Dial", "Sender"]
 
 #: Dial a node's overlay port: C{dial(key, port)} -> an endpoint.
 Dial = Callable[[bytes, int], IStreamClientEndpoint]
@@ -60,19 +70,6 @@ SEND_WINDOW = 4 * 1024 * 1024
 
 #: The longest reply frame a C{/send} connection decodes (an oversize refusal is far shorter).
 _REPLY_MAX = 64 * 1024
-
-
-class DeliveryError(Exception):
-    """
-    A message could not be delivered; C{status} is the HTTP status the bridge answers (502 peer
-    unreachable or connection lost, 503 send timeout, 504 connect or reply timeout, 413 the
-    receiver refused it as over its C{max_message_size}).
-    """
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 def _reason(failure: Failure) -> str:
@@ -187,13 +184,11 @@ class _Channel:
 
     def connect_failed(self, failure: Failure) -> None:
         if failure.check(DeferredTimeout):
-            error = DeliveryError(
-                504, f"Timed out reaching peer after {self.sender.connect_timeout:g} s"
-            )
+            error: DeliveryError = PeerTimedOut(f"Timed out reaching peer after {self.sender.connect_timeout:g} s")
         elif failure.check(TCPTimedOutError):
-            error = DeliveryError(504, f"Timed out reaching peer: {_reason(failure)}")
+            error = PeerTimedOut(f"Timed out reaching peer: {_reason(failure)}")
         else:
-            error = DeliveryError(502, f"Failed to reach peer: {_reason(failure)}")
+            error = PeerUnreachable(f"Failed to reach peer: {_reason(failure)}")
         self.log.info(
             "cannot reach {peer}: {err}", peer=short_key(self.dest), err=error.message
         )
@@ -245,7 +240,7 @@ class _Channel:
         """
         for frame in self.inflight:
             if frame.state != "done" and len(frame.payload) > limit:
-                frame.finish(Failure(DeliveryError(413, error)))
+                frame.finish(Failure(MessageRefused(error, limit)))
                 return
         self.log.info(
             "{peer} refused a message already reported as sent: {err}",
@@ -282,18 +277,15 @@ class _Channel:
             except ValueError:
                 pass
             if self.protocol is None:
-                error = DeliveryError(
-                    504, f"Timed out reaching peer after {timeout:g} s"
-                )
+                error: DeliveryError = PeerTimedOut(f"Timed out reaching peer after {timeout:g} s")
             else:
-                error = DeliveryError(
-                    503,
-                    f"Send timed out: the peer took no more data for {timeout:g} s; not sent",
+                error = SendTimedOut(
+                    f"Send timed out: the peer took no more data for {timeout:g} s; not sent"
                 )
         else:
-            error = DeliveryError(
-                503,
-                f"Send timed out: the peer did not acknowledge the message within {timeout:g} s (it may still arrive)",
+            error = SendTimedOut(
+                f"Send timed out: the peer did not acknowledge the message within {timeout:g} s"
+                " (it may still arrive)"
             )
         frame.finish(Failure(error))
         self.check_idle()
@@ -305,9 +297,8 @@ class _Channel:
         if self.idle is not None and self.idle.active():
             self.idle.cancel()
         self.idle = None
-        error = DeliveryError(
-            502,
-            f"Connection to peer lost before the message was acknowledged: {_reason(reason)}",
+        error = PeerUnreachable(
+            f"Connection to peer lost before the message was acknowledged: {_reason(reason)}"
         )
         while self.inflight:
             self.inflight.popleft().finish(Failure(error))
@@ -318,7 +309,7 @@ class _Channel:
             self.queue = deque()
         else:
             self.shut(
-                DeliveryError(502, f"Connection to peer closed: {_reason(reason)}")
+                PeerUnreachable(f"Connection to peer closed: {_reason(reason)}")
             )
 
     def shut(self, error: DeliveryError) -> None:
@@ -347,7 +338,7 @@ class _RequestProtocol(Protocol):
         try:
             frames = self._decoder.feed(data)
         except ProtocolError as e:
-            self.reply.errback(DeliveryError(502, str(e)))
+            self.reply.errback(RemoteError(str(e)))
             self.transport.abortConnection()
             return
         if frames:
@@ -358,9 +349,7 @@ class _RequestProtocol(Protocol):
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         if not self.reply.called:
             self.reply.errback(
-                DeliveryError(
-                    502, f"no response from peer: connection closed ({_reason(reason)})"
-                )
+                RemoteError(f"no response from peer: connection closed ({_reason(reason)})")
             )
 
 
@@ -422,10 +411,7 @@ class Sender:
 
         def expire() -> None:
             result.errback(
-                DeliveryError(
-                    503,
-                    f"Send timed out: our own queue stayed full for {self.send_timeout:g} s",
-                )
+                SendTimedOut(f"Send timed out: our own queue stayed full for {self.send_timeout:g} s")
             )
 
         timer = self.clock.callLater(self.send_timeout, expire)
@@ -474,11 +460,9 @@ class Sender:
             try:
                 reply = await d
             except DeferredTimeout:
-                raise DeliveryError(
-                    504, f"no response from peer within {timeout:g} s"
-                ) from None
+                raise PeerTimedOut(f"no response from peer within {timeout:g} s") from None
             if reply is None:
-                raise DeliveryError(502, "no response from peer: no stream answered")
+                raise RemoteError("no response from peer: no stream answered")
             return reply
         start = self.clock.seconds()
         protocol = _RequestProtocol(self.max_message_size)
@@ -488,24 +472,18 @@ class Sender:
         try:
             await connecting
         except DeferredTimeout:
-            raise DeliveryError(
-                504, f"Timed out reaching peer after {connect_timeout:g} s"
-            ) from None
+            raise PeerTimedOut(f"Timed out reaching peer after {connect_timeout:g} s") from None
         except TCPTimedOutError as e:
-            raise DeliveryError(504, f"Timed out reaching peer: {e}") from None
+            raise PeerTimedOut(f"Timed out reaching peer: {e}") from None
         except Exception as e:  # noqa: BLE001 - any dial error is "unreachable"
-            raise DeliveryError(
-                502, f"Failed to reach peer: {e or type(e).__name__}"
-            ) from None
+            raise PeerUnreachable(f"Failed to reach peer: {e or type(e).__name__}") from None
         protocol.send(payload)
         left = max(timeout - (self.clock.seconds() - start), 0.001)
         protocol.reply.addTimeout(left, self.clock)
         try:
             return await protocol.reply
         except DeferredTimeout:
-            raise DeliveryError(
-                504, f"no response from peer within {timeout:g} s"
-            ) from None
+            raise PeerTimedOut(f"no response from peer within {timeout:g} s") from None
         finally:
             if protocol.transport is not None and not protocol.reply_received:
                 # Timed out, or our caller went away: drop the connection, nobody will read it.
