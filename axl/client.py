@@ -92,7 +92,7 @@ def send_message_body(text: str, message_id: str, rpc_id: int | str = 1) -> dict
 def task_result(reply: Mapping[str, Any]) -> Any:
     """
     The MCP reply inside a C{SendMessage} answer: the JSON text of the completed task's first
-    artifact. Raises L{RuntimeError} with the agent's explanation for errors and failed tasks.
+    artifact. Raises C{RuntimeError} with the agent's explanation for errors and failed tasks.
     """
     if "error" in reply:
         raise RuntimeError(f"A2A error {reply['error'].get('code')}: {reply['error'].get('message')}")
@@ -197,9 +197,11 @@ class Node(_Calls):
         return call.parse(status, {k.lower(): v for k, v in headers.items()}, body)
 
     def topology(self) -> dict[str, Any]:
+        """The node's C{/topology} document."""
         return self._do(self._topology())  # type: ignore[no-any-return]
 
     def our_key(self) -> str:
+        """The node's public key (64 hex digits)."""
         return self.topology()["our_public_key"]  # type: ignore[no-any-return]
 
     def send(self, peer_id: str, data: bytes) -> int:
@@ -215,6 +217,7 @@ class Node(_Calls):
         return self._do(self._mcp(peer_id, service, request, session_id))
 
     def a2a_card(self, peer_id: str) -> dict[str, Any]:
+        """The agent card of C{peer_id}'s A2A server."""
         return self._do(self._a2a_card(peer_id))  # type: ignore[no-any-return]
 
     def a2a_send(self, peer_id: str, text: str, message_id: str | None = None) -> dict[str, Any]:
@@ -257,26 +260,34 @@ class TreqNode(_Calls):
         return Deferred.fromCoroutine(self._do(call))
 
     def topology(self) -> Any:
+        """Like L{Node.topology}, as a Deferred."""
         return self._run(self._topology())
 
     def our_key(self) -> Any:
+        """Like L{Node.our_key}, as a Deferred."""
         return self.topology().addCallback(lambda topo: topo["our_public_key"])
 
     def send(self, peer_id: str, data: bytes) -> Any:
+        """Like L{Node.send}, as a Deferred."""
         return self._run(self._send(peer_id, data))
 
     def recv(self) -> Any:
+        """Like L{Node.recv}, as a Deferred."""
         return self._run(self._recv())
 
     def mcp(self, peer_id: str, service: str, request: Any, session_id: str | None = None) -> Any:
+        """Like L{Node.mcp}, as a Deferred."""
         return self._run(self._mcp(peer_id, service, request, session_id))
 
     def a2a_card(self, peer_id: str) -> Any:
+        """Like L{Node.a2a_card}, as a Deferred."""
         return self._run(self._a2a_card(peer_id))
 
     def a2a_send(self, peer_id: str, text: str, message_id: str | None = None) -> Any:
+        """Like L{Node.a2a_send}, as a Deferred."""
         return self._run(self._a2a_send(peer_id, text, message_id))
 
     def a2a_mcp(self, peer_id: str, service: str, request: Any) -> Any:
+        """Like L{Node.a2a_mcp}, as a Deferred."""
         text = json.dumps(mcp_envelope(service, request))
         return self.a2a_send(peer_id, text).addCallback(task_result)

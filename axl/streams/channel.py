@@ -2,7 +2,7 @@
 """
 One destination's pooled C{/send} connection (spec/axl-node.md section 5.2): the messages
 waiting for it and those written but not yet acknowledged, and its lifecycle as an automat
-state machine (L{new_channel}):
+state machine (L{new_channel})::
 
     new --start--> connecting --connected--> open --close--> closing --lost--> closed
                         |                     |
