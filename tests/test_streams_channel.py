@@ -45,7 +45,7 @@ class Endpoint:
 
 
 class Owner:
-    """A fake Sender: records what the channel asks of it."""
+    """A fake MessageSender: records what the channel asks of it."""
 
     port = 7000
     idle_close = 5.0

@@ -49,7 +49,7 @@ from axl.streams.errors import (
     PeerUnreachable,
     SendTimedOut,
 )
-from axl.streams.framing import FrameDecoder, parse_oversize_reply, write_frame
+from axl.streams.framing import MessageDecoder, parse_oversize_reply, write_frame
 from axl.streams.interfaces import IAcknowledgingTransport
 
 __all__ = ["SEND_WINDOW", "ChannelCore", "ChannelInputs", "ChannelOwner", "Frame", "new_channel"]
@@ -103,7 +103,7 @@ class Frame:
 
 
 class ChannelOwner(TypingProtocol):
-    """What a channel needs from the L{axl.streams.sender.Sender} that made it."""
+    """What a channel needs from the L{axl.streams.sender.MessageSender} that made it."""
 
     clock: IReactorTime
     port: int
@@ -168,7 +168,7 @@ class SendProtocol(Protocol):
     def __init__(self, channel: ChannelInputs) -> None:
         self.channel = channel
         self.paused = False
-        self._decoder: FrameDecoder | None = FrameDecoder(_REPLY_MAX)
+        self._decoder: MessageDecoder | None = MessageDecoder(_REPLY_MAX)
 
     def connectionMade(self) -> None:
         self.transport.registerProducer(self, True)

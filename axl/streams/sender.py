@@ -2,14 +2,14 @@
 """
 The outbound side of the port-7000 message protocol.
 
-L{Sender.send} (C{/send}): messages to one destination share one overlay connection while they
+L{MessageSender.send} (C{/send}): messages to one destination share one overlay connection while they
 flow, so they arrive in the order sent; the connection is closed after C{idle_close} seconds
 without traffic (a Go AXL receiver has only 128 connection slots). Each destination's connection
 is a channel (L{axl.streams.channel}, a state machine): a send succeeds only once the remote TCP
 has acknowledged the whole message, and fails with L{SendTimedOut} if that takes longer than
 C{send_timeout} (a receiver that stopped draining its queue).
 
-L{Sender.request} (C{/mcp}, C{/a2a}): one new connection per request, one request frame, one
+L{MessageSender.request} (C{/mcp}, C{/a2a}): one new connection per request, one request frame, one
 reply frame, within one end-to-end deadline; the connect has its own, shorter bound.
 
 A receiver of ours refuses a message over its C{max_message_size} with one reply frame
@@ -41,10 +41,10 @@ from twisted.python.failure import Failure
 from axl.errors import ProtocolError
 from axl.streams.channel import ChannelCore, ChannelInputs, Frame, failure_reason, new_channel
 from axl.streams.errors import PeerTimedOut, PeerUnreachable, RemoteError, SendTimedOut
-from axl.streams.framing import FrameDecoder, write_frame
+from axl.streams.framing import MessageDecoder, write_frame
 from axl.streams.registry import StreamRegistry
 
-__all__ = ["Dial", "Sender"]
+__all__ = ["Dial", "MessageSender"]
 
 #: Dial a node's overlay port: C{dial(key, port)} -> an endpoint.
 Dial = Callable[[bytes, int], IStreamClientEndpoint]
@@ -56,7 +56,7 @@ class _RequestProtocol(Protocol):
     transport: Any  # set by makeConnection
 
     def __init__(self, max_message_size: int) -> None:
-        self._decoder = FrameDecoder(max_message_size)
+        self._decoder = MessageDecoder(max_message_size)
         self.reply: Deferred[bytes] = Deferred()
         self.reply_received = False
 
@@ -84,7 +84,7 @@ class _RequestProtocol(Protocol):
             )
 
 
-class Sender:
+class MessageSender:
     """
     Sends messages and requests to other nodes' port-7000 listeners.
 
