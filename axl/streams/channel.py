@@ -48,6 +48,7 @@ from axl.streams.errors import (
     PeerTimedOut,
     PeerUnreachable,
     SendTimedOut,
+    failure_reason,
 )
 from axl.streams.framing import MessageDecoder, parse_oversize_reply, write_frame
 from axl.streams.interfaces import IAcknowledgingTransport
@@ -62,12 +63,6 @@ SEND_WINDOW = 4 * 1024 * 1024
 
 #: The longest reply frame a C{/send} connection decodes (an oversize refusal is far shorter).
 _REPLY_MAX = 64 * 1024
-
-
-def failure_reason(failure: Failure) -> str:
-    """The message of C{failure}, or its type's name when it has none."""
-    text = failure.getErrorMessage()
-    return text if text else getattr(failure.type, "__name__", "error")
 
 
 class Frame:

@@ -35,6 +35,7 @@ from twisted.python.failure import Failure
 
 from axl.crypto.keys import short_key
 from axl.errors import ProtocolError
+from axl.overlay_address import OverlayAddress
 from axl.streams.framing import (
     MessageDecoder,
     MessageTooLarge,
@@ -48,10 +49,9 @@ __all__ = ["MessageFactory", "MessageProtocol", "peer_key_of"]
 
 def peer_key_of(address: IAddress) -> bytes:
     """The sender's full key from a transport's C{getPeer()} (an L{OverlayAddress})."""
-    key = getattr(address, "public_key", None)
-    if not isinstance(key, bytes) or len(key) != 32:
+    if not isinstance(address, OverlayAddress) or len(address.public_key) != 32:
         raise ValueError(f"not an overlay address: {address!r}")
-    return key
+    return address.public_key
 
 
 class MessageFactory(Factory):

@@ -39,8 +39,8 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from axl.errors import ProtocolError
-from axl.streams.channel import ChannelCore, ChannelInputs, Frame, failure_reason, new_channel
-from axl.streams.errors import PeerTimedOut, PeerUnreachable, RemoteError, SendTimedOut
+from axl.streams.channel import ChannelCore, ChannelInputs, Frame, new_channel
+from axl.streams.errors import PeerTimedOut, PeerUnreachable, RemoteError, SendTimedOut, failure_reason
 from axl.streams.framing import MessageDecoder, write_frame
 from axl.streams.registry import StreamRegistry
 
