@@ -39,7 +39,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from axl.errors import ProtocolError
-from axl.streams.channel import ChannelCore, ChannelInputs, Frame, new_channel
+from axl.streams.channel import Channel, Frame
 from axl.streams.errors import PeerTimedOut, PeerUnreachable, RemoteError, SendTimedOut, failure_reason
 from axl.streams.framing import MessageDecoder, write_frame
 from axl.streams.registry import StreamRegistry
@@ -115,7 +115,7 @@ class MessageSender:
         self.idle_close = idle_close
         self.send_timeout = send_timeout
         self.connect_timeout = connect_timeout
-        self._channels: dict[bytes, ChannelInputs] = {}
+        self._channels: dict[bytes, Channel] = {}
 
     def send(self, dest: bytes, payload: bytes) -> Deferred[int]:
         """
@@ -128,7 +128,7 @@ class MessageSender:
         channel = self._channels.get(dest)
         fresh = channel is None
         if channel is None:
-            channel = self._channels[dest] = new_channel(ChannelCore(self, dest))
+            channel = self._channels[dest] = Channel(self, dest)
         frame.timer = self.clock.callLater(self.send_timeout, channel.timed_out, frame)
         channel.enqueue(frame)
         if fresh:
@@ -153,7 +153,7 @@ class MessageSender:
         self.local.dispatch(payload, self.our_key).addBoth(done)
         return result
 
-    def forget(self, dest: bytes, channel: ChannelInputs) -> None:
+    def forget(self, dest: bytes, channel: Channel) -> None:
         """C{channel} takes no more messages (it is closing)."""
         if self._channels.get(dest) is channel:
             del self._channels[dest]
@@ -163,7 +163,7 @@ class MessageSender:
         channel = self._channels.get(dest)
         fresh = channel is None
         if channel is None:
-            channel = self._channels[dest] = new_channel(ChannelCore(self, dest))
+            channel = self._channels[dest] = Channel(self, dest)
         now = self.clock.seconds()
         for frame in frames:
             if frame.timer is not None and frame.timer.active():
