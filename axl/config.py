@@ -211,6 +211,10 @@ NODE_KEYS: tuple[NodeKey, ...] = (
     NodeKey("recv_queue_max_bytes", int, size32, "most payload bytes held for /recv (then senders are paused)"),
     NodeKey("recv_wait_max_secs", float, positive, "longest /recv?wait=S long-poll"),
     NodeKey("mcp_session_ttl_secs", float, positive, "an unused /mcp session expires after this long"),
+    NodeKey("max_handshakes_per_source", int, positive, "inbound peer handshakes at once from one address"),
+    NodeKey("max_inbound_per_source", int, positive, "inbound peer links (handshaking or up) from one address"),
+    NodeKey("max_inbound_per_key", int, positive, "inbound peer links up at once with one public key"),
+    NodeKey("link_write_buffer_bytes", int, size32, "bytes a peer link queues while the peer does not read"),
     NodeKey("mcp_allowed_peers", list, lambda v: _allowed_keys(list(v)), "peers allowed to call our MCP services"),
     NodeKey("a2a_allowed_peers", list, lambda v: _allowed_keys(list(v)), "peers allowed to call our A2A server"),
 )
@@ -267,6 +271,10 @@ class NodeConfig:
     recv_queue_max_bytes: int = 32 * 1024 * 1024
     recv_wait_max_secs: float = 60.0
     mcp_session_ttl_secs: float = 3600.0
+    max_handshakes_per_source: int = 8
+    max_inbound_per_source: int = 32
+    max_inbound_per_key: int = 8
+    link_write_buffer_bytes: int = 1024 * 1024
     mcp_allowed_peers: tuple[bytes, ...] = ()
     a2a_allowed_peers: tuple[bytes, ...] = ()
     # Not from the file.

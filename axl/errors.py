@@ -12,7 +12,7 @@ from typing import NoReturn
 
 from twisted.internet.defer import TimeoutError as DeferredTimeout
 
-__all__ = ["ProtocolError", "DecodeError", "ConfigError", "StartupError", "no_answer"]
+__all__ = ["ProtocolError", "DecodeError", "PeerFlooding", "ConfigError", "StartupError", "no_answer"]
 
 
 class ProtocolError(Exception):
@@ -21,6 +21,13 @@ class ProtocolError(Exception):
 
 class DecodeError(ProtocolError):
     """Bytes that do not decode as the structure they claim to be."""
+
+
+class PeerFlooding(ProtocolError):
+    """
+    A peer kept sending more than its limits allow (frames, requests, handshakes): its link is
+    dropped and its address and key are refused for a while (issue 12).
+    """
 
 
 class ConfigError(Exception):

@@ -254,6 +254,10 @@ def build_links(
         root_for_key=router.root_for_key,
         coords_for_key=router.coords_for_key,
         latency_for_key=router.latency_for_key,
+        max_handshakes_per_source=config.max_handshakes_per_source,
+        max_inbound_per_source=config.max_inbound_per_source,
+        max_inbound_per_key=config.max_inbound_per_key,
+        write_buffer_max=config.link_write_buffer_bytes,
     )
 
 

@@ -541,3 +541,74 @@ class PropertyTests(SynchronousTestCase):
         else:
             self.assertEqual(wire.disconnects, [])
             self.assertIn(core.state, (LinkState.HANDSHAKING, LinkState.UP))
+
+
+class FlowControlTests(SynchronousTestCase):
+    """Issue 12: a link stops reading while its write buffer is full, and bounds what it queues."""
+
+    def test_traffic_dropped_past_the_bound(self) -> None:
+        """While writes are blocked, Traffic frames past C{write_buffer_max} bytes are dropped."""
+        clock = Clock()
+        core, wire, _ = up(clock, write_buffer_max=10_000)
+        core.writes_blocked()
+        for _ in range(100):
+            core.send_frame(9, b"x" * 1000)
+        self.assertLessEqual(len(wire.take()), 10_000)
+        self.assertGreater(core.dropped_frames, 80)
+        self.assertIs(core.state, LinkState.UP)
+        core.writes_unblocked()
+        core.send_frame(9, b"x" * 1000)
+        self.assertGreater(len(wire.take()), 1000)
+
+    def test_peer_not_reading_dropped(self) -> None:
+        """Other frames past twice the bound while blocked drop the link: the peer is not reading."""
+        clock = Clock()
+        core, wire, _ = up(clock, write_buffer_max=10_000)
+        core.writes_blocked()
+        for _ in range(30):
+            core.send_frame(4, b"a" * 1000)
+        self.assertIs(core.state, LinkState.CLOSED)
+        self.assertIn("not reading", core.last_error)
+        self.assertLessEqual(len(wire.take()), 20_000)
+
+    def test_protocol_stops_reading_when_paused(self) -> None:
+        """L{LinkProtocol} is its transport's producer: paused, it pauses reading the transport."""
+        from twisted.internet.testing import StringTransport
+
+        from axl.link.protocol import LinkProtocol
+
+        clock = Clock()
+        core = make_core(ME, clock, RecordingHandler())
+        proto = LinkProtocol(core)
+        transport = StringTransport()
+        proto.makeConnection(transport)
+        self.assertIsNone(transport.producer)  # not before the first bytes (TLS handshakes first)
+        proto.dataReceived(encode_meta(PEER))
+        self.assertIs(transport.producer, proto)
+        transport.producer.pauseProducing()
+        self.assertEqual(transport.producerState, "paused")
+        for _ in range(20):  # 2 MB: over the 1 MiB bound, the rest is dropped
+            core.send_frame(9, b"x" * 100_000)
+        self.assertEqual(core.dropped_frames, 10)
+        transport.producer.resumeProducing()
+        self.assertEqual(transport.producerState, "producing")
+        core.close("done")
+        self.assertIsNone(transport.producer)
+        clock.advance(10)
+
+    def test_flooding_handler_marks_the_link(self) -> None:
+        """A handler's L{PeerFlooding} drops the link and marks it C{flooded}."""
+        from axl.errors import PeerFlooding
+
+        class Flooded(RecordingHandler):
+            def frame_received(self, link, frame_type, payload):  # type: ignore[no-untyped-def]
+                raise PeerFlooding("too many")
+
+        clock = Clock()
+        core = make_core(ME, clock, Flooded())
+        wire = Wire()
+        core.connection_made(wire.write, wire.disconnect)
+        core.data_received(encode_meta(PEER) + encode_frame(2, b"\x00"))
+        self.assertTrue(core.flooded)
+        self.assertIs(core.state, LinkState.CLOSED)
+        self.assertEqual(wire.disconnects, [True])

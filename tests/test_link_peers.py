@@ -22,6 +22,8 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import LogLevel, capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
+from twisted.internet.error import ConnectionDone
+from twisted.python.failure import Failure
 
 from axl.errors import ConfigError
 from axl.link.endpoints import TLSServerEndpoint, client_endpoint, server_endpoint
@@ -227,32 +229,143 @@ class RefusalTests(SynchronousTestCase):
 
 
 class HandshakeFloodTests(SynchronousTestCase):
-    def test_pending_inbound_capped(self) -> None:
-        """
-        At most MAX_HANDSHAKING_INBOUND inbound links may be handshaking at once; more are
-        refused at accept (logged), and the silent ones time out after 6 s, freeing the slots.
-        """
+    """Issue 12: fair admission of inbound links, bans for flooding, aggregated refusal logs."""
+
+    def hub(self, **kw) -> tuple[Setup, PeerManager, object]:
         s = Setup(tls=False)
-        hub = s.manager(A, listen=["tcp://127.0.0.1:9001"])
+        hub = s.manager(A, listen=["tcp://127.0.0.1:9001"], **kw)
         hub.startService()
+        self.addCleanup(hub.stopService)
         factory, _ = s.net.listeners[("127.0.0.1", 9001)]
+        return s, hub, factory
+
+    def connect(self, factory, host: str, port: int):  # type: ignore[no-untyped-def]
         from twisted.internet.address import IPv4Address
         from twisted.internet.testing import StringTransport
 
-        protos = []
+        proto = factory.buildProtocol(IPv4Address("TCP", host, port))
+        if proto is not None:
+            proto.makeConnection(StringTransport())
+        return proto
+
+    def test_pending_inbound_capped(self) -> None:
+        """
+        At most MAX_HANDSHAKING_INBOUND inbound links may be handshaking at once (from many
+        addresses, one slot each); more are refused at accept (logged), and the silent ones time
+        out after 6 s, freeing the slots.
+        """
+        s, hub, factory = self.hub()
         with capturedLogs() as events:
-            for i in range(MAX_HANDSHAKING_INBOUND + 1):
-                proto = factory.buildProtocol(IPv4Address("TCP", "10.9.9.9", 1000 + i))
-                if proto is not None:
-                    proto.makeConnection(StringTransport())
-                protos.append(proto)
+            protos = [self.connect(factory, f"10.9.{i // 200}.{i % 200}", 1000)
+                      for i in range(MAX_HANDSHAKING_INBOUND + 1)]  # fmt: skip
         self.assertEqual(sum(p is not None for p in protos), MAX_HANDSHAKING_INBOUND)
         self.assertIsNone(protos[-1])
-        self.assertTrue(any("refusing inbound" in e["log_format"] for e in events))
+        self.assertTrue(any("refused" in e.get("verb", "") for e in events))
         self.assertEqual(len(hub.peers_info()), MAX_HANDSHAKING_INBOUND)
         s.clock.advance(6.0)
         self.assertEqual(hub.peers_info(), [])
-        self.assertIsNotNone(factory.buildProtocol(IPv4Address("TCP", "10.9.9.9", 999)))
+        self.assertIsNotNone(self.connect(factory, "10.9.9.9", 999))
+
+    def test_one_address_cannot_take_every_slot(self) -> None:
+        """
+        One address holds at most C{max_handshakes_per_source} handshakes; another address is
+        still admitted while it floods.
+        """
+        s, hub, factory = self.hub(max_handshakes_per_source=8)
+        protos = [self.connect(factory, "10.6.6.6", 1000 + i) for i in range(200)]
+        self.assertEqual(sum(p is not None for p in protos), 8)
+        self.assertIsNotNone(self.connect(factory, "10.1.1.1", 5))
+
+    def test_full_table_gives_a_newcomer_a_slot(self) -> None:
+        """
+        When all the handshake slots are taken, a new address gets one: the address holding the
+        most gives up its oldest.
+        """
+        s, hub, factory = self.hub(max_handshakes_per_source=8)
+        for i in range(MAX_HANDSHAKING_INBOUND):
+            self.assertIsNotNone(self.connect(factory, f"10.6.6.{i // 8}", 1000 + i))
+        self.assertIsNotNone(self.connect(factory, "10.1.1.1", 5))
+        pending = [e for e in hub.entries() if e.link is not None]
+        self.assertEqual(len(pending), MAX_HANDSHAKING_INBOUND)
+        self.assertIn("tcp://10.1.1.1:5", [e.uri for e in pending])
+
+    def test_source_rate(self) -> None:
+        """
+        New connections from one address are limited to SOURCE_BURST at once, then SOURCE_RATE
+        per second, even when each closes at once.
+        """
+        from axl.link.peers import SOURCE_BURST, SOURCE_RATE
+
+        s, hub, factory = self.hub()
+        admitted = 0
+        for i in range(200):
+            proto = self.connect(factory, "10.7.7.7", 1000 + i)
+            if proto is not None:
+                admitted += 1
+                proto.transport.loseConnection()
+                proto.connectionLost(Failure(ConnectionDone()))
+        self.assertEqual(admitted, SOURCE_BURST)
+        s.clock.advance(1.0 / SOURCE_RATE)
+        self.assertIsNotNone(self.connect(factory, "10.7.7.7", 2))
+
+    def test_refusals_logged_in_aggregate(self) -> None:
+        """10,000 refused connections cost a few log lines a minute, with the count."""
+        s, hub, factory = self.hub()
+        with capturedLogs() as events:
+            for i in range(10_000):
+                self.connect(factory, "10.6.6.6", i)
+            s.clock.advance(60)
+        warnings = [e for e in events if e["log_level"] is LogLevel.warn]
+        self.assertLessEqual(len(warnings), 3)
+        self.assertEqual(hub.refusals.total, 10_000 - 8)
+        self.assertIn(10_000 - 8 - 1, [e.get("n") for e in warnings])
+
+    def test_per_key_cap(self) -> None:
+        """At most C{max_inbound_per_key} inbound links with one key are up; more are closed."""
+        s = Setup(tls=False)
+        hub = s.manager(A, listen=["tcp://127.0.0.1:9001"], max_inbound_per_key=2)
+        spokes = [s.manager(B, peers=["tcp://127.0.0.1:9001"]) for _ in range(3)]
+        hub.startService()
+        for spoke in spokes:
+            spoke.startService()
+        s.net.flush()
+        self.assertEqual(len(hub.links()), 2)
+        for spoke in spokes:
+            spoke.stopService()
+        hub.stopService()
+        s.net.flush()
+
+    def test_flooding_peer_banned(self) -> None:
+        """
+        A link dropped for flooding gets its address and key refused for BAN_MIN s (the key from
+        another address too), doubling on the next offence.
+        """
+        from axl.errors import PeerFlooding
+        from axl.link.peers import BAN_MIN
+
+        class Flooded(RecordingHandler):
+            def frame_received(self, link, frame_type, payload):  # type: ignore[no-untyped-def]
+                raise PeerFlooding("too many")
+
+        s, hub, factory = self.hub(handler=Flooded())
+        proto = self.connect(factory, "10.5.5.5", 1)
+        from axl.link.framing import encode_frame
+        from axl.link.meta import encode_meta
+
+        proto.dataReceived(encode_meta(B) + encode_frame(2, b"\x00"))
+        self.assertTrue(proto.core.flooded)
+        self.assertIsNone(self.connect(factory, "10.5.5.5", 2))
+        other = self.connect(factory, "10.4.4.4", 3)
+        other.dataReceived(encode_meta(B))
+        self.assertFalse(other.core.is_up)
+        s.clock.advance(BAN_MIN)
+        again = self.connect(factory, "10.5.5.5", 4)
+        self.assertIsNotNone(again)
+        again.dataReceived(encode_meta(B) + encode_frame(2, b"\x00"))
+        s.clock.advance(BAN_MIN)
+        self.assertIsNone(self.connect(factory, "10.5.5.5", 5))  # the second ban is 2 x BAN_MIN
+        s.clock.advance(BAN_MIN)
+        self.assertIsNotNone(self.connect(factory, "10.5.5.5", 6))
 
 
 class ServerTLSFactoryTests(SynchronousTestCase):
@@ -430,6 +543,21 @@ class ServiceWiringTests(SynchronousTestCase):
         [peer] = top.node.topology()["peers"]
         self.assertEqual((peer["uri"], peer["up"], peer["public_key"]),
                          ("tls://192.0.2.1:9001", False, ""))  # fmt: skip
+
+    def test_admission_keys_reach_the_manager(self) -> None:
+        """The admission keys and link_write_buffer_bytes reach the manager and its links."""
+        from axl.config import config_from_dict
+        from axl.service import make_node_service
+
+        config = config_from_dict({
+            "Peers": ["tls://192.0.2.1:9001"], "max_handshakes_per_source": 3,
+            "max_inbound_per_source": 4, "max_inbound_per_key": 5, "link_write_buffer_bytes": 4096,
+        })  # fmt: skip
+        links = make_node_service(config, MemoryReactorClock(), identity=A).node.links
+        self.assertEqual((links.max_handshakes_per_source, links.max_inbound_per_source,
+                          links.max_inbound_per_key), (3, 4, 5))  # fmt: skip
+        entry = links.entries()[0]
+        self.assertEqual(links._new_core(entry)._write_buffer_max, 4096)
 
     def test_default_backoff_cap(self) -> None:
         """Without the key the cap is 60 s."""

@@ -12,6 +12,12 @@ injected C{write}. Timers run on an injected clock (spec/yggdrasil-wire.md secti
  - after sending a frame of type >= 2 a 3 s read deadline is armed; any whole frame received
    clears it, and if none arrives the link is dropped.
 
+Flow control (issue 12): while the transport says its write buffer is full (L{writes_blocked},
+from Twisted's producer/consumer), the adapter stops reading from the peer, so a peer that makes
+us answer cannot make us buffer more than it reads. Bytes written meanwhile are counted: past
+C{write_buffer_max} Traffic frames are dropped (as ironwood drops packets on a full queue; TCP
+above recovers), and past twice that the link is dropped, since the peer is not reading.
+
 Every decode error, refused handshake or bad frame drops this link only (logged at warn).
 """
 
@@ -27,12 +33,13 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
 from axl.crypto import Identity, short_key
-from axl.errors import ProtocolError
+from axl.errors import PeerFlooding, ProtocolError
 from axl.interfaces import ILink, ILinkHandler
 from axl.link.framing import PEER_MAX_MESSAGE_SIZE, FrameDecoder, FrameTooLarge, encode_frame
 from axl.link.meta import META_HEADER_SIZE, decode_meta, encode_meta, meta_body_length
 
 __all__ = [
+    "DEFAULT_WRITE_BUFFER_MAX",
     "HANDSHAKE_TIMEOUT",
     "KEEPALIVE_DELAY",
     "PEER_TIMEOUT",
@@ -51,6 +58,11 @@ FRAME_DUMMY = 0
 FRAME_KEEPALIVE = 1
 MAX_FRAME_TYPE = 9
 _KEEPALIVE_FRAME = encode_frame(FRAME_KEEPALIVE)
+#: Bytes a link may have written while its transport's buffer is full before Traffic frames are
+#: dropped (twice this and the link is dropped).
+DEFAULT_WRITE_BUFFER_MAX = 1024 * 1024
+# Ironwood's Traffic frame (axl/mesh/wire.py FRAME_TRAFFIC): the only type dropped on congestion.
+_BULK_FRAME_TYPE = 9
 
 # ironwood's link "order": a process-wide counter of links created (lower = older).
 _order = itertools.count(1)
@@ -86,6 +98,8 @@ class LinkCore:
     @ivar priority: max(local, remote) after the handshake.
     @ivar last_error: why the link was closed ("" while open or after a clean close).
     @ivar is_self: the peer turned out to be ourselves (the link is refused).
+    @ivar flooded: the link was dropped for exceeding its limits (L{PeerFlooding}).
+    @ivar dropped_frames: Traffic frames dropped because the peer did not read fast enough.
     """
 
     log = Logger()
@@ -105,6 +119,7 @@ class LinkCore:
         on_up: Callable[[LinkCore], None] | None = None,
         on_down: Callable[[LinkCore, str], None] | None = None,
         max_frame_size: int = PEER_MAX_MESSAGE_SIZE,
+        write_buffer_max: int = DEFAULT_WRITE_BUFFER_MAX,
     ) -> None:
         self._identity = identity
         self._clock = clock
@@ -129,6 +144,11 @@ class LinkCore:
         self.up_since: float | None = None
         self.last_error = ""
         self.is_self = False
+        self.flooded = False
+        self.dropped_frames = 0
+        self._write_buffer_max = write_buffer_max
+        self._blocked = False
+        self._blocked_bytes = 0
         self._write: Callable[[bytes], None] = _not_connected
         self._disconnect: Callable[[bool], None] = _not_connected
         self._hs_buf = bytearray()
@@ -175,6 +195,15 @@ class LinkCore:
         except ProtocolError as e:
             self._fail(str(e) or e.__class__.__name__)
 
+    def writes_blocked(self) -> None:
+        """The transport's write buffer is full (the adapter has stopped reading)."""
+        self._blocked = True
+
+    def writes_unblocked(self) -> None:
+        """The transport's write buffer drained (the adapter reads again)."""
+        self._blocked = False
+        self._blocked_bytes = 0
+
     def connection_lost(self, reason: str = "connection lost") -> None:
         """The byte stream is gone (for whatever reason)."""
         if self.state is not LinkState.CLOSED:
@@ -196,6 +225,15 @@ class LinkCore:
             self.log.warn("dropping an outgoing type {type} frame on {uri}: {err}",
                           type=frame_type, uri=self.uri, err=str(e))  # fmt: skip
             return
+        if self._blocked:
+            waiting = self._blocked_bytes + len(frame)
+            if frame_type == _BULK_FRAME_TYPE and waiting > self._write_buffer_max:
+                self.dropped_frames += 1
+                return
+            if waiting > 2 * self._write_buffer_max:
+                self._fail(f"peer is not reading ({waiting} bytes waiting to be sent)")
+                return
+            self._blocked_bytes = waiting
         self._send_raw(frame)
         if frame_type > FRAME_KEEPALIVE and self._read_deadline is None:
             self._read_deadline = self._clock.callLater(PEER_TIMEOUT, self._peer_timeout)
@@ -289,6 +327,9 @@ class LinkCore:
         """Call the upper layer; its ProtocolError (or a bug) drops this link only."""
         try:
             method(*args)
+        except PeerFlooding as e:
+            self.flooded = True
+            self._fail(f"flooding: {e}")
         except ProtocolError as e:
             self._fail(f"rejected by the router: {e}")
         except Exception:
@@ -311,8 +352,10 @@ class LinkCore:
     def _fail(self, reason: str) -> None:
         if self.state is LinkState.CLOSED:
             return
-        self.log.warn("dropping link {uri} ({key}): {reason}",
-                      uri=self.uri, key=short_key(self.remote_key), reason=reason)  # fmt: skip
+        # A failed inbound handshake is counted by the peer manager (aggregated), not logged here.
+        level = self.log.debug if self.inbound and self.state is not LinkState.UP else self.log.warn
+        level("dropping link {uri} ({key}): {reason}",
+              uri=self.uri, key=short_key(self.remote_key), reason=reason)  # fmt: skip
         self.last_error = reason
         self._disconnect(True)
         self._finish(reason)

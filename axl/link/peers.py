@@ -8,6 +8,15 @@ The peer manager: every link the node has, and the services that make them.
    default); n resets to 0 only after a successful handshake (spec/yggdrasil-wire.md 2.5).
  - One listener per C{Listen} URI; inbound links appear in the table while they exist.
  - The peer table behind C{/topology.peers} (spec/axl-node.md 5.1) and spec section 6.
+ - Fair admission of inbound links (issue 12): at most L{MAX_HANDSHAKING_INBOUND} handshakes at
+   once in all, C{max_handshakes_per_source} from one address (when the global cap is full, the
+   address holding the most slots gives its oldest one up to a newcomer), C{max_inbound_per_source}
+   inbound links (handshaking or up) per address, C{max_inbound_per_key} up links per key, and
+   new connections from one address at most L{SOURCE_RATE} per second (burst
+   L{SOURCE_BURST}). A link dropped for flooding (L{axl.errors.PeerFlooding}) gets its address
+   and key refused for L{BAN_MIN} s, doubling per offence up to L{BAN_MAX} s. Refusals and
+   failed inbound handshakes are logged through L{AggregatedLog}: a few lines per minute
+   whatever the number.
 
 A configured peer that turns out to be ourselves is not redialled (as Yggdrasil v0.5.14).
 """
@@ -36,18 +45,37 @@ from twisted.python.failure import Failure
 
 from axl.crypto import Identity, short_key
 from axl.interfaces import ILink, ILinkHandler
-from axl.link.core import LinkCore, NullLinkHandler
+from axl.link.core import DEFAULT_WRITE_BUFFER_MAX, LinkCore, NullLinkHandler
 from axl.link.endpoints import client_endpoint, server_endpoint
 from axl.link.protocol import LinkFactory
 from axl.link.tls import LinkTLS
 from axl.link.uri import PeerURI, inbound_uri, parse_listen_uri, parse_peer_uri
+from axl.ratelimit import AggregatedLog, TokenBucket
 
-__all__ = ["DEFAULT_MAX_BACKOFF", "JITTER", "MAX_HANDSHAKING_INBOUND", "PeerEntry", "PeerManager"]
+__all__ = [
+    "BAN_MAX",
+    "BAN_MIN",
+    "DEFAULT_MAX_BACKOFF",
+    "JITTER",
+    "MAX_HANDSHAKING_INBOUND",
+    "SOURCE_BURST",
+    "SOURCE_RATE",
+    "PeerEntry",
+    "PeerManager",
+]
 
 DEFAULT_MAX_BACKOFF = 60.0
 # Inbound connections still in their (at most 6 s) handshake; more are refused at accept, so a
 # flood of silent connections cannot pile up.
 MAX_HANDSHAKING_INBOUND = 64
+#: New inbound connections per second from one address (after a burst of L{SOURCE_BURST}).
+SOURCE_RATE = 2.0
+SOURCE_BURST = 32.0
+#: A flooding peer's address and key are refused for BAN_MIN s, doubling per offence up to BAN_MAX.
+BAN_MIN = 10.0
+BAN_MAX = 600.0
+# Tables keyed by remote address are trimmed past this many entries.
+_TABLE_MAX = 4096
 # Each wait is shortened by up to this fraction, at random, so that peers do not redial in step.
 JITTER = 0.25
 
@@ -151,6 +179,10 @@ class PeerManager(MultiService):
         root_for_key: Callable[[bytes], bytes | None] | None = None,
         coords_for_key: Callable[[bytes], Sequence[int] | None] | None = None,
         latency_for_key: Callable[[bytes], float | None] | None = None,
+        max_handshakes_per_source: int = 8,
+        max_inbound_per_source: int = 32,
+        max_inbound_per_key: int = 8,
+        write_buffer_max: int = DEFAULT_WRITE_BUFFER_MAX,
     ) -> None:
         """
         @param peers: C{Peers} entries (strings are parsed; a bad one raises L{ConfigError}).
@@ -159,6 +191,10 @@ class PeerManager(MultiService):
         @param max_backoff: the longest wait between redials, unless a URI says C{maxbackoff=}.
         @param dial: makes the client endpoint for a peer (tests pass in-memory ones).
         @param listen_endpoint: makes the server endpoint for a listener.
+        @param max_handshakes_per_source: inbound handshakes at once from one address.
+        @param max_inbound_per_source: inbound links (handshaking or up) from one address.
+        @param max_inbound_per_key: inbound links that are up with one remote key.
+        @param write_buffer_max: each link's write-buffer bound (L{LinkCore}).
         """
         super().__init__()  # type: ignore[no-untyped-call]
         if max_backoff <= 0:
@@ -185,6 +221,15 @@ class PeerManager(MultiService):
         self._listeners = [u if isinstance(u, PeerURI) else parse_listen_uri(u) for u in listen]
         self._ports: list[tuple[PeerURI, IListeningPort]] = []
         self._stopping = False
+        self.max_handshakes_per_source = max_handshakes_per_source
+        self.max_inbound_per_source = max_inbound_per_source
+        self.max_inbound_per_key = max_inbound_per_key
+        self._write_buffer_max = write_buffer_max
+        self._source_rate: dict[str, TokenBucket] = {}
+        self._bans: dict[object, tuple[float, int]] = {}  # address or key -> (until, offences)
+        self._host_of: dict[int, str] = {}  # id(inbound entry) -> remote address
+        self.refusals = AggregatedLog(reactor, self.log, "refused", "inbound connections")
+        self.failed_handshakes = AggregatedLog(reactor, self.log, "dropped", "inbound handshakes")
         seen: set[str] = set()
         for item in peers:
             uri = item if isinstance(item, PeerURI) else parse_peer_uri(item)
@@ -224,6 +269,7 @@ class PeerManager(MultiService):
             allowed_keys=self.allowed_keys if entry.inbound else (),
             on_up=lambda link: self._link_up(entry, link),
             on_down=lambda link, reason: self._link_down(entry, link, reason),
+            write_buffer_max=self._write_buffer_max,
         )
         entry.link = core
         return core
@@ -232,18 +278,83 @@ class PeerManager(MultiService):
         host = getattr(addr, "host", None)
         port = getattr(addr, "port", 0)
         uri = inbound_uri(listener.scheme, host, port) if host else listener.link_uri
-        pending = sum(1 for e in self._inbound if e.link is not None and not e.link.is_up)
-        if pending >= MAX_HANDSHAKING_INBOUND:
-            self.log.warn("refusing inbound {uri}: {n} inbound handshakes already in progress",
-                          uri=uri, n=pending)  # fmt: skip
+        source = str(host) if host else uri
+        refusal = self._admission(source)
+        if refusal:
+            self.refusals.event(source, refusal)
             return None
         entry = PeerEntry(uri=uri, inbound=True, config=listener)
         self._inbound.append(entry)
+        self._host_of[id(entry)] = source
         return self._new_core(entry)
+
+    def _admission(self, source: str) -> str:
+        """Why a new inbound connection from C{source} is refused ("" to admit it)."""
+        now = self._reactor.seconds()
+        if self._banned(source, now):
+            return "address refused for flooding"
+        bucket = self._source_rate.get(source)
+        if bucket is None:
+            if len(self._source_rate) >= _TABLE_MAX:
+                self._source_rate = {k: b for k, b in self._source_rate.items()
+                                     if b.tokens() < b.burst}  # fmt: skip
+                if len(self._source_rate) >= _TABLE_MAX:
+                    self._source_rate.clear()
+            bucket = self._source_rate[source] = TokenBucket(self._reactor, SOURCE_RATE, SOURCE_BURST)
+        if not bucket.take():
+            return f"more than {SOURCE_RATE:g} new connections per second"
+        pending: dict[str, list[PeerEntry]] = {}
+        inbound = 0
+        for e in self._inbound:
+            host = self._host_of.get(id(e))
+            if host == source:
+                inbound += 1
+            if e.link is not None and not e.link.is_up and host is not None:
+                pending.setdefault(host, []).append(e)
+        mine = len(pending.get(source, ()))
+        if mine >= self.max_handshakes_per_source:
+            return f"{mine} handshakes from this address already in progress"
+        if inbound >= self.max_inbound_per_source:
+            return f"{inbound} inbound links from this address already"
+        total = sum(len(v) for v in pending.values())
+        if total >= MAX_HANDSHAKING_INBOUND:
+            # Fair share: the address holding the most slots gives up its oldest one.
+            hog, held = max(pending.items(), key=lambda kv: len(kv[1]))
+            if len(held) <= mine + 1:
+                return f"{total} inbound handshakes already in progress"
+            victim = held[0]
+            if victim.link is not None:
+                victim.link.close(f"handshake slot given to another address ({hog} held {len(held)})")
+        return ""
+
+    def _banned(self, what: object, now: float) -> bool:
+        ban = self._bans.get(what)
+        return ban is not None and ban[0] > now
+
+    def _ban(self, what: object, now: float) -> float:
+        _, offences = self._bans.get(what, (0.0, 0))
+        duration = min(BAN_MAX, BAN_MIN * 2.0 ** min(offences, 32))
+        if len(self._bans) >= _TABLE_MAX:
+            self._bans = {k: v for k, v in self._bans.items() if v[0] > now}
+        self._bans[what] = (now + duration, offences + 1)
+        return duration
 
     # -- link events -----------------------------------------------------------------------
 
     def _link_up(self, entry: PeerEntry, link: LinkCore) -> None:
+        if entry.inbound:
+            source = self._host_of.get(id(entry), entry.uri)
+            key = link.remote_key
+            if self._banned(key, self._reactor.seconds()):
+                self.refusals.event(source, f"key {short_key(key)} refused for flooding")
+                link.close("key refused for flooding")
+                return
+            same_key = sum(1 for e in self._inbound if e is not entry and e.link is not None
+                           and e.link.is_up and e.link.remote_key == key)  # fmt: skip
+            if same_key >= self.max_inbound_per_key:
+                self.refusals.event(source, f"{same_key} inbound links with key {short_key(key)}")
+                link.close(f"{same_key} inbound links with this key already")
+                return
         entry.failures = 0
         entry.retry_delay = None
         self.log.info("peer {key} up: {direction} {uri}, priority {priority}",
@@ -258,6 +369,16 @@ class PeerManager(MultiService):
             self.log.info("peer {key} down: {uri} ({reason})",
                           key=short_key(link.remote_key), uri=entry.uri, reason=reason)  # fmt: skip
         if entry.inbound:
+            source = self._host_of.pop(id(entry), entry.uri)
+            if link.flooded:
+                now = self._reactor.seconds()
+                duration = self._ban(source, now)
+                self._ban(link.remote_key, now)
+                self.log.warn("refusing {source} and key {key} for {secs:g} s: {reason}",
+                              source=source, key=short_key(link.remote_key), secs=duration,
+                              reason=link.last_error)  # fmt: skip
+            elif link.up_since is None and link.last_error and not self._stopping:
+                self.failed_handshakes.event(source, link.last_error)
             if entry in self._inbound:
                 self._inbound.remove(entry)
         elif link.is_self and entry.service is not None:
@@ -317,6 +438,8 @@ class PeerManager(MultiService):
         for entry in list(self._inbound):
             if entry.link is not None:
                 entry.link.close("node stopping")
+        self.refusals.stop()
+        self.failed_handshakes.stop()
         waits.append(maybeDeferred(super().stopService))
 
         def stopped(_: object) -> None:

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from typing import Callable
 
-from twisted.internet.interfaces import IAddress
+from zope.interface import implementer
+
+from twisted.internet.interfaces import IAddress, IConsumer, IPushProducer
 from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.python.failure import Failure
 
@@ -16,8 +18,18 @@ from axl.link.core import LinkCore
 __all__ = ["LinkProtocol", "LinkFactory"]
 
 
+@implementer(IPushProducer)
 class LinkProtocol(Protocol):
-    """Feeds one connection's bytes to its L{LinkCore}."""
+    """
+    Feeds one connection's bytes to its L{LinkCore}.
+
+    It is its transport's streaming producer from the first bytes received on (TLS is set up by
+    then: TLS pauses producers while it buffers writes before its handshake, which must not
+    stop reading): when the transport's write buffer fills, Twisted pauses it, and it stops
+    reading from the peer (and tells the core) until the buffer drains.
+    """
+
+    _producing = False
 
     def __init__(self, core: LinkCore) -> None:
         self.core = core
@@ -32,7 +44,27 @@ class LinkProtocol(Protocol):
         assert self.transport is not None  # makeConnection sets it before connectionMade
         self.core.connection_made(self.transport.write, self._disconnect)
 
+    def pauseProducing(self) -> None:
+        """The transport's write buffer is full: stop reading until it drains."""
+        self.core.writes_blocked()
+        pause = getattr(self.transport, "pauseProducing", None)
+        if pause is not None:
+            pause()
+
+    def resumeProducing(self) -> None:
+        """The transport's write buffer drained: read again."""
+        self.core.writes_unblocked()
+        resume = getattr(self.transport, "resumeProducing", None)
+        if resume is not None:
+            resume()
+
+    def stopProducing(self) -> None:
+        """The transport is going away; C{connectionLost} follows."""
+
     def dataReceived(self, data: bytes) -> None:
+        if not self._producing and self.transport is not None:
+            self._producing = True
+            IConsumer(self.transport).registerProducer(self, True)
         self.core.data_received(data)
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
@@ -42,6 +74,9 @@ class LinkProtocol(Protocol):
         transport = self.transport
         if transport is None:
             return
+        if self._producing:  # TLS (and iosim) wait for the producer to go before closing
+            self._producing = False
+            IConsumer(transport).unregisterProducer()
         abort_connection = getattr(transport, "abortConnection", None)
         if abort and abort_connection is not None:
             abort_connection()

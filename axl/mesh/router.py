@@ -27,6 +27,7 @@ from axl.encoding import uvarint_decode, uvarint_encode
 from axl.errors import DecodeError, ProtocolError
 from axl.interfaces import ILink, ILinkHandler, IRouter
 from axl.mesh.blooms import Blooms
+from axl.mesh.limits import FrameLimiter
 from axl.mesh.paths import Pathfinder
 from axl.mesh.peers import PeerLink, Peers
 from axl.mesh.tree import Tree, tree_dist
@@ -86,6 +87,7 @@ class Router:
         self.blooms = Blooms(self.public_key, self.peers)
         self.pathfinder = Pathfinder(identity, clock, self.tree, self.blooms, self, on_path_notify)
         self._hops: dict[object, _Hop] = {}
+        self._limits: dict[bytes, FrameLimiter] = {}
         self._valid_paths: dict[bytes, Path] = {}
         self._tick_call: IDelayedCall | None = None
         self._running = False
@@ -152,6 +154,8 @@ class Router:
             link.close("connection to our own key")
             return
         peer, first = self.peers.add(link)
+        if first:
+            self._limits[peer.key] = FrameLimiter(self.clock)
         self._hops.clear()
         self.tree.link_up(peer, first)
         self.blooms.link_up(peer, first)
@@ -160,6 +164,8 @@ class Router:
         peer, last = self.peers.remove(link)
         if peer is None:
             return
+        if last:
+            self._limits.pop(peer.key, None)
         self._hops.clear()
         self.tree.link_down(peer, last)
         self.blooms.link_down(peer, last)
@@ -168,8 +174,11 @@ class Router:
         """
         Handle one frame of type 2..9.
 
+        Frames over the per-peer limits of L{axl.mesh.limits} are ignored.
+
         @raise ProtocolError: (or L{DecodeError}) the frame does not decode exactly, a
             signature that must verify does not, or the type is unknown: drop the link.
+        @raise PeerFlooding: the peer keeps going over its limits: drop the link.
         """
         peer = self.peers.get(link)
         if peer is None or self._stopped:
@@ -177,6 +186,8 @@ class Router:
         handler = self._handlers.get(frame_type)
         if handler is None:
             raise ProtocolError(f"unrecognised frame type {frame_type}")
+        if frame_type != FRAME_TRAFFIC and not self._limits[peer.key].allow(frame_type):
+            return
         if type(payload) is not bytes:
             payload = bytes(payload)
         handler(peer, payload)
