@@ -215,6 +215,12 @@ NODE_KEYS: tuple[NodeKey, ...] = (
     NodeKey("max_inbound_per_source", int, positive, "inbound peer links (handshaking or up) from one address"),
     NodeKey("max_inbound_per_key", int, positive, "inbound peer links up at once with one public key"),
     NodeKey("link_write_buffer_bytes", int, size32, "bytes a peer link queues while the peer does not read"),
+    NodeKey("bridge_header_timeout_secs", float, positive, "time a bridge client has to send a whole request head"),
+    NodeKey("bridge_body_timeout_secs", float, positive, "time a bridge client has to send a whole request body"),
+    NodeKey("bridge_max_connections", int, positive, "simultaneous bridge connections (then 503)"),
+    NodeKey("bridge_max_requests", int, positive, "bridge requests handled at once (then 503)"),
+    NodeKey("bridge_max_background", int, positive, "background /mcp forwards at once (then 503)"),
+    NodeKey("bridge_max_inflight_bytes", int, size32, "message bytes the bridge is delivering at once (then 503)"),
     NodeKey("mcp_allowed_peers", list, lambda v: _allowed_keys(list(v)), "peers allowed to call our MCP services"),
     NodeKey("a2a_allowed_peers", list, lambda v: _allowed_keys(list(v)), "peers allowed to call our A2A server"),
 )
@@ -275,6 +281,12 @@ class NodeConfig:
     max_inbound_per_source: int = 32
     max_inbound_per_key: int = 8
     link_write_buffer_bytes: int = 1024 * 1024
+    bridge_header_timeout_secs: float = 10.0
+    bridge_body_timeout_secs: float = 60.0
+    bridge_max_connections: int = 256
+    bridge_max_requests: int = 128
+    bridge_max_background: int = 256
+    bridge_max_inflight_bytes: int = 64 * 1024 * 1024
     mcp_allowed_peers: tuple[bytes, ...] = ()
     a2a_allowed_peers: tuple[bytes, ...] = ()
     # Not from the file.

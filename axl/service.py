@@ -43,6 +43,7 @@ from twisted.web.http import Request
 from twisted.web.server import Site
 
 from axl.bridge import Bridge
+from axl.bridge.limits import BridgeLimits, LimitedSite
 from axl.bridge.mcp_sessions import McpSessions
 from axl.bridge.topology import topology_document
 from axl.config import NodeConfig
@@ -174,7 +175,7 @@ class BridgeService(ListeningService):
         log.info("Listening on {host}:{port}", host=shown, port=address.port)
 
 
-class BridgeSite(Site):
+class BridgeSite(LimitedSite):
     """
     The bridge's site. It keeps no per-request access log: local apps poll C{/recv} many times a
     second, and a line per request would flood the node's log (and stall a node whose output
@@ -316,6 +317,8 @@ def build_bridge(
         max_message_size=config.max_message_size,
         request_timeout=config.request_timeout_secs,
         recv_wait_max=config.recv_wait_max_secs,
+        max_background=config.bridge_max_background,
+        max_inflight_bytes=config.bridge_max_inflight_bytes,
         bridge_addr=config.bridge_addr,
         api_port=config.api_port,
     )
@@ -368,6 +371,13 @@ def _bridge_service(
     """The local HTTP bridge; always the last child so it binds after every layer started."""
     # Bodies are raw messages or JSON: never parse them as HTML forms (curl --data-binary and
     # urllib send form content types; parsing a 1 MiB /send body that way costs ~35 ms).
-    site = BridgeSite(bridge.app.resource(), parsePOSTFormSubmission=False)  # type: ignore[no-untyped-call]
+    limits = BridgeLimits(
+        header_timeout=config.bridge_header_timeout_secs,
+        body_timeout=config.bridge_body_timeout_secs,
+        max_connections=config.bridge_max_connections,
+        max_requests=config.bridge_max_requests,
+        max_body=config.max_message_size,
+    )
+    site = BridgeSite(bridge.app.resource(), limits, reactor, parsePOSTFormSubmission=False)
     endpoint = bridge_endpoint(reactor, config.bridge_addr, config.api_port)
     return BridgeService(config, identity, endpoint, site)

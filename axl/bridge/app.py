@@ -32,6 +32,7 @@ from twisted.web.iweb import IRequest
 from twisted.web.server import Request
 
 from axl.bridge.http import (
+    DuplicateHeader,
     absolute_card_urls,
     bridge_authority,
     header,
@@ -44,12 +45,15 @@ from axl.bridge.http import (
 )
 from axl.bridge.mcp_sessions import McpSession, McpSessions
 from axl.crypto.keys import short_key
+from axl.ratelimit import truncate
 from axl.streams.envelope import (
+    MAX_JSON_DEPTH,
     MISSING,
     Reply,
     dumps,
     encode_a2a_request,
     encode_mcp_request,
+    json_too_deep,
     parse_a2a_reply,
     parse_mcp_reply,
 )
@@ -64,7 +68,7 @@ from axl.streams.errors import (
 from axl.streams.recv_queue import RecvQueue
 from axl.streams.sender import MessageSender
 
-__all__ = ["Bridge", "delivery_status"]
+__all__ = ["Bridge", "TooDeep", "delivery_status"]
 
 #: The HTTP status of each kind of delivery failure (spec/axl-node.md sections 5.2, 5.4, 5.5).
 DELIVERY_STATUS: dict[type[DeliveryError], int] = {
@@ -74,6 +78,10 @@ DELIVERY_STATUS: dict[type[DeliveryError], int] = {
     PeerTimedOut: 504,
     MessageRefused: 413,
 }
+
+
+class TooDeep(Exception):
+    """A JSON body nests deeper than L{MAX_JSON_DEPTH} (answered 400 before parsing)."""
 
 
 def delivery_status(error: DeliveryError) -> int:
@@ -98,6 +106,10 @@ class Bridge:
     @param recv_wait_max: the longest C{/recv?wait=S} may wait.
     @param bridge_addr: the bridge's configured host and C{api_port} its port: the authority of
         the absolute URLs put into remote agent cards when a request has no usable C{Host}.
+    @param max_background: background forwards (MCP notifications, session ends) at once; a
+        notification past it is answered 503.
+    @param max_inflight_bytes: message bytes being delivered at once; a request that would go
+        past it is answered 503 (one message of any allowed size is taken when none is).
     """
 
     app = Klein()
@@ -115,6 +127,8 @@ class Bridge:
         recv_wait_max: float = 60.0,
         bridge_addr: str = "127.0.0.1",
         api_port: int = 9002,
+        max_background: int = 256,
+        max_inflight_bytes: int = 64 * 1024 * 1024,
     ) -> None:
         self._topology = topology
         self.sender = sender
@@ -127,6 +141,9 @@ class Bridge:
         self.bridge_addr = bridge_addr
         self.api_port = api_port
         self._background: set[Deferred[None]] = set()  # forwards nobody waits for
+        self.max_background = max_background
+        self.max_inflight_bytes = max_inflight_bytes
+        self.inflight_bytes = 0  # message bytes being delivered by /send, /mcp, /a2a now
 
     # -- errors ------------------------------------------------------------------------------
 
@@ -136,6 +153,35 @@ class Bridge:
         error = failure.value
         assert isinstance(error, DeliveryError)
         return text_response(request, delivery_status(error), error.message)
+
+    @app.handle_errors(TooDeep)
+    def _too_deep(self, request: IRequest, failure: Failure) -> bytes:
+        """A JSON body nested too deep to parse safely."""
+        return text_response(request, 400, f"Invalid JSON: nested deeper than {MAX_JSON_DEPTH} levels")
+
+    @app.handle_errors(DuplicateHeader)
+    def _duplicate_header(self, request: IRequest, failure: Failure) -> bytes:
+        """An ambiguous request: a header we read was given twice."""
+        return text_response(request, 400, str(failure.value))
+
+    def _busy(self, request: IRequest, size: int) -> bytes | None:
+        """A 503 when C{size} more bytes in flight would pass L{max_inflight_bytes}, else None."""
+        if self.inflight_bytes and self.inflight_bytes + size > self.max_inflight_bytes:
+            request.setHeader(b"Retry-After", b"1")
+            return text_response(
+                request, 503,
+                f"Busy: {self.inflight_bytes} bytes of messages in flight "
+                f"(bridge_max_inflight_bytes is {self.max_inflight_bytes}); retry",
+            )  # fmt: skip
+        return None
+
+    async def _deliver(self, size: int, call: Callable[[], Deferred[Any]]) -> Any:
+        """Run C{call} with C{size} bytes counted in flight while it runs."""
+        self.inflight_bytes += size
+        try:
+            return await call()
+        finally:
+            self.inflight_bytes -= size
 
     # -- /topology -----------------------------------------------------------------------------
 
@@ -170,7 +216,10 @@ class Bridge:
         )  # never more than the limit in memory
         if len(body) > self.max_message_size:
             return self._too_large(request, self._body_size(request))
-        sent = await self.sender.send(dest, body)
+        busy = self._busy(request, len(body))
+        if busy is not None:
+            return busy
+        sent = await self._deliver(len(body), lambda: self.sender.send(dest, body))
         request.setHeader(b"Content-Type", b"application/octet-stream")
         request.setHeader(b"X-Sent-Bytes", str(sent).encode("ascii"))
         return sized(request, b"")
@@ -182,10 +231,16 @@ class Bridge:
         return int(content.tell())
 
     def _read_json(self, request: IRequest) -> tuple[bool, Any]:
-        """The body as JSON: (True, value), or (False, None) if it is not JSON or too large."""
+        """
+        The body as JSON: (True, value), or (False, None) if it is not JSON or too large.
+
+        @raise TooDeep: it nests deeper than L{MAX_JSON_DEPTH} (checked before parsing).
+        """
         raw = request.content.read(self.max_message_size + 1)
         if len(raw) > self.max_message_size:
             return False, None
+        if json_too_deep(raw):
+            raise TooDeep()
         try:
             return True, json.loads(raw)
         except (ValueError, RecursionError):
@@ -295,12 +350,24 @@ class Bridge:
         envelope = encode_mcp_request(service, message, headers)
         if "id" not in message or "method" not in message:
             # A notification, or a response to the server: accepted now, delivered in the background.
+            if len(self._background) >= self.max_background:
+                request.setHeader(b"Retry-After", b"1")
+                return text_response(
+                    request, 503,
+                    f"Busy: {len(self._background)} notifications being forwarded "
+                    f"(bridge_max_background is {self.max_background}); retry",
+                )  # fmt: skip
             self._forward_notification(dest, service, envelope, session)
             if session is not None:
                 request.setHeader(b"Mcp-Session-Id", session.id.encode("ascii"))
             request.setResponseCode(202)
             return b""
-        raw = await self.sender.request(dest, envelope, self.request_timeout)
+        busy = self._busy(request, len(envelope))
+        if busy is not None:
+            return busy
+        raw = await self._deliver(
+            len(envelope), lambda: self.sender.request(dest, envelope, self.request_timeout)
+        )
         reply = parse_mcp_reply(raw)
         if reply is None:
             return text_response(request, 502, "Invalid response from peer")
@@ -348,7 +415,7 @@ class Bridge:
                     self.log.info(
                         "MCP {what} to {service} on {peer} failed: {err}",
                         what=what,
-                        service=service,
+                        service=truncate(service),
                         peer=short_key(dest),
                         err=reply.error,
                     )
@@ -357,7 +424,7 @@ class Bridge:
             self.log.info(
                 "MCP {what} to {service} on {peer} not delivered: {err}",
                 what=what,
-                service=service,
+                service=truncate(service),
                 peer=short_key(dest),
                 err=failure.getErrorMessage(),
             )
@@ -399,7 +466,12 @@ class Bridge:
             envelope = encode_a2a_request(body)
         else:
             return method_not_allowed(request, b"GET, POST")
-        raw = await self.sender.request(dest, envelope, self.request_timeout)
+        busy = self._busy(request, len(envelope))
+        if busy is not None:
+            return busy
+        raw = await self._deliver(
+            len(envelope), lambda: self.sender.request(dest, envelope, self.request_timeout)
+        )
         reply = parse_a2a_reply(raw)
         if reply is None:
             return text_response(request, 502, "Invalid response from peer")

@@ -17,6 +17,7 @@ from twisted.web.iweb import IRequest
 from axl.streams.envelope import dumps
 
 __all__ = [
+    "DuplicateHeader",
     "absolute_card_urls",
     "bridge_authority",
     "header",
@@ -133,11 +134,26 @@ def json_response(request: IRequest, body: bytes, code: int = 200) -> bytes:
     return sized(request, body)
 
 
+class DuplicateHeader(Exception):
+    """A header the bridge reads was given more than once (ambiguous: answered 400)."""
+
+    def __init__(self, name: bytes) -> None:
+        super().__init__(f"Duplicate {name.decode('latin-1')} header")
+
+
 def header(request: IRequest, name: bytes) -> str | None:
-    """The request header C{name} as text, or None if absent."""
-    value = request.getHeader(name)
-    if value is None:
+    """
+    The request header C{name} as text, or None if absent.
+
+    @raise DuplicateHeader: it was given more than once (a proxy and the bridge could pick
+        different ones; Go takes the first, Twisted the last).
+    """
+    values = request.requestHeaders.getRawHeaders(name)
+    if not values:
         return None
+    if len(values) > 1:
+        raise DuplicateHeader(name)
+    value = values[0]
     return value.decode("latin-1") if isinstance(value, bytes) else value
 
 

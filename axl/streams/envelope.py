@@ -22,11 +22,13 @@ Shapes (field names are byte-exact; C{headers} is our extension, ignored by Go A
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
+    "MAX_JSON_DEPTH",
     "MISSING",
     "A2ARequest",
     "McpRequest",
@@ -37,6 +39,7 @@ __all__ = [
     "encode_mcp_reply",
     "encode_mcp_request",
     "get_field",
+    "json_too_deep",
     "parse_a2a_reply",
     "parse_a2a_request",
     "parse_mcp_reply",
@@ -55,6 +58,27 @@ MISSING: Any = _Missing()
 
 _WHITESPACE = b" \t\r\n"
 
+#: The deepest nesting of arrays and objects accepted in a JSON body or envelope (checked
+#: before parsing: Python's parser and encoder recurse, and fail near 1000 levels).
+MAX_JSON_DEPTH = 64
+_JSON_TOKENS = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+
+
+def json_too_deep(raw: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether C{raw} nests arrays/objects deeper than C{limit} (strings are skipped)."""
+    if raw.count(b"[") + raw.count(b"{") <= limit:
+        return False
+    depth = 0
+    for token in _JSON_TOKENS.finditer(raw):
+        c = token.group()[0]
+        if c == 0x5B or c == 0x7B:  # [ {
+            depth += 1
+            if depth > limit:
+                return True
+        elif c == 0x5D or c == 0x7D:  # ] }
+            depth -= 1
+    return False
+
 
 def dumps(value: Any) -> bytes:
     """Compact JSON (no spaces), UTF-8."""
@@ -67,7 +91,7 @@ def parse_object(payload: bytes) -> dict[str, Any] | None:
     payload whose first non-blank byte is C{E{lb}} is parsed.
     """
     head = payload[:64].lstrip(_WHITESPACE)
-    if not head.startswith(b"{"):
+    if not head.startswith(b"{") or json_too_deep(payload):
         return None
     try:
         value = json.loads(payload)

@@ -1,0 +1,269 @@
+# -*- test-case-name: tests.test_bridge_limits -*-
+# mypy: allow-untyped-calls
+"""
+Resource limits of the HTTP bridge's server (issue 12), below the routes of L{axl.bridge.app}:
+
+ - a request's head must arrive within C{header_timeout} of the connection opening or of the
+   previous response (so idle keep-alive and slowloris connections go), and its body within
+   C{body_timeout} of its head: else C{408} and the connection closes;
+ - at most C{max_connections} connections (the next one is answered C{503} and closed) and at
+   most C{max_requests} requests being handled at once (then C{503});
+ - a body larger than C{max_body} is refused with C{413} as soon as that is known: from its
+   C{Content-Length}, or, for a chunked body, as its bytes arrive, so nothing over the limit is
+   stored; the connection closes;
+ - a path that is not UTF-8 once unquoted is C{400} (without the traceback Klein would log);
+ - pipelining is bounded by Twisted's channel, which stops reading while a request is handled
+   once 16 KiB of later requests wait (they and one socket read at most stay in memory).
+
+Refusals are logged through L{axl.ratelimit.AggregatedLog}.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import unquote_to_bytes
+
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.protocol import Protocol, connectionDone
+from twisted.python.failure import Failure
+from twisted.logger import Logger
+from twisted.web.http import HTTPChannel
+from twisted.web.server import Request, Site
+
+from axl.ratelimit import AggregatedLog
+
+__all__ = ["BridgeLimits", "LimitedChannel", "LimitedRequest", "LimitedSite"]
+
+log = Logger()
+
+# How long a closing connection may take to take its error response before it is aborted.
+_CLOSE_GRACE = 2.0
+
+
+class BridgeLimits:
+    """The server-level limits of one bridge (config keys C{bridge_*}, C{max_message_size})."""
+
+    def __init__(
+        self,
+        *,
+        header_timeout: float = 10.0,
+        body_timeout: float = 60.0,
+        max_connections: int = 256,
+        max_requests: int = 128,
+        max_body: int = 16 * 1024 * 1024,
+    ) -> None:
+        self.header_timeout = header_timeout
+        self.body_timeout = body_timeout
+        self.max_connections = max_connections
+        self.max_requests = max_requests
+        self.max_body = max_body
+
+
+def _raw_response(code: int, reason: str, message: str) -> bytes:
+    body = message.encode("utf-8") + b"\n"
+    return (
+        f"HTTP/1.1 {code} {reason}\r\nContent-Type: text/plain; charset=utf-8\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    ).encode("ascii") + body
+
+
+class LimitedRequest(Request):
+    """A request that refuses an oversized body as it arrives and counts itself while handled."""
+
+    _counted = False
+
+    def gotLength(self, length: int | None) -> None:
+        self._body_bytes = 0
+        limit = _site(self).limits.max_body
+        if length is not None and length > limit:
+            self._refuse_body(length)
+            return
+        super().gotLength(length)
+
+    def handleContentChunk(self, data: bytes) -> None:
+        if getattr(self, "_refused", False):
+            return
+        self._body_bytes += len(data)
+        limit = _site(self).limits.max_body
+        if self._body_bytes > limit:
+            self._refuse_body(None)
+            return
+        super().handleContentChunk(data)
+
+    def _refuse_body(self, length: int | None) -> None:
+        """Answer 413 now, store nothing more, and close the connection."""
+        self._refused = True
+        site = _site(self)
+        size = f"{length} bytes" if length is not None else "more than that"
+        message = f"Message too large: {size} (max_message_size is {site.limits.max_body})"
+        site.refusals.event(_peer(self.channel), "body over max_message_size")
+        channel = self.channel
+        if isinstance(channel, LimitedChannel):
+            channel.refuse(413, "Payload Too Large", message)
+
+    def process(self) -> None:
+        site = _site(self)
+        try:
+            unquote_to_bytes(self.path).decode("utf-8")
+        except UnicodeDecodeError:  # Klein would log a traceback for each
+            self._answer(400, "Non-UTF-8 encoding in URL")
+            return
+        if site.active_requests >= site.limits.max_requests:
+            site.refusals.event(_peer(self.channel), "too many concurrent requests")
+            self.setHeader(b"Retry-After", b"1")
+            self._answer(503, f"Too many concurrent requests (bridge_max_requests is {site.limits.max_requests})")
+            return
+        site.active_requests += 1
+        self._counted = True
+        self._site = site  # the channel is gone once the request finishes
+        self.notifyFinish().addBoth(self._done)
+        super().process()
+
+    def _answer(self, code: int, message: str) -> None:
+        body = message.encode("utf-8") + b"\n"
+        self.setResponseCode(code)
+        self.setHeader(b"Content-Type", b"text/plain; charset=utf-8")
+        self.setHeader(b"Content-Length", str(len(body)).encode("ascii"))
+        self.write(body)
+        self.finish()
+
+    def _done(self, _: Any) -> None:
+        if self._counted:
+            self._counted = False
+            self._site.active_requests -= 1
+
+
+class LimitedChannel(HTTPChannel):
+    """An C{HTTPChannel} with absolute deadlines for a request's head and body."""
+
+    _deadline: IDelayedCall | None = None
+    _closing = False
+
+    def connectionMade(self) -> None:
+        super().connectionMade()
+        site = _site_of_channel(self)
+        site.channels.add(self)
+        self._arm(site.limits.header_timeout, "request head")
+
+    def allHeadersReceived(self) -> None:
+        super().allHeadersReceived()
+        if not self._closing:
+            self._arm(_site_of_channel(self).limits.body_timeout, "request body")
+
+    def allContentReceived(self) -> None:
+        if self._closing:  # refused (413 or 408): the request is not handled
+            return
+        self._disarm()
+        super().allContentReceived()
+
+    def requestDone(self, request: Any) -> None:
+        # Armed before Twisted replays pipelined bytes: a whole head there re-arms for its body.
+        if not self._closing:
+            self._arm(_site_of_channel(self).limits.header_timeout, "request head")
+        super().requestDone(request)
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self._disarm()
+        _site_of_channel(self).channels.discard(self)
+        super().connectionLost(reason)
+
+    def refuse(self, code: int, reason: str, message: str) -> None:
+        """Write an error response, stop reading, close (abort if it is not taken in time)."""
+        if self._closing or self.transport is None:
+            return
+        self._closing = True
+        self._disarm()
+        self.setRawMode()
+        self.rawDataReceived = self.lineReceived = lambda *args: None  # type: ignore[method-assign]
+        self.transport.write(_raw_response(code, reason, message))
+        self.transport.loseConnection()
+        self._deadline = self.callLater(_CLOSE_GRACE, self._abort)
+
+    def _abort(self) -> None:
+        self._deadline = None
+        if self.transport is not None:
+            self.transport.abortConnection()  # type: ignore[attr-defined]
+
+    def _arm(self, seconds: float, what: str) -> None:
+        self._disarm()
+        self._deadline = self.callLater(seconds, lambda: self._expired(seconds, what))
+
+    def _disarm(self) -> None:
+        if self._deadline is not None and self._deadline.active():
+            self._deadline.cancel()
+        self._deadline = None
+
+    def _expired(self, seconds: float, what: str) -> None:
+        self._deadline = None
+        _site_of_channel(self).refusals.event(_peer(self), f"no whole {what} within {seconds:g} s")
+        self.refuse(408, "Request Timeout", f"Request timeout: no whole {what} within {seconds:g} s")
+
+
+class LimitedSite(Site):
+    """
+    A C{Site} enforcing L{BridgeLimits}.
+
+    @ivar channels: the open connections.
+    @ivar active_requests: requests being handled now.
+    """
+
+    protocol = LimitedChannel  # type: ignore[assignment]
+    requestFactory = LimitedRequest
+
+    def __init__(
+        self,
+        resource: Any,
+        limits: BridgeLimits | None = None,
+        clock: IReactorTime | None = None,
+        **kw: Any,
+    ) -> None:
+        super().__init__(resource, reactor=clock, **kw)
+        self.limits = limits if limits is not None else BridgeLimits()
+        self.channels: set[LimitedChannel] = set()
+        self.active_requests = 0
+        self.refusals = AggregatedLog(self.reactor, log, "refused", "HTTP requests")
+
+    def buildProtocol(self, addr: Any) -> Any:
+        if len(self.channels) >= self.limits.max_connections:
+            self.refusals.event(str(getattr(addr, "host", addr)), "too many connections")
+            return _Refusal(
+                _raw_response(503, "Service Unavailable",
+                              f"Too many connections (bridge_max_connections is "
+                              f"{self.limits.max_connections})")  # fmt: skip
+            )
+        return super().buildProtocol(addr)
+
+    def stopFactory(self) -> None:
+        self.refusals.stop()
+        super().stopFactory()
+
+
+class _Refusal(Protocol):
+    """Answers a fixed response at once and closes (the connection cap is reached)."""
+
+    def __init__(self, response: bytes) -> None:
+        self._response = response
+
+    def connectionMade(self) -> None:
+        assert self.transport is not None
+        self.transport.write(self._response)
+        self.transport.loseConnection()
+
+    def dataReceived(self, data: bytes) -> None:
+        pass
+
+
+def _site(request: Request) -> LimitedSite:
+    return _site_of_channel(request.channel)
+
+
+def _site_of_channel(channel: Any) -> LimitedSite:
+    site = channel.site
+    assert isinstance(site, LimitedSite)
+    return site
+
+
+def _peer(channel: Any) -> str:
+    transport = getattr(channel, "transport", None)
+    peer = transport.getPeer() if transport is not None else None
+    return str(getattr(peer, "host", peer))
