@@ -131,6 +131,31 @@ class NodeRunner(MultiService):
             self._reactor._exitSignal = None
 
 
+#: glibc's C{M_MMAP_THRESHOLD} for C{mallopt}.
+_M_MMAP_THRESHOLD = -3
+
+
+def limit_heap_fragmentation(threshold: int = 1024 * 1024) -> bool:
+    """
+    Make glibc serve allocations of C{threshold} bytes or more with C{mmap}, returned to the
+    system when freed (issue 12). By default glibc raises its threshold to the largest block
+    freed (up to 32 MiB), after which 16 MiB message buffers come from the heap and leave it
+    fragmented: ~1 GB of RSS after bulk transfers instead of ~90 MB. Only the node process
+    calls this (twistd); on other C libraries it does nothing and returns False.
+    """
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return False
+    try:
+        libc = ctypes.CDLL(name)
+        return bool(libc.mallopt(_M_MMAP_THRESHOLD, threshold))
+    except (OSError, AttributeError):
+        return False
+
+
 def node_runner(
     path: str | None, listen: list[str] | tuple[str, ...], reactor: Any, stderr: TextIO | None = None
 ) -> NodeRunner:
@@ -140,6 +165,7 @@ def node_runner(
     """
     from axl.service import make_node_service
 
+    limit_heap_fragmentation()
     try:
         config = build_config(path, listen)
         return NodeRunner(make_node_service(config, reactor), reactor, stderr)

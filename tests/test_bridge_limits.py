@@ -107,9 +107,24 @@ class SiteLimitTests(SynchronousTestCase):
         proto.dataReceived(b"POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 100000000\r\n\r\n")
         self.assertIn(b"413 Payload Too Large", transport.value())
         self.assertIn(b"100000000 bytes", transport.value())
-        proto.dataReceived(b"a" * 100_000)
+        request = proto.requests[-1]
+        for _ in range(1000):  # read and thrown away, so the client can read the 413
+            proto.dataReceived(b"a" * 100_000)
+        self.assertIsNone(request.content)  # nothing of the body was stored
         self.assertTrue(transport.disconnecting)
         self.assertEqual(self.resource.bodies, [])
+
+    def test_refused_body_not_sent_aborted(self) -> None:
+        """A refused declared body that stops coming is cut at the body deadline."""
+        proto, transport = self.connect()
+        proto.dataReceived(b"POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 100000000\r\n\r\n")
+        self.assertFalse(transport.disconnecting)
+        aborted: list[bool] = []
+        transport.abortConnection = lambda: aborted.append(True)  # type: ignore[method-assign]
+        self.clock.advance(59)
+        self.assertEqual(aborted, [])
+        self.clock.advance(1)
+        self.assertEqual(aborted, [True])
 
     def test_chunked_body_checked_as_it_arrives(self) -> None:
         """A chunked body is refused (413) as soon as it passes max_body; nothing past it is kept."""

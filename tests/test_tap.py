@@ -15,6 +15,7 @@ from twisted.application.service import IService, IServiceMaker, MultiService, S
 from twisted.internet.testing import MemoryReactorClock
 from twisted.plugin import getPlugins
 from twisted.python.usage import UsageError
+from twisted.trial.unittest import SkipTest
 from twisted.trial.unittest import SynchronousTestCase
 
 from axl.errors import StartupError
@@ -195,3 +196,16 @@ class EntryPointTests(SynchronousTestCase):
         self.assertIsInstance(runner, NodeRunner)
         self.assertEqual(runner.node.config.source, path)
         self.assertEqual(runner.node.public_key.hex(), KEY_B)
+
+
+class HeapTests(SynchronousTestCase):
+    def test_mmap_threshold_set(self) -> None:
+        """On glibc the node fixes malloc's mmap threshold, so big message buffers go back to the system."""
+        import ctypes.util
+        import platform
+
+        from axl.tap import limit_heap_fragmentation
+
+        if platform.libc_ver()[0] != "glibc" or ctypes.util.find_library("c") is None:
+            raise SkipTest("not glibc: mallopt(M_MMAP_THRESHOLD) is glibc's")
+        self.assertTrue(limit_heap_fragmentation())

@@ -99,7 +99,8 @@ class LimitedRequest(Request):
         site.refusals.event(_peer(self.channel), "body over max_message_size")
         channel = self.channel
         if isinstance(channel, LimitedChannel):
-            channel.refuse(413, "Payload Too Large", message)
+            # A declared body is read and thrown away, so the client gets to read the 413.
+            channel.refuse(413, "Payload Too Large", message, discard=length)
 
     def process(self) -> None:
         site = _site(self)
@@ -167,15 +168,35 @@ class LimitedChannel(HTTPChannel):
         _site_of_channel(self).channels.discard(self)
         super().connectionLost(reason)
 
-    def refuse(self, code: int, reason: str, message: str) -> None:
-        """Write an error response, stop reading, close (abort if it is not taken in time)."""
+    def refuse(self, code: int, reason: str, message: str, discard: int | None = None) -> None:
+        """
+        Write an error response and close (abort if it is not taken in time). With C{discard},
+        first read and throw away that many more bytes (a declared body, so that the client
+        finishes sending and reads the response), within the body deadline.
+        """
         if self._closing or self.transport is None:
             return
         self._closing = True
         self._disarm()
         self.setRawMode()
-        self.rawDataReceived = self.lineReceived = lambda *args: None  # type: ignore[method-assign]
         self.transport.write(_raw_response(code, reason, message))
+        if discard:
+            self._discard_left = discard
+            self.rawDataReceived = self.lineReceived = self._discard  # type: ignore[method-assign]
+            self._deadline = self.callLater(_site_of_channel(self).limits.body_timeout, self._abort)
+            return
+        self.rawDataReceived = self.lineReceived = lambda *args: None  # type: ignore[method-assign]
+        self._close()
+
+    def _discard(self, data: bytes) -> None:
+        self._discard_left -= len(data)
+        if self._discard_left <= 0:
+            self._disarm()
+            self.rawDataReceived = self.lineReceived = lambda *args: None  # type: ignore[method-assign]
+            self._close()
+
+    def _close(self) -> None:
+        assert self.transport is not None
         self.transport.loseConnection()
         self._deadline = self.callLater(_CLOSE_GRACE, self._abort)
 

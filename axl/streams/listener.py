@@ -16,7 +16,13 @@ slow consumer pushes back through TCP. Limits:
  - C{read_timeout}: a message that stops making progress for this long closes the connection
    (no bytes for N seconds, not an absolute deadline as in AXL);
  - C{idle_timeout}: the longest wait for the next message; a new connection must start its
-   first message within C{first_timeout} (shorter), so idle connections cannot hold slots.
+   first message within C{first_timeout} (shorter), so idle connections cannot hold slots;
+ - C{budget} (issue 12; C{recv_queue_max_bytes} in the node): the bytes all connections hold
+   (partial and whole messages not yet in the C{/recv} queue) plus the queue's own bytes. Once
+   past it every connection stops reading; when nothing else can free room (the queue is empty
+   and all held bytes are partial messages) one connection inside a message may finish it, so
+   nothing deadlocks; they read again, in turn, as the queue empties. Memory held here is at
+   most C{budget + max_message_size} plus one read, plus what paused transports buffer.
 
 A message that has fully arrived is never lost: if the connection closes while it waits for the
 queue, it is still queued.
@@ -70,6 +76,8 @@ class MessageFactory(Factory):
         idle_timeout: float = 300.0,
         first_timeout: float = 30.0,
         key_of: Callable[[IAddress], bytes] = peer_key_of,
+        budget: int | None = None,
+        queued_bytes: Callable[[], int] = lambda: 0,
     ) -> None:
         self.registry = registry
         self.clock = clock
@@ -82,6 +90,71 @@ class MessageFactory(Factory):
         self.key_of = key_of
         self.total = 0
         self.per_peer: dict[bytes, int] = {}
+        self.budget = budget
+        self.queued_bytes = queued_bytes
+        #: bytes held by all connections (partial and whole messages not yet queued)
+        self.held = 0
+        self.whole = 0  # the part of held that is whole messages (waiting or being dispatched)
+        self._protos: dict[MessageProtocol, None] = {}
+        self._over = False
+        self._privileged: MessageProtocol | None = None
+        self._waiting: dict[MessageProtocol, None] = {}  # paused for the budget, in order
+
+    def _is_over(self) -> bool:
+        return self.budget is not None and self.held + self.queued_bytes() >= self.budget
+
+    def may_read(self, proto: MessageProtocol) -> bool:
+        """Whether C{proto} may read more now (else it waits for L{space_freed})."""
+        if not self._is_over():
+            return True
+        if (
+            proto.in_message
+            and self._privileged in (None, proto)
+            and self.whole == 0
+            and self.queued_bytes() == 0
+        ):
+            self._privileged = proto  # nothing else can free room: let this message finish
+            return True
+        if self._privileged is proto:
+            self._privileged = None
+        self._waiting[proto] = None
+        return False
+
+    def account(self, proto: MessageProtocol, delta: int, delta_whole: int) -> None:
+        """C{proto} now holds C{delta} more bytes, C{delta_whole} of them in whole messages."""
+        self.held += delta
+        self.whole += delta_whole
+        if self._privileged is proto and not proto.in_message:
+            self._privileged = None
+        over = self._is_over()
+        if over and not self._over:
+            # Everyone stops reading at once (not only whoever reads next).
+            for other in tuple(self._protos):
+                if other is not self._privileged:
+                    other.budget_pause()
+        self._over = over
+        if not over or (self._privileged is None and self.whole == 0 and not self.queued_bytes()):
+            self.space_freed()
+
+    def join(self, proto: MessageProtocol) -> None:
+        """C{proto} took a connection slot."""
+        self._protos[proto] = None
+
+    def forget(self, proto: MessageProtocol) -> None:
+        """C{proto} is gone."""
+        self._protos.pop(proto, None)
+        self._waiting.pop(proto, None)
+        if self._privileged is proto:
+            self._privileged = None
+        self.space_freed()
+
+    def space_freed(self) -> None:
+        """Let connections waiting for the budget read again, in turn, while it allows."""
+        self._over = self._is_over()
+        for proto in tuple(self._waiting):  # each once; one still waiting goes to the back
+            if proto in self._waiting:
+                del self._waiting[proto]
+                proto.budget_resume()
 
     def buildProtocol(self, addr: IAddress | None) -> MessageProtocol:
         return MessageProtocol(self)
@@ -126,7 +199,43 @@ class MessageProtocol(Protocol):
         self._has_slot = False
         self._timer: IDelayedCall | None = None
         self._discard_left: int | None = None  # bytes of a refused message still to come
+        self._held = 0  # bytes accounted to the factory's budget
+        self._held_whole = 0
+        self._busy_size = 0
+        self._budget_wait = False
         self.peer_key = b""
+
+    @property
+    def in_message(self) -> bool:
+        """Part of a message has arrived but not all of it."""
+        return self._decoder.in_frame
+
+    def _account(self) -> None:
+        partial = self._decoder.buffered if self._open else 0  # dropped once closed
+        whole = sum(map(len, self._pending)) + self._busy_size
+        held = partial + whole
+        if held != self._held or whole != self._held_whole:
+            delta, self._held = held - self._held, held
+            delta_whole, self._held_whole = whole - self._held_whole, whole
+            self._factory.account(self, delta, delta_whole)
+
+    def budget_pause(self) -> None:
+        """The budget is exhausted: stop reading until L{budget_resume}."""
+        if self._open and not self._budget_wait:
+            self._budget_wait = True
+            self._factory._waiting[self] = None
+            if not self._paused:
+                self._paused = True
+                self.transport.pauseProducing()
+
+    def budget_resume(self) -> None:
+        """The budget may have room again: read if it allows (else wait again)."""
+        if not self._budget_wait or not self._open:
+            self._budget_wait = False
+            return
+        if self._factory.may_read(self):
+            self._budget_wait = False
+            self._pump()
 
     def connectionMade(self) -> None:
         factory = self._factory
@@ -147,6 +256,7 @@ class MessageProtocol(Protocol):
             return
         self._has_slot = True
         self._open = True
+        factory.join(self)
         self._arm(factory.first_timeout)
 
     def _arm(self, seconds: float) -> None:
@@ -192,6 +302,9 @@ class MessageProtocol(Protocol):
             self.transport.loseConnection()
             return
         self._pending.extend(messages)
+        self._account()
+        if not self._factory.may_read(self):
+            self._budget_wait = True
         self._pump()
 
     def _refuse_oversize(self, e: MessageTooLarge) -> None:
@@ -256,14 +369,15 @@ class MessageProtocol(Protocol):
                 while self._pending and not self._busy:
                     payload = self._pending.popleft()
                     self._busy = True
+                    self._busy_size = len(payload)
                     self._factory.registry.dispatch(
                         payload, self.peer_key, self._reply
                     ).addCallbacks(self._dispatched, self._dispatch_failed)
                 if not self._open:
                     break
-                if self._busy:
+                if self._busy or self._budget_wait:
                     if not self._paused:
-                        # Still working on a message: stop reading until it is done.
+                        # Still working on a message (or over the memory budget): stop reading.
                         self._paused = True
                         self.transport.pauseProducing()
                     break
@@ -274,6 +388,7 @@ class MessageProtocol(Protocol):
                 self.transport.resumeProducing()
         finally:
             self._in_pump = False
+        self._account()
         self._update_timer()
 
     def _reply(self, reply: bytes) -> None:
@@ -282,6 +397,7 @@ class MessageProtocol(Protocol):
 
     def _dispatched(self, reply: bytes | None) -> None:
         self._busy = False
+        self._busy_size = 0
         if reply is not None:
             self._reply(reply)
         self._pump()
@@ -300,6 +416,8 @@ class MessageProtocol(Protocol):
         if self._has_slot:
             self._has_slot = False
             self._factory.release(self.peer_key)
+        self._budget_wait = False
+        self._factory.forget(self)
         if self._decoder.in_frame:
             self.log.info(
                 "message connection from {peer} closed inside a message ({n} bytes discarded)",

@@ -16,6 +16,7 @@ out the others (spec/axl-node.md section 13.25).
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from twisted.internet.defer import Deferred, succeed
@@ -60,6 +61,8 @@ class RecvQueue:
         self._waiters: deque[Deferred[Message | None]] = deque()
         #: How many puts had to wait for room (a counter for operators and tests).
         self.blocked_puts = 0
+        #: Called after a message leaves the queue (the listener's memory budget watches it).
+        self.on_space: list[Callable[[], None]] = []
 
     def __len__(self) -> int:
         return len(self._items)
@@ -123,6 +126,8 @@ class RecvQueue:
         message = self._items.popleft()
         self._bytes -= len(message.payload)
         self._admit()
+        for notify in self.on_space:
+            notify()
         return message
 
     def _admit(self) -> None:

@@ -136,7 +136,10 @@ def build_streams_layer(
         max_conns_per_peer=config.max_conns_per_peer,
         read_timeout=config.conn_read_timeout_secs,
         idle_timeout=config.conn_idle_timeout_secs,
+        budget=config.recv_queue_max_bytes,
+        queued_bytes=lambda: queue.size_bytes,
     )
+    queue.on_space.append(factory.space_freed)
     sender = MessageSender(
         dial,
         clock,
