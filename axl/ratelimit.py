@@ -11,7 +11,7 @@ from __future__ import annotations
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
-__all__ = ["TokenBucket", "AggregatedLog", "truncate"]
+__all__ = ["TokenBucket", "KeyedLimiter", "AggregatedLog", "truncate"]
 
 
 class TokenBucket:
@@ -47,6 +47,50 @@ class TokenBucket:
             self._tokens -= n
             return True
         return False
+
+
+class KeyedLimiter:
+    """
+    A L{TokenBucket} per key (an address, a public key), plus an optional overall bucket that
+    all keys share. At most C{max_keys} keys are remembered: past that, keys whose bucket is
+    full again are forgotten (they lose nothing), and if none is, all are.
+    """
+
+    def __init__(
+        self,
+        clock: IReactorTime,
+        rate: float,
+        burst: float,
+        *,
+        total_rate: float | None = None,
+        total_burst: float | None = None,
+        max_keys: int = 4096,
+    ) -> None:
+        self._clock = clock
+        self.rate = rate
+        self.burst = burst
+        self._max_keys = max_keys
+        self._buckets: dict[object, TokenBucket] = {}
+        self._total = (
+            TokenBucket(clock, total_rate, total_burst or total_rate)
+            if total_rate is not None
+            else None
+        )
+
+    def allow(self, key: object) -> bool:
+        """Take a token for C{key} (and from the overall bucket); whether there was one."""
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            if len(self._buckets) >= self._max_keys:
+                self._buckets = {k: b for k, b in self._buckets.items() if b.tokens() < b.burst}
+                if len(self._buckets) >= self._max_keys:
+                    self._buckets.clear()
+            bucket = self._buckets[key] = TokenBucket(self._clock, self.rate, self.burst)
+        if bucket.tokens() < 1:
+            return False
+        if self._total is not None and not self._total.take():
+            return False
+        return bucket.take()
 
 
 def truncate(value: object, limit: int = 64) -> str:

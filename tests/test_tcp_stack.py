@@ -162,9 +162,13 @@ class StackTests(SynchronousTestCase):
         self.assertEqual(len(layer.sent), 1)
 
     def test_malformed_and_bad_checksum_dropped(self) -> None:
-        """Truncated packets and (when verifying) bad checksums are dropped with a log line."""
+        """
+        Truncated packets and (when verifying) bad checksums are dropped and logged: one line at
+        once, the rest counted in the minute's summary line.
+        """
         layer = FakeIPv6Layer(KEY_B, record=True)
-        stack = TCPStack(layer, KEY_B, Clock(), verify_checksums=True)
+        clock = Clock()
+        stack = TCPStack(layer, KEY_B, clock, verify_checksums=True)
         src, dst = FakeIPv6Layer(KEY_A).address, layer.address
         tcp = bytearray(build_tcp(src, dst, 5000, 80, 1, 0, SYN, 100))
         tcp[-1] ^= 0xFF
@@ -173,9 +177,36 @@ class StackTests(SynchronousTestCase):
             stack.packet_received(KEY_A, b"\x60\0\0\0" + good_len + b"\x06\x40" + src + dst + bytes(tcp))
             stack.packet_received(KEY_A, b"\x60\0\0\0" + good_len + b"\x06\x40" + src + dst)
             stack.packet_received(KEY_A, b"\x60\0\0\0\0\x14\x06\x40" + src + dst + b"\x00\x50" + bytes(10) + b"\xf0" + bytes(5))
+            clock.advance(60)
         self.assertEqual(stack.stats["dropped"], 3)
-        self.assertEqual(len(logs), 3)
+        self.assertEqual(len(logs), 2)
+        self.assertEqual(logs[1]["n"], 2)
         self.assertEqual(layer.sent, [])
+
+    def test_syn_flood_from_one_key(self) -> None:
+        """
+        1000 SYNs from one key hold at most BACKLOG_PER_PEER half-open connections; another key
+        still gets in; the drops cost two log lines a minute.
+        """
+        from axl.tcp.stack import BACKLOG_PER_PEER
+
+        layer = FakeIPv6Layer(KEY_B, record=True)
+        clock = Clock()
+        stack = TCPStack(layer, KEY_B, clock)
+        listener = stack.listen(80, lambda conn: App())
+        src, dst = FakeIPv6Layer(KEY_A).address, layer.address
+        with capturedLogs() as logs:
+            for port in range(1000, 2000):
+                tcp = build_tcp(src, dst, port, 80, 1, 0, SYN, 100)
+                stack.packet_received(KEY_A, b"\x60\0\0\0" + len(tcp).to_bytes(2, "big") + b"\x06\x40" + src + dst + tcp)
+            clock.advance(60)
+        self.assertEqual(listener.half_open, BACKLOG_PER_PEER)
+        self.assertLessEqual(len(logs), 2)
+        other = FakeIPv6Layer(KEY_C).address
+        tcp = build_tcp(other, dst, 1000, 80, 1, 0, SYN, 100)
+        stack.packet_received(KEY_C, b"\x60\0\0\0" + len(tcp).to_bytes(2, "big") + b"\x06\x40" + other + dst + tcp)
+        self.assertEqual(listener.half_open_by_peer, {KEY_A: BACKLOG_PER_PEER, KEY_C: 1})
+        self.successResultOf(stack.stop(0))
 
     def test_ephemeral_ports_and_demux(self) -> None:
         """Three connections to the same port use distinct ephemeral ports; data stays apart."""

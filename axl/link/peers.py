@@ -50,7 +50,7 @@ from axl.link.endpoints import client_endpoint, server_endpoint
 from axl.link.protocol import LinkFactory
 from axl.link.tls import LinkTLS
 from axl.link.uri import PeerURI, inbound_uri, parse_listen_uri, parse_peer_uri
-from axl.ratelimit import AggregatedLog, TokenBucket
+from axl.ratelimit import AggregatedLog, KeyedLimiter
 
 __all__ = [
     "BAN_MAX",
@@ -225,7 +225,7 @@ class PeerManager(MultiService):
         self.max_inbound_per_source = max_inbound_per_source
         self.max_inbound_per_key = max_inbound_per_key
         self._write_buffer_max = write_buffer_max
-        self._source_rate: dict[str, TokenBucket] = {}
+        self._source_rate = KeyedLimiter(reactor, SOURCE_RATE, SOURCE_BURST, max_keys=_TABLE_MAX)
         self._bans: dict[object, tuple[float, int]] = {}  # address or key -> (until, offences)
         self._host_of: dict[int, str] = {}  # id(inbound entry) -> remote address
         self.refusals = AggregatedLog(reactor, self.log, "refused", "inbound connections")
@@ -293,15 +293,7 @@ class PeerManager(MultiService):
         now = self._reactor.seconds()
         if self._banned(source, now):
             return "address refused for flooding"
-        bucket = self._source_rate.get(source)
-        if bucket is None:
-            if len(self._source_rate) >= _TABLE_MAX:
-                self._source_rate = {k: b for k, b in self._source_rate.items()
-                                     if b.tokens() < b.burst}  # fmt: skip
-                if len(self._source_rate) >= _TABLE_MAX:
-                    self._source_rate.clear()
-            bucket = self._source_rate[source] = TokenBucket(self._reactor, SOURCE_RATE, SOURCE_BURST)
-        if not bucket.take():
+        if not self._source_rate.allow(source):
             return f"more than {SOURCE_RATE:g} new connections per second"
         pending: dict[str, list[PeerEntry]] = {}
         inbound = 0

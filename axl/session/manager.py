@@ -7,6 +7,12 @@ Below it is an L{axl.interfaces.IRouter}; the router hands every packet addresse
 L{SessionManager.traffic_received}. Above it, decrypted payloads go to the C{deliver} callable
 (the Yggdrasil core dispatch of L{axl.session.proto}).
 
+Limits (issue 12): an init or ack costs a Diffie-Hellman and a signature check, and traffic from
+a key we have no session with is answered with an init (a signature and a Diffie-Hellman), so
+both are limited by L{INIT_RATE} per remote key and L{INIT_TOTAL_RATE} in all; past them the
+packet is dropped (counted in C{dropped_inits}). Sessions last 60 s without traffic, so at most
+about C{INIT_TOTAL_RATE x 60} exist at once.
+
 Timers: each session and buffer has one C{DelayedCall} that fires when its 60 s could be up and
 re-arms itself if there was activity meanwhile, so the per-packet cost of "reset the timer" is
 one attribute store.
@@ -24,6 +30,7 @@ from zope.interface import implementer
 from axl.crypto.keys import Identity, short_key
 from axl.errors import DecodeError
 from axl.interfaces import IRouter, ISessions
+from axl.ratelimit import KeyedLimiter
 from axl.session.codec import (
     TYPE_ACK,
     TYPE_INIT,
@@ -35,7 +42,14 @@ from axl.session.codec import (
 from axl.session.keys import BoxKeyPair, x25519_private, x25519_public
 from axl.session.session import SESSION_TIMEOUT, Session
 
-__all__ = ["SessionManager", "Deliver"]
+__all__ = ["INIT_BURST", "INIT_RATE", "INIT_TOTAL_BURST", "INIT_TOTAL_RATE", "SessionManager", "Deliver"]
+
+#: Inits/acks handled (and inits sent in answer to unknown traffic) per remote key per second.
+INIT_RATE = 4.0
+INIT_BURST = 16.0
+#: The same for all keys together.
+INIT_TOTAL_RATE = 200.0
+INIT_TOTAL_BURST = 400.0
 
 Deliver = Callable[[bytes, bytes], None]
 """C{deliver(source_key, payload)}: a decrypted payload from the full key C{source_key}."""
@@ -80,6 +94,10 @@ class SessionManager:
         self._sessions: dict[bytes, Session] = {}
         self._timers: dict[bytes, IDelayedCall] = {}
         self._buffers: dict[bytes, _Buffer] = {}
+        self._init_limit = KeyedLimiter(clock, INIT_RATE, INIT_BURST,
+                                        total_rate=INIT_TOTAL_RATE, total_burst=INIT_TOTAL_BURST)  # fmt: skip
+        #: inits, acks and unknown-traffic answers dropped by the limits
+        self.dropped_inits = 0
 
     # -- SessionHost ----------------------------------------------------------------------
 
@@ -124,6 +142,9 @@ class SessionManager:
         if kind == TYPE_TRAFFIC:
             self._handle_traffic(source_key, data)
         elif kind == TYPE_INIT or kind == TYPE_ACK:
+            if not self._init_limit.allow(source_key):
+                self.dropped_inits += 1
+                return
             try:
                 init = decode_init(data, self._x_private, source_key)
             except DecodeError as e:
@@ -165,6 +186,9 @@ class SessionManager:
         if session is None:
             # Maybe a restart on our side: answer with an init whose keys we forget, so that
             # the remote's ack creates a session here (the self-healing path of section 4.5).
+            if not self._init_limit.allow(source):
+                self.dropped_inits += 1
+                return
             now = int(self._clock.seconds())
             throwaway = SessionInit(
                 BoxKeyPair.generate().public, BoxKeyPair.generate().public, 0, now

@@ -22,6 +22,7 @@ from axl.crypto import addr_for_key, short_key
 from axl.errors import DecodeError
 from axl.interfaces import IIPv6Layer
 from axl.ipv6.packet import checksum
+from axl.ratelimit import AggregatedLog
 from axl.tcp.connection import SYN_RCVD, TIME_WAIT, AppEvents, Connection, TCPConfig
 from axl.tcp.segment import (
     ACK,
@@ -34,13 +35,16 @@ from axl.tcp.segment import (
 )
 from axl.tcp.seq import MASK
 
-__all__ = ["EPHEMERAL_PORTS", "Listener", "TCPStack"]
+__all__ = ["BACKLOG_PER_PEER", "EPHEMERAL_PORTS", "Listener", "TCPStack"]
 
 EPHEMERAL_PORTS = (49152, 65535)
 _HDR = struct.Struct("!HHIIBBHHH")
 _IP6 = struct.Struct("!IHBB")
 _PLEN = struct.Struct("!H")
 _BACKLOG = 128
+#: Half-open connections one remote key may hold on one listener (issue 12: a SYN flood from one
+#: key cannot take the whole backlog; new keys cost a session handshake, itself rate-limited).
+BACKLOG_PER_PEER = 16
 
 ConnKey = tuple[int, bytes, int]
 Accept = Callable[[Connection], "AppEvents | None"]
@@ -52,6 +56,7 @@ class Listener:
     def __init__(self, stack: TCPStack, port: int, accept: Accept) -> None:
         self.stack, self.port, self.accept = stack, port, accept
         self.half_open = 0
+        self.half_open_by_peer: dict[bytes, int] = {}
 
     def close(self) -> None:
         """Stop accepting; established connections are not affected."""
@@ -92,6 +97,7 @@ class TCPStack:
         self._stop_call: IDelayedCall | None = None
         self.stopped = False
         self.stats = {"in": 0, "out": 0, "rst_sent": 0, "dropped": 0}
+        self.drops = AggregatedLog(clock, self.log, "dropped", "TCP packets")
         ipv6.register_protocol(NEXT_HEADER_TCP, self.packet_received)
         ipv6.register_ptb_handler(lambda source_key, mtu, original: self.packet_too_big(mtu, original))
 
@@ -136,6 +142,7 @@ class TCPStack:
             return self._stopping
         self.stopped = True
         self._listeners.clear()
+        self.drops.stop()
         d: Deferred[None] = Deferred()
         self._stopping = d
         for conn in list(self._conns.values()):
@@ -214,13 +221,16 @@ class TCPStack:
             if listener.half_open >= _BACKLOG:
                 self._drop("listen backlog full", source_key)
                 return
+            if listener.half_open_by_peer.get(source_key, 0) >= BACKLOG_PER_PEER:
+                self._drop(f"{BACKLOG_PER_PEER} half-open connections from this key", source_key)
+                return
             self._passive_open(listener, source_key, seg)
             return
         self._reset(source_key, seg)
 
     def _drop(self, why: str, source_key: bytes) -> None:
         self.stats["dropped"] += 1
-        self.log.warn("dropping TCP packet from {peer}: {why}", peer=short_key(source_key), why=why)
+        self.drops.event(short_key(source_key), why)
 
     def _reset(self, peer_key: bytes, seg: Segment) -> None:
         """RST for a segment that belongs to no connection (RFC 9293 3.10.7.1)."""
@@ -234,6 +244,7 @@ class TCPStack:
     def _passive_open(self, listener: Listener, peer_key: bytes, syn: Segment) -> None:
         conn = self._new_connection(syn.dport, peer_key, syn.sport)
         listener.half_open += 1
+        listener.half_open_by_peer[peer_key] = listener.half_open_by_peer.get(peer_key, 0) + 1
         conn.listener = listener  # type: ignore[attr-defined]
         conn.on_established = self._established
         conn.open_passive(syn)
@@ -242,6 +253,10 @@ class TCPStack:
         listener: Listener | None = getattr(conn, "listener", None)
         if listener is not None:
             listener.half_open -= 1
+            peer: bytes = conn.remote_key  # type: ignore[attr-defined]
+            left = listener.half_open_by_peer.pop(peer, 1) - 1
+            if left:
+                listener.half_open_by_peer[peer] = left
             conn.listener = None  # type: ignore[attr-defined]
         return listener
 
