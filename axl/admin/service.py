@@ -1,0 +1,310 @@
+# -*- test-case-name: tests.test_admin_service -*-
+"""
+The admin socket's Twisted side (spec/yggdrasil-extras.md sections 1.1-1.2): L{AdminProtocol}
+moves bytes between a connection and the sans-IO L{AdminDecoder} / L{AdminHandler};
+L{AdminListenService} binds C{AdminListen} (a 0660 UNIX socket, replacing a stale one but never
+a live one, or TCP) and removes the socket file on stop.
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import os
+import socket
+import stat
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Final
+
+from twisted.application.service import Service
+from twisted.internet.endpoints import UNIXServerEndpoint
+from twisted.internet.error import CannotListenError
+from twisted.internet.interfaces import (
+    IHalfCloseableProtocol,
+    IListeningPort,
+    IPushProducer,
+    IStreamServerEndpoint,
+)
+from twisted.internet.protocol import Factory, Protocol
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from axl.admin.codec import FIND_ERROR, AdminDecoder, RequestTooLarge
+from axl.admin.commands import AdminHandler
+from axl.errors import ConfigError, StartupError
+
+__all__ = [
+    "MAX_QUEUED_REQUESTS",
+    "AdminAddress",
+    "AdminFactory",
+    "AdminListenService",
+    "AdminProtocol",
+    "parse_admin_listen",
+]
+
+#: Requests decoded but not yet answered on one connection; past this the connection stops
+#: reading until the queue drains (pipelining clients are slowed, never dropped).
+MAX_QUEUED_REQUESTS: Final = 64
+
+
+@implementer(IHalfCloseableProtocol, IPushProducer)
+class AdminProtocol(Protocol):
+    """
+    One admin connection: requests are answered strictly in order, one at a time; without
+    C{keepalive} the connection closes after the first answer; on a keepalive connection the
+    end of the client's stream gets one more C{failed to find request} envelope, as Go sends.
+    """
+
+    log = Logger()
+
+    def __init__(self, handler: AdminHandler) -> None:
+        self._handler = handler
+        self._decoder = AdminDecoder()
+        self._queue: deque[Any] = deque()
+        self._busy = False
+        self._done = False
+        self._paused_writes = False
+        self._paused_reads = False
+
+    def connectionMade(self) -> None:
+        assert self.transport is not None
+        self.transport.registerProducer(self, True)  # type: ignore[attr-defined]
+
+    def dataReceived(self, data: bytes) -> None:
+        if self._done:
+            return
+        try:
+            self._queue.extend(self._decoder.feed(data))
+        except RequestTooLarge as e:
+            self.log.warn("admin client {peer}: {err}", peer=self._peer(), err=e)
+            self._queue.append(FIND_ERROR)
+        self._pump()
+
+    def readConnectionLost(self) -> None:
+        if not self._done:
+            self._queue.extend(self._decoder.eof())
+            self._pump()
+
+    def writeConnectionLost(self) -> None:
+        self._done = True
+        self._queue.clear()
+
+    def connectionLost(self, reason: Failure = Failure(Exception())) -> None:  # noqa: B008
+        self._done = True
+        self._queue.clear()
+
+    def _peer(self) -> object:
+        return self.transport.getPeer() if self.transport is not None else None
+
+    # -- flow control (IPushProducer: the transport's write buffer) ---------------------------
+
+    def pauseProducing(self) -> None:
+        self._paused_writes = True
+
+    def resumeProducing(self) -> None:
+        self._paused_writes = False
+        self._pump()
+
+    def stopProducing(self) -> None:
+        self._done = True
+        self._queue.clear()
+
+    # -- serving --------------------------------------------------------------------------
+
+    def _pump(self) -> None:
+        transport = self.transport
+        while not (self._busy or self._done or self._paused_writes) and self._queue:
+            value = self._queue.popleft()
+            self._busy = True
+            self._handler.answer(value).addCallback(self._answered)
+        if transport is None or self._done:
+            return
+        full = len(self._queue) >= MAX_QUEUED_REQUESTS
+        if full and not self._paused_reads:
+            self._paused_reads = True
+            transport.pauseProducing()  # type: ignore[attr-defined]
+        elif not full and self._paused_reads:
+            self._paused_reads = False
+            transport.resumeProducing()  # type: ignore[attr-defined]
+
+    def _answered(self, result: tuple[bytes, bool]) -> None:
+        envelope, keep = result
+        self._busy = False
+        if self._done or self.transport is None:
+            return
+        self.transport.write(envelope)
+        if not keep:
+            self._done = True
+            self._queue.clear()
+            self.transport.loseConnection()
+            return
+        self._pump()
+
+
+class AdminFactory(Factory):
+    """Makes an L{AdminProtocol} per connection, all sharing one L{AdminHandler}."""
+
+    noisy = False
+
+    def __init__(self, handler: AdminHandler) -> None:
+        self.handler = handler
+
+    def buildProtocol(self, addr: Any) -> AdminProtocol:
+        protocol = AdminProtocol(self.handler)
+        protocol.factory = self
+        return protocol
+
+
+# ---------------------------------------------------------------------------------------------
+# AdminListen
+
+
+@dataclass(frozen=True)
+class AdminAddress:
+    """
+    A parsed C{AdminListen}: a UNIX socket C{path} (C{"@name"} is abstract) or TCP C{host},
+    C{port}.
+    """
+
+    text: str
+    path: str = ""
+    host: str = ""
+    port: int = 0
+
+    @property
+    def is_unix(self) -> bool:
+        return bool(self.path)
+
+
+def parse_admin_listen(value: str) -> AdminAddress | None:
+    """
+    Read C{AdminListen} as Yggdrasil does (section 1.1): C{""}/C{"none"} is off,
+    C{unix:///abs/path}, C{tcp://host:port}, anything else C{host:port}.
+
+    @raise ConfigError: the value is none of these (the message has no file name).
+    """
+    text = value.strip()
+    if text in ("", "none"):
+        return None
+    if text.startswith("unix://"):
+        path = text[len("unix://") :]
+        if not (path.startswith("/") or path.startswith("@")) or path in ("/", "@"):
+            raise ConfigError(f"AdminListen {value!r}: a UNIX socket is unix:///absolute/path")
+        return AdminAddress(text, path=path)
+    rest = text[len("tcp://") :] if text.startswith("tcp://") else text
+    if "://" in rest:
+        raise ConfigError(f"AdminListen {value!r}: use unix:///path, tcp://host:port or none")
+    host, sep, port_text = rest.rpartition(":")
+    if not sep or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+        raise ConfigError(f"AdminListen {value!r}: expected tcp://host:port")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    return AdminAddress(text, host=host or "127.0.0.1", port=int(port_text))
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.split("%", 1)[0]).is_loopback
+    except ValueError:
+        return False
+
+
+def _socket_in_use(path: str) -> bool:
+    """Whether a live server answers on the UNIX socket C{path} (Go dials it for 2 s)."""
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    probe.settimeout(2.0)
+    try:
+        probe.connect(path)
+    except socket.timeout:
+        return True
+    except OSError:
+        return False
+    finally:
+        probe.close()
+    return True
+
+
+class AdminListenService(Service):
+    """
+    Binds the admin socket when started; a failure stops the node's start with
+    L{StartupError}. A UNIX socket is created mode 0660; a stale file left by a crashed run is
+    replaced, a socket some process still serves is not (the start fails). The file is removed
+    on stop.
+    """
+
+    name = "axl-admin"
+    log = Logger()
+
+    def __init__(self, reactor: Any, address: AdminAddress, factory: AdminFactory) -> None:
+        self._reactor = reactor
+        self.address = address
+        self.factory = factory
+        self.port: IListeningPort | None = None
+
+    def _endpoint(self) -> IStreamServerEndpoint:
+        address = self.address
+        if address.is_unix:
+            path = address.path
+            if path.startswith("@"):
+                return UNIXServerEndpoint(self._reactor, "\0" + path[1:])
+            self._clear_stale(path)
+            return UNIXServerEndpoint(self._reactor, path, mode=0o660)
+        from axl.service import bridge_endpoint
+
+        if not _is_loopback(address.host):
+            self.log.warn(
+                "AdminListen {where} is not a loopback address: the admin socket has no "
+                "authentication and anyone who can reach it can add and remove peers",
+                where=address.text,
+            )
+        return bridge_endpoint(self._reactor, address.host, address.port)
+
+    def _clear_stale(self, path: str) -> None:
+        try:
+            mode = os.lstat(path).st_mode
+        except FileNotFoundError:
+            return
+        except OSError as e:
+            raise StartupError(f"AdminListen {path}: {e.strerror}") from None
+        if not stat.S_ISSOCK(mode):
+            raise StartupError(f"AdminListen {path} exists and is not a socket; not replacing it")
+        if _socket_in_use(path):
+            raise StartupError(
+                f"AdminListen {path} already exists and is in use by another process"
+            )
+        self.log.info("removing stale admin socket {path}", path=path)
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+
+    def startService(self) -> None:
+        super().startService()  # type: ignore[no-untyped-call]
+        outcome: list[Any] = []
+        self._endpoint().listen(self.factory).addBoth(outcome.append)
+        if not outcome:  # pragma: no cover - UNIX/TCP endpoints listen synchronously
+            raise StartupError("the admin endpoint did not listen synchronously")
+        result = outcome[0]
+        if isinstance(result, Failure):
+            reason = result.value
+            if isinstance(reason, CannotListenError) and reason.socketError is not None:
+                err = reason.socketError
+                text = getattr(err, "strerror", None) or str(err)
+            else:
+                text = str(reason)
+            if getattr(getattr(reason, "socketError", None), "errno", None) == errno.EADDRINUSE:
+                text = "address already in use"
+            raise StartupError(f"cannot listen on AdminListen {self.address.text}: {text}")
+        self.port = result
+        self.log.info("admin socket listening on {where}", where=self.address.text)
+
+    def stopService(self) -> Any:
+        super().stopService()  # type: ignore[no-untyped-call]
+        port, self.port = self.port, None
+        if port is not None:
+            return port.stopListening()
+        return None
