@@ -281,6 +281,15 @@ def _add_streams(top: MultiService, node: Node, reactor: Any) -> None:
     add_streams(top, node, reactor)
 
 
+def _add_admin(top: MultiService, node: Node, reactor: Any) -> None:
+    """The admin socket for C{yggdrasilctl} and C{axl ctl} (C{AdminListen}; off by default)."""
+    from axl.admin.node import admin_service
+
+    service = admin_service(node, reactor)
+    if service is not None:
+        service.setServiceParent(top)
+
+
 class BridgeSite(Site):
     """
     The bridge's site. It keeps no per-request access log: local apps poll C{/recv} many times a
@@ -326,5 +335,6 @@ def make_node_service(
     _add_ipv6(top, node, reactor)
     _add_tcp(top, node, reactor)
     _add_streams(top, node, reactor)
+    _add_admin(top, node, reactor)
     _add_bridge(top, node, reactor)
     return top

@@ -6,7 +6,8 @@ Twisted protocol and listening service.
 
 from axl.admin.codec import AdminError, AdminRequest, go_json
 from axl.admin.commands import COMMANDS, AdminHandler, AdminSource, RemoteTimeout
-from axl.admin.service import AdminFactory, AdminListenService, AdminProtocol, parse_admin_listen
+from axl.admin.address import parse_admin_listen
+from axl.admin.service import AdminFactory, AdminListenService, AdminProtocol
 
 __all__ = [
     "COMMANDS",

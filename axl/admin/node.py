@@ -231,3 +231,29 @@ class NodeAdminSource:
         parsed = admin_peer_uri(uri)
         if self._links is None or not self._links.remove_peer(parsed.link_uri):
             raise AdminError("peer is not configured")
+
+
+def admin_service(node: Any, reactor: Any) -> Any:
+    """
+    The L{axl.admin.service.AdminListenService} for C{node.config.admin_listen}, answering from
+    the node's layers; None when C{AdminListen} is off.
+    """
+    from axl.admin.address import parse_admin_listen
+    from axl.admin.commands import AdminHandler
+    from axl.admin.service import AdminFactory, AdminListenService
+
+    address = parse_admin_listen(node.config.admin_listen)
+    if address is None:
+        return None
+    overlay = getattr(node, "overlay", None)
+    links = node.links
+    source = NodeAdminSource(
+        node.identity.public_key,
+        reactor,
+        links=links,
+        router=node.router,
+        sessions=node.sessions,
+        proto=overlay.proto if overlay is not None else None,
+        multicast=getattr(links, "multicast_interfaces", None),
+    )
+    return AdminListenService(reactor, address, AdminFactory(AdminHandler(source)))
