@@ -1,7 +1,8 @@
 # -*- test-case-name: tests.test_cli -*-
 """
 The C{axl} command: C{axl keygen PATH} writes a new ed25519 key (PKCS#8 PEM, mode 0600) and
-prints its public key and address.
+prints its public key and address; C{axl ctl [-endpoint E] [-json] COMMAND [k=v ...]} talks to a
+node's admin socket like C{yggdrasilctl} (L{axl.admin.ctl}).
 """
 
 from __future__ import annotations
@@ -58,7 +59,39 @@ def _parser() -> argparse.ArgumentParser:
     keygen = sub.add_parser("keygen", help="write a new ed25519 node key (PEM, mode 0600)")
     keygen.add_argument("path", help="where to write the key, e.g. private.pem")
     keygen.set_defaults(run=_keygen)
+    ctl = sub.add_parser(
+        "ctl",
+        help="query or steer a node over its admin socket (like yggdrasilctl)",
+        description="Run an admin command (list, getSelf, getPeers, getTree, getPaths, "
+        "getSessions, getNodeInfo key=..., addPeer uri=..., removePeer uri=..., ...) on a node "
+        "with AdminListen set.",
+    )
+    ctl.add_argument("-endpoint", help="unix:///path or tcp://host:port (default: the config's AdminListen)")
+    ctl.add_argument("-config", help="config file to read AdminListen from (default: $AXL_CONFIG, "
+                     "then ./node-config.json)")  # fmt: skip
+    ctl.add_argument("-json", action="store_true", help="print the response as JSON")
+    ctl.add_argument("-borders", type=_go_bool, nargs="?", const=True, default=True,
+                     help="draw table borders (-borders=false for plain columns)")  # fmt: skip
+    ctl.add_argument("command", help="the admin command, e.g. getPeers")
+    ctl.add_argument("arguments", nargs="*", help="key=value arguments, e.g. key=<64 hex>")
+    ctl.set_defaults(run=_ctl)
     return parser
+
+
+def _go_bool(text: str) -> bool:
+    lowered = text.lower()
+    if lowered in ("1", "t", "true"):
+        return True
+    if lowered in ("0", "f", "false"):
+        return False
+    raise argparse.ArgumentTypeError(f"not a boolean: {text!r}")
+
+
+def _ctl(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from axl.admin.ctl import run_ctl
+
+    return run_ctl(args.endpoint, args.config, args.json, args.borders, args.command,
+                   args.arguments, out, err, dict(os.environ))  # fmt: skip
 
 
 def main(argv: list[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:

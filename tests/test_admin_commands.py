@@ -95,6 +95,7 @@ class FakeSource:
     def remove_peer(self, uri: str, interface: str) -> None:
         if (uri, interface) not in self.added:
             raise AdminError("peer is not configured")
+        self.added.remove((uri, interface))
         self.removed.append((uri, interface))
 
 
