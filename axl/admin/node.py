@@ -31,7 +31,7 @@ from axl.errors import ConfigError
 from axl.link.meta import MAX_PASSWORD_LEN
 from axl.link.uri import MIN_MAX_BACKOFF, SCHEMES, PeerURI, parse_go_duration, parse_peer_uri
 
-__all__ = ["NodeAdminSource", "admin_peer_uri"]
+__all__ = ["NodeAdminSource", "admin_peer_uri", "admin_service", "node_view"]
 
 
 def admin_peer_uri(text: str) -> PeerURI:
@@ -120,6 +120,11 @@ class NodeAdminSource:
     @param sessions: the session manager: C{sessions_info()}.
     @param proto: the proto handler: C{request_node_info}, C{request_self},
         C{request_peers}, C{request_tree}.
+    @param ipv6: the IPv6 layer (C{drops}), for C{/metrics}.
+    @param tcp: the userspace TCP stack (C{stats}), for C{/metrics}.
+    @param queue: the C{/recv} queue (C{len}, C{size_bytes}), for C{/metrics}.
+
+    It is also the bridge's L{axl.bridge.metrics.MetricsSource}.
     """
 
     build_name = "axl"
@@ -134,6 +139,9 @@ class NodeAdminSource:
         sessions: Any,
         proto: Any,
         multicast: Callable[[], Sequence[MulticastRow]] | None = None,
+        ipv6: Any = None,
+        tcp: Any = None,
+        queue: Any = None,
     ) -> None:
         self.public_key = public_key
         self._clock = clock
@@ -142,6 +150,9 @@ class NodeAdminSource:
         self._sessions = sessions
         self._proto = proto
         self._multicast = multicast
+        self._ipv6 = ipv6
+        self._tcp = tcp
+        self._queue = queue
         self._rates = _Rates(clock)
 
     def routing_entries(self) -> int:
@@ -207,6 +218,37 @@ class NodeAdminSource:
             for e in self._sessions.sessions_info()
         ]  # fmt: skip
 
+    def root_and_depth(self) -> tuple[bytes, int]:
+        """The tree's root as we see it and our distance from it in hops."""
+        if self._router is None:
+            return self.public_key, 0
+        return bytes(self._router.root()), len(self._router.coords())
+
+    def lookups(self) -> tuple[int, int]:
+        """Lookups we started and lookups for us we answered."""
+        finder = getattr(self._router, "pathfinder", None)
+        if finder is None:
+            return 0, 0
+        return int(finder.lookups_sent), int(finder.lookups_answered)
+
+    def drops(self) -> dict[str, int]:
+        """Packets dropped by the session, IPv6 and TCP layers, by reason."""
+        out: dict[str, int] = {}
+        for layer in (self._sessions, self._ipv6):
+            for reason, count in getattr(layer, "drops", {}).items():
+                out[reason] = out.get(reason, 0) + int(count)
+        if self._tcp is not None:
+            out["tcp_invalid"] = int(self._tcp.stats.get("dropped", 0))
+        return out
+
+    def tcp_stats(self) -> dict[str, int]:
+        return dict(self._tcp.stats) if self._tcp is not None else {}
+
+    def recv_queue(self) -> tuple[int, int]:
+        if self._queue is None:
+            return 0, 0
+        return len(self._queue), int(self._queue.size_bytes)
+
     def multicast_interfaces(self) -> Sequence[MulticastRow]:
         return list(self._multicast()) if self._multicast is not None else []
 
@@ -233,6 +275,25 @@ class NodeAdminSource:
             raise AdminError("peer is not configured")
 
 
+def node_view(node: Any, clock: IReactorTime) -> NodeAdminSource:
+    """The L{NodeAdminSource} of a node whose layers are built."""
+    overlay = getattr(node, "overlay", None)
+    streams = getattr(node, "streams", None)
+    links = node.links
+    return NodeAdminSource(
+        node.identity.public_key,
+        clock,
+        links=links,
+        router=node.router,
+        sessions=node.sessions,
+        proto=overlay.proto if overlay is not None else None,
+        multicast=getattr(links, "multicast_interfaces", None),
+        ipv6=node.ipv6,
+        tcp=node.tcp,
+        queue=streams.queue if streams is not None else None,
+    )
+
+
 def admin_service(node: Any, reactor: Any) -> Any:
     """
     The L{axl.admin.service.AdminListenService} for C{node.config.admin_listen}, answering from
@@ -245,15 +306,5 @@ def admin_service(node: Any, reactor: Any) -> Any:
     address = parse_admin_listen(node.config.admin_listen)
     if address is None:
         return None
-    overlay = getattr(node, "overlay", None)
-    links = node.links
-    source = NodeAdminSource(
-        node.identity.public_key,
-        reactor,
-        links=links,
-        router=node.router,
-        sessions=node.sessions,
-        proto=overlay.proto if overlay is not None else None,
-        multicast=getattr(links, "multicast_interfaces", None),
-    )
-    return AdminListenService(reactor, address, AdminFactory(AdminHandler(source)))
+    handler = AdminHandler(node_view(node, reactor))
+    return AdminListenService(reactor, address, AdminFactory(handler))

@@ -13,6 +13,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.web.iweb import IRequest
 from twisted.web.resource import IResource
 
+from axl.bridge.metrics import CONTENT_TYPE_LATEST, NodeMetrics
 from axl.node import Node
 
 __all__ = ["Bridge"]
@@ -28,6 +29,23 @@ class Bridge:
     def __init__(self, node: Node, clock: IReactorTime) -> None:
         self._node = node
         self._clock = clock
+        self._metrics: NodeMetrics | None = None
+
+    @property
+    def metrics(self) -> NodeMetrics:
+        """The node's metrics, built on first use (the layers exist by then)."""
+        if self._metrics is None:
+            from axl.admin.node import node_view
+
+            source = node_view(self._node, self._clock) if self._node.links is not None else None
+            self._metrics = NodeMetrics(source, self._clock)
+        return self._metrics
+
+    @app.route("/metrics", methods=["GET"])
+    def prometheus(self, request: IRequest) -> bytes:
+        """The node's metrics in Prometheus' text format (L{axl.bridge.metrics})."""
+        request.setHeader(b"Content-Type", CONTENT_TYPE_LATEST.encode("ascii"))
+        return self.metrics.render()
 
     @app.route("/topology", methods=["GET"])
     def topology(self, request: IRequest) -> bytes:
@@ -51,6 +69,7 @@ class Bridge:
             request.setResponseCode(404)
             request.setHeader(b"Content-Type", b"text/plain; charset=utf-8")
             return b"404 page not found\n"
+        self.metrics.observe(request)
         # The messaging app routes on the whole path, not on what this route left over.
         request.prepath = []
         request.postpath = request.path.split(b"/")[1:]

@@ -267,6 +267,8 @@ class _Channel:
             self.idle.reset(self.sender.idle_close)
 
     def idle_timeout(self) -> None:
+        if self.idle is not None and self.idle.active():  # closed early: the node is stopping
+            self.idle.cancel()
         self.idle = None
         self.sender.forget(self)
         self.closed = True
