@@ -165,13 +165,18 @@ class ErrorTests(SynchronousTestCase):
     def test_bad_endpoint(self) -> None:
         status, _, err = run("-endpoint", "ws://x:1", "getSelf")
         self.assertEqual(status, 1)
-        self.assertIn("AdminListen 'ws://x:1'", err)
+        self.assertEqual(err, "axl ctl: -endpoint 'ws://x:1': use unix:///path, tcp://host:port or none\n")
         status, _, err = run("-endpoint", "none", "getSelf")
         self.assertEqual(status, 1)
         self.assertIn("is off", err)
 
     def test_bad_config(self) -> None:
         path = self.mktemp()
+        with open(path, "w") as f:
+            f.write('{"AdminListen": "unix://rel"}')
+        status, _, err = run("-config", path, "getSelf")
+        self.assertEqual((status, err), (1, f"axl ctl: {path}: key 'AdminListen' 'unix://rel': "
+                                            "a UNIX socket is unix:///absolute/path\n"))  # fmt: skip
         with open(path, "w") as f:
             f.write('{"AdminListen": 5}')
         status, _, err = run("-config", path, "getSelf")

@@ -23,6 +23,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from axl.admin.address import AdminAddress, parse_admin_listen
 from axl.admin.commands import AdminHandler
+from axl.admin.node import admin_service
 from axl.admin.service import AdminFactory, AdminListenService
 from axl.config import config_from_dict
 from axl.errors import ConfigError, StartupError
@@ -59,11 +60,13 @@ class ParseTests(SynchronousTestCase):
         self.assertEqual(config_from_dict({"AdminListen": None}).admin_listen, "")
 
     def test_config_errors(self) -> None:
-        """A bad AdminListen names the file and the key."""
+        """A bad AdminListen names the file and the key (checked when the node is built)."""
+        config = config_from_dict({"AdminListen": "unix://x"}, source="n.json")
         with self.assertRaises(ConfigError) as e:
-            config_from_dict({"AdminListen": "unix://x"}, source="n.json")
+            admin_service(config, FakeSource(), MemoryReactorClock())
         self.assertEqual(str(e.exception),
-                         "n.json: key 'AdminListen' a UNIX socket is unix:///absolute/path")  # fmt: skip
+                         "n.json: key 'AdminListen' 'unix://x': a UNIX socket is unix:///absolute/path")  # fmt: skip
+        self.assertIsNone(admin_service(config_from_dict({}), FakeSource(), MemoryReactorClock()))
         with self.assertRaises(ConfigError) as e:
             config_from_dict({"AdminListen": 9001}, source="n.json")
         self.assertIn("n.json: key 'AdminListen' must be a string", str(e.exception))
@@ -93,7 +96,7 @@ class ListenTests(TestCase):
     def service(self, text: str) -> AdminListenService:
         address = parse_admin_listen(text)
         assert address is not None
-        service = AdminListenService(reactor, address, self.factory)
+        service = AdminListenService(reactor, address, self.factory, "set another AdminListen in n.json")
         return service
 
     @inlineCallbacks
@@ -171,8 +174,8 @@ class ListenTests(TestCase):
         port = taken.getsockname()[1]
         with self.assertRaises(StartupError) as e:
             self.service(f"tcp://127.0.0.1:{port}").startService()
-        self.assertEqual(str(e.exception),
-                         f"cannot listen on AdminListen tcp://127.0.0.1:{port}: address already in use")  # fmt: skip
+        self.assertEqual(str(e.exception), f"cannot listen on AdminListen tcp://127.0.0.1:{port} "
+                         "(address already in use); set another AdminListen in n.json")  # fmt: skip
 
 
 class PublicTCPWarningTests(SynchronousTestCase):

@@ -43,14 +43,14 @@ def parse_admin_listen(value: str) -> AdminAddress | None:
     if text.startswith("unix://"):
         path = text[len("unix://") :]
         if not (path.startswith("/") or path.startswith("@")) or path in ("/", "@"):
-            raise ConfigError(f"AdminListen {value!r}: a UNIX socket is unix:///absolute/path")
+            raise ConfigError(f"{value!r}: a UNIX socket is unix:///absolute/path")
         return AdminAddress(text, path=path)
     rest = text[len("tcp://") :] if text.startswith("tcp://") else text
     if "://" in rest:
-        raise ConfigError(f"AdminListen {value!r}: use unix:///path, tcp://host:port or none")
+        raise ConfigError(f"{value!r}: use unix:///path, tcp://host:port or none")
     host, sep, port_text = rest.rpartition(":")
     if not sep or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
-        raise ConfigError(f"AdminListen {value!r}: expected tcp://host:port")
+        raise ConfigError(f"{value!r}: expected tcp://host:port")
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
     return AdminAddress(text, host=host or "127.0.0.1", port=int(port_text))

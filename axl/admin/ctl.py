@@ -11,14 +11,15 @@ from __future__ import annotations
 import json
 import socket
 from collections.abc import Callable, Sequence
-from typing import Any, TextIO
+from typing import Any
 
-from axl.admin.address import AdminAddress, parse_admin_listen
+from axl.admin.address import AdminAddress
 from axl.admin.codec import FIND_ERROR, AdminDecoder, RequestTooLarge, go_json
 
 __all__ = [
     "AdminClientError",
     "admin_call",
+    "parse_key_values",
     "format_bytes",
     "format_duration",
     "render",
@@ -242,10 +243,6 @@ def render(command: str, response: Any, borders: bool = True) -> str:
     return render_table(header, rows, borders)
 
 
-# ---------------------------------------------------------------------------------------------
-# The command line (axl ctl ...), called from axl.cli.
-
-
 def parse_key_values(tokens: Sequence[str]) -> dict[str, str]:
     """C{k=v} tokens (split at the first C{=}); raise ValueError naming a token without one."""
     out: dict[str, str] = {}
@@ -255,62 +252,3 @@ def parse_key_values(tokens: Sequence[str]) -> dict[str, str]:
             raise ValueError(f"argument {token!r} is not key=value")
         out[key] = value
     return out
-
-
-def run_ctl(
-    endpoint: str | None,
-    config_path: str | None,
-    as_json: bool,
-    borders: bool,
-    command: str,
-    tokens: Sequence[str],
-    out: TextIO,
-    err: TextIO,
-    environ: dict[str, str],
-) -> int:
-    """C{axl ctl}: returns the exit status (0 success, 1 any error, 2 usage)."""
-    from axl.config import load_config
-    from axl.errors import ConfigError
-    from axl.tap import find_config
-
-    try:
-        arguments = parse_key_values(tokens)
-    except ValueError as e:
-        err.write(f"axl ctl: {e}\n")
-        return 2
-    try:
-        if endpoint is None:
-            path = find_config(config_path, environ)
-            if path is None:
-                err.write("axl ctl: no -endpoint given and no config file found "
-                          "(-config FILE, $AXL_CONFIG or ./node-config.json)\n")  # fmt: skip
-                return 1
-            endpoint = load_config(path).admin_listen
-            if not endpoint:
-                err.write(f"axl ctl: {path} has no AdminListen; set it, or pass -endpoint\n")
-                return 1
-        address = parse_admin_listen(endpoint)
-    except ConfigError as e:
-        err.write(f"axl ctl: {e}\n")
-        return 1
-    if address is None:
-        err.write(f"axl ctl: the endpoint {endpoint!r} is off; use unix:///path or tcp://host:port\n")
-        return 1
-    try:
-        answer = admin_call(address, command, arguments)
-    except AdminClientError as e:
-        err.write(f"axl ctl: {e}\n")
-        return 1
-    if answer.get("status", "success") == "error":
-        message = answer.get("error") or "no error text"
-        err.write(f"Admin socket returned an error: {message}\n")
-        return 1
-    response = answer.get("response")
-    if as_json:
-        out.write(go_json(response) + "\n")
-    else:
-        try:
-            out.write(render(command, response, borders))
-        except (KeyError, TypeError, AttributeError):
-            out.write(go_json(response) + "\n")  # an answer shaped unlike Yggdrasil's
-    return 0

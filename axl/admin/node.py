@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
 from twisted.internet.defer import Deferred
@@ -19,7 +19,10 @@ from twisted.python.failure import Failure
 
 import axl
 from axl.admin.codec import AdminError
+from axl.admin.address import parse_admin_listen
 from axl.admin.commands import (
+    AdminHandler,
+    AdminSource,
     MulticastRow,
     PathRow,
     PeerRow,
@@ -27,9 +30,19 @@ from axl.admin.commands import (
     SessionRow,
     TreeRow,
 )
+from axl.admin.service import AdminFactory, AdminListenService
+from axl.config import NodeConfig
+from axl.crypto.keys import Identity
 from axl.errors import ConfigError
 from axl.link.meta import MAX_PASSWORD_LEN
 from axl.link.uri import MIN_MAX_BACKOFF, SCHEMES, PeerURI, parse_go_duration, parse_peer_uri
+
+if TYPE_CHECKING:
+    from axl.ipv6.stack import Overlay
+    from axl.link.peers import PeerManager
+    from axl.mesh.router import Router
+    from axl.streams.recv_queue import RecvQueue
+    from axl.tcp.stack import TCPStack
 
 __all__ = ["NodeAdminSource", "admin_peer_uri", "admin_service", "node_view"]
 
@@ -275,36 +288,40 @@ class NodeAdminSource:
             raise AdminError("peer is not configured")
 
 
-def node_view(node: Any, clock: IReactorTime) -> NodeAdminSource:
-    """The L{NodeAdminSource} of a node whose layers are built."""
-    overlay = getattr(node, "overlay", None)
-    streams = getattr(node, "streams", None)
-    links = node.links
+def node_view(
+    identity: Identity,
+    clock: IReactorTime,
+    links: PeerManager,
+    router: Router,
+    overlay: Overlay,
+    tcp: TCPStack,
+    queue: RecvQueue,
+) -> NodeAdminSource:
+    """The L{NodeAdminSource} over a node's layers (for the admin socket and C{/metrics})."""
     return NodeAdminSource(
-        node.identity.public_key,
+        identity.public_key,
         clock,
         links=links,
-        router=node.router,
-        sessions=node.sessions,
-        proto=overlay.proto if overlay is not None else None,
+        router=router,
+        sessions=overlay.sessions,
+        proto=overlay.proto,
         multicast=getattr(links, "multicast_interfaces", None),
-        ipv6=node.ipv6,
-        tcp=node.tcp,
-        queue=streams.queue if streams is not None else None,
+        ipv6=overlay.ipv6,
+        tcp=tcp,
+        queue=queue,
     )
 
 
-def admin_service(node: Any, reactor: Any) -> Any:
+def admin_service(config: NodeConfig, source: AdminSource, reactor: Any) -> AdminListenService | None:
     """
-    The L{axl.admin.service.AdminListenService} for C{node.config.admin_listen}, answering from
-    the node's layers; None when C{AdminListen} is off.
+    The admin socket service for C{config.admin_listen} answering from C{source}; None when
+    C{AdminListen} is off.
     """
-    from axl.admin.address import parse_admin_listen
-    from axl.admin.commands import AdminHandler
-    from axl.admin.service import AdminFactory, AdminListenService
-
-    address = parse_admin_listen(node.config.admin_listen)
+    try:
+        address = parse_admin_listen(config.admin_listen)
+    except ConfigError as e:
+        raise ConfigError(f"{config.source}: key 'AdminListen' {e}") from None
     if address is None:
         return None
-    handler = AdminHandler(node_view(node, reactor))
-    return AdminListenService(reactor, address, AdminFactory(handler))
+    factory = AdminFactory(AdminHandler(source))
+    return AdminListenService(reactor, address, factory, hint=f"set another AdminListen in {config.source}")

@@ -8,7 +8,6 @@ a live one, or TCP) and removes the socket file on stop.
 
 from __future__ import annotations
 
-import errno
 import ipaddress
 import os
 import socket
@@ -16,12 +15,9 @@ import stat
 from collections import deque
 from typing import Any, Final
 
-from twisted.application.service import Service
 from twisted.internet.endpoints import UNIXServerEndpoint
-from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import (
     IHalfCloseableProtocol,
-    IListeningPort,
     IPushProducer,
     IStreamServerEndpoint,
 )
@@ -34,6 +30,7 @@ from axl.admin.codec import FIND_ERROR, AdminDecoder, RequestTooLarge
 from axl.admin.commands import AdminHandler
 from axl.admin.address import AdminAddress
 from axl.errors import StartupError
+from axl.listening import ListeningService, tcp_server_endpoint
 
 __all__ = [
     "MAX_QUEUED_REQUESTS",
@@ -183,83 +180,65 @@ def _socket_in_use(path: str) -> bool:
     return True
 
 
-class AdminListenService(Service):
+class AdminListenService(ListeningService):
     """
-    Binds the admin socket when started; a failure stops the node's start with
-    L{StartupError}. A UNIX socket is created mode 0660; a stale file left by a crashed run is
-    replaced, a socket some process still serves is not (the start fails). The file is removed
-    on stop.
+    Binds the admin socket when started (L{axl.listening.ListeningService}: a failure stops the
+    node's start with L{StartupError}). A UNIX socket is created mode 0660; a stale file left by
+    a crashed run is replaced, a socket some process still serves is not (the start fails). The
+    file is removed on stop.
     """
 
     name = "axl-admin"
     log = Logger()
 
-    def __init__(self, reactor: Any, address: AdminAddress, factory: AdminFactory) -> None:
-        self._reactor = reactor
+    def __init__(
+        self, reactor: Any, address: AdminAddress, factory: AdminFactory, hint: str = ""
+    ) -> None:
+        super().__init__(
+            _endpoint(reactor, address),
+            factory,
+            f"AdminListen {address.text}",
+            hint,
+            lambda port: self.log.info("admin socket listening on {where}", where=address.text),
+        )
         self.address = address
-        self.factory = factory
-        self.port: IListeningPort | None = None
 
-    def _endpoint(self) -> IStreamServerEndpoint:
+    def startService(self) -> None:
         address = self.address
-        if address.is_unix:
-            path = address.path
-            if path.startswith("@"):
-                return UNIXServerEndpoint(self._reactor, "\0" + path[1:])
-            self._clear_stale(path)
-            return UNIXServerEndpoint(self._reactor, path, mode=0o660)
-        from axl.service import bridge_endpoint
-
-        if not _is_loopback(address.host):
+        if address.is_unix and not address.path.startswith("@"):
+            _clear_stale(address.path)
+        elif not address.is_unix and not _is_loopback(address.host):
             self.log.warn(
                 "AdminListen {where} is not a loopback address: the admin socket has no "
                 "authentication and anyone who can reach it can add and remove peers",
                 where=address.text,
             )
-        return bridge_endpoint(self._reactor, address.host, address.port)
+        super().startService()
 
-    def _clear_stale(self, path: str) -> None:
-        try:
-            mode = os.lstat(path).st_mode
-        except FileNotFoundError:
-            return
-        except OSError as e:
-            raise StartupError(f"AdminListen {path}: {e.strerror}") from None
-        if not stat.S_ISSOCK(mode):
-            raise StartupError(f"AdminListen {path} exists and is not a socket; not replacing it")
-        if _socket_in_use(path):
-            raise StartupError(
-                f"AdminListen {path} already exists and is in use by another process"
-            )
-        self.log.info("removing stale admin socket {path}", path=path)
-        try:
-            os.unlink(path)
-        except FileNotFoundError:
-            pass
 
-    def startService(self) -> None:
-        super().startService()  # type: ignore[no-untyped-call]
-        outcome: list[Any] = []
-        self._endpoint().listen(self.factory).addBoth(outcome.append)
-        if not outcome:  # pragma: no cover - UNIX/TCP endpoints listen synchronously
-            raise StartupError("the admin endpoint did not listen synchronously")
-        result = outcome[0]
-        if isinstance(result, Failure):
-            reason = result.value
-            if isinstance(reason, CannotListenError) and reason.socketError is not None:
-                err = reason.socketError
-                text = getattr(err, "strerror", None) or str(err)
-            else:
-                text = str(reason)
-            if getattr(getattr(reason, "socketError", None), "errno", None) == errno.EADDRINUSE:
-                text = "address already in use"
-            raise StartupError(f"cannot listen on AdminListen {self.address.text}: {text}")
-        self.port = result
-        self.log.info("admin socket listening on {where}", where=self.address.text)
+def _endpoint(reactor: Any, address: AdminAddress) -> IStreamServerEndpoint:
+    if address.is_unix:
+        path = address.path
+        if path.startswith("@"):
+            return UNIXServerEndpoint(reactor, "\0" + path[1:])
+        return UNIXServerEndpoint(reactor, path, mode=0o660)
+    return tcp_server_endpoint(reactor, address.host, address.port)
 
-    def stopService(self) -> Any:
-        super().stopService()  # type: ignore[no-untyped-call]
-        port, self.port = self.port, None
-        if port is not None:
-            return port.stopListening()
-        return None
+
+def _clear_stale(path: str) -> None:
+    """Remove a socket file nobody serves; refuse a live socket or any other file."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    except OSError as e:
+        raise StartupError(f"AdminListen {path}: {e.strerror}") from None
+    if not stat.S_ISSOCK(mode):
+        raise StartupError(f"AdminListen {path} exists and is not a socket; not replacing it")
+    if _socket_in_use(path):
+        raise StartupError(f"AdminListen {path} already exists and is in use by another process")
+    AdminListenService.log.info("removing stale admin socket {path}", path=path)
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass

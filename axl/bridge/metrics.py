@@ -23,11 +23,13 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from twisted.internet.interfaces import IReactorTime
 from twisted.web.iweb import IRequest
+from twisted.web.resource import IResource
 from twisted.web.server import Request
+from zope.interface import implementer
 
 from axl.admin.commands import PathRow, PeerRow, SessionRow, TreeRow
 
-__all__ = ["CONTENT_TYPE_LATEST", "MetricsSource", "NodeMetrics", "LATENCY_BUCKETS"]
+__all__ = ["CONTENT_TYPE_LATEST", "LATENCY_BUCKETS", "MetricsSource", "NodeMetrics", "ObservedResource"]
 
 #: Histogram buckets (seconds) for /mcp and /a2a round trips: 1 ms to the 30 s default timeout.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -175,3 +177,28 @@ class NodeMetrics:
     def render(self) -> bytes:
         """The text exposition of every series."""
         return generate_latest(self.registry)
+
+
+@implementer(IResource)
+class ObservedResource:
+    """
+    Wraps the bridge's Klein resource (a leaf) so that every request is handed to
+    L{NodeMetrics.observe} before it is served.
+    """
+
+    isLeaf = True
+
+    def __init__(self, inner: IResource, metrics: NodeMetrics) -> None:
+        self._inner = inner
+        self._metrics = metrics
+
+    def getChildWithDefault(self, name: bytes, request: IRequest) -> IResource:
+        child: IResource = self._inner.getChildWithDefault(name, request)
+        return child
+
+    def putChild(self, path: bytes, child: IResource) -> None:
+        raise NotImplementedError("the bridge's routes are its Klein app's")
+
+    def render(self, request: IRequest) -> object:
+        self._metrics.observe(request)
+        return self._inner.render(request)
