@@ -19,6 +19,8 @@ clients can follow the card.
 
 from __future__ import annotations
 
+import functools
+import importlib.resources
 import json
 from collections.abc import Callable
 from typing import Any, cast
@@ -66,7 +68,19 @@ from axl.streams.errors import (
 from axl.streams.recv_queue import RecvQueue
 from axl.streams.sender import Sender
 
-__all__ = ["Bridge", "delivery_status"]
+__all__ = ["Bridge", "delivery_status", "mesh_page_html"]
+
+#: The mesh page may run its own inline script and style and fetch from this bridge, nothing else.
+MESH_PAGE_CSP = (
+    b"default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+    b"connect-src 'self'; img-src 'self' data:"
+)
+
+
+@functools.cache
+def mesh_page_html() -> bytes:
+    """The mesh page (C{axl/bridge/mesh.html}, shipped as package data)."""
+    return (importlib.resources.files("axl.bridge") / "mesh.html").read_bytes()
 
 #: The HTTP status of each kind of delivery failure (spec/axl-node.md sections 5.2, 5.4, 5.5).
 DELIVERY_STATUS: dict[type[DeliveryError], int] = {
@@ -157,6 +171,17 @@ class Bridge:
         """Our key, address, peers and spanning tree as JSON (lists are never null)."""
         request.setHeader(b"Content-Type", b"application/json")
         return json.dumps(self._topology()).encode("utf-8") + b"\n"
+
+    # -- / (the mesh page) ---------------------------------------------------------------------
+
+    @app.route("/", methods=["GET"])
+    @app.route("/ui", methods=["GET"])
+    def mesh_page(self, request: IRequest) -> bytes:
+        """The live mesh page: one self-contained HTML file polling /topology and /metrics."""
+        request.setHeader(b"Content-Type", b"text/html; charset=utf-8")
+        request.setHeader(b"Content-Security-Policy", MESH_PAGE_CSP)
+        request.setHeader(b"Cache-Control", b"no-cache")
+        return mesh_page_html()
 
     # -- /metrics ------------------------------------------------------------------------------
 

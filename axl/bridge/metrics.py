@@ -92,10 +92,15 @@ class _StateCollector:
         yield _gauge("axl_tree_entries", "Spanning-tree entries we hold.", len(s.tree()))
         sessions = s.sessions()
         yield _gauge("axl_sessions", "Encrypted sessions open.", len(sessions))
-        yield _counter("axl_session_received_bytes", "Bytes received in open sessions.",
-                       sum(x.bytes_recvd for x in sessions))  # fmt: skip
-        yield _counter("axl_session_sent_bytes", "Bytes sent in open sessions.",
-                       sum(x.bytes_sent for x in sessions))  # fmt: skip
+        session_rx = CounterMetricFamily("axl_session_received_bytes",
+                                         "Bytes received in an open session.", labels=["key"])  # fmt: skip
+        session_tx = CounterMetricFamily("axl_session_sent_bytes", "Bytes sent in an open session.",
+                                         labels=["key"])  # fmt: skip
+        for x in sessions:
+            session_rx.add_metric([x.key.hex()], x.bytes_recvd)
+            session_tx.add_metric([x.key.hex()], x.bytes_sent)
+        yield session_rx
+        yield session_tx
         yield _gauge("axl_paths", "Known paths to remote keys.", len(s.paths()))
         sent, answered = s.lookups()
         yield _counter("axl_lookups_sent", "Path lookups this node started.", sent)
