@@ -516,6 +516,28 @@ class ProtocolTests(SynchronousTestCase):
         self.assertTrue(self.transport.streaming)
 
 
+class ConnectionLimitTests(SynchronousTestCase):
+    def test_limit(self) -> None:
+        """Past max_connections open connections a new one is refused, until one closes."""
+        from twisted.logger import capturedLogs
+
+        factory = AdminFactory(AdminHandler(FakeSource()), max_connections=2)
+        protos = []
+        for _ in range(2):
+            proto = factory.buildProtocol(None)
+            assert proto is not None
+            proto.makeConnection(StringTransport())
+            protos.append(proto)
+        with capturedLogs() as events:
+            self.assertIsNone(factory.buildProtocol(None))
+            self.assertIsNone(factory.buildProtocol(None))
+            self.assertIsNone(factory.buildProtocol(None))
+        self.assertEqual(factory.refused, 3)
+        self.assertEqual(len(events), 2, "rate-limited: the 1st and 2nd refusal, not the 3rd")
+        protos[0].connectionLost()
+        self.assertIsNotNone(factory.buildProtocol(None))
+
+
 class SourceShapeTests(SynchronousTestCase):
     def test_fake_matches_protocol(self) -> None:
         """The fake has every member of AdminSource (so the tests exercise the real shape)."""

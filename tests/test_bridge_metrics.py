@@ -33,7 +33,7 @@ class FakeMetricsSource(FakeSource):
         return {"session_traffic_invalid": 4, "tcp_invalid": 1}
 
     def tcp_stats(self) -> dict[str, int]:
-        return {"in": 10, "out": 12, "rst_sent": 2, "dropped": 1}
+        return {"in": 10, "out": 12, "rst_sent": 2, "dropped": 1, "retransmits": 7}
 
     def recv_queue(self) -> tuple[int, int]:
         return 3, 300
@@ -87,6 +87,7 @@ class ExpositionTests(SynchronousTestCase):
             ("axl_tcp_segments_received_total", ()): 10,
             ("axl_tcp_segments_sent_total", ()): 12,
             ("axl_tcp_resets_sent_total", ()): 2,
+            ("axl_tcp_retransmissions_total", ()): 7,
             ("axl_recv_queue_messages", ()): 3,
             ("axl_recv_queue_bytes", ()): 300,
             ("axl_messages_sent_total", ()): 0,

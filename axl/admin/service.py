@@ -33,6 +33,7 @@ from axl.errors import StartupError
 from axl.listening import ListeningService, tcp_server_endpoint
 
 __all__ = [
+    "MAX_CONNECTIONS",
     "MAX_QUEUED_REQUESTS",
     "AdminFactory",
     "AdminListenService",
@@ -42,6 +43,8 @@ __all__ = [
 #: Requests decoded but not yet answered on one connection; past this the connection stops
 #: reading until the queue drains (pipelining clients are slowed, never dropped).
 MAX_QUEUED_REQUESTS: Final = 64
+#: Admin connections open at once; a connection beyond this is closed at once (and logged).
+MAX_CONNECTIONS: Final = 64
 
 
 @implementer(IHalfCloseableProtocol, IPushProducer)
@@ -66,6 +69,8 @@ class AdminProtocol(Protocol):
     def connectionMade(self) -> None:
         assert self.transport is not None
         self.transport.registerProducer(self, True)  # type: ignore[attr-defined]
+        if isinstance(self.factory, AdminFactory):
+            self.factory.opened(self)
 
     def dataReceived(self, data: bytes) -> None:
         if self._done:
@@ -89,6 +94,8 @@ class AdminProtocol(Protocol):
     def connectionLost(self, reason: Failure = Failure(Exception())) -> None:  # noqa: B008
         self._done = True
         self._queue.clear()
+        if isinstance(self.factory, AdminFactory):
+            self.factory.closed(self)
 
     def _peer(self) -> object:
         return self.transport.getPeer() if self.transport is not None else None
@@ -139,17 +146,36 @@ class AdminProtocol(Protocol):
 
 
 class AdminFactory(Factory):
-    """Makes an L{AdminProtocol} per connection, all sharing one L{AdminHandler}."""
+    """
+    Makes an L{AdminProtocol} per connection, all sharing one L{AdminHandler}; at most
+    C{max_connections} are open at once (more are refused: closed without an answer).
+    """
 
     noisy = False
+    log = Logger()
 
-    def __init__(self, handler: AdminHandler) -> None:
+    def __init__(self, handler: AdminHandler, max_connections: int = MAX_CONNECTIONS) -> None:
         self.handler = handler
+        self.max_connections = max_connections
+        self.open: set[AdminProtocol] = set()
+        self.refused = 0
 
-    def buildProtocol(self, addr: Any) -> AdminProtocol:
+    def buildProtocol(self, addr: Any) -> AdminProtocol | None:
+        if len(self.open) >= self.max_connections:
+            self.refused += 1
+            if self.refused & (self.refused - 1) == 0:  # 1st, 2nd, 4th, 8th, ...: rate-limited
+                self.log.warn("refused an admin connection: {n} are open ({refused} refused so far)",
+                              n=len(self.open), refused=self.refused)  # fmt: skip
+            return None
         protocol = AdminProtocol(self.handler)
         protocol.factory = self
         return protocol
+
+    def opened(self, protocol: AdminProtocol) -> None:
+        self.open.add(protocol)
+
+    def closed(self, protocol: AdminProtocol) -> None:
+        self.open.discard(protocol)
 
 
 # ---------------------------------------------------------------------------------------------
