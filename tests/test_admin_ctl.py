@@ -85,18 +85,23 @@ class FormatTests(SynchronousTestCase):
         self.assertEqual(render("addPeer", {}), "")
 
 
+def serve(test: TestCase, source: FakeSource) -> str:
+    """Serve C{source} on a free 127.0.0.1 port until C{test} ends; its endpoint."""
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    address = parse_admin_listen(endpoint)
+    assert address is not None
+    service = AdminListenService(reactor, address, AdminFactory(AdminHandler(source)))
+    service.startService()
+    test.addCleanup(service.stopService)
+    return endpoint
+
+
 class CommandLineTests(TestCase):
     """axl ctl against an admin server on 127.0.0.1 (the client blocks, so it runs in a thread)."""
 
     def setUp(self) -> None:
-        self.port = free_port()
-        self.endpoint = f"tcp://127.0.0.1:{self.port}"
-        address = parse_admin_listen(self.endpoint)
-        assert address is not None
         self.source = rich_source()
-        service = AdminListenService(reactor, address, AdminFactory(AdminHandler(self.source)))
-        service.startService()
-        self.addCleanup(service.stopService)
+        self.endpoint = serve(self, self.source)
 
     @inlineCallbacks
     def test_json(self):  # type: ignore[no-untyped-def]
@@ -192,14 +197,8 @@ class SameAsYggdrasilctlTests(TestCase):
         if where is None:
             self.skipTest("real yggdrasilctl not found in ../shared/bin (set AXL_YGG_BIN)")
         self.ctl = _executable(os.path.join(where, "yggdrasilctl-0.5.14"))
-        self.port = free_port()
-        self.endpoint = f"tcp://127.0.0.1:{self.port}"
-        address = parse_admin_listen(self.endpoint)
-        assert address is not None
         self.source = rich_source()
-        service = AdminListenService(reactor, address, AdminFactory(AdminHandler(self.source)))
-        service.startService()
-        self.addCleanup(service.stopService)
+        self.endpoint = serve(self, self.source)
 
     def theirs(self, *args: str) -> tuple[int, str]:
         proc = subprocess.run([self.ctl, "-endpoint", self.endpoint, *args],

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, Protocol
+from typing import Any, Final, Protocol, TypeVar
 
 from twisted.internet.defer import Deferred, maybeDeferred, succeed
 from twisted.logger import Logger
@@ -284,36 +284,29 @@ def _get_peers(source: AdminSource, args: dict[str, str]) -> Any:
     return {"peers": [_peer_json(r) for r in rows]}
 
 
+_Row = TypeVar("_Row", TreeRow, PathRow, SessionRow)
+
+
+def _by_key(rows: Sequence[_Row], rest: Callable[[_Row], dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows sorted by hex key, each C{address}, C{key}, then its own members."""
+    return [
+        {"address": _address(r.key), "key": r.key.hex(), **rest(r)}
+        for r in sorted(rows, key=lambda r: r.key.hex())
+    ]
+
+
 def _get_tree(source: AdminSource, args: dict[str, str]) -> Any:
-    rows = sorted(source.tree(), key=lambda r: r.key.hex())
-    return {
-        "tree": [
-            {"address": _address(r.key), "key": r.key.hex(), "parent": r.parent.hex(),
-             "sequence": r.sequence}
-            for r in rows
-        ]
-    }  # fmt: skip
+    return {"tree": _by_key(source.tree(), lambda r: {"parent": r.parent.hex(), "sequence": r.sequence})}
 
 
 def _get_paths(source: AdminSource, args: dict[str, str]) -> Any:
-    rows = sorted(source.paths(), key=lambda r: r.key.hex())
-    return {
-        "paths": [
-            {"address": _address(r.key), "key": r.key.hex(), "path": list(r.path),
-             "sequence": r.sequence}
-            for r in rows
-        ]
-    }  # fmt: skip
+    return {"paths": _by_key(source.paths(), lambda r: {"path": list(r.path), "sequence": r.sequence})}
 
 
 def _get_sessions(source: AdminSource, args: dict[str, str]) -> Any:
-    rows = sorted(source.sessions(), key=lambda r: r.key.hex())
     return {
-        "sessions": [
-            {"address": _address(r.key), "key": r.key.hex(), "bytes_recvd": r.bytes_recvd,
-             "bytes_sent": r.bytes_sent, "uptime": r.uptime}
-            for r in rows
-        ]
+        "sessions": _by_key(source.sessions(), lambda r: {
+            "bytes_recvd": r.bytes_recvd, "bytes_sent": r.bytes_sent, "uptime": r.uptime})
     }  # fmt: skip
 
 
