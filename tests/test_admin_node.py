@@ -54,6 +54,49 @@ class PeerURITests(SynchronousTestCase):
         self.assertEqual(admin_peer_uri("tls://h:1?priority=3").priority, 3)
 
 
+class SourceTests(SynchronousTestCase):
+    """NodeAdminSource over stand-ins for the layers."""
+
+    def test_peers(self) -> None:
+        from types import SimpleNamespace
+
+        from twisted.internet.task import Clock
+
+        from axl.admin.node import NodeAdminSource
+
+        clock = Clock()
+        clock.advance(100)
+        key = bytes(range(32))
+        class Link:  # LinkCore's members the source reads (weakly referenced, as links are)
+            remote_key, priority, rx_bytes, tx_bytes = key, 3, 10, 20
+
+            def uptime(self) -> float:
+                return 5.0
+
+        link = Link()
+        entries = [
+            SimpleNamespace(uri="tls://a:1", inbound=False, up=False, link=None,
+                            last_error="dial failed: refused", last_error_time=97.5),
+            SimpleNamespace(uri="tls://1.2.3.4:5", inbound=True, up=False, link=object(),
+                            last_error="", last_error_time=None),  # still handshaking
+            SimpleNamespace(uri="tls://1.2.3.4:6", inbound=True, up=True, link=link,
+                            last_error="old", last_error_time=1.0),
+        ]  # fmt: skip
+        routed = SimpleNamespace(port=4, cost=9, rtt=0.25)
+        router = SimpleNamespace(peers=SimpleNamespace(get=lambda l: routed if l is link else None))
+        source = NodeAdminSource(b"\0" * 32, clock, SimpleNamespace(entries=lambda: entries),
+                                 router, None, None)  # fmt: skip
+        down, up = source.peers()
+        self.assertEqual((down.remote, down.up, down.last_error, down.last_error_age),
+                         ("tls://a:1", False, "dial failed: refused", 2.5))  # fmt: skip
+        self.assertEqual((up.key, up.port, up.cost, up.latency, up.priority, up.uptime),
+                         (key, 4, 9, 0.25, 3, 5.0))  # fmt: skip
+        self.assertEqual((up.rate_recvd, up.rate_sent), (0, 0))
+        link.rx_bytes, link.tx_bytes = 1010, 520
+        clock.advance(2)
+        self.assertEqual((source.peers()[1].rate_recvd, source.peers()[1].rate_sent), (500, 250))
+
+
 class StarTests(InProcessNodesTestCase):
     """A listens; B and C peer to A; B has an admin socket."""
 

@@ -179,6 +179,8 @@ class NodeAdminSource:
         for entry in self._links.entries():
             link = entry.link if entry.up else None
             age = now - entry.last_error_time if entry.last_error_time is not None else None
+            if link is None and entry.inbound:
+                continue  # an inbound connection still in its handshake: not a peer yet (as Go)
             if link is None:
                 rows.append(PeerRow(entry.uri, False, entry.inbound, last_error=entry.last_error,
                                     last_error_age=age))  # fmt: skip
