@@ -189,3 +189,35 @@ class NodeCountersTests(InProcessNodesTestCase):
         headers = yield deferToThread(lambda: urllib.request.urlopen(url, timeout=10).headers)
         self.assertEqual(headers["Content-Type"], CONTENT_TYPE_LATEST)
         self.assertTrue(headers["Content-Type"].startswith("text/plain; version="))
+
+
+class BridgeRouteTests(SynchronousTestCase):
+    """The /metrics route and the request counting wrapper, through StubTreq (no sockets)."""
+
+    def stub(self, metrics: NodeMetrics | None):  # type: ignore[no-untyped-def]
+        from treq.testing import StubTreq
+
+        from axl.bridge.app import Bridge
+
+        bridge = Bridge(lambda: {}, None, None, Clock(), None, metrics=metrics)  # type: ignore[arg-type]
+        return StubTreq(bridge.resource())
+
+    def test_without_metrics(self) -> None:
+        """A bridge built without metrics answers /metrics 404 and serves its routes unwrapped."""
+        http = self.stub(None)
+        response = self.successResultOf(http.get("http://127.0.0.1/metrics"))
+        self.assertEqual(response.code, 404)
+
+    def test_counts_requests(self) -> None:
+        """Each /send is counted by status when it finishes, here a 400 for a bad id."""
+        metrics = NodeMetrics(FakeMetricsSource(), Clock())
+        http = self.stub(metrics)
+        response = self.successResultOf(
+            http.post("http://127.0.0.1/send", data=b"x", headers={"X-Destination-Peer-Id": "zz"})
+        )
+        self.assertEqual(response.code, 400)
+        got = samples(metrics.render().decode())
+        self.assertEqual(got[("axl_send_requests_total", (("code", "400"),))], 1)
+        self.assertEqual(got[("axl_messages_sent_total", ())], 0)
+        response = self.successResultOf(http.get("http://127.0.0.1/metrics"))
+        self.assertEqual(response.headers.getRawHeaders(b"Content-Type"), [CONTENT_TYPE_LATEST.encode()])
