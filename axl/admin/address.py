@@ -27,6 +27,7 @@ class AdminAddress:
 
     @property
     def is_unix(self) -> bool:
+        """Whether this is a UNIX socket (else TCP)."""
         return bool(self.path)
 
 

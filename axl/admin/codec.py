@@ -5,7 +5,7 @@ The admin socket's wire format, sans-IO (spec/yggdrasil-extras.md sections 1.2-1
 The stream carries concatenated JSON values; L{AdminDecoder} splits it into values without
 Twisted. L{parse_request} turns one value into an L{AdminRequest} (or the generic error it
 deserves), and L{encode_envelope} writes the response envelope exactly as Go's
-C{json.Encoder} with C{SetIndent("", "  ")} does (member order, HTML escaping, float format,
+C{json.Encoder} with C{SetIndent} and a two-space indent does (member order, HTML escaping, float format,
 one trailing newline). L{go_json} is that encoder.
 """
 
@@ -218,6 +218,7 @@ class AdminRequest:
 
     @property
     def lower_name(self) -> str:
+        """The name as the command table is keyed: lower case."""
         return self.name.lower()
 
     def echo(self) -> dict[str, Any]:
@@ -322,7 +323,8 @@ def _go_float(value: float) -> str:
 def go_json(value: Any, indent: str = "  ", _level: str = "") -> str:
     """
     C{value} as Go's C{json.Encoder} with C{SetIndent("", indent)} writes it, without the final
-    newline: C{": "} after keys, C{[]}/C{{}} for empty containers, C{<>&} and U+2028/9 escaped,
+    newline: C{": "} after keys, C{[]}/C{{}} for empty containers, the HTML characters (less-than, greater-than,
+    ampersand) and U+2028/9 escaped as C{\\uXXXX},
     other non-ASCII raw. Dict members keep their insertion order.
     """
     if value is None:

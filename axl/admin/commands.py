@@ -30,6 +30,7 @@ __all__ = [
     "COMMANDS",
     "AdminHandler",
     "AdminSource",
+    "TablesSource",
     "MulticastRow",
     "PathRow",
     "PeerRow",
@@ -114,29 +115,60 @@ class MulticastRow:
     password: bool
 
 
-class AdminSource(Protocol):
+class TablesSource(Protocol):
+    """The node's tables, as both the admin commands and C{/metrics} read them."""
+
+    def peers(self) -> Sequence[PeerRow]:
+        """One row per configured peer (up or down) and per inbound link that is up."""
+
+    def tree(self) -> Sequence[TreeRow]:
+        """One row per spanning-tree entry we hold, ourselves included."""
+
+    def paths(self) -> Sequence[PathRow]:
+        """One row per known path to a remote key."""
+
+    def sessions(self) -> Sequence[SessionRow]:
+        """One row per open encrypted session."""
+
+
+class AdminSource(TablesSource, Protocol):
     """
     What the admin commands read from and do to the node. Remote requests return Deferreds
     that fail with L{RemoteTimeout} after 6 s; C{add_peer}/C{remove_peer} raise L{AdminError}
     with Go's message.
+
+    @ivar public_key: our key.
+    @ivar build_name: C{getSelf}'s C{build_name}.
+    @ivar build_version: C{getSelf}'s C{build_version}.
     """
 
     public_key: bytes
     build_name: str
     build_version: str
 
-    def routing_entries(self) -> int: ...
-    def peers(self) -> Sequence[PeerRow]: ...
-    def tree(self) -> Sequence[TreeRow]: ...
-    def paths(self) -> Sequence[PathRow]: ...
-    def sessions(self) -> Sequence[SessionRow]: ...
-    def multicast_interfaces(self) -> Sequence[MulticastRow]: ...
-    def request_node_info(self, key: bytes) -> Deferred[Any]: ...
-    def request_self(self, key: bytes) -> Deferred[Any]: ...
-    def request_peers(self, key: bytes) -> Deferred[list[bytes]]: ...
-    def request_tree(self, key: bytes) -> Deferred[list[bytes]]: ...
-    def add_peer(self, uri: str, interface: str) -> None: ...
-    def remove_peer(self, uri: str, interface: str) -> None: ...
+    def routing_entries(self) -> int:
+        """C{getSelf}'s C{routing_entries}: the number of tree entries we hold."""
+
+    def multicast_interfaces(self) -> Sequence[MulticastRow]:
+        """The multicast interfaces in use (empty without multicast)."""
+
+    def request_node_info(self, key: bytes) -> Deferred[Any]:
+        """Ask C{key} for its NodeInfo; fires with the remote's JSON object."""
+
+    def request_self(self, key: bytes) -> Deferred[Any]:
+        """Ask C{key} for its debug GetSelf; fires with the remote's JSON object."""
+
+    def request_peers(self, key: bytes) -> Deferred[list[bytes]]:
+        """Ask C{key} for its peers' keys (debug GetPeers)."""
+
+    def request_tree(self, key: bytes) -> Deferred[list[bytes]]:
+        """Ask C{key} for the keys of its tree entries (debug GetTree)."""
+
+    def add_peer(self, uri: str, interface: str) -> None:
+        """Configure and dial one more peer on the running node."""
+
+    def remove_peer(self, uri: str, interface: str) -> None:
+        """Forget a configured peer and close its link."""
 
 
 # ---------------------------------------------------------------------------------------------

@@ -31,6 +31,7 @@ from axl.admin.commands import (
     TreeRow,
 )
 from axl.admin.service import AdminFactory, AdminListenService
+from axl.bridge.metrics import MetricsSource
 from axl.config import NodeConfig
 from axl.crypto.keys import Identity
 from axl.errors import ConfigError
@@ -123,7 +124,7 @@ class _Rates:
         return rate_rx, rate_tx
 
 
-class NodeAdminSource:
+class NodeAdminSource(AdminSource, MetricsSource):
     """
     An L{axl.admin.commands.AdminSource} over a running node's layers.
 
@@ -257,9 +258,11 @@ class NodeAdminSource:
         return out
 
     def tcp_stats(self) -> dict[str, int]:
+        """The overlay TCP stack's counters."""
         return dict(self._tcp.stats) if self._tcp is not None else {}
 
     def recv_queue(self) -> tuple[int, int]:
+        """Messages and bytes waiting for C{/recv}."""
         if self._queue is None:
             return 0, 0
         return len(self._queue), int(self._queue.size_bytes)

@@ -172,9 +172,11 @@ class AdminFactory(Factory):
         return protocol
 
     def opened(self, protocol: AdminProtocol) -> None:
+        """A connection of ours started (it counts towards the limit)."""
         self.open.add(protocol)
 
     def closed(self, protocol: AdminProtocol) -> None:
+        """A connection of ours ended."""
         self.open.discard(protocol)
 
 

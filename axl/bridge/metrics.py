@@ -27,7 +27,7 @@ from twisted.web.resource import IResource
 from twisted.web.server import Request
 from zope.interface import implementer
 
-from axl.admin.commands import PathRow, PeerRow, SessionRow, TreeRow
+from axl.admin.commands import TablesSource
 
 __all__ = ["CONTENT_TYPE_LATEST", "LATENCY_BUCKETS", "MetricsSource", "NodeMetrics", "ObservedResource"]
 
@@ -35,18 +35,23 @@ __all__ = ["CONTENT_TYPE_LATEST", "LATENCY_BUCKETS", "MetricsSource", "NodeMetri
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
-class MetricsSource(Protocol):
-    """What C{/metrics} reads from the node at scrape time."""
+class MetricsSource(TablesSource, Protocol):
+    """What C{/metrics} reads from the node at scrape time: the tables, and these."""
 
-    def peers(self) -> Sequence[PeerRow]: ...
-    def tree(self) -> Sequence[TreeRow]: ...
-    def paths(self) -> Sequence[PathRow]: ...
-    def sessions(self) -> Sequence[SessionRow]: ...
-    def root_and_depth(self) -> tuple[bytes, int]: ...
-    def lookups(self) -> tuple[int, int]: ...
-    def drops(self) -> Mapping[str, int]: ...
-    def tcp_stats(self) -> Mapping[str, int]: ...
-    def recv_queue(self) -> tuple[int, int]: ...
+    def root_and_depth(self) -> tuple[bytes, int]:
+        """The root key as we see it and our hops from it."""
+
+    def lookups(self) -> tuple[int, int]:
+        """Path lookups we started, and lookups for us we answered."""
+
+    def drops(self) -> Mapping[str, int]:
+        """Packets dropped so far, by reason."""
+
+    def tcp_stats(self) -> Mapping[str, int]:
+        """The overlay TCP stack's counters (C{in}, C{out}, C{rst_sent}, C{dropped}, ...)."""
+
+    def recv_queue(self) -> tuple[int, int]:
+        """Messages and payload bytes waiting for C{/recv}."""
 
 
 class _StateCollector:
@@ -134,7 +139,7 @@ class NodeMetrics:
     """
     One node's metrics: the scrape-time collector plus the bridge's request counters.
 
-    @ivar registry: the node's own L{CollectorRegistry}.
+    @ivar registry: the node's own prometheus-client C{CollectorRegistry}.
     """
 
     def __init__(self, source: MetricsSource | None, clock: IReactorTime) -> None:
