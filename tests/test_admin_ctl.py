@@ -22,7 +22,7 @@ from axl.admin.ctl import format_bytes, format_duration, render, render_table
 from axl.admin.service import AdminFactory, AdminListenService
 from axl.cli import main
 from tests.test_admin_commands import C_KEY, FakeSource, B
-from tests.test_admin_yggdrasilctl import _executable, bin_dir
+from tests.realnode import require
 from tests.test_e2e_twistd import free_port
 
 
@@ -193,10 +193,7 @@ class SameAsYggdrasilctlTests(TestCase):
     """axl ctl prints exactly what the real yggdrasilctl 0.5.14 prints, for every command."""
 
     def setUp(self) -> None:
-        where = bin_dir()
-        if where is None:
-            self.skipTest("real yggdrasilctl not found in ../shared/bin (set AXL_YGG_BIN)")
-        self.ctl = _executable(os.path.join(where, "yggdrasilctl-0.5.14"))
+        self.ctl = require("yggdrasilctl", "0.5.14")  # skips where the binaries are missing
         self.source = rich_source()
         self.endpoint = serve(self, self.source)
 

@@ -5,8 +5,6 @@ three on 127.0.0.1), over B's real admin socket; addPeer/removePeer change the r
 
 from __future__ import annotations
 
-import json
-import socket
 from typing import Any
 
 from twisted.internet import reactor
@@ -18,18 +16,17 @@ from twisted.trial.unittest import SynchronousTestCase
 from axl.admin.codec import AdminError
 from axl.admin.node import admin_peer_uri
 from tests.inprocess import InProcessNodesTestCase
+from tests.realnode import AdminError as RealNodeAdminError
+from tests.realnode import admin_request
 from tests.test_e2e_twistd import free_port
 
 
 def _ask(port: int, request: str, **arguments: str) -> dict[str, Any]:
-    body = json.dumps({"request": request, "arguments": arguments}).encode()
-    with socket.create_connection(("127.0.0.1", port), timeout=15) as sock:
-        sock.sendall(body)
-        data = b""
-        while chunk := sock.recv(65536):
-            data += chunk
-    doc: dict[str, Any] = json.loads(data)
-    return doc
+    """One admin request; the envelope's status with its response or error."""
+    try:
+        return {"status": "success", "response": admin_request(port, request, **arguments)}
+    except RealNodeAdminError as e:
+        return {"status": "error", "error": str(e)}
 
 
 class PeerURITests(SynchronousTestCase):

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import tempfile
 import time
 import urllib.request
 from typing import Any
 
-from tests.test_e2e_twistd import ROOT, TwistdTestCase, free_port, get_topology
+from tests.realnode import RealNode, require
+from tests.test_e2e_twistd import TwistdTestCase, free_port, get_topology
 
 VERSIONS = ("0.5.14", "0.5.12")
 COMMANDS = ("list", "getSelf", "getPeers", "getTree", "getPaths", "getSessions",
@@ -24,51 +24,15 @@ COMMANDS = ("list", "getSelf", "getPeers", "getTree", "getPaths", "getSessions",
 REMOTE = ("getNodeInfo", "debug_remoteGetSelf", "debug_remoteGetPeers", "debug_remoteGetTree")
 
 
-def bin_dir() -> str | None:
-    """
-    C{$AXL_YGG_BIN}, else C{../shared/bin} beside the checkout (or beside the main checkout,
-    when this one is a git worktree).
-    """
-    candidates = [os.environ.get("AXL_YGG_BIN"), os.path.join(ROOT, "..", "shared", "bin")]
-    dotgit = os.path.join(ROOT, ".git")
-    if os.path.isfile(dotgit):
-        with open(dotgit) as f:
-            gitdir = f.read().strip().removeprefix("gitdir:").strip()
-        main = os.path.dirname(os.path.dirname(os.path.dirname(gitdir)))
-        candidates.append(os.path.join(main, "..", "shared", "bin"))
-    for candidate in candidates:
-        if candidate and os.path.exists(os.path.join(candidate, "yggdrasilctl-0.5.14")):
-            return candidate
-    return None
-
-
-def _executable(path: str) -> str:
-    if os.access(path, os.X_OK):
-        return path
-    copy = os.path.join(tempfile.mkdtemp(prefix="axl-ygg-bin-"), os.path.basename(path))
-    with open(path, "rb") as src, open(copy, "wb") as dst:
-        dst.write(src.read())
-    os.chmod(copy, 0o700)
-    return copy
-
-
 class CtlTestCase(TwistdTestCase):
     def setUp(self) -> None:
         super().setUp()
-        where = bin_dir()
-        if where is None:
-            self.skipTest("real yggdrasilctl not found in ../shared/bin (set AXL_YGG_BIN)")
-        self.bin = where
-
-    def program(self, name: str) -> str:
-        path = os.path.join(self.bin, name)
-        if not os.path.exists(path):
-            self.skipTest(f"{path} not found")
-        return _executable(path)
+        for version in VERSIONS:
+            require("yggdrasilctl", version)  # skips the test where they are missing
 
     def ctl(self, version: str, endpoint: str, *args: str) -> tuple[int, str]:
         proc = subprocess.run(
-            [self.program(f"yggdrasilctl-{version}"), "-endpoint", endpoint, *args],
+            [require("yggdrasilctl", version), "-endpoint", endpoint, *args],
             capture_output=True, timeout=30, text=True,
         )  # fmt: skip
         out = proc.stdout + proc.stderr
@@ -170,33 +134,10 @@ class ParityTests(CtlTestCase):
     """A real yggdrasil 0.5.14 node and ours in one mesh answer with the same members."""
 
     def start_real(self, peer: str) -> str:
-        binary = self.program("yggdrasil-0.5.14")
-        generated = subprocess.run([binary, "-genconf", "-json"], capture_output=True, timeout=30, check=True)
-        config = json.loads(generated.stdout)
-        port = free_port()
-        config.update(IfName="none", MulticastInterfaces=[], AdminListen=f"tcp://127.0.0.1:{port}",
-                      Listen=[], Peers=[peer])  # fmt: skip
-        path = self.config(config, "real.json")
-        log = open(os.path.join(self.dir, "real.log"), "wb")
-        self.addCleanup(log.close)
-        proc = subprocess.Popen([binary, "-useconffile", path, "-logto", "stdout"],
-                                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)  # fmt: skip
-
-        def stop() -> None:
-            if proc.poll() is None:
-                proc.kill()
-            proc.wait(timeout=10)
-
-        self.addCleanup(stop)
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                self.assertLess(time.monotonic(), deadline, "the real node's admin socket never came up")
-                time.sleep(0.1)
-        return f"tcp://127.0.0.1:{port}"
+        """A real yggdrasil 0.5.14 peering with C{peer}; its admin endpoint."""
+        node = RealNode(self, "0.5.14", peers=[peer])
+        node.start()
+        return f"tcp://127.0.0.1:{node.admin_port}"
 
     def test_same_members(self) -> None:
         listen, ours, a_key = self.start_pair()
