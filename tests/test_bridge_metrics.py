@@ -12,6 +12,7 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 from twisted.internet.task import Clock
+from twisted.python.failure import Failure
 from twisted.internet.threads import deferToThread
 from twisted.internet.defer import inlineCallbacks
 from twisted.trial.unittest import SynchronousTestCase
@@ -189,6 +190,47 @@ class NodeCountersTests(InProcessNodesTestCase):
         headers = yield deferToThread(lambda: urllib.request.urlopen(url, timeout=10).headers)
         self.assertEqual(headers["Content-Type"], CONTENT_TYPE_LATEST)
         self.assertTrue(headers["Content-Type"].startswith("text/plain; version="))
+
+
+class ObserveTests(SynchronousTestCase):
+    """NodeMetrics.observe on Twisted's DummyRequest: outcomes recorded when requests finish."""
+
+    def request(self, method: bytes, path: bytes):  # type: ignore[no-untyped-def]
+        from twisted.web.test.requesthelper import DummyRequest
+
+        request = DummyRequest(path.lstrip(b"/").split(b"/"))
+        request.method = method
+        request.path = path
+        request.code = 200  # as twisted.web.server.Request starts (DummyRequest keeps responseCode)
+        return request
+
+    def test_outcomes(self) -> None:
+        clock = Clock()
+        metrics = NodeMetrics(None, clock)
+        sent = self.request(b"POST", b"/send")
+        metrics.observe(sent)
+        self.assertEqual(samples(metrics.render().decode()).get(("axl_messages_sent_total", ())), 0,
+                         "nothing is counted before the request finishes")  # fmt: skip
+        sent.finish()
+        gone = self.request(b"POST", b"/send")
+        metrics.observe(gone)
+        gone.processingFailed(Failure(ConnectionError("client went away")))
+        mcp = self.request(b"POST", b"/mcp/" + b"ab" * 32 + b"/svc")
+        metrics.observe(mcp)
+        clock.advance(0.3)
+        mcp.finish()
+        recv = self.request(b"GET", b"/recv")
+        metrics.observe(recv)
+        recv.code = 204
+        recv.finish()
+        got = samples(metrics.render().decode())
+        self.assertEqual(got[("axl_send_requests_total", (("code", "200"),))], 1)
+        self.assertEqual(got[("axl_send_requests_total", (("code", "499"),))], 1)
+        self.assertEqual(got[("axl_messages_sent_total", ())], 1)
+        self.assertEqual(got[("axl_messages_received_total", ())], 0, "a 204 /recv delivered nothing")
+        self.assertEqual(got[("axl_request_duration_seconds_sum", (("api", "mcp"),))], 0.3)
+        self.assertEqual(got[("axl_request_duration_seconds_bucket", (("api", "mcp"), ("le", "0.25")))], 0)
+        self.assertEqual(got[("axl_request_duration_seconds_bucket", (("api", "mcp"), ("le", "0.5")))], 1)
 
 
 class BridgeRouteTests(SynchronousTestCase):

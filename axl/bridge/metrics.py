@@ -22,6 +22,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from twisted.internet.interfaces import IReactorTime
+from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
 from twisted.web.resource import IResource
 from twisted.web.server import Request
@@ -30,6 +31,9 @@ from zope.interface import implementer
 from axl.admin.commands import TablesSource
 
 __all__ = ["CONTENT_TYPE_LATEST", "LATENCY_BUCKETS", "MetricsSource", "NodeMetrics", "ObservedResource"]
+
+#: The C{code} label of a C{/send} whose client closed the connection before the answer.
+CLIENT_CLOSED = 499
 
 #: Histogram buckets (seconds) for /mcp and /a2a round trips: 1 ms to the 30 s default timeout.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -168,8 +172,10 @@ class NodeMetrics:
         method = bytes(request.method)
         started = self._clock.seconds()
 
-        def finished(_: object) -> None:
-            code = int(getattr(request, "code", 200) or 200)
+        def finished(outcome: object) -> None:
+            # A request whose client went away before the answer: nginx's 499, never a 200.
+            closed = isinstance(outcome, Failure)
+            code = CLIENT_CLOSED if closed else int(getattr(request, "code", 200) or 200)
             if path == b"/send" and method == b"POST":
                 self.send_requests.labels(code=str(code)).inc()
                 if code == 200:
@@ -180,7 +186,7 @@ class NodeMetrics:
                 api = "mcp" if path.startswith(b"/mcp/") else "a2a"
                 self.request_seconds.labels(api=api).observe(self._clock.seconds() - started)
 
-        # Also on a failed finish (the client went away): the outcome is still recorded.
+        # Also on a failed finish (the client went away): the outcome is recorded as 499.
         # IRequest does not declare notifyFinish; Site's requests have it.
         cast(Request, request).notifyFinish().addBoth(finished)
 
