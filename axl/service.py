@@ -10,7 +10,9 @@ the interfaces of L{axl.interfaces} (or Twisted's endpoints)::
     overlay              <- router (IRouter): sessions (ISessions), proto, ipv6 (IIPv6Layer)
     tcp (TCPStack)       <- ipv6 (IIPv6Layer)
     streams              <- overlay TCP endpoints (dial, listen)
-    bridge               <- streams (sender, queue), topology (links, router); all HTTP
+    node view            <- links, router, overlay, tcp, queue: read by /metrics and the admin socket
+    bridge               <- streams (sender, queue), topology (links, router), metrics; all HTTP
+    admin socket         <- the node view (AdminListen; only when configured)
     Node                 the record of all of them, made last
 
 and a L{NodeService} whose children start in that order, one layer after the other; the bridge
