@@ -28,6 +28,7 @@ from axl.admin.service import AdminFactory, AdminListenService
 from axl.config import config_from_dict
 from axl.errors import ConfigError, StartupError
 from tests.test_admin_commands import FakeSource
+from tests.test_e2e_twistd import Twistd, TwistdTestCase, free_port
 
 
 class ParseTests(SynchronousTestCase):
@@ -190,3 +191,27 @@ class PublicTCPWarningTests(SynchronousTestCase):
             service.startService()
         self.assertTrue(any("no authentication" in e.get("log_format", "") for e in events))
         service.stopService()
+
+
+class TwistdStartTests(TwistdTestCase):
+    """A twistd node whose AdminListen is unusable does not start: status 1 and one line."""
+
+    def test_bad_value(self) -> None:
+        self.config({"AdminListen": "unix://relative.sock", "api_port": free_port()})
+        proc = Twistd(self, ["axl", "--config", "c.json"], cwd=self.dir)
+        self.assert_clean_failure(
+            proc, "axl: error: c.json: key 'AdminListen' 'unix://relative.sock': "
+            "a UNIX socket is unix:///absolute/path",
+        )  # fmt: skip
+
+    def test_port_taken(self) -> None:
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen(1)
+            port = taken.getsockname()[1]
+            self.config({"AdminListen": f"tcp://127.0.0.1:{port}", "api_port": free_port()})
+            proc = Twistd(self, ["axl", "--config", "c.json"], cwd=self.dir)
+            self.assert_clean_failure(
+                proc, f"axl: error: cannot listen on AdminListen tcp://127.0.0.1:{port} "
+                "(address already in use); set another AdminListen in c.json",
+            )  # fmt: skip
