@@ -30,6 +30,15 @@ from dataclasses import MISSING, dataclass, field, fields, replace
 from typing import Any, Callable, Mapping
 
 from axl.errors import ConfigError
+from axl.forward.spec import (
+    LocalForwardSpec,
+    RemoteForwardSpec,
+    SocksSpec,
+    parse_list,
+    parse_local,
+    parse_remote,
+    parse_socks,
+)
 
 __all__ = [
     "NodeConfig",
@@ -213,6 +222,15 @@ NODE_KEYS: tuple[NodeKey, ...] = (
     NodeKey("mcp_session_ttl_secs", float, positive, "an unused /mcp session expires after this long"),
     NodeKey("mcp_allowed_peers", list, lambda v: _allowed_keys(list(v)), "peers allowed to call our MCP services"),
     NodeKey("a2a_allowed_peers", list, lambda v: _allowed_keys(list(v)), "peers allowed to call our A2A server"),
+    NodeKey("socks", str, parse_socks, "SOCKS5 proxy to the mesh: [USER:PASS@][HOST:]PORT; empty = off"),
+    NodeKey("local_tcp", list, lambda v: parse_list(v, lambda s: parse_local(s, "tcp")),
+            "[BIND:]LPORT:REMOTE:RPORT forwards from here to the mesh"),
+    NodeKey("remote_tcp", list, lambda v: parse_list(v, lambda s: parse_remote(s, "tcp")),
+            "OPORT:HOST:PORT forwards from our overlay port to a local service"),
+    NodeKey("local_udp", list, lambda v: parse_list(v, lambda s: parse_local(s, "udp")),
+            "UDP forwards from here to the mesh"),
+    NodeKey("remote_udp", list, lambda v: parse_list(v, lambda s: parse_remote(s, "udp")),
+            "UDP forwards from our overlay port to a local service"),
 )
 
 
@@ -269,6 +287,11 @@ class NodeConfig:
     mcp_session_ttl_secs: float = 3600.0
     mcp_allowed_peers: tuple[bytes, ...] = ()
     a2a_allowed_peers: tuple[bytes, ...] = ()
+    socks: SocksSpec | None = None
+    local_tcp: tuple[LocalForwardSpec, ...] = ()
+    remote_tcp: tuple[RemoteForwardSpec, ...] = ()
+    local_udp: tuple[LocalForwardSpec, ...] = ()
+    remote_udp: tuple[RemoteForwardSpec, ...] = ()
     # Not from the file.
     warnings: tuple[str, ...] = field(default=(), compare=False)
 

@@ -281,6 +281,13 @@ def _add_streams(top: MultiService, node: Node, reactor: Any) -> None:
     add_streams(top, node, reactor)
 
 
+def _add_forwards(top: MultiService, node: Node, reactor: Any) -> None:
+    """The SOCKS5 proxy and the TCP/UDP port forwards, when configured (sets C{node.forwards})."""
+    from axl.forward.service import add_forwards
+
+    add_forwards(top, node, reactor)
+
+
 class BridgeSite(Site):
     """
     The bridge's site. It keeps no per-request access log: local apps poll C{/recv} many times a
@@ -326,5 +333,6 @@ def make_node_service(
     _add_ipv6(top, node, reactor)
     _add_tcp(top, node, reactor)
     _add_streams(top, node, reactor)
+    _add_forwards(top, node, reactor)
     _add_bridge(top, node, reactor)
     return top

@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from axl.crypto.address import ADDR_PREFIX, SUBNET_PREFIX
 
@@ -36,6 +38,9 @@ __all__ = [
     "parse_socks",
     "parse_local",
     "parse_remote",
+    "parse_list",
+    "option_changes",
+    "FORWARD_KEYS",
     "DEFAULT_MAX_CONNS",
     "DEFAULT_TCP_IDLE",
     "DEFAULT_UDP_IDLE",
@@ -51,6 +56,7 @@ DEFAULT_MAX_FLOWS = 256
 DEFAULT_UDP_IDLE = 60.0
 """Seconds a UDP flow may carry no datagram before it is forgotten."""
 
+_T = TypeVar("_T")
 _KEY_NAME = re.compile(r"^([0-9a-fA-F]{64})\.pk\.ygg\.?$")
 _PORT = re.compile(r"^[0-9]{1,5}$")
 
@@ -262,8 +268,8 @@ def _local_listen(text: str, proto: str) -> HostPort | UnixPath:
     return HostPort(_bind_host(host), _port(port, "local port", allow_zero=True))
 
 
-def _error(key: str, spec: str, e: ValueError) -> ValueError:
-    return ValueError(f"{key} {spec!r}: {e}")
+def _error(spec: str, e: ValueError) -> ValueError:
+    return ValueError(f"{spec!r}: {e}")
 
 
 def parse_socks(spec: str) -> SocksSpec:
@@ -285,7 +291,7 @@ def parse_socks(spec: str) -> SocksSpec:
             raise _Bad("needs [HOST:]PORT or unix:/path")
         return SocksSpec(_local_listen(body, "tcp"), username, password, max_conns, idle)
     except ValueError as e:
-        raise _error("socks", _redact(spec), e) from None
+        raise _error(_redact(spec), e) from None
 
 
 def _redact(spec: str) -> str:
@@ -300,7 +306,6 @@ def parse_local(spec: str, proto: str) -> LocalForwardSpec:
 
     @raise ValueError: naming C{spec}.
     """
-    key = f"local_{proto}"
     try:
         body, options = _split_options(spec, ("max_conns", "idle"))
         default_idle = DEFAULT_TCP_IDLE if proto == "tcp" else DEFAULT_UDP_IDLE
@@ -326,7 +331,7 @@ def parse_local(spec: str, proto: str) -> LocalForwardSpec:
             proto, listen, OverlayTarget(remote_key, remote_addr, port), max_conns, idle
         )
     except ValueError as e:
-        raise _error(key, spec, e) from None
+        raise _error(spec, e) from None
 
 
 def parse_remote(spec: str, proto: str) -> RemoteForwardSpec:
@@ -335,7 +340,6 @@ def parse_remote(spec: str, proto: str) -> RemoteForwardSpec:
 
     @raise ValueError: naming C{spec}.
     """
-    key = f"remote_{proto}"
     try:
         allowed = ("max_conns", "idle", "proxy") if proto == "tcp" else ("max_conns", "idle")
         body, options = _split_options(spec, allowed)
@@ -359,4 +363,50 @@ def parse_remote(spec: str, proto: str) -> RemoteForwardSpec:
             target = HostPort(_target_host(host), _port(port, "target port"))
         return RemoteForwardSpec(proto, overlay_port, target, max_conns, idle, proxy == "v2")
     except ValueError as e:
-        raise _error(key, spec, e) from None
+        raise _error(spec, e) from None
+
+
+def parse_list(value: object, parse: Callable[[str], _T]) -> tuple[_T, ...]:
+    """Parse a list of spec strings (a config value) with C{parse}. @raise ValueError."""
+    if not isinstance(value, (list, tuple)):
+        raise ValueError("must be a list of strings")
+    out = []
+    for item in value:
+        if not isinstance(item, str):
+            raise ValueError(f"must be a list of strings, found {item!r}")
+        out.append(parse(item))
+    return tuple(out)
+
+
+#: config key -> (twistd option, parser of one spec)
+FORWARD_KEYS: dict[str, tuple[str, Callable[[str], object]]] = {
+    "local_tcp": ("--local-tcp", lambda s: parse_local(s, "tcp")),
+    "remote_tcp": ("--remote-tcp", lambda s: parse_remote(s, "tcp")),
+    "local_udp": ("--local-udp", lambda s: parse_local(s, "udp")),
+    "remote_udp": ("--remote-udp", lambda s: parse_remote(s, "udp")),
+}
+
+
+def option_changes(config: Any, socks: str | None, lists: dict[str, list[str]]) -> dict[str, Any]:
+    """
+    The config fields the twistd options change: C{--socks} replaces C{socks}; each
+    C{--local-tcp} etc. is added after the config's list (as C{--listen} adds listeners).
+
+    @param lists: config key (C{local_tcp}, ...) -> the option's values.
+    @raise ValueError: naming the option and the bad spec.
+    """
+    changes: dict[str, Any] = {}
+    if socks:
+        try:
+            changes["socks"] = parse_socks(socks)
+        except ValueError as e:
+            raise ValueError(f"--socks {e}") from None
+    for key, values in lists.items():
+        option, parse = FORWARD_KEYS[key]
+        if values:
+            try:
+                parsed = tuple(parse(v) for v in values)
+            except ValueError as e:
+                raise ValueError(f"{option} {e}") from None
+            changes[key] = tuple(getattr(config, key)) + parsed
+    return changes
