@@ -21,7 +21,7 @@ from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.endpoints import TCP4ClientEndpoint, UNIXClientEndpoint, connectProtocol
 from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import IHalfCloseableProtocol, IPushProducer
-from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.protocol import DatagramProtocol, Factory, Protocol
 from twisted.internet.task import deferLater
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.logger import formatEvent, globalLogPublisher
@@ -531,3 +531,55 @@ class ForwardsEndToEndTests(InProcessNodesTestCase):
         assert nobody.reason is not None
         self.assertFalse(nobody.reason.check(ConnectionDone), nobody.reason)
         self.assertTrue(self.logged("failed: Connection was refused"))
+
+    # ---- UDP ------------------------------------------------------------------------------------
+
+    def test_udp_round_trip_and_idle(self) -> Deferred[None]:
+        """
+        A datagram to B's local_udp port reaches a UDP echo service behind A's remote_udp and
+        the echo comes back to the sender; after idle seconds both flows are forgotten.
+        """
+        return ensureDeferred(self._udp())
+
+    async def _udp(self) -> None:
+        echo = reactor.listenUDP(0, UDPEcho(), interface="127.0.0.1", maxPacketSize=65535)  # type: ignore[attr-defined]
+        self.addCleanup(echo.stopListening)
+        a_key = identity("A").public_key.hex()
+        a, b = self.pair({"remote_udp": [f"5353:127.0.0.1:{echo.getHost().port}?idle=1"]},
+                         {"local_udp": [f"0:{a_key}.pk.ygg:5353?idle=1"]})  # fmt: skip
+        local_port = self.first_port(b)
+        client = UDPClient()
+        port = reactor.listenUDP(0, client, interface="127.0.0.1", maxPacketSize=65535)  # type: ignore[attr-defined]
+        self.addCleanup(port.stopListening)
+        payload = os.urandom(60000)
+        for _ in range(int(WAIT / 0.25)):
+            port.write(payload, ("127.0.0.1", local_port))
+            await deferLater(reactor, 0.25, lambda: None)  # type: ignore[arg-type]
+            if client.received:
+                break
+        self.assertEqual(client.received[0], payload)
+        [local] = b.forwards.udp  # type: ignore[attr-defined]
+        [remote] = a.forwards.udp  # type: ignore[attr-defined]
+        self.assertEqual((len(local.flows.flows), len(remote.flows.flows)), (1, 1))
+        for _ in range(int(WAIT / 0.25)):
+            await deferLater(reactor, 0.25, lambda: None)  # type: ignore[arg-type]
+            if not local.flows.flows and not remote.flows.flows:
+                break
+        self.assertEqual((local.flows.flows, remote.flows.flows), ({}, {}))
+
+
+class UDPEcho(DatagramProtocol):
+    """Sends every datagram back."""
+
+    def datagramReceived(self, data: bytes, addr: Any) -> None:
+        self.transport.write(data, addr)  # type: ignore[union-attr]
+
+
+class UDPClient(DatagramProtocol):
+    """Collects datagrams."""
+
+    def __init__(self) -> None:
+        self.received: list[bytes] = []
+
+    def datagramReceived(self, data: bytes, addr: Any) -> None:
+        self.received.append(data)

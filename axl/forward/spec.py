@@ -248,6 +248,13 @@ def _target_host(host: str) -> str:
     raise _Bad(f"host {host!r} is not an IP address or a host name")
 
 
+def _udp_host(host: str) -> str:
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        raise _Bad(f"a UDP target must be an IP literal or localhost, got {host!r}") from None
+
+
 def _unix(text: str) -> UnixPath:
     path = text[len("unix:") :]
     if not path:
@@ -360,6 +367,8 @@ def parse_remote(spec: str, proto: str) -> RemoteForwardSpec:
             target = _unix(rest)
         else:
             host, port = _split_host_port(rest, "target")
+            if proto == "udp":
+                host = _bind_host(host) if host == "localhost" else _udp_host(host)
             target = HostPort(_target_host(host), _port(port, "target port"))
         return RemoteForwardSpec(proto, overlay_port, target, max_conns, idle, proxy == "v2")
     except ValueError as e:
