@@ -89,7 +89,7 @@ class ForwardsService(Service):
         if isinstance(result, Failure):
             error = result.value
             reason = getattr(error, "socketError", None) or error
-            raise StartupError(f"{key} {forward.name}: cannot listen ({reason}); change {key} in "
+            raise StartupError(f"{forward.name}: cannot listen ({reason}); change {key} in "
                                f"{self.node.config.source}")  # fmt: skip
         self.forwards.append(forward)
         self.ports.append(result)

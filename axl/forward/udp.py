@@ -258,7 +258,7 @@ def start_udp_forwards(service: Any, node: Any, reactor: Any) -> list[Any]:
         try:
             port = reactor.listenUDP(listen.port, forward, interface=listen.host, maxPacketSize=MAX_DATAGRAM)
         except Exception as e:
-            raise StartupError(f"local_udp {lspec}: cannot listen ({getattr(e, 'socketError', e)}); "
+            raise StartupError(f"{lspec}: cannot listen ({getattr(e, 'socketError', e)}); "
                                f"change local_udp in {config.source}") from None  # fmt: skip
         forward.port = port  # type: ignore[attr-defined]
         service.ports.append(port)
@@ -270,7 +270,7 @@ def start_udp_forwards(service: Any, node: Any, reactor: Any) -> list[Any]:
         try:
             remote.start()
         except ValueError as e:
-            raise StartupError(f"remote_udp {rspec}: {e}; change remote_udp in {config.source}") from None
+            raise StartupError(f"{rspec}: {e}; change remote_udp in {config.source}") from None
         log.info("{fwd}: listening on overlay UDP port {port}", fwd=str(rspec), port=rspec.overlay_port)
         started.append(remote)
     return started
