@@ -10,7 +10,7 @@ import struct
 
 from twisted.internet.error import ConnectError, ConnectionRefusedError, TCPTimedOutError
 from twisted.internet.task import Clock
-from twisted.logger import capturedLogs
+from twisted.logger import capturedLogs, formatEvent
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -334,6 +334,14 @@ class SocksProtocolTests(SynchronousTestCase):
         proto, transport = self.handshake(socks.ATYP_DOMAIN, b"example.com")
         self.assertEqual(transport.value(), b"\x05\x00" + reply(socks.HOST_UNREACHABLE))
         self.assertEqual(self.dialer.calls, [])
+
+    def test_logged_keys_shortened(self) -> None:
+        """A refused name holding a full key is logged with the key shortened."""
+        with capturedLogs() as events:
+            self.handshake(socks.ATYP_DOMAIN, KEY.hex().encode() + b".pk.ygg.example")
+        text = " ".join(formatEvent(e) for e in events)
+        self.assertIn(KEY.hex()[:8] + "…", text)
+        self.assertNotIn(KEY.hex(), text)
 
     def test_handshake_timeout(self) -> None:
         """A client that never finishes its request is closed after HANDSHAKE_TIMEOUT."""

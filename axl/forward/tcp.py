@@ -15,6 +15,7 @@ reply code) and logged; one over the forward's cap is refused at once and logged
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -65,6 +66,7 @@ LOCAL_CONNECT_TIMEOUT = 10.0
 """Seconds a C{remote_tcp} forward waits for its local target to accept."""
 
 log = Logger()
+_LONG_HEX = re.compile(r"[0-9a-fA-F]{64}")
 
 
 def describe(address: IAddress | None) -> str:
@@ -236,6 +238,7 @@ class SocksProtocol(DialingEnd):
         target = socks.check_target(request)
         if isinstance(target, int):
             host = request.host if isinstance(request.host, str) else str(ipaddress.ip_address(request.host))
+            host = _LONG_HEX.sub(lambda m: short_key(m.group()), host)  # keys are shortened in logs
             log.info("{fwd}: refused CONNECT from {who} to {host} port {port}: {why}",
                      fwd=self.forward.name, who=self.who, host=host, port=request.port,
                      why=socks.REPLY_TEXT[target])  # fmt: skip
