@@ -12,7 +12,10 @@ from twisted.internet.testing import StringTransport
 
 from axl.forward.spec import OverlayTarget
 from axl.forward.splice import SpliceEnd
+from axl.ipv6.testing import FakeNetwork, Stack
+from axl.ipv6.udp import UDPLayer
 from axl.overlay_address import OverlayAddress
+from tests.vectors import identity
 
 
 class HalfCloseTransport(StringTransport):
@@ -54,3 +57,20 @@ def connected_end(host: Any = None, peer: Any = None) -> tuple[SpliceEnd, HalfCl
 def overlay_end(our_key: bytes, port: int) -> tuple[SpliceEnd, HalfCloseTransport]:
     """A connected end whose host address is an overlay address (as the overlay TCP gives)."""
     return connected_end(host=OverlayAddress(our_key, port), peer=OverlayAddress(our_key, 1))
+
+
+def two_stacks(test: Any, clock: Any) -> tuple[FakeNetwork, Stack, Stack]:
+    """Nodes A and B (sessions + IPv6 + UDP) on one L{FakeNetwork}, stopped in cleanup."""
+    clock.advance(1.7e9)  # session init times need a realistic clock
+    network = FakeNetwork()
+    a, b = Stack(network, identity("A"), clock), Stack(network, identity("B"), clock)
+    test.addCleanup(a.stop)
+    test.addCleanup(b.stop)
+    return network, a, b
+
+
+def udp_of(stack: Stack) -> UDPLayer:
+    """The UDP layer built with C{stack}'s overlay."""
+    udp = stack.overlay.udp
+    assert isinstance(udp, UDPLayer)
+    return udp

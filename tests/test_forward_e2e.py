@@ -153,16 +153,18 @@ class ProxyHeaderServer(Protocol):
         self.transport.loseConnection()  # type: ignore[union-attr]
 
 
+@implementer(IHalfCloseableProtocol)
 class HalfCloseEcho(Protocol):
     """Echoes; on EOF from the client, closes after echoing (a half-close round trip)."""
 
     def dataReceived(self, data: bytes) -> None:
         self.transport.write(data)  # type: ignore[union-attr]
 
+    def readConnectionLost(self) -> None:
+        self.transport.loseConnection()  # type: ignore[union-attr]
 
-implementer(IHalfCloseableProtocol)(HalfCloseEcho)
-HalfCloseEcho.readConnectionLost = lambda self: self.transport.loseConnection()  # type: ignore[attr-defined]
-HalfCloseEcho.writeConnectionLost = lambda self: None  # type: ignore[attr-defined]
+    def writeConnectionLost(self) -> None:
+        pass
 
 
 class Resetter(Protocol):
@@ -423,6 +425,20 @@ class ForwardsEndToEndTests(InProcessNodesTestCase):
             await deferLater(reactor, 0.25, lambda: None)  # type: ignore[arg-type]
         return int(last)
 
+    async def settled_forward(self, factory: Factory) -> TCP4ClientEndpoint:
+        """
+        A serves C{factory} (and an echo) with remote_tcp, B forwards a local port to each; once
+        the echo answers through B, return the endpoint of B's port for C{factory}.
+        """
+        echo = self.listen_kernel(Factory.forProtocol(HalfCloseEcho))
+        served = self.listen_kernel(factory)
+        a_key = identity("A").public_key.hex()
+        a, b = self.pair({"remote_tcp": [f"90:127.0.0.1:{echo}", f"91:127.0.0.1:{served}"]},
+                         {"local_tcp": [f"0:{a_key}.pk.ygg:90", f"0:{a_key}.pk.ygg:91"]})  # fmt: skip
+        ports = [int(p.getHost().port) for p in b.forwards.ports]  # type: ignore[attr-defined]
+        await self.settle(TCP4ClientEndpoint(reactor, "127.0.0.1", ports[0]))
+        return TCP4ClientEndpoint(reactor, "127.0.0.1", ports[1])
+
     def test_backpressure_overlay_to_local(self) -> Deferred[None]:
         """
         A local client on B that does not read pauses the service on A: of 64 MiB offered, the
@@ -439,14 +455,8 @@ class ForwardsEndToEndTests(InProcessNodesTestCase):
             sources.append(Source(total))
             return sources[-1]
 
-        echo = self.listen_kernel(Factory.forProtocol(HalfCloseEcho))
-        bulk = self.listen_kernel(Factory.forProtocol(source))
-        a_key = identity("A").public_key.hex()
-        a, b = self.pair({"remote_tcp": [f"90:127.0.0.1:{echo}", f"91:127.0.0.1:{bulk}"]},
-                         {"local_tcp": [f"0:{a_key}.pk.ygg:90", f"0:{a_key}.pk.ygg:91"]})  # fmt: skip
-        ports = [int(p.getHost().port) for p in b.forwards.ports]  # type: ignore[attr-defined]
-        await self.settle(TCP4ClientEndpoint(reactor, "127.0.0.1", ports[0]))
-        sink = await connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", ports[1]), Sink(start_paused=True))
+        bulk = await self.settled_forward(Factory.forProtocol(source))
+        sink = await connectProtocol(bulk, Sink(start_paused=True))
         produced = await self.stalled(lambda: sources[0].produced if sources else 0)
         self.assertTrue(sources[0].was_paused)
         self.assertLess(produced, 40 * MiB)
@@ -468,15 +478,9 @@ class ForwardsEndToEndTests(InProcessNodesTestCase):
             sinks.append(Sink(start_paused=True))
             return sinks[-1]
 
-        echo = self.listen_kernel(Factory.forProtocol(HalfCloseEcho))
-        slow = self.listen_kernel(Factory.forProtocol(sink))
-        a_key = identity("A").public_key.hex()
-        a, b = self.pair({"remote_tcp": [f"90:127.0.0.1:{echo}", f"91:127.0.0.1:{slow}"]},
-                         {"local_tcp": [f"0:{a_key}.pk.ygg:90", f"0:{a_key}.pk.ygg:91"]})  # fmt: skip
-        ports = [int(p.getHost().port) for p in b.forwards.ports]  # type: ignore[attr-defined]
-        await self.settle(TCP4ClientEndpoint(reactor, "127.0.0.1", ports[0]))
+        slow = await self.settled_forward(Factory.forProtocol(sink))
         total = 64 * MiB
-        source = await connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", ports[1]), Source(total))
+        source = await connectProtocol(slow, Source(total))
         produced = await self.stalled(lambda: source.produced)
         self.assertTrue(source.was_paused)
         self.assertLess(produced, 40 * MiB)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+from typing import Any
 
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -33,6 +34,14 @@ from axl.tap import Options, build_config
 KEY = "ab" * 32
 ADDR = ipaddress.IPv6Address("200:1234::1").packed
 SUBNET_ADDR = ipaddress.IPv6Address("300:1234:5678:9abc::1").packed
+
+
+def assert_bad(test: SynchronousTestCase, parse: Any, spec: str, proto: str, why: str) -> None:
+    """C{parse(spec, proto)} raises a ValueError quoting C{spec} and saying C{why}."""
+    with test.assertRaises(ValueError, msg=spec) as cm:
+        parse(spec, proto)
+    test.assertIn(repr(spec), str(cm.exception))
+    test.assertIn(why, str(cm.exception), spec)
 
 
 class SocksSpecTests(SynchronousTestCase):
@@ -132,10 +141,7 @@ class LocalSpecTests(SynchronousTestCase):
             ("unix:/tmp/s:[200:1234::1]:80", "udp", "TCP forwards only"),
             ("8080:[200:1234::1]:80?proxy=v2", "tcp", "unknown option"),
         ]:
-            with self.assertRaises(ValueError, msg=spec) as cm:
-                parse_local(spec, proto)
-            self.assertIn(repr(spec), str(cm.exception))
-            self.assertIn(why, str(cm.exception), spec)
+            assert_bad(self, parse_local, spec, proto, why)
 
 
 class RemoteSpecTests(SynchronousTestCase):
@@ -169,10 +175,7 @@ class RemoteSpecTests(SynchronousTestCase):
             ("53:unix:/tmp/s", "udp", "TCP forwards only"),
             ("80:unix:", "tcp", "socket path"),
         ]:
-            with self.assertRaises(ValueError, msg=spec) as cm:
-                parse_remote(spec, proto)
-            self.assertIn(repr(spec), str(cm.exception))
-            self.assertIn(why, str(cm.exception), spec)
+            assert_bad(self, parse_remote, spec, proto, why)
 
 
 class ConfigKeyTests(SynchronousTestCase):

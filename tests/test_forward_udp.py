@@ -17,8 +17,9 @@ from twisted.trial.unittest import SynchronousTestCase
 from axl.crypto.address import addr_for_key
 from axl.forward.spec import parse_local, parse_remote
 from axl.forward.udp import DROP_LOG_INTERVAL, LocalUDPForward, RemoteUDPForward
-from axl.ipv6.testing import FakeNetwork, Stack
-from axl.ipv6.udp import Datagram, UDPLayer
+from axl.ipv6.testing import Stack
+from axl.ipv6.udp import Datagram
+from tests.forward_fakes import two_stacks, udp_of
 from tests.vectors import identity
 
 
@@ -59,15 +60,8 @@ class UDPForwardTests(SynchronousTestCase):
 
     def setUp(self) -> None:
         self.reactor = FakeUDPReactor()
-        self.reactor.advance(1.7e9)
-        self.net = FakeNetwork()
-        self.a = Stack(self.net, identity("A"), self.reactor)
-        self.b = Stack(self.net, identity("B"), self.reactor)
-        self.addCleanup(self.a.stop)
-        self.addCleanup(self.b.stop)
-        ua, ub = self.a.overlay.udp, self.b.overlay.udp
-        assert isinstance(ua, UDPLayer) and isinstance(ub, UDPLayer)
-        self.ua, self.ub = ua, ub
+        self.net, self.a, self.b = two_stacks(self, self.reactor)
+        self.ua, self.ub = ua, ub = udp_of(self.a), udp_of(self.b)
         a_key = self.a.public_key.hex()
         self.remote = RemoteUDPForward(parse_remote("53:127.0.0.1:5353?max_conns=2&idle=30", "udp"), ua, self.reactor)
         self.remote.start()

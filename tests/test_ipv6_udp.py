@@ -13,24 +13,17 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from axl.crypto.address import addr_for_key
 from axl.errors import DecodeError
-from axl.ipv6.testing import FakeNetwork, Stack
-from axl.ipv6.udp import NEXT_HEADER_UDP, Datagram, UDPLayer, decode_udp, encode_udp
-from tests.vectors import identity
+from axl.ipv6.udp import NEXT_HEADER_UDP, Datagram, decode_udp, encode_udp
+from tests.forward_fakes import two_stacks, udp_of
+from tests.test_ipv6_packet import naive_checksum
 
 SRC = ipaddress.IPv6Address("200:1111::1").packed
 DST = ipaddress.IPv6Address("200:2222::2").packed
 
 
 def reference_checksum(src: bytes, dst: bytes, udp: bytes) -> int:
-    """RFC 1071 the slow way, word by word, over pseudo-header + datagram."""
-    data = src + dst + struct.pack("!I3xB", len(udp), 17) + udp
-    if len(data) % 2:
-        data += b"\x00"
-    total = 0
-    for i in range(0, len(data), 2):
-        total += (data[i] << 8) | data[i + 1]
-        total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
+    """RFC 1071 the slow way over pseudo-header + datagram."""
+    return naive_checksum(src + dst + struct.pack("!I3xB", len(udp), 17) + udp)
 
 
 class CodecTests(SynchronousTestCase):
@@ -82,14 +75,8 @@ class LayerTests(SynchronousTestCase):
 
     def setUp(self) -> None:
         self.clock = Clock()
-        self.clock.advance(1.7e9)
-        self.net = FakeNetwork()
-        self.a = Stack(self.net, identity("A"), self.clock)
-        self.b = Stack(self.net, identity("B"), self.clock)
-        self.addCleanup(self.a.stop)
-        self.addCleanup(self.b.stop)
-        self.ua, self.ub = self.a.overlay.udp, self.b.overlay.udp
-        assert isinstance(self.ua, UDPLayer) and isinstance(self.ub, UDPLayer)
+        self.net, self.a, self.b = two_stacks(self, self.clock)
+        self.ua, self.ub = udp_of(self.a), udp_of(self.b)
 
     def test_built_with_the_overlay(self) -> None:
         """build_overlay registers a UDP layer for next header 17."""

@@ -235,17 +235,13 @@ def _bind_host(host: str) -> str:
         raise _Bad(f"bind address {host!r} must be an IPv4 or [IPv6] literal or localhost") from None
 
 
-_HOSTNAME = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*\.?$")
-
-
 def _target_host(host: str) -> str:
+    from axl.config import bridge_host  # not at import time: axl.config imports this module
+
     try:
-        return str(ipaddress.ip_address(host))
+        return bridge_host(host)
     except ValueError:
-        pass
-    if _HOSTNAME.match(host) and len(host) <= 253:
-        return host
-    raise _Bad(f"host {host!r} is not an IP address or a host name")
+        raise _Bad(f"host {host!r} is not an IP address or a host name") from None
 
 
 def _udp_host(host: str) -> str:
