@@ -9,15 +9,16 @@ stops the start with a L{StartupError} naming the config key and the spec.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable
 from typing import Any
 
-from twisted.application.service import MultiService, Service
+from twisted.application.service import Service
 from twisted.internet.defer import Deferred, DeferredList
 from twisted.internet.interfaces import IStreamServerEndpoint
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
-from twisted.python.failure import Failure
 
+from axl.config import NodeConfig
 from axl.errors import StartupError
 from axl.forward.resolve import KeyResolver
 from axl.forward.spec import HostPort, UnixPath
@@ -27,11 +28,18 @@ from axl.forward.tcp import (
     OverlayDialer,
     RemoteTCPFactory,
     SocksFactory,
+    describe,
     server_endpoint,
 )
+from axl.forward.udp import start_udp_forwards
+from axl.ipv6.stack import Overlay
+from axl.ipv6.udp import UDPLayer
+from axl.listening import listen_now
+from axl.overlay_address import OverlayAddress
 from axl.tcp.endpoints import OverlayServerEndpoint
+from axl.tcp.stack import TCPStack
 
-__all__ = ["ForwardsService", "add_forwards"]
+__all__ = ["ForwardsService", "build_forwards"]
 
 log = Logger()
 
@@ -42,29 +50,31 @@ def _is_loopback(where: HostPort | UnixPath) -> bool:
 
 class ForwardsService(Service):
     """
-    @ivar forwards: one L{Forward} per configured forward, in config order (SOCKS first).
-    @ivar ports: the listening port of each, in the same order.
+    @ivar forwards: one L{Forward} per configured TCP forward, in config order (SOCKS first).
+    @ivar ports: the local (or overlay) listening port of each TCP forward, then of each
+        C{local_udp} forward.
     @ivar udp: the UDP forwards (L{axl.forward.udp}), once started.
     """
 
     name = "axl-forwards"
 
-    def __init__(self, node: Any, reactor: Any) -> None:
-        self.node, self.reactor = node, reactor
+    def __init__(self, config: NodeConfig, reactor: Any, ipv6: Any, send_lookup: Callable[[bytes], None],
+                 tcp: TCPStack, udp: UDPLayer | None) -> None:  # fmt: skip
+        self.config, self.reactor = config, reactor
+        self._ipv6, self._send_lookup, self._tcp, self._udp = ipv6, send_lookup, tcp, udp
         self.forwards: list[Forward] = []
         self.ports: list[Any] = []
         self.udp: list[Any] = []
 
     def startService(self) -> None:
         super().startService()  # type: ignore[no-untyped-call]
-        node, reactor = self.node, self.reactor
-        config = node.config
-        resolver = KeyResolver(node.ipv6, node.router.send_lookup, reactor, config.connect_timeout_secs)
-        dialer = OverlayDialer(node.tcp, resolver)
+        config, reactor = self.config, self.reactor
+        resolver = KeyResolver(self._ipv6, self._send_lookup, reactor, config.connect_timeout_secs)
+        dialer = OverlayDialer(self._tcp, resolver)
         if config.socks is not None:
             spec = config.socks
             forward = Forward(str(spec), spec.max_conns, spec.idle, reactor)
-            creds = (spec.username, spec.password) if spec.username is not None else None
+            creds = (spec.username, spec.password) if spec.username and spec.password else None
             factory: Factory = SocksFactory(forward, dialer, creds)
             self._listen("socks", forward, server_endpoint(reactor, spec.listen), factory, spec.listen)
         for lspec in config.local_tcp:
@@ -74,28 +84,22 @@ class ForwardsService(Service):
         for rspec in config.remote_tcp:
             forward = Forward(str(rspec), rspec.max_conns, rspec.idle, reactor)
             factory = RemoteTCPFactory(forward, reactor, rspec.target, rspec.proxy_v2)
-            endpoint = OverlayServerEndpoint(node.tcp, rspec.overlay_port)
+            endpoint = OverlayServerEndpoint(self._tcp, rspec.overlay_port)
             self._listen("remote_tcp", forward, endpoint, factory, None)
         if config.local_udp or config.remote_udp:
-            from axl.forward.udp import start_udp_forwards
-
-            self.udp = start_udp_forwards(self, node, reactor)
+            if self._udp is None:
+                raise StartupError("UDP forwards need the overlay's UDP layer, which this node lacks")
+            self.udp = start_udp_forwards(self.ports, config, self._udp, reactor)
 
     def _listen(self, key: str, forward: Forward, endpoint: IStreamServerEndpoint, factory: Factory,
                 local: HostPort | UnixPath | None) -> None:  # fmt: skip
-        outcome: list[Any] = []
-        endpoint.listen(factory).addBoth(outcome.append)
-        result = outcome[0] if outcome else Failure(RuntimeError("did not listen synchronously"))
-        if isinstance(result, Failure):
-            error = result.value
-            reason = getattr(error, "socketError", None) or error
-            raise StartupError(f"{forward.name}: cannot listen ({reason}); change {key} in "
-                               f"{self.node.config.source}")  # fmt: skip
+        where = str(local) if local is not None else f"overlay port {forward.name.split()[3]}"
+        port = listen_now(endpoint, factory, f"{where} for {forward.name}",
+                          f"change {key} in {self.config.source}")  # fmt: skip
         self.forwards.append(forward)
-        self.ports.append(result)
-        where = result.getHost()
-        shown = f"[{where.host}]:{where.port}" if ":" in str(getattr(where, "host", "")) else (
-            f"{where.host}:{where.port}" if hasattr(where, "host") else str(where))
+        self.ports.append(port)
+        host = port.getHost()
+        shown = describe(host) if not isinstance(host, OverlayAddress) else f"overlay port {host.port}"
         log.info("{fwd}: listening on {where}", fwd=forward.name, where=shown)
         if local is not None and not _is_loopback(local):
             log.warn("{fwd} listens on {where}, not loopback: anyone who can reach it can use this "
@@ -117,13 +121,11 @@ class ForwardsService(Service):
         return DeferredList(stops)
 
 
-def add_forwards(top: MultiService, node: Any, reactor: Any) -> ForwardsService | None:
-    """Add the forwards service when the config asks for any (sets C{node.forwards})."""
-    config = node.config
-    wanted = config.socks or config.local_tcp or config.remote_tcp or config.local_udp or config.remote_udp
-    if not wanted or node.tcp is None:
-        return None
-    service = ForwardsService(node, reactor)
-    service.setServiceParent(top)  # type: ignore[no-untyped-call]
-    node.forwards = service
-    return service
+def build_forwards(config: NodeConfig, reactor: Any, overlay: Overlay, router: Any,
+                   tcp: TCPStack) -> ForwardsService:  # fmt: skip
+    """
+    The forwards service of a node (it does nothing when the config asks for no forward).
+
+    @param router: the node's router (its C{send_lookup} finds the key behind an address).
+    """
+    return ForwardsService(config, reactor, overlay.ipv6, router.send_lookup, tcp, overlay.udp)

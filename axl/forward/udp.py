@@ -21,12 +21,14 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
+from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 
 from axl.crypto.address import addr_for_key
 from axl.crypto.keys import short_key
+from axl.errors import StartupError
 from axl.forward.spec import HostPort, LocalForwardSpec, RemoteForwardSpec
 from axl.ipv6.udp import Datagram, UDPLayer
 
@@ -237,19 +239,13 @@ class RemoteUDPForward:
         self.flows.stop()
 
 
-def start_udp_forwards(service: Any, node: Any, reactor: Any) -> list[Any]:
+def start_udp_forwards(ports: list[Any], config: Any, udp: UDPLayer, reactor: Any) -> list[Any]:
     """
-    Start the node's C{local_udp} and C{remote_udp} forwards (for L{ForwardsService}).
+    Start the C{local_udp} and C{remote_udp} forwards of C{config}; the local ports bound are
+    appended to C{ports}.
 
     @raise axl.errors.StartupError: a port cannot be bound.
     """
-    from axl.errors import StartupError
-
-    overlay = getattr(node, "overlay", None)
-    udp = getattr(overlay, "udp", None)
-    config = node.config
-    if udp is None:
-        raise StartupError("UDP forwards need the overlay's UDP layer, which this node lacks")
     started: list[Any] = []
     for lspec in config.local_udp:
         forward = LocalUDPForward(lspec, udp, reactor)
@@ -257,20 +253,24 @@ def start_udp_forwards(service: Any, node: Any, reactor: Any) -> list[Any]:
         assert isinstance(listen, HostPort)
         try:
             port = reactor.listenUDP(listen.port, forward, interface=listen.host, maxPacketSize=MAX_DATAGRAM)
-        except Exception as e:
-            raise StartupError(f"{lspec}: cannot listen ({getattr(e, 'socketError', e)}); "
+        except CannotListenError as e:
+            raise StartupError(f"cannot listen on UDP {listen} for {lspec} ({e.socketError}); "
                                f"change local_udp in {config.source}") from None  # fmt: skip
-        forward.port = port  # type: ignore[attr-defined]
-        service.ports.append(port)
-        host = port.getHost()
-        log.info("{fwd}: listening on UDP {host}:{port}", fwd=str(lspec), host=host.host, port=host.port)
+        ports.append(port)
+        log.info("{fwd}: listening on UDP {where}", fwd=str(lspec), where=describe_udp(port.getHost()))
         started.append(forward)
     for rspec in config.remote_udp:
         remote = RemoteUDPForward(rspec, udp, reactor)
         try:
             remote.start()
         except ValueError as e:
-            raise StartupError(f"{rspec}: {e}; change remote_udp in {config.source}") from None
+            raise StartupError(f"cannot listen on overlay UDP port {rspec.overlay_port} for {rspec} ({e}); "
+                               f"change remote_udp in {config.source}") from None  # fmt: skip
         log.info("{fwd}: listening on overlay UDP port {port}", fwd=str(rspec), port=rspec.overlay_port)
         started.append(remote)
     return started
+
+
+def describe_udp(address: Any) -> str:
+    """C{host:port} or C{[v6]:port} of a UDP address."""
+    return str(HostPort(address.host, address.port))
