@@ -34,6 +34,9 @@ from axl.crypto.address import addr_for_key
 from axl.forward.proxy_v2 import decode_proxy_v2
 from axl.forward.socks import ATYP_DOMAIN, ATYP_IPV6
 from axl.node import Node
+from axl.config import config_from_dict
+from axl.errors import StartupError
+from axl.service import make_node_service
 from tests.inprocess import InProcessNodesTestCase
 from tests.test_e2e_twistd import free_port
 from tests.vectors import identity
@@ -587,3 +590,29 @@ class UDPClient(DatagramProtocol):
 
     def datagramReceived(self, data: bytes, addr: Any) -> None:
         self.received.append(data)
+
+
+class OverlayPortTakenTests(InProcessNodesTestCase):
+    """A forward whose overlay port is taken stops the start, naming the key and the file."""
+
+    def start_fails(self, config: dict[str, Any]) -> str:
+        top = make_node_service(config_from_dict({**config, "api_port": free_port()}, source="c.json"),
+                                reactor, identity=identity("A"))  # fmt: skip
+        try:
+            with self.assertRaises(StartupError) as cm:
+                top.startService()
+        finally:
+            self.addCleanup(top.stopService)
+        return str(cm.exception)
+
+    def test_remote_tcp_on_the_message_port(self) -> None:
+        """remote_tcp on tcp_port (the message listener's overlay port) cannot listen."""
+        error = self.start_fails({"remote_tcp": ["7000:127.0.0.1:1"]})
+        self.assertEqual(error, "cannot listen on overlay port 7000 for remote_tcp overlay port 7000 -> "
+                                "127.0.0.1:1 (port already in use); change remote_tcp in c.json")  # fmt: skip
+
+    def test_remote_udp_twice(self) -> None:
+        """Two remote_udp forwards on one overlay port: the second cannot listen."""
+        error = self.start_fails({"remote_udp": ["53:127.0.0.1:1", "53:127.0.0.1:2"]})
+        self.assertIn("cannot listen on overlay UDP port 53 for remote_udp overlay port 53 -> 127.0.0.1:2", error)
+        self.assertIn("already bound); change remote_udp in c.json", error)

@@ -76,24 +76,25 @@ class ForwardsService(Service):
             forward = Forward(str(spec), spec.max_conns, spec.idle, reactor)
             creds = (spec.username, spec.password) if spec.username and spec.password else None
             factory: Factory = SocksFactory(forward, dialer, creds)
-            self._listen("socks", forward, server_endpoint(reactor, spec.listen), factory, spec.listen)
+            self._listen("socks", forward, server_endpoint(reactor, spec.listen), factory, spec.listen,
+                         str(spec.listen))  # fmt: skip
         for lspec in config.local_tcp:
             forward = Forward(str(lspec), lspec.max_conns, lspec.idle, reactor)
             factory = LocalTCPFactory(forward, dialer, lspec.remote)
-            self._listen("local_tcp", forward, server_endpoint(reactor, lspec.listen), factory, lspec.listen)
+            self._listen("local_tcp", forward, server_endpoint(reactor, lspec.listen), factory, lspec.listen,
+                         str(lspec.listen))  # fmt: skip
         for rspec in config.remote_tcp:
             forward = Forward(str(rspec), rspec.max_conns, rspec.idle, reactor)
             factory = RemoteTCPFactory(forward, reactor, rspec.target, rspec.proxy_v2)
             endpoint = OverlayServerEndpoint(self._tcp, rspec.overlay_port)
-            self._listen("remote_tcp", forward, endpoint, factory, None)
+            self._listen("remote_tcp", forward, endpoint, factory, None, f"overlay port {rspec.overlay_port}")
         if config.local_udp or config.remote_udp:
             if self._udp is None:
                 raise StartupError("UDP forwards need the overlay's UDP layer, which this node lacks")
             self.udp = start_udp_forwards(self.ports, config, self._udp, reactor)
 
     def _listen(self, key: str, forward: Forward, endpoint: IStreamServerEndpoint, factory: Factory,
-                local: HostPort | UnixPath | None) -> None:  # fmt: skip
-        where = str(local) if local is not None else f"overlay port {forward.name.split()[3]}"
+                local: HostPort | UnixPath | None, where: str) -> None:  # fmt: skip
         port = listen_now(endpoint, factory, f"{where} for {forward.name}",
                           f"change {key} in {self.config.source}")  # fmt: skip
         self.forwards.append(forward)
