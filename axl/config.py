@@ -30,6 +30,7 @@ from dataclasses import MISSING, dataclass, field, fields, replace
 from typing import Any, Callable, Mapping
 
 from axl.errors import ConfigError
+from axl.forward.spec import HOSTNAME as _HOSTNAME
 from axl.forward.spec import (
     LocalForwardSpec,
     RemoteForwardSpec,
@@ -96,7 +97,6 @@ def size32(value: int) -> int:
     return value
 
 
-_HOSTNAME = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*\.?$")
 
 
 def bridge_host(value: str) -> str:

@@ -1,7 +1,8 @@
 # -*- test-case-name: tests.test_forward_spec -*-
 """
 The forward specs of the C{socks}, C{local_tcp}, C{remote_tcp}, C{local_udp} and C{remote_udp}
-config keys (and their twistd options), parsed into frozen values. Pure: no Twisted.
+config keys (and their twistd options), parsed into frozen values. Pure: no Twisted, and no
+other axl module (it sits at the base level beside L{axl.config}, which reads the keys with it).
 
 Syntax (README "Forwards and the SOCKS proxy")::
 
@@ -25,8 +26,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from axl.crypto.address import ADDR_PREFIX, SUBNET_PREFIX
-
 __all__ = [
     "HostPort",
     "UnixPath",
@@ -35,6 +34,7 @@ __all__ = [
     "LocalForwardSpec",
     "RemoteForwardSpec",
     "parse_overlay_host",
+    "HOSTNAME",
     "parse_socks",
     "parse_local",
     "parse_remote",
@@ -57,6 +57,9 @@ DEFAULT_UDP_IDLE = 60.0
 """Seconds a UDP flow may carry no datagram before it is forgotten."""
 
 _T = TypeVar("_T")
+_YGGDRASIL = ipaddress.IPv6Network("200::/7")
+HOSTNAME = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*\.?$")
+"""A DNS host name (labels of letters, digits and inner hyphens), as config values accept it."""
 _KEY_NAME = re.compile(r"^([0-9a-fA-F]{64})\.pk\.ygg\.?$")
 _PORT = re.compile(r"^[0-9]{1,5}$")
 
@@ -173,7 +176,7 @@ def parse_overlay_host(text: str) -> tuple[bytes | None, bytes | None]:
         raise ValueError(
             f"{text!r} is neither an [ipv6] address in 200::/7 nor a <64 hex key>.pk.ygg name"
         ) from None
-    if ip.version != 6 or ip.packed[0] not in (ADDR_PREFIX, SUBNET_PREFIX):
+    if ip.version != 6 or ip not in _YGGDRASIL:
         raise ValueError(f"{text!r} is not a Yggdrasil address (200::/7)")
     return None, ip.packed
 
@@ -236,12 +239,13 @@ def _bind_host(host: str) -> str:
 
 
 def _target_host(host: str) -> str:
-    from axl.config import bridge_host  # not at import time: axl.config imports this module
-
     try:
-        return bridge_host(host)
+        return str(ipaddress.ip_address(host))
     except ValueError:
-        raise _Bad(f"host {host!r} is not an IP address or a host name") from None
+        pass
+    if HOSTNAME.match(host) and len(host) <= 253:
+        return host
+    raise _Bad(f"host {host!r} is not an IP address or a host name")
 
 
 def _udp_host(host: str) -> str:
