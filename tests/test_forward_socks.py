@@ -9,14 +9,16 @@ import ipaddress
 import struct
 
 from twisted.internet.error import ConnectError, ConnectionRefusedError, TCPTimedOutError
+from twisted.internet.interfaces import IHalfCloseableProtocol
 from twisted.internet.task import Clock
 from twisted.logger import capturedLogs, formatEvent
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
+from zope.interface.verify import verifyObject
 
 from axl.forward import socks
 from axl.forward.spec import OverlayTarget
-from axl.forward.splice import Forward
+from axl.forward.splice import Forward, SpliceEnd
 from axl.forward.tcp import HANDSHAKE_TIMEOUT, SocksFactory, SocksProtocol
 from axl.overlay_address import OverlayAddress
 from tests.forward_fakes import FakeDialer, HalfCloseTransport, overlay_end
@@ -379,3 +381,25 @@ class SocksProtocolTests(SynchronousTestCase):
         proto.connectionLost(Failure(Exception("gone")))
         self.assertTrue(d.called)  # cancelled
         self.assertEqual((transport.value(), self.forward.stats["failed"]), (b"", 0))
+
+    def test_user_password(self) -> None:
+        """With credentials configured the adapter asks for them and proceeds only when right."""
+        factory = SocksFactory(self.forward, self.dialer, (b"alice", b"secret"))  # type: ignore[arg-type]
+        good = factory.buildProtocol(None)  # type: ignore[arg-type]
+        bad = factory.buildProtocol(None)  # type: ignore[arg-type]
+        assert good is not None and bad is not None
+        t_good, t_bad = HalfCloseTransport(), HalfCloseTransport()
+        good.makeConnection(t_good)
+        bad.makeConnection(t_bad)
+        good.dataReceived(b"\x05\x01\x02\x01\x05alice\x06secret" + request(socks.ATYP_IPV6, ADDR_200))
+        bad.dataReceived(b"\x05\x01\x02\x01\x05alice\x06public" + request(socks.ATYP_IPV6, ADDR_200))
+        self.assertEqual(t_good.value(), b"\x05\x02\x01\x00")
+        self.assertEqual(len(self.dialer.calls), 1)
+        self.assertEqual(t_bad.value(), b"\x05\x02\x01\x01")
+        self.assertTrue(t_bad.disconnecting)
+
+    def test_interfaces(self) -> None:
+        """The protocols are half-closeable (a FIN is passed on, not turned into a close)."""
+        proto, _ = self.connect()
+        verifyObject(IHalfCloseableProtocol, proto)
+        verifyObject(IHalfCloseableProtocol, SpliceEnd())
