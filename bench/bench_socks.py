@@ -9,7 +9,7 @@ and, on a second connection, downloads N MiB. Reports MB/s of wall time for each
 Path of every byte: client socket -> B's SOCKS (kernel TCP) -> B's userspace TCP -> session
 encryption -> TLS link -> A -> A's userspace TCP -> A's remote_tcp -> kernel TCP -> server.
 
-    python bench/bench_socks.py [--size MiB] [--runs N]
+    python bench/bench_socks.py [--size MiB] [--runs N] [--profile DIR]
 """
 
 from __future__ import annotations
@@ -80,7 +80,8 @@ def recv_exact(conn: socket.socket, n: int) -> bytes:
     return data
 
 
-def start_node(tmp: str, name: str, config: dict[str, object], args: list[str]) -> tuple[subprocess.Popen[bytes], Identity]:
+def start_node(tmp: str, name: str, config: dict[str, object], args: list[str],
+               profile: str | None = None) -> tuple[subprocess.Popen[bytes], Identity]:
     seed = os.urandom(32)
     ident = Identity(seed)
     api = free_port()
@@ -88,7 +89,8 @@ def start_node(tmp: str, name: str, config: dict[str, object], args: list[str]) 
     with open(path, "w") as f:
         json.dump({**config, "PrivateKey": (seed + ident.public_key).hex(), "api_port": api}, f)
     env = {**os.environ, "PYTHONPATH": ROOT}
-    proc = subprocess.Popen([sys.executable, "-c", TWISTD, "-n", "--pidfile=", "axl", "--config", path, *args],
+    profiling = ["--profiler=cprofile", f"--profile={os.path.join(profile, name + '.prof')}", "--savestats"] if profile else []
+    proc = subprocess.Popen([sys.executable, "-c", TWISTD, "-n", "--pidfile=", *profiling, "axl", "--config", path, *args],
                             cwd=tmp, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     wait_for(proc, rf"Listening on 127\.0\.0\.1:{api}\b")
     return proc, ident
@@ -169,6 +171,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     parser.add_argument("--size", type=int, default=128, help="MiB per direction (default 128)")
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--profile", metavar="DIR", help="run both nodes under cProfile, stats in DIR/{a,b}.prof")
     args = parser.parse_args()
     size = args.size << 20
     listener = socket.create_server(("127.0.0.1", 0))
@@ -179,9 +182,10 @@ def main() -> None:
         procs = []
         try:
             a, a_id = start_node(tmp, "a", {"Listen": [f"tls://127.0.0.1:{link}"]},
-                                 ["--remote-tcp", f"80:127.0.0.1:{listener.getsockname()[1]}"])
+                                 ["--remote-tcp", f"80:127.0.0.1:{listener.getsockname()[1]}"], args.profile)
             procs.append(a)
-            b, _ = start_node(tmp, "b", {"Peers": [f"tls://127.0.0.1:{link}"]}, ["--socks", f"127.0.0.1:{socks_port}"])
+            b, _ = start_node(tmp, "b", {"Peers": [f"tls://127.0.0.1:{link}"]}, ["--socks", f"127.0.0.1:{socks_port}"],
+                              args.profile)
             procs.append(b)
             socks_connect(socks_port, a_id.public_key, 80).close()  # warm up: path and session
             for run in range(args.runs):
