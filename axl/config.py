@@ -31,6 +31,7 @@ from typing import Any, Callable, Mapping
 
 from axl.errors import ConfigError
 from axl.forward.spec import HOSTNAME as _HOSTNAME
+from axl.forward.spec import ip_or_hostname
 from axl.forward.spec import (
     LocalForwardSpec,
     RemoteForwardSpec,
@@ -107,12 +108,9 @@ def bridge_host(value: str) -> str:
     if "://" in value:
         raise ValueError(f"must be a bare host, not a URL, got {value!r}")
     host = value[1:-1] if value.startswith("[") and value.endswith("]") else value
-    try:
-        return str(ipaddress.ip_address(host))
-    except ValueError:
-        pass
-    if _HOSTNAME.match(host) and len(host) <= 253:
-        return host
+    checked = ip_or_hostname(host)
+    if checked is not None:
+        return checked
     if ":" in host and _HOSTNAME.match(host.rpartition(":")[0]):
         raise ValueError(f"must be a bare host without a port (set the port with api_port), got {value!r}")
     raise ValueError(f"must be an IPv4 or IPv6 address or a host name, got {value!r}")

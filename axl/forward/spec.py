@@ -35,6 +35,7 @@ __all__ = [
     "RemoteForwardSpec",
     "parse_overlay_host",
     "HOSTNAME",
+    "ip_or_hostname",
     "parse_socks",
     "parse_local",
     "parse_remote",
@@ -238,14 +239,20 @@ def _bind_host(host: str) -> str:
         raise _Bad(f"bind address {host!r} must be an IPv4 or [IPv6] literal or localhost") from None
 
 
-def _target_host(host: str) -> str:
+def ip_or_hostname(host: str) -> str | None:
+    """C{host} as a normalised IP literal, or unchanged if it is a host name; else None."""
     try:
         return str(ipaddress.ip_address(host))
     except ValueError:
         pass
-    if HOSTNAME.match(host) and len(host) <= 253:
-        return host
-    raise _Bad(f"host {host!r} is not an IP address or a host name")
+    return host if HOSTNAME.match(host) and len(host) <= 253 else None
+
+
+def _target_host(host: str) -> str:
+    checked = ip_or_hostname(host)
+    if checked is None:
+        raise _Bad(f"host {host!r} is not an IP address or a host name")
+    return checked
 
 
 def _udp_host(host: str) -> str:
