@@ -32,10 +32,10 @@ from twisted.web.server import Site
 
 from axl.crypto.address import addr_for_key, format_address
 from tests.inprocess import InProcessNodesTestCase
+from tests.realnode import require
 from tests.test_forward_e2e import Client, Echo, UDPEcho
 from tests.vectors import identity
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KERNEL_PORT = 8080
 
 KERNEL_CLIENT = r"""
@@ -82,21 +82,6 @@ s.close()
 """
 
 
-def bin_dir() -> str | None:
-    """C{$AXL_YGG_BIN}, else C{../shared/bin} beside this checkout or beside the main checkout."""
-    candidates = [os.environ.get("AXL_YGG_BIN"), os.path.join(ROOT, "..", "shared", "bin")]
-    dotgit = os.path.join(ROOT, ".git")
-    if os.path.isfile(dotgit):  # a git worktree: .git names the main checkout's .git dir
-        with open(dotgit) as f:
-            gitdir = f.read().partition("gitdir:")[2].strip()
-        main = gitdir.split(os.sep + ".git" + os.sep)[0]
-        candidates.append(os.path.join(main, "..", "shared", "bin"))
-    for candidate in candidates:
-        if candidate and os.path.isdir(candidate):
-            return os.path.abspath(candidate)
-    return None
-
-
 def _ip() -> str:
     return "/usr/sbin/ip" if os.path.exists("/usr/sbin/ip") else (shutil.which("ip") or "ip")
 
@@ -126,18 +111,9 @@ class RealYggdrasilForwardTests(InProcessNodesTestCase):
             raise self.skipTest("needs root on Linux")
         if not os.path.exists("/dev/net/tun") or shutil.which("ip") is None:
             raise self.skipTest("needs /dev/net/tun and iproute2")
-        found = bin_dir()
-        program = os.path.join(found, f"yggdrasil-{self.version}") if found else ""
-        if not found or not os.path.exists(program):
-            raise self.skipTest(f"yggdrasil-{self.version} not found in ../shared/bin (set AXL_YGG_BIN)")
+        self.program = require("yggdrasil", self.version)
         self.tmp = tempfile.mkdtemp(prefix="axl-ygg-")
         self.addCleanup(shutil.rmtree, self.tmp, True)
-        if not os.access(program, os.X_OK):
-            copy = os.path.join(self.tmp, os.path.basename(program))
-            shutil.copy(program, copy)
-            os.chmod(copy, 0o755)
-            program = copy
-        self.program = program
         self.ns = f"axlfwd{os.getpid()}"
         try:
             subprocess.run([_ip(), "netns", "add", self.ns], check=True, capture_output=True)
