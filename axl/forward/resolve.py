@@ -38,7 +38,7 @@ class KeyResolver:
 
     def resolve(self, target: OverlayTarget) -> Deferred[bytes]:
         """
-        Fire with the full key of C{target}'s node, or fail with L{TCPTimedOutError} when no
+        Fire with the full key of C{target}'s node, or fail with C{TCPTimedOutError} when no
         lookup answered within the timeout. Cancelling stops the polling.
         """
         if target.key is not None:
