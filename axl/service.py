@@ -9,6 +9,7 @@ the interfaces of L{axl.interfaces} (or Twisted's endpoints)::
     router (Router)      -> delivers up through the one registration, L{OverlayDelivery}
     overlay              <- router (IRouter): sessions (ISessions), proto, ipv6 (IIPv6Layer)
     tcp (TCPStack)       <- ipv6 (IIPv6Layer)
+    forwards             <- tcp, ipv6 + router lookups, the overlay's UDP (SOCKS, port forwards)
     streams              <- overlay TCP endpoints (dial, listen)
     node view            <- links, router, overlay, tcp, queue: read by /metrics and the admin socket
     bridge               <- streams (sender, queue), topology (links, router), metrics; all HTTP
@@ -49,6 +50,7 @@ from axl.bridge.topology import topology_document
 from axl.config import NodeConfig
 from axl.crypto.keys import Identity
 from axl.errors import ConfigError
+from axl.forward.service import build_forwards
 from axl.identity import load_identity
 from axl.interfaces import INodeReactor
 from axl.ipv6.stack import Overlay, OverlayService, build_overlay
@@ -343,7 +345,8 @@ def make_node_service(
     view = node_view(identity, reactor, links, router, overlay, tcp, streams.queue)
     bridge = build_bridge(config, reactor, streams, partial(topology_document, identity, links, router),
                           NodeMetrics(view, reactor))  # fmt: skip
-    node = Node(config, identity, reactor, links, router, overlay, tcp, streams, bridge)
+    forwards = build_forwards(config, reactor, overlay, router, tcp)
+    node = Node(config, identity, reactor, links, router, overlay, tcp, streams, bridge, forwards)
     admin = admin_service(config, view, reactor)  # AdminListen: yggdrasilctl / axl ctl
 
     top = NodeService(node)
@@ -354,6 +357,7 @@ def make_node_service(
         OverlayService(overlay),
         TCPService(tcp),
         MessageListenerService(streams, OverlayServerEndpoint(tcp, config.tcp_port), config.tcp_port),
+        forwards,
     ]
     if admin is not None:
         services.append(admin)
