@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.error import (
     CannotListenError,
     ConnectError,
@@ -24,6 +24,7 @@ from twisted.internet.interfaces import (
     IStreamServerEndpoint,
 )
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from axl.crypto import short_key
@@ -47,16 +48,23 @@ def stack_of(node_or_stack: Any) -> TCPStack:
 
 @implementer(IListeningPort)
 class OverlayListeningPort:
-    """A listening overlay port, as C{OverlayServerEndpoint.listen} returns it."""
+    """
+    A listening overlay port, as C{OverlayServerEndpoint.listen} returns it. Stopping it closes
+    the listener and stops C{factory} (C{doStop}), as Twisted's own ports do.
+    """
 
-    def __init__(self, stack: TCPStack, listener: Listener) -> None:
-        self._stack, self._listener = stack, listener
+    def __init__(self, stack: TCPStack, listener: Listener,
+                 factory: IProtocolFactory | None = None) -> None:
+        self._stack, self._listener, self._factory = stack, listener, factory
 
     def startListening(self) -> None:
         """Already listening (endpoints start at once)."""
 
     def stopListening(self) -> Deferred[None]:
         self._listener.close()
+        factory, self._factory = self._factory, None
+        if factory is not None:
+            factory.doStop()
         return succeed(None)
 
     def getHost(self) -> OverlayAddress:
@@ -89,17 +97,9 @@ class OverlayServerEndpoint:
         try:
             listener = stack.listen(self._port, accept)
         except CannotListenError as e:
-            return _fail_with(e)
+            return fail(e)
         protocolFactory.doStart()
-        port = OverlayListeningPort(stack, listener)
-        orig_stop = port.stopListening
-
-        def stop() -> Deferred[None]:
-            protocolFactory.doStop()
-            return orig_stop()
-
-        port.stopListening = stop  # type: ignore[method-assign]
-        return succeed(port)
+        return succeed(OverlayListeningPort(stack, listener, protocolFactory))
 
 
 @implementer(IStreamClientEndpoint)
@@ -121,27 +121,23 @@ class OverlayClientEndpoint:
         self._timeout = timeout
 
     def connect(self, protocolFactory: IProtocolFactory) -> Deferred[IProtocol]:
+        """
+        Open the connection. The result fires with the protocol once the handshake completes;
+        cancelling it (or the timeout, via C{addTimeout}) aborts the half-open connection.
+        """
         stack = self._stack
         timeout = self._timeout if self._timeout is not None else stack.connect_timeout
         peer = OverlayAddress(self._peer_key, self._port)
         transport = OverlayTransport(None, OverlayAddress(stack.public_key, 0), peer)
-        state: dict[str, Any] = {}
 
-        def cancel(d: Deferred[IProtocol]) -> None:
-            finish_timer()
+        def cancel(_: Deferred[IProtocol]) -> None:
             transport.on_connect = transport.on_connect_failed = None
             if transport.conn is not None:
                 transport.conn.abort()
 
         d: Deferred[IProtocol] = Deferred(cancel)
 
-        def finish_timer() -> None:
-            t = state.pop("timer", None)
-            if t is not None and t.active():
-                t.cancel()
-
         def connected(t: OverlayTransport) -> None:
-            finish_timer()
             proto = protocolFactory.buildProtocol(peer)
             if proto is None:
                 t.on_connect_failed = None
@@ -152,41 +148,30 @@ class OverlayClientEndpoint:
             d.callback(proto)
 
         def failed(reason: Exception) -> None:
-            finish_timer()
             if isinstance(reason, (ConnectError, ConnectionRefusedError)):
                 d.errback(reason)
             else:
                 d.errback(_error(ConnectError, f"connecting to {short_key(self._peer_key)} port "
                                        f"{self._port} failed: {reason}"))
 
-        def timed_out() -> None:
-            state.pop("timer", None)
-            transport.on_connect = transport.on_connect_failed = None
-            if transport.conn is not None:
-                transport.conn.abort()
+        def timed_out(result: object, after: float) -> Failure:
             self.log.info("overlay connect to {peer} port {port} timed out after {t} s",
-                          peer=short_key(self._peer_key), port=self._port, t=timeout)
-            d.errback(_error(TCPTimedOutError, f"no answer from {short_key(self._peer_key)} port "
-                                       f"{self._port} within {timeout:g} s"))
+                          peer=short_key(self._peer_key), port=self._port, t=after)
+            return Failure(_error(TCPTimedOutError, f"no answer from {short_key(self._peer_key)} "
+                                          f"port {self._port} within {after:g} s"))
 
         transport.on_connect, transport.on_connect_failed = connected, failed
         try:
             conn = stack.connect(self._peer_key, self._port, transport)
         except (RuntimeError, ValueError) as e:
-            return _fail_with(_error(ConnectError, str(e)))
+            return fail(_error(ConnectError, str(e)))
         transport.conn = conn
         transport._host = OverlayAddress(stack.public_key, conn.local_port)  # type: ignore[attr-defined]
-        if not transport.disconnected and transport.on_connect is not None:
-            state["timer"] = stack.clock.callLater(timeout, timed_out)
+        if not d.called:
+            d.addTimeout(timeout, stack.clock, onTimeoutCancel=timed_out)
         return d
 
 
 def _error(cls: type[ConnectError], message: str) -> ConnectError:
     """A Twisted connect error carrying C{message}."""
     return cls(string=message)
-
-
-def _fail_with(err: Exception) -> Deferred[Any]:
-    d: Deferred[Any] = Deferred()
-    d.errback(err)
-    return d
