@@ -86,7 +86,7 @@ class OverlayServerEndpoint:
         host = OverlayAddress(stack.public_key, self._port)
 
         def accept(conn: Connection) -> OverlayTransport | None:
-            peer = OverlayAddress(conn.remote_key, conn.remote_port)  # type: ignore[attr-defined]
+            peer = OverlayAddress(conn.remote_key, conn.remote_port)
             proto = protocolFactory.buildProtocol(peer)
             if proto is None:
                 return None
@@ -166,7 +166,7 @@ class OverlayClientEndpoint:
         except (RuntimeError, ValueError) as e:
             return fail(_error(ConnectError, str(e)))
         transport.conn = conn
-        transport._host = OverlayAddress(stack.public_key, conn.local_port)  # type: ignore[attr-defined]
+        transport._host = OverlayAddress(stack.public_key, conn.local_port)
         if not d.called:
             d.addTimeout(timeout, stack.clock, onTimeoutCancel=timed_out)
         return d

@@ -129,7 +129,7 @@ class OverlayTransport:
         conn = self.conn
         if not data or conn is None or self.disconnected or self._write_closed or conn.app_closed:
             return
-        if conn._fin_queued or conn.state == CLOSED:
+        if conn.sndbuf.fin_queued or conn.state == CLOSED:
             return
         conn.send(data)
         if self.producer is not None:
@@ -150,8 +150,8 @@ class OverlayTransport:
         conn = self.conn
         if conn is None or self.disconnected:
             return fail(ConnectionLost("not connected"))
-        target = conn.data_written_total
-        if conn.data_acked_total >= target:
+        target = conn.sndbuf.written
+        if conn.sndbuf.acked >= target:
             return succeed(None)
         d: Deferred[None] = Deferred()
         self._ack_waiters.append((target, d))
