@@ -112,12 +112,14 @@ class NewRenoTests(SynchronousTestCase):
     """L{NewReno}."""
 
     def test_initial_window(self) -> None:
-        """RFC 6928: 10 segments, capped at max(2 SMSS, 14600 bytes)."""
+        """The initial window is that many segments, for small and overlay-sized segments."""
         cc = NewReno(0)
         cc.start(1000, 10)
         self.assertEqual(cc.cwnd, 10_000)
         cc.start(65_000, 10)
-        self.assertEqual(cc.cwnd, 130_000)
+        self.assertEqual(cc.cwnd, 650_000)
+        cc.start(1220, 4)
+        self.assertEqual(cc.cwnd, 4880)
 
     def test_slow_start_then_avoidance(self) -> None:
         """Slow start grows by min(acked, 2 SMSS) per ACK; above ssthresh one SMSS per window."""

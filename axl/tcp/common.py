@@ -30,7 +30,8 @@ class TCPConfig:
 
     mtu: int = 65535
     rcv_buf: int = 4 * 1024 * 1024
-    snd_buf: int = 1024 * 1024          # the producer is paused above this many unacked bytes
+    snd_buf: int = 1024 * 1024          # a producer is paused above this many unacked bytes,
+    snd_buf_max: int = 16 * 1024 * 1024  # or above twice the flight the windows allow, up to this
     initial_rto: float = 1.0
     min_rto: float = 0.2
     max_rto: float = 60.0
@@ -39,7 +40,7 @@ class TCPConfig:
     delayed_ack: float = 0.04
     time_wait: float = 60.0             # 2 * MSL
     fin_wait_2: float = 60.0
-    initial_window: int = 10            # segments (RFC 6928)
+    initial_window: int = 10            # segments (RFC 6928; no byte cap, as Linux)
 
     @property
     def advertised_mss(self) -> int:

@@ -3,7 +3,8 @@
 Congestion control of one TCP connection: slow start with appropriate byte counting
 (RFC 5681 section 3.1, RFC 3465 with L = 2 SMSS), congestion avoidance, fast retransmit and
 NewReno fast recovery (RFC 5681 section 3.2, RFC 6582), limited transmit (RFC 3042), the
-initial window of RFC 6928, and the collapse to one segment after a retransmission timeout.
+initial window of RFC 6928 counted in segments as Linux does (see L{NewReno.start}), and the
+collapse to one segment after a retransmission timeout.
 With SACK the window is not inflated by duplicate ACKs: SACKed bytes count as gone from the
 network instead (RFC 6675 "pipe"), see L{NewReno.window}.
 
@@ -46,8 +47,15 @@ class NewReno:
         self.in_recovery = False
 
     def start(self, smss: int, initial_window: int) -> None:
-        """The handshake set SMSS: open the initial window (RFC 6928's byte cap applies)."""
-        self.cwnd = min(initial_window * smss, max(2 * smss, 14600))
+        """
+        The handshake set SMSS: open the initial window of C{initial_window} segments. Like
+        Linux, and unlike RFC 6928's 14600-byte cap, the count does not shrink for large
+        segments: on the overlay's 64 KiB segments the cap would leave two segments and cost
+        the first megabyte over a 40 ms path three more round trips, while the burst only
+        queues in the sending node's own link (a kernel TCP socket with congestion control
+        of its own).
+        """
+        self.cwnd = initial_window * smss
 
     def window(self, sacked_bytes: int) -> int:
         """Bytes the sender may have in flight beyond SND.UNA."""

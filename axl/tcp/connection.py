@@ -218,6 +218,18 @@ class Connection:
         """Bytes written by the app and not yet acknowledged."""
         return len(self.sndbuf)
 
+    @property
+    def send_limit(self) -> int:
+        """
+        Unacknowledged bytes above which the app's producer should pause: C{snd_buf}, grown
+        (send-buffer auto-tuning, as Linux does) to twice the flight the congestion window and
+        the peer's largest window allow (one round trip in flight, one queued behind it), so a
+        long fat path stays full; never above C{snd_buf_max}.
+        """
+        cfg = self.cfg
+        flight = min(self.cc.cwnd, self._max_snd_wnd)
+        return min(max(cfg.snd_buf, 2 * flight), max(cfg.snd_buf_max, cfg.snd_buf))
+
     def close(self) -> None:
         """Half-close: send FIN after the queued data (RFC 9293 CLOSE call)."""
         if self.sndbuf.fin_queued:
@@ -383,7 +395,7 @@ class Connection:
             self._output_call = self._clock.callLater(0, self._deferred_output)
 
     def wants_writable(self) -> None:
-        """Call C{app.tcp_writable()} once the send buffer drops under half of C{snd_buf}."""
+        """Call C{app.tcp_writable()} once the send buffer drops under half of L{send_limit}."""
         self._writable_wanted = True
 
     def _deferred_output(self) -> None:
@@ -596,7 +608,7 @@ class Connection:
             elif st == LAST_ACK:
                 self._finish(ConnectionDone(), rst=False)
                 return False
-        if self._writable_wanted and len(self.sndbuf) <= self.cfg.snd_buf // 2:
+        if self._writable_wanted and len(self.sndbuf) <= self.send_limit // 2:
             self._writable_wanted = False
             if self.app is not None:
                 self.app.tcp_writable()

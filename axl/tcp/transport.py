@@ -4,7 +4,8 @@ L{OverlayTransport}: the thin Twisted adapter around one L{Connection}. It is an
 C{ITCPTransport} (write, writeSequence, loseConnection, loseWriteConnection, abortConnection,
 getPeer/getHost as L{OverlayAddress}), an C{IPushProducer} for the data it delivers (pausing it
 closes the receive window) and an C{IConsumer}: a registered producer is paused while more
-than C{snd_buf} bytes wait for acknowledgement and resumed when half of that drained.
+than the connection's C{send_limit} (C{snd_buf}, auto-tuned up to twice the flight the windows
+allow) wait for acknowledgement, and resumed when half of that drained.
 """
 
 from __future__ import annotations
@@ -133,7 +134,7 @@ class OverlayTransport:
             return
         conn.send(data)
         if self.producer is not None:
-            if conn.send_buffered > conn.cfg.snd_buf:
+            if conn.send_buffered > conn.send_limit:
                 conn.wants_writable()
                 if self._streaming and not self._producer_paused:
                     self._producer_paused = True
@@ -253,7 +254,7 @@ class OverlayTransport:
             if not IPullProducer.providedBy(producer) and not hasattr(producer, "resumeProducing"):
                 raise TypeError("a pull producer needs resumeProducing")
             self._schedule_pull()
-        elif self.conn is not None and self.conn.send_buffered > self.conn.cfg.snd_buf:
+        elif self.conn is not None and self.conn.send_buffered > self.conn.send_limit:
             self._producer_paused = True
             producer.pauseProducing()
             self.conn.wants_writable()
@@ -276,7 +277,7 @@ class OverlayTransport:
         producer, conn = self.producer, self.conn
         if producer is None or self._streaming or conn is None or self.disconnected:
             return
-        if conn.send_buffered > conn.cfg.snd_buf // 2:
+        if conn.send_buffered > conn.send_limit // 2:
             conn.wants_writable()
             return
         producer.resumeProducing()
