@@ -515,14 +515,17 @@ class FlowControlTests(SynchronousTestCase):
         self.assertEqual(w.released[0], w.a)
 
     def test_window_scaling(self) -> None:
-        """The window field is the window shifted right by our scale once established."""
+        """
+        The scale we offer covers the largest window auto-tuning may reach (rcv_buf_max); the
+        window field is the current window shifted right by it once established.
+        """
         w = Wire()
         w.connect()
         w.a.send(b"x")
         w.deliver()
         seg = w.sent("a")[-1]
-        self.assertEqual(w.a.rcv_ws, 6)
-        self.assertEqual(seg.window, 65535)                    # 4 MiB >> 6, capped at 16 bits
+        self.assertEqual(w.a.rcv_ws, 8)                        # 16 MiB needs 24 bits
+        self.assertEqual(seg.window, (4 << 20) >> 8)           # rcv_buf, 4 MiB, to start
 
 
 class CloseTests(SynchronousTestCase):

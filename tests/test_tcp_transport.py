@@ -17,14 +17,17 @@ from twisted.internet.interfaces import (
     ITCPTransport,
 )
 from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.task import Clock
 from twisted.protocols.basic import FileSender
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
+from axl.tcp.common import TCPConfig
 from axl.tcp.endpoints import OverlayClientEndpoint, OverlayServerEndpoint
-from axl.tcp.testing import run_until
-from tests.test_tcp_endpoints import KEY_B, Collector, make_pair, wait
+from axl.tcp.stack import TCPStack
+from axl.tcp.testing import FakeIPv6Layer, LossyNetwork, run_until
+from tests.test_tcp_endpoints import KEY_A, KEY_B, Collector, make_pair, wait
 
 
 def connected_pair(server_protocol: type[Protocol] = Collector, **kw: float):
@@ -44,6 +47,20 @@ def connected_pair(server_protocol: type[Protocol] = Collector, **kw: float):
     wait(clock, d)
     run_until(clock, lambda: bool(servers))
     return clock, net, a, b, client, servers[0]
+
+
+def configured_pair(cfg: TCPConfig, delay: float):
+    """A client and a server Collector on two stacks with C{cfg}, C{delay} apart each way."""
+    clock = Clock()
+    net = LossyNetwork(clock, delay=delay)
+    a = TCPStack(FakeIPv6Layer(KEY_A, net), KEY_A, clock, config=cfg)
+    b = TCPStack(FakeIPv6Layer(KEY_B, net), KEY_B, clock, config=cfg)
+    server = Collector()
+    OverlayServerEndpoint(b, 80).listen(Factory.forProtocol(lambda: server))
+    client = Collector()
+    wait(clock, connectProtocol(OverlayClientEndpoint(a, KEY_B, 80), client))
+    run_until(clock, lambda: server.transport is not None)
+    return clock, client, server
 
 
 @implementer(IPushProducer)
@@ -120,22 +137,8 @@ class TransportTests(SynchronousTestCase):
         to twice that flight, but never past snd_buf_max; on a closed window it stays at
         snd_buf.
         """
-        from twisted.internet.task import Clock
-
-        from axl.tcp.common import TCPConfig
-        from axl.tcp.stack import TCPStack
-        from axl.tcp.testing import FakeIPv6Layer, LossyNetwork
-        from tests.test_tcp_endpoints import KEY_A
-
         cfg = TCPConfig(snd_buf=256 * 1024, snd_buf_max=1024 * 1024)
-        clock = Clock()
-        net = LossyNetwork(clock, delay=0.02)
-        a = TCPStack(FakeIPv6Layer(KEY_A, net), KEY_A, clock, config=cfg)
-        b = TCPStack(FakeIPv6Layer(KEY_B, net), KEY_B, clock, config=cfg)
-        server = Collector()
-        OverlayServerEndpoint(b, 80).listen(Factory.forProtocol(lambda: server))
-        client = Collector()
-        wait(clock, connectProtocol(OverlayClientEndpoint(a, KEY_B, 80), client))
+        clock, client, server = configured_pair(cfg, delay=0.02)
         conn = client.transport.conn
         self.assertEqual(conn.send_limit, cfg.snd_buf)   # the SYN's window (64 KiB) caps it
         cwnd, peer_wnd = conn.cc.cwnd, conn._max_snd_wnd
@@ -179,6 +182,38 @@ class TransportTests(SynchronousTestCase):
         server.transport.resumeProducing()
         run_until(clock, lambda: len(server.data) == len(blob), 600)
         self.assertEqual(len(server.data), len(blob))
+
+    def test_receive_window_autotunes(self) -> None:
+        """
+        While the app keeps up, the receive window grows from rcv_buf towards twice what a
+        round trip carries, never past rcv_buf_max; a receiver that is not read keeps rcv_buf.
+        """
+        cfg = TCPConfig(rcv_buf=256 * 1024, rcv_buf_max=2 * 1024 * 1024)
+        clock, client, server = configured_pair(cfg, delay=0.02)
+        spaces: list[int] = []
+        read = server.dataReceived
+
+        def watch(data: bytes) -> None:
+            spaces.append(server.transport.conn.rcv_space)
+            read(data)
+
+        server.dataReceived = watch  # type: ignore[method-assign]
+        blob = bytes(range(256)) * (16 * 4096)
+        client.transport.write(blob)
+        run_until(clock, lambda: len(server.data) == len(blob), 600)
+        self.assertEqual(bytes(server.data), blob)
+        self.assertEqual(spaces[0], cfg.rcv_buf)
+        self.assertEqual(max(spaces), cfg.rcv_buf_max)
+        self.assertEqual(spaces, sorted(spaces))                 # it never shrank
+        self.assertGreater(len(set(spaces)), 2)                  # it grew in steps
+
+        clock, client, server = configured_pair(cfg, delay=0.02)
+        server.transport.pauseProducing()
+        client.transport.write(blob)
+        run_until(clock, lambda: False, 5)
+        conn = server.transport.conn
+        self.assertEqual(conn.rcv_space, cfg.rcv_buf)
+        self.assertLessEqual(len(conn._rpending), cfg.rcv_buf)
 
     def test_half_close(self) -> None:
         """

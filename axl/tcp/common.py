@@ -29,7 +29,8 @@ class TCPConfig:
     """Tunables; defaults suit the overlay (65535-byte MTU)."""
 
     mtu: int = 65535
-    rcv_buf: int = 4 * 1024 * 1024
+    rcv_buf: int = 4 * 1024 * 1024      # the receive window to start with,
+    rcv_buf_max: int = 16 * 1024 * 1024  # grown while the app keeps up, up to this (auto-tuning)
     snd_buf: int = 1024 * 1024          # a producer is paused above this many unacked bytes,
     snd_buf_max: int = 16 * 1024 * 1024  # or above twice the flight the windows allow, up to this
     initial_rto: float = 1.0

@@ -114,7 +114,12 @@ class Connection:
         self.peer_mss = DEFAULT_IPV6_MSS
         self._pmtu_mss = config.advertised_mss
         self.snd_ws = self.rcv_ws = 0
-        self._rcv_ws_offer = max(0, min(14, (config.rcv_buf - 1).bit_length() - 16))
+        self.rcv_space = config.rcv_buf          # the receive buffer now (auto-tuned)
+        self._rcv_space_max = max(config.rcv_buf, config.rcv_buf_max)
+        self._rcv_ws_offer = max(0, min(14, (self._rcv_space_max - 1).bit_length() - 16))
+        self._drs_time = float("-inf")          # start of the receive-rate measurement
+        self._drs_abs = 0                       # _rcv_abs then
+        self._drs_rtt = 0.0                     # its length: the receiver's RTT estimate
         self.ts_ok = False
         self.sack_ok = False                    # both SYNs carried SACK-permitted
         self.scoreboard = SackScoreboard(iss)   # what the peer SACKed
@@ -273,7 +278,7 @@ class Connection:
             self._maybe_report_time_wait()
         if self.state in RECEIVING or self.state == CLOSE_WAIT:
             edge_gain = seq_diff((self.rcv_nxt + self._rcv_window()) & MASK, self._rcv_adv)
-            if edge_gain >= min(self.cfg.rcv_buf // 2, 2 * self.smss):
+            if edge_gain >= min(self.rcv_space // 2, 2 * self.smss):
                 self._send_ack()
             elif self._ack_pushed and self._unacked_segs and self._reading:
                 self._send_ack()                # the app drained a pushed segment: ACK it now
@@ -337,10 +342,11 @@ class Connection:
         return (int(self._clock.seconds() * 1000) + self._ts_offset) & MASK
 
     def _rcv_window(self) -> int:
-        avail = self.cfg.rcv_buf - len(self._rpending)
+        space = self.rcv_space
+        avail = space - len(self._rpending)
         limit = 65535 << self.rcv_ws
         adv = seq_diff(self._rcv_adv, self.rcv_nxt)
-        if avail < min(self.cfg.rcv_buf // 2, self.smss):   # receiver SWS avoidance
+        if avail < min(space // 2, self.smss):   # receiver SWS avoidance
             avail = 0
         return min(max(avail, adv, 0), limit)
 
@@ -713,7 +719,7 @@ class Connection:
         fin_now = False
         if st in RECEIVING:
             if payload:
-                self._receive(seq, payload, chunks)
+                self._receive(seq, payload, chunks, seg.tsecr)
                 if chunks and flags & PSH:
                     self._ack_pushed = True
             if flags & FIN:
@@ -757,7 +763,8 @@ class Connection:
         if self.state != CLOSED:
             self._maybe_send_ack()
 
-    def _receive(self, seq: int, payload: memoryview, chunks: list[bytes]) -> None:
+    def _receive(self, seq: int, payload: memoryview, chunks: list[bytes],
+                 tsecr: int | None) -> None:
         d = seq_diff(seq, self.rcv_nxt)
         n = len(payload)
         if d < 0:
@@ -782,12 +789,38 @@ class Connection:
             if now - self._last_data_time > self.rto.rto:
                 self._quickacks = MAX_QUICKACKS         # the first data, or after an idle spell
             self._last_data_time = now
+            if now - self._drs_time >= self._drs_rtt:
+                self._adjust_rcv_space(now, tsecr)
         self._rcv_abs += n
         if self.ooo.segments:
             self._rcv_abs = self.ooo.drain(self._rcv_abs, chunks)
             self._ack_now = True
         self.rcv_nxt = (self.irs + 1 + self._rcv_abs) & MASK
         self._unacked_segs += 1
+
+    def _adjust_rcv_space(self, now: float, tsecr: int | None) -> None:
+        """
+        Receive-buffer auto-tuning (Linux's dynamic right-sizing): once per receiver round
+        trip, if the app took all data delivered so far, let the window grow to twice what
+        arrives in a round trip at the rate seen (the bandwidth-delay product, and as much
+        again so the sender can grow), up to C{rcv_buf_max}; it never shrinks. It starts at
+        C{rcv_buf}, which covers the sender's slow start on common paths. The round trip is the lowest measured from the
+        timestamps the sender echoes (RFC 7323 4.3), so a queue the window builds does not
+        inflate it; without timestamps, the sender-side estimate or the RTO serves.
+        """
+        if self.ts_ok and tsecr:
+            rtt = ((self._ts_now() - tsecr) & MASK) / 1000.0
+        else:
+            rtt = self.rto.srtt if self.rto.srtt is not None else self.rto.rto
+        if self._drs_rtt and not self._rpending:
+            # the bytes of one round trip at the rate seen since the last adjustment
+            copied = (self._rcv_abs - self._drs_abs) * self._drs_rtt / (now - self._drs_time)
+            if 2 * copied > self.rcv_space:
+                self.rcv_space = min(int(2 * copied), self._rcv_space_max)
+            # the lowest RTT seen: a queue the window itself builds must not grow it further
+            rtt = min(rtt, self._drs_rtt)
+        self._drs_time, self._drs_abs = now, self._rcv_abs
+        self._drs_rtt = min(max(rtt, 0.001), 60.0)
 
     def _syn_sent(self, seg: Segment) -> None:
         flags = seg.flags
