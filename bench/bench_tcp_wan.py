@@ -214,12 +214,17 @@ def run_send(delay_ms: float, count: int) -> tuple[float, float, float]:
         drainer = threading.Thread(target=drain)
         t0 = time.perf_counter()
         drainer.start()
+        each = []
         for _ in range(count):
+            t = time.perf_counter()
             code, _, body = http("POST", send, chunk, dest)
             assert code == 200, (code, body)
+            each.append((time.perf_counter() - t) * 1000)
         drainer.join()
         bulk = count / (time.perf_counter() - t0)
         assert sum(received) == count * len(chunk)
+        print(f"  (1 MiB /send: first {each[0]:.0f} ms, then median "
+              f"{statistics.median(each[1:] or each):.0f} ms)")
 
         lat = []
         small = b"x" * 100
