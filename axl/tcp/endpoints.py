@@ -7,7 +7,7 @@ C{connectProtocol} and any Twisted protocol run over the overlay unchanged.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NoReturn
 
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.error import (
@@ -24,7 +24,6 @@ from twisted.internet.interfaces import (
     IStreamServerEndpoint,
 )
 from twisted.logger import Logger
-from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from axl.crypto import short_key
@@ -130,7 +129,8 @@ class OverlayClientEndpoint:
         peer = OverlayAddress(self._peer_key, self._port)
         transport = OverlayTransport(None, OverlayAddress(stack.public_key, 0), peer)
 
-        def cancel(_: Deferred[IProtocol]) -> None:
+        def cancel(d: Deferred[IProtocol]) -> None:
+            # The caller cancelled, or the timeout did: abandon the handshake quietly.
             transport.on_connect = transport.on_connect_failed = None
             if transport.conn is not None:
                 transport.conn.abort()
@@ -154,11 +154,11 @@ class OverlayClientEndpoint:
                 d.errback(_error(ConnectError, f"connecting to {short_key(self._peer_key)} port "
                                        f"{self._port} failed: {reason}"))
 
-        def timed_out(result: object, after: float) -> Failure:
+        def timed_out(result: object, seconds: float) -> NoReturn:
             self.log.info("overlay connect to {peer} port {port} timed out after {t} s",
-                          peer=short_key(self._peer_key), port=self._port, t=after)
-            return Failure(_error(TCPTimedOutError, f"no answer from {short_key(self._peer_key)} "
-                                          f"port {self._port} within {after:g} s"))
+                          peer=short_key(self._peer_key), port=self._port, t=seconds)
+            raise _error(TCPTimedOutError, f"no answer from {short_key(self._peer_key)} port "
+                                           f"{self._port} within {seconds:g} s")
 
         transport.on_connect, transport.on_connect_failed = connected, failed
         try:
