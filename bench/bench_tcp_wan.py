@@ -112,11 +112,11 @@ def run_stream(delay_ms: float, size: int) -> float:
             node({"Peers": [f"tls://127.0.0.1:{port}"]})
         x, y = tops[1].node, tops[2].node
         sink = Sink()
-        await OverlayServerEndpoint(y, 5001).listen(Factory.forProtocol(lambda: sink))
+        await OverlayServerEndpoint(y.tcp, 5001).listen(Factory.forProtocol(lambda: sink))
         proto = Protocol()
         for _ in range(120):
             try:
-                await connectProtocol(OverlayClientEndpoint(x, y.public_key, 5001, timeout=5),
+                await connectProtocol(OverlayClientEndpoint(x.tcp, y.public_key, 5001, timeout=5),
                                       proto)
                 break
             except Exception:

@@ -125,12 +125,12 @@ class DelayedLineTests(InProcessNodesTestCase):
             nodes.append(self.start_node(name, {"Peers": [f"tls://127.0.0.1:{port}"]}))
         x, y = nodes
         sink = Sink()
-        server = await OverlayServerEndpoint(y, 5001).listen(Factory.forProtocol(lambda: sink))
+        server = await OverlayServerEndpoint(y.tcp, 5001).listen(Factory.forProtocol(lambda: sink))
         self.addCleanup(server.stopListening)
         proto, waited = Protocol(), 0.0
         while proto.transport is None and waited < WAIT:
             try:
-                await connectProtocol(OverlayClientEndpoint(x, y.public_key, 5001, timeout=5),
+                await connectProtocol(OverlayClientEndpoint(x.tcp, y.public_key, 5001, timeout=5),
                                       proto)
             except Exception:
                 await deferLater(reactor, 0.5, lambda: None)

@@ -529,7 +529,7 @@ class Connection:
 
     def _max_data(self) -> int:
         """Payload per segment: SMSS less the room SACK blocks take while we hold a gap."""
-        if self.ooo.segments and self.sack_ok:                  # an upper bound of the option's size
+        if self.ooo.segments and self.sack_ok:          # an upper bound of the option's size
             return self.smss - 4 - 8 * min(len(self.ooo.ranges), 3 if self.ts_ok else 4)
         return self.smss
 
@@ -804,9 +804,10 @@ class Connection:
         trip, if the app took all data delivered so far, let the window grow to twice what
         arrives in a round trip at the rate seen (the bandwidth-delay product, and as much
         again so the sender can grow), up to C{rcv_buf_max}; it never shrinks. It starts at
-        C{rcv_buf}, which covers the sender's slow start on common paths. The round trip is the lowest measured from the
-        timestamps the sender echoes (RFC 7323 4.3), so a queue the window builds does not
-        inflate it; without timestamps, the sender-side estimate or the RTO serves.
+        C{rcv_buf}, which covers the sender's slow start on common paths. The round trip is
+        the lowest measured from the timestamps the sender echoes (RFC 7323 4.3), so a queue
+        the window builds does not inflate it; without timestamps, the sender-side estimate
+        or the RTO serves.
         """
         if self.ts_ok and tsecr:
             rtt = ((self._ts_now() - tsecr) & MASK) / 1000.0
