@@ -17,9 +17,7 @@ C{--delay-ms} (default 10 ms) each way, so X to Y has a 40 ms round trip.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -32,14 +30,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from axl.client import request as http  # noqa: E402
-
-TWISTD = "from twisted.scripts.twistd import run; run()"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from bench.bench_bridge import free_port, start_node, stop_all, wait_for_route  # noqa: E402
 
 
 def start_delay_link(target_port: int, delay_ms: float) -> tuple[subprocess.Popen[bytes], int]:
@@ -54,16 +45,6 @@ def start_delay_link(target_port: int, delay_ms: float) -> tuple[subprocess.Pope
         proc.kill()
         raise SystemExit(f"delay link did not start: {line!r}")
     return proc, int(line.split()[-1])
-
-
-def stop_all(procs: list[subprocess.Popen[bytes]]) -> None:
-    for p in procs:
-        p.terminate()
-    for p in procs:
-        try:
-            p.wait(5)
-        except subprocess.TimeoutExpired:
-            p.kill()
 
 
 # ---- stream: in-process nodes ---------------------------------------------------------------
@@ -154,27 +135,6 @@ def run_stream(delay_ms: float, size: int) -> float:
 
 # ---- send: twistd nodes ---------------------------------------------------------------------
 
-def start_node(workdir: str, name: str, config: dict[str, Any]
-               ) -> tuple[subprocess.Popen[bytes], int]:
-    api = free_port()
-    path = os.path.join(workdir, f"{name}.json")
-    with open(path, "w") as f:
-        json.dump({**config, "api_port": api}, f)
-    with open(os.path.join(workdir, f"{name}.log"), "wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-c", TWISTD, "-n", "--pidfile=", "axl", "--config", path],
-            cwd=workdir, env={**os.environ, "PYTHONPATH": ROOT}, stdout=log,
-            stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if http("GET", f"http://127.0.0.1:{api}/topology")[0] == 200:
-                return proc, api
-        except OSError:
-            time.sleep(0.2)
-    raise SystemExit(f"node {name} did not start; see {workdir}/{name}.log")
-
-
 def run_send(delay_ms: float, count: int) -> tuple[float, float, float]:
     """Sequential 1 MiB /send X -> Y; returns (MiB/s, p50 ms, p95 ms of 100-byte sends)."""
     workdir = tempfile.mkdtemp(prefix="axl-wan-")
@@ -190,17 +150,7 @@ def run_send(delay_ms: float, count: int) -> tuple[float, float, float]:
             procs += [link, node]
             apis.append(api)
         api_x, api_y = apis
-        key_y = json.loads(http("GET", f"http://127.0.0.1:{api_y}/topology")[2])[
-            "our_public_key"]
-        send = f"http://127.0.0.1:{api_x}/send"
-        recv = f"http://127.0.0.1:{api_y}/recv?wait=30"
-        dest = {"X-Destination-Peer-Id": key_y}
-        deadline = time.monotonic() + 60
-        while http("POST", send, b"probe", dest)[0] != 200:
-            if time.monotonic() > deadline:
-                raise SystemExit(f"no route X -> Y; see {workdir}")
-            time.sleep(0.5)
-        assert http("GET", recv)[2] == b"probe"
+        _, send, recv, dest = wait_for_route(api_x, api_y)
 
         chunk = os.urandom(1 << 20)
         received: list[int] = []
