@@ -125,14 +125,28 @@ class NewRenoTests(SynchronousTestCase):
         """Slow start grows by min(acked, 2 SMSS) per ACK; above ssthresh one SMSS per window."""
         cc = NewReno(0)
         cc.start(SMSS, 4)
-        self.assertFalse(cc.new_ack(5000, 5000, SMSS, False))
+        self.assertFalse(cc.new_ack(5000, 5000, SMSS, False, 5000))
         self.assertEqual(cc.cwnd, 6000)
         cc.ssthresh = 6000
         for _ in range(5):
-            cc.new_ack(0, 1000, SMSS, False)
+            cc.new_ack(0, 1000, SMSS, False, 6000)
         self.assertEqual(cc.cwnd, 6000)
-        cc.new_ack(0, 1000, SMSS, False)
+        cc.new_ack(0, 1000, SMSS, False, 6000)
         self.assertEqual(cc.cwnd, 7000)
+
+    def test_no_growth_when_not_cwnd_limited(self) -> None:
+        """ACKs of a flight under half the window (the app or the peer's window limited it)
+        leave cwnd alone, in slow start and in congestion avoidance."""
+        cc = NewReno(0)
+        cc.start(SMSS, 10)
+        cc.new_ack(1000, 1000, SMSS, False, 4999)
+        self.assertEqual(cc.cwnd, 10_000)
+        cc.new_ack(1000, 1000, SMSS, False, 5000)
+        self.assertEqual(cc.cwnd, 11_000)
+        cc.ssthresh = 11_000
+        for _ in range(20):
+            cc.new_ack(1000, 1000, SMSS, False, 2000)
+        self.assertEqual(cc.cwnd, 11_000)
 
     def test_limited_transmit_and_fast_retransmit(self) -> None:
         """Dupacks 1-2 allow limited transmit; the third enters recovery and halves the flight."""
@@ -151,9 +165,9 @@ class NewRenoTests(SynchronousTestCase):
         self.assertEqual(cc.duplicate_ack(una, snd_max, SMSS, False), NO_ACTION)
         self.assertEqual(cc.cwnd, 14_000)                        # inflation
         # a partial ACK deflates and asks for a retransmission; the full ACK ends recovery
-        self.assertTrue(cc.new_ack(una + 5000, 5000, SMSS, False))
+        self.assertTrue(cc.new_ack(una + 5000, 5000, SMSS, False, 20_000))
         self.assertEqual(cc.cwnd, 14_000 - 5000 + SMSS)
-        self.assertFalse(cc.new_ack(snd_max, 15_000, SMSS, False))
+        self.assertFalse(cc.new_ack(snd_max, 15_000, SMSS, False, 15_000))
         self.assertFalse(cc.in_recovery)
         self.assertEqual(cc.cwnd, 10_000)
 
@@ -169,7 +183,7 @@ class NewRenoTests(SynchronousTestCase):
         self.assertEqual(cc.duplicate_ack(100, 20_100, SMSS, True), RESEND_HOLE)
         self.assertEqual(cc.cwnd, 10_000)
         self.assertEqual(cc.window(3000), 13_000)
-        self.assertTrue(cc.new_ack(1100, 1000, SMSS, True))
+        self.assertTrue(cc.new_ack(1100, 1000, SMSS, True, 20_000))
         self.assertEqual(cc.cwnd, 10_000)                        # no deflation with SACK
 
     def test_no_second_recovery_for_same_loss(self) -> None:

@@ -94,10 +94,15 @@ class NewReno:
         """An ACK that acknowledges nothing new and is no duplicate (e.g. a window update)."""
         self.dupacks = self.limited = 0
 
-    def new_ack(self, ack: int, acked: int, smss: int, sack: bool) -> bool:
+    def new_ack(self, ack: int, acked: int, smss: int, sack: bool, flight: int) -> bool:
         """
-        C{acked} new bytes were acknowledged, up to C{ack}. Returns C{True} for a partial ACK in
-        recovery (RFC 6582 3.2 step 4): the caller resends the first unacknowledged segment.
+        C{acked} new bytes were acknowledged, up to C{ack}, when C{flight} bytes were
+        outstanding. Returns C{True} for a partial ACK in recovery (RFC 6582 3.2 step 4): the
+        caller resends the first unacknowledged segment.
+
+        The window grows only while it is used: not when less than half of it was in flight
+        (RFC 7661's rule against growth by an application-limited or receive-window-limited
+        sender, in Linux's form), so it never runs far ahead of what the path has carried.
         """
         partial = False
         if self.in_recovery:
@@ -108,6 +113,8 @@ class NewReno:
                 partial = True
                 if not sack:                            # NewReno deflation
                     self.cwnd = max(self.cwnd - acked + (smss if acked >= smss else 0), smss)
+        elif 2 * flight < self.cwnd:
+            pass                                        # not cwnd-limited: no growth
         elif self.cwnd < self.ssthresh:
             self.cwnd += min(acked, 2 * smss)           # slow start, L = 2 SMSS (RFC 3465)
         else:

@@ -593,7 +593,8 @@ class Connection:
             self.snd_nxt = ack
         if scoreboard.ranges:
             scoreboard.update(ack, self.snd_max)        # drop what the ACK now covers
-        if cc.new_ack(ack, acked, self.smss, bool(scoreboard.ranges)):
+        if cc.new_ack(ack, acked, self.smss, bool(scoreboard.ranges),
+                      seq_diff(self.snd_max, una)):
             # a partial ACK in recovery: resend the first hole even if SACK recovery resent it
             # already, so a lost retransmission costs one duplicate, not an RTO
             self._retransmit_first()
