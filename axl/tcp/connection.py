@@ -218,6 +218,20 @@ class Connection:
 
     # ---- application side --------------------------------------------------------------------
 
+    def send(self, data: bytes | bytearray | memoryview) -> None:
+        """Queue application data; segments go out now or on the next clock turn."""
+        if self.app_closed or self.sndbuf.fin_queued:
+            raise RuntimeError("send after close")
+        if self.state in (CLOSED, TIME_WAIT, LAST_ACK, CLOSING):
+            raise RuntimeError(f"send in state {STATE_NAMES[self.state]}")
+        self.sndbuf.append(data)
+        if self.state in SENDING and self._output_call is None:
+            self._output_call = self._clock.callLater(0, self._deferred_output)
+
+    def wants_writable(self) -> None:
+        """Call C{app.tcp_writable()} once the send buffer drops under half of L{send_limit}."""
+        self._writable_wanted = True
+
     @property
     def send_buffered(self) -> int:
         """Bytes written by the app and not yet acknowledged."""
@@ -284,6 +298,69 @@ class Connection:
                 self._send_ack()                # the app drained a pushed segment: ACK it now
 
     # ---- timers ------------------------------------------------------------------------------
+
+    def _arm_rto(self) -> None:
+        self._rto_deadline = self._clock.seconds() + self.rto.rto
+        if self._rto_call is None:
+            self._rto_call = self._clock.callLater(self.rto.rto, self._rto_fired)
+
+    def _stop_rto(self) -> None:
+        self._rto_deadline = None
+
+    def _rto_fired(self) -> None:
+        self._rto_call = None
+        if self._rto_deadline is None:
+            return
+        now = self._clock.seconds()
+        if now < self._rto_deadline - 1e-9:
+            self._rto_call = self._clock.callLater(self._rto_deadline - now, self._rto_fired)
+            return
+        self._rto_deadline = None
+        self._timeout()
+
+    def _timeout(self) -> None:
+        self._retries += 1
+        self.rto.back_off()
+        self.rto.forget_timing()
+        st = self.state
+        if st in (SYN_SENT, SYN_RCVD):
+            if self._retries > self.cfg.syn_retries:
+                self._finish(TCPTimedOutError(), rst=st == SYN_RCVD)
+                return
+            self._send_syn(st == SYN_RCVD)
+            self._arm_rto()
+            return
+        if self._retries > self.cfg.max_retries:
+            self.abort(TCPTimedOutError())
+            return
+        self.cc.timeout(self.snd_una, self.snd_max, self.smss, first=self._retries == 1)
+        self.scoreboard.restart(self.snd_una)
+        self.snd_nxt = self.snd_una
+        self._output()
+        if self._rto_deadline is None and self.snd_una != self.snd_max:
+            self._arm_rto()
+
+    def _start_persist(self) -> None:
+        if self._persist_call is None:
+            delay = min(max(self.rto.rto, 0.2) * (1 << self._persist_backoff), 60.0)
+            self._persist_call = self._clock.callLater(delay, self._persist_fired)
+
+    def _persist_fired(self) -> None:
+        self._persist_call = None
+        if self.state not in SENDING or self.snd_wnd:
+            return
+        self._probes += 1
+        if self._probes > self.cfg.max_retries:        # nobody answers our window probes
+            self.abort(TCPTimedOutError())
+            return
+        sndbuf = self.sndbuf
+        if sndbuf.offset(self.snd_nxt) < len(sndbuf):
+            self._send(self.snd_nxt, ACK, sndbuf.view(self.snd_nxt, 1))
+            end = (self.snd_nxt + 1) & MASK
+            if seq_gt(end, self.snd_max):
+                self.snd_max = end
+        self._persist_backoff = min(self._persist_backoff + 1, 9)
+        self._start_persist()
 
     def _delack_fired(self) -> None:
         self._delack_call = None
@@ -388,89 +465,12 @@ class Connection:
             elif self._delack_call is None:
                 self._delack_call = self._clock.callLater(self.cfg.delayed_ack, self._delack_fired)
 
-    # ---- sending (sender side) -------------------------------------------------------------
-
-    def send(self, data: bytes | bytearray | memoryview) -> None:
-        """Queue application data; segments go out now or on the next clock turn."""
-        if self.app_closed or self.sndbuf.fin_queued:
-            raise RuntimeError("send after close")
-        if self.state in (CLOSED, TIME_WAIT, LAST_ACK, CLOSING):
-            raise RuntimeError(f"send in state {STATE_NAMES[self.state]}")
-        self.sndbuf.append(data)
-        if self.state in SENDING and self._output_call is None:
-            self._output_call = self._clock.callLater(0, self._deferred_output)
-
-    def wants_writable(self) -> None:
-        """Call C{app.tcp_writable()} once the send buffer drops under half of L{send_limit}."""
-        self._writable_wanted = True
+    # ---- sending: segmentation, retransmission, ACKs ------------------------------------------
 
     def _deferred_output(self) -> None:
         self._output_call = None
         self._output()
         self._maybe_send_ack()
-
-    def _arm_rto(self) -> None:
-        self._rto_deadline = self._clock.seconds() + self.rto.rto
-        if self._rto_call is None:
-            self._rto_call = self._clock.callLater(self.rto.rto, self._rto_fired)
-
-    def _stop_rto(self) -> None:
-        self._rto_deadline = None
-
-    def _rto_fired(self) -> None:
-        self._rto_call = None
-        if self._rto_deadline is None:
-            return
-        now = self._clock.seconds()
-        if now < self._rto_deadline - 1e-9:
-            self._rto_call = self._clock.callLater(self._rto_deadline - now, self._rto_fired)
-            return
-        self._rto_deadline = None
-        self._timeout()
-
-    def _timeout(self) -> None:
-        self._retries += 1
-        self.rto.back_off()
-        self.rto.forget_timing()
-        st = self.state
-        if st in (SYN_SENT, SYN_RCVD):
-            if self._retries > self.cfg.syn_retries:
-                self._finish(TCPTimedOutError(), rst=st == SYN_RCVD)
-                return
-            self._send_syn(st == SYN_RCVD)
-            self._arm_rto()
-            return
-        if self._retries > self.cfg.max_retries:
-            self.abort(TCPTimedOutError())
-            return
-        self.cc.timeout(self.snd_una, self.snd_max, self.smss, first=self._retries == 1)
-        self.scoreboard.restart(self.snd_una)
-        self.snd_nxt = self.snd_una
-        self._output()
-        if self._rto_deadline is None and self.snd_una != self.snd_max:
-            self._arm_rto()
-
-    def _start_persist(self) -> None:
-        if self._persist_call is None:
-            delay = min(max(self.rto.rto, 0.2) * (1 << self._persist_backoff), 60.0)
-            self._persist_call = self._clock.callLater(delay, self._persist_fired)
-
-    def _persist_fired(self) -> None:
-        self._persist_call = None
-        if self.state not in SENDING or self.snd_wnd:
-            return
-        self._probes += 1
-        if self._probes > self.cfg.max_retries:        # nobody answers our window probes
-            self.abort(TCPTimedOutError())
-            return
-        sndbuf = self.sndbuf
-        if sndbuf.offset(self.snd_nxt) < len(sndbuf):
-            self._send(self.snd_nxt, ACK, sndbuf.view(self.snd_nxt, 1))
-            end = (self.snd_nxt + 1) & MASK
-            if seq_gt(end, self.snd_max):
-                self.snd_max = end
-        self._persist_backoff = min(self._persist_backoff + 1, 9)
-        self._start_persist()
 
     def _output(self) -> None:
         """Send what the windows allow (RFC 9293 3.8.6.2.1 sender SWS avoidance, no Nagle)."""
