@@ -52,11 +52,20 @@ class TCPConfig:
 class AppEvents(Protocol):
     """What a connection tells the layer above (the transport adapter)."""
 
-    def tcp_established(self) -> None: ...
-    def tcp_data(self, data: bytes) -> None: ...
-    def tcp_eof(self) -> None: ...
-    def tcp_writable(self) -> None: ...
-    def tcp_closed(self, reason: Exception) -> None: ...
+    def tcp_established(self) -> None:
+        """The handshake completed (active opens; passive ones are handed over established)."""
+
+    def tcp_data(self, data: bytes) -> None:
+        """In-order C{data} arrived (never while reading is paused)."""
+
+    def tcp_eof(self) -> None:
+        """The peer's FIN arrived after all its data: it sends no more."""
+
+    def tcp_writable(self) -> None:
+        """The send buffer drained below half the send limit after C{wants_writable()}."""
+
+    def tcp_closed(self, reason: Exception) -> None:
+        """The connection is over (once), for C{reason}: done, reset, refused or timed out."""
 
 
 Emit = Callable[[int, int, int, int, bytes, "bytes | bytearray | memoryview"], None]

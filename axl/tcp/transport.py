@@ -66,6 +66,7 @@ class OverlayTransport:
     # ---- connection events (AppEvents) -------------------------------------------------------
 
     def tcp_established(self) -> None:
+        """The handshake completed: tell the client endpoint."""
         if self.on_connect is not None:
             cb, self.on_connect, self.on_connect_failed = self.on_connect, None, None
             cb(self)
@@ -77,10 +78,12 @@ class OverlayTransport:
         protocol.makeConnection(self)
 
     def tcp_data(self, data: bytes) -> None:
+        """Hand C{data} to the protocol."""
         if self.protocol is not None:
             self.protocol.dataReceived(data)
 
     def tcp_eof(self) -> None:
+        """The peer half-closed: C{readConnectionLost} for a half-closeable protocol, else close."""
         proto = self.protocol
         if proto is None:
             return
@@ -90,6 +93,7 @@ class OverlayTransport:
             self.loseConnection()
 
     def tcp_writable(self) -> None:
+        """The send buffer drained: resume a paused streaming producer or pull again."""
         if self.producer is None:
             return
         if self._streaming:
@@ -100,6 +104,10 @@ class OverlayTransport:
             self._schedule_pull()
 
     def tcp_closed(self, reason: Exception) -> None:
+        """
+        The connection ended: fail a pending connect; else fail the acknowledgement waiters,
+        stop the producer and call C{connectionLost}.
+        """
         if self.disconnected:
             return
         self.disconnected = True
