@@ -12,6 +12,7 @@ C{--delay-ms} (default 10 ms) each way, so X to Y has a 40 ms round trip.
    then 50 sequential 100-byte C{/send} calls until Y's C{/recv} returns them (p50/p95 ms).
 
     python bench/bench_tcp_wan.py [stream|send|both] [--delay-ms 10] [--size 64] [--count 16]
+        [--max-in-flight BYTES]
 """
 
 from __future__ import annotations
@@ -31,13 +32,15 @@ sys.path.insert(0, ROOT)
 
 from axl.client import request as http  # noqa: E402
 from bench.bench_bridge import free_port, start_node, stop_all, wait_for_route  # noqa: E402
+from tests.delaylink import DEFAULT_MAX_IN_FLIGHT  # noqa: E402
 
 
-def start_delay_link(target_port: int, delay_ms: float) -> tuple[subprocess.Popen[bytes], int]:
+def start_delay_link(target_port: int, delay_ms: float, max_in_flight: int
+                     ) -> tuple[subprocess.Popen[bytes], int]:
     """A delay link process in front of 127.0.0.1:C{target_port}; returns it and its port."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "tests.delaylink", "--to", f"127.0.0.1:{target_port}",
-         "--delay-ms", str(delay_ms)], cwd=ROOT, stdout=subprocess.PIPE,
+         "--delay-ms", str(delay_ms), "--max-in-flight", str(max_in_flight)], cwd=ROOT, stdout=subprocess.PIPE,
         env={**os.environ, "PYTHONPATH": ROOT})
     assert proc.stdout is not None
     line = proc.stdout.readline().decode()
@@ -49,7 +52,7 @@ def start_delay_link(target_port: int, delay_ms: float) -> tuple[subprocess.Pope
 
 # ---- stream: in-process nodes ---------------------------------------------------------------
 
-def run_stream(delay_ms: float, size: int) -> float:
+def run_stream(delay_ms: float, size: int, max_in_flight: int) -> float:
     """One overlay TCP stream X -> Y over the delayed line; returns MB/s."""
     from twisted.internet import reactor
     from twisted.internet.defer import Deferred, ensureDeferred
@@ -88,7 +91,7 @@ def run_stream(delay_ms: float, size: int) -> float:
 
         node({"Listen": [f"tls://127.0.0.1:{listen_port}"]})
         for _ in range(2):
-            proc, port = start_delay_link(listen_port, delay_ms)
+            proc, port = start_delay_link(listen_port, delay_ms, max_in_flight)
             procs.append(proc)
             node({"Peers": [f"tls://127.0.0.1:{port}"]})
         x, y = tops[1].node, tops[2].node
@@ -135,7 +138,7 @@ def run_stream(delay_ms: float, size: int) -> float:
 
 # ---- send: twistd nodes ---------------------------------------------------------------------
 
-def run_send(delay_ms: float, count: int) -> tuple[float, float, float]:
+def run_send(delay_ms: float, count: int, max_in_flight: int) -> tuple[float, float, float]:
     """Sequential 1 MiB /send X -> Y; returns (MiB/s, p50 ms, p95 ms of 100-byte sends)."""
     workdir = tempfile.mkdtemp(prefix="axl-wan-")
     procs: list[subprocess.Popen[bytes]] = []
@@ -145,7 +148,7 @@ def run_send(delay_ms: float, count: int) -> tuple[float, float, float]:
         procs.append(relay)
         apis = []
         for name in ("x", "y"):
-            link, port = start_delay_link(listen_port, delay_ms)
+            link, port = start_delay_link(listen_port, delay_ms, max_in_flight)
             node, api = start_node(workdir, name, {"Peers": [f"tls://127.0.0.1:{port}"]})
             procs += [link, node]
             apis.append(api)
@@ -195,15 +198,17 @@ def main() -> None:
     p.add_argument("--delay-ms", type=float, default=10.0, help="one-way delay per link")
     p.add_argument("--size", type=int, default=64, help="MiB for the stream (default 64)")
     p.add_argument("--count", type=int, default=16, help="1 MiB /send calls (default 16)")
+    p.add_argument("--max-in-flight", type=int, default=DEFAULT_MAX_IN_FLIGHT,
+                   help="bytes each delay link holds per direction (default 4 MiB)")
     args = p.parse_args()
     rtt = 4 * args.delay_ms
     if args.what in ("send", "both"):
-        bulk, p50, p95 = run_send(args.delay_ms, args.count)
+        bulk, p50, p95 = run_send(args.delay_ms, args.count, args.max_in_flight)
         print(f"X-L-Y, {args.delay_ms:g} ms one way per link ({rtt:g} ms RTT): "
               f"{args.count} x 1 MiB sequential /send: {bulk:.1f} MiB/s; "
               f"100-byte /send until /recv: p50 {p50:.1f} ms, p95 {p95:.1f} ms")
     if args.what in ("stream", "both"):
-        mbs = run_stream(args.delay_ms, args.size << 20)
+        mbs = run_stream(args.delay_ms, args.size << 20, args.max_in_flight)
         print(f"X-L-Y, {args.delay_ms:g} ms one way per link ({rtt:g} ms RTT): one overlay "
               f"TCP stream, {args.size} MiB: {mbs:.1f} MB/s")
 
