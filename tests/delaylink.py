@@ -25,7 +25,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import TCP4ClientEndpoint, TCP4ServerEndpoint, connectProtocol
 from twisted.internet.interfaces import IDelayedCall, IListeningPort, IPushProducer, IReactorTCP
 from twisted.internet.interfaces import IReactorTime, ITransport
-from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
@@ -138,7 +138,7 @@ class _Side(Protocol):
         else:
             self.line.data(data)
 
-    def connectionLost(self, reason: Failure = Failure(Exception())) -> None:
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
         if self.line is not None:
             self.line.close()
 
