@@ -126,12 +126,14 @@ class AggregatedLog:
         window: float = 60.0,
         immediate: int = 8,
         max_sources: int = 16,
+        preposition: str = "from",
     ) -> None:
         self._clock = clock
         self._log = log
         self.verb = verb
         self.what = what
         self.window = window
+        self.preposition = preposition
         self._immediate_max = immediate
         self._max_sources = max_sources
         self._immediate = 0
@@ -151,9 +153,9 @@ class AggregatedLog:
         if source not in self._counts and self._immediate < self._immediate_max:
             self._immediate += 1
             self._counts[source] = 0  # logged; only later events are summarised
-            self._log.warn("{verb} {what} from {source}: {reason}",
+            self._log.warn("{verb} {what} {prep} {source}: {reason}",
                            verb=self.verb, what=_singular(self.what), source=source,
-                           reason=truncate(reason, 200))  # fmt: skip
+                           prep=self.preposition, reason=truncate(reason, 200))  # fmt: skip
             return
         if source in self._counts:
             self._counts[source] += 1
@@ -171,13 +173,15 @@ class AggregatedLog:
         for source, n in counts.items():
             if n:
                 self._log.warn(
-                    "{verb} {n} {what} from {source} in the last {window:g} s (last: {reason})",
+                    "{verb} {n} {what} {prep} {source} in the last {window:g} s (last: {reason})",
                     verb=self.verb, n=n, what=self.what, source=source, window=self.window,
+                    prep=self.preposition,
                     reason=truncate(last.get(source, ""), 200),
                 )  # fmt: skip
         if others:
-            self._log.warn("{verb} {n} {what} from other sources in the last {window:g} s",
-                           verb=self.verb, n=others, what=self.what, window=self.window)  # fmt: skip
+            self._log.warn("{verb} {n} {what} {prep} others in the last {window:g} s",
+                           verb=self.verb, n=others, what=self.what, window=self.window,
+                           prep=self.preposition)  # fmt: skip
 
     def stop(self) -> None:
         """Log what is pending now and cancel the timer."""

@@ -145,14 +145,34 @@ class SiteLimitTests(SynchronousTestCase):
         self.assertEqual(self.resource.bodies, [b"a" * 1000])
 
     def test_connection_cap(self) -> None:
-        """Past max_connections a new connection is answered 503 and closed; a closed one frees a slot."""
+        """
+        Past max_connections, while every connection has a request in progress, a new one is
+        answered 503 and closed; a closed one frees a slot.
+        """
         conns = [self.connect(i) for i in range(4)]
+        for proto, _ in conns:
+            proto.dataReceived(b"POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n")
         proto, transport = self.connect(9)
         self.assertIn(b"503", transport.value())
         self.assertTrue(transport.disconnecting)
         conns[0][0].connectionLost(None)
         _, transport = self.connect(10)
         self.assertEqual(transport.value(), b"")
+
+    def test_idle_connections_make_room(self) -> None:
+        """
+        At the cap, a new connection takes the place of the one that has waited longest for a
+        request head: 1000 idle connections cannot lock a client out.
+        """
+        idle = [self.connect(i) for i in range(4)]
+        for i in range(4):
+            self.clock.advance(1)
+            idle.append(self.connect(100 + i))
+        self.assertEqual([t.disconnecting for _, t in idle], [True] * 4 + [False] * 4)
+        proto, transport = self.connect(9)
+        proto.dataReceived(b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n")
+        self.assertEqual(len(self.resource.pending), 1)
+        self.assertEqual(len(self.site.channels), 4)
 
     def test_request_cap(self) -> None:
         """Past max_requests handled at once, a request gets 503 at once; finishing frees a slot."""
@@ -235,6 +255,7 @@ class RouteLimitTests(TwoNodes):
         """/send bodies in flight past bridge_max_inflight_bytes get 503; one alone always goes."""
         self.a.bridge.max_inflight_bytes = 1500
         self.a.bridge.max_message_size = 1000
+        self.a.bridge.small_message = 100
         dead = bytes([9]) * 32
         self.net.black_holes.add(dead)
         hdr = {"X-Destination-Peer-Id": dead.hex()}
@@ -245,3 +266,5 @@ class RouteLimitTests(TwoNodes):
         self.assertEqual(code, 503)
         self.assertIn(b"bridge_max_inflight_bytes", body)
         self.assertEqual(self.a.bridge.inflight_bytes, 1000)
+        code, _, _ = self.call(self.client_a, "POST", "/send", {"X-Destination-Peer-Id": self.B.hex()}, b"s" * 100)
+        self.assertEqual(code, 200)  # a small message always goes

@@ -49,7 +49,7 @@ from axl.bridge.http import (
 from axl.bridge.mcp_sessions import McpSession, McpSessions
 from axl.bridge.metrics import CONTENT_TYPE_LATEST, NodeMetrics, ObservedResource
 from axl.crypto.keys import short_key
-from axl.ratelimit import truncate
+from axl.ratelimit import AggregatedLog, truncate
 from axl.streams.envelope import (
     MAX_JSON_DEPTH,
     MISSING,
@@ -94,6 +94,10 @@ DELIVERY_STATUS: dict[type[DeliveryError], int] = {
     PeerTimedOut: 504,
     MessageRefused: 413,
 }
+
+
+#: Messages this small are never refused for the bytes in flight (L{Bridge._busy}).
+SMALL_MESSAGE = 64 * 1024
 
 
 class TooDeep(Exception):
@@ -146,7 +150,7 @@ class Bridge:
         bridge_addr: str = "127.0.0.1",
         api_port: int = 9002,
         max_background: int = 256,
-        max_inflight_bytes: int = 64 * 1024 * 1024,
+        max_inflight_bytes: int = 32 * 1024 * 1024,
         metrics: NodeMetrics | None = None,
     ) -> None:
         self._topology = topology
@@ -163,6 +167,9 @@ class Bridge:
         self.max_background = max_background
         self.max_inflight_bytes = max_inflight_bytes
         self.inflight_bytes = 0  # message bytes being delivered by /send, /mcp, /a2a now
+        self.small_message = SMALL_MESSAGE
+        self.background_failures = AggregatedLog(clock, self.log, "undelivered", "MCP notifications",
+                                                 preposition="to")  # fmt: skip
         self.metrics = metrics
 
     def resource(self) -> IResource:
@@ -192,8 +199,16 @@ class Bridge:
         return text_response(request, 400, str(failure.value))
 
     def _busy(self, request: IRequest, size: int) -> bytes | None:
-        """A 503 when C{size} more bytes in flight would pass L{max_inflight_bytes}, else None."""
-        if self.inflight_bytes and self.inflight_bytes + size > self.max_inflight_bytes:
+        """
+        A 503 when C{size} more bytes in flight would pass L{max_inflight_bytes}, else None.
+        Messages up to L{SMALL_MESSAGE} bytes always go (at most C{bridge_max_requests} of them
+        are in flight), so bulk transfers cannot hold up small ones.
+        """
+        if (
+            size > self.small_message
+            and self.inflight_bytes
+            and self.inflight_bytes + size > self.max_inflight_bytes
+        ):
             request.setHeader(b"Retry-After", b"1")
             return text_response(
                 request, 503,
@@ -469,12 +484,9 @@ class Bridge:
                     )
 
         def failed(failure: Any) -> None:
-            self.log.info(
-                "MCP {what} to {service} on {peer} not delivered: {err}",
-                what=what,
-                service=truncate(service),
-                peer=short_key(dest),
-                err=failure.getErrorMessage(),
+            self.background_failures.event(
+                f"{truncate(service, 32)} on {short_key(dest)}",
+                f"{what}: {failure.getErrorMessage()}",
             )
 
         done = self.sender.request(dest, envelope, self.request_timeout).addCallbacks(

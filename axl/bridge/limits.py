@@ -6,8 +6,10 @@ Resource limits of the HTTP bridge's server (issue 12), below the routes of L{ax
  - a request's head must arrive within C{header_timeout} of the connection opening or of the
    previous response (so idle keep-alive and slowloris connections go), and its body within
    C{body_timeout} of its head: else C{408} and the connection closes;
- - at most C{max_connections} connections (the next one is answered C{503} and closed) and at
-   most C{max_requests} requests being handled at once (then C{503});
+ - at most C{max_connections} connections: at the cap a new connection takes the place of
+   the one that has waited longest for a request head (idle or slow), or, if every one is
+   busy with a request, is answered C{503} and closed; at most C{max_requests} requests being
+   handled at once (then C{503});
  - a body larger than C{max_body} is refused with C{413} as soon as that is known: from its
    C{Content-Length}, or, for a chunked body, as its bytes arrive, so nothing over the limit is
    stored; the connection closes;
@@ -139,6 +141,8 @@ class LimitedChannel(HTTPChannel):
 
     _deadline: IDelayedCall | None = None
     _closing = False
+    #: when it started waiting for a request head (None while a request is read or handled)
+    waiting_since: float | None = None
 
     def connectionMade(self) -> None:
         super().connectionMade()
@@ -208,11 +212,18 @@ class LimitedChannel(HTTPChannel):
     def _arm(self, seconds: float, what: str) -> None:
         self._disarm()
         self._deadline = self.callLater(seconds, lambda: self._expired(seconds, what))
+        if what == "request head":
+            self.waiting_since = _site_of_channel(self).reactor.seconds()
+
+    def evict(self) -> None:
+        """Close this connection (waiting for a head) to make room for a new one."""
+        self.refuse(408, "Request Timeout", "Request timeout: connection closed to make room")
 
     def _disarm(self) -> None:
         if self._deadline is not None and self._deadline.active():
             self._deadline.cancel()
         self._deadline = None
+        self.waiting_since = None
 
     def _expired(self, seconds: float, what: str) -> None:
         self._deadline = None
@@ -246,6 +257,13 @@ class LimitedSite(Site):
 
     def buildProtocol(self, addr: Any) -> Any:
         if len(self.channels) >= self.limits.max_connections:
+            waiting = [c for c in self.channels if c.waiting_since is not None and not c._closing]
+            if waiting:
+                oldest = min(waiting, key=lambda c: c.waiting_since or 0.0)
+                self.refusals.event(_peer(oldest), "idle connection closed to make room")
+                self.channels.discard(oldest)
+                oldest.evict()
+                return super().buildProtocol(addr)
             self.refusals.event(str(getattr(addr, "host", addr)), "too many connections")
             return _Refusal(
                 _raw_response(503, "Service Unavailable",

@@ -23,6 +23,8 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
+from axl.ratelimit import AggregatedLog
+
 __all__ = ["Message", "RecvQueue"]
 
 
@@ -61,6 +63,8 @@ class RecvQueue:
         self._waiters: deque[Deferred[Message | None]] = deque()
         #: How many puts had to wait for room (a counter for operators and tests).
         self.blocked_puts = 0
+        #: One line a minute or so, however many senders are paused.
+        self.paused_log = AggregatedLog(clock, self.log, "paused", "messages (queue full)")
         #: Called after a message leaves the queue (the listener's memory budget watches it).
         self.on_space: list[Callable[[], None]] = []
 
@@ -101,10 +105,8 @@ class RecvQueue:
                 self._append(message)
                 return succeed(None)
         self.blocked_puts += 1
-        self.log.info(
-            "receive queue full ({count} messages, {size} bytes): pausing a sender",
-            count=len(self._items),
-            size=self._bytes,
+        self.paused_log.event(
+            sender[:4].hex() + "…", f"receive queue full ({len(self._items)} messages, {self._bytes} bytes)"
         )
         d: Deferred[None] = Deferred()
         self._blocked.setdefault(sender, deque()).append((message, d))
@@ -188,3 +190,4 @@ class RecvQueue:
         """Answer every long-poller with None (the node is stopping)."""
         while self._waiters:
             self._waiters.popleft().callback(None)
+        self.paused_log.stop()
