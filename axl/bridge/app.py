@@ -37,6 +37,7 @@ from twisted.web.server import Request
 from axl.bridge.http import (
     DuplicateHeader,
     absolute_card_urls,
+    busy_response,
     bridge_authority,
     header,
     json_response,
@@ -209,12 +210,11 @@ class Bridge:
             and self.inflight_bytes
             and self.inflight_bytes + size > self.max_inflight_bytes
         ):
-            request.setHeader(b"Retry-After", b"1")
-            return text_response(
-                request, 503,
+            return busy_response(
+                request,
                 f"Busy: {self.inflight_bytes} bytes of messages in flight "
                 f"(bridge_max_inflight_bytes is {self.max_inflight_bytes}); retry",
-            )  # fmt: skip
+            )
         return None
 
     async def _deliver(self, size: int, call: Callable[[], Deferred[Any]]) -> Any:
@@ -414,12 +414,11 @@ class Bridge:
         if "id" not in message or "method" not in message:
             # A notification, or a response to the server: accepted now, delivered in the background.
             if len(self._background) >= self.max_background:
-                request.setHeader(b"Retry-After", b"1")
-                return text_response(
-                    request, 503,
+                return busy_response(
+                    request,
                     f"Busy: {len(self._background)} notifications being forwarded "
                     f"(bridge_max_background is {self.max_background}); retry",
-                )  # fmt: skip
+                )
             self._forward_notification(dest, service, envelope, session)
             if session is not None:
                 request.setHeader(b"Mcp-Session-Id", session.id.encode("ascii"))

@@ -19,6 +19,7 @@ from axl.streams.envelope import dumps
 __all__ = [
     "DuplicateHeader",
     "absolute_card_urls",
+    "busy_response",
     "bridge_authority",
     "header",
     "json_response",
@@ -119,6 +120,12 @@ def text_response(request: IRequest, code: int, message: str) -> bytes:
     request.setHeader(b"Content-Type", b"text/plain; charset=utf-8")
     request.setHeader(b"X-Content-Type-Options", b"nosniff")
     return sized(request, message.encode("utf-8") + b"\n")
+
+
+def busy_response(request: IRequest, message: str) -> bytes:
+    """A 503 for a limit that frees up soon: C{Retry-After: 1} and one line saying which."""
+    request.setHeader(b"Retry-After", b"1")
+    return text_response(request, 503, message)
 
 
 def method_not_allowed(request: IRequest, allowed: bytes) -> bytes:

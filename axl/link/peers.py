@@ -427,7 +427,9 @@ class PeerManager(MultiService):
         for _, port in self._ports:
             waits.append(maybeDeferred(port.stopListening))
         self._ports = []
-        for entry in list(self._inbound):
+        # Links are closed through their cores (which let go of the transport's producer slot:
+        # TLS would otherwise wait for it) before ClientService drops the outbound ones.
+        for entry in self._configured + list(self._inbound):
             if entry.link is not None:
                 entry.link.close("node stopping")
         self.refusals.stop()
@@ -464,6 +466,8 @@ class PeerManager(MultiService):
         if entry is None:
             return False
         self._configured.remove(entry)
+        if entry.link is not None:
+            entry.link.close("peer removed")
         if entry.service is not None:
             entry.service.disownServiceParent()
         self.log.info("peer {uri} removed", uri=link_uri)

@@ -26,7 +26,9 @@ class LinkProtocol(Protocol):
     It is its transport's streaming producer from the first bytes received on (TLS is set up by
     then: TLS pauses producers while it buffers writes before its handshake, which must not
     stop reading): when the transport's write buffer fills, Twisted pauses it, and it stops
-    reading from the peer (and tells the core) until the buffer drains.
+    reading from the peer (and tells the core) until the buffer drains. Close the link through
+    its core (L{LinkCore.close}), which gives the producer slot back: TLS's C{loseConnection}
+    waits for a registered producer to go.
     """
 
     _producing = False
