@@ -97,7 +97,7 @@ class Socks5Handshake:
             if step is None:
                 return out
             out += step
-            if self.stage is _Stage.OPEN:
+            if self.is_open:
                 self.leftover = bytes(self._buf)
                 self._buf.clear()
                 return out
@@ -204,6 +204,7 @@ class _SocksProtocol(Protocol):
             self._fail(Failure(ConnectError("the link refused the connection")))
             return
         self.wrapped = wrapped
+        assert self.transport is not None
         wrapped.makeConnection(self.transport)
         opened, self._opened = self._opened, None
         if opened is not None:
