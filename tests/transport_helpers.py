@@ -5,8 +5,13 @@ through, a bulk C{/send} between two in-process nodes, and bounded polling on th
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import socket
 import struct
+import tempfile
+from pathlib import Path
 from typing import Any, Callable
 
 import treq
@@ -14,13 +19,15 @@ from twisted.internet import reactor
 from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.endpoints import HostnameEndpoint, TCP4ServerEndpoint
 from twisted.internet.interfaces import IListeningPort
-from twisted.internet.protocol import Factory, Protocol, connectionDone
+from twisted.internet.protocol import Factory, ProcessProtocol, Protocol, connectionDone
+from twisted.internet.utils import getProcessOutput
+from twisted.trial.unittest import SkipTest, TestCase
 from twisted.internet.task import deferLater
 from twisted.python.failure import Failure
 
 from axl.node import Node
 
-__all__ = ["QUICK_IDLE", "Socks5Proxy", "wait_for", "send_bulk", "BULK_SIZE"]
+__all__ = ["QUICK_IDLE", "Socks5Proxy", "wait_for", "send_bulk", "BULK_SIZE", "RealNode", "real_binary", "free_udp_port"]
 
 BULK_SIZE = 16 * 1024 * 1024
 # Config for a sending node: its pooled /send connection closes soon after the send, so that
@@ -187,3 +194,136 @@ def send_bulk(sender: Node, receiver: Node, size: int = BULK_SIZE, timeout: floa
     data = yield got.content()
     yield deferLater(reactor, sender.config.send_idle_close_secs + 0.3, lambda: None)
     return payload, data, got.headers.getRawHeaders("X-From-Peer-Id", [""])[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# Real Yggdrasil nodes (../shared/bin), on 127.0.0.1 only.
+
+_CHECKOUT = Path(__file__).resolve().parent.parent
+
+
+def real_binary(name: str) -> Path:
+    """
+    The first of C{$AXL_YGG_BIN/<name>}, C{<checkout>/../shared/bin/<name>} and
+    C{/work/shared/bin/<name>} that exists; skip the test when none does.
+    A copy without its run bit is copied to a temp dir and made executable there.
+    """
+    candidates = [os.environ.get("AXL_YGG_BIN"), _CHECKOUT.parent / "shared" / "bin", "/work/shared/bin"]
+    path = Path(next((str(c) for c in candidates if c and (Path(c) / name).exists()),
+                     str(_CHECKOUT.parent / "shared" / "bin"))) / name  # fmt: skip
+    if not path.exists():
+        raise SkipTest(f"real Yggdrasil binary {path} not found (set AXL_YGG_BIN)")
+    if not os.access(path, os.X_OK):
+        copy = Path(tempfile.mkdtemp(prefix="axl-ygg-")) / name
+        shutil.copy(path, copy)
+        copy.chmod(0o755)
+        return copy
+    return path
+
+
+class _Collect(ProcessProtocol):
+    def __init__(self) -> None:
+        self.out = bytearray()
+        self.ended: Deferred[None] = Deferred()
+
+    def outReceived(self, data: bytes) -> None:
+        if len(self.out) < 1 << 20:
+            self.out += data
+
+    errReceived = outReceived
+
+    def processEnded(self, reason: Failure) -> None:
+        self.ended.callback(None)
+
+
+class RealNode:
+    """
+    A real C{yggdrasil} process (IfName none, no multicast, admin on 127.0.0.1) with a fresh
+    key, started by L{start} and stopped by PID in the test's cleanup.
+    """
+
+    def __init__(self, test: TestCase, version: str = "0.5.14") -> None:
+        self.test = test
+        self.version = version
+        self.binary = real_binary(f"yggdrasil-{version}")
+        self.ctl = real_binary(f"yggdrasilctl-{version}")
+        self.dir = Path(test.mktemp())
+        self.dir.mkdir(parents=True)
+        self.admin_port = _free_port()
+        self.proto = _Collect()
+        self.key = b""
+
+    @inlineCallbacks
+    def start(self, listen: list[str] = (), peers: list[str] = (), **extra: Any) -> Any:  # type: ignore[assignment]
+        out = yield getProcessOutput(str(self.binary), ["-genconf", "-json"], env=os.environ)
+        config = json.loads(out)
+        config.update({"IfName": "none", "MulticastInterfaces": [], "Listen": list(listen),
+                       "Peers": list(peers), "AdminListen": f"tcp://127.0.0.1:{self.admin_port}"})  # fmt: skip
+        config.update(extra)
+        self.key = bytes.fromhex(config["PrivateKey"])[32:]
+        path = self.dir / "ygg.json"
+        path.write_text(json.dumps(config))
+        self.process = reactor.spawnProcess(
+            self.proto, str(self.binary), [str(self.binary), "-useconffile", str(path), "-logto", "stdout"],
+            env={"PATH": os.environ.get("PATH", "")},
+        )  # fmt: skip
+        self.test.addCleanup(self.stop)
+        yield wait_for("the real node's admin socket", lambda: b"admin socket listening" in self.proto.out
+                       or self.proto.ended.called, 15)  # fmt: skip
+        if self.proto.ended.called:
+            raise AssertionError(f"the real node exited at start:\n{self.log()}")
+        return self
+
+    def stop(self) -> Deferred[None]:
+        if not self.proto.ended.called:
+            try:
+                self.process.signalProcess("TERM")
+            except Exception:
+                pass
+        return self.proto.ended
+
+    @inlineCallbacks
+    def admin(self, *args: str) -> Any:
+        """Run yggdrasilctl -json against this node; return the decoded response."""
+        out = yield getProcessOutput(
+            str(self.ctl), ["-endpoint", f"tcp://127.0.0.1:{self.admin_port}", "-json", *args],
+            env=os.environ, errortoo=True,
+        )  # fmt: skip
+        try:
+            return json.loads(out)
+        except ValueError:
+            raise AssertionError(f"yggdrasilctl said {out!r}") from None
+
+    @inlineCallbacks
+    def up_peers(self) -> Any:
+        """The real node's getPeers entries that are up."""
+        result = yield self.admin("getPeers")
+        return [p for p in result.get("peers") or [] if p.get("up")]
+
+    @inlineCallbacks
+    def wait_peer_up(self, key: bytes, timeout: float = 30.0) -> Any:
+        """Wait until the real node lists C{key} up; return its getPeers entry."""
+        waited = 0.0
+        while waited < timeout:
+            for peer in (yield self.up_peers()):
+                if peer.get("key") == key.hex():
+                    return peer
+            yield deferLater(reactor, 0.25, lambda: None)
+            waited += 0.25
+        raise AssertionError(f"real node never listed {key.hex()[:8]} up; log:\n{self.log()}")
+
+    def log(self) -> str:
+        return bytes(self.proto.out).decode("utf-8", "replace")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def free_udp_port() -> int:
+    """A UDP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
