@@ -26,7 +26,9 @@ from tests.transport_helpers import RealNode, Socks5Proxy, free_udp_port, wait_f
 from tests.vectors import identity
 
 
-class _Interop(InProcessNodesTestCase):
+class _Interop:
+    """The cases, mixed into one TestCase per real-node version."""
+
     timeout = 120
     version = "0.5.14"
 
@@ -126,9 +128,9 @@ class _Interop(InProcessNodesTestCase):
         self.assertTrue(ours.links.entries()[0].uri.startswith("quic://127.0.0.1:"))
 
 
-class Interop0514Tests(_Interop):
+class Interop0514Tests(_Interop, InProcessNodesTestCase):
     version = "0.5.14"
 
 
-class Interop0512Tests(_Interop):
+class Interop0512Tests(_Interop, InProcessNodesTestCase):
     version = "0.5.12"

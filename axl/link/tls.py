@@ -102,10 +102,12 @@ class LinkTLS:
     The node's TLS configuration: one certificate and one context per side, built once.
 
     @ivar certificate: the self-signed certificate we present.
+    @ivar private_key: its key (the node key), for QUIC's TLS (aioquic takes the key object).
     """
 
     def __init__(self, identity: Identity, now: datetime.datetime | None = None) -> None:
         self.certificate = make_certificate(identity, now)
+        self.private_key = Ed25519PrivateKey.from_private_bytes(identity.seed)
         self._client_ctx = _make_context(identity, self.certificate, SSL.TLS_CLIENT_METHOD)
         self._server_ctx = _make_context(identity, self.certificate, SSL.TLS_SERVER_METHOD)
         # wss:// and sockstls:// offer TLS 1.2 too: they may end at a reverse proxy (extras 4.4, 5).
