@@ -66,6 +66,8 @@ __all__ = [
     "QuicLinkTransport",
     "QuicClientEndpoint",
     "QuicServerEndpoint",
+    "QuicServerPort",
+    "suitable_addresses",
 ]
 
 IDLE_TIMEOUT = 60.0
@@ -490,15 +492,19 @@ class QuicClientEndpoint:
         driver.connect()
 
 
-class _ServerPort(DatagramProtocol):
+class QuicServerPort(DatagramProtocol):
     """One UDP listener: routes datagrams to connections by destination connection id."""
 
     log = Logger()
 
-    def __init__(self, reactor: Any, tls: LinkTLS, factory: IProtocolFactory) -> None:
+    def __init__(
+        self, reactor: Any, tls: LinkTLS, factory: IProtocolFactory,
+        max_connections: int = MAX_CONNECTIONS,
+    ) -> None:  # fmt: skip
         self._reactor = reactor
         self._config = quic_configuration(tls, is_client=False)
         self._factory = factory
+        self.max_connections = max_connections
         self.drivers: dict[bytes, QuicDriver] = {}
         self._count = 0
 
@@ -524,7 +530,7 @@ class _ServerPort(DatagramProtocol):
             and len(datagram) >= SMALLEST_MAX_DATAGRAM_SIZE
             and header.packet_type == QuicPacketType.INITIAL
         ):
-            if self._count >= MAX_CONNECTIONS:
+            if self._count >= self.max_connections:
                 self.log.warn("dropping a new QUIC connection from {addr}: {n} already open",
                               addr=addr[0], n=self._count)  # fmt: skip
                 return
@@ -570,7 +576,7 @@ class _ServerPort(DatagramProtocol):
 
 @implementer(IListeningPort)
 class _QuicListeningPort:
-    def __init__(self, port: Any, server: _ServerPort) -> None:
+    def __init__(self, port: Any, server: QuicServerPort) -> None:
         self._port, self._server = port, server
 
     def startListening(self) -> None:
@@ -592,7 +598,7 @@ class QuicServerEndpoint:
         self._reactor, self._port, self._host, self._tls = reactor, port, host, tls
 
     def listen(self, protocolFactory: IProtocolFactory) -> Deferred[IListeningPort]:
-        server = _ServerPort(self._reactor, self._tls, protocolFactory)
+        server = QuicServerPort(self._reactor, self._tls, protocolFactory)
         try:
             port = self._reactor.listenUDP(self._port, server, interface=self._host or "")
         except Exception as e:
