@@ -184,6 +184,7 @@ def _add_links(top: MultiService, node: Node, reactor: Any) -> None:
         listen=listen,
         allowed_keys=config.allowed_public_keys,
         max_backoff=config.peer_max_backoff_secs,
+        multicast=config.multicast_interfaces,
     )
     links.setServiceParent(top)  # type: ignore[no-untyped-call]
     node.links = links

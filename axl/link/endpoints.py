@@ -19,6 +19,7 @@ from zope.interface import implementer
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import (
     HostnameEndpoint,
+    TCP6ClientEndpoint,
     TCP4ServerEndpoint,
     TCP6ServerEndpoint,
     UNIXClientEndpoint,
@@ -59,7 +60,12 @@ def client_endpoint(reactor: Any, uri: PeerURI, tls: LinkTLS) -> IStreamClientEn
         from axl.link.quic import QuicClientEndpoint
 
         return QuicClientEndpoint(reactor, uri.host, uri.port, tls)
-    endpoint = HostnameEndpoint(reactor, uri.host, uri.port, timeout=DIAL_TIMEOUT)
+    if "%" in uri.host:
+        # A zoned link-local literal (multicast peers): HostnameEndpoint's resolution drops
+        # the zone, TCP6ClientEndpoint keeps it.
+        endpoint = TCP6ClientEndpoint(reactor, uri.host, uri.port, timeout=DIAL_TIMEOUT)
+    else:
+        endpoint = HostnameEndpoint(reactor, uri.host, uri.port, timeout=DIAL_TIMEOUT)
     if uri.scheme == "tls":
         sni = uri.sni if uri.sni is not None else sni_for_host(uri.host)
         return wrapClientTLS(tls.client_creator(sni), endpoint)
