@@ -88,6 +88,9 @@ class PeerURITests(SynchronousTestCase):
         self.assertEqual((ws.path, ws.query, ws.priority), ("/ygg/path", "priority=2&foo=bar", 2))
         self.assertEqual(ws.link_uri, "ws://h:1/ygg/path")
         self.assertEqual(parse_peer_uri("wss://h:1").path, "")
+        self.assertEqual(parse_peer_uri("wss://h/ygg").port, 443)  # ws/wss default ports
+        self.assertEqual(parse_peer_uri("ws://h").port, 80)
+        self.assertRaises(ConfigError, parse_listen_uri, "ws://127.0.0.1")
         self.assertEqual(parse_peer_uri("socks://p:1/t:2").target_port, 2)
 
     def test_sni_only_where_used(self) -> None:

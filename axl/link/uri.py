@@ -39,6 +39,8 @@ _DIAL_ONLY = {
     "socks": "a SOCKS proxy can only be dialled through, not listened on",
     "sockstls": "a SOCKS proxy can only be dialled through, not listened on",
 }
+# WebSocket dials may leave the port out, as in any ws/wss URL.
+_DEFAULT_PORTS = {"ws": 80, "wss": 443}
 # Options that only some transports use; elsewhere they are reported as ignored.
 _SNI_SCHEMES = ("tls", "sockstls")
 
@@ -161,6 +163,8 @@ def _parse(text: str, listen: bool) -> PeerURI:
         except ValueError as e:
             raise _err(text, f"bad port ({e})") from None
         host = unquote(parts.hostname or "")
+        if parsed_port is None and not listen and scheme in _DEFAULT_PORTS:
+            parsed_port = _DEFAULT_PORTS[scheme]
         if parsed_port is None:
             raise _err(text, "a port is required (scheme://host:port)")
         port = parsed_port
