@@ -36,7 +36,7 @@ from axl.link.multicast import (
     decode_beacon,
     encode_beacon,
 )
-from axl.link.peers import PeerManager
+from axl.link.peers import MAX_EPHEMERAL, PeerEntry, PeerManager
 from axl.link.testing import MemoryNetwork, identity
 from tests.test_e2e_twistd import TWISTD
 from tests.transport_helpers import real_binary
@@ -271,6 +271,14 @@ class ManagerHookTests(SynchronousTestCase):
         self.assertTrue(b.dial_ephemeral("tls://[fe80::5%25v1]:1"))
         self.assertEqual(b.entries(), [])
         self.assertTrue(b.dial_ephemeral("tls://[fe80::5%25v1]:1"))
+
+    def test_ephemeral_bound(self) -> None:
+        """At most MAX_EPHEMERAL multicast links exist at once; further beacons are refused."""
+        b = self.manager(identity(2))
+        for n in range(MAX_EPHEMERAL):
+            b._ephemeral.append(PeerEntry(uri=f"tls://h{n}:1", inbound=False, config=None, ephemeral=True))  # type: ignore[arg-type]
+        self.assertFalse(b.dial_ephemeral("tls://[fe80::7%25v1]:1"))
+        self.assertEqual(self.net.dials, [])
 
     def test_no_multicast(self) -> None:
         """Without entries there is no multicast service and the admin data is []."""

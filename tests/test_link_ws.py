@@ -23,6 +23,7 @@ from axl.link.protocol import LinkFactory
 from axl.link.testing import RecordingHandler, identity, make_core
 from axl.link.uri import parse_listen_uri, parse_peer_uri
 from axl.link.ws import (
+    MAX_WS_CONNECTIONS,
     MAX_WS_MESSAGE,
     WebSocketClientEndpoint,
     WebSocketServerEndpoint,
@@ -175,6 +176,18 @@ class ServerTests(SynchronousTestCase):
         self.assertEqual(opcode, 8)
         self.assertEqual(payload[:2], (1003).to_bytes(2, "big"))
         self.assertIn(b"expected MessageBinary", payload)
+
+    def test_connection_bound(self) -> None:
+        """Past MAX_WS_CONNECTIONS open connections, an upgrade is refused with 503."""
+        endpoint = WebSocketServerEndpoint(None, parse_listen_uri("ws://127.0.0.1:0"), handshake_timeout=0)  # type: ignore[arg-type]
+        factory = endpoint.factory_for(self.link_factory)
+        factory.countConnections = MAX_WS_CONNECTIONS
+        proto = factory.buildProtocol(PEER)
+        transport = _Transport(peerAddress=PEER)
+        proto.makeConnection(transport)
+        proto.dataReceived(_upgrade_request())
+        self.assertTrue(transport.value().startswith(b"HTTP/1.1 503"), transport.value()[:30])
+        self.assertEqual(self.cores, [])
 
     def test_oversized_message(self) -> None:
         """A message larger than MAX_WS_MESSAGE ends the connection (the bound holds)."""

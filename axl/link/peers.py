@@ -44,12 +44,14 @@ from axl.link.protocol import LinkFactory
 from axl.link.tls import LinkTLS
 from axl.link.uri import PeerURI, inbound_uri, parse_listen_uri, parse_peer_uri
 
-__all__ = ["DEFAULT_MAX_BACKOFF", "JITTER", "MAX_HANDSHAKING_INBOUND", "PeerEntry", "PeerManager"]
+__all__ = ["DEFAULT_MAX_BACKOFF", "JITTER", "MAX_EPHEMERAL", "MAX_HANDSHAKING_INBOUND", "PeerEntry", "PeerManager"]
 
 DEFAULT_MAX_BACKOFF = 60.0
 # Inbound connections still in their (at most 6 s) handshake; more are refused at accept, so a
 # flood of silent connections cannot pile up.
 MAX_HANDSHAKING_INBOUND = 64
+# Multicast links (dialling or up) at once: beacons from ever new keys cannot grow the table past it.
+MAX_EPHEMERAL = 64
 # Each wait is shortened by up to this fraction, at random, so that peers do not redial in step.
 JITTER = 0.25
 
@@ -192,6 +194,7 @@ class PeerManager(MultiService):
         self._configured: list[PeerEntry] = []
         self._inbound: list[PeerEntry] = []
         self._ephemeral: list[PeerEntry] = []
+        self._refused_ephemeral = 0
         self._listeners = [u if isinstance(u, PeerURI) else parse_listen_uri(u) for u in listen]
         self._ports: list[tuple[PeerURI, IListeningPort]] = []
         self._stopping = False
@@ -305,12 +308,19 @@ class PeerManager(MultiService):
         if self._stopping or any(e.uri == parsed.link_uri for e in self.entries()):
             self.log.debug("not dialling {uri}: peer is already configured", uri=parsed.link_uri)
             return False
+        if len(self._ephemeral) >= MAX_EPHEMERAL:
+            self._refused_ephemeral += 1
+            if self._refused_ephemeral == 1 or self._refused_ephemeral % 100 == 0:
+                self.log.warn("not dialling multicast peer {uri}: {n} multicast links already "
+                              "({count} refused so far)", uri=parsed.link_uri, n=MAX_EPHEMERAL,
+                              count=self._refused_ephemeral)  # fmt: skip
+            return False
         entry = PeerEntry(uri=parsed.link_uri, inbound=False, config=parsed, ephemeral=True)
         self._ephemeral.append(entry)
         d = self._dial(parsed).connect(LinkFactory(lambda addr: self._new_core(entry)))
 
         def failed(failure: Failure) -> None:
-            self.log.info("multicast peer {uri} not reached: {err}",
+            self.log.debug("multicast peer {uri} not reached: {err}",
                           uri=entry.uri, err=failure.getErrorMessage())  # fmt: skip
             if entry in self._ephemeral and not entry.up:
                 self._ephemeral.remove(entry)

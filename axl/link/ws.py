@@ -49,6 +49,7 @@ __all__ = [
     "SUBPROTOCOL",
     "MAX_WS_MESSAGE",
     "HANDSHAKE_TIMEOUT",
+    "MAX_WS_CONNECTIONS",
     "WebSocketLinkTransport",
     "WebSocketClientEndpoint",
     "WebSocketServerEndpoint",
@@ -59,6 +60,8 @@ SUBPROTOCOL = "ygg-ws"
 # A received message (or frame) larger than this ends the link: a link write is at most one
 # ironwood frame (or the meta), far below it. Go has no limit; we need one.
 MAX_WS_MESSAGE = 4 * PEER_MAX_MESSAGE_SIZE
+# WebSocket connections one listener holds at once (upgrading or open); more are refused (503).
+MAX_WS_CONNECTIONS = 512
 # The HTTP upgrade must be done within this long (Go's HTTP server: 10 s read timeout).
 HANDSHAKE_TIMEOUT = 10.0
 _CLOSE_NO_SUBPROTOCOL = "client must speak the ygg-ws subprotocol"
@@ -262,7 +265,8 @@ class WebSocketServerEndpoint:
         """The autobahn factory that hands opened WebSockets to C{protocolFactory}."""
         factory = _ServerFactory(protocolFactory, self._uri.origins)
         factory.setProtocolOptions(  # type: ignore[no-untyped-call]
-            webStatus=False, perMessageCompressionAccept=lambda offers: None
+            webStatus=False, perMessageCompressionAccept=lambda offers: None,
+            maxConnections=MAX_WS_CONNECTIONS,
         )
         _limits(factory, self._timeout)
         return factory
