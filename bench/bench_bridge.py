@@ -84,6 +84,17 @@ def start_node(
     raise SystemExit(f"node {name} did not start; see {workdir}/{name}.log")
 
 
+def stop_all(procs: list[subprocess.Popen[bytes]]) -> None:
+    """Terminate every process we started (by its Popen), killing any still there after 5 s."""
+    for p in procs:
+        p.terminate()
+    for p in procs:
+        try:
+            p.wait(5)
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+
 def rss_mb(pid: int) -> float:
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -188,13 +199,7 @@ def main() -> None:
             f"RSS: X {rss_mb(x.pid):.0f} MB, relay {rss_mb(relay.pid):.0f} MB, Y {rss_mb(y.pid):.0f} MB"
         )
     finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(5)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop_all(procs)
 
 
 if __name__ == "__main__":

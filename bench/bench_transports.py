@@ -21,7 +21,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench_bridge import BULK_CLIENTS, free_port, start_node  # noqa: E402
+from bench_bridge import BULK_CLIENTS, free_port, start_node, stop_all  # noqa: E402
 
 from axl.client import request as http  # noqa: E402
 
@@ -79,13 +79,7 @@ def bench(scheme: str) -> float:
         assert sum(received) == MESSAGES * len(chunk)
         return rate
     finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(5)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop_all(procs)
 
 
 def main() -> None:

@@ -32,7 +32,7 @@ from axl.link.quic import (
 from axl.link.testing import RecordingHandler, identity, make_core
 from axl.link.tls import LinkTLS
 from tests.inprocess import InProcessNodesTestCase
-from tests.transport_helpers import BULK_SIZE, QUICK_IDLE, free_udp_port, send_bulk, wait_for
+from tests.transport_helpers import QUICK_IDLE, assert_link_and_bulk, free_udp_port
 
 SERVER = ("127.0.0.1", 9001)
 CLIENT = ("127.0.0.2", 40000)
@@ -273,9 +273,4 @@ class QuicSendTests(InProcessNodesTestCase):
         port = free_udp_port()
         a = self.start_node("A", {"Listen": [f"quic://127.0.0.1:{port}"]})
         b = self.start_node("B", {"Peers": [f"quic://127.0.0.1:{port}"], **QUICK_IDLE})
-        yield wait_for("the quic link", lambda: bool(b.links.links()) and bool(a.links.links()))
-        self.assertTrue(a.links.entries()[0].uri.startswith("quic://127.0.0.1:"))
-        sent, got, sender = yield send_bulk(b, a)
-        self.assertEqual(len(got), BULK_SIZE)
-        self.assertTrue(got == sent, "payload corrupted")
-        self.assertEqual(sender, b.identity.public_key.hex())
+        yield assert_link_and_bulk(self, a, b, "quic")

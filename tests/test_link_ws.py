@@ -31,7 +31,7 @@ from axl.link.ws import (
 )
 from tests.inprocess import InProcessNodesTestCase
 from tests.test_e2e_twistd import free_port
-from tests.transport_helpers import BULK_SIZE, QUICK_IDLE, send_bulk, wait_for
+from tests.transport_helpers import QUICK_IDLE, assert_link_and_bulk
 
 PEER = IPv4Address("TCP", "10.0.0.2", 5555)
 
@@ -265,9 +265,4 @@ class WebSocketSendTests(InProcessNodesTestCase):
         port = free_port()
         a = self.start_node("A", {"Listen": [f"ws://127.0.0.1:{port}"]})
         b = self.start_node("B", {"Peers": [f"ws://127.0.0.1:{port}/ygg?foo=1"], **QUICK_IDLE})
-        yield wait_for("the ws link", lambda: bool(b.links.links()) and bool(a.links.links()))
-        self.assertTrue(a.links.entries()[0].uri.startswith("ws://127.0.0.1:"))
-        sent, got, sender = yield send_bulk(b, a)
-        self.assertEqual(len(got), BULK_SIZE)
-        self.assertTrue(got == sent, "payload corrupted")
-        self.assertEqual(sender, b.identity.public_key.hex())
+        yield assert_link_and_bulk(self, a, b, "ws")

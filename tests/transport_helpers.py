@@ -27,7 +27,7 @@ from twisted.python.failure import Failure
 
 from axl.node import Node
 
-__all__ = ["QUICK_IDLE", "Socks5Proxy", "wait_for", "send_bulk", "BULK_SIZE", "RealNode", "real_binary", "free_udp_port"]
+__all__ = ["assert_link_and_bulk", "QUICK_IDLE", "Socks5Proxy", "wait_for", "send_bulk", "BULK_SIZE", "RealNode", "real_binary", "free_udp_port"]
 
 BULK_SIZE = 16 * 1024 * 1024
 # Config for a sending node: its pooled /send connection closes soon after the send, so that
@@ -171,6 +171,20 @@ def wait_for(what: str, check: Callable[[], bool], timeout: float = 30.0) -> Any
             raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
         yield deferLater(reactor, 0.05, lambda: None)
         waited += 0.05
+
+
+@inlineCallbacks
+def assert_link_and_bulk(test: TestCase, receiver: Node, sender: Node, scheme: str) -> Any:
+    """
+    Wait until C{sender} and C{receiver} have their link, check the receiver lists it as
+    C{scheme://127.0.0.1:…}, then L{send_bulk} and check the payload and the sender id.
+    """
+    yield wait_for(f"the {scheme} link", lambda: bool(sender.links.links()) and bool(receiver.links.links()))
+    test.assertTrue(receiver.links.entries()[0].uri.startswith(f"{scheme}://127.0.0.1:"))
+    sent, got, sender_id = yield send_bulk(sender, receiver)
+    test.assertEqual(len(got), BULK_SIZE)
+    test.assertTrue(got == sent, "payload corrupted")
+    test.assertEqual(sender_id, sender.identity.public_key.hex())
 
 
 @inlineCallbacks
