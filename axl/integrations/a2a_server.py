@@ -27,7 +27,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.web.iweb import IRequest
 
-from axl.integrations._deadline import await_with_deadline
+from axl.errors import no_answer
 from axl.integrations.a2a_card import PROTOCOL_VERSION, agent_message, build_agent_card
 
 __all__ = ["A2AServer", "DEFAULT_A2A_PORT", "JSONRPCError"]
@@ -58,6 +58,7 @@ _PUSH_METHODS = frozenset(
 
 
 class JSONRPCError(Exception):
+    """A JSON-RPC error to answer with: C{code} and the message."""
     def __init__(self, code: int, message: str) -> None:
         super().__init__(message)
         self.code = code
@@ -132,6 +133,7 @@ class A2AServer:
 
     @app.route("/.well-known/agent-card.json", methods=["GET"])
     async def agent_card(self, request: IRequest) -> bytes:
+        """C{GET /.well-known/agent-card.json}: the card, one skill per registered service."""
         try:
             key = await self._get_node_key()
         except Exception as e:
@@ -142,7 +144,7 @@ class A2AServer:
     async def _get_node_key(self) -> str:
         if self._node_key is None:
             d = self._http.get(self._node + "/topology")
-            response = await await_with_deadline(d, self._clock, self._timeout)
+            response = await d.addTimeout(self._timeout, self._clock, onTimeoutCancel=no_answer)
             body = await response.content()
             if response.code != 200:
                 raise RuntimeError(f"/topology answered {response.code}")
@@ -155,7 +157,7 @@ class A2AServer:
     async def _service_names(self) -> list[str]:
         try:
             d = self._http.get(self._router + "/services")
-            response = await await_with_deadline(d, self._clock, self._timeout)
+            response = await d.addTimeout(self._timeout, self._clock, onTimeoutCancel=no_answer)
             body = await response.content()
             if response.code != 200:
                 raise RuntimeError(f"/services answered {response.code}")
@@ -171,6 +173,7 @@ class A2AServer:
 
     @app.route("/", methods=["POST"])
     async def jsonrpc(self, request: IRequest) -> bytes:
+        """C{POST /}: one A2A v1.0 JSON-RPC request (SendMessage, GetTask, ListTasks, CancelTask)."""
         try:
             body = json.loads(request.content.read())
         except (ValueError, UnicodeDecodeError) as e:
@@ -284,7 +287,7 @@ class A2AServer:
                 data=json.dumps(body).encode("utf-8"),
                 headers=headers,
             )
-            response = await await_with_deadline(d, self._clock, self._timeout)
+            response = await d.addTimeout(self._timeout, self._clock, onTimeoutCancel=no_answer)
             raw = await response.content()
         except Exception as e:
             raise _ExecutionFailed(f"Router not reachable: {e}") from e

@@ -12,10 +12,9 @@ from collections.abc import Callable, Sequence
 from typing import Any, NoReturn, TextIO
 
 from twisted.application.service import IService
-from twisted.internet.error import CannotListenError
 from twisted.python import usage
 
-from axl.errors import ConfigError
+from axl.errors import ConfigError, StartupError
 
 __all__ = ["mcp_router_main", "a2a_server_main", "run"]
 
@@ -41,7 +40,7 @@ def run(
     try:
         service = make_service(options)
         service.startService()
-    except (CannotListenError, ConfigError) as e:
+    except (ConfigError, StartupError) as e:
         stderr.write(f"{prog}: {e}\n")
         raise SystemExit(1) from None
     reactor.addSystemEventTrigger("before", "shutdown", service.stopService)
@@ -50,12 +49,14 @@ def run(
 
 
 def mcp_router_main(argv: Sequence[str] | None = None, stderr: TextIO | None = None) -> NoReturn:
+    """The C{mcp-router} console script."""
     from axl.integrations import router_tap
 
     run("mcp-router", router_tap.Options(), router_tap.makeService, argv, stderr)  # type: ignore[no-untyped-call]
 
 
 def a2a_server_main(argv: Sequence[str] | None = None, stderr: TextIO | None = None) -> NoReturn:
+    """The C{a2a-server} console script."""
     from axl.integrations import a2a_tap
 
     run("a2a-server", a2a_tap.Options(), a2a_tap.makeService, argv, stderr)  # type: ignore[no-untyped-call]
