@@ -2,7 +2,7 @@
 """
 Peering over QUIC: C{quic://host:port}, listen and dial (spec/yggdrasil-extras.md section 3).
 
-aioquic's L{QuicConnection} is sans-IO; L{QuicDriver} drives one from a Twisted UDP port and the
+aioquic's C{QuicConnection} is sans-IO; L{QuicDriver} drives one from a Twisted UDP port and the
 reactor's clock (no asyncio). QUIC v1, TLS 1.3 with the node's Ed25519 certificate, no ALPN, no
 SNI, nothing verified. The dialer opens client bidirectional stream 0 as soon as the handshake is
 done and the link writes its meta at once; the listener takes the first client bidirectional
@@ -168,7 +168,7 @@ class QuicLinkTransport:
 
 class QuicDriver:
     """
-    Drives one L{QuicConnection}: datagrams in and out, the connection's timer on C{clock},
+    Drives one C{QuicConnection}: datagrams in and out, the connection's timer on C{clock},
     its events to the link on the link stream.
 
     @param send: sends one datagram to an address (the UDP port's C{write}).
