@@ -42,6 +42,9 @@ class _Transport(StringTransport):
     def unregisterProducer(self) -> None:
         self.producer = None
 
+    def setTcpNoDelay(self, enabled: bool) -> None:
+        self.no_delay = enabled
+
 
 def _upgrade_request(path: str = "/", protocol: str | None = "ygg-ws", extra: str = "") -> bytes:
     key = base64.b64encode(os.urandom(16)).decode()
@@ -116,6 +119,16 @@ class ServerTests(SynchronousTestCase):
             self.assertIn(b"Content-Type: text/plain; charset=utf-8", head)
             self.assertEqual(body, b"OK")
             self.assertTrue(transport.disconnecting)
+
+    def test_no_delay(self) -> None:
+        """Both sides turn Nagle off on their TCP connection (autobahn's own attempt is a no-op)."""
+        _, transport = self.serve()
+        self.assertTrue(transport.no_delay)
+        endpoint = WebSocketClientEndpoint(None, parse_peer_uri("ws://h:1"), handshake_timeout=0)  # type: ignore[arg-type]
+        proto = endpoint.factory_for(LinkFactory(lambda a: None)).buildProtocol(PEER)
+        client_transport = _Transport(peerAddress=PEER)
+        proto.makeConnection(client_transport)
+        self.assertTrue(client_transport.no_delay)
 
     def test_plain_get_is_426(self) -> None:
         """A GET without Upgrade to another path is refused with 426."""
