@@ -102,6 +102,16 @@ class _Interop:
         self.assertEqual(proxy.requests[0], (1, "127.0.0.1", port))
 
     @inlineCallbacks
+    def test_sockstls_real_dials(self) -> Any:
+        """The real node dials our tls:// listener via sockstls://localhost:P/127.0.0.1:T."""
+        proxy = Socks5Proxy()
+        proxy_port = yield proxy.start()
+        self.addCleanup(proxy.stop)
+        port = free_port()
+        yield self.real_dials(f"tls://127.0.0.1:{port}", f"sockstls://localhost:{proxy_port}/127.0.0.1:{port}")
+        self.assertEqual(proxy.received[0], b"\x05\x01\x00")
+
+    @inlineCallbacks
     def test_sockstls_dial(self) -> Any:
         """Ours dials the real node's tls:// listener via sockstls://, the target as a name."""
         proxy = Socks5Proxy()

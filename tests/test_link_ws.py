@@ -8,6 +8,7 @@ in memory over iosim (both sides autobahn), with StringTransport for exact bytes
 from __future__ import annotations
 
 import base64
+import hashlib
 import os
 from typing import Any
 
@@ -241,6 +242,31 @@ class ClientTests(SynchronousTestCase):
         self.assertTrue(head.startswith("GET /ygg/path?priority=2&foo=bar HTTP/1.1\r\n"), head)
         self.assertIn("Sec-WebSocket-Protocol: ygg-ws\r\n", head)
         self.assertIn("Sec-WebSocket-Version: 13\r\n", head)
+
+    def test_dialer_frames(self) -> None:
+        """After the 101, the dialer's first message is the 123-byte meta in one masked binary
+        frame (FIN set), and the link core is up to the handshake (extras 4.3, 8.15)."""
+        clock = Clock()
+        core = make_core(identity(2), clock)
+        endpoint = WebSocketClientEndpoint(None, parse_peer_uri("ws://h:1/p"), handshake_timeout=0)  # type: ignore[arg-type]
+        factory = endpoint.factory_for(LinkFactory(lambda a: core))
+        opened: Deferred[Any] = Deferred()
+        factory.opened = opened
+        proto = factory.buildProtocol(PEER)
+        transport = _Transport(peerAddress=PEER)
+        proto.makeConnection(transport)
+        key = [line.split(": ", 1)[1] for line in transport.value().decode().split("\r\n")
+               if line.lower().startswith("sec-websocket-key:")][0]  # fmt: skip
+        accept = base64.b64encode(hashlib.sha1((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest())
+        transport.clear()
+        proto.dataReceived(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                           b"Sec-WebSocket-Accept: " + accept + b"\r\nSec-WebSocket-Protocol: ygg-ws\r\n\r\n")  # fmt: skip
+        self.assertIs(self.successResultOf(opened).core, core)
+        frame = transport.value()
+        self.assertEqual(frame[0], 0x82)  # FIN, binary
+        self.assertEqual(frame[1], 0x80 | 123)  # masked, 123 bytes
+        mask, payload = frame[2:6], frame[6:]
+        self.assertEqual(bytes(b ^ mask[i % 4] for i, b in enumerate(payload)), core._meta)
 
     def test_link_over_iosim(self) -> None:
         """Client and server endpoints in memory: both links come up, frames cross both ways,
