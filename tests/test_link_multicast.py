@@ -330,7 +330,10 @@ class NamespaceTests(TestCase):
                         ["ip", "link", "set", "lo", "up"], ["ip", "link", "set", dev, "up"]):  # fmt: skip
                 subprocess.run(["ip", "netns", "exec", ns, *cmd], check=False)
 
-    def _pair(self, password: str) -> None:
+    def _pair(self, password: str, our_password: str | None = None) -> None:
+        """Run both nodes; expect two links, or none when the passwords differ."""
+        expect = 2 if our_password is None else 0
+        our_password = password if our_password is None else our_password
         tmp = os.path.abspath(self.mktemp())
         os.makedirs(tmp)
         sockdir = tempfile.mkdtemp(prefix="axlmc")  # a UNIX socket path must be short
@@ -345,7 +348,7 @@ class NamespaceTests(TestCase):
         with open(os.path.join(tmp, "real.json"), "w") as f:
             json.dump(conf, f)
         ours_conf = {"PrivateKey": (identity(1).seed + identity(1).public_key).hex(),
-                     "MulticastInterfaces": [{"Regex": self.dev[1], "Password": password}],
+                     "MulticastInterfaces": [{"Regex": self.dev[1], "Password": our_password}],
                      "api_port": 19002}  # fmt: skip
         with open(os.path.join(tmp, "ours.json"), "w") as f:
             json.dump(ours_conf, f)
@@ -366,7 +369,7 @@ class NamespaceTests(TestCase):
             env={**os.environ, "PYTHONPATH": checkout},
         )  # fmt: skip
         self.addCleanup(_stop, ours)
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + (30 if expect else 6)
         peers: list[dict[str, Any]] = []
         while time.monotonic() < deadline:
             out = subprocess.run([str(self.ctl), "-endpoint", f"unix://{admin}", "-json", "getPeers"],
@@ -378,6 +381,12 @@ class NamespaceTests(TestCase):
             if len(peers) >= 2:
                 break
             time.sleep(0.5)
+        if not expect:
+            self.assertEqual(peers, [])
+            log = open(os.path.join(tmp, "ours.log"), "rb").read()
+            self.assertIn(b"multicast on", log)
+            self.assertNotIn(b"link tls://[fe80", log)  # no link attempt either way, not even refused
+            return
         if len(peers) < 2:
             for proc in (real, ours):
                 _stop(proc)
@@ -397,3 +406,7 @@ class NamespaceTests(TestCase):
     def test_two_links_with_password(self) -> None:
         """The same with a shared Password."""
         self._pair("s3cret")
+
+    def test_password_mismatch(self) -> None:
+        """Different Passwords: beacons flow both ways for 6 s, no link is made."""
+        self._pair("s3cret", "other")
