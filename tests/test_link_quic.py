@@ -15,6 +15,7 @@ from aioquic.quic.connection import QuicConnection
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import inlineCallbacks
 from twisted.internet.interfaces import IPushProducer
+from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -24,6 +25,7 @@ from axl.link.quic import (
     HANDSHAKE_TIMEOUT,
     KEEPALIVE_PERIOD,
     SEND_BUFFER_HIGH,
+    STREAM_TIMEOUT,
     QuicDriver,
     QuicServerPort,
     quic_configuration,
@@ -70,7 +72,7 @@ class _Producer:
 class Harness:
     """One client driver and one server port, with link cores on both ends."""
 
-    def __init__(self, max_connections: int = 16) -> None:
+    def __init__(self, max_connections: int = 16, silent_client: bool = False) -> None:
         self.clock = Clock()
         self.server_handler, self.client_handler = RecordingHandler(), RecordingHandler()
         self.server_cores: list[LinkCore] = []
@@ -87,7 +89,9 @@ class Harness:
         self.server.makeConnection(self.udp)  # type: ignore[arg-type]
         self.client_out: list[bytes] = []
         self.client_core = make_core(identity(2), self.clock, self.client_handler, uri="quic://s:1")
-        factory = LinkFactory(lambda addr: self.client_core)
+        factory: Any = LinkFactory(lambda addr: self.client_core)
+        if silent_client:
+            factory = Factory.forProtocol(Protocol)  # opens stream 0 but never writes on it
         self.client = QuicDriver(
             QuicConnection(configuration=quic_configuration(TLS[2], is_client=True)),
             self.clock, lambda data, addr: self.client_out.append(data), SERVER, None,
@@ -194,6 +198,17 @@ class QuicDriverTests(SynchronousTestCase):
         h.clock.advance(KEEPALIVE_PERIOD)
         self.assertTrue(h.client_out or h.udp.sent, "no datagram after 20 s of silence")
         self.assertGreaterEqual(h.client._ping_id, 1)
+
+    def test_silent_client_dropped(self) -> None:
+        """A client that completes the QUIC handshake but sends no stream data is closed by
+        the listener after STREAM_TIMEOUT (it cannot hold a connection slot)."""
+        h = Harness(silent_client=True)
+        h.up()
+        self.assertEqual(len(set(h.server.drivers.values())), 1)
+        self.assertEqual(h.server_cores, [])
+        h.clock.advance(STREAM_TIMEOUT)
+        h.pump()
+        self.assertEqual(h.server.drivers, {})
 
     def test_handshake_timeout(self) -> None:
         """A server that never answers ends the dial after HANDSHAKE_TIMEOUT."""

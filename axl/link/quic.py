@@ -59,6 +59,7 @@ __all__ = [
     "KEEPALIVE_PERIOD",
     "HANDSHAKE_TIMEOUT",
     "CLOSE_GRACE",
+    "STREAM_TIMEOUT",
     "SEND_BUFFER_HIGH",
     "MAX_CONNECTIONS",
     "quic_configuration",
@@ -73,6 +74,9 @@ __all__ = [
 IDLE_TIMEOUT = 60.0
 KEEPALIVE_PERIOD = 20.0
 HANDSHAKE_TIMEOUT = 5.0
+# A server connection whose client sends nothing on a stream this long after the handshake is
+# closed (the link's own meta deadline is as long), so silent connections cannot hold slots.
+STREAM_TIMEOUT = 6.0
 # After our FIN, how long we wait for the peer's before closing the QUIC connection anyway.
 CLOSE_GRACE = 2.0
 # Pause a registered producer while this much written data is still unacknowledged; resume below
@@ -302,6 +306,11 @@ class QuicDriver:
         self.connection.send_ping(self._ping_id)
         self.transmit()
 
+    def _no_stream(self) -> None:
+        self._handshake_timer = None
+        if self.stream_id is None:
+            self.close(f"no link stream within {STREAM_TIMEOUT:g} s of the QUIC handshake", clean=False)
+
     def _handshake_timeout(self) -> None:
         self._handshake_timer = None
         if not self.handshake_done:
@@ -321,6 +330,8 @@ class QuicDriver:
                 self._handshake_timer = None
                 if self.connection._is_client:
                     self._start_link(self.connection.get_next_available_stream_id())
+                elif self.stream_id is None:
+                    self._handshake_timer = self._clock.callLater(STREAM_TIMEOUT, self._no_stream)
             elif isinstance(event, events.StreamDataReceived):
                 self._stream_data(event)
             elif isinstance(event, events.StreamReset):
@@ -352,6 +363,9 @@ class QuicDriver:
 
     def _start_link(self, stream_id: int) -> None:
         self.stream_id = stream_id
+        if self._handshake_timer is not None and self._handshake_timer.active():
+            self._handshake_timer.cancel()
+        self._handshake_timer = None
         link = self._on_link(self, stream_id)
         if link is None:
             self.close("link refused", clean=False)
