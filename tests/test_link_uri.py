@@ -8,7 +8,7 @@ from __future__ import annotations
 from twisted.trial.unittest import SynchronousTestCase
 
 from axl.errors import ConfigError
-from axl.link.uri import inbound_uri, parse_go_duration, parse_listen_uri, parse_peer_uri
+from axl.link.uri import inbound_uri, parse_go_duration, parse_listen_uri, parse_peer_uri, redact_uri
 
 KEY = "3b6a27bcceb6a42d62a3a8d02a6f0d73653215771de243a63ac048a18b59da29"
 
@@ -149,3 +149,11 @@ class DurationTests(SynchronousTestCase):
         for junk in ("", "10", "s", "1x", "1s2", "-1s"):
             with self.subTest(text=junk):
                 self.assertRaises(ValueError, parse_go_duration, junk)
+
+
+class RedactTests(SynchronousTestCase):
+    def test_redact(self) -> None:
+        """Logs show a SOCKS user but never its password; other URIs are unchanged."""
+        self.assertEqual(redact_uri("socks://u:p%40ss@proxy:1/h:2"), "socks://u:***@proxy:1/h:2")
+        for text in ("socks://u@proxy:1/h:2", "tls://h:1", "ws://h:1/a:b@c", "unix:///x"):
+            self.assertEqual(redact_uri(text), text)

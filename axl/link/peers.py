@@ -42,7 +42,7 @@ from axl.link.endpoints import client_endpoint, server_endpoint
 from axl.link.multicast import MulticastService
 from axl.link.protocol import LinkFactory
 from axl.link.tls import LinkTLS
-from axl.link.uri import PeerURI, inbound_uri, parse_listen_uri, parse_peer_uri
+from axl.link.uri import PeerURI, inbound_uri, parse_listen_uri, parse_peer_uri, redact_uri
 
 __all__ = ["DEFAULT_MAX_BACKOFF", "JITTER", "MAX_EPHEMERAL", "MAX_HANDSHAKING_INBOUND", "PeerEntry", "PeerManager"]
 
@@ -114,7 +114,7 @@ class _ObservedEndpoint:
         self._wrapped, self._manager, self._entry = wrapped, manager, entry
 
     def __repr__(self) -> str:
-        return f"<peer {self._entry.uri}>"
+        return f"<peer {redact_uri(self._entry.uri)}>"
 
     def connect(self, protocolFactory: IProtocolFactory) -> Deferred[Any]:
         d = self._wrapped.connect(protocolFactory)
@@ -203,7 +203,7 @@ class PeerManager(MultiService):
             uri = item if isinstance(item, PeerURI) else parse_peer_uri(item)
             if uri.link_uri in seen:
                 self.log.warn("peer {uri} is configured twice; using the first entry",
-                              uri=uri.link_uri)  # fmt: skip
+                              uri=redact_uri(uri.link_uri))  # fmt: skip
                 continue
             seen.add(uri.link_uri)
             self._add_configured(uri)
@@ -233,7 +233,7 @@ class PeerManager(MultiService):
             identity=self.identity,
             clock=self._reactor,
             handler=self._forward,
-            uri=entry.uri,
+            uri=redact_uri(entry.uri),
             inbound=entry.inbound,
             priority=config.priority,
             password=config.password,
@@ -266,7 +266,7 @@ class PeerManager(MultiService):
         entry.failures = 0
         entry.retry_delay = None
         self.log.info("peer {key} up: {direction} {uri}, priority {priority}",
-                      key=short_key(link.remote_key), uri=entry.uri, priority=link.priority,
+                      key=short_key(link.remote_key), uri=redact_uri(entry.uri), priority=link.priority,
                       direction="inbound" if entry.inbound else "outbound")  # fmt: skip
 
     def _link_down(self, entry: PeerEntry, link: LinkCore, reason: str) -> None:
@@ -275,7 +275,7 @@ class PeerManager(MultiService):
         self._record_error(entry, link.last_error or reason)
         if link.remote_key and link.up_since is not None and not self._stopping:
             self.log.info("peer {key} down: {uri} ({reason})",
-                          key=short_key(link.remote_key), uri=entry.uri, reason=reason)  # fmt: skip
+                          key=short_key(link.remote_key), uri=redact_uri(entry.uri), reason=reason)  # fmt: skip
         if entry.inbound:
             if entry in self._inbound:
                 self._inbound.remove(entry)
@@ -284,7 +284,7 @@ class PeerManager(MultiService):
                 self._ephemeral.remove(entry)
         elif link.is_self and entry.service is not None:
             entry.is_self = True
-            self.log.warn("peer {uri} is this node itself; not redialling it", uri=entry.uri)
+            self.log.warn("peer {uri} is this node itself; not redialling it", uri=redact_uri(entry.uri))
             entry.service.stopService()
 
     # -- multicast (spec/yggdrasil-extras.md section 7) ------------------------------------
@@ -306,13 +306,13 @@ class PeerManager(MultiService):
         """
         parsed = parse_peer_uri(uri)
         if self._stopping or any(e.uri == parsed.link_uri for e in self.entries()):
-            self.log.debug("not dialling {uri}: peer is already configured", uri=parsed.link_uri)
+            self.log.debug("not dialling {uri}: peer is already configured", uri=redact_uri(parsed.link_uri))
             return False
         if len(self._ephemeral) >= MAX_EPHEMERAL:
             self._refused_ephemeral += 1
             if self._refused_ephemeral == 1 or self._refused_ephemeral % 100 == 0:
                 self.log.warn("not dialling multicast peer {uri}: {n} multicast links already "
-                              "({count} refused so far)", uri=parsed.link_uri, n=MAX_EPHEMERAL,
+                              "({count} refused so far)", uri=redact_uri(parsed.link_uri), n=MAX_EPHEMERAL,
                               count=self._refused_ephemeral)  # fmt: skip
             return False
         entry = PeerEntry(uri=parsed.link_uri, inbound=False, config=parsed, ephemeral=True)
@@ -321,7 +321,7 @@ class PeerManager(MultiService):
 
         def failed(failure: Failure) -> None:
             self.log.debug("multicast peer {uri} not reached: {err}",
-                          uri=entry.uri, err=failure.getErrorMessage())  # fmt: skip
+                          uri=redact_uri(entry.uri), err=failure.getErrorMessage())  # fmt: skip
             if entry in self._ephemeral and not entry.up:
                 self._ephemeral.remove(entry)
 
@@ -344,7 +344,7 @@ class PeerManager(MultiService):
         delay = base * (1.0 - JITTER * self._rng.random())
         entry.retry_delay = delay
         self.log.warn("peer {uri} unavailable ({error}); redial {n} in {delay:.1f} s (cap {cap:g} s)",
-                      uri=entry.uri, error=entry.last_error or "connection closed",
+                      uri=redact_uri(entry.uri), error=entry.last_error or "connection closed",
                       n=entry.failures, delay=delay, cap=cap)  # fmt: skip
         return delay
 
@@ -360,7 +360,7 @@ class PeerManager(MultiService):
                 lambda port, uri=uri: self._listening(uri, port),
                 lambda failure, uri=uri: self.log.error(
                     "cannot listen for peers on {uri}: {err}",
-                    uri=uri.link_uri, err=failure.getErrorMessage(),
+                    uri=redact_uri(uri.link_uri), err=failure.getErrorMessage(),
                 ),
             )
         for service in self:
@@ -373,7 +373,7 @@ class PeerManager(MultiService):
         self._ports.append((uri, port))
         host = port.getHost()
         self.log.info("listening for peers on {uri} ({address})",
-                      uri=uri.link_uri, address=getattr(host, "port", host))  # fmt: skip
+                      uri=redact_uri(uri.link_uri), address=getattr(host, "port", host))  # fmt: skip
 
     def stopService(self) -> Deferred[Any]:
         self._stopping = True

@@ -28,6 +28,7 @@ __all__ = [
     "parse_listen_uri",
     "parse_go_duration",
     "inbound_uri",
+    "redact_uri",
 ]
 
 SCHEMES = ("tcp", "tls", "unix", "quic", "ws", "wss", "socks", "sockstls")
@@ -260,6 +261,15 @@ def parse_peer_uri(text: str) -> PeerURI:
 def parse_listen_uri(text: str) -> PeerURI:
     """Parse a C{Listen} entry (or C{--listen}); raise L{ConfigError} with the reason."""
     return _parse(text, listen=True)
+
+
+def redact_uri(text: str) -> str:
+    """C{text} for logs: a password in its userinfo (SOCKS proxies) becomes C{***}."""
+    scheme, sep, rest = text.partition("://")
+    userinfo, at, tail = rest.partition("@")
+    if not sep or not at or ":" not in userinfo or "/" in userinfo:
+        return text
+    return f"{scheme}://{userinfo.split(':', 1)[0]}:***@{tail}"
 
 
 def inbound_uri(scheme: str, host: str, port: int) -> str:
