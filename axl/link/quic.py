@@ -23,6 +23,7 @@ link's transport is paused while more than L{SEND_BUFFER_HIGH} bytes wait there.
 from __future__ import annotations
 
 import ipaddress
+import socket
 import ssl
 from typing import Any, Callable
 
@@ -82,6 +83,9 @@ CLOSE_GRACE = 2.0
 # Pause a registered producer while this much written data is still unacknowledged; resume below
 # a quarter of it.
 SEND_BUFFER_HIGH = 4 * 1024 * 1024
+# UDP socket buffers: bursts of datagrams must not overflow the kernel's default (~208 KiB)
+# while the reactor is busy, or they are lost and QUIC's congestion control backs off.
+SOCKET_BUFFER = 4 * 1024 * 1024
 # QUIC connections one listener keeps at once (each costs a QuicConnection); more are dropped.
 MAX_CONNECTIONS = 256
 
@@ -117,7 +121,7 @@ class QuicLinkTransport:
         if self.disconnecting or not data:
             return
         self._driver.connection.send_stream_data(self.stream_id, bytes(data))
-        self._driver.transmit()
+        self._driver.transmit_soon()
         self._check_buffer()
 
     def writeSequence(self, data: Any) -> None:
@@ -213,6 +217,7 @@ class QuicDriver:
         )
         self._keepalive: IDelayedCall | None = None
         self._grace: IDelayedCall | None = None
+        self._soon: IDelayedCall | None = None
         self._ping_id = 0
         self._peer_finished = False
 
@@ -239,7 +244,7 @@ class QuicDriver:
             return
         self.connection.receive_datagram(data, addr, now=self._clock.seconds())
         self._process_events()
-        self.transmit()
+        self.transmit_soon()
 
     def finish_stream(self, stream_id: int) -> None:
         """Our side of the link is done: FIN the stream, close the connection soon."""
@@ -268,8 +273,21 @@ class QuicDriver:
 
     # -- output ----------------------------------------------------------------------------
 
+    def transmit_soon(self) -> None:
+        """
+        L{transmit} once the reactor is done with what it is doing: a burst of link writes or of
+        received datagrams (Twisted reads many per wake-up) then costs one packet-building pass
+        instead of one each.
+        """
+        if self._soon is None and not self.closed:
+            self._soon = self._clock.callLater(0, self.transmit)
+
     def transmit(self) -> None:
         """Send whatever aioquic has for the network, then re-arm its timer."""
+        if self._soon is not None:
+            if self._soon.active():
+                self._soon.cancel()
+            self._soon = None
         now = self._clock.seconds()
         sent = False
         for data, addr in self.connection.datagrams_to_send(now=now):
@@ -379,10 +397,10 @@ class QuicDriver:
             return
         self.closed = True
         self.close_reason = reason
-        for timer in (self._timer, self._handshake_timer, self._keepalive, self._grace):
+        for timer in (self._timer, self._handshake_timer, self._keepalive, self._grace, self._soon):
             if timer is not None and timer.active():
                 timer.cancel()
-        self._timer = self._handshake_timer = self._keepalive = self._grace = None
+        self._timer = self._handshake_timer = self._keepalive = self._grace = self._soon = None
         link, self.link = self.link, None
         if link is not None:
             link.connectionLost(Failure(ConnectionDone(reason) if clean else ConnectionLost(reason)))
@@ -391,6 +409,18 @@ class QuicDriver:
 
 # ---------------------------------------------------------------------------------------------
 # Twisted: the UDP ports.
+
+
+def _enlarge_buffers(port: Any) -> None:
+    """Ask for L{SOCKET_BUFFER}-sized kernel buffers on a listening UDP port (best effort)."""
+    sock = getattr(port, "socket", None)
+    if sock is None:
+        return
+    for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, option, SOCKET_BUFFER)
+        except OSError:
+            pass
 
 
 class _ClientPort(DatagramProtocol):
@@ -484,6 +514,7 @@ class QuicClientEndpoint:
     def _dial(self, host: str, factory: IProtocolFactory, result: Deferred[Any], state: dict[str, Any]) -> None:
         udp = _ClientPort()
         port = self._reactor.listenUDP(0, udp, interface="::" if ":" in host else "0.0.0.0")
+        _enlarge_buffers(port)
         peer = (host, self._port)
 
         def on_link(driver: QuicDriver, stream_id: int) -> IProtocol | None:
@@ -617,4 +648,5 @@ class QuicServerEndpoint:
             port = self._reactor.listenUDP(self._port, server, interface=self._host or "")
         except Exception as e:
             return fail(e)
+        _enlarge_buffers(port)
         return succeed(_QuicListeningPort(port, server))
