@@ -9,7 +9,6 @@ Run: .venv/bin/python bench/bench_transports.py [tls ws quic ...]
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import subprocess
@@ -21,7 +20,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench_bridge import BULK_CLIENTS, free_port, start_node, stop_all  # noqa: E402
+from bench_bridge import BULK_CLIENTS, free_port, start_node, stop_all, wait_for_route  # noqa: E402
 
 from axl.client import request as http  # noqa: E402
 
@@ -44,16 +43,7 @@ def bench(scheme: str) -> float:
         procs.append(a)
         b, api_b = start_node(workdir, "b", {"Peers": [listen]})
         procs.append(b)
-        key_a = json.loads(http("GET", f"http://127.0.0.1:{api_a}/topology")[2])["our_public_key"]
-        send = f"http://127.0.0.1:{api_b}/send"
-        recv = f"http://127.0.0.1:{api_a}/recv?wait=30"
-        dest = {"X-Destination-Peer-Id": key_a}
-        deadline = time.monotonic() + 60
-        while http("POST", send, b"probe", dest)[0] != 200:
-            if time.monotonic() > deadline:
-                raise SystemExit(f"no route B->A over {scheme}; see {workdir}")
-            time.sleep(0.5)
-        assert http("GET", recv)[2] == b"probe"
+        send, recv, dest = wait_for_route(api_b, api_a, f"no route B->A over {scheme}; see {workdir}")
         chunk = os.urandom(1024 * 1024)
         received: list[int] = []
 
