@@ -34,7 +34,7 @@ from axl.link.quic import (
 from axl.link.testing import RecordingHandler, identity, make_core
 from axl.link.tls import LinkTLS
 from tests.inprocess import InProcessNodesTestCase
-from tests.transport_helpers import QUICK_IDLE, assert_link_and_bulk, free_udp_port
+from tests.transport_helpers import assert_link_and_bulk, free_udp_port
 
 SERVER = ("127.0.0.1", 9001)
 CLIENT = ("127.0.0.2", 40000)
@@ -287,5 +287,5 @@ class QuicSendTests(InProcessNodesTestCase):
         """16 MiB /send from B to A whose only link is quic://."""
         port = free_udp_port()
         a = self.start_node("A", {"Listen": [f"quic://127.0.0.1:{port}"]})
-        b = self.start_node("B", {"Peers": [f"quic://127.0.0.1:{port}"], **QUICK_IDLE})
+        b = self.start_node("B", {"Peers": [f"quic://127.0.0.1:{port}"]})
         yield assert_link_and_bulk(self, a, b, "quic")

@@ -25,7 +25,7 @@ from axl.link.socks import SOCKS_TIMEOUT, Socks5Handshake, SocksClientEndpoint, 
 from axl.link.uri import parse_listen_uri, parse_peer_uri
 from tests.inprocess import InProcessNodesTestCase
 from tests.test_e2e_twistd import free_port
-from tests.transport_helpers import QUICK_IDLE, BULK_SIZE, Socks5Proxy, send_bulk, wait_for
+from tests.transport_helpers import BULK_SIZE, Socks5Proxy, send_bulk, wait_for
 
 
 class HandshakeTests(SynchronousTestCase):
@@ -212,7 +212,7 @@ class SocksSendTests(InProcessNodesTestCase):
         a = self.start_node("A", {"Listen": [f"{listen}://127.0.0.1:{port}"]})
         userinfo = f"{quote(auth[0], safe='')}:{quote(auth[1], safe='')}@" if auth else ""
         peer = f"{scheme}://{userinfo}localhost:{proxy_port}/localhost:{port}"
-        b = self.start_node("B", {"Peers": [peer], **QUICK_IDLE})
+        b = self.start_node("B", {"Peers": [peer]})
         yield wait_for("the link through the proxy", lambda: bool(b.links.links()))
         self.assertEqual(b.links.entries()[0].uri, peer)
         sent, got, sender = yield send_bulk(b, a)

@@ -32,7 +32,7 @@ from axl.link.ws import (
 )
 from tests.inprocess import InProcessNodesTestCase
 from tests.test_e2e_twistd import free_port
-from tests.transport_helpers import QUICK_IDLE, assert_link_and_bulk
+from tests.transport_helpers import assert_link_and_bulk
 
 PEER = IPv4Address("TCP", "10.0.0.2", 5555)
 
@@ -303,5 +303,5 @@ class WebSocketSendTests(InProcessNodesTestCase):
         """16 MiB /send from B to A whose only link is ws:// (B dials a path with a query)."""
         port = free_port()
         a = self.start_node("A", {"Listen": [f"ws://127.0.0.1:{port}"]})
-        b = self.start_node("B", {"Peers": [f"ws://127.0.0.1:{port}/ygg?foo=1"], **QUICK_IDLE})
+        b = self.start_node("B", {"Peers": [f"ws://127.0.0.1:{port}/ygg?foo=1"]})
         yield assert_link_and_bulk(self, a, b, "ws")

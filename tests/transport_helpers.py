@@ -27,12 +27,9 @@ from twisted.python.failure import Failure
 
 from axl.node import Node
 
-__all__ = ["assert_link_and_bulk", "QUICK_IDLE", "Socks5Proxy", "wait_for", "send_bulk", "BULK_SIZE", "RealNode", "real_binary", "free_udp_port"]
+__all__ = ["assert_link_and_bulk", "Socks5Proxy", "wait_for", "send_bulk", "BULK_SIZE", "RealNode", "real_binary", "free_udp_port"]
 
 BULK_SIZE = 16 * 1024 * 1024
-# Config for a sending node: its pooled /send connection closes soon after the send, so that
-# L{send_bulk} can wait for that close (the pool's idle timer outlives a node stop otherwise).
-QUICK_IDLE = {"send_idle_close_secs": 0.2}
 
 
 class _Relay(Protocol):
@@ -206,7 +203,6 @@ def send_bulk(sender: Node, receiver: Node, size: int = BULK_SIZE, timeout: floa
         raise AssertionError(f"/send answered {response.code}: {body!r}")
     got = yield treq.get(f"{base_r}/recv?wait=30", timeout=timeout, persistent=False)
     data = yield got.content()
-    yield deferLater(reactor, sender.config.send_idle_close_secs + 0.3, lambda: None)
     return payload, data, got.headers.getRawHeaders("X-From-Peer-Id", [""])[0]
 
 
