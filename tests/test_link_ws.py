@@ -215,6 +215,19 @@ class ServerTests(SynchronousTestCase):
         self.assertEqual(frames[-1][1][:2], (1009).to_bytes(2, "big"))
 
 
+class InboundIdentityTests(SynchronousTestCase):
+    def test_listener_path_kept(self) -> None:
+        """An inbound ws link is ws://ip:port plus the listener's own path, if it has one."""
+        from axl.link.peers import PeerManager
+
+        manager = PeerManager(identity(1), Clock())
+        for listen, expected in (("ws://127.0.0.1:0", "ws://10.0.0.2:5555"),
+                                 ("ws://127.0.0.1:0/ygg", "ws://10.0.0.2:5555/ygg")):  # fmt: skip
+            core = manager._accept(parse_listen_uri(listen), PEER)
+            assert core is not None
+            self.assertEqual(core.uri, expected)
+
+
 class OriginTests(SynchronousTestCase):
     def test_patterns(self) -> None:
         """The origin= table of extras 4.1."""

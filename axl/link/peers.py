@@ -251,6 +251,8 @@ class PeerManager(MultiService):
         host = getattr(addr, "host", None)
         port = getattr(addr, "port", 0)
         uri = inbound_uri(listener.scheme, host, port) if host else listener.link_uri
+        if host and listener.scheme == "ws" and listener.path not in ("", "/"):
+            uri += listener.path  # the listener's own path, never the client's (extras 2.1)
         pending = sum(1 for e in self._inbound if e.link is not None and not e.link.is_up)
         if pending >= MAX_HANDSHAKING_INBOUND:
             self.log.warn("refusing inbound {uri}: {n} inbound handshakes already in progress",
