@@ -308,7 +308,7 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 class NamespaceTests(TestCase):
-    """Ours (an axl node process in one namespace) and a real 0.5.14 (in the other)."""
+    """Ours (an axl node process in one namespace) and a real 0.5.14 or 0.5.12 (in the other)."""
 
     timeout = 90
 
@@ -330,8 +330,9 @@ class NamespaceTests(TestCase):
                         ["ip", "link", "set", "lo", "up"], ["ip", "link", "set", dev, "up"]):  # fmt: skip
                 subprocess.run(["ip", "netns", "exec", ns, *cmd], check=False)
 
-    def _pair(self, password: str, our_password: str | None = None) -> None:
+    def _pair(self, password: str, our_password: str | None = None, version: str = "0.5.14") -> None:
         """Run both nodes; expect two links, or none when the passwords differ."""
+        self.real, self.ctl = real_binary(f"yggdrasil-{version}"), real_binary(f"yggdrasilctl-{version}")
         expect = 2 if our_password is None else 0
         our_password = password if our_password is None else our_password
         tmp = os.path.abspath(self.mktemp())
@@ -406,6 +407,10 @@ class NamespaceTests(TestCase):
     def test_two_links_with_password(self) -> None:
         """The same with a shared Password."""
         self._pair("s3cret")
+
+    def test_two_links_0512(self) -> None:
+        """The same with a real 0.5.12 node and a Password."""
+        self._pair("s3cret", version="0.5.12")
 
     def test_password_mismatch(self) -> None:
         """Different Passwords: beacons flow both ways for 6 s, no link is made."""
