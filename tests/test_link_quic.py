@@ -17,6 +17,7 @@ from twisted.internet.defer import inlineCallbacks
 from twisted.internet.interfaces import IPushProducer
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import Clock
+from twisted.logger import LogLevel, capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 
 from axl.link.core import LinkCore, LinkState
@@ -253,10 +254,14 @@ class QuicDriverTests(SynchronousTestCase):
         )  # fmt: skip
         second.connect()
         before = len(h.server.drivers)
-        for data in other:
-            h.server.datagramReceived(data, ("127.0.0.3", 1))
+        with capturedLogs() as events:
+            for _ in range(5):  # a client retransmitting its INITIAL
+                for data in other:
+                    h.server.datagramReceived(data, ("127.0.0.3", 1))
         self.assertEqual(len(h.server.drivers), before)
         self.assertEqual(h.udp.sent, [])
+        warnings = [e for e in events if e["log_level"] == LogLevel.warn]
+        self.assertEqual(len(warnings), 1)  # aggregated, not one per packet
 
     def test_version_negotiation(self) -> None:
         """An unknown QUIC version gets a version negotiation packet."""

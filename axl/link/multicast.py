@@ -194,6 +194,7 @@ class MulticastSocket:
             raise
         self._sock = sock
         self._joined: set[int] = set()
+        self._join_failed: set[int] = set()
         reactor.addReader(self)
 
     def fileno(self) -> int:
@@ -229,9 +230,12 @@ class MulticastSocket:
         try:
             self._sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_JOIN_GROUP, mreq)
         except OSError as e:
-            self.log.warn("cannot join {group} on interface {index}: {err}",
-                          group=GROUP, index=index, err=e)  # fmt: skip
+            if index not in self._join_failed:  # retried every tick; said once
+                self._join_failed.add(index)
+                self.log.warn("cannot join {group} on interface {index}: {err}",
+                              group=GROUP, index=index, err=e)  # fmt: skip
             return
+        self._join_failed.discard(index)
         self._joined.add(index)
 
     def send(self, data: bytes, index: int) -> None:

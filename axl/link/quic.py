@@ -550,6 +550,7 @@ class QuicServerPort(DatagramProtocol):
         self._config = quic_configuration(tls, is_client=False)
         self._factory = factory
         self.max_connections = max_connections
+        self._refused = 0
         self.drivers: dict[bytes, QuicDriver] = {}
         self._count = 0
 
@@ -576,8 +577,11 @@ class QuicServerPort(DatagramProtocol):
             and header.packet_type == QuicPacketType.INITIAL
         ):
             if self._count >= self.max_connections:
-                self.log.warn("dropping a new QUIC connection from {addr}: {n} already open",
-                              addr=addr[0], n=self._count)  # fmt: skip
+                self._refused += 1
+                if self._refused == 1 or self._refused % 1000 == 0:
+                    self.log.warn("dropping new QUIC connections: {n} already open "
+                                  "({count} initial packets dropped so far)",
+                                  n=self._count, count=self._refused)  # fmt: skip
                 return
             connection = QuicConnection(
                 configuration=self._config,
