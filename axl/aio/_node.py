@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import CancelledError, Deferred
 from twisted.logger import Logger
 
 from axl.aio import _reactor
@@ -350,7 +350,7 @@ class Node:
                 else:
                     got.set_result(result)
 
-            d.addCallback(deliver)
+            d.addCallbacks(deliver, lambda failure: failure.trap(CancelledError))
             try:
                 result = await got
             except asyncio.CancelledError:

@@ -26,7 +26,13 @@ import asyncio
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
-from twisted.internet.error import ConnectionDone
+from twisted.internet.error import (
+    ConnectionAborted,
+    ConnectionDone,
+    ConnectionLost,
+    ConnectionRefusedError as Refused,
+    TCPTimedOutError,
+)
 from twisted.internet.interfaces import IHalfCloseableProtocol, IPushProducer
 from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.logger import Logger
@@ -46,6 +52,28 @@ DEFAULT_LIMIT = 2**16
 
 def _name(address: OverlayAddress) -> tuple[str, int]:
     return (address.public_key.hex(), address.port)
+
+
+def asyncio_error(reason: Failure) -> Exception | None:
+    """
+    What an asyncio protocol's C{connection_lost} gets for a Twisted loss C{reason}: None for a
+    clean close, else the built-in exception an asyncio socket would give (C{ConnectionResetError},
+    C{ConnectionAbortedError}, C{TimeoutError}, C{ConnectionRefusedError}, C{ConnectionError}).
+    """
+    if reason.check(ConnectionDone):
+        return None
+    text = reason.getErrorMessage()
+    if reason.check(ConnectionAborted):
+        return ConnectionAbortedError(text)
+    if reason.check(ConnectionLost):
+        return ConnectionResetError(text)
+    if reason.check(TCPTimedOutError):
+        return TimeoutError(text)
+    if reason.check(Refused):
+        return ConnectionRefusedError(text)
+    if isinstance(reason.value, OSError):
+        return reason.value
+    return ConnectionError(text)
 
 
 class _AsyncioTransport(asyncio.Transport):
@@ -96,8 +124,14 @@ class _AsyncioTransport(asyncio.Transport):
         self._transport.pauseProducing()
 
     def resume_reading(self) -> None:
+        # Later, not now: resuming delivers what the overlay held back, and asyncio's
+        # StreamReader resumes before it waits for data (data fed now would wake no one).
         if self._bridge.read_paused:
             self._bridge.read_paused = False
+            self._bridge.aproto_loop.call_soon(self._resume)
+
+    def _resume(self) -> None:
+        if not self._bridge.read_paused:
             self._transport.resumeProducing()
 
     # -- WriteTransport
@@ -147,8 +181,8 @@ class _Bridge(Protocol):
     aproto: asyncio.Protocol
     transport: Any
 
-    def __init__(self, aproto: asyncio.Protocol) -> None:
-        self.aproto = aproto
+    def __init__(self, aproto: asyncio.Protocol, loop: asyncio.AbstractEventLoop) -> None:
+        self.aproto, self.aproto_loop = aproto, loop
         self.read_paused = False
         self.write_closed = False
         self._registered = False
@@ -177,8 +211,7 @@ class _Bridge(Protocol):
             return
         self._lost = True
         self._registered = False
-        exc = None if reason.check(ConnectionDone) else reason.value
-        self.aproto.connection_lost(exc)  # type: ignore[arg-type]
+        self.aproto.connection_lost(asyncio_error(reason))
 
     # -- IPushProducer: the overlay's send buffer pausing and resuming us
     def pauseProducing(self) -> None:
@@ -222,7 +255,7 @@ class StreamFactory(Factory):
         reader = asyncio.StreamReader(limit=self.limit, loop=self.loop)
         aproto = asyncio.StreamReaderProtocol(reader, self.on_connect, loop=self.loop)
         self.last = (reader, aproto)
-        return _Bridge(aproto)
+        return _Bridge(aproto, self.loop)
 
 
 def client_streams(

@@ -267,6 +267,8 @@ class _Channel:
             self.idle.reset(self.sender.idle_close)
 
     def idle_timeout(self) -> None:
+        if self.idle is not None and self.idle.active():
+            self.idle.cancel()  # called early by Sender.close: leave no timer behind
         self.idle = None
         self.sender.forget(self)
         self.closed = True

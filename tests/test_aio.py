@@ -1,0 +1,459 @@
+# -*- test-case-name: tests.test_aio -*-
+"""
+Tests for L{axl.aio}: a node inside an asyncio program.
+
+The unit tests run here, on a private asyncio loop and Twisted's fakes (no reactor, no sockets).
+The end-to-end tests run each program of L{tests.aio_scenarios} in its own process under
+C{asyncio.run()} (Twisted's asyncio reactor must be the process's reactor, and trial's is not),
+with real nodes on 127.0.0.1, and assert on what it reports, including what was left on the loop
+after the nodes stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from twisted.internet.error import ConnectionDone, ConnectionLost, TCPTimedOutError
+from twisted.internet.testing import StringTransport
+from twisted.logger import LogLevel
+from twisted.python.failure import Failure
+from twisted.trial.unittest import SkipTest, SynchronousTestCase
+
+import axl
+from axl.aio import MessageTooLarge, Node, _streams
+from axl.aio._errors import DeliveryTimeout, PeerUnreachable
+from axl.aio._logging import StdlibObserver
+from axl.aio._node import _typed, peer_key
+from axl.errors import ConfigError
+from axl.overlay_address import OverlayAddress
+from axl.streams.sender import DeliveryError as StreamsDeliveryError
+from tests.test_e2e_twistd import TwistdTestCase, free_port, get_topology
+from tests.vectors import keys
+
+ROOT = Path(axl.__file__).resolve().parent.parent
+SCENARIOS = ROOT / "tests" / "aio_scenarios.py"
+#: Bound on one scenario process (they finish in seconds; this only stops a hang).
+SCENARIO_TIMEOUT = 180.0
+CLEAN = {"tasks": [], "timers": [], "delayed_calls": [], "fds": [], "reactor_users": 0}
+
+
+def run_scenario(test: SynchronousTestCase, name: str, args: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Run scenario C{name} in a new process; its result (the last line of its stdout)."""
+    env = {k: v for k, v in os.environ.items() if k != "AXL_CONFIG"}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + [p for p in [env.get("PYTHONPATH")] if p])
+    proc = subprocess.run(
+        [sys.executable, str(SCENARIOS), name, json.dumps(args or {})],
+        cwd=str(ROOT), env=env, stdin=subprocess.DEVNULL, capture_output=True,
+        timeout=SCENARIO_TIMEOUT,
+    )
+    out, err = proc.stdout.decode(), proc.stderr.decode()
+    if proc.returncode != 0 or not out.strip():
+        test.fail(f"scenario {name} exited {proc.returncode}:\n{out}\n{err}")
+    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    return result
+
+
+# ---------------------------------------------------------------------------------------------
+# end to end, one asyncio program per test
+
+
+class EmbeddedNodesTests(SynchronousTestCase):
+    """Two embedded nodes peered over tcp on 127.0.0.1, each test one asyncio program."""
+
+    def assert_clean(self, result: dict[str, Any]) -> None:
+        """Nothing of ours left on the loop once the nodes stopped."""
+        self.assertEqual(result["leftovers"], CLEAN)
+
+    def test_send_recv(self) -> None:
+        """
+        send() returns the byte count once delivered; recv() returns Message(sender hex, data);
+        50 sends in flight arrive in order; a message at our max_message_size goes and one byte
+        more raises MessageTooLarge(limit) before sending; recv(timeout) raises TimeoutError;
+        a recv cancelled after the message reached it loses nothing; sending to ourselves works;
+        an unreachable key raises DeliveryTimeout (a TimeoutError); a bad key ValueError;
+        messages() iterates and ends when the node stops; a stopped node raises NodeStopped.
+        """
+        r = run_scenario(self, "send_recv")
+        self.assertEqual(r["sent"], 5)
+        self.assertEqual(r["first"], [True, "hello"])
+        self.assertTrue(r["ordered"])
+        self.assertTrue(r["big"])
+        self.assertEqual(
+            r["too_large"], ["Message too large: 1048577 bytes (max_message_size is 1048576)", 1048576]
+        )
+        self.assertGreaterEqual(r["timeout_after"], 0.2)
+        self.assertTrue(r["nowait_empty"])
+        self.assertEqual((r["cancelled_recv"], r["after_cancel"]), ("cancelled", "not lost"))
+        self.assertEqual(r["self"], "me")
+        self.assertEqual(r["unknown"], ["DeliveryTimeout", True])
+        self.assertIn("invalid peer id 'xyz'", r["bad_key"])
+        self.assertEqual(r["iterated"], ["it0", "it1", "it2"])
+        self.assertEqual(r["iterator_ended"], "ended")
+        self.assertIn("not running", r["stopped"])
+        self.assert_clean(r)
+
+    def test_streams(self) -> None:
+        """
+        open_connection/start_server give asyncio streams: 16 MiB each way at the same time
+        arrive intact; peername is (hex key, port) on both ends. A server that does not read
+        stalls the writer: drain() stays pending, the reader pauses at its limit (64 KiB: at
+        most ~2 limits plus one delivery buffered there) and the rest stays in the writer's
+        send buffer; once it reads, drain() returns and all 16 MiB arrive intact. A closed port
+        raises ConnectionRefusedError, an unknown key TimeoutError, a port in use OSError.
+        """
+        r = run_scenario(self, "streams")
+        self.assertTrue(r["client_peername"] and r["server_peername"])
+        self.assertTrue(r["down_intact"])
+        self.assertTrue(r["up_intact"])
+        self.assertEqual((r["serving_before_close"], r["serving_after_close"]), (True, False))
+        stalled = r["stalled"]
+        self.assertFalse(stalled["drain_done"])
+        self.assertTrue(stalled["reader_paused"])
+        self.assertLessEqual(stalled["server_buffered"], 2 * 64 * 1024 + 4 * 1024 * 1024)
+        # most of the 16 MiB is still on the writer's side: the overlay window is shut
+        self.assertGreater(stalled["client_buffered"], 8 * 1024 * 1024)
+        self.assertTrue(r["backpressure_intact"])
+        self.assertTrue(r["refused"])
+        self.assertTrue(r["timeout"])
+        self.assertIn("port already in use", r["port_in_use"])
+        self.assert_clean(r)
+
+    def test_cancellation(self) -> None:
+        """
+        A writer task cancelled mid-transfer then aborted: the server's reader gets
+        ConnectionResetError; a connection still open when its server's node stops is reset;
+        a task cancelled inside `async with Node(...)` (even twice, while it stops) stops the
+        node; afterwards no task, timer, delayed call or descriptor of ours is left.
+        """
+        r = run_scenario(self, "cancellation")
+        self.assertTrue(r["pump_cancelled"])
+        self.assertEqual(r["server_saw"], "ConnectionResetError")
+        self.assertEqual(r["open_reader_at_stop"], "reset")
+        self.assertTrue(r["user_cancelled"])
+        self.assertTrue(r["cancelled_twice"])
+        self.assertEqual(r["users_after"], 0)
+        self.assert_clean(r)
+
+    def test_lifecycle(self) -> None:
+        """
+        topology()/public_key/address agree; bridge=True serves /topology; a second node on the
+        same bridge port fails to start with the bridge's StartupError and is not running; a
+        handler that raises resets its connection, is logged (with the traceback) to the
+        standard logging module under the module's logger, and the node keeps working; a
+        stopped node raises NodeStopped; a bad config raises ConfigError naming the key.
+        """
+        r = run_scenario(self, "lifecycle")
+        self.assertEqual(r["topology"], [True, True])
+        self.assertTrue(r["bridge_topology"])
+        self.assertEqual(r["port_taken"][0], "StartupError")
+        self.assertIn("for the HTTP bridge (address already in use)", r["port_taken"][1])
+        self.assertFalse(r["other_running"])
+        self.assertEqual(r["broken_handler_conn"], "reset")
+        self.assertEqual(r["alive"], "still alive")
+        self.assertTrue(r["logged_handler_failure"])
+        self.assertIn("aio", r["logger_names"])
+        self.assertEqual(r["stopped_topology"], "NodeStopped")
+        self.assertEqual(r["config_error"][0], "ConfigError")
+        self.assertIn("'api_port' must be an integer", r["config_error"][1])
+        self.assert_clean(r)
+
+    def test_mcp_a2a_not_enabled(self) -> None:
+        """call_mcp/call_a2a to a node without router or A2A server raise RemoteError with its reason."""
+        r = run_scenario(self, "mcp_a2a_disabled")
+        self.assertEqual(r["mcp"], "mcp not enabled on this node")
+        self.assertEqual(r["a2a"], "a2a not enabled on this node")
+        self.assert_clean(r)
+
+    def test_another_reactor(self) -> None:
+        """With Twisted's default reactor already installed, start() raises ReactorError saying what to do."""
+        r = run_scenario(self, "reactor_error")
+        self.assertEqual(r["reactor"], "EPollReactor")
+        self.assertIn("needs Twisted's asyncio reactor, but twisted.internet.epollreactor.EPollReactor", r["error"])
+        self.assertIn("asyncioreactor.install()", r["error"])
+        self.assertFalse(r["running"])
+
+    def test_reactor_on_another_open_loop(self) -> None:
+        """The asyncio reactor bound to another loop that is still open: ReactorError."""
+        r = run_scenario(self, "reactor_other_loop")
+        self.assertIn("bound to another asyncio event loop that is still open", r["error"])
+
+    def test_two_loops(self) -> None:
+        """A node in each of two asyncio.run() calls in one process: both work, both leave nothing."""
+        r = run_scenario(self, "two_loops")
+        self.assertEqual((r["first"], r["second"]), ("first", "second"))
+        self.assertEqual(r["leftovers_first"], CLEAN)
+        self.assertEqual(r["leftovers_second"], CLEAN)
+
+
+class TwistdPeerTests(TwistdTestCase):
+    """An embedded node and a twistd node."""
+
+    def test_embedded_and_twistd(self) -> None:
+        """
+        An embedded node peered with a twistd node: its send() arrives at the twistd node's
+        /recv, and the twistd node's /send arrives at its recv().
+        """
+        listen = f"tcp://127.0.0.1:{free_port()}"
+        proc, port = self.start("t", {"Listen": [listen]})
+        key = get_topology(port)["our_public_key"]
+        r = run_scenario(self, "twistd_peer", {"listen": listen, "bridge_port": port, "key": key})
+        self.assertEqual(r["twistd_got"], [200, "from asyncio"])
+        self.assertEqual(r["twistd_send"], 200)
+        self.assertEqual(r["we_got"], [True, "from twistd"])
+        self.assertEqual(r["leftovers"], CLEAN)
+        self.assertEqual(proc.stop(), 0)
+
+
+def _ygg_binary() -> str:
+    """yggdrasil 0.5.14 from ../shared/bin (or $AXL_YGG_BIN); skips when it is not there."""
+    candidates = [os.environ.get("AXL_YGG_BIN", ""), str(ROOT.parent / "shared" / "bin")]
+    git = ROOT / ".git"
+    if git.is_file():  # a worktree: ../shared beside the main checkout
+        gitdir = Path(git.read_text().split(":", 1)[1].strip())
+        candidates.append(str(gitdir.parent.parent.parent.parent / "shared" / "bin"))
+    for where in filter(None, candidates):
+        path = Path(where) / "yggdrasil-0.5.14"
+        if path.exists():
+            if not os.access(path, os.X_OK):
+                raise SkipTest(f"{path} is not executable")
+            return str(path)
+    raise SkipTest("real yggdrasil binaries not found (../shared/bin beside the checkout; or set AXL_YGG_BIN)")
+
+
+class RealYggdrasilTests(SynchronousTestCase):
+    """A real yggdrasil node between two embedded nodes."""
+
+    def test_relay(self) -> None:
+        """
+        Two embedded nodes peered only with a real yggdrasil 0.5.14 (no TUN, on 127.0.0.1) reach
+        each other through it: a message, and 4 MiB echoed over open_connection, intact.
+        """
+        binary = _ygg_binary()
+        directory = tempfile.mkdtemp(prefix="axl-aio-ygg-")
+        generated = subprocess.run([binary, "-genconf", "-json"], capture_output=True, check=True, timeout=30)
+        config = json.loads(generated.stdout)
+        listen = f"tls://127.0.0.1:{free_port()}"
+        config.update(Listen=[listen], Peers=[], IfName="none", AdminListen="none", MulticastInterfaces=[])
+        path = os.path.join(directory, "y.json")
+        with open(path, "w") as f:
+            json.dump(config, f)
+        with open(os.path.join(directory, "log"), "wb") as log:
+            proc = subprocess.Popen(
+                [binary, "-useconffile", path, "-logto", "stdout"],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=directory,
+            )
+
+        def stop() -> None:
+            proc.kill()
+            proc.wait(10)
+            for name in os.listdir(directory):
+                os.unlink(os.path.join(directory, name))
+            os.rmdir(directory)
+
+        self.addCleanup(stop)
+        key = bytes.fromhex(config["PrivateKey"])[32:].hex()
+        r = run_scenario(self, "real_relay", {"uri": listen, "key": key})
+        self.assertFalse(r["direct_link"])
+        self.assertEqual(r["message"], [True, "via real yggdrasil"])
+        self.assertTrue(r["stream_intact"])
+        self.assertEqual(r["leftovers"], CLEAN)
+
+
+# ---------------------------------------------------------------------------------------------
+# units: no reactor, no sockets
+
+
+class PeerKeyTests(SynchronousTestCase):
+    def test_forms(self) -> None:
+        """A peer is 64 hex digits (either case) or 32 bytes; anything else is ValueError."""
+        key = bytes(range(32))
+        self.assertEqual(peer_key(key.hex()), key)
+        self.assertEqual(peer_key(key.hex().upper()), key)
+        self.assertEqual(peer_key(key), key)
+        for bad in ("ab" * 31, "zz" * 32, b"x" * 31, 42, key.hex() + "00"):
+            self.assertRaises(ValueError, peer_key, bad)
+
+
+class ConfigTests(SynchronousTestCase):
+    def test_bad_config_at_construction(self) -> None:
+        """Node(config) checks the config at once: a bad value is ConfigError naming key and source."""
+        e = self.assertRaises(ConfigError, Node, {"tcp_port": 0.5})
+        self.assertIn("'tcp_port'", str(e))
+        self.assertIn("<dict>", str(e))
+
+    def test_path(self) -> None:
+        """A path is read as node-config.json; a missing one is ConfigError naming it."""
+        path = self.mktemp()
+        with open(path, "w") as f:
+            json.dump({"PrivateKey": keys()["A"]["private_key_64"]}, f)
+        self.assertEqual(Node(path).public_key, keys()["A"]["public_key"])
+        e = self.assertRaises(ConfigError, Node, path + ".missing")
+        self.assertIn(".missing", str(e))
+
+
+class ErrorMappingTests(SynchronousTestCase):
+    def test_statuses(self) -> None:
+        """Each /send status maps to its exception type; 413 carries the receiver's limit."""
+        too = _typed(StreamsDeliveryError(413, "message of 9 bytes exceeds the receiver's max_message_size of 8 bytes"))
+        self.assertIsInstance(too, MessageTooLarge)
+        self.assertEqual(too.limit, 8)  # type: ignore[attr-defined]
+        self.assertIsInstance(_typed(StreamsDeliveryError(502, "x")), PeerUnreachable)
+        self.assertIsInstance(_typed(StreamsDeliveryError(502, "x")), ConnectionError)
+        for status in (503, 504):
+            e = _typed(StreamsDeliveryError(status, "slow"))
+            self.assertIsInstance(e, DeliveryTimeout)
+            self.assertIsInstance(e, TimeoutError)
+            self.assertEqual(str(e), "slow")
+
+    def test_connection_lost(self) -> None:
+        """Twisted loss reasons become the built-in exceptions asyncio sockets give; a clean close None."""
+        self.assertIsNone(_streams.asyncio_error(Failure(ConnectionDone())))
+        self.assertIsInstance(_streams.asyncio_error(Failure(ConnectionLost())), ConnectionResetError)
+        self.assertIsInstance(_streams.asyncio_error(Failure(TCPTimedOutError())), TimeoutError)
+        self.assertIsInstance(_streams.asyncio_error(Failure(RuntimeError("x"))), ConnectionError)
+
+
+class LoggingTests(SynchronousTestCase):
+    def test_namespace_and_level(self) -> None:
+        """A Twisted event goes to the logging logger of its namespace at its level, formatted."""
+        records: list[logging.LogRecord] = []
+
+        class Keep(logging.Handler):
+            def emit(self, record: logging.LogRecord) -> None:
+                records.append(record)
+
+        logger = logging.getLogger("axl.test_aio_ns")
+        handler = Keep()
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        self.addCleanup(logger.removeHandler, handler)
+        observer = StdlibObserver()
+        observer({"log_namespace": "axl.test_aio_ns", "log_level": LogLevel.warn,
+                  "log_format": "peer {key} down", "key": "ab12…"})
+        observer({"log_namespace": "axl.test_aio_ns", "log_level": LogLevel.debug,
+                  "log_format": "not shown"})
+        try:
+            1 / 0
+        except ZeroDivisionError:
+            failure = Failure()
+        observer({"log_namespace": "axl.test_aio_ns", "log_level": LogLevel.critical,
+                  "log_format": "bug", "log_failure": failure})
+        self.assertEqual([(r.levelno, r.getMessage()) for r in records],
+                         [(logging.WARNING, "peer ab12… down"), (logging.CRITICAL, "bug")])
+        self.assertIs(records[1].exc_info[1], failure.value)  # type: ignore[index]
+
+
+class FakeOverlayTransport(StringTransport):
+    """An overlay transport as the stream adapter sees it: a producer/consumer with a send buffer."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            hostAddress=OverlayAddress(b"\x01" * 32, 40000),  # type: ignore[arg-type]
+            peerAddress=OverlayAddress(b"\x02" * 32, 8080),  # type: ignore[arg-type]
+        )
+        self.reading = True
+        self.half_closed = False
+        self.aborted = False
+        self.conn = None
+
+    def pauseProducing(self) -> None:
+        self.reading = False
+
+    def resumeProducing(self) -> None:
+        self.reading = True
+
+    def loseWriteConnection(self) -> None:
+        self.half_closed = True
+
+    def abortConnection(self) -> None:
+        self.aborted = True
+
+
+class StreamAdapterTests(SynchronousTestCase):
+    """The asyncio streams adapter over a fake overlay transport, on a private asyncio loop."""
+
+    def setUp(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.addCleanup(self.loop.close)
+        self.factory = _streams.StreamFactory(self.loop, limit=16)
+        self.transport = FakeOverlayTransport()
+        self.bridge = self.factory.buildProtocol(None)
+        self.bridge.makeConnection(self.transport)
+        self.reader, self.writer = _streams.client_streams(self.factory, self.bridge)
+
+    def wait(self, coro: Any) -> Any:
+        return self.loop.run_until_complete(coro)
+
+    def test_write_and_drain(self) -> None:
+        """
+        Writes reach the overlay transport; it registered the adapter as a streaming producer,
+        and while it is paused drain() waits; resuming releases it.
+        """
+        self.assertIs(self.transport.producer, self.bridge)
+        self.assertTrue(self.transport.streaming)
+        self.writer.write(b"abc")
+        self.writer.writelines([b"d", b"e"])
+        self.assertEqual(self.transport.value(), b"abcde")
+        self.bridge.pauseProducing()
+        drain = self.loop.create_task(self.writer.drain())
+        self.wait(asyncio.sleep(0))
+        self.wait(asyncio.sleep(0))
+        self.assertFalse(drain.done())
+        self.bridge.resumeProducing()
+        self.wait(drain)
+        self.assertTrue(drain.done())
+
+    def test_read_pauses_and_resumes(self) -> None:
+        """
+        Past twice its limit the reader pauses the overlay transport (closing the window);
+        reading resumes it, on the next loop turn (not inside the read).
+        """
+        self.bridge.dataReceived(b"x" * 40)
+        self.assertFalse(self.transport.reading)
+        read = self.reader.read(30)
+        with self.assertRaises(StopIteration) as done:  # data is there: read() never suspends
+            read.send(None)
+        self.assertEqual(done.exception.value, b"x" * 30)
+        self.assertFalse(self.transport.reading)  # resumed later, not inside read()
+        self.wait(asyncio.sleep(0))
+        self.assertTrue(self.transport.reading)
+
+    def test_eof_and_close(self) -> None:
+        """
+        The peer's FIN is EOF for the reader; write_eof() half-closes; close() unregisters the
+        producer and closes after what is written; connectionLost wakes wait_closed().
+        """
+        self.bridge.readConnectionLost()
+        self.assertEqual(self.wait(self.reader.read()), b"")
+        self.writer.write_eof()
+        self.assertTrue(self.transport.half_closed)
+        self.assertIsNone(self.transport.producer)
+        self.assertRaises(RuntimeError, self.writer.write, b"late")
+        self.writer.close()
+        self.assertTrue(self.transport.disconnecting)
+        self.bridge.connectionLost(Failure(ConnectionDone()))
+        self.wait(self.writer.wait_closed())
+
+    def test_reset(self) -> None:
+        """A reset connection fails a pending read with ConnectionResetError; abort() resets ours."""
+        read = self.loop.create_task(self.reader.read(10))
+        self.wait(asyncio.sleep(0))
+        self.bridge.connectionLost(Failure(ConnectionLost("reset by peer")))
+        self.assertRaises(ConnectionResetError, self.wait, read)
+        self.writer.transport.abort()
+        self.assertTrue(self.transport.aborted)
+
+    def test_extra_info(self) -> None:
+        """peername/sockname are (64-hex key, port); peer_key the 32 bytes."""
+        self.assertEqual(self.writer.get_extra_info("peername"), ("02" * 32, 8080))
+        self.assertEqual(self.writer.get_extra_info("sockname"), ("01" * 32, 40000))
+        self.assertEqual(self.writer.get_extra_info("peer_key"), b"\x02" * 32)
+        self.assertIsNone(self.writer.get_extra_info("nothing"))
