@@ -8,7 +8,11 @@ logs it; the node carries on. A L{DecodeError} is the kind raised by every wire 
 
 from __future__ import annotations
 
-__all__ = ["ProtocolError", "DecodeError", "ConfigError", "StartupError"]
+from typing import NoReturn
+
+from twisted.internet.defer import TimeoutError as DeferredTimeout
+
+__all__ = ["ProtocolError", "DecodeError", "ConfigError", "StartupError", "no_answer"]
 
 
 class ProtocolError(Exception):
@@ -30,3 +34,13 @@ class StartupError(Exception):
     The node cannot start (e.g. the bridge port is taken); the message is one line for the
     operator. C{axl.tap} turns it into exit status 1 without a traceback.
     """
+
+
+def no_answer(result: object, timeout: float) -> NoReturn:
+    """
+    The C{onTimeoutCancel} of C{Deferred.addTimeout} for calls that may report their
+    cancellation as some other error (a treq request cancelled after connecting fails with
+    C{ResponseNeverReceived}): whatever the cancelled call reported, the caller sees Twisted's
+    C{TimeoutError} saying C{"no answer within <timeout> s"}.
+    """
+    raise DeferredTimeout(f"no answer within {timeout:g} s")

@@ -6,21 +6,28 @@ The boundaries between axl's layers, bottom to top:
     mesh (ironwood spanning tree, lookups, routing)       IRouter
     session (ironwood end-to-end encryption + core types) ISessions
     ipv6 (ipv6rwc: address <-> key, checks, ICMPv6)       IIPv6Layer
-    tcp (userspace TCP as Twisted transports/endpoints)
-    streams / bridge (port-7000 messages, Klein bridge)
+    tcp (userspace TCP as Twisted transports/endpoints)  IAcknowledgingTransport
+    streams (port-7000 messages, MCP/A2A streams)      (Twisted endpoints below it)
+    bridge (the local HTTP API)
+    service (wiring; the Node record)                    INode, INodeReactor
 
-Lower layers never import upper ones: upward notifications go through callables given at
-construction. Pure cores take a clock (C{IReactorTime}) and no reactor.
+Lower layers never import upper ones (C{tests/test_import_order.py} checks it): each layer is
+built with the layers below it passed to its constructor, typed by these interfaces, and the
+only notifications that go up are callables given at construction (the router's delivery to
+the sessions is registered once, in C{axl.service}). Pure cores take a clock (C{IReactorTime})
+and no reactor.
 """
 
 from __future__ import annotations
 
 from typing import Callable
 
+from twisted.internet.interfaces import IReactorCore, IReactorTCP, IReactorTime, IReactorUNIX
 from zope.interface import Attribute, Interface
 
 __all__ = [
     "INode",
+    "INodeReactor",
     "ILink",
     "ILinkHandler",
     "IRouter",
@@ -30,21 +37,30 @@ __all__ = [
 ]
 
 
+class INodeReactor(IReactorTCP, IReactorUNIX, IReactorTime, IReactorCore):
+    """
+    What a node needs of its reactor: TCP and UNIX sockets (links, the bridge), time (every
+    timer) and the core (shutdown triggers). Only C{axl.service}, C{axl.tap} and C{axl.tac} are
+    given one; the layers below take just the part they use.
+    """
+
+
 class INode(Interface):
     """
-    The node object every layer attaches to (L{axl.node.Node}); endpoints, streams and the
-    bridge are given it.
+    The record of one node's parts (L{axl.node.Node}), made last by C{axl.service}: what code
+    above the layers (the twistd runner, tests, admin tools) reaches them through.
     """
 
     config = Attribute("The frozen L{axl.config.NodeConfig}.")
     identity = Attribute("The node's L{axl.crypto.Identity}.")
     public_key = Attribute("Our 32-byte ed25519 public key.")
     clock = Attribute("The IReactorTime every timer of the node uses.")
-    links = Attribute("The link layer, or None; may offer peers_info() for /topology.")
-    router = Attribute("The router, or None; may offer tree_info() for /topology.")
-    sessions = Attribute("The session layer (ISessions), or None.")
-    ipv6 = Attribute("The IPv6 layer (IIPv6Layer), or None.")
-    tcp = Attribute("The userspace TCP stack, or None.")
+    links = Attribute("The link layer (peering, listeners, the peer table: peers_info()).")
+    router = Attribute("The router (spanning tree, lookups, forwarding: tree_info()).")
+    sessions = Attribute("The session layer (ISessions).")
+    ipv6 = Attribute("The IPv6 layer (IIPv6Layer).")
+    tcp = Attribute("The userspace TCP stack.")
+    streams = Attribute("The streams layer: sender, recv queue, stream registry.")
 
     def topology() -> dict:  # type: ignore[type-arg]
         """The /topology document: our_ipv6, our_public_key, peers, tree (lists, never null)."""

@@ -1,50 +1,64 @@
 # -*- test-case-name: tests.test_service -*-
 """
-L{Node}: the one object a running node's parts hang on.
+L{Node}: the record of one running node's parts, made last by L{axl.service.make_node_service}
+once every layer is built (each from the layers below it).
 
-It owns the identity and the config; C{axl.service} attaches the layers to it as they are built
-(C{links}, C{router}, C{sessions}, C{ipv6}, C{tcp}; None until then), and it is what endpoints,
-streams and the bridge are given.
+It is what code above the layers (the twistd runner, tests, an admin socket, metrics, an asyncio
+facade) is given to reach them; the layers themselves never see it.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
 
 from twisted.internet.interfaces import IReactorTime
 from zope.interface import implementer
 
+from axl.bridge.app import Bridge
+from axl.bridge.topology import topology_document
 from axl.config import NodeConfig
 from axl.crypto.keys import Identity
 from axl.interfaces import INode
+from axl.ipv6.rwc import IPv6Layer
+from axl.ipv6.stack import Overlay
+from axl.link.peers import PeerManager
+from axl.mesh.router import Router
+from axl.session.manager import SessionManager
+from axl.streams.recv_queue import RecvQueue
+from axl.streams.sender import Sender
+from axl.streams.service import StreamsLayer
+from axl.tcp.stack import TCPStack
 
 __all__ = ["Node"]
 
 
 @implementer(INode)
+@dataclass(frozen=True, eq=False)
 class Node:
     """
-    A node: identity, config, clock, and the layers attached by C{axl.service}.
+    One node's parts, bottom to top.
 
-    @ivar config: the L{NodeConfig}.
-    @ivar identity: the node's L{Identity}.
-    @ivar clock: the clock every timer of the node uses.
-    @ivar links: the link layer (peering); it may offer C{peers_info() -> list[dict]}.
-    @ivar router: the ironwood router; it may offer C{tree_info() -> list[dict]}.
-    @ivar sessions: the encrypted session layer (L{axl.interfaces.ISessions}).
-    @ivar ipv6: the IPv6 carriage (L{axl.interfaces.IIPv6Layer}).
-    @ivar tcp: the userspace TCP stack.
+    @ivar config: the node's L{NodeConfig}.
+    @ivar identity: the node's L{Identity} (key and address).
+    @ivar clock: the clock every timer of the node uses (the reactor).
+    @ivar links: the link layer: peering, listeners and the peer table (C{peers_info()}).
+    @ivar router: the ironwood router: spanning tree, lookups, forwarding (C{tree_info()}).
+    @ivar overlay: the session, proto and IPv6 layers built together over the router.
+    @ivar tcp: the userspace TCP stack; L{axl.tcp.endpoints} make Twisted endpoints on it.
+    @ivar streams: the port-7000 message layer: C{sender}, C{queue} (the C{/recv} queue),
+        C{registry} of streams, listener C{factory}.
+    @ivar bridge: the local HTTP API (every route; C{bridge.app.resource()} is served).
     """
 
-    def __init__(self, config: NodeConfig, identity: Identity, clock: IReactorTime) -> None:
-        self.config = config
-        self.identity = identity
-        self.clock = clock
-        self.links: Any = None
-        self.router: Any = None
-        self.sessions: Any = None
-        self.ipv6: Any = None
-        self.tcp: Any = None
+    config: NodeConfig
+    identity: Identity
+    clock: IReactorTime
+    links: PeerManager
+    router: Router
+    overlay: Overlay
+    tcp: TCPStack
+    streams: StreamsLayer
+    bridge: Bridge
 
     def __repr__(self) -> str:
         return f"<Node {self.identity!r}>"
@@ -54,16 +68,26 @@ class Node:
         """Our 32-byte ed25519 public key."""
         return self.identity.public_key
 
-    def topology(self) -> dict[str, Any]:
-        """
-        The C{/topology} document (spec/axl-node.md section 5.1): C{our_ipv6},
-        C{our_public_key}, C{peers} and C{tree}, always lists (never null).
-        """
-        peers_info = getattr(self.links, "peers_info", None)
-        tree_info = getattr(self.router, "tree_info", None)
-        return {
-            "our_ipv6": self.identity.ipv6,
-            "our_public_key": self.identity.public_key.hex(),
-            "peers": list(peers_info()) if peers_info is not None else [],
-            "tree": list(tree_info()) if tree_info is not None else [],
-        }
+    @property
+    def sessions(self) -> SessionManager:
+        """The end-to-end encrypted sessions (C{overlay.sessions})."""
+        return self.overlay.sessions
+
+    @property
+    def ipv6(self) -> IPv6Layer:
+        """The IPv6 carriage over the sessions (C{overlay.ipv6})."""
+        return self.overlay.ipv6
+
+    @property
+    def sender(self) -> Sender:
+        """Sends messages and requests to other nodes (C{streams.sender})."""
+        return self.streams.sender
+
+    @property
+    def recv_queue(self) -> RecvQueue:
+        """The C{/recv} queue (C{streams.queue})."""
+        return self.streams.queue
+
+    def topology(self) -> dict[str, object]:
+        """The C{/topology} document (L{topology_document})."""
+        return topology_document(self.identity, self.links, self.router)

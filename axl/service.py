@@ -2,39 +2,75 @@
 """
 Assembling a node: the only place where the parts are wired together.
 
-L{make_node_service} builds a L{Node} and a C{MultiService} whose children start in order, one
-layer after the other, bottom to top; the bridge comes last, so by the time C{Listening on ...}
-is logged every layer below it is running. Each layer adds itself in its own C{_add_*} function.
+L{make_node_service} builds each layer from the layers below it, bottom to top, each typed by
+the interfaces of L{axl.interfaces} (or Twisted's endpoints):
+
+    links (PeerManager)  <- router (ILinkHandler) as its handler
+    router (Router)      -> delivers up through the one registration, L{OverlayDelivery}
+    overlay              <- router (IRouter): sessions (ISessions), proto, ipv6 (IIPv6Layer)
+    tcp (TCPStack)       <- ipv6 (IIPv6Layer)
+    streams              <- overlay TCP endpoints (dial, listen)
+    bridge               <- streams (sender, queue), topology (links, router); all HTTP
+    Node                 the record of all of them, made last
+
+and a L{NodeService} whose children start in that order, one layer after the other; the bridge
+comes last, so by the time C{Listening on ...} is logged every layer below it is running.
 """
 
 from __future__ import annotations
 
 import ipaddress
-from typing import Any, cast
+from collections.abc import Callable
+from functools import partial
+from typing import cast
 
+from treq.client import HTTPClient
 from twisted.application.service import MultiService, Service
+from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.defer import Deferred, maybeDeferred, succeed
 from twisted.internet.endpoints import TCP4ServerEndpoint, TCP6ServerEndpoint
-from twisted.internet.error import CannotListenError
-from twisted.internet.interfaces import IListeningPort, IStreamServerEndpoint
+from twisted.internet.interfaces import (
+    IListeningPort,
+    IReactorTCP,
+    IReactorTime,
+    IStreamClientEndpoint,
+    IStreamServerEndpoint,
+)
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from twisted.web.client import Agent, HTTPConnectionPool
+from twisted.web.http import Request
 from twisted.web.server import Site
 
 from axl.bridge import Bridge
+from axl.bridge.mcp_sessions import McpSessions
+from axl.bridge.topology import topology_document
 from axl.config import NodeConfig
 from axl.crypto.keys import Identity
-from axl.errors import ConfigError, StartupError
+from axl.errors import ConfigError
 from axl.identity import load_identity
+from axl.interfaces import INodeReactor
+from axl.ipv6.stack import Overlay, OverlayService, build_overlay
+from axl.link.peers import PeerManager
+from axl.link.uri import parse_listen_uri, parse_peer_uri
+from axl.listening import ListeningService
+from axl.mesh import Router, RouterService
 from axl.node import Node
+from axl.session.proto import node_info_json
+from axl.streams.sender import Dial
+from axl.streams.service import MessageListenerService, StreamsLayer, build_streams_layer
+from axl.tcp.endpoints import OverlayClientEndpoint, OverlayServerEndpoint
+from axl.tcp.service import TCPService
+from axl.tcp.stack import TCPStack
 
 __all__ = [
-    "make_node_service",
-    "NodeService",
-    "NodeStartupService",
     "BridgeService",
     "BridgeSite",
+    "NodeService",
+    "NodeStartupService",
+    "OverlayDelivery",
     "bridge_endpoint",
+    "make_node_service",
 ]
 
 log = Logger()
@@ -46,7 +82,13 @@ class NodeService(MultiService):
     and stop one at a time, top to bottom, each only once the layer above it has finished
     stopping. So the TCP's last FINs and RSTs (sent after its close grace) still find the
     sessions, router and links running, and no layer is used after it stopped.
+
+    @ivar node: the L{Node} whose services these are (None for a bare service tree in tests).
     """
+
+    def __init__(self, node: Node | None = None) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self.node = node
 
     def stopService(self) -> Deferred[None]:
         Service.stopService(self)
@@ -57,12 +99,12 @@ class NodeService(MultiService):
         return done
 
     @staticmethod
-    def _stop_child(_: object, child: Service) -> Deferred[Any]:
+    def _stop_child(_: object, child: Service) -> Deferred[object]:
         return maybeDeferred(child.stopService)
 
     @staticmethod
     def _stop_failed(failure: Failure, child: Service) -> None:
-        log.failure("stopping {name} failed", failure, name=getattr(child, "name", None) or child)
+        log.failure("stopping {name} failed", failure, name=child.name or child)
 
 
 class NodeStartupService(Service):
@@ -70,12 +112,12 @@ class NodeStartupService(Service):
 
     name = "axl-node"
 
-    def __init__(self, node: Node) -> None:
-        self.node = node
+    def __init__(self, config: NodeConfig) -> None:
+        self.config = config
 
     def startService(self) -> None:
         super().startService()  # type: ignore[no-untyped-call]
-        config = self.node.config
+        config = self.config
         log.info("Loaded node config from {source}", source=config.source)
         for problem in config.warnings:
             log.warn("Config: {problem}", problem=problem)
@@ -89,7 +131,7 @@ class NodeStartupService(Service):
             log.info("Configured peer: {uri}", uri=uri)
 
 
-def bridge_endpoint(reactor: Any, host: str, port: int) -> IStreamServerEndpoint:
+def bridge_endpoint(reactor: IReactorTCP, host: str, port: int) -> IStreamServerEndpoint:
     """A TCP server endpoint on C{host} (IPv4 or IPv6 literal, or a name) and C{port}."""
     try:
         is_v6 = ipaddress.ip_address(host.split("%", 1)[0]).version == 6
@@ -100,185 +142,36 @@ def bridge_endpoint(reactor: Any, host: str, port: int) -> IStreamServerEndpoint
     return TCP4ServerEndpoint(reactor, port, interface=host)
 
 
-class BridgeService(Service):
+class BridgeService(ListeningService):
     """
-    Listens with the bridge's site. Binding happens in C{startService}; failing to bind raises
-    L{StartupError} (the node does not run without its bridge). After binding it logs the lines
-    scripts read from AXL: C{Our Public Key}, C{Our IPv6}, C{Listening on host:port}.
+    Listens with the bridge's site in C{startService}; failing to bind raises
+    L{axl.errors.StartupError} (the node does not run without its bridge). After binding it logs
+    the lines scripts read from AXL: C{Our Public Key}, C{Our IPv6}, C{Listening on host:port}.
     """
 
     name = "axl-bridge"
 
-    def __init__(self, node: Node, endpoint: IStreamServerEndpoint, site: Site) -> None:
-        self.node = node
-        self.endpoint = endpoint
-        self.site = site
-        self.port: IListeningPort | None = None
+    def __init__(
+        self, config: NodeConfig, identity: Identity, endpoint: IStreamServerEndpoint, site: Site
+    ) -> None:
+        where = f"{config.bridge_addr}:{config.api_port}"
+        super().__init__(
+            endpoint,
+            site,
+            f"{where} for the HTTP bridge",
+            f"set another api_port or bridge_addr in {config.source}",
+            self._listening,
+        )
+        self.config = config
+        self.identity = identity
 
-    def startService(self) -> None:
-        super().startService()  # type: ignore[no-untyped-call]
-        outcome: list[Any] = []
-        self.endpoint.listen(self.site).addBoth(outcome.append)
-        if not outcome:  # pragma: no cover - TCP endpoints listen synchronously
-            raise StartupError("the bridge endpoint did not listen synchronously")
-        result = outcome[0]
-        if isinstance(result, Failure):
-            config = self.node.config
-            where = f"{config.bridge_addr}:{config.api_port}"
-            if result.check(CannotListenError):
-                reason = cast(CannotListenError, result.value).socketError
-                raise StartupError(
-                    f"cannot listen on {where} for the HTTP bridge ({_reason(reason)}); "
-                    f"set another api_port or bridge_addr in {config.source}"
-                )
-            raise StartupError(f"cannot listen on {where} for the HTTP bridge: {result.value}")
-        self.port = result
-        configured = self.node.config.bridge_addr
+    def _listening(self, port: IListeningPort) -> None:
+        configured = self.config.bridge_addr
         shown = f"[{configured}]" if ":" in configured else configured
-        log.info("Our Public Key: {key}", key=self.node.identity.public_key.hex())
-        log.info("Our IPv6: {address}", address=self.node.identity.ipv6)
-        log.info("Listening on {host}:{port}", host=shown, port=result.getHost().port)
-
-    def stopService(self) -> Deferred[None] | None:
-        super().stopService()  # type: ignore[no-untyped-call]
-        port, self.port = self.port, None
-        if port is not None:
-            return port.stopListening()
-        return None
-
-
-def _reason(error: object) -> str:
-    text = getattr(error, "strerror", None) or str(error)
-    return text[0].lower() + text[1:] if text else "unknown error"
-
-
-# ---------------------------------------------------------------------------------------------
-# One function per layer, called bottom to top by make_node_service. Each builds its layer,
-# attaches it to the node (node.links, node.router, ...) and parents its services to `top`.
-
-
-def _add_links(top: MultiService, node: Node, reactor: Any) -> None:
-    """
-    Peering: outbound C{Peers}, inbound C{Listen} (sets C{node.links}, a L{PeerManager}).
-
-    The router, once built, becomes C{node.links.handler} and may set C{port_for_key},
-    C{root_for_key}, C{coords_for_key} and C{latency_for_key} on it for C{/topology}.
-    """
-    from axl.link.peers import PeerManager
-    from axl.link.uri import parse_listen_uri, parse_peer_uri
-
-    config = node.config
-    try:
-        peers = [parse_peer_uri(uri) for uri in config.peers]
-        listen = [parse_listen_uri(uri) for uri in config.listen]
-    except ConfigError as e:
-        raise ConfigError(f"{config.source}: {e}") from None
-    for uri in peers + listen:
-        if uri.ignored:
-            log.warn("Config: {uri}: ignoring unsupported option(s) {options}",
-                     uri=uri.link_uri, options=", ".join(uri.ignored))  # fmt: skip
-    links = PeerManager(
-        node.identity,
-        reactor,
-        peers=peers,
-        listen=listen,
-        allowed_keys=config.allowed_public_keys,
-        max_backoff=config.peer_max_backoff_secs,
-    )
-    links.setServiceParent(top)  # type: ignore[no-untyped-call]
-    node.links = links
-
-
-def _add_router(top: MultiService, node: Node, reactor: Any) -> None:
-    """
-    The ironwood spanning tree and routing (sets C{node.router}): the link layer's handler, and
-    the source of the peer table's port / root / coords / latency. Traffic for us and accepted
-    path notifies go up to C{node.overlay} (built next, by L{_add_sessions}).
-    """
-    from axl.mesh import Router, RouterService
-
-    def on_traffic(source: bytes, data: bytes) -> None:
-        overlay = getattr(node, "overlay", None)
-        if overlay is not None:
-            overlay.traffic_received(source, data)
-
-    def on_path_notify(key: bytes) -> None:
-        overlay = getattr(node, "overlay", None)
-        if overlay is not None:
-            overlay.path_notify(key)
-
-    router = Router(node.identity, reactor, on_traffic, on_path_notify)
-    node.router = router
-    links = node.links
-    if links is not None:
-        links.handler = router
-        links.port_for_key = router.port_for_key
-        links.root_for_key = router.root_for_key
-        links.coords_for_key = router.coords_for_key
-        links.latency_for_key = router.latency_for_key
-    RouterService(router).setServiceParent(top)  # type: ignore[no-untyped-call]
-
-
-def _add_sessions(top: MultiService, node: Node, reactor: Any) -> None:
-    """
-    End-to-end encrypted sessions, the core proto answers (NodeInfo, debug GetSelf/GetPeers/
-    GetTree) and the IPv6 carriage, built together by L{axl.ipv6.stack.build_overlay} (sets
-    C{node.overlay} and C{node.sessions}). The router delivers upwards through
-    C{node.overlay.traffic_received} and C{node.overlay.path_notify}.
-    """
-    if node.router is None:
-        return
-    from axl.ipv6.stack import OverlayService, build_overlay
-    from axl.session.proto import node_info_json
-
-    config = node.config
-    try:
-        info = node_info_json(config.node_info)
-    except ConfigError as e:
-        raise ConfigError(f"{config.source}: {e}") from None
-    router = node.router
-
-    def peer_keys() -> list[bytes]:
-        links = node.links.links() if node.links is not None else []
-        return [link.remote_key for link in links]
-
-    def tree_keys() -> list[bytes]:
-        return list(router.tree.infos)
-
-    overlay = build_overlay(node.identity, router, reactor, info, peer_keys, tree_keys)
-    node.overlay = overlay  # type: ignore[attr-defined]
-    node.sessions = overlay.sessions
-    OverlayService(overlay).setServiceParent(top)  # type: ignore[no-untyped-call]
-
-
-def _add_ipv6(top: MultiService, node: Node, reactor: Any) -> None:
-    """IPv6 carriage over sessions (sets C{node.ipv6}; built with the sessions)."""
-    overlay = getattr(node, "overlay", None)
-    if overlay is not None:
-        node.ipv6 = overlay.ipv6
-
-
-def _add_tcp(top: MultiService, node: Node, reactor: Any) -> None:
-    """Userspace TCP over the overlay (sets C{node.tcp}); stopping it closes connections."""
-    if node.ipv6 is None:
-        return
-    from axl.tcp.service import TCPService
-    from axl.tcp.stack import TCPStack
-
-    node.tcp = TCPStack(
-        node.ipv6, node.identity.public_key, reactor, connect_timeout=node.config.connect_timeout_secs
-    )
-    TCPService(node.tcp).setServiceParent(top)  # type: ignore[no-untyped-call]
-
-
-def _add_streams(top: MultiService, node: Node, reactor: Any) -> None:
-    """
-    The overlay message listener on C{tcp_port} and its streams (MCP, A2A, /recv queue); sets
-    C{node.streams}, which the bridge serves C{/send}, C{/recv}, C{/mcp}, C{/a2a} from.
-    """
-    from axl.streams.service import add_streams
-
-    add_streams(top, node, reactor)
+        log.info("Our Public Key: {key}", key=self.identity.public_key.hex())
+        log.info("Our IPv6: {address}", address=self.identity.ipv6)
+        address = cast("IPv4Address | IPv6Address", port.getHost())  # a TCP endpoint's port
+        log.info("Listening on {host}:{port}", host=shown, port=address.port)
 
 
 class BridgeSite(Site):
@@ -290,41 +183,187 @@ class BridgeSite(Site):
 
     noisy = False
 
-    def log(self, request: Any) -> None:
+    def log(self, request: Request) -> None:
         pass
 
 
-def _add_bridge(top: MultiService, node: Node, reactor: Any) -> None:
-    """The local HTTP bridge; always the last child so it binds after every layer started."""
-    # Bodies are raw messages or JSON: never parse them as HTML forms (curl --data-binary and
-    # urllib send form content types; parsing a 1 MiB /send body that way costs ~35 ms).
-    site = BridgeSite(Bridge(node, reactor).app.resource(), parsePOSTFormSubmission=False)  # type: ignore[no-untyped-call]
-    endpoint = bridge_endpoint(reactor, node.config.bridge_addr, node.config.api_port)
-    BridgeService(node, endpoint, site).setServiceParent(top)  # type: ignore[no-untyped-call]
+class OverlayDelivery:
+    """
+    The one upward link of the stack: the router is built before the layers it delivers to, so it
+    is given this object's methods as its C{on_traffic} / C{on_path_notify}, and the overlay is
+    registered here once it is built (L{register}). Nothing runs in between: no service has
+    started yet.
+    """
+
+    def __init__(self) -> None:
+        self._overlay: Overlay | None = None
+
+    def register(self, overlay: Overlay) -> None:
+        """Deliver to C{overlay} from now on (once only)."""
+        if self._overlay is not None:
+            raise RuntimeError("an overlay is already registered")
+        self._overlay = overlay
+
+    def _target(self) -> Overlay:
+        if self._overlay is None:
+            raise RuntimeError("the router delivered before the overlay was registered")
+        return self._overlay
+
+    def traffic_received(self, source_key: bytes, data: bytes) -> None:
+        """The router's C{on_traffic}: one encrypted-layer packet for us."""
+        self._target().traffic_received(source_key, data)
+
+    def path_notify(self, full_key: bytes) -> None:
+        """The router's C{on_path_notify}: a lookup found C{full_key}."""
+        self._target().path_notify(full_key)
+
+
+# ---------------------------------------------------------------------------------------------
+# One function per layer, called bottom to top by make_node_service; each is given what it
+# needs from the layers below and returns its layer.
+
+
+def build_links(
+    config: NodeConfig, identity: Identity, reactor: INodeReactor, router: Router
+) -> PeerManager:
+    """
+    Peering: outbound C{Peers}, inbound C{Listen}. Links hand their frames to C{router} (an
+    L{axl.interfaces.ILinkHandler}); the peer table reads the router's port / root / coords /
+    latency per key.
+
+    @raise ConfigError: a C{Peers} or C{Listen} entry is bad (the message names the file).
+    """
+    try:
+        peers = [parse_peer_uri(uri) for uri in config.peers]
+        listen = [parse_listen_uri(uri) for uri in config.listen]
+    except ConfigError as e:
+        raise ConfigError(f"{config.source}: {e}") from None
+    for uri in peers + listen:
+        if uri.ignored:
+            log.warn("Config: {uri}: ignoring unsupported option(s) {options}",
+                     uri=uri.link_uri, options=", ".join(uri.ignored))  # fmt: skip
+    return PeerManager(
+        identity,
+        reactor,
+        peers=peers,
+        listen=listen,
+        allowed_keys=config.allowed_public_keys,
+        max_backoff=config.peer_max_backoff_secs,
+        handler=router,
+        port_for_key=router.port_for_key,
+        root_for_key=router.root_for_key,
+        coords_for_key=router.coords_for_key,
+        latency_for_key=router.latency_for_key,
+    )
+
+
+def build_overlay_layers(
+    config: NodeConfig, identity: Identity, clock: IReactorTime, router: Router, links: PeerManager
+) -> Overlay:
+    """
+    End-to-end encrypted sessions, the core proto answers (NodeInfo, debug GetSelf/GetPeers/
+    GetTree) and the IPv6 carriage over C{router} (L{axl.ipv6.stack.build_overlay}).
+
+    @raise ConfigError: C{NodeInfo} is unusable (the message names the file).
+    """
+    try:
+        info = node_info_json(config.node_info)
+    except ConfigError as e:
+        raise ConfigError(f"{config.source}: {e}") from None
+
+    def peer_keys() -> list[bytes]:
+        return [link.remote_key for link in links.links()]
+
+    def tree_keys() -> list[bytes]:
+        return list(router.tree.infos)
+
+    return build_overlay(identity, router, clock, info, peer_keys, tree_keys)
+
+
+def overlay_dial(tcp: TCPStack) -> Dial:
+    """C{dial(key, port)}: a client endpoint to port C{port} of node C{key} over C{tcp}."""
+
+    def dial(key: bytes, port: int) -> IStreamClientEndpoint:
+        return OverlayClientEndpoint(tcp, key, port)
+
+    return dial
+
+
+def streams_http_client(reactor: INodeReactor) -> tuple[HTTPClient, HTTPConnectionPool]:
+    """The pooled treq client the streams call the local MCP router and A2A server with."""
+    pool = HTTPConnectionPool(reactor, persistent=True)
+    pool.maxPersistentPerHost = 16
+    return HTTPClient(Agent(reactor, pool=pool)), pool
+
+
+def build_bridge(
+    config: NodeConfig,
+    clock: IReactorTime,
+    streams: StreamsLayer,
+    topology: Callable[[], dict[str, object]],
+) -> Bridge:
+    """The bridge's routes over the streams' sender and C{/recv} queue and a C{/topology} source."""
+    return Bridge(
+        topology,
+        streams.sender,
+        streams.queue,
+        clock,
+        McpSessions(clock, ttl=config.mcp_session_ttl_secs),
+        max_message_size=config.max_message_size,
+        request_timeout=config.request_timeout_secs,
+        recv_wait_max=config.recv_wait_max_secs,
+        bridge_addr=config.bridge_addr,
+        api_port=config.api_port,
+    )
 
 
 def make_node_service(
-    config: NodeConfig, reactor: Any, identity: Identity | None = None
+    config: NodeConfig, reactor: INodeReactor, identity: Identity | None = None
 ) -> NodeService:
     """
     Build a whole node from its config.
 
     @param reactor: the reactor every part uses (TCP, time); tests pass a L{MemoryReactorClock}.
     @param identity: the node's identity; loaded from C{config} when not given.
-    @return: a L{NodeService} with a C{node} attribute (the L{Node}).
-    @raise axl.errors.ConfigError: the identity cannot be loaded.
+    @return: a L{NodeService} whose C{node} is the L{Node}.
+    @raise axl.errors.ConfigError: the identity cannot be loaded or a config value is unusable.
     """
     if identity is None:
         identity = load_identity(config)
-    node = Node(config, identity, reactor)
-    top = NodeService()  # type: ignore[no-untyped-call]
-    top.node = node  # type: ignore[attr-defined]
-    NodeStartupService(node).setServiceParent(top)  # type: ignore[no-untyped-call]
-    _add_links(top, node, reactor)
-    _add_router(top, node, reactor)
-    _add_sessions(top, node, reactor)
-    _add_ipv6(top, node, reactor)
-    _add_tcp(top, node, reactor)
-    _add_streams(top, node, reactor)
-    _add_bridge(top, node, reactor)
+    delivery = OverlayDelivery()
+    router = Router(identity, reactor, delivery.traffic_received, delivery.path_notify)
+    links = build_links(config, identity, reactor, router)
+    overlay = build_overlay_layers(config, identity, reactor, router, links)
+    delivery.register(overlay)
+    tcp = TCPStack(overlay.ipv6, identity.public_key, reactor,
+                   connect_timeout=config.connect_timeout_secs)  # fmt: skip
+    http, pool = streams_http_client(reactor)
+    streams = build_streams_layer(
+        config, identity.public_key, reactor, overlay_dial(tcp), http, http_pool=pool
+    )
+    bridge = build_bridge(config, reactor, streams, partial(topology_document, identity, links, router))
+    node = Node(config, identity, reactor, links, router, overlay, tcp, streams, bridge)
+
+    top = NodeService(node)
+    for service in (
+        NodeStartupService(config),
+        links,
+        RouterService(router),
+        OverlayService(overlay),
+        TCPService(tcp),
+        MessageListenerService(streams, OverlayServerEndpoint(tcp, config.tcp_port), config.tcp_port),
+        _bridge_service(config, identity, reactor, bridge),
+    ):
+        service.setServiceParent(top)  # type: ignore[no-untyped-call]
     return top
+
+
+def _bridge_service(
+    config: NodeConfig, identity: Identity, reactor: INodeReactor, bridge: Bridge
+) -> BridgeService:
+    """The local HTTP bridge; always the last child so it binds after every layer started."""
+    # Bodies are raw messages or JSON: never parse them as HTML forms (curl --data-binary and
+    # urllib send form content types; parsing a 1 MiB /send body that way costs ~35 ms).
+    site = BridgeSite(bridge.app.resource(), parsePOSTFormSubmission=False)  # type: ignore[no-untyped-call]
+    endpoint = bridge_endpoint(reactor, config.bridge_addr, config.api_port)
+    return BridgeService(config, identity, endpoint, site)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
-from typing import Any, Mapping, NoReturn, TextIO
+from typing import TYPE_CHECKING, Any, Mapping, NoReturn, TextIO
 
 from twisted.application.service import Application, IService, MultiService
 from twisted.logger import Logger
@@ -23,6 +23,9 @@ from twisted.python.components import Componentized
 
 from axl.config import NodeConfig, add_listeners, default_config, load_config
 from axl.errors import ConfigError, StartupError
+
+if TYPE_CHECKING:  # axl.service imports every layer: loaded only when a node is built
+    from axl.service import NodeService
 
 __all__ = ["Options", "makeService", "make_application", "find_config", "build_config", "NodeRunner", "node_runner"]
 
@@ -99,13 +102,13 @@ class NodeRunner(MultiService):
     """
 
     def __init__(
-        self, node_service: MultiService, reactor: Any, stderr: TextIO | None = None
+        self, node_service: NodeService, reactor: Any, stderr: TextIO | None = None
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self._reactor = reactor
         self._stderr = stderr
-        self.node = node_service.node  # type: ignore[attr-defined]
-        node_service.setServiceParent(self)
+        self.node = node_service.node
+        node_service.setServiceParent(self)  # type: ignore[no-untyped-call]
 
     def startService(self) -> None:
         # A second SIGTERM during shutdown (e.g. from `timeout`, which signals its whole process

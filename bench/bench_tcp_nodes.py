@@ -59,11 +59,11 @@ async def main(size: int) -> None:
     a, b, c = (t.node for t in tops)
     sink = Sink()
     sink.total = size
-    await OverlayServerEndpoint(c, 5001).listen(Factory.forProtocol(lambda: sink))
+    await OverlayServerEndpoint(c.tcp, 5001).listen(Factory.forProtocol(lambda: sink))
     proto = Protocol()
     for _ in range(60):
         try:
-            await connectProtocol(OverlayClientEndpoint(b, c.public_key, 5001, timeout=5), proto)
+            await connectProtocol(OverlayClientEndpoint(b.tcp, c.public_key, 5001, timeout=5), proto)
             break
         except Exception:
             await deferLater(reactor, 0.5, lambda: None)

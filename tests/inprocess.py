@@ -29,7 +29,8 @@ class InProcessNodesTestCase(TestCase):
         top = make_node_service(config_from_dict(config), reactor, identity=identity(name))
         top.startService()
         self.addCleanup(top.stopService)
-        return top.node  # type: ignore[no-any-return]
+        assert top.node is not None
+        return top.node
 
     def start_star(self) -> tuple[Node, Node, Node]:
         """A listens on tcp://127.0.0.1; B and C peer only to A. Returns (A, B, C)."""

@@ -146,7 +146,7 @@ class McpTests(TwoNodes):
         code, _, body = self.mcp(b"", method="DELETE", headers={"Mcp-Session-Id": session})
         self.assertEqual((code, body), (204, b""))
         self.assertEqual(len(self.routed()), 1)  # answered first, forwarded after
-        api = self.a.streams.api  # type: ignore[attr-defined]
+        api = self.a.bridge
         self.clock.advance(0)
         idle = api.when_idle()
         self.assertNoResult(idle)  # the forward is in flight

@@ -1,11 +1,13 @@
 """
-Tests for the bridge's message routes (L{axl.bridge.messaging} behind L{axl.bridge.app.Bridge}):
+Tests for the bridge's message routes (L{axl.bridge.app.Bridge}):
 two in-memory nodes joined by L{MemoryNet}, fake routers and A2A servers behind StubTreq.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
+from functools import partial
 from typing import Any, ClassVar
 
 from treq.testing import StubTreq
@@ -14,11 +16,12 @@ from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.resource import Resource
 
 from axl.bridge.app import Bridge
-from axl.bridge.messaging import absolute_card_urls, bridge_authority
+from axl.bridge.http import absolute_card_urls, bridge_authority
 from axl.config import config_from_dict
 from axl.crypto.keys import Identity
-from axl.node import Node
-from axl.streams.service import build_streams_layer
+from axl.bridge.topology import topology_document
+from axl.service import build_bridge
+from axl.streams.service import StreamsLayer, build_streams_layer
 from tests.streams_helpers import FakeHTTPServer, MemoryNet
 
 
@@ -39,6 +42,25 @@ class Services(Resource):
         return target.render(request)
 
 
+class _NoPeers:
+    def peers_info(self) -> list[dict[str, Any]]:
+        return []
+
+    def tree_info(self) -> list[dict[str, object]]:
+        return []
+
+
+@dataclass
+class BridgeNode:
+    """One in-memory node down to its streams: what the bridge is built on, and its fake services."""
+
+    public_key: bytes
+    streams: StreamsLayer
+    bridge: Bridge
+    services: Services
+    http: StubTreq
+
+
 class TwoNodes(SynchronousTestCase):
     """Nodes A and B; B runs a router and an A2A server unless told otherwise."""
 
@@ -55,29 +77,31 @@ class TwoNodes(SynchronousTestCase):
         self.b, self.client_b = self.make_node(2, self.b_config)
         self.A, self.B = self.a.public_key, self.b.public_key
 
-    def make_node(self, n: int, extra: dict[str, Any]) -> tuple[Node, StubTreq]:
+    def make_node(self, n: int, extra: dict[str, Any]) -> tuple[BridgeNode, StubTreq]:
         config = config_from_dict({"max_message_size": self.max_message_size, **extra})
-        node = Node(config, Identity(bytes([n]) * 32), self.clock)
+        identity = Identity(bytes([n]) * 32)
         services = Services()
         http = StubTreq(services)
-        node.services = services  # type: ignore[attr-defined]
-        node.http = http  # type: ignore[attr-defined]
         layer = build_streams_layer(
-            node,
+            config,
+            identity.public_key,
             self.clock,
-            http=http,
-            dial=self.net.dial_from(node.public_key),
+            self.net.dial_from(identity.public_key),
+            http,
             plugin_streams=[],
         )
-        node.streams = layer  # type: ignore[attr-defined]
+        bridge = build_bridge(
+            config, self.clock, layer, partial(topology_document, identity, _NoPeers(), _NoPeers())
+        )
+        node = BridgeNode(identity.public_key, layer, bridge, services, http)
         self.net.listen(node.public_key, config.tcp_port, layer.factory)
-        return node, StubTreq(Bridge(node, self.clock).app.resource())
+        return node, StubTreq(bridge.app.resource())
 
     def settle(self) -> None:
         for _ in range(20):
             self.net.flush()
             for node in (self.a, self.b):
-                node.http.flush()  # type: ignore[attr-defined]
+                node.http.flush()
             self.client_a.flush()
             self.client_b.flush()
 
@@ -270,7 +294,7 @@ class SendRecvTests(TwoNodes):
         got = []
         for _ in range(400):
             self.settle()
-            message = self.b.streams.queue.get()  # type: ignore[attr-defined]
+            message = self.b.streams.queue.get()
             if message is None:
                 break
             got.append(message.payload)
@@ -284,7 +308,7 @@ class QueueFullTests(TwoNodes):
     def setUp(self) -> None:
         super().setUp()
         # recv_queue_max_messages may not be a config key yet: bound B's queue directly.
-        self.b.streams.queue.max_messages = 2  # type: ignore[attr-defined]
+        self.b.streams.queue.max_messages = 2
 
     def test_queue_full_loses_nothing(self) -> None:
         """With B's queue full, /send waits instead of dropping; draining B delivers all, in order."""
@@ -507,3 +531,32 @@ class CardHelperTests(SynchronousTestCase):
         )
         self.assertIsNone(absolute_card_urls(_card("http://x/y"), "http://b/a2a/p"))
         self.assertIsNone(absolute_card_urls({"url": ""}, "http://b/a2a/p"))
+
+
+class DeliveryStatusTests(SynchronousTestCase):
+    """The one mapping from the streams' delivery errors to HTTP statuses."""
+
+    def test_each_kind(self) -> None:
+        """Unreachable and remote errors are 502, a full peer 503, a timeout 504, a refusal 413."""
+        from axl.bridge.app import delivery_status
+        from axl.streams import errors
+
+        cases = [
+            (errors.PeerUnreachable("x"), 502),
+            (errors.RemoteError("x"), 502),
+            (errors.SendTimedOut("x"), 503),
+            (errors.PeerTimedOut("x"), 504),
+            (errors.MessageRefused("x", 10), 413),
+            (errors.DeliveryError("x"), 502),
+        ]
+        self.assertEqual([delivery_status(e) for e, _ in cases], [code for _, code in cases])
+
+    def test_subclass_inherits(self) -> None:
+        """A more specific kind defined later gets its parent's status."""
+        from axl.bridge.app import delivery_status
+        from axl.streams.errors import PeerTimedOut
+
+        class Slow(PeerTimedOut):
+            pass
+
+        self.assertEqual(delivery_status(Slow("x")), 504)

@@ -7,6 +7,7 @@ item 23: lists, never null).
 from __future__ import annotations
 
 import json
+from functools import partial
 from typing import Any
 
 from treq.testing import StubTreq
@@ -14,9 +15,8 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from axl.bridge import Bridge
-from axl.config import default_config
+from axl.bridge.topology import topology_document
 from axl.crypto import Identity
-from axl.node import Node
 
 KEY_A = "3b6a27bcceb6a42d62a3a8d02a6f0d73653215771de243a63ac048a18b59da29"
 ADDR_A = "202:24ae:c219:8a4a:de94:eae2:b97e:ac87"
@@ -33,12 +33,27 @@ class FakeRouter:
         return [{"public_key": KEY_A, "parent": KEY_A, "sequence": 7}]
 
 
+class NoLinks:
+    def peers_info(self) -> list[dict[str, Any]]:
+        return []
+
+
+class NoTree:
+    def tree_info(self) -> list[dict[str, Any]]:
+        return []
+
+
+def bridge(identity: Identity, links: Any, router: Any) -> StubTreq:
+    """A client of a bridge whose /topology reads C{links} and C{router} (no message routes used)."""
+    topology = partial(topology_document, identity, links, router)
+    return StubTreq(Bridge(topology, None, None, Clock(), None).app.resource())  # type: ignore[arg-type]
+
+
 class TopologyTests(SynchronousTestCase):
     """GET /topology through the Klein app."""
 
     def setUp(self) -> None:
-        self.node = Node(default_config(), Identity(bytes(32)), Clock())
-        self.treq = StubTreq(Bridge(self.node, Clock()).app.resource())
+        self.treq = bridge(Identity(bytes(32)), NoLinks(), NoTree())
 
     def get(self, method: str = "GET", path: str = "/topology") -> tuple[int, dict[str, list[str]], bytes]:
         response = self.successResultOf(self.treq.request(method, "http://127.0.0.1:9002" + path))
@@ -47,7 +62,7 @@ class TopologyTests(SynchronousTestCase):
         return response.code, headers, body
 
     def test_fresh_node(self) -> None:
-        """A node without layers answers with its key, its address and empty lists, in AXL's key order."""
+        """A node without peers answers with its key, its address and empty lists, in AXL's key order."""
         code, headers, body = self.get()
         self.assertEqual(code, 200)
         self.assertEqual(headers["content-type"], ["application/json"])
@@ -63,19 +78,11 @@ class TopologyTests(SynchronousTestCase):
         self.assertIn(b'"peers": []', body)
 
     def test_layers_fill_lists(self) -> None:
-        """peers come from node.links.peers_info() and tree from node.router.tree_info()."""
-        self.node.links = FakeLinks()
-        self.node.router = FakeRouter()
+        """peers come from the link layer's peers_info() and tree from the router's tree_info()."""
+        self.treq = bridge(Identity(bytes(32)), FakeLinks(), FakeRouter())
         doc = json.loads(self.get()[2])
         self.assertEqual(doc["peers"], FakeLinks().peers_info())
         self.assertEqual(doc["tree"], FakeRouter().tree_info())
-
-    def test_layers_without_info(self) -> None:
-        """Layers that do not (yet) offer peers_info/tree_info leave the lists empty."""
-        self.node.links = object()
-        self.node.router = object()
-        doc = json.loads(self.get()[2])
-        self.assertEqual((doc["peers"], doc["tree"]), ([], []))
 
     def test_other_methods(self) -> None:
         """Methods other than GET (and HEAD) get 405 (AXL answers any method)."""
@@ -93,8 +100,7 @@ class TopologyTests(SynchronousTestCase):
 
     def test_two_bridges(self) -> None:
         """Bridge state is per instance: two bridges serve their own nodes."""
-        other = Node(default_config(), Identity(bytes(range(1, 33))), Clock())
-        treq = StubTreq(Bridge(other, Clock()).app.resource())
+        treq = bridge(Identity(bytes(range(1, 33))), NoLinks(), NoTree())
         response = self.successResultOf(treq.get("http://127.0.0.1:9002/topology"))
         doc = json.loads(self.successResultOf(response.content()))
         self.assertNotEqual(doc["our_public_key"], KEY_A)

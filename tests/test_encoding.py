@@ -125,3 +125,39 @@ class UvarintPropertyTests(SynchronousTestCase):
             return
         self.assertTrue(0 <= value <= MAX_UINT64)
         self.assertTrue(1 <= end <= min(10, len(data)))
+
+
+class NoAnswerTests(SynchronousTestCase):
+    """axl.errors.no_answer, the onTimeoutCancel every HTTP deadline uses."""
+
+    def test_any_cancellation_error_is_a_timeout(self) -> None:
+        """A call whose cancellation fails with another error still times out with the message."""
+        from twisted.internet.defer import Deferred, TimeoutError
+        from twisted.internet.task import Clock
+
+        from axl.errors import no_answer
+
+        def cancel(d: Deferred[None]) -> None:
+            d.errback(ConnectionError("response never received"))
+
+        clock = Clock()
+        d: Deferred[None] = Deferred(cancel)
+        d.addTimeout(2.5, clock, onTimeoutCancel=no_answer)
+        clock.advance(2.5)
+        f = self.failureResultOf(d, TimeoutError)
+        self.assertEqual(str(f.value), "no answer within 2.5 s")
+        self.assertEqual(clock.getDelayedCalls(), [])
+
+    def test_in_time_unchanged(self) -> None:
+        """A call that fails before the deadline keeps its own error."""
+        from twisted.internet.defer import Deferred
+        from twisted.internet.task import Clock
+
+        from axl.errors import no_answer
+
+        clock = Clock()
+        d: Deferred[None] = Deferred()
+        d.addTimeout(2.5, clock, onTimeoutCancel=no_answer)
+        d.errback(ConnectionError("refused"))
+        self.failureResultOf(d, ConnectionError)
+        self.assertEqual(clock.getDelayedCalls(), [])

@@ -2,7 +2,7 @@
 End-to-end tests with the official SDKs (C{mcp}, C{a2a-sdk}) on 127.0.0.1.
 
 The path under test is a node's bridge C{/mcp/{peer}/{service}} and C{/a2a/{peer}}
-(L{axl.bridge.messaging.MessagingAPI}) -> the port-7000 envelope (L{axl.streams}) -> our MCP
+(L{axl.bridge.app.Bridge}) -> the port-7000 envelope (L{axl.streams}) -> our MCP
 router / A2A server -> MCP servers made with the C{mcp} SDK and run by uvicorn. The overlay hop
 is the node's own loopback (the peer id is the node's own key, which L{axl.streams.sender.Sender}
 delivers to its local stream registry), so everything above the mesh is real code.
@@ -48,14 +48,14 @@ except ImportError:  # pragma: no cover
 
 try:
     from axl.bridge.mcp_sessions import McpSessions
-    from axl.bridge.messaging import MessagingAPI
+    from axl.bridge.app import Bridge
     from axl.streams.a2a import A2AStream
     from axl.streams.mcp import MCPStream
     from axl.streams.recv_queue import RecvQueue
     from axl.streams.registry import StreamRegistry
     from axl.streams.sender import Sender
 except ImportError:  # pragma: no cover
-    MessagingAPI = None
+    Bridge = None
 
 NODE_KEY = bytes(range(32))
 BIG = "x" * (100 * 1024)
@@ -179,7 +179,7 @@ class SDKEndToEndTests(TestCase):
     def setUp(self) -> Any:
         if MCPServer is None:
             raise self.skipTest("the mcp SDK is not installed (pip install axl[test])")
-        if MessagingAPI is None:
+        if Bridge is None:
             raise self.skipTest("the node's bridge/streams are not available")
         plain = _make_mcp_server("plain").streamable_http_app(stateless_http=True, json_response=True)
         self.stateful = _RecordHeaders(_make_mcp_server("stateful").streamable_http_app())
@@ -215,7 +215,7 @@ class SDKEndToEndTests(TestCase):
             raise AssertionError("the test's node only talks to itself")
 
         sender = Sender(no_dial, reactor, NODE_KEY, streams)
-        self.api = MessagingAPI(sender, queue, reactor, McpSessions(reactor), request_timeout=25)
+        self.api = Bridge(lambda: {}, sender, queue, reactor, McpSessions(reactor), request_timeout=25)
         self.bridge = f"http://127.0.0.1:{self.listen(self.api.app.resource())}"
 
     def listen(self, resource: Any) -> int:

@@ -20,12 +20,12 @@ from twisted.web.server import Site
 from axl.config import config_from_dict, default_config
 from axl.crypto import Identity
 from axl.errors import ConfigError, StartupError
-from axl.node import Node
 from axl.service import (
     BridgeService,
     BridgeSite,
     NodeService,
     NodeStartupService,
+    OverlayDelivery,
     bridge_endpoint,
     make_node_service,
 )
@@ -43,18 +43,35 @@ def messages(events: list[dict[str, Any]]) -> list[str]:
 
 
 class NodeTests(SynchronousTestCase):
-    """The Node object."""
+    """The Node record that make_node_service makes last."""
+
+    def setUp(self) -> None:
+        self.config, self.ident, self.clock = default_config(), Identity(bytes(32)), MemoryReactorClock()
+        self.node = make_node_service(self.config, self.clock, self.ident).node
+        assert self.node is not None
 
     def test_attributes(self) -> None:
-        """A new node holds config, identity and clock; every layer slot starts as None."""
-        config, ident, clock = default_config(), Identity(bytes(32)), MemoryReactorClock()
-        node = Node(config, ident, clock)
-        self.assertIs(node.config, config)
-        self.assertIs(node.identity, ident)
-        self.assertIs(node.clock, clock)
+        """The node holds config, identity and clock, and every layer, each built on the one below."""
+        node = self.node
+        self.assertIs(node.config, self.config)
+        self.assertIs(node.identity, self.ident)
+        self.assertIs(node.clock, self.clock)
         self.assertEqual(node.public_key.hex(), KEY_A)
-        for name in ("links", "router", "sessions", "ipv6", "tcp"):
-            self.assertIsNone(getattr(node, name), name)
+        self.assertIs(node.links.handler, node.router)
+        self.assertIs(node.sessions, node.overlay.sessions)
+        self.assertIs(node.ipv6, node.overlay.ipv6)
+        self.assertIs(node.tcp.ipv6, node.ipv6)
+        self.assertIs(node.sender, node.streams.sender)
+        self.assertIs(node.recv_queue, node.streams.queue)
+        self.assertIs(node.bridge.sender, node.sender)
+        self.assertIs(node.bridge.queue, node.recv_queue)
+
+    def test_immutable(self) -> None:
+        """The record cannot be changed after it is made."""
+        from dataclasses import FrozenInstanceError
+
+        with self.assertRaises(FrozenInstanceError):
+            self.node.tcp = None  # type: ignore[misc]
 
     def test_provides_inode(self) -> None:
         """Node provides INode."""
@@ -62,12 +79,50 @@ class NodeTests(SynchronousTestCase):
 
         from axl.interfaces import INode
 
-        self.assertTrue(verifyObject(INode, Node(default_config(), Identity(bytes(32)), MemoryReactorClock())))
+        self.assertTrue(verifyObject(INode, self.node))
 
     def test_topology(self) -> None:
-        """topology() gives our address and key and empty lists for a bare node."""
-        node = Node(default_config(), Identity(bytes(32)), MemoryReactorClock())
-        self.assertEqual(node.topology(), {"our_ipv6": ADDR_A, "our_public_key": KEY_A, "peers": [], "tree": []})
+        """topology() gives our address and key, no peers, and ourselves as the tree's only entry."""
+        doc = self.node.topology()
+        self.assertEqual(
+            (doc["our_ipv6"], doc["our_public_key"], doc["peers"]), (ADDR_A, KEY_A, [])
+        )
+        self.assertEqual([e["public_key"] for e in doc["tree"]], [KEY_A])  # type: ignore[attr-defined]
+
+    def test_bridge_address_reaches_the_api(self) -> None:
+        """The bridge knows its configured address (for absolute card URLs)."""
+        config = replace(default_config(), bridge_addr="::1", api_port=9102)
+        node = make_node_service(config, self.clock, self.ident).node
+        assert node is not None
+        self.assertEqual((node.bridge.bridge_addr, node.bridge.api_port), ("::1", 9102))
+
+
+class OverlayDeliveryTests(SynchronousTestCase):
+    """The router's one upward link."""
+
+    def test_delivers_once_registered(self) -> None:
+        """Traffic and path notifies go to the registered overlay."""
+        calls: list[tuple[str, bytes]] = []
+
+        class Overlay:
+            def traffic_received(self, source: bytes, data: bytes) -> None:
+                calls.append(("traffic", source + data))
+
+            def path_notify(self, key: bytes) -> None:
+                calls.append(("notify", key))
+
+        delivery = OverlayDelivery()
+        delivery.register(Overlay())  # type: ignore[arg-type]
+        delivery.traffic_received(b"k", b"d")
+        delivery.path_notify(b"k")
+        self.assertEqual(calls, [("traffic", b"kd"), ("notify", b"k")])
+
+    def test_registered_once(self) -> None:
+        """A second registration, or a delivery before the first, is a programming error."""
+        delivery = OverlayDelivery()
+        self.assertRaises(RuntimeError, delivery.traffic_received, b"k", b"d")
+        delivery.register(object())  # type: ignore[arg-type]
+        self.assertRaises(RuntimeError, delivery.register, object())
 
 
 class MakeNodeServiceTests(SynchronousTestCase):
@@ -79,8 +134,8 @@ class MakeNodeServiceTests(SynchronousTestCase):
     def test_identity_from_config(self) -> None:
         """Without an explicit identity the config's key is loaded."""
         top = make_node_service(config_from_dict({"PrivateKey": PRIV_B}), self.reactor)
-        self.assertEqual(top.node.public_key.hex(), KEY_B)  # type: ignore[attr-defined]
-        self.assertIs(top.node.clock, self.reactor)  # type: ignore[attr-defined]
+        self.assertEqual(top.node.public_key.hex(), KEY_B)  # type: ignore[union-attr]
+        self.assertIs(top.node.clock, self.reactor)  # type: ignore[union-attr]
 
     def test_identity_error(self) -> None:
         """A missing key file stops the build with the ConfigError."""
@@ -182,13 +237,13 @@ class _Endpoint:
 class BridgeServiceTests(SynchronousTestCase):
     """What happens when the bridge cannot bind."""
 
-    def node(self) -> Node:
-        return Node(replace(default_config(), source="c.json"), Identity(bytes(32)), MemoryReactorClock())
+    def service(self, endpoint: Any) -> BridgeService:
+        return BridgeService(replace(default_config(), source="c.json"), Identity(bytes(32)), endpoint, Site(None))
 
     def test_port_taken(self) -> None:
         """A taken port is a StartupError naming the address, the reason and the config keys."""
         err = CannotListenError("127.0.0.1", 9002, OSError(98, "Address already in use"))
-        service = BridgeService(self.node(), _Endpoint(fail(err)), Site(None))
+        service = self.service(_Endpoint(fail(err)))
         with capturedLogs() as events:
             with self.assertRaises(StartupError) as cm:
                 service.startService()
@@ -201,14 +256,17 @@ class BridgeServiceTests(SynchronousTestCase):
 
     def test_other_failure(self) -> None:
         """Any other listen failure is a StartupError too."""
-        service = BridgeService(self.node(), _Endpoint(fail(RuntimeError("boom"))), Site(None))
+        service = self.service(_Endpoint(fail(RuntimeError("boom"))))
         with self.assertRaises(StartupError) as cm:
             service.startService()
-        self.assertEqual(str(cm.exception), "cannot listen on 127.0.0.1:9002 for the HTTP bridge: boom")
+        self.assertEqual(
+            str(cm.exception),
+            "cannot listen on 127.0.0.1:9002 for the HTTP bridge (boom); set another api_port or bridge_addr in c.json",
+        )
 
     def test_stop_without_port(self) -> None:
         """Stopping a bridge that never bound does nothing."""
-        service = BridgeService(self.node(), _Endpoint(succeed(None)), Site(None))
+        service = self.service(_Endpoint(succeed(None)))
         self.assertIsNone(service.stopService())
 
 

@@ -1,7 +1,7 @@
 # -*- test-case-name: tests.test_session_service -*-
 """
-The session/IPv6 part of C{axl.service}: C{_add_sessions} and C{_add_ipv6} build the overlay over
-C{node.router} with the config's NodeInfo, the link layer's peers and the router's tree.
+The session/IPv6 part of C{axl.service}: L{axl.service.build_overlay_layers} builds the overlay
+over the router with the config's NodeInfo, the link layer's peers and the router's tree.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from axl.config import config_from_dict
 from axl.crypto.keys import Identity
 from axl.errors import ConfigError
 from axl.interfaces import IIPv6Layer, IRouter, ISessions
-from axl.node import Node
+from axl.ipv6.stack import Overlay, OverlayService
 
 US = Identity(bytes(32))
 PEER = bytes([9]) * 32
@@ -45,44 +45,35 @@ class FakeLinks:
         return [type("Link", (), {"remote_key": PEER})()]
 
 
-def _node(config: dict[str, Any], router: Any = None) -> tuple[Node, MultiService, Clock]:
+def _node(config: dict[str, Any], router: Any) -> tuple[Overlay, MultiService, Clock]:
     clock = Clock()
     clock.advance(1.7e9)
-    node = Node(config_from_dict(config, source="n.json"), US, clock)
-    node.router = router
-    node.links = FakeLinks()
+    overlay = service.build_overlay_layers(
+        config_from_dict(config, source="n.json"), US, clock, router, FakeLinks()  # type: ignore[arg-type]
+    )
     top = MultiService()
-    service._add_sessions(top, node, clock)
-    service._add_ipv6(top, node, clock)
-    return node, top, clock
+    OverlayService(overlay).setServiceParent(top)
+    return overlay, top, clock
 
 
 class WiringTests(SynchronousTestCase):
-    """What make_node_service attaches to the node for these layers."""
-
-    def test_no_router_no_overlay(self) -> None:
-        """Without a router nothing is built (the layers below are not there yet)."""
-        node, top, _ = _node({})
-        self.assertIsNone(node.sessions)
-        self.assertIsNone(node.ipv6)
-        self.assertEqual(list(top), [])
+    """What make_node_service builds for these layers."""
 
     def test_overlay(self) -> None:
-        """node.sessions and node.ipv6 provide their interfaces and use our address."""
-        node, top, _ = _node({}, FakeRouter())
-        self.assertTrue(verifyObject(ISessions, node.sessions))
-        self.assertTrue(verifyObject(IIPv6Layer, node.ipv6))
-        self.assertEqual(node.ipv6.address, US.address)
-        self.assertEqual(len(list(top)), 1)
+        """The sessions and the IPv6 layer provide their interfaces and use our address."""
+        overlay, _, _ = _node({}, FakeRouter())
+        self.assertTrue(verifyObject(ISessions, overlay.sessions))
+        self.assertTrue(verifyObject(IIPv6Layer, overlay.ipv6))
+        self.assertEqual(overlay.ipv6.address, US.address)
 
     def test_answers_use_node_state(self) -> None:
         """GetPeers lists the up links' keys, GetTree the router's entries, NodeInfo the config."""
         router = FakeRouter()
-        node, _, _ = _node({"NodeInfo": {"name": "mine"}}, router)
+        overlay, _, _ = _node({"NodeInfo": {"name": "mine"}}, router)
         asker = bytes([7]) * 32
-        proto = node.overlay.proto
+        proto = overlay.proto
         answers = []
-        node.overlay.sessions.send = lambda key, data: answers.append(data)
+        overlay.sessions.send = lambda key, data: answers.append(data)
         for request in (b"\xff\x03", b"\xff\x05", b"\x01"):
             proto.received(asker, request)
         self.assertEqual(answers[0], b"\x02\xff\x04" + PEER)
@@ -92,9 +83,9 @@ class WiringTests(SynchronousTestCase):
     def test_stop_cancels_timers(self) -> None:
         """Stopping the service cancels the sessions' timers."""
         router = FakeRouter()
-        node, top, clock = _node({}, router)
+        overlay, top, clock = _node({}, router)
         top.startService()
-        node.sessions.send(PEER, b"\x02\x01")  # creates a buffer with a timer
+        overlay.sessions.send(PEER, b"\x02\x01")  # creates a buffer with a timer
         self.assertTrue(clock.getDelayedCalls())
         top.stopService()
         self.assertEqual(clock.getDelayedCalls(), [])

@@ -8,21 +8,22 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from treq.testing import StubTreq
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from axl.bridge.app import Bridge
+from axl.bridge.topology import topology_document
 from axl.config import config_from_dict
 from axl.crypto.keys import Identity
-from axl.node import Node
+from axl.service import build_bridge, overlay_dial
 from axl.streams.service import build_streams_layer
 from axl.tcp.endpoints import OverlayServerEndpoint
 from axl.tcp.stack import TCPStack
 from axl.tcp.testing import FakeIPv6Layer, LossyNetwork, run_until
-from tests.test_bridge_messaging import Services
+from tests.test_bridge_messaging import BridgeNode, Services, _NoPeers
 
 
 class OverlayTests(SynchronousTestCase):
@@ -32,28 +33,27 @@ class OverlayTests(SynchronousTestCase):
         self.a, self.client_a = self.make_node(1, {})
         self.b, self.client_b = self.make_node(2, {"router_addr": "http://127.0.0.1"})
 
-    def make_node(self, n: int, extra: dict[str, Any]) -> tuple[Node, StubTreq]:
+    def make_node(self, n: int, extra: dict[str, Any]) -> tuple[BridgeNode, StubTreq]:
         config = config_from_dict({"max_message_size": 2 * 1024 * 1024, **extra})
-        node = Node(config, Identity(bytes([n]) * 32), self.clock)
-        node.tcp = TCPStack(
-            FakeIPv6Layer(node.public_key, self.net), node.public_key, self.clock
-        )
+        identity = Identity(bytes([n]) * 32)
+        key = identity.public_key
+        tcp = TCPStack(FakeIPv6Layer(key, self.net), key, self.clock)
         services = Services()
-        node.services = services  # type: ignore[attr-defined]
-        node.http = StubTreq(services)  # type: ignore[attr-defined]
-        layer = build_streams_layer(node, self.clock, http=node.http, plugin_streams=[])  # type: ignore[attr-defined]
-        node.streams = layer  # type: ignore[attr-defined]
-        self.successResultOf(
-            OverlayServerEndpoint(node, config.tcp_port).listen(layer.factory)
+        http = StubTreq(services)
+        layer = build_streams_layer(config, key, self.clock, overlay_dial(tcp), http, plugin_streams=[])
+        bridge = build_bridge(
+            config, self.clock, layer, partial(topology_document, identity, _NoPeers(), _NoPeers())
         )
-        return node, StubTreq(Bridge(node, self.clock).app.resource())
+        node = BridgeNode(key, layer, bridge, services, http)
+        self.successResultOf(OverlayServerEndpoint(tcp, config.tcp_port).listen(layer.factory))
+        return node, StubTreq(bridge.app.resource())
 
     def pump(
         self, done: Callable[[], bool], max_time: float = 60.0, must: bool = True
     ) -> None:
         def check() -> bool:
             for node in (self.a, self.b):
-                node.http.flush()  # type: ignore[attr-defined]
+                node.http.flush()
             self.client_a.flush()
             self.client_b.flush()
             return done()
@@ -111,7 +111,7 @@ class OverlayTests(SynchronousTestCase):
 
     def test_order_and_backpressure(self) -> None:
         """With B's queue bounded to 2, sends beyond its TCP buffer wait; all arrive in order, without stalls, as B drains."""
-        self.b.streams.queue.max_messages = 2  # type: ignore[attr-defined]
+        self.b.streams.queue.max_messages = 2
         n = 96  # 6 MiB: more than B's TCP receive buffer (4 MiB)
         payloads = [bytes([i]) * 65536 for i in range(n)]
         ds = [self.send(p) for p in payloads]
@@ -140,7 +140,7 @@ class OverlayTests(SynchronousTestCase):
         Over the real TCP, a /send above B's max_message_size (1 MiB; A allows 2 MiB) is 413 with
         B's refusal text: B's error frame arrives before the message could be acknowledged.
         """
-        self.b.streams.factory.max_message_size = 1024 * 1024  # type: ignore[attr-defined]
+        self.b.streams.factory.max_message_size = 1024 * 1024
         size = 1024 * 1024 + 1
         code, _, body = self.result(self.send(b"x" * size))
         self.assertEqual(
@@ -168,7 +168,7 @@ class OverlayTests(SynchronousTestCase):
             )
         )
         self.assertEqual((code, json.loads(body)["result"]), (200, {"ok": True}))
-        routed = json.loads(self.b.services.router.requests[0]["body"])  # type: ignore[attr-defined]
+        routed = json.loads(self.b.services.router.requests[0]["body"])
         self.assertEqual(routed["from_peer_id"], self.a.public_key.hex())
 
     def test_unreachable(self) -> None:

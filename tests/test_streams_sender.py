@@ -13,7 +13,15 @@ from axl.streams.envelope import encode_mcp_request
 from axl.streams.listener import MessageFactory
 from axl.streams.recv_queue import Message, RecvQueue
 from axl.streams.registry import StreamRegistry
-from axl.streams.sender import DeliveryError, Sender
+from axl.streams.errors import (
+    DeliveryError,
+    MessageRefused,
+    PeerTimedOut,
+    PeerUnreachable,
+    RemoteError,
+    SendTimedOut,
+)
+from axl.streams.sender import Sender
 from tests.streams_helpers import MemoryNet, key
 from tests.test_streams_registry import FakeStream
 
@@ -78,38 +86,34 @@ class SenderTests(SynchronousTestCase):
         self.assertEqual(self.queue_b.get(), Message(A, b""))
 
     def test_refused(self) -> None:
-        """A key without a listener fails at once with 502."""
-        f = self.failureResultOf(self.sender.send(C, b"x"), DeliveryError)
-        self.assertEqual(f.value.status, 502)
+        """A key without a listener fails at once: unreachable."""
+        f = self.failureResultOf(self.sender.send(C, b"x"), PeerUnreachable)
         self.assertTrue(f.value.message.startswith("Failed to reach peer: "))
 
     def test_unreachable_times_out(self) -> None:
-        """A key nobody answers for fails with 504 after the connect timeout (10 s)."""
+        """A key nobody answers for times out after the connect timeout (10 s)."""
         self.net.black_holes.add(C)
         d = self.sender.send(C, b"x")
         self.clock.advance(9.9)
         self.assertNoResult(d)
         self.clock.advance(0.2)
-        f = self.failureResultOf(d, DeliveryError)
-        self.assertEqual(
-            (f.value.status, f.value.message),
-            (504, "Timed out reaching peer after 10 s"),
-        )
+        f = self.failureResultOf(d, PeerTimedOut)
+        self.assertEqual(f.value.message, "Timed out reaching peer after 10 s")
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
     def test_full_receiver_503_loses_nothing(self) -> None:
-        """A receiver that stops draining makes sends wait then fail 503; every 200 is in its queue."""
+        """A receiver that stops draining makes sends wait then time out; every one reported sent is in its queue."""
         ds = [self.sender.send(B, b"m%d" % i) for i in range(8)]
         self.net.flush()
         ok = [i for i, d in enumerate(ds) if d.called]
         self.assertTrue(0 < len(ok) < 8)
         self.clock.advance(30.1)
-        statuses = {
-            self.failureResultOf(d, DeliveryError).value.status
+        kinds = {
+            type(self.failureResultOf(d, DeliveryError).value)
             for i, d in enumerate(ds)
             if i not in ok
         }
-        self.assertEqual(statuses, {503})
+        self.assertEqual(kinds, {SendTimedOut})
         delivered = self.drain_b()
         # Everything reported sent arrived, in order, and nothing arrived twice.
         self.assertEqual(delivered[: len(ok)], [b"m%d" % i for i in ok])
@@ -143,8 +147,7 @@ class SenderTests(SynchronousTestCase):
         self.net.flush()
         self.assertNoResult(d)
         self.clock.advance(30.1)
-        f = self.failureResultOf(d, DeliveryError)
-        self.assertEqual(f.value.status, 503)
+        f = self.failureResultOf(d, SendTimedOut)
         self.assertIn("not sent", f.value.message)
         later = self.sender.send(B, b"later")
         client.protocol.resumeProducing()
@@ -192,39 +195,32 @@ class RequestTests(SynchronousTestCase):
         self.net.flush()
         self.clock.advance(3.1)
         self.net.flush()
-        f = self.failureResultOf(d, DeliveryError)
-        self.assertEqual(
-            (f.value.status, f.value.message), (504, "no response from peer within 3 s")
-        )
+        f = self.failureResultOf(d, PeerTimedOut)
+        self.assertEqual(f.value.message, "no response from peer within 3 s")
 
     def test_unclaimed_closed_without_reply(self) -> None:
-        """A receiver that closes without replying gives 502 at once."""
+        """A receiver that closes without replying is a remote error at once."""
         self.stream.result = None
         d = self.sender.request(B, encode_mcp_request("s", {}), 30)
         self.net.flush()
         self.net.pairs[0][1].loseConnection()
         self.net.flush()
-        f = self.failureResultOf(d, DeliveryError)
-        self.assertEqual(f.value.status, 502)
+        f = self.failureResultOf(d, RemoteError)
         self.assertTrue(
             f.value.message.startswith("no response from peer: connection closed")
         )
 
     def test_reply_too_large(self) -> None:
-        """A reply over our max_message_size is 502 with AXL's message."""
+        """A reply over our max_message_size is a remote error with AXL's message."""
         self.stream.result = b"x" * 101
         d = self.sender.request(B, encode_mcp_request("s", {}), 30)
         self.net.flush()
-        f = self.failureResultOf(d, DeliveryError)
-        self.assertEqual(
-            (f.value.status, f.value.message),
-            (502, "message size 101 exceeds maximum 100"),
-        )
+        f = self.failureResultOf(d, RemoteError)
+        self.assertEqual(f.value.message, "message size 101 exceeds maximum 100")
 
     def test_request_refused(self) -> None:
-        """A request to a key without a listener is 502 at once."""
-        f = self.failureResultOf(self.sender.request(C, b"{}", 30), DeliveryError)
-        self.assertEqual(f.value.status, 502)
+        """A request to a key without a listener is unreachable at once."""
+        self.failureResultOf(self.sender.request(C, b"{}", 30), PeerUnreachable)
 
     def test_request_to_self(self) -> None:
         """A request to our own key is served by our own streams."""
@@ -293,13 +289,13 @@ class OversizeRefusalTests(SynchronousTestCase):
         )
 
     def test_send_refused_is_413(self) -> None:
-        """The oversize /send fails 413 with the receiver's text; the one before it arrived intact."""
+        """The oversize /send is refused with the receiver's text and limit; the one before it arrived intact."""
         before = self.sender.send(B, b"small")
         big = self.sender.send(B, b"x" * (self.LIMIT + 1))
         self.net.flush()
         self.assertEqual(self.successResultOf(before), 5)
-        f = self.failureResultOf(big, DeliveryError)
-        self.assertEqual((f.value.status, f.value.message), (413, self.ERROR))
+        f = self.failureResultOf(big, MessageRefused)
+        self.assertEqual((f.value.message, f.value.limit), (self.ERROR, self.LIMIT))
         self.assertEqual(self.queue_b.get(), Message(A, b"small"))
         self.assertIsNone(self.queue_b.get())
         self.assertEqual(self.net.pairs, [])

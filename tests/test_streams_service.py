@@ -13,11 +13,10 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.resource import Resource
 
-from axl.bridge.app import Bridge
-from axl.config import config_from_dict
+from axl.config import NodeConfig, config_from_dict
 from axl.crypto.keys import Identity
 from axl.errors import StartupError
-from axl.node import Node
+from axl.streams.sender import Dial
 from axl.streams.service import (
     MessageListenerService,
     build_streams_layer,
@@ -41,27 +40,33 @@ PLUGIN = textwrap.dedent(
     class EchoFactory:
         name = "echo"
         @staticmethod
-        def make_stream(node, http): return Echo()
+        def make_stream(config, http): return Echo()
 
     @provider(IPlugin, IStreamFactory)
     class OffFactory:
         name = "off"
         @staticmethod
-        def make_stream(node, http): return None
+        def make_stream(config, http): return None
     """
 )
 
 
+def _no_dial(key: bytes, port: int) -> Any:
+    raise AssertionError("nothing is sent in these tests")
+
+
 class ServiceTests(SynchronousTestCase):
-    def node(self, **extra: Any) -> Node:
-        return Node(config_from_dict(extra), Identity(b"\x05" * 32), Clock())
+    def config(self, **extra: Any) -> NodeConfig:
+        return config_from_dict(extra)
+
+    def layer(self, config: NodeConfig, plugin_streams: Any = (), dial: Dial = _no_dial) -> Any:
+        return build_streams_layer(
+            config, Identity(b"\x05" * 32).public_key, Clock(), dial, StubTreq(Resource()), plugin_streams
+        )
 
     def test_builtin_order_and_enablement(self) -> None:
         """MCP comes first, then A2A, then plugin streams; each built-in is enabled by its address."""
-        node = self.node(router_addr="http://127.0.0.1", send_idle_close_secs=2.5)
-        layer = build_streams_layer(
-            node, node.clock, http=StubTreq(Resource()), plugin_streams=[]
-        )
+        layer = self.layer(self.config(router_addr="http://127.0.0.1", send_idle_close_secs=2.5))
         self.assertEqual(layer.registry.names, ["mcp", "a2a"])
         entries = layer.registry._entries
         self.assertEqual([e.enabled for e in entries], [True, False])
@@ -69,11 +74,10 @@ class ServiceTests(SynchronousTestCase):
         self.assertEqual(layer.sender.port, 7000)
         self.assertEqual(layer.sender.idle_close, 2.5)  # the config key reaches the sender
 
-    def test_bridge_address_reaches_the_api(self) -> None:
-        """The messaging API knows the bridge's configured address (for absolute card URLs)."""
-        node = self.node(bridge_addr="::1", api_port=9102)
-        layer = build_streams_layer(node, node.clock, http=StubTreq(Resource()), plugin_streams=[])
-        self.assertEqual((layer.api.bridge_addr, layer.api.api_port), ("::1", 9102))
+    def test_connect_timeout_reaches_the_sender(self) -> None:
+        """The sender's connect bound is connect_timeout_secs plus the guard."""
+        layer = self.layer(self.config(connect_timeout_secs=4))
+        self.assertEqual(layer.sender.connect_timeout, 6.0)
 
     def test_plugin_discovery(self) -> None:
         """A module dropped into a plugin package that provides IStreamFactory adds its stream."""
@@ -100,19 +104,14 @@ class ServiceTests(SynchronousTestCase):
         )
         import axl_test_plugins  # type: ignore[import-not-found]
 
-        streams = discover_streams(self.node(), None, axl_test_plugins)
+        streams = discover_streams(self.config(), None, axl_test_plugins)
         self.assertEqual([s.name for s in streams], ["echo"])
-        layer = build_streams_layer(
-            self.node(), Clock(), http=StubTreq(Resource()), plugin_streams=streams
-        )
+        layer = self.layer(self.config(), streams)
         self.assertEqual(layer.registry.names, ["mcp", "a2a", "echo"])
 
     def test_listener_service(self) -> None:
         """The listener binds in startService; a failing endpoint is a StartupError."""
-        node = self.node()
-        layer = build_streams_layer(
-            node, node.clock, http=StubTreq(Resource()), plugin_streams=[]
-        )
+        layer = self.layer(self.config())
 
         class Port:
             stopped = False
@@ -143,8 +142,3 @@ class ServiceTests(SynchronousTestCase):
         )
         self.assertRaises(StartupError, bad.startService)
 
-    def test_bridge_without_streams(self) -> None:
-        """Before the layer is attached, the message routes are 404 (and /topology still works)."""
-        node = self.node()
-        client = StubTreq(Bridge(node, node.clock).app.resource())
-        self.assertEqual(self.successResultOf(client.post("http://x/send")).code, 404)

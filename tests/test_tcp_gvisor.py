@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.test_tcp_gvisor -*-
 """
-Our stack against gVisor's side of the real capture (/work/shared/vectors/tcp-gvisor.jsonl):
+Our stack against gVisor's side of the real capture (tcp-gvisor.jsonl of the shared vectors, found by tests/vectors.py):
 its SYN gets a SYN-ACK honouring its options, and replaying its flow (ii) delivers the
 200 000-byte message intact.
 """
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import os
 import struct
 
 from twisted.internet.task import Clock
@@ -20,8 +19,8 @@ from axl.tcp.connection import TIME_WAIT
 from axl.tcp.segment import ACK, RST, SYN, decode_segment, verify_checksum
 from axl.tcp.stack import TCPStack
 from axl.tcp.testing import FakeIPv6Layer
+from tests.vectors import require
 
-VECTORS = "/work/shared/vectors/tcp-gvisor.jsonl"
 # The capture has no keys; the partial key behind T's address maps back to that address.
 GVISOR_KEY = key_for_addr(ipaddress.IPv6Address("203:73b0:f65b:8317:75d2:d44a:f8bf:8308").packed)
 R2_KEY = bytes(range(32, 64))
@@ -64,9 +63,7 @@ class GVisorTests(SynchronousTestCase):
     """gVisor's packets fed into a listener at R2's address."""
 
     def setUp(self) -> None:
-        if not os.path.exists(VECTORS):
-            raise self.skipTest("no tcp-gvisor vectors")
-        with open(VECTORS) as f:
+        with open(require("tcp-gvisor.jsonl")) as f:
             self.records = [json.loads(line) for line in f]
         flow = [r for r in self.records if r["flow"] == "ii"]
         self.gvisor = [bytes.fromhex(r["hex"]) for r in flow if r["dir"] == "gvisor->kernel"]

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import os
 import struct
 
 from hypothesis import given, settings
@@ -29,13 +28,13 @@ from axl.tcp.segment import (
     verify_checksum,
 )
 from axl.tcp.seq import seq_add, seq_diff, seq_ge, seq_gt, seq_le, seq_lt, seq_max
+from tests.vectors import require
 
-VECTORS = "/work/shared/vectors/tcp-gvisor.jsonl"
 
 
 def load_vectors() -> list[dict]:
-    """The 331 captured packets (skips the test module's tests if the file is absent)."""
-    with open(VECTORS) as f:
+    """The 331 captured packets (skips the calling test if the file is absent)."""
+    with open(require("tcp-gvisor.jsonl")) as f:
         return [json.loads(line) for line in f]
 
 
@@ -69,8 +68,6 @@ class VectorTests(SynchronousTestCase):
     """The real capture between gVisor and Linux."""
 
     def setUp(self) -> None:
-        if not os.path.exists(VECTORS):
-            raise self.skipTest("no tcp-gvisor vectors")
         self.records = load_vectors()
 
     def test_count(self) -> None:

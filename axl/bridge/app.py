@@ -1,58 +1,427 @@
-# -*- test-case-name: tests.test_bridge_topology -*-
+# -*- test-case-name: tests.test_bridge_messaging,tests.test_bridge_mcp,tests.test_bridge_topology -*-
 """
-The bridge's Klein application. Each route is a method of L{Bridge}; its state (the node, the
-clock) lives on the instance, so several bridges can run in one process (tests do).
+The bridge: the local HTTP API of one node (spec/axl-node.md section 5), one Klein app whose
+routes are methods of L{Bridge} (its state lives on the instance, so several bridges can run in
+one process, as tests do): C{/topology}, C{/send}, C{/recv}, C{/mcp/{peer}/{service}} and
+C{/a2a/{peer}}. The streams below it report failures as L{axl.streams.errors.DeliveryError}s;
+L{delivery_status} maps each kind to its HTTP status, in this one place.
+
+Differences from AXL, all from section 13: an invalid peer id is 400 everywhere; an oversize
+C{/send} body is 413 before dialling; an unreachable peer is 502/504 within the connect timeout;
+C{/recv} dequeues on GET only (HEAD peeks, other methods 405) and long-polls with C{?wait=S};
+MCP sessions are random, bound to (peer, service) and expire; C{DELETE} of a session is 204
+and then ends the remote MCP server's own session too (an envelope whose C{headers} carry the
+C{":method": "DELETE"} pseudo-header);
+notifications are answered 202 at once and forwarded; A2A errors are JSON; a remote agent
+card's relative interface URLs are made absolute (our bridge's C{/a2a/{peer}}), so A2A SDK
+clients can follow the card.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from typing import Any, cast
 
 from klein import Klein
+from twisted.internet.defer import CancelledError, Deferred, gatherResults, succeed
 from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
-from twisted.web.resource import IResource
+from twisted.web.server import Request
 
-from axl.node import Node
+from axl.bridge.http import (
+    absolute_card_urls,
+    bridge_authority,
+    header,
+    json_response,
+    jsonrpc_error,
+    method_not_allowed,
+    parse_peer_id,
+    sized,
+    text_response,
+)
+from axl.bridge.mcp_sessions import McpSession, McpSessions
+from axl.crypto.keys import short_key
+from axl.streams.envelope import (
+    MISSING,
+    Reply,
+    dumps,
+    encode_a2a_request,
+    encode_mcp_request,
+    parse_a2a_reply,
+    parse_mcp_reply,
+)
+from axl.streams.errors import (
+    DeliveryError,
+    MessageRefused,
+    PeerTimedOut,
+    PeerUnreachable,
+    RemoteError,
+    SendTimedOut,
+)
+from axl.streams.recv_queue import RecvQueue
+from axl.streams.sender import Sender
 
-__all__ = ["Bridge"]
+__all__ = ["Bridge", "delivery_status"]
+
+#: The HTTP status of each kind of delivery failure (spec/axl-node.md sections 5.2, 5.4, 5.5).
+DELIVERY_STATUS: dict[type[DeliveryError], int] = {
+    PeerUnreachable: 502,
+    RemoteError: 502,
+    SendTimedOut: 503,
+    PeerTimedOut: 504,
+    MessageRefused: 413,
+}
+
+
+def delivery_status(error: DeliveryError) -> int:
+    """The HTTP status for C{error}: its kind's in L{DELIVERY_STATUS}, else 502."""
+    for kind in type(error).__mro__:
+        if kind in DELIVERY_STATUS:
+            return DELIVERY_STATUS[kind]
+    return 502
 
 
 class Bridge:
     """
-    The HTTP bridge of one node. Serve it with C{Site(Bridge(node, clock).app.resource())}.
+    The HTTP bridge of one node: every route, one Klein app. Serve it with
+    C{Site(bridge.app.resource())}.
+
+    @param topology: makes the C{/topology} document (L{axl.bridge.topology.topology_document}).
+    @param sender: the streams' sender (C{/send}, C{/mcp}, C{/a2a}).
+    @param queue: the streams' C{/recv} queue.
+    @param sessions: the C{/mcp} sessions.
+
+    @param request_timeout: the end-to-end deadline of one C{/mcp} or C{/a2a} call.
+    @param recv_wait_max: the longest C{/recv?wait=S} may wait.
+    @param bridge_addr: the bridge's configured host and C{api_port} its port: the authority of
+        the absolute URLs put into remote agent cards when a request has no usable C{Host}.
     """
 
     app = Klein()
+    log = Logger()
 
-    def __init__(self, node: Node, clock: IReactorTime) -> None:
-        self._node = node
-        self._clock = clock
+    def __init__(
+        self,
+        topology: Callable[[], dict[str, object]],
+        sender: Sender,
+        queue: RecvQueue,
+        clock: IReactorTime,
+        sessions: McpSessions,
+        max_message_size: int = 16 * 1024 * 1024,
+        request_timeout: float = 30.0,
+        recv_wait_max: float = 60.0,
+        bridge_addr: str = "127.0.0.1",
+        api_port: int = 9002,
+    ) -> None:
+        self._topology = topology
+        self.sender = sender
+        self.queue = queue
+        self.clock = clock
+        self.sessions = sessions
+        self.max_message_size = max_message_size
+        self.request_timeout = request_timeout
+        self.recv_wait_max = recv_wait_max
+        self.bridge_addr = bridge_addr
+        self.api_port = api_port
+        self._background: set[Deferred[None]] = set()  # forwards nobody waits for
+
+    # -- errors ------------------------------------------------------------------------------
+
+    @app.handle_errors(DeliveryError)
+    def _delivery_failed(self, request: IRequest, failure: Failure) -> bytes:
+        """A message or request that could not be delivered: its status and one line of text."""
+        error = failure.value
+        assert isinstance(error, DeliveryError)
+        return text_response(request, delivery_status(error), error.message)
+
+    # -- /topology -----------------------------------------------------------------------------
 
     @app.route("/topology", methods=["GET"])
     def topology(self, request: IRequest) -> bytes:
         """Our key, address, peers and spanning tree as JSON (lists are never null)."""
         request.setHeader(b"Content-Type", b"application/json")
-        return json.dumps(self._node.topology()).encode("utf-8") + b"\n"
+        return json.dumps(self._topology()).encode("utf-8") + b"\n"
+
+    # -- /send ---------------------------------------------------------------------------------
 
     @app.route("/send")
+    async def send(self, request: IRequest) -> bytes:
+        """POST a raw message to C{X-Destination-Peer-Id}; 200 once the peer acknowledged it."""
+        if request.method != b"POST":
+            return method_not_allowed(request, b"POST")
+        dest_text = header(request, b"X-Destination-Peer-Id")
+        if not dest_text:
+            return text_response(request, 400, "Missing X-Destination-Peer-Id header")
+        dest = parse_peer_id(dest_text.strip())
+        if dest is None:
+            return text_response(request, 400, "Invalid destination peer ID")
+        length = header(request, b"Content-Length")
+        if (
+            length is not None
+            and length.isdigit()
+            and int(length) > self.max_message_size
+        ):
+            return self._too_large(request, int(length))
+        body = request.content.read(
+            self.max_message_size + 1
+        )  # never more than the limit in memory
+        if len(body) > self.max_message_size:
+            return self._too_large(request, self._body_size(request))
+        sent = await self.sender.send(dest, body)
+        request.setHeader(b"Content-Type", b"application/octet-stream")
+        request.setHeader(b"X-Sent-Bytes", str(sent).encode("ascii"))
+        return sized(request, b"")
+
+    @staticmethod
+    def _body_size(request: IRequest) -> int:
+        content = request.content
+        content.seek(0, 2)
+        return int(content.tell())
+
+    def _read_json(self, request: IRequest) -> tuple[bool, Any]:
+        """The body as JSON: (True, value), or (False, None) if it is not JSON or too large."""
+        raw = request.content.read(self.max_message_size + 1)
+        if len(raw) > self.max_message_size:
+            return False, None
+        try:
+            return True, json.loads(raw)
+        except (ValueError, RecursionError):
+            return False, None
+
+    def _too_large(self, request: IRequest, size: int) -> bytes:
+        return text_response(
+            request,
+            413,
+            f"Message too large: {size} bytes (max_message_size is {self.max_message_size})",
+        )
+
+    # -- /recv ---------------------------------------------------------------------------------
+
     @app.route("/recv")
-    @app.route("/mcp")
-    @app.route("/mcp/", branch=True)
-    @app.route("/a2a")
-    @app.route("/a2a/", branch=True)
-    def messaging(self, request: IRequest) -> bytes | IResource:
-        """
-        C{/send}, C{/recv}, C{/mcp/...}, C{/a2a/...}: served by the application layer's
-        L{axl.bridge.messaging.MessagingAPI} (C{node.streams.api}) once it is attached.
-        """
-        streams = getattr(self._node, "streams", None)
-        if streams is None:
-            request.setResponseCode(404)
-            request.setHeader(b"Content-Type", b"text/plain; charset=utf-8")
-            return b"404 page not found\n"
-        # The messaging app routes on the whole path, not on what this route left over.
-        request.prepath = []
-        request.postpath = request.path.split(b"/")[1:]
-        resource: IResource = streams.api.app.resource()
-        return resource
+    async def recv(self, request: IRequest) -> bytes:
+        """GET the oldest message (200) or 204; HEAD peeks; C{?wait=S} long-polls."""
+        if request.method == b"HEAD":
+            message = self.queue.peek()
+        elif request.method == b"GET":
+            wait = 0.0
+            raw = request.args.get(b"wait")
+            if raw:
+                try:
+                    wait = float(raw[0])
+                except ValueError:
+                    wait = -1.0
+                if not 0 <= wait < float("inf"):
+                    return text_response(
+                        request, 400, "Invalid wait: must be a number of seconds >= 0"
+                    )
+                wait = min(wait, self.recv_wait_max)
+            d: Deferred[Any] = self.queue.wait(wait)
+            if not d.called:
+                # IRequest does not declare notifyFinish; Site's requests have it
+                cast(Request, request).notifyFinish().addErrback(lambda _: d.cancel())
+            try:
+                message = await d
+            except CancelledError:
+                return b""
+        else:
+            return method_not_allowed(request, b"GET, HEAD")
+        if message is None:
+            request.setResponseCode(204)
+            return b""
+        request.setHeader(b"Content-Type", b"application/octet-stream")
+        request.setHeader(b"X-From-Peer-Id", message.sender.hex().encode("ascii"))
+        if request.method == b"HEAD":
+            request.setHeader(
+                b"Content-Length", str(len(message.payload)).encode("ascii")
+            )
+            return b""
+        return sized(request, message.payload)
+
+    # -- /mcp/{peer}/{service} -----------------------------------------------------------------
+
+    @app.route("/mcp", strict_slashes=False)
+    @app.route("/mcp/<string:peer>")
+    @app.route("/mcp/<string:peer>/")
+    def mcp_bad_path(self, request: IRequest, peer: str = "") -> bytes:
+        """A path without both a peer and a service."""
+        return text_response(request, 400, "URL must be /mcp/{peer_id}/{service}")
+
+    @app.route("/mcp/<string:peer>/<path:service>")
+    async def mcp(self, request: IRequest, peer: str, service: str) -> bytes:
+        """One MCP JSON-RPC message to C{service} on C{peer}, MCP Streamable-HTTP style."""
+        dest = parse_peer_id(peer)
+        if dest is None:
+            return text_response(request, 400, "Invalid peer ID")
+        session_id = header(request, b"Mcp-Session-Id")
+        if request.method == b"DELETE":
+            if not session_id:
+                return text_response(request, 400, "Missing Mcp-Session-Id header")
+            ended = self.sessions.lookup(session_id, dest, service)
+            if ended is None:
+                return text_response(request, 404, "Invalid or expired session")
+            self.sessions.delete(session_id, dest, service)
+            if ended.remote_id:
+                # Tell the remote MCP server too (after our 204: the client does not wait).
+                self.clock.callLater(0, self._end_remote_session, dest, service, ended)
+            request.setResponseCode(204)
+            return b""
+        if request.method != b"POST":
+            return method_not_allowed(request, b"POST, DELETE")
+        _, message = self._read_json(request)
+        if not isinstance(message, dict):
+            return text_response(request, 400, "Invalid JSON-RPC")
+        method = message.get("method")
+        session: McpSession | None = None
+        if method == "initialize":
+            session = self.sessions.create(dest, service)
+        elif session_id:
+            session = self.sessions.lookup(session_id, dest, service)
+            if session is None:
+                return text_response(request, 404, "Invalid or expired session")
+        headers: dict[str, str] = {}
+        if session is not None and session.remote_id:
+            headers["Mcp-Session-Id"] = session.remote_id
+        version = header(request, b"MCP-Protocol-Version")
+        if version:
+            headers["MCP-Protocol-Version"] = version
+        if isinstance(method, str):
+            headers["Mcp-Method"] = header(request, b"Mcp-Method") or method
+        name = header(request, b"Mcp-Name")
+        if name:
+            headers["Mcp-Name"] = name
+        envelope = encode_mcp_request(service, message, headers)
+        if "id" not in message or "method" not in message:
+            # A notification, or a response to the server: accepted now, delivered in the background.
+            self._forward_notification(dest, service, envelope, session)
+            if session is not None:
+                request.setHeader(b"Mcp-Session-Id", session.id.encode("ascii"))
+            request.setResponseCode(202)
+            return b""
+        raw = await self.sender.request(dest, envelope, self.request_timeout)
+        reply = parse_mcp_reply(raw)
+        if reply is None:
+            return text_response(request, 502, "Invalid response from peer")
+        self._remember_remote_session(session, reply)
+        if session is not None:
+            request.setHeader(b"Mcp-Session-Id", session.id.encode("ascii"))
+        if reply.error:
+            return json_response(request, jsonrpc_error(message.get("id"), reply.error))
+        if reply.response is MISSING:
+            return json_response(request, b"")
+        return json_response(request, dumps(reply.response))
+
+    @staticmethod
+    def _remember_remote_session(session: McpSession | None, reply: Reply) -> None:
+        if session is None:
+            return
+        for name, value in reply.headers.items():
+            if name.lower() == "mcp-session-id" and value:
+                session.remote_id = value
+
+    def _end_remote_session(
+        self, dest: bytes, service: str, session: McpSession
+    ) -> None:
+        """Send the remote MCP server's session a DELETE (the C{:method} pseudo-header)."""
+        assert session.remote_id is not None
+        headers = {":method": "DELETE", "Mcp-Session-Id": session.remote_id}
+        envelope = encode_mcp_request(service, None, headers)
+        self._forward_notification(dest, service, envelope, None, "session end")
+
+    def _forward_notification(
+        self,
+        dest: bytes,
+        service: str,
+        envelope: bytes,
+        session: McpSession | None,
+        what: str = "notification",
+    ) -> None:
+        """Deliver C{envelope} in the background; failures are logged (at info), never raised."""
+
+        def delivered(raw: bytes) -> None:
+            reply = parse_mcp_reply(raw)
+            if reply is not None:
+                self._remember_remote_session(session, reply)
+                if reply.error:
+                    self.log.info(
+                        "MCP {what} to {service} on {peer} failed: {err}",
+                        what=what,
+                        service=service,
+                        peer=short_key(dest),
+                        err=reply.error,
+                    )
+
+        def failed(failure: Any) -> None:
+            self.log.info(
+                "MCP {what} to {service} on {peer} not delivered: {err}",
+                what=what,
+                service=service,
+                peer=short_key(dest),
+                err=failure.getErrorMessage(),
+            )
+
+        done = self.sender.request(dest, envelope, self.request_timeout).addCallbacks(
+            delivered, failed
+        )
+        self._background.add(done)
+        done.addBoth(lambda _: self._background.discard(done))
+
+    def when_idle(self) -> Deferred[None]:
+        """Fires once no background forward (notification, session end) is in flight."""
+        if not self._background:
+            return succeed(None)
+        return gatherResults(list(self._background)).addCallback(lambda _: self.when_idle())
+
+    # -- /a2a/{peer} ---------------------------------------------------------------------------
+
+    @app.route("/a2a", strict_slashes=False)
+    def a2a_bad_path(self, request: IRequest) -> bytes:
+        """C{/a2a/} without a peer id."""
+        return text_response(request, 400, "URL must be /a2a/{peer_id}")
+
+    @app.route("/a2a/<path:peer>")
+    async def a2a(self, request: IRequest, peer: str) -> bytes:
+        """GET the remote agent card, or POST an A2A JSON-RPC request to the remote A2A server."""
+        dest = parse_peer_id(peer)
+        if dest is None:
+            return text_response(request, 400, "Invalid peer ID")
+        request_id: Any = None
+        if request.method == b"GET":
+            envelope = encode_a2a_request(None, agent_card=True)
+        elif request.method == b"POST":
+            ok, body = self._read_json(request)
+            if not ok:
+                return text_response(request, 400, "Invalid JSON")
+            if isinstance(body, dict):
+                request_id = body.get("id")
+            envelope = encode_a2a_request(body)
+        else:
+            return method_not_allowed(request, b"GET, POST")
+        raw = await self.sender.request(dest, envelope, self.request_timeout)
+        reply = parse_a2a_reply(raw)
+        if reply is None:
+            return text_response(request, 502, "Invalid response from peer")
+        if reply.error:
+            return json_response(request, jsonrpc_error(request_id, reply.error), 502)
+        if reply.response is MISSING:
+            return text_response(request, 502, "Invalid response from peer: no response")
+        response = reply.response
+        if request.method == b"GET" and isinstance(response, dict):
+            card = absolute_card_urls(response, self._a2a_url(request, peer))
+            if card is not None:
+                response = card
+        return json_response(request, dumps(response))
+
+    def _a2a_url(self, request: IRequest, peer: str) -> str:
+        """Our own C{/a2a/{peer}} as the client reached it, for a remote agent card."""
+        local = getattr(request.getHost(), "host", None)
+        authority = bridge_authority(
+            header(request, b"Host"),
+            self.bridge_addr,
+            self.api_port,
+            local if isinstance(local, str) else None,
+        )
+        scheme = "https" if request.isSecure() else "http"
+        return f"{scheme}://{authority}/a2a/{peer.lower()}"

@@ -27,7 +27,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.web.iweb import IRequest
 
-from axl.integrations._deadline import await_with_deadline
+from axl.errors import no_answer
 from axl.integrations.a2a_card import PROTOCOL_VERSION, agent_message, build_agent_card
 
 __all__ = ["A2AServer", "DEFAULT_A2A_PORT", "JSONRPCError"]
@@ -142,7 +142,7 @@ class A2AServer:
     async def _get_node_key(self) -> str:
         if self._node_key is None:
             d = self._http.get(self._node + "/topology")
-            response = await await_with_deadline(d, self._clock, self._timeout)
+            response = await d.addTimeout(self._timeout, self._clock, onTimeoutCancel=no_answer)
             body = await response.content()
             if response.code != 200:
                 raise RuntimeError(f"/topology answered {response.code}")
@@ -155,7 +155,7 @@ class A2AServer:
     async def _service_names(self) -> list[str]:
         try:
             d = self._http.get(self._router + "/services")
-            response = await await_with_deadline(d, self._clock, self._timeout)
+            response = await d.addTimeout(self._timeout, self._clock, onTimeoutCancel=no_answer)
             body = await response.content()
             if response.code != 200:
                 raise RuntimeError(f"/services answered {response.code}")
@@ -284,7 +284,7 @@ class A2AServer:
                 data=json.dumps(body).encode("utf-8"),
                 headers=headers,
             )
-            response = await await_with_deadline(d, self._clock, self._timeout)
+            response = await d.addTimeout(self._timeout, self._clock, onTimeoutCancel=no_answer)
             raw = await response.content()
         except Exception as e:
             raise _ExecutionFailed(f"Router not reachable: {e}") from e

@@ -12,10 +12,9 @@ from collections.abc import Callable, Sequence
 from typing import Any, NoReturn, TextIO
 
 from twisted.application.service import IService
-from twisted.internet.error import CannotListenError
 from twisted.python import usage
 
-from axl.errors import ConfigError
+from axl.errors import ConfigError, StartupError
 
 __all__ = ["mcp_router_main", "a2a_server_main", "run"]
 
@@ -41,7 +40,7 @@ def run(
     try:
         service = make_service(options)
         service.startService()
-    except (CannotListenError, ConfigError) as e:
+    except (ConfigError, StartupError) as e:
         stderr.write(f"{prog}: {e}\n")
         raise SystemExit(1) from None
     reactor.addSystemEventTrigger("before", "shutdown", service.stopService)

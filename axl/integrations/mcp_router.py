@@ -29,11 +29,12 @@ import treq
 from klein import Klein
 from treq.client import HTTPClient
 from twisted.internet.defer import Deferred
+from twisted.internet.defer import TimeoutError as DeferredTimeout
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.web.iweb import IRequest
 
-from axl.integrations._deadline import DeadlineExceeded, await_with_deadline
+from axl.errors import no_answer
 from axl.integrations.mcp_http import (
     REPLY_HEADERS,
     REQUEST_HEADERS,
@@ -186,8 +187,9 @@ class MCPRouter:
                 )
             )
         try:
-            response, reply_headers = await await_with_deadline(forward, self._clock, self._timeout)
-        except DeadlineExceeded:
+            forward.addTimeout(self._timeout, self._clock, onTimeoutCancel=no_answer)
+            response, reply_headers = await forward
+        except DeferredTimeout:
             self.registry.mark(service, False)
             self.log.warn("service {service} timed out", service=service)
             return _json(request, 504, {"response": None, "error": "Service timeout"})

@@ -12,6 +12,8 @@ from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.defer import TimeoutError as DeferredTimeout
 from twisted.internet.interfaces import IReactorTime
 
+from axl.errors import no_answer
+
 __all__ = ["HttpCallError", "http_call"]
 
 
@@ -26,9 +28,8 @@ class HttpCallError(Exception):
         self.phase = phase
 
 
-def _reason(e: BaseException, timeout: float, elapsed: float) -> str:
-    # A cancelled HTTP request may fail with ResponseNeverReceived rather than a TimeoutError.
-    if isinstance(e, DeferredTimeout) or elapsed >= timeout:
+def _reason(e: BaseException, timeout: float) -> str:
+    if isinstance(e, DeferredTimeout):
         return f"no answer within {timeout:g} s"
     text = str(e)
     return f"{type(e).__name__}: {text}" if text else type(e).__name__
@@ -52,18 +53,18 @@ async def http_call(
     hdrs = {k.encode("ascii"): [v.encode("utf-8")] for k, v in headers.items()}
     start = clock.seconds()
     d: Deferred[Any] = maybeDeferred(http.request, method, url, headers=hdrs, data=data)
-    d.addTimeout(timeout, clock)
+    d.addTimeout(timeout, clock, onTimeoutCancel=no_answer)
     try:
         response = await d
     except Exception as e:
         raise HttpCallError(
-            "contact", _reason(e, timeout, clock.seconds() - start)
+            "contact", _reason(e, timeout)
         ) from e
     left = max(timeout - (clock.seconds() - start), 0.001)
     body_d: Deferred[bytes] = response.content()
-    body_d.addTimeout(left, clock)
+    body_d.addTimeout(left, clock, onTimeoutCancel=no_answer)
     try:
         body = await body_d
     except Exception as e:
-        raise HttpCallError("read", _reason(e, timeout, clock.seconds() - start)) from e
+        raise HttpCallError("read", _reason(e, timeout)) from e
     return response.code, response.headers, body

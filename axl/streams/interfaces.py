@@ -46,8 +46,8 @@ class IStreamFactory(Interface):
 
     name = Attribute("The stream's name.")
 
-    def make_stream(node: object, http: object) -> object:
+    def make_stream(config: object, http: object) -> object:
         """
-        An L{IStream} for C{node} (an L{axl.node.Node}; its C{config} holds the settings), or
+        An L{IStream} for the node configured by C{config} (its L{axl.config.NodeConfig}), or
         None to stay disabled. C{http} is a C{treq.client.HTTPClient} to use for HTTP.
         """

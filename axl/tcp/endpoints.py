@@ -7,9 +7,9 @@ C{connectProtocol} and any Twisted protocol run over the overlay unchanged.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NoReturn
 
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.error import (
     CannotListenError,
     ConnectError,
@@ -125,23 +125,16 @@ class OverlayClientEndpoint:
         timeout = self._timeout if self._timeout is not None else stack.connect_timeout
         peer = OverlayAddress(self._peer_key, self._port)
         transport = OverlayTransport(None, OverlayAddress(stack.public_key, 0), peer)
-        state: dict[str, Any] = {}
 
         def cancel(d: Deferred[IProtocol]) -> None:
-            finish_timer()
+            # The caller cancelled, or the timeout did: abandon the handshake quietly.
             transport.on_connect = transport.on_connect_failed = None
             if transport.conn is not None:
                 transport.conn.abort()
 
         d: Deferred[IProtocol] = Deferred(cancel)
 
-        def finish_timer() -> None:
-            t = state.pop("timer", None)
-            if t is not None and t.active():
-                t.cancel()
-
         def connected(t: OverlayTransport) -> None:
-            finish_timer()
             proto = protocolFactory.buildProtocol(peer)
             if proto is None:
                 t.on_connect_failed = None
@@ -152,32 +145,27 @@ class OverlayClientEndpoint:
             d.callback(proto)
 
         def failed(reason: Exception) -> None:
-            finish_timer()
             if isinstance(reason, (ConnectError, ConnectionRefusedError)):
                 d.errback(reason)
             else:
                 d.errback(_error(ConnectError, f"connecting to {short_key(self._peer_key)} port "
                                        f"{self._port} failed: {reason}"))
 
-        def timed_out() -> None:
-            state.pop("timer", None)
-            transport.on_connect = transport.on_connect_failed = None
-            if transport.conn is not None:
-                transport.conn.abort()
+        def timed_out(result: object, seconds: float) -> NoReturn:
             self.log.info("overlay connect to {peer} port {port} timed out after {t} s",
-                          peer=short_key(self._peer_key), port=self._port, t=timeout)
-            d.errback(_error(TCPTimedOutError, f"no answer from {short_key(self._peer_key)} port "
-                                       f"{self._port} within {timeout:g} s"))
+                          peer=short_key(self._peer_key), port=self._port, t=seconds)
+            raise _error(TCPTimedOutError, f"no answer from {short_key(self._peer_key)} port "
+                                           f"{self._port} within {seconds:g} s")
 
         transport.on_connect, transport.on_connect_failed = connected, failed
         try:
             conn = stack.connect(self._peer_key, self._port, transport)
         except (RuntimeError, ValueError) as e:
-            return _fail_with(_error(ConnectError, str(e)))
+            return fail(_error(ConnectError, str(e)))
         transport.conn = conn
         transport._host = OverlayAddress(stack.public_key, conn.local_port)  # type: ignore[attr-defined]
-        if not transport.disconnected and transport.on_connect is not None:
-            state["timer"] = stack.clock.callLater(timeout, timed_out)
+        if not d.called:
+            d.addTimeout(timeout, stack.clock, onTimeoutCancel=timed_out)
         return d
 
 

@@ -1,0 +1,501 @@
+# -*- test-case-name: tests.test_streams_channel,tests.test_streams_sender -*-
+"""
+One destination's pooled C{/send} connection (spec/axl-node.md section 5.2): the messages
+waiting for it and those written but not yet acknowledged, and its lifecycle as an automat
+state machine (L{new_channel}):
+
+    new --start--> connecting --connected--> open --close--> closing --lost--> closed
+                        |                     |
+                        +--connect_failed-----+--lost------------------------> closed
+
+ - I{new}: messages queue up until L{ChannelInputs.start} dials.
+ - I{connecting}: messages queue up; a failed dial fails them all.
+ - I{open}: messages are written as the transport takes them, at most L{SEND_WINDOW} bytes
+   unacknowledged; each fires once the peer's TCP acknowledged it (when the transport provides
+   L{IAcknowledgingTransport}, else once written). Idle for C{idle_close} seconds, it closes.
+ - I{closing}: we closed it (idle, or the node stops); acknowledgements still arrive.
+ - I{closed}: gone. Messages still in flight fail; if the peer closed a connection that had
+   worked (its own idle timeout), the queued ones move to a new channel, else they fail.
+
+A message not through within C{send_timeout} fails with L{SendTimedOut} (or L{PeerTimedOut} if
+no connection was ever made); a receiver's refusal of an oversize message fails it with
+L{MessageRefused}.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol as TypingProtocol
+
+from automat import TypeMachineBuilder
+from twisted.internet.defer import Deferred
+from twisted.internet.defer import TimeoutError as DeferredTimeout
+from twisted.internet.endpoints import connectProtocol
+from twisted.internet.error import TCPTimedOutError
+from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime, IStreamClientEndpoint
+from twisted.internet.protocol import Protocol, connectionDone
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from axl.crypto.keys import short_key
+from axl.errors import ProtocolError
+from axl.streams.errors import (
+    DeliveryError,
+    MessageRefused,
+    PeerTimedOut,
+    PeerUnreachable,
+    SendTimedOut,
+)
+from axl.streams.framing import FrameDecoder, parse_oversize_reply, write_frame
+from axl.streams.interfaces import IAcknowledgingTransport
+
+__all__ = ["SEND_WINDOW", "ChannelCore", "ChannelInputs", "ChannelOwner", "Frame", "new_channel"]
+
+log = Logger()
+
+#: Unacknowledged bytes allowed on one pooled connection before later messages wait (one larger
+#: message is always allowed on its own).
+SEND_WINDOW = 4 * 1024 * 1024
+
+#: The longest reply frame a C{/send} connection decodes (an oversize refusal is far shorter).
+_REPLY_MAX = 64 * 1024
+
+
+def failure_reason(failure: Failure) -> str:
+    """The message of C{failure}, or its type's name when it has none."""
+    text = failure.getErrorMessage()
+    return text if text else getattr(failure.type, "__name__", "error")
+
+
+class Frame:
+    """
+    One message on its way: C{d} fires with its length once it is through, or fails with a
+    L{DeliveryError}.
+
+    @ivar written: whether it was written to the connection (no longer queued).
+    @ivar timer: its C{send_timeout}, while it runs.
+    """
+
+    __slots__ = ("d", "done", "payload", "timer", "written")
+
+    def __init__(self, payload: bytes) -> None:
+        self.payload = payload
+        self.d: Deferred[int] = Deferred()
+        self.written = False
+        self.done = False
+        self.timer: IDelayedCall | None = None
+
+    def finish(self, result: int | Failure) -> None:
+        """Fire C{d} with C{result} (once; later calls do nothing) and stop the timer."""
+        if self.done:
+            return
+        self.done = True
+        if self.timer is not None and self.timer.active():
+            self.timer.cancel()
+        self.timer = None
+        if isinstance(result, Failure):
+            self.d.errback(result)
+        else:
+            self.d.callback(result)
+
+
+class ChannelOwner(TypingProtocol):
+    """What a channel needs from the L{axl.streams.sender.Sender} that made it."""
+
+    clock: IReactorTime
+    port: int
+    idle_close: float
+    send_timeout: float
+    connect_timeout: float
+
+    @property
+    def dial(self) -> Callable[[bytes, int], IStreamClientEndpoint]:
+        """C{dial(key, port)} -> an endpoint to that node's overlay port."""
+
+    def forget(self, dest: bytes, channel: ChannelInputs) -> None:
+        """C{channel} takes no more messages: the next message to C{dest} makes a new one."""
+
+    def requeue(self, dest: bytes, frames: deque[Frame]) -> None:
+        """Send C{frames}, never written, on a new connection, ahead of anything newer."""
+
+
+class ChannelInputs(TypingProtocol):
+    """The inputs of a channel's state machine (every one returns None, so it may re-enter)."""
+
+    def enqueue(self, frame: Frame) -> None:
+        """A new message for this destination (at the back of the queue)."""
+
+    def requeue(self, frames: Iterable[Frame]) -> None:
+        """Messages moved from a connection that closed (at the front, in their order)."""
+
+    def start(self) -> None:
+        """Dial the destination."""
+
+    def connected(self, protocol: SendProtocol) -> None:
+        """The dial succeeded."""
+
+    def connect_failed(self, failure: Failure) -> None:
+        """The dial failed (or took longer than C{connect_timeout})."""
+
+    def pump(self) -> None:
+        """The transport may take more data."""
+
+    def acked(self, frame: Frame) -> None:
+        """The peer's TCP acknowledged everything up to C{frame}."""
+
+    def refused(self, error: str, limit: int) -> None:
+        """The receiver refused a message over its C{max_message_size} (C{limit})."""
+
+    def timed_out(self, frame: Frame) -> None:
+        """C{frame}'s C{send_timeout} passed."""
+
+    def close(self) -> None:
+        """Close the connection (idle, or the node is stopping)."""
+
+    def lost(self, reason: Failure) -> None:
+        """The connection is gone."""
+
+
+@implementer(IPushProducer)
+class SendProtocol(Protocol):
+    """The protocol of one pooled C{/send} connection; its channel does the work."""
+
+    transport: Any  # set by makeConnection
+
+    def __init__(self, channel: ChannelInputs) -> None:
+        self.channel = channel
+        self.paused = False
+        self._decoder: FrameDecoder | None = FrameDecoder(_REPLY_MAX)
+
+    def connectionMade(self) -> None:
+        self.transport.registerProducer(self, True)
+
+    def close(self) -> None:
+        """Close after what is written (a transport waits for its producer to unregister)."""
+        if self.transport is not None:
+            self.transport.unregisterProducer()
+            self.transport.loseConnection()
+
+    def dataReceived(self, data: bytes) -> None:
+        # Replies nobody asked for (a receiver that took our message for an envelope) are
+        # dropped; only a receiver's refusal of an oversize message (our extension) matters.
+        if self._decoder is None:
+            return
+        try:
+            frames = self._decoder.feed(data)
+        except ProtocolError:
+            self._decoder = None  # not our framing, or a long reply: nothing we need
+            return
+        for frame in frames:
+            refusal = parse_oversize_reply(frame)
+            if refusal is not None:
+                self._decoder = None
+                self.channel.refused(*refusal)
+                self.transport.abortConnection()
+                return
+
+    def pauseProducing(self) -> None:
+        self.paused = True
+
+    def resumeProducing(self) -> None:
+        self.paused = False
+        self.channel.pump()
+
+    def stopProducing(self) -> None:
+        self.paused = True
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self.channel.lost(reason)
+
+
+@dataclass(eq=False)
+class ChannelCore:
+    """
+    The messages of one destination's channel; its lifecycle is the state machine's.
+
+    @ivar queue: messages not yet written, oldest first.
+    @ivar inflight: messages written and not yet acknowledged, oldest first.
+    @ivar progress: whether any message went through on this connection.
+    """
+
+    owner: ChannelOwner
+    dest: bytes
+    queue: deque[Frame] = field(default_factory=deque)
+    inflight: deque[Frame] = field(default_factory=deque)
+    inflight_bytes: int = 0
+    protocol: SendProtocol | None = None
+    acks: bool = False
+    progress: bool = False
+    idle: IDelayedCall | None = None
+
+    def write_queued(self, channel: ChannelInputs) -> None:
+        """Write queued messages while the transport takes them and the window allows."""
+        protocol = self.protocol
+        assert protocol is not None
+        transport = protocol.transport
+        while self.queue and not protocol.paused:
+            frame = self.queue[0]
+            size = len(frame.payload)
+            if self.inflight_bytes and self.inflight_bytes + size > SEND_WINDOW:
+                break
+            self.queue.popleft()
+            frame.written = True
+            write_frame(transport, frame.payload)
+            if self.acks:
+                self.inflight.append(frame)
+                self.inflight_bytes += size
+                # A lost connection fails what is in flight (the lost input), not this errback.
+                transport.when_acknowledged().addCallbacks(
+                    _acked, _ack_failed, callbackArgs=(channel, frame)
+                )
+            else:
+                self.progress = True
+                frame.finish(size)
+
+    def finish_acked(self, frame: Frame) -> None:
+        """Acknowledgements are cumulative: every message written up to C{frame} is through."""
+        self.progress = True
+        while self.inflight:
+            done = self.inflight.popleft()
+            self.inflight_bytes -= len(done.payload)
+            done.finish(len(done.payload))
+            if done is frame:
+                break
+
+    def fail_refused(self, error: str, limit: int) -> None:
+        """
+        Fail the first unacknowledged message over C{limit} with L{MessageRefused} (one already
+        acknowledged was reported sent before the refusal could arrive: it is logged).
+        """
+        for frame in self.inflight:
+            if not frame.done and len(frame.payload) > limit:
+                frame.finish(Failure(MessageRefused(error, limit)))
+                return
+        log.info("{peer} refused a message already reported as sent: {err}",
+                 peer=short_key(self.dest), err=error)  # fmt: skip
+
+    def fail_timed_out(self, frame: Frame, connected: bool) -> None:
+        """C{frame}'s C{send_timeout} passed: fail it, saying whether it was written."""
+        frame.timer = None
+        timeout = self.owner.send_timeout
+        error: DeliveryError
+        if not frame.written:
+            try:
+                self.queue.remove(frame)
+            except ValueError:
+                pass
+            if not connected:
+                error = PeerTimedOut(f"Timed out reaching peer after {timeout:g} s")
+            else:
+                error = SendTimedOut(
+                    f"Send timed out: the peer took no more data for {timeout:g} s; not sent"
+                )
+        else:
+            error = SendTimedOut(
+                f"Send timed out: the peer did not acknowledge the message within {timeout:g} s"
+                " (it may still arrive)"
+            )
+        frame.finish(Failure(error))
+
+    def fail_queued(self, error: DeliveryError) -> None:
+        """Fail every message not yet written."""
+        while self.queue:
+            self.queue.popleft().finish(Failure(error))
+
+    def fail_inflight(self, reason: Failure) -> None:
+        """Fail every message written and not yet acknowledged."""
+        error = PeerUnreachable(
+            f"Connection to peer lost before the message was acknowledged: {failure_reason(reason)}"
+        )
+        while self.inflight:
+            self.inflight.popleft().finish(Failure(error))
+        self.inflight_bytes = 0
+
+    def check_idle(self, channel: ChannelInputs) -> None:
+        """Run the idle timer while nothing is queued or in flight; stop it otherwise."""
+        if self.queue or self.inflight:
+            self.stop_idle()
+        elif self.idle is None or not self.idle.active():
+            self.idle = self.owner.clock.callLater(self.owner.idle_close, channel.close)
+        else:
+            self.idle.reset(self.owner.idle_close)
+
+    def stop_idle(self) -> None:
+        """Cancel the idle timer."""
+        if self.idle is not None and self.idle.active():
+            self.idle.cancel()
+        self.idle = None
+
+
+def _acked(_: object, channel: ChannelInputs, frame: Frame) -> None:
+    channel.acked(frame)
+
+
+def _ack_failed(_: Failure) -> None:
+    pass
+
+
+def _build() -> Callable[[ChannelCore], ChannelInputs]:
+    b = TypeMachineBuilder(ChannelInputs, ChannelCore)
+    new = b.state("new")
+    connecting = b.state("connecting")
+    is_open = b.state("open")
+    closing = b.state("closing")
+    closed = b.state("closed")
+
+    # -- queueing ------------------------------------------------------------------------------
+
+    @new.upon(ChannelInputs.enqueue).loop()
+    @connecting.upon(ChannelInputs.enqueue).loop()
+    def queue_up(channel: ChannelInputs, core: ChannelCore, frame: Frame) -> None:
+        core.queue.append(frame)
+
+    @new.upon(ChannelInputs.requeue).loop()
+    @connecting.upon(ChannelInputs.requeue).loop()
+    def queue_first(channel: ChannelInputs, core: ChannelCore, frames: Iterable[Frame]) -> None:
+        core.queue.extendleft(reversed(list(frames)))
+
+    @is_open.upon(ChannelInputs.enqueue).loop()
+    def send_now(channel: ChannelInputs, core: ChannelCore, frame: Frame) -> None:
+        core.queue.append(frame)
+        core.write_queued(channel)
+        core.check_idle(channel)
+
+    @is_open.upon(ChannelInputs.requeue).loop()
+    def send_first(channel: ChannelInputs, core: ChannelCore, frames: Iterable[Frame]) -> None:
+        core.queue.extendleft(reversed(list(frames)))
+        core.write_queued(channel)
+        core.check_idle(channel)
+
+    @closing.upon(ChannelInputs.enqueue).loop()
+    @closed.upon(ChannelInputs.enqueue).loop()
+    def too_late(channel: ChannelInputs, core: ChannelCore, frame: Frame) -> None:
+        # The owner forgets a channel before it closes, so this is not expected; never lose one.
+        frame.finish(Failure(PeerUnreachable("Connection to peer closed")))
+
+    @closing.upon(ChannelInputs.requeue).loop()
+    @closed.upon(ChannelInputs.requeue).loop()
+    def too_late_all(channel: ChannelInputs, core: ChannelCore, frames: Iterable[Frame]) -> None:
+        for frame in frames:
+            frame.finish(Failure(PeerUnreachable("Connection to peer closed")))
+
+    # -- connecting ----------------------------------------------------------------------------
+
+    @new.upon(ChannelInputs.start).to(connecting)
+    def dial(channel: ChannelInputs, core: ChannelCore) -> None:
+        owner = core.owner
+        d = connectProtocol(owner.dial(core.dest, owner.port), SendProtocol(channel))
+        d.addTimeout(owner.connect_timeout, owner.clock)
+        d.addCallbacks(channel.connected, channel.connect_failed)
+
+    @connecting.upon(ChannelInputs.connected).to(is_open)
+    def opened(channel: ChannelInputs, core: ChannelCore, protocol: SendProtocol) -> None:
+        core.protocol = protocol
+        core.acks = IAcknowledgingTransport.providedBy(protocol.transport)
+        core.write_queued(channel)
+        core.check_idle(channel)
+
+    @connecting.upon(ChannelInputs.connect_failed).to(closed)
+    def unreachable(channel: ChannelInputs, core: ChannelCore, failure: Failure) -> None:
+        error: DeliveryError
+        if failure.check(DeferredTimeout):
+            error = PeerTimedOut(f"Timed out reaching peer after {core.owner.connect_timeout:g} s")
+        elif failure.check(TCPTimedOutError):
+            error = PeerTimedOut(f"Timed out reaching peer: {failure_reason(failure)}")
+        else:
+            error = PeerUnreachable(f"Failed to reach peer: {failure_reason(failure)}")
+        log.info("cannot reach {peer}: {err}", peer=short_key(core.dest), err=error.message)
+        core.owner.forget(core.dest, channel)
+        core.fail_queued(error)
+
+    @closed.upon(ChannelInputs.connected).loop()
+    def unwanted(channel: ChannelInputs, core: ChannelCore, protocol: SendProtocol) -> None:
+        protocol.close()  # closed while connecting (the node stopped)
+
+    # -- open ----------------------------------------------------------------------------------
+
+    @is_open.upon(ChannelInputs.pump).loop()
+    def write_more(channel: ChannelInputs, core: ChannelCore) -> None:
+        core.write_queued(channel)
+        core.check_idle(channel)
+
+    @is_open.upon(ChannelInputs.acked).loop()
+    def through(channel: ChannelInputs, core: ChannelCore, frame: Frame) -> None:
+        core.finish_acked(frame)
+        core.write_queued(channel)
+        core.check_idle(channel)
+
+    @closing.upon(ChannelInputs.acked).loop()
+    @closed.upon(ChannelInputs.acked).loop()
+    def through_closing(channel: ChannelInputs, core: ChannelCore, frame: Frame) -> None:
+        core.finish_acked(frame)
+
+    @is_open.upon(ChannelInputs.refused).loop()
+    @closing.upon(ChannelInputs.refused).loop()
+    def refused(channel: ChannelInputs, core: ChannelCore, error: str, limit: int) -> None:
+        core.fail_refused(error, limit)
+
+    @new.upon(ChannelInputs.timed_out).loop()
+    @connecting.upon(ChannelInputs.timed_out).loop()
+    def expired_unconnected(channel: ChannelInputs, core: ChannelCore, frame: Frame) -> None:
+        core.fail_timed_out(frame, connected=False)
+
+    @is_open.upon(ChannelInputs.timed_out).loop()
+    def expired(channel: ChannelInputs, core: ChannelCore, frame: Frame) -> None:
+        core.fail_timed_out(frame, connected=True)
+        core.check_idle(channel)
+
+    @closing.upon(ChannelInputs.timed_out).loop()
+    @closed.upon(ChannelInputs.timed_out).loop()
+    def expired_closed(channel: ChannelInputs, core: ChannelCore, frame: Frame) -> None:
+        core.fail_timed_out(frame, connected=core.protocol is not None)
+
+    # -- closing -------------------------------------------------------------------------------
+
+    @new.upon(ChannelInputs.close).to(closed)
+    @connecting.upon(ChannelInputs.close).to(closed)
+    def abandon(channel: ChannelInputs, core: ChannelCore) -> None:
+        core.owner.forget(core.dest, channel)
+        core.fail_queued(PeerUnreachable("Connection to peer closed: the node is stopping"))
+
+    @is_open.upon(ChannelInputs.close).to(closing)
+    def hang_up(channel: ChannelInputs, core: ChannelCore) -> None:
+        core.stop_idle()
+        core.owner.forget(core.dest, channel)
+        assert core.protocol is not None
+        core.protocol.close()
+
+    @is_open.upon(ChannelInputs.lost).to(closed)
+    def dropped(channel: ChannelInputs, core: ChannelCore, reason: Failure) -> None:
+        core.stop_idle()
+        core.owner.forget(core.dest, channel)
+        core.fail_inflight(reason)
+        if core.queue and core.progress:
+            # The peer closed a connection that worked (e.g. its idle timeout): carry on anew.
+            frames, core.queue = core.queue, deque()
+            core.owner.requeue(core.dest, frames)
+        else:
+            core.fail_queued(PeerUnreachable(f"Connection to peer closed: {failure_reason(reason)}"))
+
+    @closing.upon(ChannelInputs.lost).to(closed)
+    def hung_up(channel: ChannelInputs, core: ChannelCore, reason: Failure) -> None:
+        core.fail_inflight(reason)
+        core.fail_queued(PeerUnreachable(f"Connection to peer closed: {failure_reason(reason)}"))
+
+    # -- nothing to do -------------------------------------------------------------------------
+
+    for state in (new, connecting, closing, closed):
+        state.upon(ChannelInputs.pump).loop().returns(None)
+    for state in (closing, closed):
+        state.upon(ChannelInputs.close).loop().returns(None)
+    closed.upon(ChannelInputs.lost).loop().returns(None)
+    closed.upon(ChannelInputs.connect_failed).loop().returns(None)
+    closed.upon(ChannelInputs.refused).loop().returns(None)
+    return b.build()
+
+
+#: C{new_channel(ChannelCore(owner, dest))} -> the L{ChannelInputs} of a new channel (state I{new}).
+new_channel = _build()
