@@ -145,7 +145,7 @@ async def send_recv(args: dict[str, Any]) -> dict[str, Any]:
         out["big"] = digest((await b.recv(timeout=10)).data) == digest(big)
         try:
             await a.send(b.public_key, big + b"x")
-        except axl.aio.MessageTooLarge as e:
+        except axl.aio.MessageRefused as e:
             out["too_large"] = [str(e), e.limit]
         # recv timeout; recv_nowait
         t = time.monotonic()
@@ -158,7 +158,7 @@ async def send_recv(args: dict[str, Any]) -> dict[str, Any]:
         waiting = asyncio.ensure_future(b.recv())
         await asyncio.sleep(0)
         # the message reaches the waiting recv, and its task is cancelled before it resumes
-        b._node().streams.queue.put(bytes.fromhex(a.public_key), b"not lost")
+        b._node().recv_queue.put(bytes.fromhex(a.public_key), b"not lost")
         waiting.cancel()
         try:
             await waiting
@@ -172,8 +172,8 @@ async def send_recv(args: dict[str, Any]) -> dict[str, Any]:
         try:
             async with axl.aio.Node({"connect_timeout_secs": 0.5}) as c:
                 await c.send("00" * 32, b"nobody")
-        except axl.aio.DeliveryTimeout as e:
-            out["unknown"] = ["DeliveryTimeout", isinstance(e, TimeoutError)]
+        except axl.aio.PeerTimedOut as e:
+            out["unknown"] = ["PeerTimedOut", str(e)]
         except axl.aio.DeliveryError as e:
             out["unknown"] = [type(e).__name__, str(e)]
         try:

@@ -28,13 +28,11 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 import axl
-from axl.aio import MessageTooLarge, Node, _streams
-from axl.aio._errors import DeliveryTimeout, PeerUnreachable
+from axl.aio import Node, _streams
 from axl.aio._logging import StdlibObserver
-from axl.aio._node import _typed, peer_key
+from axl.aio._node import peer_key
 from axl.errors import ConfigError
 from axl.overlay_address import OverlayAddress
-from axl.streams.sender import DeliveryError as StreamsDeliveryError
 from tests.test_e2e_twistd import TwistdTestCase, free_port, get_topology
 from tests.vectors import keys
 
@@ -76,9 +74,9 @@ class EmbeddedNodesTests(SynchronousTestCase):
         """
         send() returns the byte count once delivered; recv() returns Message(sender hex, data);
         50 sends in flight arrive in order; a message at our max_message_size goes and one byte
-        more raises MessageTooLarge(limit) before sending; recv(timeout) raises TimeoutError;
+        more raises MessageRefused(limit) before sending; recv(timeout) raises TimeoutError;
         a recv cancelled after the message reached it loses nothing; sending to ourselves works;
-        an unreachable key raises DeliveryTimeout (a TimeoutError); a bad key ValueError;
+        an unreachable key raises PeerTimedOut; a bad key ValueError;
         messages() iterates and ends when the node stops; a stopped node raises NodeStopped.
         """
         r = run_scenario(self, "send_recv")
@@ -93,7 +91,7 @@ class EmbeddedNodesTests(SynchronousTestCase):
         self.assertTrue(r["nowait_empty"])
         self.assertEqual((r["cancelled_recv"], r["after_cancel"]), ("cancelled", "not lost"))
         self.assertEqual(r["self"], "me")
-        self.assertEqual(r["unknown"], ["DeliveryTimeout", True])
+        self.assertEqual(r["unknown"][0], "PeerTimedOut")
         self.assertIn("invalid peer id 'xyz'", r["bad_key"])
         self.assertEqual(r["iterated"], ["it0", "it1", "it2"])
         self.assertEqual(r["iterator_ended"], "ended")
@@ -300,19 +298,6 @@ class ConfigTests(SynchronousTestCase):
 
 
 class ErrorMappingTests(SynchronousTestCase):
-    def test_statuses(self) -> None:
-        """Each /send status maps to its exception type; 413 carries the receiver's limit."""
-        too = _typed(StreamsDeliveryError(413, "message of 9 bytes exceeds the receiver's max_message_size of 8 bytes"))
-        self.assertIsInstance(too, MessageTooLarge)
-        self.assertEqual(too.limit, 8)  # type: ignore[attr-defined]
-        self.assertIsInstance(_typed(StreamsDeliveryError(502, "x")), PeerUnreachable)
-        self.assertIsInstance(_typed(StreamsDeliveryError(502, "x")), ConnectionError)
-        for status in (503, 504):
-            e = _typed(StreamsDeliveryError(status, "slow"))
-            self.assertIsInstance(e, DeliveryTimeout)
-            self.assertIsInstance(e, TimeoutError)
-            self.assertEqual(str(e), "slow")
-
     def test_connection_lost(self) -> None:
         """Twisted loss reasons become the built-in exceptions asyncio sockets give; a clean close None."""
         self.assertIsNone(_streams.asyncio_error(Failure(ConnectionDone())))

@@ -7,32 +7,35 @@ reactor), with the bridge's operations as coroutines and asyncio streams over th
         await node.send(peer_key, b"hello")
         message = await node.recv(timeout=5)
 
-Importing this module does not import the Twisted reactor; the first L{Node} to start installs
-Twisted's asyncio reactor on the running loop (L{ReactorError} if another reactor is installed).
+Failures are the streams' typed errors (L{axl.streams.errors}, re-exported here), the same
+kinds the bridge answers with HTTP statuses. Importing this module does not import the Twisted
+reactor; the first L{Node} to start installs Twisted's asyncio reactor on the running loop
+(L{ReactorError} if another reactor is installed).
 """
 
 from __future__ import annotations
 
-from axl.aio._errors import (
+from axl.aio._node import Message, Node, NodeStopped, OverlayServer
+from axl.aio._reactor import ReactorError
+from axl.streams.errors import (
     DeliveryError,
-    DeliveryTimeout,
-    MessageTooLarge,
-    NodeStopped,
+    MessageRefused,
+    PeerTimedOut,
     PeerUnreachable,
     RemoteError,
+    SendTimedOut,
 )
-from axl.aio._node import Message, Node, OverlayServer
-from axl.aio._reactor import ReactorError
 
 __all__ = [
     "DeliveryError",
-    "DeliveryTimeout",
     "Message",
-    "MessageTooLarge",
+    "MessageRefused",
     "Node",
     "NodeStopped",
     "OverlayServer",
+    "PeerTimedOut",
     "PeerUnreachable",
     "ReactorError",
     "RemoteError",
+    "SendTimedOut",
 ]

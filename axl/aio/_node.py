@@ -5,7 +5,8 @@ L{Node}: a whole axl node inside an asyncio program (no daemon, no bridge port u
 It runs the node's service (L{axl.service.make_node_service}) on Twisted's asyncio reactor on the
 running loop (L{axl.aio._reactor}), and offers what the bridge offers (spec/axl-node.md sections
 5.1-5.5) as coroutines that raise typed exceptions (L{axl.aio._errors}) instead of answering
-HTTP statuses, plus asyncio streams over the overlay TCP (L{axl.aio._streams}).
+HTTP statuses (the streams' own L{axl.streams.errors}: the bridge maps the same ones to
+statuses), plus asyncio streams over the overlay TCP (L{axl.aio._streams}).
 """
 
 from __future__ import annotations
@@ -15,32 +16,32 @@ import os
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.logger import Logger
 
 from axl.aio import _reactor
-from axl.aio._errors import (
-    DeliveryError,
-    DeliveryTimeout,
-    MessageTooLarge,
-    NodeStopped,
-    PeerUnreachable,
-    RemoteError,
-)
 from axl.aio._logging import forward_to_stdlib
 from axl.aio._streams import DEFAULT_LIMIT, ClientConnected, StreamFactory, client_streams
 from axl.config import NodeConfig, config_from_dict, load_config
 from axl.crypto.keys import Identity
 from axl.identity import load_identity
+from axl.streams.errors import MessageRefused, RemoteError
 
-__all__ = ["Message", "Node", "OverlayServer"]
+if TYPE_CHECKING:  # imported at start(), once the asyncio reactor is installed
+    from axl.node import Node as AxlNode
+
+__all__ = ["Message", "Node", "NodeStopped", "OverlayServer"]
 
 T = TypeVar("T")
 
 #: The longest single wait on the receive queue; C{recv()} without a timeout waits in turns.
 _WAIT_SLICE = 3600.0
+
+
+class NodeStopped(RuntimeError):
+    """The node is not running (not started yet, or stopped)."""
 
 
 @dataclass(frozen=True)
@@ -184,22 +185,28 @@ class Node:
 
     def topology(self) -> dict[str, Any]:
         """The C{/topology} document: C{our_ipv6}, C{our_public_key}, C{peers}, C{tree}."""
-        return self._node().topology()  # type: ignore[no-any-return]
+        return self._node().topology()
 
     def listening(self) -> list[str]:
         """The peer listeners (C{Listen}) as bound, e.g. C{tcp://127.0.0.1:40123} for port 0."""
-        links = self._node().links
+        from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
+
         out = []
-        for uri, port in links.listening_ports() if links is not None else []:
+        for uri, port in self._node().links.listening_ports():
             host = port.getHost()
-            name = f"[{host.host}]" if ":" in host.host else host.host
-            out.append(f"{uri.scheme}://{name}:{host.port}")
+            if isinstance(host, (IPv4Address, IPv6Address)):
+                name = f"[{host.host}]" if ":" in host.host else host.host
+                out.append(f"{uri.scheme}://{name}:{host.port}")
+            elif isinstance(host, UNIXAddress) and host.name is not None:
+                path = host.name.decode() if isinstance(host.name, bytes) else host.name
+                out.append(f"unix://{path}")
         return out
 
-    def _node(self) -> Any:
+    def _node(self) -> AxlNode:
         if self._state != "running":
             raise NodeStopped(f"the node is {self._state}, not running")
-        return self._service.node
+        node: AxlNode = self._service.node
+        return node
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -294,30 +301,27 @@ class Node:
         the wait, not necessarily the delivery.
 
         @raise ValueError: C{peer} is not a key.
-        @raise MessageTooLarge: over our C{max_message_size} (nothing sent) or the receiver's.
-        @raise PeerUnreachable: no connection, or it was lost before the acknowledgement.
-        @raise DeliveryTimeout: no connection in time, or the peer took no data for
-            C{send_timeout_secs} (its queue is full; the message may still arrive).
+        @raise MessageRefused: over our C{max_message_size} (nothing sent) or the receiver's
+            (C{limit} is that size; C{/send}'s 413).
+        @raise PeerUnreachable: no connection, or it was lost before the acknowledgement (502).
+        @raise PeerTimedOut: no connection within the connect timeout (504).
+        @raise SendTimedOut: the peer took no data for C{send_timeout_secs}: its queue is full
+            (503; the message may still arrive).
         """
         dest = peer_key(peer)
         data = bytes(data)
         limit = self.config.max_message_size
         if len(data) > limit:
-            raise MessageTooLarge(
+            raise MessageRefused(
                 f"Message too large: {len(data)} bytes (max_message_size is {limit})", limit
             )
-        from axl.streams.sender import DeliveryError as StreamsDeliveryError
-
-        try:
-            return await self._wait(self._node().streams.sender.send(dest, data))
-        except StreamsDeliveryError as e:
-            raise _typed(e) from None
+        return await self._wait(self._node().sender.send(dest, data))
 
     def recv_nowait(self) -> Message | None:
         """The oldest received message, or None when there is none (C{/recv}'s 204)."""
         if self._held:
             return self._held.popleft()
-        message = self._node().streams.queue.get()
+        message = self._node().recv_queue.get()
         return _message(message) if message is not None else None
 
     async def recv(self, timeout: float | None = None) -> Message:
@@ -332,7 +336,7 @@ class Node:
         message = self.recv_nowait()
         if message is not None:
             return message
-        queue = self._node().streams.queue
+        queue = self._node().recv_queue
         assert self._loop is not None
         loop = self._loop
         deadline = None if timeout is None else loop.time() + timeout
@@ -375,15 +379,9 @@ class Node:
     # -- MCP and A2A (/mcp, /a2a) -------------------------------------------------------------
 
     async def _request(self, peer: str | bytes, envelope: bytes) -> bytes:
-        from axl.streams.sender import DeliveryError as StreamsDeliveryError
-
         dest = peer_key(peer)
-        node = self._node()
-        try:
-            sender = node.streams.sender
-            return await self._wait(sender.request(dest, envelope, self.config.request_timeout_secs))
-        except StreamsDeliveryError as e:
-            raise _typed(e) from None
+        sender = self._node().sender
+        return await self._wait(sender.request(dest, envelope, self.config.request_timeout_secs))
 
     async def call_mcp(
         self, peer: str | bytes, service: str, request: Mapping[str, Any]
@@ -395,7 +393,7 @@ class Node:
         @raise RemoteError: the peer could not serve it (C{mcp not enabled on this node},
             C{router error: ...}); the bridge's C{200} with JSON-RPC error -32603.
         @raise PeerUnreachable: as L{send}.
-        @raise DeliveryTimeout: no reply within C{request_timeout_secs}.
+        @raise PeerTimedOut: no connection, or no reply within C{request_timeout_secs}.
         """
         from axl.streams.envelope import MISSING, encode_mcp_request, parse_mcp_reply
 
@@ -421,7 +419,7 @@ class Node:
 
         @raise RemoteError: the peer could not serve it (C{a2a not enabled on this node}).
         @raise PeerUnreachable: as L{send}.
-        @raise DeliveryTimeout: no reply within C{request_timeout_secs}.
+        @raise PeerTimedOut: no connection, or no reply within C{request_timeout_secs}.
         """
         from axl.streams.envelope import MISSING, encode_a2a_request, parse_a2a_reply
 
@@ -457,10 +455,10 @@ class Node:
         from axl.tcp.endpoints import OverlayClientEndpoint
 
         dest = peer_key(peer)
-        node = self._node()
+        tcp = self._node().tcp
         assert self._loop is not None
         factory = StreamFactory(self._loop, limit)
-        endpoint = OverlayClientEndpoint(node, dest, port, timeout=timeout)
+        endpoint = OverlayClientEndpoint(tcp, dest, port, timeout=timeout)
         try:
             bridge = await self._wait(endpoint.connect(factory))
         except TCPTimedOutError as e:
@@ -484,12 +482,12 @@ class Node:
 
         from axl.tcp.endpoints import OverlayServerEndpoint
 
-        node = self._node()
+        tcp = self._node().tcp
         assert self._loop is not None
         server = OverlayServer(self, port, handle)
         factory = StreamFactory(self._loop, limit, server._connected)
         try:
-            server._listening = await self._wait(OverlayServerEndpoint(node, port).listen(factory))
+            server._listening = await self._wait(OverlayServerEndpoint(tcp, port).listen(factory))
         except CannotListenError as e:
             raise OSError(f"cannot listen on overlay port {port}: {e}") from None
         self._servers.add(server)
@@ -498,18 +496,3 @@ class Node:
 
 def _message(message: Any) -> Message:
     return Message(sender=message.sender.hex(), data=message.payload)
-
-
-def _typed(e: Any) -> DeliveryError:
-    """The typed exception for a streams delivery error (its HTTP status)."""
-    status, text = e.status, e.message
-    if status == 413:
-        limit = 0
-        for word in reversed(text.replace(")", " ").split()):
-            if word.isdigit():
-                limit = int(word)
-                break
-        return MessageTooLarge(text, limit)
-    if status in (503, 504):
-        return DeliveryTimeout(text)
-    return PeerUnreachable(text)
