@@ -191,6 +191,31 @@ class EmbeddedNodesTests(SynchronousTestCase):
         self.assertEqual(r["leftovers_second"], CLEAN)
 
 
+class ExampleTests(SynchronousTestCase):
+    """examples/aio_agents.py runs as the README shows."""
+
+    def test_agents(self) -> None:
+        """
+        Two embedded nodes in one asyncio program: the planner's call_mcp reaches the weather
+        agent's MCP tool (official SDK server, through the node's MCP router), its message
+        arrives, and a stream round trip works; the program exits 0 with no traceback.
+        """
+        env = {k: v for k, v in os.environ.items() if k != "AXL_CONFIG"}
+        env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + [p for p in [env.get("PYTHONPATH")] if p])
+        proc = subprocess.run(
+            [sys.executable, str(ROOT / "examples" / "aio_agents.py"), "--city", "Paris"],
+            cwd=str(ROOT), env=env, stdin=subprocess.DEVNULL, capture_output=True,
+            timeout=SCENARIO_TIMEOUT,
+        )
+        out, err = proc.stdout.decode(), proc.stderr.decode()
+        self.assertEqual(proc.returncode, 0, out + err)
+        lines = out.splitlines()
+        self.assertEqual(lines[0], "weather says: Paris: sunny, 17 C")
+        self.assertEqual(lines[1], "stream answer: 24")
+        self.assertRegex(lines[2], r'^weather got a message from [0-9a-f]{8}…: \{"plan": "picnic in Paris"\}$')
+        self.assertNotIn("Traceback", err)
+
+
 class TwistdPeerTests(TwistdTestCase):
     """An embedded node and a twistd node."""
 
