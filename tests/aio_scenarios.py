@@ -110,18 +110,45 @@ async def reactor_error(args: dict[str, Any]) -> dict[str, Any]:
 
 @scenario
 async def reactor_other_loop(args: dict[str, Any]) -> dict[str, Any]:
-    """The asyncio reactor installed on another loop that is still open: ReactorError."""
+    """The asyncio reactor runs on another loop, in another thread: ReactorError."""
+    import threading
+
     from twisted.internet import asyncioreactor
 
     other = asyncio.new_event_loop()
     asyncioreactor.install(other)
+    thread = threading.Thread(target=other.run_forever)
+    thread.start()
     try:
         await axl.aio.Node({}).start()
     except axl.aio.ReactorError as e:
         return {"error": str(e)}
     finally:
+        other.call_soon_threadsafe(other.stop)
+        thread.join()
         other.close()
     return {"error": None}
+
+
+def installed_early() -> dict[str, Any]:
+    """
+    C{asyncioreactor.install()} at the top of the program, before C{asyncio.run()} makes its
+    loop: the first node moves the reactor to the running loop.
+    """
+    from twisted.internet import asyncioreactor
+
+    asyncioreactor.install()
+    out: dict[str, Any] = {}
+
+    async def run() -> None:
+        async with axl.aio.Node({}) as n:
+            await n.send(n.public_key, b"early")
+            out["got"] = (await n.recv(timeout=5)).data.decode()
+        await asyncio.sleep(0)
+        out["leftovers"] = leftovers(asyncio.get_running_loop())
+
+    asyncio.run(run())
+    return out
 
 
 @scenario
@@ -538,8 +565,8 @@ def main(argv: list[str]) -> int:
     name = argv[1]
     args = json.loads(argv[2]) if len(argv) > 2 else {}
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    if name == "two_loops":
-        print(json.dumps(two_loops()))
+    if name in ("two_loops", "installed_early"):
+        print(json.dumps(two_loops() if name == "two_loops" else installed_early()))
         return 0
     result: dict[str, Any] = {}
 

@@ -178,10 +178,16 @@ class EmbeddedNodesTests(SynchronousTestCase):
         self.assertIn("asyncioreactor.install()", r["error"])
         self.assertFalse(r["running"])
 
-    def test_reactor_on_another_open_loop(self) -> None:
-        """The asyncio reactor bound to another loop that is still open: ReactorError."""
+    def test_reactor_on_another_running_loop(self) -> None:
+        """The asyncio reactor running on another loop (another thread): ReactorError."""
         r = run_scenario(self, "reactor_other_loop")
-        self.assertIn("bound to another asyncio event loop that is still open", r["error"])
+        self.assertIn("runs on another asyncio event loop (in another thread)", r["error"])
+
+    def test_reactor_installed_before_the_loop(self) -> None:
+        """asyncioreactor.install() before asyncio.run(): the node moves it to the running loop."""
+        r = run_scenario(self, "installed_early")
+        self.assertEqual(r["got"], "early")
+        self.assertEqual(r["leftovers"], CLEAN)
 
     def test_two_loops(self) -> None:
         """A node in each of two asyncio.run() calls in one process: both work, both leave nothing."""
@@ -214,6 +220,29 @@ class ExampleTests(SynchronousTestCase):
         self.assertEqual(lines[1], "stream answer: 24")
         self.assertRegex(lines[2], r'^weather got a message from [0-9a-f]{8}…: \{"plan": "picnic in Paris"\}$')
         self.assertNotIn("Traceback", err)
+
+
+    def test_readme(self) -> None:
+        """
+        The README's axl.aio example, run as printed (with a free port for its listener):
+        the message arrives from the right sender and the stream comes back upper-cased.
+        """
+        text = (ROOT / "README.md").read_text()
+        section = text[text.index("## Using it from asyncio"):]
+        code = section[section.index("```python\n") + 10 : section.index("\n```", section.index("```python"))]
+        code = code.replace("9101", str(free_port()))
+        path = os.path.abspath(self.mktemp() + ".py")
+        with open(path, "w") as f:
+            f.write(code)
+        env = {k: v for k, v in os.environ.items() if k != "AXL_CONFIG"}
+        env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + [p for p in [env.get("PYTHONPATH")] if p])
+        proc = subprocess.run(
+            [sys.executable, path], cwd=str(ROOT), env=env, stdin=subprocess.DEVNULL,
+            capture_output=True, timeout=SCENARIO_TIMEOUT,
+        )
+        out = proc.stdout.decode()
+        self.assertEqual(proc.returncode, 0, out + proc.stderr.decode())
+        self.assertEqual(out.splitlines(), ["True b'hello'", "b'OVER THE OVERLAY'"])
 
 
 class TwistdPeerTests(TwistdTestCase):

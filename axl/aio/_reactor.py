@@ -6,8 +6,10 @@ Every layer of a node is a Twisted service driven by the one global reactor, so 
 needs that reactor to be Twisted's C{AsyncioSelectorReactor} running on the asyncio loop of the
 calling program. L{acquire} installs it when no reactor is installed yet (nothing has imported
 C{twisted.internet.reactor}), accepts it when it is already installed on the running loop, and
-refuses anything else with L{ReactorError}, whose message says what to change. It also moves a
-reactor left behind by a loop that has since closed (a second C{asyncio.run()}) onto the new one.
+refuses anything else with L{ReactorError}, whose message says what to change. It moves the
+reactor onto the running loop from a loop that is not running: one that has closed (a second
+C{asyncio.run()}), or the one C{asyncioreactor.install()} made when called before the program's
+loop existed.
 
 The reactor is marked running (C{startRunning} without signal handlers: the asyncio program owns
 the signals) the first time a node needs it, so Twisted parts that wait for it (the thread pool
@@ -45,13 +47,21 @@ def _installed() -> Any:
     return sys.modules.get("twisted.internet.reactor")
 
 
-def _rebind(reactor: Any, loop: asyncio.AbstractEventLoop) -> None:
+def _rebind(reactor: Any, old: asyncio.AbstractEventLoop, loop: asyncio.AbstractEventLoop) -> None:
     """
-    Move an idle asyncio reactor from its closed loop to C{loop}: its file descriptors (the
+    Move the asyncio reactor from a loop that is not running (closed, or never run: the reactor
+    was installed before C{asyncio.run()} made its loop) to C{loop}: its file descriptors (the
     waker, anything still registered) are watched by the new loop and its timers rescheduled.
     """
     from twisted.python.log import callWithLogger
 
+    if not old.is_closed():
+        for fd in list(reactor._readers.values()):
+            old.remove_reader(fd)
+        for fd in list(reactor._writers.values()):
+            old.remove_writer(fd)
+    if reactor._timerHandle is not None:
+        reactor._timerHandle.cancel()
     reactor._asyncioEventloop = loop
     reactor._timerHandle = None
     reactor._scheduledAt = None
@@ -66,8 +76,8 @@ def acquire(loop: asyncio.AbstractEventLoop) -> Any:
     """
     The reactor, installed on (or moved to) C{loop} and marked running; one more user.
 
-    @raise ReactorError: another kind of reactor is installed, or the asyncio reactor is bound to
-        another loop that is still open.
+    @raise ReactorError: another kind of reactor is installed, or the asyncio reactor runs on
+        another loop (in another thread).
     """
     from twisted.internet.asyncioreactor import AsyncioSelectorReactor
 
@@ -87,12 +97,12 @@ def acquire(loop: asyncio.AbstractEventLoop) -> Any:
         )
     bound = reactor._asyncioEventloop
     if bound is not loop:
-        if not bound.is_closed():
+        if bound.is_running():
             raise ReactorError(
-                "Twisted's asyncio reactor is bound to another asyncio event loop that is still "
-                "open; run every axl.aio.Node on that loop (one process has one reactor)"
+                "Twisted's asyncio reactor runs on another asyncio event loop (in another "
+                "thread); run every axl.aio.Node on that loop (one process has one reactor)"
             )
-        _rebind(reactor, loop)
+        _rebind(reactor, bound, loop)
     if not reactor._started:
         reactor.startRunning(installSignalHandlers=False)
         _state.started_by_us = True
