@@ -428,6 +428,9 @@ async def lifecycle(args: dict[str, Any]) -> dict[str, Any]:
         def emit(self, record: logging.LogRecord) -> None:
             records.append(record)
 
+    import warnings
+
+    std = (sys.stdout, sys.stderr, warnings.showwarning)
     logging.getLogger("axl").addHandler(Keep())
     logging.getLogger("axl").setLevel(logging.INFO)
     async with axl.aio.Node({"api_port": port}, bridge=True) as n:
@@ -456,6 +459,7 @@ async def lifecycle(args: dict[str, Any]) -> dict[str, Any]:
             out["broken_handler_conn"] = "reset"
         await n.send(n.public_key, b"still alive")
         out["alive"] = (await n.recv(timeout=5)).data.decode()
+    out["std_untouched"] = [a is b for a, b in zip(std, (sys.stdout, sys.stderr, warnings.showwarning))]
     out["logged_handler_failure"] = any(
         "handler for overlay port 5000 failed" in r.getMessage() and r.exc_info for r in records
     )
@@ -487,6 +491,86 @@ async def mcp_a2a_disabled(args: dict[str, Any]) -> dict[str, Any]:
             await a.call_a2a(b.public_key, None)
         except axl.aio.RemoteError as e:
             out["a2a"] = str(e)
+    return out
+
+
+@scenario
+async def mcp_a2a(args: dict[str, Any]) -> dict[str, Any]:
+    """
+    call_mcp / call_a2a to a node running (in this process) an MCP router with one JSON-RPC
+    service and an A2A server: replies, a notification, an unknown service, the agent card and
+    an A2A SendMessage.
+    """
+    from tests.test_e2e_twistd import free_port
+
+    out: dict[str, Any] = {}
+    router_port, a2a_port, api_port = free_port(), free_port(), free_port()
+    seen: list[Any] = []
+    ca, cb = await peered()
+    cb.update(router_addr="127.0.0.1", router_port=router_port, a2a_addr="127.0.0.1",
+              a2a_port=a2a_port, api_port=api_port)
+    async with axl.aio.Node(ca) as a, axl.aio.Node(cb, bridge=True) as b:
+        from twisted.internet import reactor
+        from twisted.web.resource import Resource
+        from twisted.web.server import Site
+
+        from axl.integrations.a2a_tap import a2a_service
+        from axl.integrations.router_tap import router_service
+
+        class Echo(Resource):
+            isLeaf = True
+
+            def render_POST(self, request: Any) -> bytes:
+                message = json.loads(request.content.read())
+                seen.append(message.get("method"))
+                if "id" not in message:
+                    request.setResponseCode(202)
+                    return b""
+                request.setHeader(b"Content-Type", b"application/json")
+                body = {"jsonrpc": "2.0", "id": message["id"], "result": {"echo": message.get("params")}}
+                return json.dumps(body).encode()
+
+        service_port = reactor.listenTCP(0, Site(Echo()), interface="127.0.0.1")
+        router = router_service(reactor, "127.0.0.1", router_port)
+        a2a = a2a_service(reactor, "127.0.0.1", a2a_port, f"http://127.0.0.1:{router_port}",
+                          f"http://127.0.0.1:{api_port}")
+        router.startService()
+        a2a.startService()
+        loop = asyncio.get_running_loop()
+        endpoint = f"http://127.0.0.1:{service_port.getHost().port}/mcp"
+        register = urllib.request.Request(
+            f"http://127.0.0.1:{router_port}/register", method="POST",
+            data=json.dumps({"service": "echo", "endpoint": endpoint}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        await asyncio.to_thread(lambda: urllib.request.urlopen(register, timeout=10).read())
+        try:
+            await until(peer_up(a, b.public_key))
+            request = {"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"x": 1}}
+            out["reply"] = await a.call_mcp(b.public_key, "echo", request)
+            out["notification"] = await a.call_mcp(
+                b.public_key, "echo", {"jsonrpc": "2.0", "method": "notifications/initialized"}
+            )
+            try:
+                await a.call_mcp(b.public_key, "nope", request)
+            except axl.aio.RemoteError as e:
+                out["unknown_service"] = str(e)
+            card = await a.call_a2a(b.public_key, None)
+            out["card_skills"] = [skill["id"] for skill in card["skills"]]
+            envelope = {"service": "echo", "request": request}
+            answer = await a.call_a2a(b.public_key, {
+                "jsonrpc": "2.0", "method": "SendMessage", "id": 3,
+                "params": {"message": {"role": "ROLE_USER", "messageId": "m1",
+                                       "parts": [{"text": json.dumps(envelope)}]}},
+            })
+            task = answer["result"]["task"]
+            out["a2a_state"] = task["status"]["state"]
+            out["a2a_artifact"] = json.loads(task["artifacts"][0]["parts"][0]["text"])
+            out["service_saw"] = seen
+        finally:
+            await a2a.stopService().asFuture(loop)
+            await router.stopService().asFuture(loop)
+            await service_port.stopListening().asFuture(loop)
     return out
 
 

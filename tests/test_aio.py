@@ -146,7 +146,8 @@ class EmbeddedNodesTests(SynchronousTestCase):
         same bridge port fails to start with the bridge's StartupError and is not running; a
         handler that raises resets its connection, is logged (with the traceback) to the
         standard logging module under the module's logger, and the node keeps working; a
-        stopped node raises NodeStopped; a bad config raises ConfigError naming the key.
+        stopped node raises NodeStopped; a bad config raises ConfigError naming the key; standard
+        output, standard error and warnings.showwarning are left as they were.
         """
         r = run_scenario(self, "lifecycle")
         self.assertEqual(r["topology"], [True, True])
@@ -159,6 +160,7 @@ class EmbeddedNodesTests(SynchronousTestCase):
         self.assertTrue(r["logged_handler_failure"])
         self.assertIn("aio", r["logger_names"])
         self.assertEqual(r["stopped_topology"], "NodeStopped")
+        self.assertEqual(r["std_untouched"], [True, True, True])
         self.assertEqual(r["config_error"][0], "ConfigError")
         self.assertIn("'api_port' must be an integer", r["config_error"][1])
         self.assert_clean(r)
@@ -168,6 +170,24 @@ class EmbeddedNodesTests(SynchronousTestCase):
         r = run_scenario(self, "mcp_a2a_disabled")
         self.assertEqual(r["mcp"], "mcp not enabled on this node")
         self.assertEqual(r["a2a"], "a2a not enabled on this node")
+        self.assert_clean(r)
+
+    def test_mcp_a2a(self) -> None:
+        """
+        call_mcp returns the remote service's JSON-RPC response (the service saw the request),
+        None for a notification (which the service also saw); an unknown service raises
+        RemoteError with the router's reason; call_a2a(None) returns the agent card (one skill
+        per registered service) and a SendMessage comes back as a completed task carrying the
+        MCP reply.
+        """
+        r = run_scenario(self, "mcp_a2a")
+        self.assertEqual(r["reply"], {"jsonrpc": "2.0", "id": 7, "result": {"echo": {"x": 1}}})
+        self.assertIsNone(r["notification"])
+        self.assertEqual(r["unknown_service"], "router error: Service not found: nope")
+        self.assertEqual(r["card_skills"], ["echo"])
+        self.assertEqual(r["a2a_state"], "TASK_STATE_COMPLETED")
+        self.assertEqual(r["a2a_artifact"], r["reply"])
+        self.assertEqual(r["service_saw"], ["tools/call", "notifications/initialized", "tools/call"])
         self.assert_clean(r)
 
     def test_another_reactor(self) -> None:
@@ -330,7 +350,7 @@ class PeerKeyTests(SynchronousTestCase):
         self.assertEqual(peer_key(key.hex()), key)
         self.assertEqual(peer_key(key.hex().upper()), key)
         self.assertEqual(peer_key(key), key)
-        for bad in ("ab" * 31, "zz" * 32, b"x" * 31, 42, key.hex() + "00"):
+        for bad in ("ab" * 31, "zz" * 32, b"x" * 31, 42, key.hex() + "00", " ab" * 21 + "a"):
             self.assertRaises(ValueError, peer_key, bad)
 
 

@@ -54,18 +54,19 @@ class Message:
 
 def peer_key(peer: str | bytes) -> bytes:
     """
-    A peer given as 64 hex digits (either case) or 32 bytes, as 32 bytes.
+    A peer given as 64 hex digits (either case; the bridge's L{parse_peer_id}) or 32 bytes, as
+    32 bytes. Only called on a running node (the bridge's modules import the reactor).
 
     @raise ValueError: it is neither (the bridge's C{400 Invalid peer ID}).
     """
+    from axl.bridge.http import parse_peer_id
+
     if isinstance(peer, (bytes, bytearray)) and len(peer) == 32:
         return bytes(peer)
-    if isinstance(peer, str) and len(peer) == 64:
-        try:
-            return bytes.fromhex(peer)
-        except ValueError:
-            pass
-    raise ValueError(f"invalid peer id {peer!r}: give 64 hex digits or 32 bytes")
+    key = parse_peer_id(peer) if isinstance(peer, str) else None
+    if key is None:
+        raise ValueError(f"invalid peer id {peer!r}: give 64 hex digits or 32 bytes")
+    return key
 
 
 def _load(config: Mapping[str, Any] | str | os.PathLike[str] | NodeConfig) -> NodeConfig:
@@ -308,6 +309,7 @@ class Node:
         @raise SendTimedOut: the peer took no data for C{send_timeout_secs}: its queue is full
             (503; the message may still arrive).
         """
+        sender = self._node().sender
         dest = peer_key(peer)
         data = bytes(data)
         limit = self.config.max_message_size
@@ -315,7 +317,7 @@ class Node:
             raise MessageRefused(
                 f"Message too large: {len(data)} bytes (max_message_size is {limit})", limit
             )
-        return await self._wait(self._node().sender.send(dest, data))
+        return await self._wait(sender.send(dest, data))
 
     def recv_nowait(self) -> Message | None:
         """The oldest received message, or None when there is none (C{/recv}'s 204)."""
@@ -379,8 +381,8 @@ class Node:
     # -- MCP and A2A (/mcp, /a2a) -------------------------------------------------------------
 
     async def _request(self, peer: str | bytes, envelope: bytes) -> bytes:
-        dest = peer_key(peer)
         sender = self._node().sender
+        dest = peer_key(peer)
         return await self._wait(sender.request(dest, envelope, self.config.request_timeout_secs))
 
     async def call_mcp(
@@ -454,8 +456,8 @@ class Node:
 
         from axl.tcp.endpoints import OverlayClientEndpoint
 
-        dest = peer_key(peer)
         tcp = self._node().tcp
+        dest = peer_key(peer)
         assert self._loop is not None
         factory = StreamFactory(self._loop, limit)
         endpoint = OverlayClientEndpoint(tcp, dest, port, timeout=timeout)
