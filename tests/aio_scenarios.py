@@ -354,7 +354,7 @@ async def cancellation(args: dict[str, Any]) -> dict[str, Any]:
             except ConnectionError as e:
                 server_saw.set_result(f"{type(e).__name__} after {total}")
 
-        await b.start_server(sink, 9000)
+        server = await b.start_server(sink, 9000)
         r, w = await a.open_connection(b.public_key, 9000)
         sent = 0
 
@@ -379,6 +379,15 @@ async def cancellation(args: dict[str, Any]) -> dict[str, Any]:
         r2, w2 = await a.open_connection(b.public_key, 9000)
         w2.write(b"x" * 1000)
         await w2.drain()
+        server.close()  # stops accepting; its running handler is still cancelled at stop
+
+        async def idle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await asyncio.Event().wait()  # never reads: only the node's stop ends it
+
+        idle_server = await b.start_server(idle, 9001)
+        await a.open_connection(b.public_key, 9001)
+        await until(lambda: bool(idle_server.tasks))
+        idle_server.close()
     # (its server's handler was cancelled when B stopped: that resets the connection)
     try:
         out["open_reader_at_stop"] = repr(await asyncio.wait_for(r2.read(), 10))

@@ -127,7 +127,8 @@ class EmbeddedNodesTests(SynchronousTestCase):
     def test_cancellation(self) -> None:
         """
         A writer task cancelled mid-transfer then aborted: the server's reader gets
-        ConnectionResetError; a connection still open when its server's node stops is reset;
+        ConnectionResetError; a connection still open when its server's node stops is reset
+        (its handler cancelled, although the server had been closed);
         a task cancelled inside `async with Node(...)` (even twice, while it stops) stops the
         node; afterwards no task, timer, delayed call or descriptor of ours is left.
         """

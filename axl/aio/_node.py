@@ -82,7 +82,8 @@ class OverlayServer:
     Serving one overlay TCP port (from L{Node.start_server}), like C{asyncio.Server}: C{close()}
     stops accepting (open connections stay), C{async with} closes on exit. Each connection runs
     C{handle(reader, writer)} in its own task; an exception there is logged and closes that
-    connection only. The node cancels the tasks still running when it stops.
+    connection only. When the node stops, it cancels the handlers still running (of open and
+    closed servers alike).
     """
 
     log = Logger()
@@ -96,7 +97,12 @@ class OverlayServer:
     def _connected(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.get_running_loop().create_task(self._run(reader, writer))
         self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self.tasks.discard(task)
+        if not self.tasks and self._listening is None:
+            self._node._servers.discard(self)  # closed and idle: the node need not stop it
 
     async def _run(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -116,7 +122,8 @@ class OverlayServer:
         listening, self._listening = self._listening, None
         if listening is not None:
             self._stopped = listening.stopListening()
-            self._node._servers.discard(self)
+            if not self.tasks:
+                self._node._servers.discard(self)
 
     async def wait_closed(self) -> None:
         """Wait until the port is closed and every connection's handler has finished."""
