@@ -2,8 +2,8 @@
 """
 A small client for an axl (or AXL) node's HTTP bridge, in two flavours with the same methods:
 
- - L{Node}: blocking, standard library only (C{urllib}); for scripts and examples.
- - L{TreqNode}: returns Deferreds, takes a C{treq} C{HTTPClient}; for Twisted programs.
+ - L{NodeClient}: blocking, standard library only (C{urllib}); for scripts and examples.
+ - L{TreqNodeClient}: returns Deferreds, takes a C{treq} C{HTTPClient}; for Twisted programs.
 
 Methods: C{topology()}, C{our_key()}, C{send(peer, data)}, C{recv()}, C{mcp(peer, service,
 request)}, C{a2a_card(peer)}, C{a2a_send(peer, text)}, C{a2a_mcp(peer, service, request)}.
@@ -23,11 +23,11 @@ from uuid import uuid4
 
 __all__ = [
     "DEFAULT_NODE_URL",
-    "Message",
+    "ReceivedMessage",
     "NodeError",
     "Call",
-    "Node",
-    "TreqNode",
+    "NodeClient",
+    "TreqNodeClient",
     "send_message_body",
     "mcp_envelope",
     "task_result",
@@ -38,7 +38,7 @@ DEFAULT_NODE_URL = "http://127.0.0.1:9002"
 
 
 @dataclass(frozen=True)
-class Message:
+class ReceivedMessage:
     """One message popped from C{/recv}."""
 
     from_peer_id: str
@@ -92,7 +92,7 @@ def send_message_body(text: str, message_id: str, rpc_id: int | str = 1) -> dict
 def task_result(reply: Mapping[str, Any]) -> Any:
     """
     The MCP reply inside a C{SendMessage} answer: the JSON text of the completed task's first
-    artifact. Raises L{RuntimeError} with the agent's explanation for errors and failed tasks.
+    artifact. Raises C{RuntimeError} with the agent's explanation for errors and failed tasks.
     """
     if "error" in reply:
         raise RuntimeError(f"A2A error {reply['error'].get('code')}: {reply['error'].get('message')}")
@@ -119,12 +119,12 @@ class _Calls:
         return Call("POST", "/send", parse, headers, data)
 
     def _recv(self) -> Call:
-        def parse(status: int, headers: Mapping[str, str], body: bytes) -> Message | None:
+        def parse(status: int, headers: Mapping[str, str], body: bytes) -> ReceivedMessage | None:
             if status == 204:
                 return None
             if status != 200:
                 raise NodeError(status, body)
-            return Message(headers.get("x-from-peer-id", ""), body)
+            return ReceivedMessage(headers.get("x-from-peer-id", ""), body)
 
         return Call("GET", "/recv", parse)
 
@@ -171,7 +171,7 @@ def request(
 _OPENER = urllib.request.build_opener()
 
 
-class Node(_Calls):
+class NodeClient(_Calls):
     """
     Blocking client (standard library only).
 
@@ -197,16 +197,18 @@ class Node(_Calls):
         return call.parse(status, {k.lower(): v for k, v in headers.items()}, body)
 
     def topology(self) -> dict[str, Any]:
+        """The node's C{/topology} document."""
         return self._do(self._topology())  # type: ignore[no-any-return]
 
     def our_key(self) -> str:
+        """The node's public key (64 hex digits)."""
         return self.topology()["our_public_key"]  # type: ignore[no-any-return]
 
     def send(self, peer_id: str, data: bytes) -> int:
         """Send C{data} to C{peer_id}; return the byte count the node reports."""
         return self._do(self._send(peer_id, data))  # type: ignore[no-any-return]
 
-    def recv(self) -> Message | None:
+    def recv(self) -> ReceivedMessage | None:
         """Pop one message, or None if the queue is empty."""
         return self._do(self._recv())  # type: ignore[no-any-return]
 
@@ -215,6 +217,7 @@ class Node(_Calls):
         return self._do(self._mcp(peer_id, service, request, session_id))
 
     def a2a_card(self, peer_id: str) -> dict[str, Any]:
+        """The agent card of C{peer_id}'s A2A server."""
         return self._do(self._a2a_card(peer_id))  # type: ignore[no-any-return]
 
     def a2a_send(self, peer_id: str, text: str, message_id: str | None = None) -> dict[str, Any]:
@@ -226,7 +229,7 @@ class Node(_Calls):
         return task_result(self.a2a_send(peer_id, json.dumps(mcp_envelope(service, request))))
 
 
-class TreqNode(_Calls):
+class TreqNodeClient(_Calls):
     """
     The same API returning Deferreds.
 
@@ -257,26 +260,34 @@ class TreqNode(_Calls):
         return Deferred.fromCoroutine(self._do(call))
 
     def topology(self) -> Any:
+        """Like L{NodeClient.topology}, as a Deferred."""
         return self._run(self._topology())
 
     def our_key(self) -> Any:
+        """Like L{NodeClient.our_key}, as a Deferred."""
         return self.topology().addCallback(lambda topo: topo["our_public_key"])
 
     def send(self, peer_id: str, data: bytes) -> Any:
+        """Like L{NodeClient.send}, as a Deferred."""
         return self._run(self._send(peer_id, data))
 
     def recv(self) -> Any:
+        """Like L{NodeClient.recv}, as a Deferred."""
         return self._run(self._recv())
 
     def mcp(self, peer_id: str, service: str, request: Any, session_id: str | None = None) -> Any:
+        """Like L{NodeClient.mcp}, as a Deferred."""
         return self._run(self._mcp(peer_id, service, request, session_id))
 
     def a2a_card(self, peer_id: str) -> Any:
+        """Like L{NodeClient.a2a_card}, as a Deferred."""
         return self._run(self._a2a_card(peer_id))
 
     def a2a_send(self, peer_id: str, text: str, message_id: str | None = None) -> Any:
+        """Like L{NodeClient.a2a_send}, as a Deferred."""
         return self._run(self._a2a_send(peer_id, text, message_id))
 
     def a2a_mcp(self, peer_id: str, service: str, request: Any) -> Any:
+        """Like L{NodeClient.a2a_mcp}, as a Deferred."""
         text = json.dumps(mcp_envelope(service, request))
         return self.a2a_send(peer_id, text).addCallback(task_result)

@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.test_interfaces -*-
 """
-The boundaries between axl's layers, bottom to top:
+The boundaries between axl's layers, bottom to top::
 
     link (TLS/TCP peering, meta handshake, framing)      ILink, ILinkHandler
     mesh (ironwood spanning tree, lookups, routing)       IRouter

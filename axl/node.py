@@ -25,7 +25,7 @@ from axl.link.peers import PeerManager
 from axl.mesh.router import Router
 from axl.session.manager import SessionManager
 from axl.streams.recv_queue import RecvQueue
-from axl.streams.sender import Sender
+from axl.streams.sender import MessageSender
 from axl.streams.service import StreamsLayer
 from axl.tcp.stack import TCPStack
 
@@ -79,7 +79,7 @@ class Node:
         return self.overlay.ipv6
 
     @property
-    def sender(self) -> Sender:
+    def sender(self) -> MessageSender:
         """Sends messages and requests to other nodes (C{streams.sender})."""
         return self.streams.sender
 

@@ -3,7 +3,7 @@
 Assembling a node: the only place where the parts are wired together.
 
 L{make_node_service} builds each layer from the layers below it, bottom to top, each typed by
-the interfaces of L{axl.interfaces} (or Twisted's endpoints):
+the interfaces of L{axl.interfaces} (or Twisted's endpoints)::
 
     links (PeerManager)  <- router (ILinkHandler) as its handler
     router (Router)      -> delivers up through the one registration, L{OverlayDelivery}
@@ -323,7 +323,7 @@ def make_node_service(
     """
     Build a whole node from its config.
 
-    @param reactor: the reactor every part uses (TCP, time); tests pass a L{MemoryReactorClock}.
+    @param reactor: the reactor every part uses (TCP, time); tests pass a C{MemoryReactorClock}.
     @param identity: the node's identity; loaded from C{config} when not given.
     @return: a L{NodeService} whose C{node} is the L{Node}.
     @raise axl.errors.ConfigError: the identity cannot be loaded or a config value is unusable.

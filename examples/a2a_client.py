@@ -16,7 +16,7 @@ import argparse
 import json
 import sys
 
-from axl.client import DEFAULT_NODE_URL, Node, NodeError
+from axl.client import DEFAULT_NODE_URL, NodeClient, NodeError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tool", help="tool to call; without it the service's tools are listed")
     parser.add_argument("--args", default="{}", help="tool arguments as a JSON object")
     args = parser.parse_args(argv)
-    node = Node(args.node)
+    node = NodeClient(args.node)
     try:
         card = node.a2a_card(args.peer)
         print(f"agent: {card.get('name')} - {card.get('description')}")

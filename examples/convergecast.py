@@ -22,7 +22,7 @@ import sys
 import time
 from typing import Any
 
-from axl.client import DEFAULT_NODE_URL, Node
+from axl.client import DEFAULT_NODE_URL, NodeClient
 
 KIND = "axl-convergecast"
 
@@ -39,7 +39,7 @@ def tree_position(topology: dict[str, Any]) -> tuple[str, str | None, list[str]]
 
 
 def converge(node: Any, value: float, round_tag: str, timeout: float) -> int:
-    """Run one convergecast on C{node} (an axl.client.Node); return the exit status."""
+    """Run one convergecast on C{node} (an axl.client.NodeClient); return the exit status."""
     me, parent, children = tree_position(node.topology())
     role = "ROOT" if parent is None else ("LEAF" if not children else "INTERMEDIATE")
     print(f"{me[:16]}... is {role}; parent {parent[:16] + '...' if parent else '-'}; {len(children)} children")
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--round", default="1", help="tag that keeps separate runs apart")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for children")
     args = parser.parse_args(argv)
-    return converge(Node(args.node), args.value, args.round, args.timeout)
+    return converge(NodeClient(args.node), args.value, args.round, args.timeout)
 
 
 if __name__ == "__main__":

@@ -24,14 +24,14 @@ import time
 from collections import OrderedDict
 from typing import Any
 
-from axl.client import DEFAULT_NODE_URL, Node, NodeError
+from axl.client import DEFAULT_NODE_URL, NodeClient, NodeError
 
 KIND = "axl-gossip"
 HISTORY = 120  # seconds a message id stays in the IHAVE window / the seen cache
 
 
 class Gossip:
-    def __init__(self, node: Node, topic: str, degree: int) -> None:
+    def __init__(self, node: NodeClient, topic: str, degree: int) -> None:
         self.node = node
         self.topic = topic
         self.degree = degree
@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=60.0, help="seconds to run")
     parser.add_argument("--degree", type=int, default=6, help="mesh size D")
     args = parser.parse_args(argv)
-    gossip = Gossip(Node(args.node), args.topic, args.degree)
+    gossip = Gossip(NodeClient(args.node), args.topic, args.degree)
     gossip.refresh_peers()
     print(f"{gossip.me[:16]}... on topic {args.topic!r}: {len(gossip.peers)} peers, mesh {len(gossip.mesh)}")
     for text in args.publish:

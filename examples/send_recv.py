@@ -16,10 +16,10 @@ import argparse
 import sys
 import time
 
-from axl.client import DEFAULT_NODE_URL, Message, Node, NodeError
+from axl.client import DEFAULT_NODE_URL, NodeClient, NodeError, ReceivedMessage
 
 
-def wait_for_message(node: Node, seconds: float) -> Message | None:
+def wait_for_message(node: NodeClient, seconds: float) -> ReceivedMessage | None:
     """Poll /recv until a message arrives or C{seconds} pass."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     ping.add_argument("peer")
     ping.add_argument("text", nargs="?", default="ping")
     args = parser.parse_args(argv)
-    node = Node(args.node)
+    node = NodeClient(args.node)
     me = node.our_key()
     print(f"our key: {me}")
     try:

@@ -17,7 +17,7 @@ from treq.testing import StubTreq
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.iweb import IRequest
 
-from axl.client import Message, Node, NodeError, TreqNode, mcp_envelope, request, task_result
+from axl.client import NodeClient, NodeError, ReceivedMessage, TreqNodeClient, mcp_envelope, request, task_result
 
 ME, PEER = "aa" * 32, "bb" * 32
 
@@ -131,8 +131,8 @@ class _ClientTests:
         self.assertIn("Missing X-Destination-Peer-Id", str(e))  # type: ignore[attr-defined]
 
     def test_recv(self) -> None:
-        """recv() returns a Message with the sender, then None on 204."""
-        self.assertEqual(self.call("recv"), Message(PEER, b"hello"))  # type: ignore[attr-defined]
+        """recv() returns a ReceivedMessage with the sender, then None on 204."""
+        self.assertEqual(self.call("recv"), ReceivedMessage(PEER, b"hello"))  # type: ignore[attr-defined]
         self.assertIsNone(self.call("recv"))  # type: ignore[attr-defined]
 
     def test_mcp(self) -> None:
@@ -165,7 +165,7 @@ class SyncClientTests(_ClientTests, SynchronousTestCase):
     def setUp(self) -> None:
         self.bridge = FakeBridge()
         opener = urllib.request.build_opener(_StubHandler(self.bridge.app.resource(), self))
-        self.node = Node("http://127.0.0.1:9002/", opener=opener)
+        self.node = NodeClient("http://127.0.0.1:9002/", opener=opener)
 
     def call(self, method: str, *args: Any) -> Any:
         return getattr(self.node, method)(*args)
@@ -195,7 +195,7 @@ class RequestTests(SynchronousTestCase):
 class TreqClientTests(_ClientTests, SynchronousTestCase):
     def setUp(self) -> None:
         self.bridge = FakeBridge()
-        self.node = TreqNode(StubTreq(self.bridge.app.resource()))
+        self.node = TreqNodeClient(StubTreq(self.bridge.app.resource()))
 
     def call(self, method: str, *args: Any) -> Any:
         return self.successResultOf(getattr(self.node, method)(*args))

@@ -15,7 +15,7 @@ from typing import Any
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from axl.client import Message
+from axl.client import ReceivedMessage
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -33,7 +33,7 @@ class FakeMesh:
 
     def __init__(self, tree: dict[str, str], links: list[tuple[str, str]]) -> None:
         self.tree, self.links = tree, links
-        self.queues: dict[str, list[Message]] = {k: [] for k in tree}
+        self.queues: dict[str, list[ReceivedMessage]] = {k: [] for k in tree}
 
     def node(self, key: str) -> "FakeNode":
         return FakeNode(self, key)
@@ -56,10 +56,10 @@ class FakeNode:
         return self.key
 
     def send(self, peer: str, data: bytes) -> int:
-        self.mesh.queues[peer].append(Message(self.key, data))
+        self.mesh.queues[peer].append(ReceivedMessage(self.key, data))
         return len(data)
 
-    def recv(self) -> Message | None:
+    def recv(self) -> ReceivedMessage | None:
         queue = self.mesh.queues[self.key]
         return queue.pop(0) if queue else None
 
@@ -83,7 +83,7 @@ class ConvergecastTests(SynchronousTestCase):
     def test_sum(self) -> None:
         """Leaves, then the intermediate node, then the root: the root's total covers every node."""
         mesh = FakeMesh({R: R, M: R, L1: M, L2: M}, [])
-        mesh.queues[M].append(Message(L1, b"not json"))  # another program's message is skipped
+        mesh.queues[M].append(ReceivedMessage(L1, b"not json"))  # another program's message is skipped
         out = io.StringIO()
         with contextlib.redirect_stdout(out):
             for key, value in ((L1, 1), (L2, 2), (M, 3), (R, 4)):

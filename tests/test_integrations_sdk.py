@@ -4,7 +4,7 @@ End-to-end tests with the official SDKs (C{mcp}, C{a2a-sdk}) on 127.0.0.1.
 The path under test is a node's bridge C{/mcp/{peer}/{service}} and C{/a2a/{peer}}
 (L{axl.bridge.app.Bridge}) -> the port-7000 envelope (L{axl.streams}) -> our MCP
 router / A2A server -> MCP servers made with the C{mcp} SDK and run by uvicorn. The overlay hop
-is the node's own loopback (the peer id is the node's own key, which L{axl.streams.sender.Sender}
+is the node's own loopback (the peer id is the node's own key, which L{axl.streams.sender.MessageSender}
 delivers to its local stream registry), so everything above the mesh is real code.
 
 The SDK clients and servers are asyncio programs: each runs in its own thread with its own event
@@ -53,7 +53,7 @@ try:
     from axl.streams.mcp import MCPStream
     from axl.streams.recv_queue import RecvQueue
     from axl.streams.registry import StreamRegistry
-    from axl.streams.sender import Sender
+    from axl.streams.sender import MessageSender
 except ImportError:  # pragma: no cover
     Bridge = None
 
@@ -214,7 +214,7 @@ class SDKEndToEndTests(TestCase):
         def no_dial(key: bytes, port: int) -> Any:
             raise AssertionError("the test's node only talks to itself")
 
-        sender = Sender(no_dial, reactor, NODE_KEY, streams)
+        sender = MessageSender(no_dial, reactor, NODE_KEY, streams)
         self.api = Bridge(lambda: {}, sender, queue, reactor, McpSessions(reactor), request_timeout=25)
         self.bridge = f"http://127.0.0.1:{self.listen(self.api.app.resource())}"
 

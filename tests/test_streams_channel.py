@@ -16,7 +16,7 @@ from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from axl.streams.channel import ChannelCore, ChannelInputs, Frame, new_channel
+from axl.streams.channel import Channel, ChannelCore, Frame
 from axl.streams.errors import PeerTimedOut, PeerUnreachable, SendTimedOut
 
 DEST = b"\x07" * 32
@@ -45,7 +45,7 @@ class Endpoint:
 
 
 class Owner:
-    """A fake Sender: records what the channel asks of it."""
+    """A fake MessageSender: records what the channel asks of it."""
 
     port = 7000
     idle_close = 5.0
@@ -65,7 +65,7 @@ class Owner:
 
         return dial
 
-    def forget(self, dest: bytes, channel: ChannelInputs) -> None:
+    def forget(self, dest: bytes, channel: Channel) -> None:
         self.events.append(("forget", dest))
 
     def requeue(self, dest: bytes, frames: deque[Frame]) -> None:
@@ -73,12 +73,12 @@ class Owner:
 
 
 class ChannelTests(SynchronousTestCase):
-    def channel(self, result: str = "now") -> tuple[ChannelInputs, ChannelCore, Owner]:
+    def channel(self, result: str = "now") -> tuple[Channel, ChannelCore, Owner]:
         owner = Owner(Endpoint(result))
-        core = ChannelCore(owner, DEST)  # type: ignore[arg-type]
-        return new_channel(core), core, owner
+        channel = Channel(owner, DEST)  # type: ignore[arg-type]
+        return channel, channel.core, owner
 
-    def frame(self, channel: ChannelInputs, owner: Owner, payload: bytes) -> Frame:
+    def frame(self, channel: Channel, owner: Owner, payload: bytes) -> Frame:
         frame = Frame(payload)
         frame.timer = owner.clock.callLater(owner.send_timeout, channel.timed_out, frame)
         channel.enqueue(frame)
@@ -136,9 +136,10 @@ class ChannelTests(SynchronousTestCase):
         self.assertTrue(owner.endpoint.transport.disconnecting)
         self.assertEqual(owner.events[-1], ("forget", DEST))
         channel.lost(Failure(ConnectionDone()))
-        late = Frame(b"late")
-        channel.enqueue(late)  # never lost, even if it reaches a closed channel
-        self.failureResultOf(late.d, PeerUnreachable)
+        late = self.frame(channel, owner, b"late")  # never lost, even on a closed channel
+        self.assertEqual(owner.endpoint.transport.value(), b"\0\0\0\x01a")
+        owner.clock.advance(30)
+        self.failureResultOf(late.d, SendTimedOut)
 
     def test_paused_then_timed_out(self) -> None:
         """A message the paused transport never took fails after send_timeout as not sent."""

@@ -7,9 +7,9 @@ from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from axl.streams.framing import (
-    FrameDecoder,
-    FrameTooLarge,
-    encode_frame,
+    MessageDecoder,
+    MessageTooLarge,
+    encode_message,
     frame_header,
     oversize_reply,
     parse_oversize_reply,
@@ -18,10 +18,10 @@ from axl.streams.framing import (
 
 class FramingTests(SynchronousTestCase):
     def test_too_large_keeps_earlier_frames(self) -> None:
-        """FrameTooLarge carries the messages the same feed completed before the oversize header."""
-        d = FrameDecoder(10)
-        with self.assertRaises(FrameTooLarge) as cm:
-            d.feed(encode_frame(b"a") + encode_frame(b"bc") + frame_header(11))
+        """MessageTooLarge carries the messages the same feed completed before the oversize header."""
+        d = MessageDecoder(10)
+        with self.assertRaises(MessageTooLarge) as cm:
+            d.feed(encode_message(b"a") + encode_message(b"bc") + frame_header(11))
         self.assertEqual((cm.exception.frames, cm.exception.length, cm.exception.limit), ([b"a", b"bc"], 11, 10))
 
     def test_oversize_reply_round_trip(self) -> None:
@@ -61,14 +61,14 @@ class FramingTests(SynchronousTestCase):
 
     def test_several_frames_and_empty(self) -> None:
         """One feed can complete several messages, including zero-length ones."""
-        d = FrameDecoder(100)
-        data = encode_frame(b"abc") + encode_frame(b"") + encode_frame(b"x")
+        d = MessageDecoder(100)
+        data = encode_message(b"abc") + encode_message(b"") + encode_message(b"x")
         self.assertEqual(d.feed(data), [b"abc", b"", b"x"])
         self.assertFalse(d.in_frame)
 
     def test_partial(self) -> None:
         """A partial header or payload waits for more bytes and reports being inside a message."""
-        d = FrameDecoder(100)
+        d = MessageDecoder(100)
         self.assertEqual(d.feed(b"\x00\x00"), [])
         self.assertTrue(d.in_frame)
         self.assertEqual(d.feed(b"\x00\x02a"), [])
@@ -78,15 +78,15 @@ class FramingTests(SynchronousTestCase):
 
     def test_header_only_is_in_frame(self) -> None:
         """After a complete header of a non-empty message, the decoder is inside a message."""
-        d = FrameDecoder(100)
+        d = MessageDecoder(100)
         self.assertEqual(d.feed(frame_header(5)), [])
         self.assertTrue(d.in_frame)
 
     def test_too_large(self) -> None:
         """A length above the limit raises as soon as the header is complete."""
-        d = FrameDecoder(10)
-        self.assertEqual(d.feed(encode_frame(b"x" * 10)), [b"x" * 10])
-        with self.assertRaises(FrameTooLarge) as cm:
+        d = MessageDecoder(10)
+        self.assertEqual(d.feed(encode_message(b"x" * 10)), [b"x" * 10])
+        with self.assertRaises(MessageTooLarge) as cm:
             d.feed(frame_header(11))
         self.assertEqual(str(cm.exception), "message size 11 exceeds maximum 10")
 
@@ -113,8 +113,8 @@ class FramingTests(SynchronousTestCase):
     )
     def test_any_split(self, messages: list[bytes], cuts: list[int]) -> None:
         """Messages come out identical however the byte stream is split."""
-        stream = b"".join(encode_frame(m) for m in messages)
-        d = FrameDecoder(1000)
+        stream = b"".join(encode_message(m) for m in messages)
+        d = MessageDecoder(1000)
         out: list[bytes] = []
         pos, i = 0, 0
         while pos < len(stream):

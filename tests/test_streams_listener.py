@@ -13,7 +13,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 
 from axl.overlay_address import OverlayAddress
-from axl.streams.framing import encode_frame
+from axl.streams.framing import encode_message
 from axl.streams.interfaces import IStream
 from axl.streams.listener import MessageFactory, peer_key_of
 from axl.streams.recv_queue import Message, RecvQueue
@@ -84,7 +84,7 @@ class ListenerTests(SynchronousTestCase):
     def test_several_frames_queued_with_full_sender_key(self) -> None:
         """Several messages on one connection are queued in order with the sender's full key."""
         proto, t = self.connect()
-        proto.dataReceived(encode_frame(b"one") + encode_frame(b""))
+        proto.dataReceived(encode_message(b"one") + encode_message(b""))
         self.assertEqual(
             [self.queue.get(), self.queue.get()], [Message(A, b"one"), Message(A, b"")]
         )
@@ -93,11 +93,11 @@ class ListenerTests(SynchronousTestCase):
     def test_reply_on_same_connection(self) -> None:
         """A stream's reply is written back as one frame; reading pauses while the stream works."""
         proto, t = self.connect()
-        proto.dataReceived(encode_frame(b'{"echo": 1}') + encode_frame(b"after"))
+        proto.dataReceived(encode_message(b'{"echo": 1}') + encode_message(b"after"))
         self.assertEqual(t.producerState, "paused")
         self.assertEqual(len(self.queue), 0)
         self.echo.pending[0].callback(b"pong")
-        self.assertEqual(t.value(), encode_frame(b"pong"))
+        self.assertEqual(t.value(), encode_message(b"pong"))
         self.assertEqual(t.producerState, "producing")
         self.assertEqual(self.queue.get(), Message(A, b"after"))
 
@@ -125,7 +125,7 @@ class ListenerTests(SynchronousTestCase):
         self.assertEqual(t.producerState, "producing")  # still read: the sender can finish
         proto.dataReceived(b"x" * 50)
         self.assertFalse(t.disconnecting)
-        proto.dataReceived(b"x" + encode_frame(b"late"))
+        proto.dataReceived(b"x" + encode_message(b"late"))
         self.assertTrue(t.disconnecting)
         self.assertEqual(t.value(), struct.pack("!I", len(body)) + body)
         proto.connectionLost()
@@ -147,8 +147,8 @@ class ListenerTests(SynchronousTestCase):
     def test_oversize_keeps_earlier_messages(self) -> None:
         """Messages complete before the oversize header (earlier reads and the same read) are queued."""
         proto, t = self.connect()
-        proto.dataReceived(encode_frame(b"first"))
-        proto.dataReceived(encode_frame(b"second") + b"\xff\xff\xff\xff")
+        proto.dataReceived(encode_message(b"first"))
+        proto.dataReceived(encode_message(b"second") + b"\xff\xff\xff\xff")
         self.assertTrue(t.disconnecting)
         self.assertEqual(
             [self.queue.get(), self.queue.get()], [Message(A, b"first"), Message(A, b"second")]
@@ -193,7 +193,7 @@ class ListenerTests(SynchronousTestCase):
         """A connection with no message for idle_timeout is closed."""
         proto, t = self.connect()
         self.clock.advance(29)
-        proto.dataReceived(encode_frame(b"x"))
+        proto.dataReceived(encode_message(b"x"))
         self.clock.advance(59)
         self.assertFalse(t.disconnecting)
         self.clock.advance(2)
@@ -212,7 +212,7 @@ class ListenerTests(SynchronousTestCase):
     def test_backpressure_when_queue_full(self) -> None:
         """With the queue full the connection stops being read, no timer runs, and nothing is lost."""
         proto, t = self.connect()
-        proto.dataReceived(b"".join(encode_frame(b"%d" % i) for i in range(5)))
+        proto.dataReceived(b"".join(encode_message(b"%d" % i) for i in range(5)))
         self.assertEqual(t.producerState, "paused")
         self.assertEqual(self.clock.getDelayedCalls(), [])
         got = []
@@ -226,7 +226,7 @@ class ListenerTests(SynchronousTestCase):
     def test_whole_messages_survive_close(self) -> None:
         """Messages that arrived whole are still queued when the connection closes while paused."""
         proto, _ = self.connect()
-        proto.dataReceived(b"".join(encode_frame(b"%d" % i) for i in range(4)))
+        proto.dataReceived(b"".join(encode_message(b"%d" % i) for i in range(4)))
         proto.connectionLost()
         got = [self.queue.get() for _ in range(4)]
         self.assertEqual([m.payload for m in got if m], [b"0", b"1", b"2", b"3"])
@@ -254,7 +254,7 @@ class ListenerTests(SynchronousTestCase):
         proto = factory.buildProtocol(None)
         t = StringTransport(peerAddress=OverlayAddress(A, 1))
         proto.makeConnection(t)
-        proto.dataReceived(encode_frame(b'{"service":"w","request":{}}'))
+        proto.dataReceived(encode_message(b'{"service":"w","request":{}}'))
         self.assertEqual(
             json.loads(t.value()[4:]),
             {"service": "w", "response": None, "error": "mcp not enabled on this node"},
@@ -272,7 +272,7 @@ class ListenerTests(SynchronousTestCase):
         proto = factory.buildProtocol(None)
         t = StringTransport(peerAddress=OverlayAddress(A, 1))
         proto.makeConnection(t)
-        proto.dataReceived(encode_frame(b"filler") + encode_frame(b'{"service":"w"}'))
+        proto.dataReceived(encode_message(b"filler") + encode_message(b'{"service":"w"}'))
         self.assertEqual(
             json.loads(t.value()[4:])["error"], "mcp not enabled on this node"
         )
@@ -284,7 +284,7 @@ class ListenerTests(SynchronousTestCase):
     def test_data_delivered_during_resume_is_processed(self) -> None:
         """Messages a transport hands over synchronously when reading resumes are dispatched."""
         proto, t = self.connect()
-        held = encode_frame(b"2") + encode_frame(b"3")
+        held = encode_message(b"2") + encode_message(b"3")
 
         def resume() -> None:
             t.producerState = "producing"
@@ -293,7 +293,7 @@ class ListenerTests(SynchronousTestCase):
 
         held_box = [held]
         t.resumeProducing = resume  # type: ignore[method-assign]
-        proto.dataReceived(encode_frame(b"0") + encode_frame(b"1") + encode_frame(b"x"))
+        proto.dataReceived(encode_message(b"0") + encode_message(b"1") + encode_message(b"x"))
         self.assertEqual(t.producerState, "paused")
         got = []
         for _ in range(5):

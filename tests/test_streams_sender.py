@@ -21,7 +21,7 @@ from axl.streams.errors import (
     RemoteError,
     SendTimedOut,
 )
-from axl.streams.sender import Sender
+from axl.streams.sender import MessageSender
 from tests.streams_helpers import MemoryNet, key
 from tests.test_streams_registry import FakeStream
 
@@ -38,7 +38,7 @@ class SenderTests(SynchronousTestCase):
         self.net.listen(B, 7000, self.factory_b)
         self.queue_a = RecvQueue(self.clock)
         self.reg_a = StreamRegistry(self.queue_a, self.clock)
-        self.sender = Sender(
+        self.sender = MessageSender(
             self.net.dial_from(A), self.clock, A, self.reg_a, max_message_size=1000
         )
 
@@ -172,7 +172,7 @@ class RequestTests(SynchronousTestCase):
         self.net.listen(B, 7000, MessageFactory(self.reg_b, self.clock))
         self.reg_a = StreamRegistry(RecvQueue(self.clock), self.clock)
         self.reg_a.add(FakeStream("mcp", "service", b"local"))
-        self.sender = Sender(
+        self.sender = MessageSender(
             self.net.dial_from(A), self.clock, A, self.reg_a, max_message_size=100
         )
 
@@ -283,7 +283,7 @@ class OversizeRefusalTests(SynchronousTestCase):
         self.reg_b.add(FakeStream("mcp", "service", b'{"service":"s","response":1}'))
         self.factory_b = MessageFactory(self.reg_b, self.clock, max_message_size=self.LIMIT)
         self.net.listen(B, 7000, self.factory_b)
-        self.sender = Sender(
+        self.sender = MessageSender(
             self.net.dial_from(A), self.clock, A, StreamRegistry(RecvQueue(self.clock), self.clock),
             max_message_size=1 << 20,
         )

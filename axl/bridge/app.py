@@ -62,7 +62,7 @@ from axl.streams.errors import (
     SendTimedOut,
 )
 from axl.streams.recv_queue import RecvQueue
-from axl.streams.sender import Sender
+from axl.streams.sender import MessageSender
 
 __all__ = ["Bridge", "delivery_status"]
 
@@ -106,7 +106,7 @@ class Bridge:
     def __init__(
         self,
         topology: Callable[[], dict[str, object]],
-        sender: Sender,
+        sender: MessageSender,
         queue: RecvQueue,
         clock: IReactorTime,
         sessions: McpSessions,

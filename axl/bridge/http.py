@@ -121,17 +121,20 @@ def text_response(request: IRequest, code: int, message: str) -> bytes:
 
 
 def method_not_allowed(request: IRequest, allowed: bytes) -> bytes:
+    """A 405 naming the C{allowed} methods in C{Allow}."""
     request.setHeader(b"Allow", allowed)
     return text_response(request, 405, "Method not allowed")
 
 
 def json_response(request: IRequest, body: bytes, code: int = 200) -> bytes:
+    """A JSON body with status C{code}, sized."""
     request.setResponseCode(code)
     request.setHeader(b"Content-Type", b"application/json")
     return sized(request, body)
 
 
 def header(request: IRequest, name: bytes) -> str | None:
+    """The request header C{name} as text, or None if absent."""
     value = request.getHeader(name)
     if value is None:
         return None
@@ -139,6 +142,7 @@ def header(request: IRequest, name: bytes) -> str | None:
 
 
 def jsonrpc_error(request_id: Any, message: str) -> bytes:
+    """A JSON-RPC 2.0 error reply (code -32603, internal error) to C{request_id}."""
     return (
         dumps(
             {

@@ -32,6 +32,7 @@ def card_url(node_key: str) -> str:
 
 
 def skill_for_service(name: str) -> dict[str, Any]:
+    """The agent card's skill for the MCP service C{name}, with an example request."""
     example = {"service": name, "request": {"jsonrpc": "2.0", "method": "tools/list", "id": 1}}
     return {
         "id": name,
@@ -76,6 +77,7 @@ def build_agent_card(services: list[str], node_key: str) -> dict[str, Any]:
 
 
 def agent_message(message_id: str, text: str, task_id: str, context_id: str) -> dict[str, Any]:
+    """An A2A v1.0 agent message with one text part, in task C{task_id}."""
     return {
         "messageId": message_id,
         "role": "ROLE_AGENT",

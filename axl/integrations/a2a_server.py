@@ -58,6 +58,7 @@ _PUSH_METHODS = frozenset(
 
 
 class JSONRPCError(Exception):
+    """A JSON-RPC error to answer with: C{code} and the message."""
     def __init__(self, code: int, message: str) -> None:
         super().__init__(message)
         self.code = code
@@ -132,6 +133,7 @@ class A2AServer:
 
     @app.route("/.well-known/agent-card.json", methods=["GET"])
     async def agent_card(self, request: IRequest) -> bytes:
+        """C{GET /.well-known/agent-card.json}: the card, one skill per registered service."""
         try:
             key = await self._get_node_key()
         except Exception as e:
@@ -171,6 +173,7 @@ class A2AServer:
 
     @app.route("/", methods=["POST"])
     async def jsonrpc(self, request: IRequest) -> bytes:
+        """C{POST /}: one A2A v1.0 JSON-RPC request (SendMessage, GetTask, ListTasks, CancelTask)."""
         try:
             body = json.loads(request.content.read())
         except (ValueError, UnicodeDecodeError) as e:

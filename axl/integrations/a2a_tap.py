@@ -17,6 +17,7 @@ __all__ = ["Options", "makeService", "a2a_service"]
 
 
 class Options(usage.Options):
+    """The options of C{a2a-server} and C{twistd axl-a2a}."""
     synopsis = "[--port 9004] [--host 127.0.0.1] [--router URL] [--node-url URL]"
     longdesc = (
         "Run the A2A server: an A2A v1.0 JSON-RPC agent whose skills are the MCP services "
@@ -55,6 +56,7 @@ def a2a_service(
 
 
 def makeService(options: Options) -> IService:
+    """The twistd plugin's service: the A2A server on the options' host and port."""
     from twisted.internet import reactor
 
     return a2a_service(

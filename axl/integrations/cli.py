@@ -49,12 +49,14 @@ def run(
 
 
 def mcp_router_main(argv: Sequence[str] | None = None, stderr: TextIO | None = None) -> NoReturn:
+    """The C{mcp-router} console script."""
     from axl.integrations import router_tap
 
     run("mcp-router", router_tap.Options(), router_tap.makeService, argv, stderr)  # type: ignore[no-untyped-call]
 
 
 def a2a_server_main(argv: Sequence[str] | None = None, stderr: TextIO | None = None) -> NoReturn:
+    """The C{a2a-server} console script."""
     from axl.integrations import a2a_tap
 
     run("a2a-server", a2a_tap.Options(), a2a_tap.makeService, argv, stderr)  # type: ignore[no-untyped-call]

@@ -118,6 +118,7 @@ class MCPRouter:
 
     @app.route("/register", methods=["POST"])
     def register(self, request: IRequest) -> bytes:
+        """C{POST /register {service, endpoint}}: add or replace a service."""
         try:
             body = parse_json_object(request.content.read())
         except ValueError as e:
@@ -136,6 +137,7 @@ class MCPRouter:
 
     @app.route("/register/<path:service>", methods=["DELETE"])
     def deregister(self, request: IRequest, service: str) -> bytes:
+        """C{DELETE /register/{service}}: remove a service (404 if unknown)."""
         if not self.registry.deregister(service):
             return _json(request, 404, {"error": f"Service not found: {service}"})
         self.log.info("deregistered {service}", service=service)
@@ -143,14 +145,17 @@ class MCPRouter:
 
     @app.route("/services", methods=["GET"])
     def services(self, request: IRequest) -> bytes:
+        """C{GET /services}: every registered service and its entry."""
         return _json(request, 200, self.registry.to_json())
 
     @app.route("/health", methods=["GET"])
     def health(self, request: IRequest) -> bytes:
+        """C{GET /health}: C{status} and C{service_count}."""
         return _json(request, 200, {"status": "ok", "service_count": len(self.registry)})
 
     @app.route("/route", methods=["POST"])
     async def route(self, request: IRequest) -> bytes:
+        """C{POST /route {service, request, from_peer_id?, headers?}}: forward to the service."""
         try:
             body = parse_json_object(request.content.read())
         except ValueError as e:

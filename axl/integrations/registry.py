@@ -32,11 +32,14 @@ class RegistrationError(ValueError):
 
 @dataclass(frozen=True)
 class ServiceEntry:
+    """One registered service: its URL, when it was registered, and the last forward's outcome."""
+
     endpoint: str
     registered_at: str
     healthy: bool = True
 
     def to_json(self) -> dict[str, Any]:
+        """The entry as JSON: C{endpoint}, C{registered_at}, C{healthy}."""
         return asdict(self)
 
 
@@ -87,6 +90,7 @@ class Registry:
         return True
 
     def lookup(self, service: str) -> ServiceEntry | None:
+        """The entry of C{service}, or None."""
         return self._entries.get(service)
 
     def mark(self, service: str, healthy: bool) -> None:
@@ -96,9 +100,11 @@ class Registry:
             self._entries[service] = replace(entry, healthy=healthy)
 
     def names(self) -> list[str]:
+        """The registered services' names, in registration order."""
         return list(self._entries)
 
     def to_json(self) -> dict[str, dict[str, Any]]:
+        """Every entry as JSON, by service name (C{GET /services})."""
         return {name: entry.to_json() for name, entry in self._entries.items()}
 
     def __len__(self) -> int:

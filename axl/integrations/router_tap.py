@@ -18,6 +18,7 @@ __all__ = ["Options", "makeService", "router_service"]
 
 
 class Options(usage.Options):
+    """The options of C{mcp-router} and C{twistd axl-mcp-router}."""
     synopsis = "[--port 9003] [--host 127.0.0.1] [--state FILE]"
     longdesc = (
         "Run the MCP router: a registry of local MCP services (POST /register, "
@@ -55,6 +56,7 @@ def router_service(
 
 
 def makeService(options: Options) -> IService:
+    """The twistd plugin's service: the MCP router on the options' host and port."""
     from twisted.internet import reactor
 
     return router_service(reactor, options["host"], options["port"], options["state"], options["timeout"])

@@ -2,7 +2,7 @@
 """
 Peer and listen URIs to Twisted endpoints (spec/yggdrasil-wire.md sections 2.1 and 2.3).
 
-C{tcp://} dials with L{HostnameEndpoint} (IP literals and names, every resolved address tried,
+C{tcp://} dials with C{HostnameEndpoint} (IP literals and names, every resolved address tried,
 5 s timeout) and listens with a TCP4/TCP6 server endpoint; C{tls://} wraps those in TLS with the
 node's certificate; C{unix://} uses UNIX sockets.
 """

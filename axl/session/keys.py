@@ -2,14 +2,14 @@
 """
 The encrypted layer's key material (spec/yggdrasil-wire.md section 4.1), on PyNaCl's bindings.
 
-* a node's static X25519 public key is the Edwards-to-Montgomery map of its ed25519 key
-  (L{x25519_public}, cached: every init we send or check needs it);
-* its static X25519 private key is C{SHA-512(seed)[0:32]}. Go leaves it unclamped
-  (L{x25519_private_unclamped}); libsodium's conversion clamps it (L{x25519_private}); X25519
-  clamps internally, so both give the same shared secrets;
-* shared keys are C{crypto_box_beforenm} (HSalsa20 of X25519), computed once per key pair and
-  kept by the session that uses them;
-* boxes are XSalsa20-Poly1305 C{tag || ciphertext} with the nonce C{16 zero bytes || BE64(n)}.
+ - a node's static X25519 public key is the Edwards-to-Montgomery map of its ed25519 key
+   (L{x25519_public}, cached: every init we send or check needs it);
+ - its static X25519 private key is C{SHA-512(seed)[0:32]}. Go leaves it unclamped
+   (L{x25519_private_unclamped}); libsodium's conversion clamps it (L{x25519_private}); X25519
+   clamps internally, so both give the same shared secrets;
+ - shared keys are C{crypto_box_beforenm} (HSalsa20 of X25519), computed once per key pair and
+   kept by the session that uses them;
+ - boxes are XSalsa20-Poly1305 C{tag || ciphertext} with the nonce C{16 zero bytes || BE64(n)}.
 
 Any libsodium refusal (a low-order point, an invalid ed25519 encoding) is a L{DecodeError}: the
 packet that carried the key is dropped.

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_session_session -*-
+# -*- test-case-name: tests.test_session_manager -*-
 """
 One encrypted session with one remote key (spec/yggdrasil-wire.md section 4.5), pure.
 

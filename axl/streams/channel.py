@@ -1,8 +1,8 @@
 # -*- test-case-name: tests.test_streams_channel,tests.test_streams_sender -*-
 """
-One destination's pooled C{/send} connection (spec/axl-node.md section 5.2): the messages
-waiting for it and those written but not yet acknowledged, and its lifecycle as an automat
-state machine (L{new_channel}):
+One destination's pooled C{/send} connection (spec/axl-node.md section 5.2), a L{Channel}: the
+messages waiting for it and those written but not yet acknowledged (L{ChannelCore}), and the
+connection's lifecycle as an automat state machine (L{ChannelLifecycle})::
 
     new --start--> connecting --connected--> open --close--> closing --lost--> closed
                         |                     |
@@ -20,6 +20,12 @@ state machine (L{new_channel}):
 A message not through within C{send_timeout} fails with L{SendTimedOut} (or L{PeerTimedOut} if
 no connection was ever made); a receiver's refusal of an oversize message fails it with
 L{MessageRefused}.
+
+Per-message events (a message queued, acknowledged, refused or timed out, the transport
+resuming) are plain calls on the core: they act on the connection the lifecycle currently
+offers for writing (C{ChannelCore.writer}, set on entering I{open}, cleared on leaving it), and
+stay off the machine, whose transition lookup costs more than the rest of a small message's
+work (automat scans its transitions on every input).
 """
 
 from __future__ import annotations
@@ -48,11 +54,12 @@ from axl.streams.errors import (
     PeerTimedOut,
     PeerUnreachable,
     SendTimedOut,
+    failure_reason,
 )
-from axl.streams.framing import FrameDecoder, parse_oversize_reply, write_frame
+from axl.streams.framing import MessageDecoder, parse_oversize_reply, write_frame
 from axl.streams.interfaces import IAcknowledgingTransport
 
-__all__ = ["SEND_WINDOW", "ChannelCore", "ChannelInputs", "ChannelOwner", "Frame", "new_channel"]
+__all__ = ["SEND_WINDOW", "Channel", "ChannelCore", "ChannelLifecycle", "ChannelOwner", "Frame"]
 
 log = Logger()
 
@@ -62,12 +69,6 @@ SEND_WINDOW = 4 * 1024 * 1024
 
 #: The longest reply frame a C{/send} connection decodes (an oversize refusal is far shorter).
 _REPLY_MAX = 64 * 1024
-
-
-def failure_reason(failure: Failure) -> str:
-    """The message of C{failure}, or its type's name when it has none."""
-    text = failure.getErrorMessage()
-    return text if text else getattr(failure.type, "__name__", "error")
 
 
 class Frame:
@@ -103,7 +104,7 @@ class Frame:
 
 
 class ChannelOwner(TypingProtocol):
-    """What a channel needs from the L{axl.streams.sender.Sender} that made it."""
+    """What a channel needs from the L{axl.streams.sender.MessageSender} that made it."""
 
     clock: IReactorTime
     port: int
@@ -115,21 +116,15 @@ class ChannelOwner(TypingProtocol):
     def dial(self) -> Callable[[bytes, int], IStreamClientEndpoint]:
         """C{dial(key, port)} -> an endpoint to that node's overlay port."""
 
-    def forget(self, dest: bytes, channel: ChannelInputs) -> None:
+    def forget(self, dest: bytes, channel: Channel) -> None:
         """C{channel} takes no more messages: the next message to C{dest} makes a new one."""
 
     def requeue(self, dest: bytes, frames: deque[Frame]) -> None:
         """Send C{frames}, never written, on a new connection, ahead of anything newer."""
 
 
-class ChannelInputs(TypingProtocol):
-    """The inputs of a channel's state machine (every one returns None, so it may re-enter)."""
-
-    def enqueue(self, frame: Frame) -> None:
-        """A new message for this destination (at the back of the queue)."""
-
-    def requeue(self, frames: Iterable[Frame]) -> None:
-        """Messages moved from a connection that closed (at the front, in their order)."""
+class ChannelLifecycle(TypingProtocol):
+    """The inputs of a channel's connection lifecycle (each returns None, so it may re-enter)."""
 
     def start(self) -> None:
         """Dial the destination."""
@@ -139,18 +134,6 @@ class ChannelInputs(TypingProtocol):
 
     def connect_failed(self, failure: Failure) -> None:
         """The dial failed (or took longer than C{connect_timeout})."""
-
-    def pump(self) -> None:
-        """The transport may take more data."""
-
-    def acked(self, frame: Frame) -> None:
-        """The peer's TCP acknowledged everything up to C{frame}."""
-
-    def refused(self, error: str, limit: int) -> None:
-        """The receiver refused a message over its C{max_message_size} (C{limit})."""
-
-    def timed_out(self, frame: Frame) -> None:
-        """C{frame}'s C{send_timeout} passed."""
 
     def close(self) -> None:
         """Close the connection (idle, or the node is stopping)."""
@@ -165,10 +148,10 @@ class SendProtocol(Protocol):
 
     transport: Any  # set by makeConnection
 
-    def __init__(self, channel: ChannelInputs) -> None:
+    def __init__(self, channel: Channel) -> None:
         self.channel = channel
         self.paused = False
-        self._decoder: FrameDecoder | None = FrameDecoder(_REPLY_MAX)
+        self._decoder: MessageDecoder | None = MessageDecoder(_REPLY_MAX)
 
     def connectionMade(self) -> None:
         self.transport.registerProducer(self, True)
@@ -214,27 +197,95 @@ class SendProtocol(Protocol):
 @dataclass(eq=False)
 class ChannelCore:
     """
-    The messages of one destination's channel; its lifecycle is the state machine's.
+    The messages of one destination's channel.
 
     @ivar queue: messages not yet written, oldest first.
     @ivar inflight: messages written and not yet acknowledged, oldest first.
+    @ivar protocol: the connection, once one was made (even if it is closed since).
+    @ivar writer: the connection while it is I{open} (the lifecycle sets and clears it).
     @ivar progress: whether any message went through on this connection.
     """
 
     owner: ChannelOwner
     dest: bytes
+    channel: Channel
     queue: deque[Frame] = field(default_factory=deque)
     inflight: deque[Frame] = field(default_factory=deque)
     inflight_bytes: int = 0
     protocol: SendProtocol | None = None
+    writer: SendProtocol | None = None
     acks: bool = False
     progress: bool = False
     idle: IDelayedCall | None = None
 
-    def write_queued(self, channel: ChannelInputs) -> None:
-        """Write queued messages while the transport takes them and the window allows."""
-        protocol = self.protocol
-        assert protocol is not None
+    # -- per-message events (Channel forwards them here) ---------------------------------------
+
+    def enqueue(self, frame: Frame) -> None:
+        """A new message, at the back of the queue; written at once if the connection is open."""
+        self.queue.append(frame)
+        self.write_queued()
+
+    def requeue(self, frames: Iterable[Frame]) -> None:
+        """Messages moved from a connection that closed, at the front, in their order."""
+        self.queue.extendleft(reversed(list(frames)))
+        self.write_queued()
+
+    def acked(self, frame: Frame) -> None:
+        """Acknowledgements are cumulative: every message written up to C{frame} is through."""
+        self.progress = True
+        while self.inflight:
+            done = self.inflight.popleft()
+            self.inflight_bytes -= len(done.payload)
+            done.finish(len(done.payload))
+            if done is frame:
+                break
+        self.write_queued()
+
+    def refused(self, error: str, limit: int) -> None:
+        """
+        Fail the first unacknowledged message over C{limit} with L{MessageRefused} (one already
+        acknowledged was reported sent before the refusal could arrive: it is logged).
+        """
+        for frame in self.inflight:
+            if not frame.done and len(frame.payload) > limit:
+                frame.finish(Failure(MessageRefused(error, limit)))
+                return
+        log.info("{peer} refused a message already reported as sent: {err}",
+                 peer=short_key(self.dest), err=error)  # fmt: skip
+
+    def timed_out(self, frame: Frame) -> None:
+        """C{frame}'s C{send_timeout} passed: fail it, saying whether it was written."""
+        frame.timer = None
+        timeout = self.owner.send_timeout
+        error: DeliveryError
+        if not frame.written:
+            try:
+                self.queue.remove(frame)
+            except ValueError:
+                pass
+            if self.protocol is None:
+                error = PeerTimedOut(f"Timed out reaching peer after {timeout:g} s")
+            else:
+                error = SendTimedOut(
+                    f"Send timed out: the peer took no more data for {timeout:g} s; not sent"
+                )
+        else:
+            error = SendTimedOut(
+                f"Send timed out: the peer did not acknowledge the message within {timeout:g} s"
+                " (it may still arrive)"
+            )
+        frame.finish(Failure(error))
+        if self.writer is not None:
+            self.check_idle()
+
+    def write_queued(self) -> None:
+        """
+        If the connection is open, write queued messages while the transport takes them and the
+        window allows, then run or stop the idle timer.
+        """
+        protocol = self.writer
+        if protocol is None:
+            return
         transport = protocol.transport
         while self.queue and not protocol.paused:
             frame = self.queue[0]
@@ -249,56 +300,14 @@ class ChannelCore:
                 self.inflight_bytes += size
                 # A lost connection fails what is in flight (the lost input), not this errback.
                 transport.when_acknowledged().addCallbacks(
-                    _acked, _ack_failed, callbackArgs=(channel, frame)
+                    _acked, _ack_failed, callbackArgs=(self, frame)
                 )
             else:
                 self.progress = True
                 frame.finish(size)
+        self.check_idle()
 
-    def finish_acked(self, frame: Frame) -> None:
-        """Acknowledgements are cumulative: every message written up to C{frame} is through."""
-        self.progress = True
-        while self.inflight:
-            done = self.inflight.popleft()
-            self.inflight_bytes -= len(done.payload)
-            done.finish(len(done.payload))
-            if done is frame:
-                break
-
-    def fail_refused(self, error: str, limit: int) -> None:
-        """
-        Fail the first unacknowledged message over C{limit} with L{MessageRefused} (one already
-        acknowledged was reported sent before the refusal could arrive: it is logged).
-        """
-        for frame in self.inflight:
-            if not frame.done and len(frame.payload) > limit:
-                frame.finish(Failure(MessageRefused(error, limit)))
-                return
-        log.info("{peer} refused a message already reported as sent: {err}",
-                 peer=short_key(self.dest), err=error)  # fmt: skip
-
-    def fail_timed_out(self, frame: Frame, connected: bool) -> None:
-        """C{frame}'s C{send_timeout} passed: fail it, saying whether it was written."""
-        frame.timer = None
-        timeout = self.owner.send_timeout
-        error: DeliveryError
-        if not frame.written:
-            try:
-                self.queue.remove(frame)
-            except ValueError:
-                pass
-            if not connected:
-                error = PeerTimedOut(f"Timed out reaching peer after {timeout:g} s")
-            else:
-                error = SendTimedOut(
-                    f"Send timed out: the peer took no more data for {timeout:g} s; not sent"
-                )
-        else:
-            error = SendTimedOut(
-                f"Send timed out: the peer did not acknowledge the message within {timeout:g} s"
-                " (it may still arrive)"
-            )
-        frame.finish(Failure(error))
+    # -- helpers of the lifecycle --------------------------------------------------------------
 
     def fail_queued(self, error: DeliveryError) -> None:
         """Fail every message not yet written."""
@@ -314,12 +323,12 @@ class ChannelCore:
             self.inflight.popleft().finish(Failure(error))
         self.inflight_bytes = 0
 
-    def check_idle(self, channel: ChannelInputs) -> None:
+    def check_idle(self) -> None:
         """Run the idle timer while nothing is queued or in flight; stop it otherwise."""
         if self.queue or self.inflight:
             self.stop_idle()
         elif self.idle is None or not self.idle.active():
-            self.idle = self.owner.clock.callLater(self.owner.idle_close, channel.close)
+            self.idle = self.owner.clock.callLater(self.owner.idle_close, self.channel.close)
         else:
             self.idle.reset(self.owner.idle_close)
 
@@ -330,76 +339,37 @@ class ChannelCore:
         self.idle = None
 
 
-def _acked(_: object, channel: ChannelInputs, frame: Frame) -> None:
-    channel.acked(frame)
+def _acked(_: object, core: ChannelCore, frame: Frame) -> None:
+    core.acked(frame)
 
 
 def _ack_failed(_: Failure) -> None:
     pass
 
 
-def _build() -> Callable[[ChannelCore], ChannelInputs]:
-    b = TypeMachineBuilder(ChannelInputs, ChannelCore)
+def _build() -> Callable[[ChannelCore], ChannelLifecycle]:
+    b = TypeMachineBuilder(ChannelLifecycle, ChannelCore)
     new = b.state("new")
     connecting = b.state("connecting")
     is_open = b.state("open")
     closing = b.state("closing")
     closed = b.state("closed")
 
-    # -- queueing ------------------------------------------------------------------------------
-
-    @new.upon(ChannelInputs.enqueue).loop()
-    @connecting.upon(ChannelInputs.enqueue).loop()
-    def queue_up(channel: ChannelInputs, core: ChannelCore, frame: Frame) -> None:
-        core.queue.append(frame)
-
-    @new.upon(ChannelInputs.requeue).loop()
-    @connecting.upon(ChannelInputs.requeue).loop()
-    def queue_first(channel: ChannelInputs, core: ChannelCore, frames: Iterable[Frame]) -> None:
-        core.queue.extendleft(reversed(list(frames)))
-
-    @is_open.upon(ChannelInputs.enqueue).loop()
-    def send_now(channel: ChannelInputs, core: ChannelCore, frame: Frame) -> None:
-        core.queue.append(frame)
-        core.write_queued(channel)
-        core.check_idle(channel)
-
-    @is_open.upon(ChannelInputs.requeue).loop()
-    def send_first(channel: ChannelInputs, core: ChannelCore, frames: Iterable[Frame]) -> None:
-        core.queue.extendleft(reversed(list(frames)))
-        core.write_queued(channel)
-        core.check_idle(channel)
-
-    @closing.upon(ChannelInputs.enqueue).loop()
-    @closed.upon(ChannelInputs.enqueue).loop()
-    def too_late(channel: ChannelInputs, core: ChannelCore, frame: Frame) -> None:
-        # The owner forgets a channel before it closes, so this is not expected; never lose one.
-        frame.finish(Failure(PeerUnreachable("Connection to peer closed")))
-
-    @closing.upon(ChannelInputs.requeue).loop()
-    @closed.upon(ChannelInputs.requeue).loop()
-    def too_late_all(channel: ChannelInputs, core: ChannelCore, frames: Iterable[Frame]) -> None:
-        for frame in frames:
-            frame.finish(Failure(PeerUnreachable("Connection to peer closed")))
-
-    # -- connecting ----------------------------------------------------------------------------
-
-    @new.upon(ChannelInputs.start).to(connecting)
-    def dial(channel: ChannelInputs, core: ChannelCore) -> None:
+    @new.upon(ChannelLifecycle.start).to(connecting)
+    def dial(lifecycle: ChannelLifecycle, core: ChannelCore) -> None:
         owner = core.owner
-        d = connectProtocol(owner.dial(core.dest, owner.port), SendProtocol(channel))
+        d = connectProtocol(owner.dial(core.dest, owner.port), SendProtocol(core.channel))
         d.addTimeout(owner.connect_timeout, owner.clock)
-        d.addCallbacks(channel.connected, channel.connect_failed)
+        d.addCallbacks(lifecycle.connected, lifecycle.connect_failed)
 
-    @connecting.upon(ChannelInputs.connected).to(is_open)
-    def opened(channel: ChannelInputs, core: ChannelCore, protocol: SendProtocol) -> None:
-        core.protocol = protocol
+    @connecting.upon(ChannelLifecycle.connected).to(is_open)
+    def opened(lifecycle: ChannelLifecycle, core: ChannelCore, protocol: SendProtocol) -> None:
+        core.protocol = core.writer = protocol
         core.acks = IAcknowledgingTransport.providedBy(protocol.transport)
-        core.write_queued(channel)
-        core.check_idle(channel)
+        core.write_queued()
 
-    @connecting.upon(ChannelInputs.connect_failed).to(closed)
-    def unreachable(channel: ChannelInputs, core: ChannelCore, failure: Failure) -> None:
+    @connecting.upon(ChannelLifecycle.connect_failed).to(closed)
+    def unreachable(lifecycle: ChannelLifecycle, core: ChannelCore, failure: Failure) -> None:
         error: DeliveryError
         if failure.check(DeferredTimeout):
             error = PeerTimedOut(f"Timed out reaching peer after {core.owner.connect_timeout:g} s")
@@ -408,70 +378,32 @@ def _build() -> Callable[[ChannelCore], ChannelInputs]:
         else:
             error = PeerUnreachable(f"Failed to reach peer: {failure_reason(failure)}")
         log.info("cannot reach {peer}: {err}", peer=short_key(core.dest), err=error.message)
-        core.owner.forget(core.dest, channel)
+        core.owner.forget(core.dest, core.channel)
         core.fail_queued(error)
 
-    @closed.upon(ChannelInputs.connected).loop()
-    def unwanted(channel: ChannelInputs, core: ChannelCore, protocol: SendProtocol) -> None:
+    @closed.upon(ChannelLifecycle.connected).loop()
+    def unwanted(lifecycle: ChannelLifecycle, core: ChannelCore, protocol: SendProtocol) -> None:
         protocol.close()  # closed while connecting (the node stopped)
 
-    # -- open ----------------------------------------------------------------------------------
-
-    @is_open.upon(ChannelInputs.pump).loop()
-    def write_more(channel: ChannelInputs, core: ChannelCore) -> None:
-        core.write_queued(channel)
-        core.check_idle(channel)
-
-    @is_open.upon(ChannelInputs.acked).loop()
-    def through(channel: ChannelInputs, core: ChannelCore, frame: Frame) -> None:
-        core.finish_acked(frame)
-        core.write_queued(channel)
-        core.check_idle(channel)
-
-    @closing.upon(ChannelInputs.acked).loop()
-    @closed.upon(ChannelInputs.acked).loop()
-    def through_closing(channel: ChannelInputs, core: ChannelCore, frame: Frame) -> None:
-        core.finish_acked(frame)
-
-    @is_open.upon(ChannelInputs.refused).loop()
-    @closing.upon(ChannelInputs.refused).loop()
-    def refused(channel: ChannelInputs, core: ChannelCore, error: str, limit: int) -> None:
-        core.fail_refused(error, limit)
-
-    @new.upon(ChannelInputs.timed_out).loop()
-    @connecting.upon(ChannelInputs.timed_out).loop()
-    def expired_unconnected(channel: ChannelInputs, core: ChannelCore, frame: Frame) -> None:
-        core.fail_timed_out(frame, connected=False)
-
-    @is_open.upon(ChannelInputs.timed_out).loop()
-    def expired(channel: ChannelInputs, core: ChannelCore, frame: Frame) -> None:
-        core.fail_timed_out(frame, connected=True)
-        core.check_idle(channel)
-
-    @closing.upon(ChannelInputs.timed_out).loop()
-    @closed.upon(ChannelInputs.timed_out).loop()
-    def expired_closed(channel: ChannelInputs, core: ChannelCore, frame: Frame) -> None:
-        core.fail_timed_out(frame, connected=core.protocol is not None)
-
-    # -- closing -------------------------------------------------------------------------------
-
-    @new.upon(ChannelInputs.close).to(closed)
-    @connecting.upon(ChannelInputs.close).to(closed)
-    def abandon(channel: ChannelInputs, core: ChannelCore) -> None:
-        core.owner.forget(core.dest, channel)
+    @new.upon(ChannelLifecycle.close).to(closed)
+    @connecting.upon(ChannelLifecycle.close).to(closed)
+    def abandon(lifecycle: ChannelLifecycle, core: ChannelCore) -> None:
+        core.owner.forget(core.dest, core.channel)
         core.fail_queued(PeerUnreachable("Connection to peer closed: the node is stopping"))
 
-    @is_open.upon(ChannelInputs.close).to(closing)
-    def hang_up(channel: ChannelInputs, core: ChannelCore) -> None:
+    @is_open.upon(ChannelLifecycle.close).to(closing)
+    def hang_up(lifecycle: ChannelLifecycle, core: ChannelCore) -> None:
         core.stop_idle()
-        core.owner.forget(core.dest, channel)
-        assert core.protocol is not None
-        core.protocol.close()
+        core.owner.forget(core.dest, core.channel)
+        protocol, core.writer = core.writer, None
+        assert protocol is not None
+        protocol.close()
 
-    @is_open.upon(ChannelInputs.lost).to(closed)
-    def dropped(channel: ChannelInputs, core: ChannelCore, reason: Failure) -> None:
+    @is_open.upon(ChannelLifecycle.lost).to(closed)
+    def dropped(lifecycle: ChannelLifecycle, core: ChannelCore, reason: Failure) -> None:
+        core.writer = None
         core.stop_idle()
-        core.owner.forget(core.dest, channel)
+        core.owner.forget(core.dest, core.channel)
         core.fail_inflight(reason)
         if core.queue and core.progress:
             # The peer closed a connection that worked (e.g. its idle timeout): carry on anew.
@@ -480,22 +412,65 @@ def _build() -> Callable[[ChannelCore], ChannelInputs]:
         else:
             core.fail_queued(PeerUnreachable(f"Connection to peer closed: {failure_reason(reason)}"))
 
-    @closing.upon(ChannelInputs.lost).to(closed)
-    def hung_up(channel: ChannelInputs, core: ChannelCore, reason: Failure) -> None:
+    @closing.upon(ChannelLifecycle.lost).to(closed)
+    def hung_up(lifecycle: ChannelLifecycle, core: ChannelCore, reason: Failure) -> None:
         core.fail_inflight(reason)
         core.fail_queued(PeerUnreachable(f"Connection to peer closed: {failure_reason(reason)}"))
 
-    # -- nothing to do -------------------------------------------------------------------------
-
-    for state in (new, connecting, closing, closed):
-        state.upon(ChannelInputs.pump).loop().returns(None)
     for state in (closing, closed):
-        state.upon(ChannelInputs.close).loop().returns(None)
-    closed.upon(ChannelInputs.lost).loop().returns(None)
-    closed.upon(ChannelInputs.connect_failed).loop().returns(None)
-    closed.upon(ChannelInputs.refused).loop().returns(None)
+        state.upon(ChannelLifecycle.close).loop().returns(None)
+    closed.upon(ChannelLifecycle.lost).loop().returns(None)
+    closed.upon(ChannelLifecycle.connect_failed).loop().returns(None)
     return b.build()
 
 
-#: C{new_channel(ChannelCore(owner, dest))} -> the L{ChannelInputs} of a new channel (state I{new}).
-new_channel = _build()
+_new_lifecycle = _build()
+
+
+class Channel:
+    """
+    One destination's pooled connection: L{ChannelCore} holds its messages, a
+    L{ChannelLifecycle} machine its connection. The owner calls the per-message methods; the
+    connection's events drive the lifecycle.
+    """
+
+    def __init__(self, owner: ChannelOwner, dest: bytes) -> None:
+        self.dest = dest
+        self.core = ChannelCore(owner, dest, self)
+        self._lifecycle = _new_lifecycle(self.core)
+
+    # -- the lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Dial the destination (once, after the first message is queued)."""
+        self._lifecycle.start()
+
+    def close(self) -> None:
+        """Close the connection (idle, or the node is stopping)."""
+        self._lifecycle.close()
+
+    def lost(self, reason: Failure) -> None:
+        """The connection is gone."""
+        self._lifecycle.lost(reason)
+
+    # -- messages ------------------------------------------------------------------------------
+
+    def enqueue(self, frame: Frame) -> None:
+        """A new message for this destination."""
+        self.core.enqueue(frame)
+
+    def requeue(self, frames: Iterable[Frame]) -> None:
+        """Messages moved from a connection that closed, ahead of newer ones."""
+        self.core.requeue(frames)
+
+    def pump(self) -> None:
+        """The transport may take more data."""
+        self.core.write_queued()
+
+    def refused(self, error: str, limit: int) -> None:
+        """The receiver refused a message over its C{max_message_size} (C{limit})."""
+        self.core.refused(error, limit)
+
+    def timed_out(self, frame: Frame) -> None:
+        """C{frame}'s C{send_timeout} passed."""
+        self.core.timed_out(frame)

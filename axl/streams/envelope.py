@@ -64,7 +64,7 @@ def dumps(value: Any) -> bytes:
 def parse_object(payload: bytes) -> dict[str, Any] | None:
     """
     The payload as a JSON object, or None if it is not one. Cheap for binary payloads: only a
-    payload whose first non-blank byte is C{{} is parsed.
+    payload whose first non-blank byte is C{E{lb}} is parsed.
     """
     head = payload[:64].lstrip(_WHITESPACE)
     if not head.startswith(b"{"):

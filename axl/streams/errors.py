@@ -8,7 +8,10 @@ its status in one place (L{axl.bridge.app.Bridge}); the message is one line for 
 
 from __future__ import annotations
 
+from twisted.python.failure import Failure
+
 __all__ = [
+    "failure_reason",
     "DeliveryError",
     "MessageRefused",
     "PeerTimedOut",
@@ -62,3 +65,9 @@ class MessageRefused(DeliveryError):
 
 class RemoteError(DeliveryError):
     """The peer was reached but did not answer a request properly (bad frames, no answer)."""
+
+
+def failure_reason(failure: Failure) -> str:
+    """The message of C{failure} for a one-line reason, or its type's name when it has none."""
+    text = failure.getErrorMessage()
+    return text if text else getattr(failure.type, "__name__", "error")

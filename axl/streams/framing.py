@@ -3,7 +3,7 @@
 The framing of the port-7000 message protocol (spec/axl-node.md section 6.2): a 4-byte unsigned
 big-endian length, then exactly that many payload bytes. A zero-length message is legal.
 
-Pure code, no Twisted: L{FrameDecoder} turns received bytes into messages, L{frame_header} builds
+Pure code, no Twisted: L{MessageDecoder} turns received bytes into messages, L{frame_header} builds
 the prefix for sending. A receiver that refuses an oversize message answers with one
 L{oversize_reply} frame before closing (our extension; a sender reads it with
 L{parse_oversize_reply}).
@@ -20,9 +20,9 @@ from axl.errors import ProtocolError
 __all__ = [
     "HEADER_SIZE",
     "MAX_FRAME",
-    "FrameDecoder",
-    "FrameTooLarge",
-    "encode_frame",
+    "MessageDecoder",
+    "MessageTooLarge",
+    "encode_message",
     "frame_header",
     "oversize_reply",
     "parse_oversize_reply",
@@ -37,11 +37,11 @@ MAX_FRAME = 0xFFFFFFFF
 _OVERSIZE_REPLY_MAX = 1024
 
 
-class FrameTooLarge(ProtocolError):
+class MessageTooLarge(ProtocolError):
     """
     A frame announced a length above the receiver's limit.
 
-    @ivar frames: the messages completed before that header by the same L{FrameDecoder.feed}
+    @ivar frames: the messages completed before that header by the same L{MessageDecoder.feed}
         call (they are not lost).
     @ivar received: how many bytes of the refused message itself had already arrived.
     """
@@ -115,7 +115,7 @@ def write_frame(transport: Any, payload: bytes) -> None:
         transport.write(payload)
 
 
-def encode_frame(payload: bytes) -> bytes:
+def encode_message(payload: bytes) -> bytes:
     """
     One whole frame (prefix + payload). Write it with a single C{transport.write}: a 4-byte
     header written on its own can leave the payload waiting for the peer's delayed ACK.
@@ -123,12 +123,12 @@ def encode_frame(payload: bytes) -> bytes:
     return frame_header(len(payload)) + payload
 
 
-class FrameDecoder:
+class MessageDecoder:
     """
     Splits a byte stream into messages.
 
     @ivar max_length: the largest payload accepted; a longer announced length raises
-        L{FrameTooLarge} as soon as its header is complete.
+        L{MessageTooLarge} as soon as its header is complete.
     """
 
     def __init__(self, max_length: int) -> None:
@@ -152,7 +152,7 @@ class FrameDecoder:
         """
         Add received bytes; return every message they complete, in order.
 
-        @raise FrameTooLarge: a header announced more than C{max_length}; the messages completed
+        @raise MessageTooLarge: a header announced more than C{max_length}; the messages completed
             before it are in its C{frames}. The decoder is then unusable (the stream cannot be
             resynchronised).
         """
@@ -168,7 +168,7 @@ class FrameDecoder:
                 (n,) = _LENGTH.unpack_from(buf, offset)
                 if n > self.max_length:
                     del buf[:offset]
-                    raise FrameTooLarge(n, self.max_length, out, len(buf) - HEADER_SIZE)
+                    raise MessageTooLarge(n, self.max_length, out, len(buf) - HEADER_SIZE)
                 self._need = n
                 offset += HEADER_SIZE
             n = self._need

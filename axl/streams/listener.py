@@ -35,9 +35,10 @@ from twisted.python.failure import Failure
 
 from axl.crypto.keys import short_key
 from axl.errors import ProtocolError
+from axl.overlay_address import OverlayAddress
 from axl.streams.framing import (
-    FrameDecoder,
-    FrameTooLarge,
+    MessageDecoder,
+    MessageTooLarge,
     oversize_reply,
     write_frame,
 )
@@ -48,10 +49,9 @@ __all__ = ["MessageFactory", "MessageProtocol", "peer_key_of"]
 
 def peer_key_of(address: IAddress) -> bytes:
     """The sender's full key from a transport's C{getPeer()} (an L{OverlayAddress})."""
-    key = getattr(address, "public_key", None)
-    if not isinstance(key, bytes) or len(key) != 32:
+    if not isinstance(address, OverlayAddress) or len(address.public_key) != 32:
         raise ValueError(f"not an overlay address: {address!r}")
-    return key
+    return address.public_key
 
 
 class MessageFactory(Factory):
@@ -117,7 +117,7 @@ class MessageProtocol(Protocol):
 
     def __init__(self, factory: MessageFactory) -> None:
         self._factory = factory
-        self._decoder = FrameDecoder(factory.max_message_size)
+        self._decoder = MessageDecoder(factory.max_message_size)
         self._pending: deque[bytes] = deque()
         self._busy = False
         self._in_pump = False
@@ -178,7 +178,7 @@ class MessageProtocol(Protocol):
             return
         try:
             messages = self._decoder.feed(data)
-        except FrameTooLarge as e:
+        except MessageTooLarge as e:
             self._refuse_oversize(e)
             return
         except ProtocolError as e:
@@ -194,7 +194,7 @@ class MessageProtocol(Protocol):
         self._pending.extend(messages)
         self._pump()
 
-    def _refuse_oversize(self, e: FrameTooLarge) -> None:
+    def _refuse_oversize(self, e: MessageTooLarge) -> None:
         """
         Answer an oversize header with one L{oversize_reply} frame, then shut our side (FIN);
         the messages that arrived whole before it are still dispatched. The rest of the refused

@@ -27,6 +27,7 @@ from twisted.python.failure import Failure
 
 from axl.crypto.keys import short_key
 from axl.streams.envelope import parse_object
+from axl.streams.errors import failure_reason
 from axl.streams.interfaces import IStream
 from axl.streams.recv_queue import RecvQueue
 
@@ -164,7 +165,7 @@ class StreamRegistry:
             return self._error(
                 stream,
                 envelope,
-                f"{stream.name} failed: {failure.getErrorMessage() or getattr(failure.type, '__name__', 'error')}",
+                f"{stream.name} failed: {failure_reason(failure)}",
             )
 
         return d.addErrback(failed)

@@ -2,14 +2,14 @@
 """
 The outbound side of the port-7000 message protocol.
 
-L{Sender.send} (C{/send}): messages to one destination share one overlay connection while they
+L{MessageSender.send} (C{/send}): messages to one destination share one overlay connection while they
 flow, so they arrive in the order sent; the connection is closed after C{idle_close} seconds
 without traffic (a Go AXL receiver has only 128 connection slots). Each destination's connection
 is a channel (L{axl.streams.channel}, a state machine): a send succeeds only once the remote TCP
 has acknowledged the whole message, and fails with L{SendTimedOut} if that takes longer than
 C{send_timeout} (a receiver that stopped draining its queue).
 
-L{Sender.request} (C{/mcp}, C{/a2a}): one new connection per request, one request frame, one
+L{MessageSender.request} (C{/mcp}, C{/a2a}): one new connection per request, one request frame, one
 reply frame, within one end-to-end deadline; the connect has its own, shorter bound.
 
 A receiver of ours refuses a message over its C{max_message_size} with one reply frame
@@ -39,12 +39,12 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from axl.errors import ProtocolError
-from axl.streams.channel import ChannelCore, ChannelInputs, Frame, failure_reason, new_channel
-from axl.streams.errors import PeerTimedOut, PeerUnreachable, RemoteError, SendTimedOut
-from axl.streams.framing import FrameDecoder, write_frame
+from axl.streams.channel import Channel, Frame
+from axl.streams.errors import PeerTimedOut, PeerUnreachable, RemoteError, SendTimedOut, failure_reason
+from axl.streams.framing import MessageDecoder, write_frame
 from axl.streams.registry import StreamRegistry
 
-__all__ = ["Dial", "Sender"]
+__all__ = ["Dial", "MessageSender"]
 
 #: Dial a node's overlay port: C{dial(key, port)} -> an endpoint.
 Dial = Callable[[bytes, int], IStreamClientEndpoint]
@@ -56,7 +56,7 @@ class _RequestProtocol(Protocol):
     transport: Any  # set by makeConnection
 
     def __init__(self, max_message_size: int) -> None:
-        self._decoder = FrameDecoder(max_message_size)
+        self._decoder = MessageDecoder(max_message_size)
         self.reply: Deferred[bytes] = Deferred()
         self.reply_received = False
 
@@ -84,7 +84,7 @@ class _RequestProtocol(Protocol):
             )
 
 
-class Sender:
+class MessageSender:
     """
     Sends messages and requests to other nodes' port-7000 listeners.
 
@@ -115,7 +115,7 @@ class Sender:
         self.idle_close = idle_close
         self.send_timeout = send_timeout
         self.connect_timeout = connect_timeout
-        self._channels: dict[bytes, ChannelInputs] = {}
+        self._channels: dict[bytes, Channel] = {}
 
     def send(self, dest: bytes, payload: bytes) -> Deferred[int]:
         """
@@ -128,7 +128,7 @@ class Sender:
         channel = self._channels.get(dest)
         fresh = channel is None
         if channel is None:
-            channel = self._channels[dest] = new_channel(ChannelCore(self, dest))
+            channel = self._channels[dest] = Channel(self, dest)
         frame.timer = self.clock.callLater(self.send_timeout, channel.timed_out, frame)
         channel.enqueue(frame)
         if fresh:
@@ -153,7 +153,7 @@ class Sender:
         self.local.dispatch(payload, self.our_key).addBoth(done)
         return result
 
-    def forget(self, dest: bytes, channel: ChannelInputs) -> None:
+    def forget(self, dest: bytes, channel: Channel) -> None:
         """C{channel} takes no more messages (it is closing)."""
         if self._channels.get(dest) is channel:
             del self._channels[dest]
@@ -163,7 +163,7 @@ class Sender:
         channel = self._channels.get(dest)
         fresh = channel is None
         if channel is None:
-            channel = self._channels[dest] = new_channel(ChannelCore(self, dest))
+            channel = self._channels[dest] = Channel(self, dest)
         now = self.clock.seconds()
         for frame in frames:
             if frame.timer is not None and frame.timer.active():

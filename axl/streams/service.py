@@ -2,7 +2,7 @@
 """
 The streams layer of one node, built from the layers below it (spec/axl-node.md sections 6-9):
 the C{/recv} queue, the stream registry (MCP, A2A, then plugin streams), the port-7000 message
-factory and the outbound L{Sender}. It knows nothing of HTTP: the bridge above it serves
+factory and the outbound L{MessageSender}. It knows nothing of HTTP: the bridge above it serves
 C{/send}, C{/recv}, C{/mcp} and C{/a2a} from the L{StreamsLayer}'s C{sender} and C{queue}.
 
 The overlay TCP reaches it as Twisted endpoints: a C{dial(key, port)} for the sender and an
@@ -29,7 +29,7 @@ from axl.streams.listener import MessageFactory
 from axl.streams.mcp import MCPStream
 from axl.streams.recv_queue import RecvQueue
 from axl.streams.registry import StreamRegistry
-from axl.streams.sender import Dial, Sender
+from axl.streams.sender import Dial, MessageSender
 
 __all__ = [
     "CONNECT_GUARD_SECS",
@@ -62,7 +62,7 @@ class StreamsLayer:
     queue: RecvQueue
     registry: StreamRegistry
     factory: MessageFactory
-    sender: Sender
+    sender: MessageSender
     http_pool: HTTPConnectionPool | None = None
 
 
@@ -137,7 +137,7 @@ def build_streams_layer(
         read_timeout=config.conn_read_timeout_secs,
         idle_timeout=config.conn_idle_timeout_secs,
     )
-    sender = Sender(
+    sender = MessageSender(
         dial,
         clock,
         public_key,

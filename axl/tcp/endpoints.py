@@ -106,8 +106,8 @@ class OverlayServerEndpoint:
 class OverlayClientEndpoint:
     """
     Connect to overlay TCP port C{port} of the node with full key C{peer_key}. Fails with
-    L{TCPTimedOutError} if no handshake completes within C{timeout} seconds (default: the
-    stack's C{connect_timeout}, 10 s) and with L{ConnectionRefusedError} on RST.
+    C{TCPTimedOutError} if no handshake completes within C{timeout} seconds (default: the
+    stack's C{connect_timeout}, 10 s) and with C{ConnectionRefusedError} on RST.
     """
 
     log = Logger()

@@ -103,7 +103,7 @@ class TCPStack:
         return list(self._conns.values())
 
     def listen(self, port: int, accept: Accept) -> Listener:
-        """Accept connections on C{port}; raises L{CannotListenError} if it is taken."""
+        """Accept connections on C{port}; raises C{CannotListenError} if it is taken."""
         if not 0 < port < 65536:
             raise CannotListenError(
                 "overlay", port, ValueError("port must be 1..65535"))

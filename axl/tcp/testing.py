@@ -132,7 +132,7 @@ class LossyNetwork:
 
 def run_until(clock: object, done: Callable[[], bool], max_time: float = 3600.0) -> bool:
     """
-    Advance a L{twisted.internet.task.Clock} call by call until C{done()} or nothing is left
+    Advance a C{twisted.internet.task.Clock} call by call until C{done()} or nothing is left
     to run or C{max_time} simulated seconds passed. Returns C{done()}.
     """
     start = clock.seconds()  # type: ignore[attr-defined]
