@@ -298,6 +298,7 @@ async def streams(args: dict[str, Any]) -> dict[str, Any]:
         w.write(up)
         drain = asyncio.ensure_future(w.drain())
         await until(lambda: "reader" in holder)
+        await until(lambda: holder["reader"]._paused)  # the server's reader hit its limit
         last, still = -1, 0
         while still < 10:  # until the client's send buffer stops moving (the window is shut)
             await asyncio.sleep(0.05)

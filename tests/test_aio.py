@@ -17,7 +17,6 @@ import logging
 import os
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,7 @@ from twisted.internet.error import ConnectionDone, ConnectionLost, TCPTimedOutEr
 from twisted.internet.testing import StringTransport
 from twisted.logger import LogLevel
 from twisted.python.failure import Failure
-from twisted.trial.unittest import SkipTest, SynchronousTestCase
+from twisted.trial.unittest import SynchronousTestCase
 
 import axl
 from axl.aio import Node, _streams
@@ -34,6 +33,7 @@ from axl.aio._node import peer_key
 from axl.errors import ConfigError
 from axl.overlay_address import OverlayAddress
 from tests.test_e2e_twistd import TwistdTestCase, free_port, get_topology
+from tests.realnode import RealNode
 from tests.vectors import keys
 
 ROOT = Path(axl.__file__).resolve().parent.parent
@@ -285,59 +285,28 @@ class TwistdPeerTests(TwistdTestCase):
         self.assertEqual(proc.stop(), 0)
 
 
-def _ygg_binary() -> str:
-    """yggdrasil 0.5.14 from ../shared/bin (or $AXL_YGG_BIN); skips when it is not there."""
-    candidates = [os.environ.get("AXL_YGG_BIN", ""), str(ROOT.parent / "shared" / "bin")]
-    git = ROOT / ".git"
-    if git.is_file():  # a worktree: ../shared beside the main checkout
-        gitdir = Path(git.read_text().split(":", 1)[1].strip())
-        candidates.append(str(gitdir.parent.parent.parent.parent / "shared" / "bin"))
-    for where in filter(None, candidates):
-        path = Path(where) / "yggdrasil-0.5.14"
-        if path.exists():
-            if not os.access(path, os.X_OK):
-                raise SkipTest(f"{path} is not executable")
-            return str(path)
-    raise SkipTest("real yggdrasil binaries not found (../shared/bin beside the checkout; or set AXL_YGG_BIN)")
-
-
 class RealYggdrasilTests(SynchronousTestCase):
-    """A real yggdrasil node between two embedded nodes."""
+    """A real yggdrasil node (L{tests.realnode}) between two embedded nodes."""
 
-    def test_relay(self) -> None:
-        """
-        Two embedded nodes peered only with a real yggdrasil 0.5.14 (no TUN, on 127.0.0.1) reach
-        each other through it: a message, and 4 MiB echoed over open_connection, intact.
-        """
-        binary = _ygg_binary()
-        directory = tempfile.mkdtemp(prefix="axl-aio-ygg-")
-        generated = subprocess.run([binary, "-genconf", "-json"], capture_output=True, check=True, timeout=30)
-        config = json.loads(generated.stdout)
-        listen = f"tls://127.0.0.1:{free_port()}"
-        config.update(Listen=[listen], Peers=[], IfName="none", AdminListen="none", MulticastInterfaces=[])
-        path = os.path.join(directory, "y.json")
-        with open(path, "w") as f:
-            json.dump(config, f)
-        with open(os.path.join(directory, "log"), "wb") as log:
-            proc = subprocess.Popen(
-                [binary, "-useconffile", path, "-logto", "stdout"],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=directory,
-            )
-
-        def stop() -> None:
-            proc.kill()
-            proc.wait(10)
-            for name in os.listdir(directory):
-                os.unlink(os.path.join(directory, name))
-            os.rmdir(directory)
-
-        self.addCleanup(stop)
-        key = bytes.fromhex(config["PrivateKey"])[32:].hex()
-        r = run_scenario(self, "real_relay", {"uri": listen, "key": key})
+    def relay(self, version: str) -> None:
+        real = RealNode(self, version, listen=["tls://127.0.0.1:0"])
+        real.start()
+        r = run_scenario(self, "real_relay", {"uri": real.listen[0], "key": real.key.hex()})
         self.assertFalse(r["direct_link"])
         self.assertEqual(r["message"], [True, "via real yggdrasil"])
         self.assertTrue(r["stream_intact"])
         self.assertEqual(r["leftovers"], CLEAN)
+
+    def test_relay_0_5_14(self) -> None:
+        """
+        Two embedded nodes peered only with a real yggdrasil 0.5.14 (no TUN, 127.0.0.1) reach
+        each other through it: a message, and 4 MiB echoed over open_connection, intact.
+        """
+        self.relay("0.5.14")
+
+    def test_relay_0_5_12(self) -> None:
+        """The same through yggdrasil 0.5.12 (the version Go AXL embeds)."""
+        self.relay("0.5.12")
 
 
 # ---------------------------------------------------------------------------------------------
