@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """
-Two agents in one asyncio program, each with its own embedded axl node (axl.aio): no twistd,
-no bridge. The "weather" agent serves an MCP tool made with the official `mcp` SDK; the "planner"
-agent calls that tool across the mesh by the weather agent's public key, then sends it a plain
-message and opens a stream to it.
+Two agents in one asyncio program, each with its own embedded axl node (axl.aio): no twistd.
+The "weather" agent serves an MCP tool made with the official `mcp` SDK; the "planner" agent
+calls that tool across the mesh by the weather agent's public key, first with `call_mcp` (no
+HTTP on its side), then with the SDK's own client through its node's bridge (`bridge=True`, for
+code that already speaks MCP over HTTP), and sends it a plain message and opens a stream to it.
 
     aio_agents.py [--city Dublin] [--listen tcp://127.0.0.1:0]
 
@@ -26,6 +27,7 @@ from typing import Any
 
 import httpx
 import uvicorn
+from mcp import Client
 from mcp.server.mcpserver import MCPServer
 
 import axl.aio
@@ -91,6 +93,13 @@ async def planner(node: axl.aio.Node, weather_key: str, city: str) -> None:
     reply = await node.call_mcp(weather_key, "weather", request)
     print("weather says:", reply["result"]["content"][0]["text"])
 
+    # The same tool with the official SDK client, through our node's bridge (bridge=True).
+    url = f"http://127.0.0.1:{node.config.api_port}/mcp/{weather_key}/weather"
+    async with Client(url) as client:
+        tools = [tool.name for tool in (await client.list_tools()).tools]
+        result = await client.call_tool("get_weather", {"city": city})
+        print(f"via the mcp SDK client: tools {tools}; {result.content[0].text}")  # type: ignore[union-attr]
+
     await node.send(weather_key, json.dumps({"plan": f"picnic in {city}"}).encode())
     reader, writer = await node.open_connection(weather_key, 8080)
     writer.write(b"how many bytes is this?\n")
@@ -105,7 +114,8 @@ async def main(city: str, listen: str) -> None:
     weather_config = {"Listen": [listen], "router_addr": "http://127.0.0.1", "router_port": router_port}
     async with axl.aio.Node(weather_config) as weather:
         # the planner peers with the weather agent's node (any path through the mesh would do)
-        async with axl.aio.Node({"Peers": weather.listening()}) as me:
+        planner_config = {"Peers": weather.listening(), "api_port": free_port()}
+        async with axl.aio.Node(planner_config, bridge=True) as me:
             server, task, router = await serve_weather(weather, router_port)
 
             async def count(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -132,5 +142,7 @@ if __name__ == "__main__":
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("axl.identity").setLevel(logging.ERROR)  # ephemeral keys are fine here
+    for noisy in ("httpx", "httpx2", "mcp"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     asyncio.run(main(args.city, args.listen))
     sys.exit(0)

@@ -224,8 +224,9 @@ class ExampleTests(SynchronousTestCase):
     def test_agents(self) -> None:
         """
         Two embedded nodes in one asyncio program: the planner's call_mcp reaches the weather
-        agent's MCP tool (official SDK server, through the node's MCP router), its message
-        arrives, and a stream round trip works; the program exits 0 with no traceback.
+        agent's MCP tool (official SDK server, through the node's MCP router), so does the SDK's
+        client through the planner's embedded bridge; its message arrives, and a stream round
+        trip works; the program exits 0 with no traceback.
         """
         env = {k: v for k, v in os.environ.items() if k != "AXL_CONFIG"}
         env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + [p for p in [env.get("PYTHONPATH")] if p])
@@ -238,8 +239,9 @@ class ExampleTests(SynchronousTestCase):
         self.assertEqual(proc.returncode, 0, out + err)
         lines = out.splitlines()
         self.assertEqual(lines[0], "weather says: Paris: sunny, 17 C")
-        self.assertEqual(lines[1], "stream answer: 24")
-        self.assertRegex(lines[2], r'^weather got a message from [0-9a-f]{8}…: \{"plan": "picnic in Paris"\}$')
+        self.assertEqual(lines[1], "via the mcp SDK client: tools ['get_weather']; Paris: sunny, 17 C")
+        self.assertEqual(lines[2], "stream answer: 24")
+        self.assertRegex(lines[3], r'^weather got a message from [0-9a-f]{8}…: \{"plan": "picnic in Paris"\}$')
         self.assertNotIn("Traceback", err)
 
 
