@@ -1,7 +1,7 @@
 # -*- test-case-name: tests.test_aio -*-
 """
 axl inside an asyncio program: L{Node} runs a whole node on the running loop (Twisted's asyncio
-reactor), with the bridge's operations as coroutines and asyncio streams over the overlay TCP.
+reactor), with the bridge's operations as coroutines and asyncio streams over the overlay TCP::
 
     async with axl.aio.Node(config) as node:
         await node.send(peer_key, b"hello")

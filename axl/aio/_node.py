@@ -4,9 +4,9 @@ L{Node}: a whole axl node inside an asyncio program (no daemon, no bridge port u
 
 It runs the node's service (L{axl.service.make_node_service}) on Twisted's asyncio reactor on the
 running loop (L{axl.aio._reactor}), and offers what the bridge offers (spec/axl-node.md sections
-5.1-5.5) as coroutines that raise typed exceptions (L{axl.aio._errors}) instead of answering
-HTTP statuses (the streams' own L{axl.streams.errors}: the bridge maps the same ones to
-statuses), plus asyncio streams over the overlay TCP (L{axl.aio._streams}).
+5.1-5.5) as coroutines that raise typed exceptions instead of answering HTTP statuses (the
+streams' own L{axl.streams.errors}, which the bridge maps to statuses), plus asyncio streams over
+the overlay TCP (L{axl.aio._streams}).
 """
 
 from __future__ import annotations
