@@ -58,7 +58,11 @@ def leftovers(loop: asyncio.AbstractEventLoop) -> dict[str, Any]:
         delayed = [repr(c) for c in reactor.getDelayedCalls()]
         internal |= {r.fileno() for r in reactor._internalReaders}
     fds = sorted(k for k in loop._selector.get_map() if k not in internal)  # type: ignore[attr-defined]
+    import threading
+
+    pool = [t.name for t in threading.enumerate() if t.name.startswith("PoolThread-twisted")]
     return {
+        "twisted_threads": pool,
         "tasks": tasks,
         "timers": timers,
         "delayed_calls": delayed,
@@ -153,9 +157,13 @@ def installed_early() -> dict[str, Any]:
 
 @scenario
 async def send_recv(args: dict[str, Any]) -> dict[str, Any]:
-    """Two embedded nodes over tcp on loopback: messages both ways, and the error types."""
+    """
+    Two embedded nodes over tcp on loopback (B dials A by the name localhost): messages both
+    ways, and the error types.
+    """
     out: dict[str, Any] = {}
     ca, cb = await peered(max_message_size=MiB)
+    cb["Peers"] = [uri.replace("127.0.0.1", "localhost") for uri in cb["Peers"]]  # a name: resolved in Twisted's thread pool
     async with axl.aio.Node(ca) as a, axl.aio.Node(cb) as b:
         await until(peer_up(a, b.public_key))
         out["sent"] = await a.send(b.public_key, b"hello")

@@ -40,7 +40,7 @@ ROOT = Path(axl.__file__).resolve().parent.parent
 SCENARIOS = ROOT / "tests" / "aio_scenarios.py"
 #: Bound on one scenario process (they finish in seconds; this only stops a hang).
 SCENARIO_TIMEOUT = 180.0
-CLEAN = {"tasks": [], "timers": [], "delayed_calls": [], "fds": [], "reactor_users": 0}
+CLEAN = {"tasks": [], "timers": [], "delayed_calls": [], "fds": [], "reactor_users": 0, "twisted_threads": []}
 
 
 def run_scenario(test: SynchronousTestCase, name: str, args: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -78,6 +78,8 @@ class EmbeddedNodesTests(SynchronousTestCase):
         a recv cancelled after the message reached it loses nothing; sending to ourselves works;
         an unreachable key raises PeerTimedOut; a bad key ValueError;
         messages() iterates and ends when the node stops; a stopped node raises NodeStopped.
+        B dials A by host name, which Twisted resolves in its thread pool: the pool is stopped
+        with the last node (no thread left).
         """
         r = run_scenario(self, "send_recv")
         self.assertEqual(r["sent"], 5)
