@@ -451,8 +451,13 @@ async def lifecycle(args: dict[str, Any]) -> dict[str, Any]:
     std = (sys.stdout, sys.stderr, warnings.showwarning)
     logging.getLogger("axl").addHandler(Keep())
     logging.getLogger("axl").setLevel(logging.INFO)
-    async with axl.aio.Node({"api_port": port}, bridge=True) as n:
+    async with axl.aio.Node({"api_port": port, "Listen": ["tcp://127.0.0.1:0"]}, bridge=True) as n:
         topo = n.topology()
+        out["listening"] = n.listening()
+        try:
+            await n.start()
+        except RuntimeError as e:
+            out["second_start"] = str(e)
         out["topology"] = [topo["our_public_key"] == n.public_key, topo["our_ipv6"] == n.address]
         body = await asyncio.to_thread(
             lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/topology", timeout=5).read()

@@ -34,7 +34,7 @@ from axl.errors import ConfigError
 from axl.overlay_address import OverlayAddress
 from tests.test_e2e_twistd import TwistdTestCase, free_port, get_topology
 from tests.realnode import RealNode
-from tests.vectors import keys
+from tests.vectors import identity, keys
 
 ROOT = Path(axl.__file__).resolve().parent.parent
 SCENARIOS = ROOT / "tests" / "aio_scenarios.py"
@@ -145,7 +145,8 @@ class EmbeddedNodesTests(SynchronousTestCase):
 
     def test_lifecycle(self) -> None:
         """
-        topology()/public_key/address agree; bridge=True serves /topology; a second node on the
+        topology()/public_key/address agree; listening() shows the port bound for Listen port 0;
+        a second start() is refused; bridge=True serves /topology; a second node on the
         same bridge port fails to start with the bridge's StartupError and is not running; a
         handler that raises resets its connection, is logged (with the traceback) to the
         standard logging module under the module's logger, and the node keeps working; a
@@ -154,6 +155,9 @@ class EmbeddedNodesTests(SynchronousTestCase):
         """
         r = run_scenario(self, "lifecycle")
         self.assertEqual(r["topology"], [True, True])
+        self.assertRegex(r["listening"][0], r"^tcp://127\.0\.0\.1:[1-9][0-9]*$")
+        self.assertEqual(len(r["listening"]), 1)
+        self.assertEqual(r["second_start"], "a Node starts once (it is running)")
         self.assertTrue(r["bridge_topology"])
         self.assertEqual(r["port_taken"][0], "StartupError")
         self.assertIn("for the HTTP bridge (address already in use)", r["port_taken"][1])
@@ -334,6 +338,14 @@ class ConfigTests(SynchronousTestCase):
         e = self.assertRaises(ConfigError, Node, {"tcp_port": 0.5})
         self.assertIn("'tcp_port'", str(e))
         self.assertIn("<dict>", str(e))
+
+    def test_identity(self) -> None:
+        """An identity given to Node is its key and address (the config's key is not loaded)."""
+        ident = identity("B")
+        node = Node({"PrivateKeyPath": "/nonexistent.pem"}, identity=ident)
+        self.assertEqual(node.public_key, ident.public_key.hex())
+        self.assertEqual(node.address, keys()["B"]["ipv6_address"])
+        self.assertFalse(node.running)
 
     def test_path(self) -> None:
         """A path is read as node-config.json; a missing one is ConfigError naming it."""
