@@ -30,6 +30,17 @@ from dataclasses import MISSING, dataclass, field, fields, replace
 from typing import Any, Callable, Mapping
 
 from axl.errors import ConfigError
+from axl.forward.spec import HOSTNAME as _HOSTNAME
+from axl.forward.spec import ip_or_hostname
+from axl.forward.spec import (
+    LocalForwardSpec,
+    RemoteForwardSpec,
+    SocksSpec,
+    parse_list,
+    parse_local,
+    parse_remote,
+    parse_socks,
+)
 
 __all__ = [
     "NodeConfig",
@@ -87,7 +98,6 @@ def size32(value: int) -> int:
     return value
 
 
-_HOSTNAME = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*\.?$")
 
 
 def bridge_host(value: str) -> str:
@@ -98,12 +108,9 @@ def bridge_host(value: str) -> str:
     if "://" in value:
         raise ValueError(f"must be a bare host, not a URL, got {value!r}")
     host = value[1:-1] if value.startswith("[") and value.endswith("]") else value
-    try:
-        return str(ipaddress.ip_address(host))
-    except ValueError:
-        pass
-    if _HOSTNAME.match(host) and len(host) <= 253:
-        return host
+    checked = ip_or_hostname(host)
+    if checked is not None:
+        return checked
     if ":" in host and _HOSTNAME.match(host.rpartition(":")[0]):
         raise ValueError(f"must be a bare host without a port (set the port with api_port), got {value!r}")
     raise ValueError(f"must be an IPv4 or IPv6 address or a host name, got {value!r}")
@@ -213,6 +220,15 @@ NODE_KEYS: tuple[NodeKey, ...] = (
     NodeKey("mcp_session_ttl_secs", float, positive, "an unused /mcp session expires after this long"),
     NodeKey("mcp_allowed_peers", list, lambda v: _allowed_keys(list(v)), "peers allowed to call our MCP services"),
     NodeKey("a2a_allowed_peers", list, lambda v: _allowed_keys(list(v)), "peers allowed to call our A2A server"),
+    NodeKey("socks", str, parse_socks, "SOCKS5 proxy to the mesh: [USER:PASS@][HOST:]PORT; empty = off"),
+    NodeKey("local_tcp", list, lambda v: parse_list(v, lambda s: parse_local(s, "tcp")),
+            "[BIND:]LPORT:REMOTE:RPORT forwards from here to the mesh"),
+    NodeKey("remote_tcp", list, lambda v: parse_list(v, lambda s: parse_remote(s, "tcp")),
+            "OPORT:HOST:PORT forwards from our overlay port to a local service"),
+    NodeKey("local_udp", list, lambda v: parse_list(v, lambda s: parse_local(s, "udp")),
+            "UDP forwards from here to the mesh"),
+    NodeKey("remote_udp", list, lambda v: parse_list(v, lambda s: parse_remote(s, "udp")),
+            "UDP forwards from our overlay port to a local service"),
 )
 
 
@@ -269,6 +285,11 @@ class NodeConfig:
     mcp_session_ttl_secs: float = 3600.0
     mcp_allowed_peers: tuple[bytes, ...] = ()
     a2a_allowed_peers: tuple[bytes, ...] = ()
+    socks: SocksSpec | None = None
+    local_tcp: tuple[LocalForwardSpec, ...] = ()
+    remote_tcp: tuple[RemoteForwardSpec, ...] = ()
+    local_udp: tuple[LocalForwardSpec, ...] = ()
+    remote_udp: tuple[RemoteForwardSpec, ...] = ()
     # Not from the file.
     warnings: tuple[str, ...] = field(default=(), compare=False)
 

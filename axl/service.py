@@ -9,6 +9,7 @@ the interfaces of L{axl.interfaces} (or Twisted's endpoints)::
     router (Router)      -> delivers up through the one registration, L{OverlayDelivery}
     overlay              <- router (IRouter): sessions (ISessions), proto, ipv6 (IIPv6Layer)
     tcp (TCPStack)       <- ipv6 (IIPv6Layer)
+    forwards             <- tcp, ipv6 + router lookups, the overlay's UDP (SOCKS, port forwards)
     streams              <- overlay TCP endpoints (dial, listen)
     bridge               <- streams (sender, queue), topology (links, router); all HTTP
     Node                 the record of all of them, made last
@@ -48,6 +49,7 @@ from axl.bridge.topology import topology_document
 from axl.config import NodeConfig
 from axl.crypto.keys import Identity
 from axl.errors import ConfigError
+from axl.forward.service import build_forwards
 from axl.identity import load_identity
 from axl.interfaces import INodeReactor
 from axl.ipv6.stack import Overlay, OverlayService, build_overlay
@@ -342,7 +344,8 @@ def make_node_service(
         config, identity.public_key, reactor, overlay_dial(tcp), http, http_pool=pool
     )
     bridge = build_bridge(config, reactor, streams, partial(topology_document, identity, links, router))
-    node = Node(config, identity, reactor, links, router, overlay, tcp, streams, bridge)
+    forwards = build_forwards(config, reactor, overlay, router, tcp)
+    node = Node(config, identity, reactor, links, router, overlay, tcp, streams, bridge, forwards)
 
     top = NodeService(node)
     for service in (
@@ -352,6 +355,7 @@ def make_node_service(
         OverlayService(overlay),
         TCPService(tcp),
         MessageListenerService(streams, OverlayServerEndpoint(tcp, config.tcp_port), config.tcp_port),
+        forwards,
         _bridge_service(config, identity, reactor, bridge),
     ):
         service.setServiceParent(top)  # type: ignore[no-untyped-call]
