@@ -449,7 +449,9 @@ async def lifecycle(args: dict[str, Any]) -> dict[str, Any]:
     import warnings
 
     std = (sys.stdout, sys.stderr, warnings.showwarning)
-    logging.getLogger("axl").addHandler(Keep())
+    keep = Keep()
+    logging.getLogger("axl").addHandler(keep)
+    logging.getLogger("twisted").addHandler(keep)
     logging.getLogger("axl").setLevel(logging.INFO)
     async with axl.aio.Node({"api_port": port, "Listen": ["tcp://127.0.0.1:0"]}, bridge=True) as n:
         topo = n.topology()
@@ -480,11 +482,28 @@ async def lifecycle(args: dict[str, Any]) -> dict[str, Any]:
             await asyncio.wait_for(r.read(), 10)
         except ConnectionResetError:
             out["broken_handler_conn"] = "reset"
+        # garbage on the peer listener, and a failing Twisted callback: logged, nothing raised here
+        host, _, lport = n.listening()[0].removeprefix("tcp://").rpartition(":")
+        raw_r, raw_w = await asyncio.open_connection(host, int(lport))
+        raw_w.write(b"GET / HTTP/1.0\r\n\r\n" + bytes(range(256)) * 8)
+        try:  # closed by the node: EOF, or a reset when our garbage was still unread
+            out["garbage_link"] = await asyncio.wait_for(raw_r.read(), 10) == b""
+        except ConnectionResetError:
+            out["garbage_link"] = True
+        raw_w.close()
+        from twisted.internet import reactor
+
+        reactor.callLater(0, lambda: 1 / 0)
+        await asyncio.sleep(0.05)
         await n.send(n.public_key, b"still alive")
         out["alive"] = (await n.recv(timeout=5)).data.decode()
     out["std_untouched"] = [a is b for a, b in zip(std, (sys.stdout, sys.stderr, warnings.showwarning))]
     out["logged_handler_failure"] = any(
         "handler for overlay port 5000 failed" in r.getMessage() and r.exc_info for r in records
+    )
+    logging.getLogger("twisted").removeHandler(keep)
+    out["logged_callback_error"] = any(
+        r.exc_info is not None and r.exc_info[0] is ZeroDivisionError for r in records
     )
     out["logger_names"] = sorted({r.name.split(".")[1] for r in records if r.name.count(".")})[:3]
     try:

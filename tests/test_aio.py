@@ -149,7 +149,9 @@ class EmbeddedNodesTests(SynchronousTestCase):
         a second start() is refused; bridge=True serves /topology; a second node on the
         same bridge port fails to start with the bridge's StartupError and is not running; a
         handler that raises resets its connection, is logged (with the traceback) to the
-        standard logging module under the module's logger, and the node keeps working; a
+        standard logging module under the module's logger, and the node keeps working, as it
+        does after garbage on its peer listener (that link is closed) and a Twisted callback
+        that raises (logged with its traceback, never raised into the loop); a
         stopped node raises NodeStopped; a bad config raises ConfigError naming the key; standard
         output, standard error and warnings.showwarning are left as they were.
         """
@@ -164,6 +166,8 @@ class EmbeddedNodesTests(SynchronousTestCase):
         self.assertFalse(r["other_running"])
         self.assertEqual(r["broken_handler_conn"], "reset")
         self.assertEqual(r["alive"], "still alive")
+        self.assertTrue(r["garbage_link"])
+        self.assertTrue(r["logged_callback_error"])
         self.assertTrue(r["logged_handler_failure"])
         self.assertIn("aio", r["logger_names"])
         self.assertEqual(r["stopped_topology"], "NodeStopped")
