@@ -616,6 +616,88 @@ async def mcp_a2a(args: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+@scenario
+async def mcp_stateful(args: dict[str, Any]) -> dict[str, Any]:
+    """
+    An MCP server with the official SDK's defaults (sessions, SSE replies) behind a node's
+    router: a call without a session is refused by the server; an mcp_session initializes,
+    lists and calls tools, and closing it ends the server's session.
+    """
+    import uvicorn
+    from mcp.server.mcpserver import MCPServer
+
+    from tests.test_e2e_twistd import free_port
+
+    out: dict[str, Any] = {}
+    router_port, tool_port = free_port(), free_port()
+    server = MCPServer("weather")
+
+    @server.tool()
+    def get_weather(city: str) -> str:
+        """Made-up weather."""
+        return f"{city}: sunny"
+
+    app = server.streamable_http_app()  # the SDK's defaults: stateful, SSE replies
+    web = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=tool_port, log_level="warning"))
+    ca, cb = await peered()
+    cb.update(router_addr="127.0.0.1", router_port=router_port)
+    async with axl.aio.Node(ca) as a, axl.aio.Node(cb) as b:
+        from twisted.internet import reactor
+
+        from axl.integrations.router_tap import router_service
+
+        router = router_service(reactor, "127.0.0.1", router_port)
+        router.startService()
+        task = asyncio.ensure_future(web.serve())
+        loop = asyncio.get_running_loop()
+        try:
+            await until(lambda: web.started)
+            register = urllib.request.Request(
+                f"http://127.0.0.1:{router_port}/register", method="POST",
+                data=json.dumps({"service": "weather", "endpoint": f"http://127.0.0.1:{tool_port}/mcp"}).encode(),
+                headers={"Content-Type": "application/json"},
+            )
+            await asyncio.to_thread(lambda: urllib.request.urlopen(register, timeout=10).read())
+            await until(peer_up(a, b.public_key))
+            listing = {"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": {}}
+            try:
+                out["no_session"] = await a.call_mcp(b.public_key, "weather", listing)
+            except axl.aio.RemoteError as e:
+                out["no_session"] = ["RemoteError", str(e)]
+            async with a.mcp_session(b.public_key, "weather") as session:
+                init = await session.call({
+                    "jsonrpc": "2.0", "id": 1, "method": "initialize",
+                    "params": {"protocolVersion": "2025-06-18", "capabilities": {},
+                               "clientInfo": {"name": "aio-test", "version": "1"}},
+                })
+                out["init_version"] = init["result"]["protocolVersion"]
+                out["has_session"] = bool(session.session_id)
+                out["initialized"] = await session.call(
+                    {"jsonrpc": "2.0", "method": "notifications/initialized"}
+                )
+                tools = await session.call(listing)
+                out["tools"] = [t["name"] for t in tools["result"]["tools"]]
+                called = await session.call({
+                    "jsonrpc": "2.0", "id": 3, "method": "tools/call",
+                    "params": {"name": "get_weather", "arguments": {"city": "Oslo"}},
+                })
+                out["called"] = called["result"]["content"][0]["text"]
+                ended_id = session.session_id
+            out["closed"] = session.session_id is None
+            # the server forgot the session: using its id again is refused
+            stale = a.mcp_session(b.public_key, "weather")
+            stale.session_id, stale.protocol_version = ended_id, out["init_version"]
+            try:
+                out["after_close"] = await stale.call(listing)
+            except axl.aio.RemoteError as e:
+                out["after_close"] = ["RemoteError", str(e)]
+        finally:
+            web.should_exit = True
+            await task
+            await router.stopService().asFuture(loop)
+    return out
+
+
 def two_loops() -> dict[str, Any]:
     """Two asyncio.run() in one process, a node in each: the reactor moves to the new loop."""
     out: dict[str, Any] = {}

@@ -201,6 +201,29 @@ class EmbeddedNodesTests(SynchronousTestCase):
         self.assertEqual(r["service_saw"], ["tools/call", "notifications/initialized", "tools/call"])
         self.assert_clean(r)
 
+    def test_mcp_session(self) -> None:
+        """
+        A server with the mcp SDK's defaults (sessions, SSE replies) behind the peer's router:
+        call_mcp without a session gets the server's refusal as RemoteError; an mcp_session
+        initializes (agreeing a protocol version, taking the server's session id), sends the
+        initialized notification, lists and calls the tool; closing it ends the server's
+        session (its id is refused afterwards). The SDK server leaves a watcher task of its own
+        on the loop; nothing of the node's is left.
+        """
+        r = run_scenario(self, "mcp_stateful")
+        self.assertEqual(r["no_session"], ["RemoteError", "router error: Service error: 400"])
+        self.assertEqual(r["init_version"], "2025-06-18")
+        self.assertTrue(r["has_session"])
+        self.assertIsNone(r["initialized"])
+        self.assertEqual(r["tools"], ["get_weather"])
+        self.assertEqual(r["called"], "Oslo: sunny")
+        self.assertTrue(r["closed"])
+        self.assertEqual(r["after_close"], ["RemoteError", "router error: Service error: 404"])
+        left = r["leftovers"]
+        self.assertEqual([t for t in left["tasks"] if "sse_starlette" not in t], [])
+        self.assertEqual((left["delayed_calls"], left["fds"], left["reactor_users"], left["twisted_threads"]),
+                         ([], [], 0, []))
+
     def test_another_reactor(self) -> None:
         """With Twisted's default reactor already installed, start() raises ReactorError saying what to do."""
         r = run_scenario(self, "reactor_error")

@@ -15,7 +15,7 @@ reactor; the first L{Node} to start installs Twisted's asyncio reactor on the ru
 
 from __future__ import annotations
 
-from axl.aio._node import Message, Node, NodeStopped, OverlayServer
+from axl.aio._node import McpSession, Message, Node, NodeStopped, OverlayServer
 from axl.aio._reactor import ReactorError
 from axl.streams.errors import (
     DeliveryError,
@@ -28,6 +28,7 @@ from axl.streams.errors import (
 
 __all__ = [
     "DeliveryError",
+    "McpSession",
     "Message",
     "MessageRefused",
     "Node",

@@ -27,12 +27,14 @@ from axl.aio._streams import DEFAULT_LIMIT, ClientConnected, StreamFactory, clie
 from axl.config import NodeConfig, config_from_dict, load_config
 from axl.crypto.keys import Identity
 from axl.identity import load_identity
+from axl.streams.envelope import MISSING, Reply, encode_a2a_request, encode_mcp_request
+from axl.streams.envelope import parse_a2a_reply, parse_mcp_reply
 from axl.streams.errors import MessageRefused, RemoteError
 
 if TYPE_CHECKING:  # imported at start(), once the asyncio reactor is installed
     from axl.node import Node as AxlNode
 
-__all__ = ["Message", "Node", "NodeStopped", "OverlayServer"]
+__all__ = ["McpSession", "Message", "Node", "NodeStopped", "OverlayServer"]
 
 T = TypeVar("T")
 
@@ -138,6 +140,56 @@ class OverlayServer:
     async def __aexit__(self, *exc: object) -> None:
         self.close()
         await self.wait_closed()
+
+
+class McpSession:
+    """
+    One session with a remote MCP service (from L{Node.mcp_session}). C{await call(message)}
+    sends a JSON-RPC message and returns the response (None for a notification), as
+    L{Node.call_mcp}, with the session's headers; the server's C{Mcp-Session-Id} is taken from
+    its replies. C{await close()} sends the end of the session (the envelope with the
+    C{":method": "DELETE"} pseudo-header that a bridge sends for C{DELETE /mcp/...}).
+
+    @ivar session_id: the remote server's session id, once it gave one.
+    @ivar protocol_version: the version C{initialize} agreed on, sent as
+        C{MCP-Protocol-Version} afterwards.
+    """
+
+    def __init__(self, node: Node, peer: str | bytes, service: str) -> None:
+        self._node, self._peer, self._service = node, peer, service
+        self.session_id: str | None = None
+        self.protocol_version: str | None = None
+
+    async def call(self, request: Mapping[str, Any]) -> Any:
+        message = _jsonrpc(request)
+        headers = _mcp_headers(message)
+        if self.session_id:
+            headers["Mcp-Session-Id"] = self.session_id
+        if self.protocol_version:
+            headers["MCP-Protocol-Version"] = self.protocol_version
+        reply = await self._node._mcp(self._peer, self._service, message, headers)
+        for name, value in reply.headers.items():
+            if name.lower() == "mcp-session-id" and value:
+                self.session_id = value
+        response = None if reply.response is MISSING else reply.response
+        if message.get("method") == "initialize" and isinstance(response, dict):
+            version = (response.get("result") or {}).get("protocolVersion")
+            if isinstance(version, str):
+                self.protocol_version = version
+        return response
+
+    async def close(self) -> None:
+        """End the remote server's session (nothing to do when it gave no id)."""
+        session_id, self.session_id = self.session_id, None
+        if session_id:
+            headers = {":method": "DELETE", "Mcp-Session-Id": session_id}
+            await self._node._mcp(self._peer, self._service, None, headers)
+
+    async def __aenter__(self) -> McpSession:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
 
 
 class Node:
@@ -392,33 +444,44 @@ class Node:
         dest = peer_key(peer)
         return await self._wait(sender.request(dest, envelope, self.config.request_timeout_secs))
 
+    async def _mcp(
+        self, peer: str | bytes, service: str, request: Any, headers: dict[str, str]
+    ) -> Reply:
+        """One MCP envelope to C{service} on C{peer}; the reply (its error raised)."""
+        raw = await self._request(peer, encode_mcp_request(service, request, headers))
+        reply = parse_mcp_reply(raw)
+        if reply is None:
+            raise RemoteError("Invalid response from peer")
+        if reply.error:
+            raise RemoteError(reply.error)
+        return reply
+
     async def call_mcp(
         self, peer: str | bytes, service: str, request: Mapping[str, Any]
     ) -> Any:
         """
         Send one MCP JSON-RPC message to C{service} on C{peer} (its MCP router) and return the
-        JSON-RPC response (None for a notification), as C{POST /mcp/{peer}/{service}}.
+        JSON-RPC response (None for a notification, once delivered), as
+        C{POST /mcp/{peer}/{service}} without a session: fine for stateless MCP servers; use
+        L{mcp_session} for servers that keep sessions (the C{mcp} SDK's default).
 
         @raise RemoteError: the peer could not serve it (C{mcp not enabled on this node},
             C{router error: ...}); the bridge's C{200} with JSON-RPC error -32603.
         @raise PeerUnreachable: as L{send}.
         @raise PeerTimedOut: no connection, or no reply within C{request_timeout_secs}.
         """
-        from axl.streams.envelope import MISSING, encode_mcp_request, parse_mcp_reply
-
-        if not isinstance(request, Mapping):
-            raise TypeError("an MCP request is a JSON-RPC object (a dict)")
-        headers: dict[str, str] = {}
-        method = request.get("method")
-        if isinstance(method, str):
-            headers["Mcp-Method"] = method
-        raw = await self._request(peer, encode_mcp_request(service, dict(request), headers))
-        reply = parse_mcp_reply(raw)
-        if reply is None:
-            raise RemoteError("Invalid response from peer")
-        if reply.error:
-            raise RemoteError(reply.error)
+        message = _jsonrpc(request)
+        reply = await self._mcp(peer, service, message, _mcp_headers(message))
         return None if reply.response is MISSING else reply.response
+
+    def mcp_session(self, peer: str | bytes, service: str) -> McpSession:
+        """
+        A session with C{service} on C{peer}, for MCP servers that keep sessions: it carries the
+        server's C{Mcp-Session-Id} (and the protocol version agreed by C{initialize}) on every
+        call, as the bridge's C{/mcp} sessions do; C{close()} (or leaving C{async with}) ends
+        the server's session.
+        """
+        return McpSession(self, peer, service)
 
     async def call_a2a(self, peer: str | bytes, request: Mapping[str, Any] | None) -> Any:
         """
@@ -430,8 +493,6 @@ class Node:
         @raise PeerUnreachable: as L{send}.
         @raise PeerTimedOut: no connection, or no reply within C{request_timeout_secs}.
         """
-        from axl.streams.envelope import MISSING, encode_a2a_request, parse_a2a_reply
-
         if request is None:
             envelope = encode_a2a_request(None, agent_card=True)
         else:
@@ -501,6 +562,18 @@ class Node:
             raise OSError(f"cannot listen on overlay port {port}: {e}") from None
         self._servers.add(server)
         return server
+
+
+def _jsonrpc(request: Mapping[str, Any]) -> dict[str, Any]:
+    if not isinstance(request, Mapping):
+        raise TypeError("an MCP message is a JSON-RPC object (a dict)")
+    return dict(request)
+
+
+def _mcp_headers(message: Mapping[str, Any]) -> dict[str, str]:
+    """The routing header the bridge derives from a JSON-RPC message (C{Mcp-Method})."""
+    method = message.get("method")
+    return {"Mcp-Method": method} if isinstance(method, str) else {}
 
 
 def _message(message: Any) -> Message:
