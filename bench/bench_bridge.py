@@ -84,26 +84,26 @@ def start_node(
     raise SystemExit(f"node {name} did not start; see {workdir}/{name}.log")
 
 
-def wait_for_route(api_from: int, api_to: int, failure: str) -> tuple[str, str, dict[str, str]]:
+def wait_for_route(api_x: int, api_y: int) -> tuple[str, str, str, dict[str, str]]:
     """
-    Probe /send from one node's bridge to the other's key until it is answered 200 (at most
-    60 s, else exit with C{failure}); return the /send URL, the /recv URL and the headers.
+    Wait (60 s at most) until a probe /send from bridge C{api_x} reaches C{api_y}'s /recv.
+    Returns Y's key, the /send and /recv URLs and the destination header.
     """
-    key = json.loads(http("GET", f"http://127.0.0.1:{api_to}/topology")[2])["our_public_key"]
-    send = f"http://127.0.0.1:{api_from}/send"
-    recv = f"http://127.0.0.1:{api_to}/recv?wait=30"
-    dest = {"X-Destination-Peer-Id": key}
+    key_y = json.loads(http("GET", f"http://127.0.0.1:{api_y}/topology")[2])["our_public_key"]
+    send = f"http://127.0.0.1:{api_x}/send"
+    recv = f"http://127.0.0.1:{api_y}/recv?wait=30"
+    dest = {"X-Destination-Peer-Id": key_y}
     deadline = time.monotonic() + 60
     while http("POST", send, b"probe", dest)[0] != 200:
         if time.monotonic() > deadline:
-            raise SystemExit(failure)
+            raise SystemExit("no route X->Y")
         time.sleep(0.5)
     assert http("GET", recv)[2] == b"probe"
-    return send, recv, dest
+    return key_y, send, recv, dest
 
 
 def stop_all(procs: list[subprocess.Popen[bytes]]) -> None:
-    """Terminate every process we started (by its Popen), killing any still there after 5 s."""
+    """Terminate C{procs}, then kill those still running after 5 s."""
     for p in procs:
         p.terminate()
     for p in procs:
@@ -140,8 +140,7 @@ def main() -> None:
             },
         )
         procs += [relay, x, y]
-        send, recv, dest = wait_for_route(api_x, api_y, "no route X->Y")
-        key_y = dest["X-Destination-Peer-Id"]
+        key_y, send, recv, dest = wait_for_route(api_x, api_y)
 
         # Bulk.
         chunk = os.urandom(1024 * 1024)
