@@ -30,6 +30,7 @@ from axl.link.multicast import (
     GROUP,
     MAX_INTERVAL,
     BeaconTimer,
+    MulticastInterfaceInfo,
     MulticastService,
     NetInterface,
     beacon_hash,
@@ -164,7 +165,7 @@ class ServiceTests(SynchronousTestCase):
         self.assertEqual(self.socket.sent, [(encode_beacon(KEY_A, 33389, b"secret"), 5)])
         self.assertEqual(self.socket.joined, [5])
         self.assertEqual(service.multicast_interfaces(), [
-            {"name": "v1", "address": "[fe80::1]:33389", "beacon": True, "listen": True, "password": True}])  # fmt: skip
+            MulticastInterfaceInfo("v1", "[fe80::1]:33389", True, True, True)])  # fmt: skip
 
     def test_beacon_timing(self) -> None:
         """Beacons follow the growing interval on the 1-2.05 s tick."""
@@ -192,7 +193,7 @@ class ServiceTests(SynchronousTestCase):
         service, links, _ = self.make((MulticastInterface(beacon=False),))
         assert self.socket is not None
         self.assertEqual((links.listeners, self.socket.sent), ([], []))
-        self.assertEqual(service.multicast_interfaces()[0]["address"], "-")
+        self.assertEqual(service.multicast_interfaces()[0].address, "-")
 
     def test_interface_gone(self) -> None:
         """When the interface disappears its listener is stopped."""
@@ -350,7 +351,7 @@ class NamespaceTests(TestCase):
             json.dump(conf, f)
         ours_conf = {"PrivateKey": (identity(1).seed + identity(1).public_key).hex(),
                      "MulticastInterfaces": [{"Regex": self.dev[1], "Password": our_password}],
-                     "api_port": 19002}  # fmt: skip
+                     "api_port": 19002, "AdminListen": f"unix://{sockdir}/ours.sock"}  # fmt: skip
         with open(os.path.join(tmp, "ours.json"), "w") as f:
             json.dump(ours_conf, f)
         # `ip netns exec` execs the program, so each PID is the node itself; output goes to files.
@@ -395,6 +396,13 @@ class NamespaceTests(TestCase):
                                   for n in ("real.log", "ours.log"))  # fmt: skip
             self.fail(f"no two links; real node's peers {peers}; logs:\n{logs}")
         self.assertEqual(sorted(p["inbound"] for p in peers), [False, True], peers)
+        # Our admin socket reports the interface as a real node would (extras 1.6.9).
+        out = subprocess.run([str(self.ctl), "-endpoint", f"unix://{sockdir}/ours.sock", "-json",
+                              "getMulticastInterfaces"], capture_output=True).stdout  # fmt: skip
+        [row] = json.loads(out)["multicast_interfaces"]
+        self.assertEqual((row["name"], row["beacon"], row["listen"], row["password"]),
+                         (self.dev[1], True, True, bool(password)))  # fmt: skip
+        self.assertTrue(row["address"].startswith("[fe80::"), row)
         self.assertEqual({p["key"] for p in peers}, {identity(1).public_key.hex()})
         for p in peers:
             self.assertTrue(p["remote"].startswith("tls://[fe80::"), p)

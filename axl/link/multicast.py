@@ -44,6 +44,7 @@ __all__ = [
     "BEACON_SIZE",
     "MAX_INTERVAL",
     "Beacon",
+    "MulticastInterfaceInfo",
     "NetInterface",
     "beacon_hash",
     "encode_beacon",
@@ -113,6 +114,22 @@ class BeaconTimer:
             self.interval += 1.0
         self.last = now
         return True
+
+
+@dataclass(frozen=True)
+class MulticastInterfaceInfo:
+    """
+    One row of C{getMulticastInterfaces} (spec/yggdrasil-extras.md section 1.6.9).
+
+    @ivar address: the beacon listener's C{[fe80::…]:port}, or C{"-"} when there is none.
+    @ivar password: whether a password is set.
+    """
+
+    name: str
+    address: str
+    beacon: bool
+    listen: bool
+    password: bool
 
 
 @dataclass(frozen=True)
@@ -422,19 +439,15 @@ class MulticastService(Service):
 
     # -- queries ---------------------------------------------------------------------------
 
-    def multicast_interfaces(self) -> list[dict[str, Any]]:
-        """
-        The admin socket's C{getMulticastInterfaces} entries, sorted by name (extras 1.6.9):
-        C{name}, C{address} (the beacon listener's C{[fe80::…]:port}, or C{"-"}), C{beacon},
-        C{listen}, C{password} (whether one is set).
-        """
+    def multicast_interfaces(self) -> list[MulticastInterfaceInfo]:
+        """The admin socket's C{getMulticastInterfaces} rows, sorted by name (extras 1.6.9)."""
         out = []
         for name in sorted(self._active):
             active = self._active[name]
             address = "-"
             if active.listener is not None:
                 address = f"[{active.iface.link_local}]:{active.listener.getHost().port}"  # type: ignore[attr-defined]
-            out.append({"name": name, "address": address, "beacon": active.entry.beacon,
-                        "listen": active.entry.listen, "password": bool(active.entry.password)})  # fmt: skip
+            out.append(MulticastInterfaceInfo(name, address, active.entry.beacon,
+                                              active.entry.listen, bool(active.entry.password)))
         return out
 

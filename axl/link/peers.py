@@ -39,7 +39,7 @@ from axl.interfaces import ILink, ILinkHandler
 from axl.link.core import LinkCore, NullLinkHandler
 from axl.config import MulticastInterface
 from axl.link.endpoints import client_endpoint, server_endpoint
-from axl.link.multicast import MulticastService
+from axl.link.multicast import MulticastInterfaceInfo, MulticastService
 from axl.link.protocol import LinkFactory
 from axl.link.tls import LinkTLS
 from axl.link.uri import PeerURI, inbound_uri, parse_listen_uri, parse_peer_uri, redact_uri
@@ -330,8 +330,8 @@ class PeerManager(MultiService):
         d.addErrback(failed)
         return True
 
-    def multicast_interfaces(self) -> list[dict[str, Any]]:
-        """C{getMulticastInterfaces} data (extras 1.6.9): [] when multicast is off."""
+    def multicast_interfaces(self) -> list[MulticastInterfaceInfo]:
+        """C{getMulticastInterfaces} rows (extras 1.6.9): [] when multicast is off."""
         return self.multicast.multicast_interfaces() if self.multicast is not None else []
 
     def _record_error(self, entry: PeerEntry, error: str) -> None:
