@@ -255,6 +255,7 @@ def build_links(
         max_inbound_per_source=config.max_inbound_per_source,
         max_inbound_per_key=config.max_inbound_per_key,
         write_buffer_max=config.link_write_buffer_bytes,
+        multicast=config.multicast_interfaces,
     )
 
 

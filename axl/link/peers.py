@@ -46,10 +46,12 @@ from twisted.python.failure import Failure
 from axl.crypto import Identity, short_key
 from axl.interfaces import ILink, ILinkHandler
 from axl.link.core import DEFAULT_WRITE_BUFFER_MAX, LinkCore, NullLinkHandler
+from axl.config import MulticastInterface
 from axl.link.endpoints import client_endpoint, server_endpoint
+from axl.link.multicast import MulticastInterfaceInfo, MulticastService
 from axl.link.protocol import LinkFactory
 from axl.link.tls import LinkTLS
-from axl.link.uri import PeerURI, inbound_uri, parse_listen_uri, parse_peer_uri
+from axl.link.uri import PeerURI, inbound_uri, parse_listen_uri, parse_peer_uri, redact_uri
 from axl.ratelimit import AggregatedLog, KeyedLimiter
 
 __all__ = [
@@ -57,6 +59,7 @@ __all__ = [
     "BAN_MIN",
     "DEFAULT_MAX_BACKOFF",
     "JITTER",
+    "MAX_EPHEMERAL",
     "MAX_HANDSHAKING_INBOUND",
     "SOURCE_BURST",
     "SOURCE_RATE",
@@ -76,6 +79,8 @@ BAN_MIN = 10.0
 BAN_MAX = 600.0
 # Tables keyed by remote address are trimmed past this many entries.
 _TABLE_MAX = 4096
+# Multicast links (dialling or up) at once: beacons from ever new keys cannot grow the table past it.
+MAX_EPHEMERAL = 64
 # Each wait is shortened by up to this fraction, at random, so that peers do not redial in step.
 JITTER = 0.25
 
@@ -91,6 +96,8 @@ class PeerEntry:
     @ivar failures: consecutive failures since the last successful handshake (back-off state).
     @ivar retry_delay: the current wait before the next dial, if one is scheduled.
     @ivar is_self: the peer turned out to be ourselves; it is not redialled.
+    @ivar ephemeral: dialled once (a multicast beacon's sender); gone when its link ends.
+    @ivar local: accepted on a multicast listener: C{AllowedPublicKeys} does not apply.
     """
 
     uri: str
@@ -103,6 +110,8 @@ class PeerEntry:
     retry_delay: float | None = None
     is_self: bool = False
     service: ClientService | None = None
+    ephemeral: bool = False
+    local: bool = False
 
     @property
     def up(self) -> bool:
@@ -134,7 +143,7 @@ class _ObservedEndpoint:
         self._wrapped, self._manager, self._entry = wrapped, manager, entry
 
     def __repr__(self) -> str:
-        return f"<peer {self._entry.uri}>"
+        return f"<peer {redact_uri(self._entry.uri)}>"
 
     def connect(self, protocolFactory: IProtocolFactory) -> Deferred[Any]:
         d = self._wrapped.connect(protocolFactory)
@@ -183,6 +192,7 @@ class PeerManager(MultiService):
         max_inbound_per_source: int = 32,
         max_inbound_per_key: int = 8,
         write_buffer_max: int = DEFAULT_WRITE_BUFFER_MAX,
+        multicast: tuple[MulticastInterface, ...] = (),
     ) -> None:
         """
         @param peers: C{Peers} entries (strings are parsed; a bad one raises L{ConfigError}).
@@ -195,6 +205,8 @@ class PeerManager(MultiService):
         @param max_inbound_per_source: inbound links (handshaking or up) from one address.
         @param max_inbound_per_key: inbound links that are up with one remote key.
         @param write_buffer_max: each link's write-buffer bound (L{LinkCore}).
+        @param multicast: C{MulticastInterfaces} entries; when one has Beacon or Listen, a
+            L{MulticastService} runs as a child service (C{self.multicast}).
         """
         super().__init__()  # type: ignore[no-untyped-call]
         if max_backoff <= 0:
@@ -218,6 +230,8 @@ class PeerManager(MultiService):
         )
         self._configured: list[PeerEntry] = []
         self._inbound: list[PeerEntry] = []
+        self._ephemeral: list[PeerEntry] = []
+        self._refused_ephemeral = 0
         self._listeners = [u if isinstance(u, PeerURI) else parse_listen_uri(u) for u in listen]
         self._ports: list[tuple[PeerURI, IListeningPort]] = []
         self._stopping = False
@@ -235,10 +249,14 @@ class PeerManager(MultiService):
             uri = item if isinstance(item, PeerURI) else parse_peer_uri(item)
             if uri.link_uri in seen:
                 self.log.warn("peer {uri} is configured twice; using the first entry",
-                              uri=uri.link_uri)  # fmt: skip
+                              uri=redact_uri(uri.link_uri))  # fmt: skip
                 continue
             seen.add(uri.link_uri)
             self._add_configured(uri)
+        self.multicast: MulticastService | None = None
+        if any(e.beacon or e.listen for e in multicast):
+            self.multicast = MulticastService(identity.public_key, multicast, self, reactor)
+            self.multicast.setServiceParent(self)  # type: ignore[no-untyped-call]
 
     # -- building --------------------------------------------------------------------------
 
@@ -261,12 +279,12 @@ class PeerManager(MultiService):
             identity=self.identity,
             clock=self._reactor,
             handler=self._forward,
-            uri=entry.uri,
+            uri=redact_uri(entry.uri),
             inbound=entry.inbound,
             priority=config.priority,
             password=config.password,
             pinned_keys=() if entry.inbound else config.keys,
-            allowed_keys=self.allowed_keys if entry.inbound else (),
+            allowed_keys=self.allowed_keys if entry.inbound and not entry.local else (),
             on_up=lambda link: self._link_up(entry, link),
             on_down=lambda link, reason: self._link_down(entry, link, reason),
             write_buffer_max=self._write_buffer_max,
@@ -274,16 +292,20 @@ class PeerManager(MultiService):
         entry.link = core
         return core
 
-    def _accept(self, listener: PeerURI, addr: IAddress | None) -> LinkCore | None:
+    def _accept(
+        self, listener: PeerURI, addr: IAddress | None, local: bool = False
+    ) -> LinkCore | None:
         host = getattr(addr, "host", None)
         port = getattr(addr, "port", 0)
         uri = inbound_uri(listener.scheme, host, port) if host else listener.link_uri
+        if host and listener.scheme == "ws" and listener.path not in ("", "/"):
+            uri += listener.path  # the listener's own path, never the client's (extras 2.1)
         source = str(host) if host else uri
         refusal = self._admission(source)
         if refusal:
             self.refusals.event(source, refusal)
             return None
-        entry = PeerEntry(uri=uri, inbound=True, config=listener)
+        entry = PeerEntry(uri=uri, inbound=True, config=listener, local=local)
         self._inbound.append(entry)
         self._host_of[id(entry)] = source
         return self._new_core(entry)
@@ -350,7 +372,7 @@ class PeerManager(MultiService):
         entry.failures = 0
         entry.retry_delay = None
         self.log.info("peer {key} up: {direction} {uri}, priority {priority}",
-                      key=short_key(link.remote_key), uri=entry.uri, priority=link.priority,
+                      key=short_key(link.remote_key), uri=redact_uri(entry.uri), priority=link.priority,
                       direction="inbound" if entry.inbound else "outbound")  # fmt: skip
 
     def _link_down(self, entry: PeerEntry, link: LinkCore, reason: str) -> None:
@@ -359,7 +381,7 @@ class PeerManager(MultiService):
         self._record_error(entry, link.last_error or reason)
         if link.remote_key and link.up_since is not None and not self._stopping:
             self.log.info("peer {key} down: {uri} ({reason})",
-                          key=short_key(link.remote_key), uri=entry.uri, reason=reason)  # fmt: skip
+                          key=short_key(link.remote_key), uri=redact_uri(entry.uri), reason=reason)  # fmt: skip
         if entry.inbound:
             source = self._host_of.pop(id(entry), entry.uri)
             if link.flooded:
@@ -373,10 +395,58 @@ class PeerManager(MultiService):
                 self.failed_handshakes.event(source, link.last_error)
             if entry in self._inbound:
                 self._inbound.remove(entry)
+        elif entry.ephemeral:
+            if entry in self._ephemeral:
+                self._ephemeral.remove(entry)
         elif link.is_self and entry.service is not None:
             entry.is_self = True
-            self.log.warn("peer {uri} is this node itself; not redialling it", uri=entry.uri)
+            self.log.warn("peer {uri} is this node itself; not redialling it", uri=redact_uri(entry.uri))
             entry.service.stopService()
+
+    # -- multicast (spec/yggdrasil-extras.md section 7) ------------------------------------
+
+    def add_local_listener(self, uri: str) -> Deferred[IListeningPort]:
+        """
+        Listen on C{uri} now (a multicast beacon listener): inbound links on it are "local",
+        so C{AllowedPublicKeys} does not apply. The caller stops the returned port.
+        """
+        listener = parse_listen_uri(uri)
+        factory = LinkFactory(partial(self._accept, listener, local=True))
+        return maybeDeferred(self._listen_endpoint(listener).listen, factory)
+
+    def dial_ephemeral(self, uri: str) -> bool:
+        """
+        Dial C{uri} once (a beacon's sender), unless a link record with its identity exists
+        (Yggdrasil's "peer is already configured"). The entry goes away when the dial fails or
+        the link ends; it is never redialled. Return whether a dial started.
+        """
+        parsed = parse_peer_uri(uri)
+        if self._stopping or any(e.uri == parsed.link_uri for e in self.entries()):
+            self.log.debug("not dialling {uri}: peer is already configured", uri=redact_uri(parsed.link_uri))
+            return False
+        if len(self._ephemeral) >= MAX_EPHEMERAL:
+            self._refused_ephemeral += 1
+            if self._refused_ephemeral == 1 or self._refused_ephemeral % 100 == 0:
+                self.log.warn("not dialling multicast peer {uri}: {n} multicast links already "
+                              "({count} refused so far)", uri=redact_uri(parsed.link_uri), n=MAX_EPHEMERAL,
+                              count=self._refused_ephemeral)  # fmt: skip
+            return False
+        entry = PeerEntry(uri=parsed.link_uri, inbound=False, config=parsed, ephemeral=True)
+        self._ephemeral.append(entry)
+        d = self._dial(parsed).connect(LinkFactory(lambda addr: self._new_core(entry)))
+
+        def failed(failure: Failure) -> None:
+            self.log.debug("multicast peer {uri} not reached: {err}",
+                          uri=redact_uri(entry.uri), err=failure.getErrorMessage())  # fmt: skip
+            if entry in self._ephemeral and not entry.up:
+                self._ephemeral.remove(entry)
+
+        d.addErrback(failed)
+        return True
+
+    def multicast_interfaces(self) -> list[MulticastInterfaceInfo]:
+        """C{getMulticastInterfaces} rows (extras 1.6.9): [] when multicast is off."""
+        return self.multicast.multicast_interfaces() if self.multicast is not None else []
 
     def _record_error(self, entry: PeerEntry, error: str) -> None:
         entry.last_error = error
@@ -390,7 +460,7 @@ class PeerManager(MultiService):
         delay = base * (1.0 - JITTER * self._rng.random())
         entry.retry_delay = delay
         self.log.warn("peer {uri} unavailable ({error}); redial {n} in {delay:.1f} s (cap {cap:g} s)",
-                      uri=entry.uri, error=entry.last_error or "connection closed",
+                      uri=redact_uri(entry.uri), error=entry.last_error or "connection closed",
                       n=entry.failures, delay=delay, cap=cap)  # fmt: skip
         return delay
 
@@ -406,7 +476,7 @@ class PeerManager(MultiService):
                 lambda port, uri=uri: self._listening(uri, port),
                 lambda failure, uri=uri: self.log.error(
                     "cannot listen for peers on {uri}: {err}",
-                    uri=uri.link_uri, err=failure.getErrorMessage(),
+                    uri=redact_uri(uri.link_uri), err=failure.getErrorMessage(),
                 ),
             )
         for service in self:
@@ -419,7 +489,7 @@ class PeerManager(MultiService):
         self._ports.append((uri, port))
         host = port.getHost()
         self.log.info("listening for peers on {uri} ({address})",
-                      uri=uri.link_uri, address=getattr(host, "port", host))  # fmt: skip
+                      uri=redact_uri(uri.link_uri), address=getattr(host, "port", host))  # fmt: skip
 
     def stopService(self) -> Deferred[Any]:
         self._stopping = True
@@ -429,7 +499,7 @@ class PeerManager(MultiService):
         self._ports = []
         # Links are closed through their cores (which let go of the transport's producer slot:
         # TLS would otherwise wait for it) before ClientService drops the outbound ones.
-        for entry in self._configured + list(self._inbound):
+        for entry in self._configured + self._inbound + self._ephemeral:
             if entry.link is not None:
                 entry.link.close("node stopping")
         self.refusals.stop()
@@ -480,8 +550,8 @@ class PeerManager(MultiService):
         return list(self._ports)
 
     def entries(self) -> list[PeerEntry]:
-        """Configured peers (in config order), then current inbound links."""
-        return self._configured + self._inbound
+        """Configured peers (in config order), then multicast peers, then inbound links."""
+        return self._configured + self._ephemeral + self._inbound
 
     def links(self) -> list[LinkCore]:
         """Every link that is up."""

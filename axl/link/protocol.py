@@ -32,6 +32,7 @@ class LinkProtocol(Protocol):
     """
 
     _producing = False
+    _registered = False
 
     def __init__(self, core: LinkCore) -> None:
         self.core = core
@@ -64,9 +65,12 @@ class LinkProtocol(Protocol):
         """The transport is going away; C{connectionLost} follows."""
 
     def dataReceived(self, data: bytes) -> None:
-        if not self._producing and self.transport is not None:
-            self._producing = True
-            IConsumer(self.transport).registerProducer(self, True)
+        if not self._registered and self.transport is not None:
+            self._registered = True
+            consumer = IConsumer(self.transport, None)  # a transport without one: no flow control
+            if consumer is not None:
+                self._producing = True
+                consumer.registerProducer(self, True)
         self.core.data_received(data)
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
