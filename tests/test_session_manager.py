@@ -11,15 +11,16 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.internet.task import Clock
+from twisted.logger import capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
 from axl.crypto.keys import Identity
 from axl.interfaces import ISessions
 from axl.ipv6.testing import FakeNetwork, Wire
-from axl.session.codec import TYPE_ACK, TYPE_INIT, TYPE_TRAFFIC, decode_init, decode_traffic_header
+from axl.session.codec import TYPE_ACK, TYPE_INIT, TYPE_TRAFFIC, SessionInit, decode_init, decode_traffic_header
 from axl.session.keys import x25519_private
-from axl.session.manager import SessionManager
+from axl.session.manager import MAX_BUFFERED_BYTES, MAX_BUFFERED_PER_KEY, SessionManager
 from axl.session.session import SESSION_TIMEOUT
 
 T0 = 1795625997.0
@@ -100,17 +101,47 @@ class HandshakeTests(SynchronousTestCase):
         )
         self.assertFalse(self.p.a.has_buffer(self.p.b_id.public_key))
 
-    def test_buffer_keeps_latest(self) -> None:
-        """Sends before the session exists keep only the newest payload; each re-sends the init."""
+    def test_buffer_keeps_order(self) -> None:
+        """Sends before the session exists are all kept and delivered in order; each re-sends the init."""
         b = self.p.b_id.public_key
         self.p.net.filter = lambda w: None  # nothing arrives
         self.p.a.send(b, b"one")
         self.p.a.send(b, b"two")
         self.assertEqual(self.p.net.flush(), 2)
+        self.assertEqual((self.p.a.buffered_packets, self.p.a.buffered_bytes), (2, 6))
         self.p.net.filter = None
         self.p.a.send(b, b"three")
         self.p.net.flush()
-        self.assertEqual(self.p.got[b], [(self.p.a_id.public_key, b"three")])
+        a = self.p.a_id.public_key
+        self.assertEqual(self.p.got[b], [(a, b"one"), (a, b"two"), (a, b"three")])
+        self.assertEqual((self.p.a.buffered_packets, self.p.a.buffered_bytes), (0, 0))
+
+    def test_buffer_bound_per_key(self) -> None:
+        """Beyond MAX_BUFFERED_PER_KEY the oldest payload gives way; the drop is counted and logged."""
+        b = self.p.b_id.public_key
+        self.p.net.filter = lambda w: None
+        with capturedLogs() as events:
+            for i in range(MAX_BUFFERED_PER_KEY + 2):
+                self.p.a.send(b, b"%d" % i)
+        self.p.net.flush()
+        self.assertEqual(self.p.a.buffer_dropped, 2)
+        logged = [e for e in events if "dropped {n} payloads" in e["log_format"]]
+        self.assertEqual(len(logged), 1)  # aggregated: one line per 10 s
+        self.p.net.filter = None
+        self.p.a.send(b, b"last")
+        self.p.net.flush()
+        payloads = [p for _, p in self.p.got[b]]
+        self.assertEqual(payloads, [b"%d" % i for i in range(3, MAX_BUFFERED_PER_KEY + 2)] + [b"last"])
+
+    def test_buffer_bound_total(self) -> None:
+        """Beyond MAX_BUFFERED_BYTES in all buffers, new payloads are refused (and counted)."""
+        self.p.net.filter = lambda w: None
+        big = bytes(MAX_BUFFERED_BYTES // 2)
+        keys = [Identity(bytes([i]) * 32).public_key for i in (7, 8, 9)]
+        for key in keys:
+            self.p.a.send(key, big)
+        self.assertEqual(self.p.a.buffered_bytes, 2 * len(big))
+        self.assertEqual(self.p.a.buffer_dropped, 1)
 
     def test_buffer_init_reused(self) -> None:
         """Every buffered write re-sends the same init (same keys and seq) with a new E key."""
@@ -266,8 +297,37 @@ class RejectionTests(SynchronousTestCase):
 class SameSecondTests(SynchronousTestCase):
     """The same-second rule of spec 4.5."""
 
+    def test_repeated_init_acked_again(self) -> None:
+        """
+        The very init a session was made from, again (our ack was lost): acked again, at most
+        every REACK_GAP_S, without touching the session; A, still without a session, gets one.
+        """
+        clock = Clock()
+        clock.advance(T0)
+        p = Pair(clock)
+        self.addCleanup(p.stop)
+        a, b = p.a_id.public_key, p.b_id.public_key
+        p.net.filter = lambda w: None if w[0] == b else w  # B's ack is lost
+        p.a.send(b, b"x")
+        p.net.flush()
+        self.assertIsNone(p.a.session(b))
+        session = p.b.session(a)
+        assert session is not None
+        seq = session.remote_seq
+        p.net.filter = None
+        clock.advance(0.1)
+        p.a.send(b, b"y")  # re-sends the same init (and buffers y)
+        p.a.send(b, b"z")  # within REACK_GAP_S: no second ack
+        start = len(p.net.sent)
+        p.net.flush()
+        kinds = [row[1] for row in p.wire(start)]
+        self.assertEqual(kinds.count("ack"), 2)  # B's re-ack, then A's ack of it
+        self.assertIs(p.b.session(a), session)
+        self.assertEqual(session.remote_seq, seq)
+        self.assertEqual([m for _, m in p.got[b]], [b"x", b"y", b"z"])
+
     def test_same_second_ignored(self) -> None:
-        """An init with the seq already accepted is ignored (no ack); a later second is accepted."""
+        """An init with the seq already accepted but other keys is ignored (no ack); a later second is accepted."""
         clock = Clock()
         clock.advance(T0)
         p = Pair(clock)
@@ -280,6 +340,7 @@ class SameSecondTests(SynchronousTestCase):
         seq = session.remote_seq
         init = p.a.session(b).make_init()  # type: ignore[union-attr]
         self.assertEqual(init.seq, seq)
+        init = SessionInit(p.a.session(b).next_pair.public, init.next, init.key_seq, init.seq)  # type: ignore[union-attr]  # new keys, same second
         p.a.send_init(b, TYPE_INIT, init)
         p.net.flush()
         self.assertEqual(p.wire(4), [("A", "init", 1, int(T0))])

@@ -2,16 +2,26 @@
 """
 Finding paths (spec/yggdrasil-wire.md section 3.7): lookups multicast along the tree to peers
 whose bloom filter may hold the key, signed notifies routed back greedily, path entries with
-their expiry, rumors (our outstanding lookups, each holding one waiting packet), and path-broken
+their expiry, rumors (our outstanding lookups and the packets waiting for them), and path-broken
 notices. Pure; the L{Router} owns it and does the greedy routing.
+
+Unlike Go, an unanswered lookup is a retry job owned here, not a one-shot: while a packet or an
+upper layer (L{Pathfinder.rumor_send_lookup}) waits on it, it is sent again as soon as a peer's
+filter newly holds its key (L{Pathfinder.retry_lookups} after a filter or tree change) and at
+least on every tick, until a notify arrives or the rumor expires. A lookup sent before the
+filters settled is therefore never left for a higher layer's retransmission timer. Waiting
+packets are kept in order, bounded per destination (L{MAX_HELD_PER_DEST}, the oldest give way)
+and in total (L{MAX_HELD_PACKETS}, L{MAX_HELD_BYTES}: new ones are refused), and flushed in
+order when the path is found.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
 from axl.crypto.address import xform
@@ -34,12 +44,33 @@ from axl.mesh.wire import (
 if TYPE_CHECKING:  # pragma: no cover
     from axl.mesh.router import Router
 
-__all__ = ["PATH_THROTTLE_S", "PATH_TIMEOUT_S", "PathEntry", "Pathfinder"]
+__all__ = [
+    "LOOKUP_MIN_GAP_S",
+    "MAX_HELD_BYTES",
+    "MAX_HELD_PACKETS",
+    "MAX_HELD_PER_DEST",
+    "PATH_THROTTLE_S",
+    "PATH_TIMEOUT_S",
+    "PathEntry",
+    "Pathfinder",
+]
 
 #: Path entries and rumors live this long (C{pathTimeout}).
 PATH_TIMEOUT_S = 60.0
-#: At most one lookup per destination this often (C{pathThrottle}).
+#: At most one lookup per destination this often (C{pathThrottle}), unless a peer's filter
+#: newly holds the key (then L{LOOKUP_MIN_GAP_S}).
 PATH_THROTTLE_S = 1.0
+#: A waiting lookup whose key a peer's filter newly holds is re-sent at once, but never twice
+#: within this many seconds (the next tick re-sends it otherwise).
+LOOKUP_MIN_GAP_S = 0.02
+#: Packets kept per destination while its path is looked up (the oldest give way).
+MAX_HELD_PER_DEST = 64
+#: Packets kept for all destinations together (new ones are refused beyond it).
+MAX_HELD_PACKETS = 2048
+#: Bytes kept for all destinations together (new ones are refused beyond it).
+MAX_HELD_BYTES = 8 * 1024 * 1024
+#: Dropped held packets are logged at most this often (with a count).
+_DROP_LOG_S = 10.0
 
 
 class PathEntry:
@@ -57,12 +88,18 @@ class PathEntry:
 
 
 class _Rumor:
-    __slots__ = ("send_time", "timer", "traffic")
+    """An outstanding lookup: the key asked for, when, and what waits on the answer."""
 
-    def __init__(self, send_time: float, timer: Deadline) -> None:
+    __slots__ = ("held", "held_bytes", "lookup_key", "send_time", "targets", "timer", "waiting")
+
+    def __init__(self, lookup_key: bytes, send_time: float, timer: Deadline) -> None:
+        self.lookup_key = lookup_key
         self.send_time = send_time
         self.timer = timer
-        self.traffic: tuple[bytes, bytes] | None = None  # (dest, data) waiting for a path
+        self.held: deque[tuple[bytes, bytes]] = deque()  # (dest, data) waiting for a path
+        self.held_bytes = 0
+        self.waiting = False  # something waits for the notify: retry until it comes
+        self.targets: frozenset[bytes] = frozenset()  # peers the last lookup went to
 
 
 class Pathfinder:
@@ -90,11 +127,17 @@ class Pathfinder:
         self.paths: dict[bytes, PathEntry] = {}
         self.rumors: dict[bytes, _Rumor] = {}
         self._info: tuple[int, Path, bytes] | None = None  # our last signed (seq, path, sig)
+        self._retry_call: IDelayedCall | None = None
+        self.held_packets = 0
+        self.held_bytes = 0
+        self.held_dropped = 0
+        self._drops_unlogged = 0
+        self._drop_logged_at = -_DROP_LOG_S
 
     # -- sending ---------------------------------------------------------------------------
 
     def send_traffic(self, dest: bytes, data: bytes) -> None:
-        """Send along the known path, or look the key up and keep the packet (newest wins)."""
+        """Send along the known path, or hold the packet and look the key up."""
         entry = self.paths.get(dest)
         if entry is not None:
             entry.traffic = data
@@ -102,20 +145,20 @@ class Pathfinder:
                 entry.path, self.tree.coords(self.key), self.key, dest, MAX_WATERMARK, data
             )
             return
-        # Park the packet before looking up: the notify may come back synchronously.
+        # Hold the packet before looking up: the notify may come back synchronously.
         self.rumor_send_lookup(dest, (dest, data))
 
     def rumor_send_lookup(self, dest: bytes, traffic: tuple[bytes, bytes] | None = None) -> None:
         """
-        Start or refresh the rumor for C{xform(dest)}, park C{traffic} in it (newest wins) and
-        look the key up (1/s at most).
+        Start or refresh the rumor for C{xform(dest)}, hold C{traffic} in it and look the key
+        up (1/s at most here; L{retry_lookups} re-sends it while something waits).
         """
         now = self.clock.seconds()
         xdest = xform(dest)
         rumor = self.rumors.get(xdest)
         if rumor is None:
             rumor = self.rumors[xdest] = _Rumor(
-                now, Deadline(self.clock, PATH_TIMEOUT_S, lambda: self._expire_rumor(xdest))
+                dest, now, Deadline(self.clock, PATH_TIMEOUT_S, lambda: self._expire_rumor(xdest))
             )
             send = True
         else:
@@ -123,16 +166,88 @@ class Pathfinder:
             if send:
                 rumor.send_time = now
                 rumor.timer.reset(PATH_TIMEOUT_S)
+            rumor.lookup_key = dest
+        rumor.waiting = True
         if traffic is not None:
-            rumor.traffic = traffic
+            self._hold(rumor, traffic)
         if send:
-            self._send_lookup(dest)
+            self._rumor_lookup(rumor)
 
-    def _send_lookup(self, dest: bytes) -> None:
+    def _hold(self, rumor: _Rumor, traffic: tuple[bytes, bytes]) -> None:
+        size = len(traffic[1])
+        if len(rumor.held) >= MAX_HELD_PER_DEST:
+            _, old = rumor.held.popleft()
+            rumor.held_bytes -= len(old)
+            self.held_packets -= 1
+            self.held_bytes -= len(old)
+            self._dropped(1)
+        if self.held_packets >= MAX_HELD_PACKETS or self.held_bytes + size > MAX_HELD_BYTES:
+            self._dropped(1)
+            return
+        rumor.held.append(traffic)
+        rumor.held_bytes += size
+        self.held_packets += 1
+        self.held_bytes += size
+
+    def _release(self, rumor: _Rumor) -> None:
+        self.held_packets -= len(rumor.held)
+        self.held_bytes -= rumor.held_bytes
+        rumor.held.clear()
+        rumor.held_bytes = 0
+
+    def _dropped(self, count: int) -> None:
+        self.held_dropped += count
+        self._drops_unlogged += count
+        now = self.clock.seconds()
+        if now - self._drop_logged_at >= _DROP_LOG_S:
+            self.log.warn(  # noqa: G010 - twisted.logger
+                "dropped {n} packets waiting for path lookups (held limits: {per} per "
+                "destination, {total} packets, {size} bytes in total)",
+                n=self._drops_unlogged,
+                per=MAX_HELD_PER_DEST,
+                total=MAX_HELD_PACKETS,
+                size=MAX_HELD_BYTES,
+            )
+            self._drops_unlogged = 0
+            self._drop_logged_at = now
+
+    def _rumor_lookup(self, rumor: _Rumor) -> None:
+        targets = self._send_lookup(rumor.lookup_key)
+        if targets is not None:
+            rumor.targets = targets
+
+    def _send_lookup(self, dest: bytes) -> frozenset[bytes] | None:
+        """Send our lookup for C{dest}; the keys of the peers it went to (None: throttled)."""
         entry = self.paths.get(dest)
         if entry is not None and self.clock.seconds() - entry.req_time < PATH_THROTTLE_S:
-            return
-        self._handle_lookup(self.key, PathLookup(self.key, dest, self.tree.coords(self.key)))
+            return None
+        return self._handle_lookup(self.key, PathLookup(self.key, dest, self.tree.coords(self.key)))
+
+    def retry_lookups(self, tick: bool) -> None:
+        """
+        Re-send the lookups something still waits on: on a C{tick}, those not sent for
+        L{PATH_THROTTLE_S}; after a filter or tree change, those some peer's filter newly holds
+        (at most every L{LOOKUP_MIN_GAP_S}).
+        """
+        now = self.clock.seconds()
+        wait: float | None = None
+        for rumor in self.rumors.values():
+            if not rumor.waiting:
+                continue
+            elapsed = now - rumor.send_time
+            if tick:
+                if elapsed < PATH_THROTTLE_S:
+                    continue
+            elif self.blooms.target_keys(rumor.lookup_key, self.key) <= rumor.targets:
+                continue
+            elif elapsed < LOOKUP_MIN_GAP_S * 0.999:  # (float slack: never a zero wait)
+                left = LOOKUP_MIN_GAP_S - elapsed
+                wait = left if wait is None else min(wait, left)
+                continue
+            rumor.send_time = now
+            self._rumor_lookup(rumor)
+        if wait is not None and (self._retry_call is None or not self._retry_call.active()):
+            self._retry_call = self.clock.callLater(wait, self.retry_lookups, False)
 
     # -- lookups ---------------------------------------------------------------------------
 
@@ -141,14 +256,15 @@ class Pathfinder:
         if self.blooms.is_on_tree(peer.key):
             self._handle_lookup(peer.key, lookup)
 
-    def _handle_lookup(self, from_key: bytes, lookup: PathLookup) -> None:
+    def _handle_lookup(self, from_key: bytes, lookup: PathLookup) -> frozenset[bytes]:
         targets = self.blooms.multicast_targets(lookup.dest, from_key)
         if targets:
             payload = lookup.encode()
             for peer in targets:
                 peer.send(FRAME_LOOKUP, payload)
+        sent_to = frozenset(peer.key for peer in targets)
         if xform(lookup.dest) != self._xself:
-            return
+            return sent_to
         seq = int(self.clock.seconds())
         path = self.tree.coords(self.key)
         info = self._info
@@ -156,6 +272,7 @@ class Pathfinder:
             info = self._info = (seq, path, self.identity.sign(notify_info_bytes(seq, path)))
         notify = PathNotify(lookup.from_path, MAX_WATERMARK, self.key, lookup.source, *info)
         self._handle_notify(notify)
+        return sent_to
 
     # -- notifies --------------------------------------------------------------------------
 
@@ -182,6 +299,7 @@ class Pathfinder:
             return
         source = notify.source
         entry = self.paths.get(source)
+        held: list[bytes] = []
         if entry is not None:
             if notify.info_seq <= entry.seq or notify.info_path == entry.path:
                 return
@@ -200,9 +318,10 @@ class Pathfinder:
                 self.clock.seconds(),
                 Deadline(self.clock, PATH_TIMEOUT_S, lambda: self._expire_path(source)),
             )
-            if rumor.traffic is not None and rumor.traffic[0] == source:
-                entry.traffic = rumor.traffic[1]
-                rumor.traffic = None
+            # Answered: stop retrying; the packets held for this key go out in order.
+            rumor.waiting = False
+            held = [data for dest, data in rumor.held if dest == source]
+            self._release(rumor)
         entry.path = notify.info_path
         entry.seq = notify.info_seq
         entry.broken = False
@@ -214,6 +333,8 @@ class Pathfinder:
             self.log.failure("path notify callback failed")
         if pending is not None:
             self.send_traffic(source, pending)
+        for data in held:
+            self.send_traffic(source, data)
 
     # -- broken paths ----------------------------------------------------------------------
 
@@ -251,15 +372,22 @@ class Pathfinder:
         self.paths.pop(key, None)
 
     def _expire_rumor(self, xkey: bytes) -> None:
-        self.rumors.pop(xkey, None)
+        rumor = self.rumors.pop(xkey, None)
+        if rumor is not None and rumor.held:
+            self._dropped(len(rumor.held))
+            self._release(rumor)
 
     def stop(self) -> None:
+        if self._retry_call is not None and self._retry_call.active():
+            self._retry_call.cancel()
+        self._retry_call = None
         for entry in self.paths.values():
             entry.timer.cancel()
         for rumor in self.rumors.values():
             rumor.timer.cancel()
         self.paths.clear()
         self.rumors.clear()
+        self.held_packets = self.held_bytes = 0
 
     def paths_info(self) -> list[dict[str, object]]:
         """Like Go's C{GetPaths}: C{{public_key, path, sequence}} per path entry."""

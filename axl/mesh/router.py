@@ -83,11 +83,12 @@ class Router:
         self._on_traffic = on_traffic
         self.peers = Peers()
         self.tree = Tree(identity, clock, randbytes, self.peers, self._topology_changed)
-        self.blooms = Blooms(self.public_key, self.peers)
+        self.blooms = Blooms(self.public_key, self.peers, self._state_changed)
         self.pathfinder = Pathfinder(identity, clock, self.tree, self.blooms, self, on_path_notify)
         self._hops: dict[object, _Hop] = {}
         self._valid_paths: dict[bytes, Path] = {}
         self._tick_call: IDelayedCall | None = None
+        self._refresh_call: IDelayedCall | None = None
         self._running = False
         self._stopped = False
         self._handlers: dict[int, Callable[[PeerLink, bytes], None]] = {
@@ -121,26 +122,45 @@ class Router:
         if self._tick_call is not None and self._tick_call.active():
             self._tick_call.cancel()
         self._tick_call = None
+        if self._refresh_call is not None and self._refresh_call.active():
+            self._refresh_call.cancel()
+        self._refresh_call = None
         self.tree.stop()
         self.pathfinder.stop()
 
     def _tick(self) -> None:
         self._tick_call = None
-        tree = self.tree
-        tree.maintain()
-        me = tree.infos.get(self.public_key)
-        infos = tree.infos
+        self.tree.maintain()
+        self._refresh_blooms(tick=True)
+        self.pathfinder.retry_lookups(tick=True)
+        if self._running:
+            self._tick_call = self.clock.callLater(TICK_S, self._tick)
+
+    def _refresh_blooms(self, tick: bool) -> None:
+        infos = self.tree.infos
+        me = infos.get(self.public_key)
 
         def parent_of(key: bytes) -> bytes | None:
             info = infos.get(key)
             return info.parent if info is not None else None
 
-        self.blooms.maintain(me.parent if me is not None else None, parent_of)
-        if self._running:
-            self._tick_call = self.clock.callLater(TICK_S, self._tick)
+        self.blooms.maintain(me.parent if me is not None else None, parent_of, tick)
 
     def _topology_changed(self) -> None:
         self._hops.clear()
+        self._state_changed()
+
+    def _state_changed(self) -> None:
+        """The tree or a peer's filter changed: refresh filters and lookups once this turn."""
+        if self._running and self._refresh_call is None:
+            self._refresh_call = self.clock.callLater(0, self._refresh)
+
+    def _refresh(self) -> None:
+        self._refresh_call = None
+        if not self._running:
+            return
+        self._refresh_blooms(tick=False)
+        self.pathfinder.retry_lookups(tick=False)
 
     # -- ILinkHandler ----------------------------------------------------------------------
 

@@ -7,6 +7,14 @@ Below it is an L{axl.interfaces.IRouter}; the router hands every packet addresse
 L{SessionManager.traffic_received}. Above it, decrypted payloads go to the C{deliver} callable
 (the Yggdrasil core dispatch of L{axl.session.proto}).
 
+Set-up: the payloads sent before a session exists wait in its buffer, in order, bounded per
+remote (L{MAX_BUFFERED_PER_KEY}; the oldest give way) and in total (L{MAX_BUFFERED_PACKETS},
+L{MAX_BUFFERED_BYTES}; new ones are refused), and go out in order once the ack (or the remote's
+init) arrives. The init itself waits in the router until the path is found (the router retries
+its lookup), so set-up never waits for an upper layer to retransmit. An init that repeats the one
+a session was made from (same time, same keys: our ack was lost or is late) is acked again, at
+most every L{REACK_GAP_S}.
+
 Timers: each session and buffer has one C{DelayedCall} that fires when its 60 s could be up and
 re-arms itself if there was activity meanwhile, so the per-packet cost of "reset the timer" is
 one attribute store.
@@ -14,6 +22,7 @@ one attribute store.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -35,22 +44,41 @@ from axl.session.codec import (
 from axl.session.keys import BoxKeyPair, x25519_private, x25519_public
 from axl.session.session import SESSION_TIMEOUT, Session
 
-__all__ = ["SessionManager", "Deliver"]
+__all__ = [
+    "MAX_BUFFERED_BYTES",
+    "MAX_BUFFERED_PACKETS",
+    "MAX_BUFFERED_PER_KEY",
+    "REACK_GAP_S",
+    "SessionManager",
+    "Deliver",
+]
+
+#: Payloads kept per remote until its session is up (the oldest give way).
+MAX_BUFFERED_PER_KEY = 64
+#: Payloads kept for all remotes together (new ones are refused beyond it).
+MAX_BUFFERED_PACKETS = 2048
+#: Payload bytes kept for all remotes together (new ones are refused beyond it).
+MAX_BUFFERED_BYTES = 8 * 1024 * 1024
+#: A repeated init is acked again at most this often per remote.
+REACK_GAP_S = 0.5
+#: Dropped buffered payloads are logged at most this often (with a count).
+_DROP_LOG_S = 10.0
 
 Deliver = Callable[[bytes, bytes], None]
 """C{deliver(source_key, payload)}: a decrypted payload from the full key C{source_key}."""
 
 
 class _Buffer:
-    """The keys, init and latest payload for a remote we have no session with yet."""
+    """The keys, init and waiting payloads (in order) for a remote with no session yet."""
 
-    __slots__ = ("current", "next", "init", "data", "last_write", "timer")
+    __slots__ = ("current", "next", "init", "data", "size", "last_write", "timer")
 
     def __init__(self, now: float) -> None:
         self.current = BoxKeyPair.generate()
         self.next = BoxKeyPair.generate()
         self.init = SessionInit(self.current.public, self.next.public, 0, int(now))
-        self.data: bytes | None = None
+        self.data: deque[bytes] = deque()
+        self.size = 0
         self.last_write = now
         self.timer: IDelayedCall | None = None
 
@@ -80,6 +108,15 @@ class SessionManager:
         self._sessions: dict[bytes, Session] = {}
         self._timers: dict[bytes, IDelayedCall] = {}
         self._buffers: dict[bytes, _Buffer] = {}
+        self._reacked: dict[bytes, float] = {}
+        #: payloads kept per remote until its session is up (Go keeps 1: the newest)
+        self.max_buffered_per_key = MAX_BUFFERED_PER_KEY
+        #: payloads and bytes waiting in buffers, and payloads dropped by the limits so far
+        self.buffered_packets = 0
+        self.buffered_bytes = 0
+        self.buffer_dropped = 0
+        self._drops_unlogged = 0
+        self._drop_logged_at = -_DROP_LOG_S
 
     # -- SessionHost ----------------------------------------------------------------------
 
@@ -110,9 +147,52 @@ class SessionManager:
         if buf is None:
             buf = self._buffers[dest_key] = _Buffer(now)
             buf.timer = self._clock.callLater(SESSION_TIMEOUT, self._buffer_timeout, dest_key, buf)
-        buf.data = plaintext
+        self._buffer(buf, plaintext)
         buf.last_write = now
         self.send_init(dest_key, TYPE_INIT, buf.init)
+
+    def _buffer(self, buf: _Buffer, plaintext: bytes) -> None:
+        if len(buf.data) >= self.max_buffered_per_key:
+            old = buf.data.popleft()
+            buf.size -= len(old)
+            self.buffered_packets -= 1
+            self.buffered_bytes -= len(old)
+            self._dropped(1)
+        size = len(plaintext)
+        if (
+            self.buffered_packets >= MAX_BUFFERED_PACKETS
+            or self.buffered_bytes + size > MAX_BUFFERED_BYTES
+        ):
+            self._dropped(1)
+            return
+        buf.data.append(plaintext)
+        buf.size += size
+        self.buffered_packets += 1
+        self.buffered_bytes += size
+
+    def _unbuffer(self, buf: _Buffer) -> list[bytes]:
+        data = list(buf.data)
+        self.buffered_packets -= len(data)
+        self.buffered_bytes -= buf.size
+        buf.data.clear()
+        buf.size = 0
+        return data
+
+    def _dropped(self, count: int) -> None:
+        self.buffer_dropped += count
+        self._drops_unlogged += count
+        now = self._clock.seconds()
+        if now - self._drop_logged_at >= _DROP_LOG_S:
+            self.log.warn(  # noqa: G010 - twisted.logger
+                "dropped {n} payloads waiting for sessions (limits: {per} per remote, "
+                "{total} payloads, {size} bytes in total)",
+                n=self._drops_unlogged,
+                per=self.max_buffered_per_key,
+                total=MAX_BUFFERED_PACKETS,
+                size=MAX_BUFFERED_BYTES,
+            )
+            self._drops_unlogged = 0
+            self._drop_logged_at = now
 
     # -- from the router ------------------------------------------------------------------
 
@@ -155,10 +235,29 @@ class SessionManager:
             self._add_session(session)
         if is_ack and is_old:
             session.handle_ack(init)
+        elif is_old and self._repeated(session, init):
+            self._reack(session)
         else:
             session.handle_init(init)
-        if buf is not None and buf.data is not None:
-            self._router.send(source, session.encrypt(buf.data))
+        if buf is not None:
+            for data in self._unbuffer(buf):
+                self._router.send(source, session.encrypt(data))
+
+    @staticmethod
+    def _repeated(session: Session, init: SessionInit) -> bool:
+        """Whether C{init} is the one the session last accepted, again."""
+        return (
+            init.seq == session.remote_seq
+            and init.current == session.current
+            and init.next == session.next
+        )
+
+    def _reack(self, session: Session) -> None:
+        now = self._clock.seconds()
+        if now - self._reacked.get(session.remote, -REACK_GAP_S) < REACK_GAP_S:
+            return
+        self._reacked[session.remote] = now
+        self.send_init(session.remote, TYPE_ACK, session.make_init())
 
     def _handle_traffic(self, source: bytes, data: bytes) -> None:
         session = self._sessions.get(source)
@@ -204,6 +303,7 @@ class SessionManager:
             return
         del self._sessions[key]
         del self._timers[key]
+        self._reacked.pop(key, None)
         self.log.debug("session with {key} timed out", key=short_key(key))
 
     def _buffer_timeout(self, key: bytes, buf: _Buffer) -> None:
@@ -214,6 +314,9 @@ class SessionManager:
             buf.timer = self._clock.callLater(left, self._buffer_timeout, key, buf)
             return
         del self._buffers[key]
+        if buf.data:
+            self._dropped(len(buf.data))
+            self._unbuffer(buf)
 
     def stop(self) -> None:
         """Forget every session and buffer and cancel their timers (the node is stopping)."""
@@ -226,6 +329,8 @@ class SessionManager:
         self._timers.clear()
         self._sessions.clear()
         self._buffers.clear()
+        self._reacked.clear()
+        self.buffered_packets = self.buffered_bytes = 0
 
     # -- introspection --------------------------------------------------------------------
 
