@@ -3,7 +3,8 @@
 Finding paths (spec/yggdrasil-wire.md section 3.7): lookups multicast along the tree to peers
 whose bloom filter may hold the key, signed notifies routed back greedily, path entries with
 their expiry, rumors (our outstanding lookups and the packets waiting for them), and path-broken
-notices. Pure; the L{Router} owns it and does the greedy routing.
+notices. Pure; the router owns it; greedy hops come from the L{Forwarder} and packets along a
+known path go out through the C{route_traffic} callable it is given (no import of the router).
 
 Unlike Go, an unanswered lookup is a retry job owned here, not a one-shot: while a packet or an
 upper layer (L{Pathfinder.rumor_send_lookup}) waits on it, it is sent again as soon as a peer's
@@ -19,7 +20,6 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
@@ -27,6 +27,7 @@ from twisted.logger import Logger
 from axl.crypto.address import xform
 from axl.crypto.keys import Identity, short_key
 from axl.mesh.blooms import Blooms
+from axl.mesh.forward import Forwarder
 from axl.mesh.peers import Deadline, PeerLink
 from axl.mesh.tree import Tree
 from axl.mesh.wire import (
@@ -41,8 +42,8 @@ from axl.mesh.wire import (
     notify_info_bytes,
 )
 
-if TYPE_CHECKING:  # pragma: no cover
-    from axl.mesh.router import Router
+RouteTraffic = Callable[[Path, Path, bytes, bytes, int, bytes], None]
+"""C{route_traffic(path, from_path, source, dest, watermark, data)}: forward or deliver."""
 
 __all__ = [
     "LOOKUP_MIN_GAP_S",
@@ -113,7 +114,8 @@ class Pathfinder:
         clock: IReactorTime,
         tree: Tree,
         blooms: Blooms,
-        router: Router,
+        forwarder: Forwarder,
+        route_traffic: RouteTraffic,
         on_path_notify: Callable[[bytes], None],
     ) -> None:
         self.identity = identity
@@ -122,7 +124,8 @@ class Pathfinder:
         self.clock = clock
         self.tree = tree
         self.blooms = blooms
-        self.router = router
+        self.forwarder = forwarder
+        self._route_traffic = route_traffic
         self._on_path_notify = on_path_notify
         self.paths: dict[bytes, PathEntry] = {}
         self.rumors: dict[bytes, _Rumor] = {}
@@ -141,7 +144,7 @@ class Pathfinder:
         entry = self.paths.get(dest)
         if entry is not None:
             entry.traffic = data
-            self.router.route_traffic(
+            self._route_traffic(
                 entry.path, self.tree.coords(self.key), self.key, dest, MAX_WATERMARK, data
             )
             return
@@ -280,7 +283,7 @@ class Pathfinder:
         self._handle_notify(PathNotify.decode(payload))
 
     def _handle_notify(self, notify: PathNotify) -> None:
-        peer, watermark = self.router.next_hop(notify.path, notify.watermark)
+        peer, watermark = self.forwarder.next_hop(notify.path, notify.watermark)
         if peer is not None:
             peer.send(
                 FRAME_NOTIFY,
@@ -346,7 +349,7 @@ class Pathfinder:
         self._handle_broken(PathBroken(from_path, MAX_WATERMARK, source, dest))
 
     def _handle_broken(self, broken: PathBroken) -> None:
-        peer, watermark = self.router.next_hop(broken.path, broken.watermark)
+        peer, watermark = self.forwarder.next_hop(broken.path, broken.watermark)
         if peer is not None:
             peer.send(
                 FRAME_BROKEN,
