@@ -70,7 +70,7 @@ class ForwarderTests(SynchronousTestCase):
     def test_towards_and_watermark(self) -> None:
         """a's hop to c's coords is b, with a's distance as the new watermark; not past it."""
         fwd: Forwarder = self.a.router.forwarder
-        coords = self.a.router.tree.coords(self.c.public_key)
+        coords = self.c.router.tree.coords(self.c.public_key)
         dist, peer = fwd.compute_hop(coords)
         self.assertIsNotNone(peer)
         assert peer is not None
@@ -87,7 +87,7 @@ class ForwarderTests(SynchronousTestCase):
     def test_cache_cleared(self) -> None:
         """A cached hop is served until clear(); then it is computed again."""
         fwd = self.a.router.forwarder
-        coords = self.a.router.tree.coords(self.c.public_key)
+        coords = self.c.router.tree.coords(self.c.public_key)
         fwd.hop(b"raw", coords)
         fwd._hops[b"raw"] = (99, None)  # a stale entry
         self.assertEqual(fwd.hop(b"raw", coords), (99, None))
