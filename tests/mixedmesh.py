@@ -173,7 +173,21 @@ class MixedMesh:
 
     async def converge(self, timeout: float) -> float:
         """Wait until every live node's own root is the lowest live key; seconds taken."""
-        return await wait_until("root agreement", self.agreed, timeout)
+        try:
+            return await wait_until("root agreement", self.agreed, timeout)
+        except AssertionError as e:
+            raise AssertionError(f"{e}; {self.disagreeing()}") from None
+
+    def disagreeing(self) -> str:
+        """The live nodes whose own root is not the lowest live key, for failure messages."""
+        low = self.lowest_alive()
+        out = []
+        for i in sorted(self.alive):
+            root = self.root_of(i)
+            if root != low:
+                kind = "real" if self.is_real(i) else "axl"
+                out.append(f"{kind} {i} ({self.keys[i].hex()[:8]}): root {root.hex()[:8] if root else None}")
+        return f"lowest {low.hex()[:8]}; " + ", ".join(out)
 
     def connected_without(self, removed: Iterable[int]) -> bool:
         gone = set(removed)

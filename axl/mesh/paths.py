@@ -8,8 +8,9 @@ known path go out through the C{route_traffic} callable it is given (no import o
 
 Unlike Go, an unanswered lookup is a retry job owned here, not a one-shot: while a packet or an
 upper layer (L{Pathfinder.rumor_send_lookup}) waits on it, it is sent again as soon as a peer's
-filter newly holds its key (L{Pathfinder.retry_lookups} after a filter or tree change) and at
-least on every tick, until a notify arrives or the rumor expires. A lookup sent before the
+filter newly holds its key (L{Pathfinder.retry_lookups} after a filter or tree change) and
+after L{LOOKUP_RETRY_S}, doubling up to once a second, until a notify arrives or the rumor
+expires. A lookup sent before the
 filters settled is therefore never left for a higher layer's retransmission timer. Waiting
 packets are kept in order, bounded per destination (L{MAX_HELD_PER_DEST}, the oldest give way)
 and in total (L{MAX_HELD_PACKETS}, L{MAX_HELD_BYTES}: new ones are refused), and flushed in
@@ -47,6 +48,7 @@ RouteTraffic = Callable[[Path, Path, bytes, bytes, int, bytes], None]
 
 __all__ = [
     "LOOKUP_MIN_GAP_S",
+    "LOOKUP_RETRY_S",
     "MAX_HELD_BYTES",
     "MAX_HELD_PACKETS",
     "MAX_HELD_PER_DEST",
@@ -64,6 +66,10 @@ PATH_THROTTLE_S = 1.0
 #: A waiting lookup whose key a peer's filter newly holds is re-sent at once, but never twice
 #: within this many seconds (the next tick re-sends it otherwise).
 LOOKUP_MIN_GAP_S = 0.02
+#: A waiting lookup is re-sent this long after it went out unanswered, then after twice as
+#: long each time, up to L{PATH_THROTTLE_S} (Go nodes on the way refresh their filters once a
+#: second, so a lookup can die at one of them while the tree is young).
+LOOKUP_RETRY_S = 0.25
 #: Packets kept per destination while its path is looked up (the oldest give way).
 MAX_HELD_PER_DEST = 64
 #: Packets kept for all destinations together (new ones are refused beyond it).
@@ -91,7 +97,9 @@ class PathEntry:
 class _Rumor:
     """An outstanding lookup: the key asked for, when, and what waits on the answer."""
 
-    __slots__ = ("held", "held_bytes", "lookup_key", "send_time", "targets", "timer", "waiting")
+    __slots__ = (
+        "held", "held_bytes", "lookup_key", "retries", "send_time", "targets", "timer", "waiting",
+    )  # fmt: skip
 
     def __init__(self, lookup_key: bytes, send_time: float, timer: Deadline) -> None:
         self.lookup_key = lookup_key
@@ -100,6 +108,7 @@ class _Rumor:
         self.held: deque[tuple[bytes, bytes]] = deque()  # (dest, data) waiting for a path
         self.held_bytes = 0
         self.waiting = False  # something waits for the notify: retry until it comes
+        self.retries = 0
         self.targets: frozenset[bytes] = frozenset()  # peers the last lookup went to
 
 
@@ -170,11 +179,14 @@ class Pathfinder:
                 rumor.send_time = now
                 rumor.timer.reset(PATH_TIMEOUT_S)
             rumor.lookup_key = dest
-        rumor.waiting = True
+        if not rumor.waiting:
+            rumor.waiting = True
+            rumor.retries = 0
         if traffic is not None:
             self._hold(rumor, traffic)
         if send:
             self._rumor_lookup(rumor)
+            self.retry_lookups()  # arms the retry timer
 
     def _hold(self, rumor: _Rumor, traffic: tuple[bytes, bytes]) -> None:
         size = len(traffic[1])
@@ -226,11 +238,12 @@ class Pathfinder:
             return None
         return self._handle_lookup(self.key, PathLookup(self.key, dest, self.tree.coords(self.key)))
 
-    def retry_lookups(self, tick: bool) -> None:
+    def retry_lookups(self) -> None:
         """
-        Re-send the lookups something still waits on: on a C{tick}, those not sent for
-        L{PATH_THROTTLE_S}; after a filter or tree change, those some peer's filter newly holds
-        (at most every L{LOOKUP_MIN_GAP_S}).
+        Re-send the lookups something still waits on: those unanswered for their retry interval
+        (L{LOOKUP_RETRY_S}, doubling per retry up to L{PATH_THROTTLE_S}), and, after a filter or
+        tree change, those some peer's filter newly holds (at most every L{LOOKUP_MIN_GAP_S}).
+        Called on every tick and change, and by its own timer for the next one due.
         """
         now = self.clock.seconds()
         wait: float | None = None
@@ -238,19 +251,32 @@ class Pathfinder:
             if not rumor.waiting:
                 continue
             elapsed = now - rumor.send_time
-            if tick:
-                if elapsed < PATH_THROTTLE_S:
-                    continue
+            interval = min(PATH_THROTTLE_S, LOOKUP_RETRY_S * 2**rumor.retries)
+            if elapsed >= interval * 0.999:  # (float slack: never a zero wait)
+                rumor.retries += 1
             elif self.blooms.target_keys(rumor.lookup_key, self.key) <= rumor.targets:
+                left = interval - elapsed
+                wait = left if wait is None else min(wait, left)
                 continue
-            elif elapsed < LOOKUP_MIN_GAP_S * 0.999:  # (float slack: never a zero wait)
+            elif elapsed < LOOKUP_MIN_GAP_S * 0.999:
                 left = LOOKUP_MIN_GAP_S - elapsed
                 wait = left if wait is None else min(wait, left)
                 continue
             rumor.send_time = now
             self._rumor_lookup(rumor)
-        if wait is not None and (self._retry_call is None or not self._retry_call.active()):
-            self._retry_call = self.clock.callLater(wait, self.retry_lookups, False)
+            left = min(PATH_THROTTLE_S, LOOKUP_RETRY_S * 2**rumor.retries)
+            wait = left if wait is None else min(wait, left)
+        if wait is not None:
+            call = self._retry_call
+            if call is not None and call.active():
+                if call.getTime() <= now + wait:
+                    return
+                call.cancel()
+            self._retry_call = self.clock.callLater(wait, self._retry_due)
+
+    def _retry_due(self) -> None:
+        self._retry_call = None
+        self.retry_lookups()
 
     # -- lookups ---------------------------------------------------------------------------
 

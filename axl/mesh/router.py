@@ -134,7 +134,7 @@ class Router:
         self._tick_call = None
         self.tree.maintain()
         self._refresh_blooms(tick=True)
-        self.pathfinder.retry_lookups(tick=True)
+        self.pathfinder.retry_lookups()
         if self._running:
             self._tick_call = self.clock.callLater(TICK_S, self._tick)
 
@@ -162,7 +162,7 @@ class Router:
         if not self._running:
             return
         self._refresh_blooms(tick=False)
-        self.pathfinder.retry_lookups(tick=False)
+        self.pathfinder.retry_lookups()
 
     # -- ILinkHandler ----------------------------------------------------------------------
 

@@ -10,10 +10,12 @@ L{SessionManager.traffic_received}. Above it, decrypted payloads go to the C{del
 Set-up: the payloads sent before a session exists wait in its buffer, in order, bounded per
 remote (L{MAX_BUFFERED_PER_KEY}; the oldest give way) and in total (L{MAX_BUFFERED_PACKETS},
 L{MAX_BUFFERED_BYTES}; new ones are refused), and go out in order once the ack (or the remote's
-init) arrives. The init itself waits in the router until the path is found (the router retries
-its lookup), so set-up never waits for an upper layer to retransmit. An init that repeats the one
-a session was made from (same time, same keys: our ack was lost or is late) is acked again, at
-most every L{REACK_GAP_S}.
+init) arrives. Traffic from a remote that already made its session from our init, arriving
+before its ack (which waits in the remote's router for a path to us), is kept (at most
+L{MAX_EARLY_TRAFFIC}) and opened once the ack is here; it is not answered with a throwaway init,
+which would replace, in the same second, the keys the remote holds for us. The init and the ack
+wait in the routers until the paths are found (the routers retry their lookups), so set-up never
+waits for an upper layer to retransmit.
 
 Timers: each session and buffer has one C{DelayedCall} that fires when its 60 s could be up and
 re-arms itself if there was activity meanwhile, so the per-packet cost of "reset the timer" is
@@ -48,7 +50,7 @@ __all__ = [
     "MAX_BUFFERED_BYTES",
     "MAX_BUFFERED_PACKETS",
     "MAX_BUFFERED_PER_KEY",
-    "REACK_GAP_S",
+    "MAX_EARLY_TRAFFIC",
     "SessionManager",
     "Deliver",
 ]
@@ -59,8 +61,8 @@ MAX_BUFFERED_PER_KEY = 64
 MAX_BUFFERED_PACKETS = 2048
 #: Payload bytes kept for all remotes together (new ones are refused beyond it).
 MAX_BUFFERED_BYTES = 8 * 1024 * 1024
-#: A repeated init is acked again at most this often per remote.
-REACK_GAP_S = 0.5
+#: Traffic packets kept per remote that arrive before its ack (opened once it is here).
+MAX_EARLY_TRAFFIC = 8
 #: Dropped buffered payloads are logged at most this often (with a count).
 _DROP_LOG_S = 10.0
 
@@ -71,7 +73,7 @@ Deliver = Callable[[bytes, bytes], None]
 class _Buffer:
     """The keys, init and waiting payloads (in order) for a remote with no session yet."""
 
-    __slots__ = ("current", "next", "init", "data", "size", "last_write", "timer")
+    __slots__ = ("current", "next", "init", "data", "size", "early", "last_write", "timer")
 
     def __init__(self, now: float) -> None:
         self.current = BoxKeyPair.generate()
@@ -79,6 +81,7 @@ class _Buffer:
         self.init = SessionInit(self.current.public, self.next.public, 0, int(now))
         self.data: deque[bytes] = deque()
         self.size = 0
+        self.early: list[bytes] = []  # traffic that arrived before the remote's ack
         self.last_write = now
         self.timer: IDelayedCall | None = None
 
@@ -108,7 +111,6 @@ class SessionManager:
         self._sessions: dict[bytes, Session] = {}
         self._timers: dict[bytes, IDelayedCall] = {}
         self._buffers: dict[bytes, _Buffer] = {}
-        self._reacked: dict[bytes, float] = {}
         #: payloads kept per remote until its session is up (Go keeps 1: the newest)
         self.max_buffered_per_key = MAX_BUFFERED_PER_KEY
         #: payloads and bytes waiting in buffers, and payloads dropped by the limits so far
@@ -235,33 +237,27 @@ class SessionManager:
             self._add_session(session)
         if is_ack and is_old:
             session.handle_ack(init)
-        elif is_old and self._repeated(session, init):
-            self._reack(session)
         else:
             session.handle_init(init)
         if buf is not None:
             for data in self._unbuffer(buf):
                 self._router.send(source, session.encrypt(data))
-
-    @staticmethod
-    def _repeated(session: Session, init: SessionInit) -> bool:
-        """Whether C{init} is the one the session last accepted, again."""
-        return (
-            init.seq == session.remote_seq
-            and init.current == session.current
-            and init.next == session.next
-        )
-
-    def _reack(self, session: Session) -> None:
-        now = self._clock.seconds()
-        if now - self._reacked.get(session.remote, -REACK_GAP_S) < REACK_GAP_S:
-            return
-        self._reacked[session.remote] = now
-        self.send_init(session.remote, TYPE_ACK, session.make_init())
+            early, buf.early = buf.early, []
+            for packet in early:
+                self._handle_traffic(source, packet)
 
     def _handle_traffic(self, source: bytes, data: bytes) -> None:
         session = self._sessions.get(source)
         if session is None:
+            buf = self._buffers.get(source)
+            if buf is not None:
+                # We are setting up a session the remote already has (its ack to our init is
+                # on its way): keep the packet to open once the ack is here.
+                if len(buf.early) < MAX_EARLY_TRAFFIC:
+                    buf.early.append(data)
+                else:
+                    self._dropped(1)
+                return
             # Maybe a restart on our side: answer with an init whose keys we forget, so that
             # the remote's ack creates a session here (the self-healing path of section 4.5).
             now = int(self._clock.seconds())
@@ -303,7 +299,6 @@ class SessionManager:
             return
         del self._sessions[key]
         del self._timers[key]
-        self._reacked.pop(key, None)
         self.log.debug("session with {key} timed out", key=short_key(key))
 
     def _buffer_timeout(self, key: bytes, buf: _Buffer) -> None:
@@ -329,7 +324,6 @@ class SessionManager:
         self._timers.clear()
         self._sessions.clear()
         self._buffers.clear()
-        self._reacked.clear()
         self.buffered_packets = self.buffered_bytes = 0
 
     # -- introspection --------------------------------------------------------------------
