@@ -206,14 +206,7 @@ class HandshakeTests(SynchronousTestCase):
         """
         a, b = self.p.a_id.public_key, self.p.b_id.public_key
         held: list[Any] = []
-
-        def hold_first_ack(wire: Any) -> Any:
-            if wire[0] == a and wire[2][0] == TYPE_ACK and not held:
-                held.append(wire)
-                return None
-            return wire
-
-        self.p.net.filter = hold_first_ack
+        self.p.net.filter = _holding_acks(a, held, first_only=True)
         self.p.b.send(a, b"from b")
         self.p.net.flush()
         self.assertEqual(len(held), 1)
@@ -237,14 +230,7 @@ class HandshakeTests(SynchronousTestCase):
         """At most MAX_EARLY_TRAFFIC packets wait for a late ack; the rest are counted drops."""
         a, b = self.p.a_id.public_key, self.p.b_id.public_key
         held: list[Any] = []
-
-        def hold_acks(wire: Any) -> Any:
-            if wire[0] == a and wire[2][0] == TYPE_ACK:
-                held.append(wire)
-                return None
-            return wire
-
-        self.p.net.filter = hold_acks
+        self.p.net.filter = _holding_acks(a, held, first_only=False)
         self.p.b.send(a, b"from b")
         self.p.net.flush()
         for i in range(MAX_EARLY_TRAFFIC + 2):
@@ -257,6 +243,18 @@ class HandshakeTests(SynchronousTestCase):
         self.assertEqual(
             [m for _, m in self.p.got[b]], [b"%d" % i for i in range(MAX_EARLY_TRAFFIC)]
         )
+
+
+def _holding_acks(sender: bytes, held: list[Any], first_only: bool) -> Any:
+    """A network filter that keeps C{sender}'s acks (only its first, or all) in C{held}."""
+
+    def hold(wire: Any) -> Any:
+        if wire[0] == sender and wire[2][0] == TYPE_ACK and not (first_only and held):
+            held.append(wire)
+            return None
+        return wire
+
+    return hold
 
 
 class RejectionTests(SynchronousTestCase):

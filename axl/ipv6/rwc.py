@@ -36,6 +36,7 @@ from axl.crypto.address import (
     subnet_for_key,
 )
 from axl.crypto.keys import short_key
+from axl.drops import DropCounter
 from axl.errors import DecodeError
 from axl.interfaces import IIPv6Layer, ISessions
 from axl.ipv6.icmpv6 import (
@@ -68,7 +69,6 @@ MAX_PENDING_PACKETS = 1024
 """Packets kept for all destinations together (new ones are refused beyond it)."""
 MAX_PENDING_BYTES = 4 * 1024 * 1024
 """Bytes kept for all destinations together (new ones are refused beyond it)."""
-_DROP_LOG_S = 10.0
 
 ProtocolHandler = Callable[[bytes, bytes], None]
 """C{handler(source_key, packet)}: a whole IPv6 packet from the full key C{source_key}."""
@@ -133,9 +133,15 @@ class IPv6Layer:
         #: packets and bytes waiting for a key, and packets dropped by the limits so far
         self.pending_packets = 0
         self.pending_bytes = 0
-        self.pending_dropped = 0
-        self._drops_unlogged = 0
-        self._drop_logged_at = -_DROP_LOG_S
+        self._drops = DropCounter(
+            clock,
+            self.log,
+            "dropped {n} packets waiting for address lookups (limits: {per} per destination, "
+            "{total} packets, {size} bytes in total)",
+            per=MAX_PENDING_PER_DEST,
+            total=MAX_PENDING_PACKETS,
+            size=MAX_PENDING_BYTES,
+        )
 
     # -- IIPv6Layer -----------------------------------------------------------------------
 
@@ -210,12 +216,12 @@ class IPv6Layer:
             old, _ = queue.popleft()
             self.pending_packets -= 1
             self.pending_bytes -= len(old)
-            self._dropped(1)
+            self._drops.add(1)
         if (
             self.pending_packets >= MAX_PENDING_PACKETS
             or self.pending_bytes + len(packet) > MAX_PENDING_BYTES
         ):
-            self._dropped(1)
+            self._drops.add(1)
             if not queue:
                 del self._pending[dest]
             return
@@ -231,21 +237,10 @@ class IPv6Layer:
         self.pending_bytes -= sum(len(packet) for packet, _ in queue)
         return list(queue)
 
-    def _dropped(self, count: int) -> None:
-        self.pending_dropped += count
-        self._drops_unlogged += count
-        now = self._clock.seconds()
-        if now - self._drop_logged_at >= _DROP_LOG_S:
-            self.log.warn(  # noqa: G010 - twisted.logger
-                "dropped {n} packets waiting for address lookups (limits: {per} per "
-                "destination, {total} packets, {size} bytes in total)",
-                n=self._drops_unlogged,
-                per=MAX_PENDING_PER_DEST,
-                total=MAX_PENDING_PACKETS,
-                size=MAX_PENDING_BYTES,
-            )
-            self._drops_unlogged = 0
-            self._drop_logged_at = now
+    @property
+    def pending_dropped(self) -> int:
+        """Packets dropped so far by the limits or after waiting L{KEY_TIMEOUT}."""
+        return self._drops.total
 
     def path_notify(self, full_key: bytes) -> None:
         """The router found C{full_key} (its C{on_path_notify}): learn it, flush its packets."""
@@ -364,7 +359,7 @@ class IPv6Layer:
                 self.pending_bytes -= len(packet)
                 expired += 1
             if expired:
-                self._dropped(expired)
+                self._drops.add(expired)
             if not queue:
                 del self._pending[dest]
         if self._by_key or self._pending:

@@ -27,6 +27,7 @@ from twisted.logger import Logger
 
 from axl.crypto.address import xform
 from axl.crypto.keys import Identity, short_key
+from axl.drops import DropCounter
 from axl.mesh.blooms import Blooms
 from axl.mesh.forward import Forwarder
 from axl.mesh.peers import Deadline, PeerLink
@@ -76,8 +77,6 @@ MAX_HELD_PER_DEST = 64
 MAX_HELD_PACKETS = 2048
 #: Bytes kept for all destinations together (new ones are refused beyond it).
 MAX_HELD_BYTES = 8 * 1024 * 1024
-#: Dropped held packets are logged at most this often (with a count).
-_DROP_LOG_S = 10.0
 
 
 class PathEntry:
@@ -142,9 +141,15 @@ class Pathfinder:
         self._retry_call: IDelayedCall | None = None
         self.held_packets = 0
         self.held_bytes = 0
-        self.held_dropped = 0
-        self._drops_unlogged = 0
-        self._drop_logged_at = -_DROP_LOG_S
+        self._drops = DropCounter(
+            clock,
+            self.log,
+            "dropped {n} packets waiting for path lookups (held limits: {per} per destination, "
+            "{total} packets, {size} bytes in total)",
+            per=MAX_HELD_PER_DEST,
+            total=MAX_HELD_PACKETS,
+            size=MAX_HELD_BYTES,
+        )
 
     # -- sending ---------------------------------------------------------------------------
 
@@ -195,9 +200,9 @@ class Pathfinder:
             rumor.held_bytes -= len(old)
             self.held_packets -= 1
             self.held_bytes -= len(old)
-            self._dropped(1)
+            self._drops.add(1)
         if self.held_packets >= MAX_HELD_PACKETS or self.held_bytes + size > MAX_HELD_BYTES:
-            self._dropped(1)
+            self._drops.add(1)
             return
         rumor.held.append(traffic)
         rumor.held_bytes += size
@@ -210,21 +215,10 @@ class Pathfinder:
         rumor.held.clear()
         rumor.held_bytes = 0
 
-    def _dropped(self, count: int) -> None:
-        self.held_dropped += count
-        self._drops_unlogged += count
-        now = self.clock.seconds()
-        if now - self._drop_logged_at >= _DROP_LOG_S:
-            self.log.warn(  # noqa: G010 - twisted.logger
-                "dropped {n} packets waiting for path lookups (held limits: {per} per "
-                "destination, {total} packets, {size} bytes in total)",
-                n=self._drops_unlogged,
-                per=MAX_HELD_PER_DEST,
-                total=MAX_HELD_PACKETS,
-                size=MAX_HELD_BYTES,
-            )
-            self._drops_unlogged = 0
-            self._drop_logged_at = now
+    @property
+    def held_dropped(self) -> int:
+        """Held packets dropped so far (limits, or their lookup expired)."""
+        return self._drops.total
 
     def _rumor_lookup(self, rumor: _Rumor) -> None:
         targets = self._send_lookup(rumor.lookup_key)
@@ -403,7 +397,7 @@ class Pathfinder:
     def _expire_rumor(self, xkey: bytes) -> None:
         rumor = self.rumors.pop(xkey, None)
         if rumor is not None and rumor.held:
-            self._dropped(len(rumor.held))
+            self._drops.add(len(rumor.held))
             self._release(rumor)
 
     def stop(self) -> None:

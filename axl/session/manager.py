@@ -33,6 +33,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from axl.crypto.keys import Identity, short_key
+from axl.drops import DropCounter
 from axl.errors import DecodeError
 from axl.interfaces import IRouter, ISessions
 from axl.session.codec import (
@@ -63,8 +64,6 @@ MAX_BUFFERED_PACKETS = 2048
 MAX_BUFFERED_BYTES = 8 * 1024 * 1024
 #: Traffic packets kept per remote that arrive before its ack (opened once it is here).
 MAX_EARLY_TRAFFIC = 8
-#: Dropped buffered payloads are logged at most this often (with a count).
-_DROP_LOG_S = 10.0
 
 Deliver = Callable[[bytes, bytes], None]
 """C{deliver(source_key, payload)}: a decrypted payload from the full key C{source_key}."""
@@ -116,9 +115,15 @@ class SessionManager:
         #: payloads and bytes waiting in buffers, and payloads dropped by the limits so far
         self.buffered_packets = 0
         self.buffered_bytes = 0
-        self.buffer_dropped = 0
-        self._drops_unlogged = 0
-        self._drop_logged_at = -_DROP_LOG_S
+        self._drops = DropCounter(
+            clock,
+            self.log,
+            "dropped {n} payloads waiting for sessions (limits: {per} per remote, {total} "
+            "payloads, {size} bytes in total)",
+            per=MAX_BUFFERED_PER_KEY,
+            total=MAX_BUFFERED_PACKETS,
+            size=MAX_BUFFERED_BYTES,
+        )
 
     # -- SessionHost ----------------------------------------------------------------------
 
@@ -159,13 +164,13 @@ class SessionManager:
             buf.size -= len(old)
             self.buffered_packets -= 1
             self.buffered_bytes -= len(old)
-            self._dropped(1)
+            self._drops.add(1)
         size = len(plaintext)
         if (
             self.buffered_packets >= MAX_BUFFERED_PACKETS
             or self.buffered_bytes + size > MAX_BUFFERED_BYTES
         ):
-            self._dropped(1)
+            self._drops.add(1)
             return
         buf.data.append(plaintext)
         buf.size += size
@@ -180,21 +185,10 @@ class SessionManager:
         buf.size = 0
         return data
 
-    def _dropped(self, count: int) -> None:
-        self.buffer_dropped += count
-        self._drops_unlogged += count
-        now = self._clock.seconds()
-        if now - self._drop_logged_at >= _DROP_LOG_S:
-            self.log.warn(  # noqa: G010 - twisted.logger
-                "dropped {n} payloads waiting for sessions (limits: {per} per remote, "
-                "{total} payloads, {size} bytes in total)",
-                n=self._drops_unlogged,
-                per=self.max_buffered_per_key,
-                total=MAX_BUFFERED_PACKETS,
-                size=MAX_BUFFERED_BYTES,
-            )
-            self._drops_unlogged = 0
-            self._drop_logged_at = now
+    @property
+    def buffer_dropped(self) -> int:
+        """Payloads (and early traffic) dropped so far by the limits or the buffer timeout."""
+        return self._drops.total
 
     # -- from the router ------------------------------------------------------------------
 
@@ -256,7 +250,7 @@ class SessionManager:
                 if len(buf.early) < MAX_EARLY_TRAFFIC:
                     buf.early.append(data)
                 else:
-                    self._dropped(1)
+                    self._drops.add(1)
                 return
             # Maybe a restart on our side: answer with an init whose keys we forget, so that
             # the remote's ack creates a session here (the self-healing path of section 4.5).
@@ -310,7 +304,7 @@ class SessionManager:
             return
         del self._buffers[key]
         if buf.data:
-            self._dropped(len(buf.data))
+            self._drops.add(len(buf.data))
             self._unbuffer(buf)
 
     def stop(self) -> None:
