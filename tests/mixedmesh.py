@@ -186,8 +186,28 @@ class MixedMesh:
             root = self.root_of(i)
             if root != low:
                 kind = "real" if self.is_real(i) else "axl"
-                out.append(f"{kind} {i} ({self.keys[i].hex()[:8]}): root {root.hex()[:8] if root else None}")
+                line = f"{kind} {i} ({self.keys[i].hex()[:8]}): root {root.hex()[:8] if root else None}"
+                if i in self.axl:
+                    line += " " + self._axl_state(i)
+                out.append(line)
         return f"lowest {low.hex()[:8]}; " + ", ".join(out)
+
+    def _axl_state(self, i: int) -> str:
+        """An axl node's tree state towards its peers (for failure messages)."""
+        router = self.axl[i].router
+        tree = router.tree
+        me = tree.infos.get(router.public_key)
+        parts = [f"parent {me.parent.hex()[:8] if me else None} flags {tree.refresh, tree.do_root1, tree.do_root2}"]
+        for key in router.peers.by_key:
+            info = tree.infos.get(key)
+            proot, dists = tree.root_and_dists(key)
+            parts.append(
+                f"[peer {self.keys.index(key) if key in self.keys else '?'} "
+                f"parent {info.parent.hex()[:8] if info else None} "
+                f"root {proot.hex()[:8] if proot else None} via-us {router.public_key in dists} "
+                f"res {key in tree.responses}]"
+            )
+        return " ".join(parts)
 
     def connected_without(self, removed: Iterable[int]) -> bool:
         gone = set(removed)

@@ -275,9 +275,22 @@ class Pathfinder:
     # -- lookups ---------------------------------------------------------------------------
 
     def handle_lookup(self, peer: PeerLink, payload: bytes) -> None:
+        """
+        A lookup from a peer on the tree (Go checks the on-tree flag of its last filter refresh;
+        we also accept a peer that our tree entries show as our parent or child right now, so a
+        lookup from a peer that just joined under us is not lost before the refresh).
+        """
         lookup = PathLookup.decode(payload)
-        if self.blooms.is_on_tree(peer.key):
+        if self.blooms.is_on_tree(peer.key) or self._tree_neighbour(peer.key):
             self._handle_lookup(peer.key, lookup)
+
+    def _tree_neighbour(self, key: bytes) -> bool:
+        infos = self.tree.infos
+        me = infos.get(self.key)
+        if me is not None and me.parent == key:
+            return True
+        info = infos.get(key)
+        return info is not None and info.parent == self.key
 
     def _handle_lookup(self, from_key: bytes, lookup: PathLookup) -> frozenset[bytes]:
         targets = self.blooms.multicast_targets(lookup.dest, from_key)
