@@ -69,12 +69,19 @@ class MixedMesh:
         self.rng.shuffle(rest)
         self.identities = [idents[0]] + rest
         self.keys = [i.public_key for i in self.identities]
+        self.alive = set(range(n))
         self.edges = self._graph(n, degree)
+        # Losing the root (node 0) must not split the rest: join what it would split.
+        while not self.connected_without([0]):
+            rest = [i for i in range(1, n)]
+            part = self._reachable(1, {0})
+            a = self.rng.choice(sorted(part))
+            b = self.rng.choice([i for i in rest if i not in part])
+            self.edges = sorted(set(self.edges) | {(min(a, b), max(a, b))})
         self.ports = [free_port() for _ in range(n)]
         self.real: dict[int, RealNode] = {}
         self.axl: dict[int, Node] = {}
         self._services: dict[int, Any] = {}
-        self.alive = set(range(n))
         self.version = version
         self._cleanup = cleanup
 
@@ -89,6 +96,12 @@ class MixedMesh:
         while len(pairs) < target:
             i, j = sorted(self.rng.sample(range(n), 2))
             pairs.add((i, j))
+        # No leaves: every node gets a second link, so no single failure isolates one.
+        for i in range(n):
+            while sum(1 for pair in pairs if i in pair) < 2:
+                j = self.rng.randrange(n)
+                if j != i:
+                    pairs.add((min(i, j), max(i, j)))
         return sorted(pairs)
 
     def uri(self, i: int) -> str:
@@ -214,24 +227,34 @@ class MixedMesh:
         left = self.alive - gone
         if not left:
             return False
-        start = next(iter(left))
+        return self._reachable(next(iter(left)), gone | (set(range(len(self.keys))) - self.alive)) == left
+
+    def _reachable(self, start: int, without: set[int]) -> set[int]:
         seen, todo = {start}, [start]
         while todo:
             i = todo.pop()
             for j in self.neighbours(i):
-                if j in left and j not in seen:
+                if j not in without and j not in seen:
                     seen.add(j)
                     todo.append(j)
-        return seen == left
+        return seen
 
     def churn_victims(self, fraction: float = 0.25) -> list[int]:
         """The root plus C{fraction} of the live real nodes, leaving the graph connected."""
         root = self.keys.index(self.lowest_alive())
-        reals = [i for i in self.alive if self.is_real(i) and i != root]
+        if not self.connected_without([root]):
+            raise AssertionError("removing the root splits the graph")
+        reals = [i for i in sorted(self.alive) if self.is_real(i) and i != root]
         count = max(1, int(len(reals) * fraction))
-        for _ in range(1000):
-            victims = [root] + self.rng.sample(reals, count)
-            if self.connected_without(victims):
+        for _ in range(100):
+            self.rng.shuffle(reals)
+            victims = [root]
+            for i in reals:
+                if len(victims) > count:
+                    break
+                if self.connected_without(victims + [i]):
+                    victims.append(i)
+            if len(victims) > count:
                 return victims
         raise AssertionError("no churn keeps the graph connected")
 
