@@ -17,9 +17,10 @@ from twisted.trial.unittest import SynchronousTestCase
 from axl.crypto.keys import Identity
 from axl.ipv6.packet import build_packet
 from axl.ipv6.stack import Overlay, build_overlay
-from axl.mesh.paths import LOOKUP_RETRY_S, MAX_HELD_BYTES, MAX_HELD_PER_DEST
+from axl.mesh.paths import LOOKUP_RETRY_S, MAX_HELD_BYTES, MAX_HELD_PER_DEST, REVERSE_TTL_S
 from axl.mesh.sim import SimNetwork, SimNode
-from axl.mesh.wire import FRAME_LOOKUP
+from axl.crypto.address import xform
+from axl.mesh.wire import FRAME_BROKEN, FRAME_LOOKUP, FRAME_TRAFFIC, PathLookup
 from axl.session.proto import node_info_json
 
 UDP = 17
@@ -138,6 +139,50 @@ class FirstContactTests(SynchronousTestCase):
         before = mesh.net.frames[FRAME_LOOKUP]
         mesh.net.advance(5)
         self.assertEqual(mesh.net.frames[FRAME_LOOKUP], before)
+
+    def test_answer_along_the_senders_coords(self) -> None:
+        """
+        Y can never find X (every lookup Y sends is lost), yet X's first packet arrives: Y's
+        session ack, held for X, goes along the coordinates X's init came from.
+        """
+        mesh = Mesh(self, 3, seed=6)
+        mesh.run_until(mesh.net.converged, 5)
+        mesh.net.advance(2)
+        x, _, y = mesh.nodes
+
+        def lose_ys_lookups(link: Any, frame_type: int, payload: bytes) -> bool:
+            return frame_type == FRAME_LOOKUP and PathLookup.decode(payload).source == y.public_key
+
+        mesh.net.drop = lose_ys_lookups
+        mesh.overlays[0].ipv6.send_ipv6(mesh.packet(0, 2, b"first"))
+        mesh.run_until(lambda: mesh.got[2], 0.05)
+        self.assertNotIn(x.public_key, y.router.pathfinder.paths)  # Y's lookups all failed
+        mesh.overlays[2].ipv6.send_ipv6(mesh.packet(2, 0, b"reply"))
+        mesh.run_until(lambda: mesh.got[0], 0.05)
+
+    def test_forged_coords_only_cost_copies(self) -> None:
+        """
+        Traffic claiming to come from a key at wrong coordinates misdirects only copies: the
+        packets held for that key stay held (for the signed path), and the coordinates are
+        forgotten after REVERSE_TTL_S.
+        """
+        mesh = Mesh(self, 3, seed=7)
+        mesh.run_until(mesh.net.converged, 5)
+        y = mesh.nodes[2]
+        pf = y.router.pathfinder
+        far = Identity(bytes([3]) * 32).public_key
+        pf.traffic_from(far, (9, 9, 9))  # forged: leads nowhere
+        y.router.send(far, b"for far")
+        self.assertEqual(pf.held_packets, 1)
+        self.assertTrue(pf.rumors[xform(far)].waiting)
+        broken = mesh.net.frames[FRAME_BROKEN]
+        mesh.net.advance(0.01)
+        self.assertGreater(mesh.net.frames[FRAME_BROKEN], broken)  # the copy went astray
+        mesh.net.advance(REVERSE_TTL_S)
+        sent = mesh.net.frames[FRAME_TRAFFIC]
+        y.router.send(far, b"again")
+        self.assertEqual(mesh.net.frames[FRAME_TRAFFIC], sent)  # no copy any more
+        self.assertEqual(pf.held_packets, 2)
 
 
 class HeldPacketTests(SynchronousTestCase):

@@ -15,6 +15,15 @@ filters settled is therefore never left for a higher layer's retransmission time
 packets are kept in order, bounded per destination (L{MAX_HELD_PER_DEST}, the oldest give way)
 and in total (L{MAX_HELD_PACKETS}, L{MAX_HELD_BYTES}: new ones are refused), and flushed in
 order when the path is found.
+
+A Traffic packet carries its sender's coordinates (C{from}). When one reaches us from a key we
+have no path to (typically the session init of a node that found us first), we remember them
+for L{REVERSE_TTL_S}; packets we then hold for that key are also sent along those coordinates
+(and those already held, once, when they arrive), until the notify comes: the answer does not
+wait for our own lookup. The coordinates are not signed (Go does not
+use them); a forged C{from} can only misdirect these copies, since the held packets still go out
+along the signed path when the notify arrives (unless it signs the coordinates they already
+went to).
 """
 
 from __future__ import annotations
@@ -55,6 +64,7 @@ __all__ = [
     "MAX_HELD_PER_DEST",
     "PATH_THROTTLE_S",
     "PATH_TIMEOUT_S",
+    "REVERSE_TTL_S",
     "PathEntry",
     "Pathfinder",
 ]
@@ -71,6 +81,10 @@ LOOKUP_MIN_GAP_S = 0.02
 #: long each time, up to L{PATH_THROTTLE_S} (Go nodes on the way refresh their filters once a
 #: second, so a lookup can die at one of them while the tree is young).
 LOOKUP_RETRY_S = 0.25
+#: How long the coordinates from a received Traffic packet are used for replies to its sender.
+REVERSE_TTL_S = 10.0
+#: Senders whose coordinates are remembered at most (the table is emptied when full).
+_REVERSE_LIMIT = 1024
 #: Packets kept per destination while its path is looked up (the oldest give way).
 MAX_HELD_PER_DEST = 64
 #: Packets kept for all destinations together (new ones are refused beyond it).
@@ -104,7 +118,8 @@ class _Rumor:
         self.lookup_key = lookup_key
         self.send_time = send_time
         self.timer = timer
-        self.held: deque[tuple[bytes, bytes]] = deque()  # (dest, data) waiting for a path
+        # (dest, data, the unsigned coords a copy went to or None), waiting for a path
+        self.held: deque[tuple[bytes, bytes, Path | None]] = deque()
         self.held_bytes = 0
         self.waiting = False  # something waits for the notify: retry until it comes
         self.retries = 0
@@ -139,6 +154,8 @@ class Pathfinder:
         self.rumors: dict[bytes, _Rumor] = {}
         self._info: tuple[int, Path, bytes] | None = None  # our last signed (seq, path, sig)
         self._retry_call: IDelayedCall | None = None
+        # key -> (its coords from traffic we received without a path, when): see the docstring
+        self._reverse: dict[bytes, tuple[Path, float]] = {}
         self.held_packets = 0
         self.held_bytes = 0
         self._drops = DropCounter(
@@ -164,6 +181,16 @@ class Pathfinder:
             return
         # Hold the packet before looking up: the notify may come back synchronously.
         self.rumor_send_lookup(dest, (dest, data))
+        reverse = self._reverse.get(dest)
+        if reverse is not None and dest not in self.paths:
+            if self.clock.seconds() - reverse[1] < REVERSE_TTL_S:
+                rumor = self.rumors.get(xform(dest))
+                if rumor is not None and rumor.held and rumor.held[-1][1] is data:
+                    rumor.held[-1] = (dest, data, reverse[0])
+                self._send_along(reverse[0], dest, data)
+
+    def _send_along(self, path: Path, dest: bytes, data: bytes) -> None:
+        self._route_traffic(path, self.tree.coords(self.key), self.key, dest, MAX_WATERMARK, data)
 
     def rumor_send_lookup(self, dest: bytes, traffic: tuple[bytes, bytes] | None = None) -> None:
         """
@@ -196,7 +223,7 @@ class Pathfinder:
     def _hold(self, rumor: _Rumor, traffic: tuple[bytes, bytes]) -> None:
         size = len(traffic[1])
         if len(rumor.held) >= MAX_HELD_PER_DEST:
-            _, old = rumor.held.popleft()
+            _, old, _ = rumor.held.popleft()
             rumor.held_bytes -= len(old)
             self.held_packets -= 1
             self.held_bytes -= len(old)
@@ -204,7 +231,7 @@ class Pathfinder:
         if self.held_packets >= MAX_HELD_PACKETS or self.held_bytes + size > MAX_HELD_BYTES:
             self._drops.add(1)
             return
-        rumor.held.append(traffic)
+        rumor.held.append((traffic[0], traffic[1], None))
         rumor.held_bytes += size
         self.held_packets += 1
         self.held_bytes += size
@@ -356,7 +383,13 @@ class Pathfinder:
             )
             # Answered: stop retrying; the packets held for this key go out in order.
             rumor.waiting = False
-            held = [data for dest, data in rumor.held if dest == source]
+            self._reverse.pop(source, None)
+            # (not those already sent along the coords the notify now signs)
+            held = [
+                data
+                for dest, data, along in rumor.held
+                if dest == source and along != notify.info_path
+            ]
             self._release(rumor)
         entry.path = notify.info_path
         entry.seq = notify.info_seq
@@ -398,11 +431,31 @@ class Pathfinder:
 
     # -- timers ----------------------------------------------------------------------------
 
-    def reset_timeout(self, source: bytes) -> None:
-        """Traffic from C{source} reached us: keep its path entry (unless it is broken)."""
+    def traffic_from(self, source: bytes, from_path: Path) -> None:
+        """
+        Traffic from C{source} (at C{from_path}) reached us: keep its path entry (unless it is
+        broken); without one, while we look C{source} up, use C{from_path} for the packets held
+        for it (see the module docstring).
+        """
         entry = self.paths.get(source)
-        if entry is not None and not entry.broken:
-            entry.timer.reset(PATH_TIMEOUT_S)
+        if entry is not None:
+            if not entry.broken:
+                entry.timer.reset(PATH_TIMEOUT_S)
+            return
+        known = self._reverse.get(source)
+        if known is not None and known[0] == from_path:
+            self._reverse[source] = (from_path, self.clock.seconds())
+            return
+        if len(self._reverse) >= _REVERSE_LIMIT:
+            self._reverse.clear()
+        self._reverse[source] = (from_path, self.clock.seconds())
+        rumor = self.rumors.get(xform(source)) if self.rumors else None
+        if rumor is not None and rumor.waiting:
+            held = rumor.held
+            for i, (dest, data, _) in enumerate(held):
+                if dest == source:
+                    self._send_along(from_path, source, data)
+                    held[i] = (dest, data, from_path)
 
     def _expire_path(self, key: bytes) -> None:
         self.paths.pop(key, None)
@@ -423,6 +476,7 @@ class Pathfinder:
             rumor.timer.cancel()
         self.paths.clear()
         self.rumors.clear()
+        self._reverse.clear()
         self.held_packets = self.held_bytes = 0
 
     def paths_info(self) -> list[dict[str, object]]:

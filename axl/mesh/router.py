@@ -243,7 +243,7 @@ class Router:
                 FRAME_TRAFFIC, Traffic(path, from_path, source, dest, watermark, data).encode()
             )
         elif dest == self.public_key:
-            self.pathfinder.reset_timeout(source)
+            self.pathfinder.traffic_from(source, from_path)
             self._deliver(source, data)
         else:
             self.pathfinder.do_broken(from_path, source, dest)
@@ -297,7 +297,7 @@ class Router:
         source = payload[keys_at : keys_at + 32]
         dest = payload[keys_at + 32 : wm_at]
         if dest == self.public_key:
-            self.pathfinder.reset_timeout(source)
+            self.pathfinder.traffic_from(source, found_from[1])
             self._deliver(source, payload[data_at:])
             return
         self.pathfinder.do_broken(found_from[1], source, dest)
