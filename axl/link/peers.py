@@ -86,6 +86,7 @@ class PeerEntry:
 
     @property
     def up(self) -> bool:
+        """Whether this entry has a link whose handshake succeeded."""
         return self.link is not None and self.link.is_up
 
 
