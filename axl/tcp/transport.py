@@ -210,7 +210,7 @@ class OverlayTransport:
     def _write_lost(self) -> None:
         self._half_call = None
         if self.protocol is not None and not self.disconnected:
-            self.protocol.writeConnectionLost()  # type: ignore[attr-defined]
+            IHalfCloseableProtocol(self.protocol).writeConnectionLost()
 
     def abortConnection(self) -> None:
         """Reset the connection now."""
