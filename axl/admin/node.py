@@ -260,6 +260,13 @@ class NodeAdminSource(AdminSource, MetricsSource):
                 out[reason] = out.get(reason, 0) + int(count)
         if self._tcp is not None:
             out["tcp_invalid"] = int(self._tcp.stats.get("dropped", 0))
+        # packets the bounded set-up queues could not hold (or whose wait expired)
+        if self._router is not None:
+            out["path_lookup_held_limit"] = self._router.pathfinder.held_dropped
+        if self._ipv6 is not None:
+            out["address_lookup_held_limit"] = self._ipv6.pending_dropped
+        if self._sessions is not None:
+            out["session_held_limit"] = self._sessions.buffer_dropped
         return out
 
     def tcp_stats(self) -> dict[str, int]:
