@@ -82,7 +82,8 @@ _TRAFFIC_BYTE = bytes((SESSION_TRAFFIC,))
 class Lookups(Protocol):
     """The part of L{axl.interfaces.IRouter} this layer uses."""
 
-    def send_lookup(self, partial_key: bytes) -> None: ...
+    def send_lookup(self, partial_key: bytes) -> None:
+        """Look up the key starting with C{partial_key} (L{axl.interfaces.IRouter.send_lookup})."""
 
 
 class _KeyInfo:
