@@ -219,11 +219,19 @@ def closed_after(data: bytes, seconds: float) -> Callable[[dict[str, Any], dict[
 
 
 def dialled_ports(a: dict[str, Any], b: dict[str, Any]) -> list[int]:
-    """The overlay ports A's /send dials on B."""
+    """The overlay ports on B that A's /send and /mcp dial, and whether both calls succeeded."""
     pair = Pair(a, b)
-    pair.send(b"x")
-    pair.settle()
-    return sorted({s.host.port for _, s in pair.net.pairs})
+    ports: list[int] = []
+    connect = pair.net.connect
+    pair.net.connect = lambda src, dst, port, factory: (ports.append(port), connect(src, dst, port, factory))[1]  # type: ignore[method-assign]
+    codes = [status(pair.send(b"x"), pair), status(pair.mcp(), pair)]
+    assert codes == [200, 200], codes
+    return ports
+
+
+def tcp_port_use(a: dict[str, Any], b: dict[str, Any]) -> tuple[list[int], list[int]]:
+    """The overlay ports a whole node listens on, and the ports /send and /mcp dial on another node."""
+    return listening_overlay_ports(a, b), dialled_ports(a, b)
 
 
 def listening_overlay_ports(a: dict[str, Any], b: dict[str, Any]) -> list[int]:
@@ -375,7 +383,9 @@ OVERSIZE_TEXT = b"message of 11 bytes exceeds the receiver's max_message_size of
 ROWS: dict[str, Row] = {
     "api_port": Row({"api_port": 9102}, {}, bridge_binding, (9102, "127.0.0.1"), (9002, "127.0.0.1")),
     "bridge_addr": Row({"bridge_addr": "::1"}, {}, bridge_binding, (9002, "::1"), (9002, "127.0.0.1")),
-    "tcp_port": Row({"tcp_port": 7100}, {}, listening_overlay_ports, [7100, 7101], [7000, 7001]),
+    "tcp_port": Row(
+        {"tcp_port": 7100}, {"tcp_port": 7100}, tcp_port_use, ([7100, 7101], [7101, 7100]), ([7000, 7001], [7001, 7000])
+    ),
     "router_addr": Row(
         {}, {"router_addr": "http://127.0.0.2"}, service_urls,
         ["http://127.0.0.2:9003/route", "http://127.0.0.1:9004/"],
