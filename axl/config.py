@@ -30,6 +30,17 @@ from dataclasses import MISSING, dataclass, field, fields, replace
 from typing import Any, Callable, Mapping
 
 from axl.errors import ConfigError
+from axl.forward.spec import HOSTNAME as _HOSTNAME
+from axl.forward.spec import ip_or_hostname
+from axl.forward.spec import (
+    LocalForwardSpec,
+    RemoteForwardSpec,
+    SocksSpec,
+    parse_list,
+    parse_local,
+    parse_remote,
+    parse_socks,
+)
 
 __all__ = [
     "NodeConfig",
@@ -87,7 +98,6 @@ def size32(value: int) -> int:
     return value
 
 
-_HOSTNAME = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*\.?$")
 
 
 def bridge_host(value: str) -> str:
@@ -98,12 +108,9 @@ def bridge_host(value: str) -> str:
     if "://" in value:
         raise ValueError(f"must be a bare host, not a URL, got {value!r}")
     host = value[1:-1] if value.startswith("[") and value.endswith("]") else value
-    try:
-        return str(ipaddress.ip_address(host))
-    except ValueError:
-        pass
-    if _HOSTNAME.match(host) and len(host) <= 253:
-        return host
+    checked = ip_or_hostname(host)
+    if checked is not None:
+        return checked
     if ":" in host and _HOSTNAME.match(host.rpartition(":")[0]):
         raise ValueError(f"must be a bare host without a port (set the port with api_port), got {value!r}")
     raise ValueError(f"must be an IPv4 or IPv6 address or a host name, got {value!r}")
@@ -213,6 +220,15 @@ NODE_KEYS: tuple[NodeKey, ...] = (
     NodeKey("mcp_session_ttl_secs", float, positive, "an unused /mcp session expires after this long"),
     NodeKey("mcp_allowed_peers", list, lambda v: _allowed_keys(list(v)), "peers allowed to call our MCP services"),
     NodeKey("a2a_allowed_peers", list, lambda v: _allowed_keys(list(v)), "peers allowed to call our A2A server"),
+    NodeKey("socks", str, parse_socks, "SOCKS5 proxy to the mesh: [USER:PASS@][HOST:]PORT; empty = off"),
+    NodeKey("local_tcp", list, lambda v: parse_list(v, lambda s: parse_local(s, "tcp")),
+            "[BIND:]LPORT:REMOTE:RPORT forwards from here to the mesh"),
+    NodeKey("remote_tcp", list, lambda v: parse_list(v, lambda s: parse_remote(s, "tcp")),
+            "OPORT:HOST:PORT forwards from our overlay port to a local service"),
+    NodeKey("local_udp", list, lambda v: parse_list(v, lambda s: parse_local(s, "udp")),
+            "UDP forwards from here to the mesh"),
+    NodeKey("remote_udp", list, lambda v: parse_list(v, lambda s: parse_remote(s, "udp")),
+            "UDP forwards from our overlay port to a local service"),
 )
 
 
@@ -233,6 +249,7 @@ class NodeConfig:
     @ivar listen: listen URIs (C{Listen}, plus C{--listen} in front).
     @ivar allowed_public_keys: 32-byte keys from C{AllowedPublicKeys}.
     @ivar node_info: the C{NodeInfo} object.
+    @ivar admin_listen: C{AdminListen}: C{unix:///path}, C{tcp://host:port}, or "" (off).
     @ivar warnings: things worth telling the operator (unknown or ignored keys, a public bridge).
     """
 
@@ -244,6 +261,7 @@ class NodeConfig:
     listen: tuple[str, ...] = ()
     allowed_public_keys: tuple[bytes, ...] = ()
     node_info: dict[str, Any] = field(default_factory=dict, hash=False)
+    admin_listen: str = ""
     # The node's keys (one NodeKey each in NODE_KEYS).
     api_port: int = 9002
     bridge_addr: str = "127.0.0.1"
@@ -269,6 +287,11 @@ class NodeConfig:
     mcp_session_ttl_secs: float = 3600.0
     mcp_allowed_peers: tuple[bytes, ...] = ()
     a2a_allowed_peers: tuple[bytes, ...] = ()
+    socks: SocksSpec | None = None
+    local_tcp: tuple[LocalForwardSpec, ...] = ()
+    remote_tcp: tuple[RemoteForwardSpec, ...] = ()
+    local_udp: tuple[LocalForwardSpec, ...] = ()
+    remote_udp: tuple[RemoteForwardSpec, ...] = ()
     # Not from the file.
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
@@ -294,10 +317,9 @@ _check_table()
 # ---------------------------------------------------------------------------------------------
 # Yggdrasil's keys.
 
-#: Yggdrasil keys axl accepts but does not act on (no TUN, no admin socket, no multicast).
+#: Yggdrasil keys axl accepts but does not act on (no TUN, no multicast).
 YGGDRASIL_IGNORED_KEYS = (
     "InterfacePeers",
-    "AdminListen",
     "MulticastInterfaces",
     "IfName",
     "IfMTU",
@@ -362,6 +384,15 @@ def _node_info(value: Any) -> dict[str, Any]:
     return value
 
 
+def _admin_listen(value: Any) -> str:
+    """The string; its form is checked where the admin socket is built (L{axl.admin})."""
+    if value is None or value == "none":
+        return ""
+    if not isinstance(value, str):
+        raise ValueError(f"must be a string such as tcp://127.0.0.1:9001, got {_json_type(value)}")
+    return value.strip()
+
+
 #: JSON key -> (NodeConfig field, parser) for the Yggdrasil keys axl uses.
 _YGGDRASIL_KEYS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "PrivateKeyPath": ("private_key_path", _private_key_path),
@@ -370,6 +401,7 @@ _YGGDRASIL_KEYS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "Listen": ("listen", _uri_list),
     "AllowedPublicKeys": ("allowed_public_keys", _allowed_keys),
     "NodeInfo": ("node_info", _node_info),
+    "AdminListen": ("admin_listen", _admin_listen),
 }
 
 
@@ -449,7 +481,7 @@ def config_from_dict(data: Mapping[str, Any], source: str = DEFAULT_SOURCE) -> N
                 if not _is_empty(value):
                     warnings.append(
                         f"{source}: key {raw_key!r} is a Yggdrasil setting axl ignores "
-                        "(no TUN, admin socket or multicast)"
+                        "(no TUN or multicast)"
                     )
             else:
                 warnings.append(f"{source}: unknown key {raw_key!r} ignored")

@@ -18,6 +18,7 @@ from axl.bridge.app import Bridge
 from axl.bridge.topology import topology_document
 from axl.config import NodeConfig
 from axl.crypto.keys import Identity
+from axl.forward.service import ForwardsService
 from axl.interfaces import INode
 from axl.ipv6.rwc import IPv6Layer
 from axl.ipv6.stack import Overlay
@@ -48,6 +49,8 @@ class Node:
     @ivar streams: the port-7000 message layer: C{sender}, C{queue} (the C{/recv} queue),
         C{registry} of streams, listener C{factory}.
     @ivar bridge: the local HTTP API (every route; C{bridge.app.resource()} is served).
+    @ivar forwards: the SOCKS5 proxy and port forwards (C{forwards}, C{ports}, C{udp}), (idle
+        when none is configured); None only for a Node put together by hand.
     """
 
     config: NodeConfig
@@ -59,6 +62,7 @@ class Node:
     tcp: TCPStack
     streams: StreamsLayer
     bridge: Bridge
+    forwards: ForwardsService | None = None
 
     def __repr__(self) -> str:
         return f"<Node {self.identity!r}>"

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Mapping, NoReturn, TextIO
 
 from twisted.application.service import Application, IService, MultiService
@@ -23,6 +24,7 @@ from twisted.python.components import Componentized
 
 from axl.config import NodeConfig, add_listeners, default_config, load_config
 from axl.errors import ConfigError, StartupError
+from axl.forward.spec import FORWARD_KEYS, option_changes
 
 if TYPE_CHECKING:  # axl.service imports every layer: loaded only when a node is built
     from axl.service import NodeService
@@ -37,7 +39,7 @@ DEFAULT_CONFIG_NAME = "node-config.json"
 class Options(usage.Options):
     """Options of C{twistd axl}."""
 
-    synopsis = "[--config FILE] [--listen URI ...]"
+    synopsis = "[--config FILE] [--listen URI ...] [--socks SPEC] [--local-tcp SPEC ...] ..."
     longdesc = (
         "Run an axl node: a Yggdrasil v0.5 mesh node with AXL's local HTTP bridge. Without "
         "--config the config is $AXL_CONFIG, else ./node-config.json if present, else the "
@@ -45,11 +47,30 @@ class Options(usage.Options):
     )
     optParameters = [
         ["config", "c", None, "The node-config.json file (AXL's -config)."],
+        ["socks", None, None, "SOCKS5 proxy to the mesh, [USER:PASS@][HOST:]PORT (replaces the config's socks)."],
     ]
 
     def __init__(self) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self["listen"] = []
+        for key in FORWARD_KEYS:
+            self[key] = []
+
+    def opt_local_tcp(self, spec: str) -> None:
+        """[BIND:]LPORT:REMOTE:RPORT or unix:/path:REMOTE:RPORT, added to local_tcp (repeatable)."""
+        self["local_tcp"].append(spec)
+
+    def opt_remote_tcp(self, spec: str) -> None:
+        """OPORT:HOST:PORT or OPORT:unix:/path [?proxy=v2], added to remote_tcp (repeatable)."""
+        self["remote_tcp"].append(spec)
+
+    def opt_local_udp(self, spec: str) -> None:
+        """[BIND:]LPORT:REMOTE:RPORT, added to local_udp (repeatable)."""
+        self["local_udp"].append(spec)
+
+    def opt_remote_udp(self, spec: str) -> None:
+        """OPORT:HOST:PORT, added to remote_udp (repeatable)."""
+        self["remote_udp"].append(spec)
 
     def opt_listen(self, uri: str) -> None:
         """Extra peering listen URI (e.g. tls://0.0.0.0:9001) put before the config's Listen."""
@@ -74,15 +95,24 @@ def find_config(explicit: str | None, environ: Mapping[str, str], cwd: str = "."
     return None
 
 
-def build_config(path: str | None, listen: list[str] | tuple[str, ...] = ()) -> NodeConfig:
+def build_config(path: str | None, listen: list[str] | tuple[str, ...] = (),
+                 options: Mapping[str, Any] | None = None) -> NodeConfig:  # fmt: skip
     """
-    Load C{path} (or the embedded default when None) and add the C{--listen} URIs.
+    Load C{path} (or the embedded default when None) and add the C{--listen} URIs and the
+    forward options (C{--socks}, C{--local-tcp}, ... from C{options}).
 
     @raise ConfigError: the file or a value is unusable.
     """
     config = load_config(path) if path is not None else default_config()
     if listen:
         config = add_listeners(config, listen)
+    if options is not None:
+        try:
+            changes = option_changes(config, options.get("socks"),
+                                     {key: list(options.get(key) or []) for key in FORWARD_KEYS})  # fmt: skip
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+        config = replace(config, **changes)
     return config
 
 
@@ -132,7 +162,8 @@ class NodeRunner(MultiService):
 
 
 def node_runner(
-    path: str | None, listen: list[str] | tuple[str, ...], reactor: Any, stderr: TextIO | None = None
+    path: str | None, listen: list[str] | tuple[str, ...], reactor: Any, stderr: TextIO | None = None,
+    options: Mapping[str, Any] | None = None,
 ) -> NodeRunner:
     """
     Build the node from the config file C{path} (None: the embedded default) under a
@@ -141,7 +172,7 @@ def node_runner(
     from axl.service import make_node_service
 
     try:
-        config = build_config(path, listen)
+        config = build_config(path, listen, options)
         return NodeRunner(make_node_service(config, reactor), reactor, stderr)
     except ConfigError as e:
         _fail(str(e), stderr)
@@ -152,7 +183,7 @@ def makeService(options: Options) -> IService:
     from twisted.internet import reactor
 
     path = find_config(options["config"], os.environ)
-    return node_runner(path, options["listen"], reactor)
+    return node_runner(path, options["listen"], reactor, options=options)
 
 
 def make_application(environ: Mapping[str, str] | None = None) -> Componentized:

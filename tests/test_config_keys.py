@@ -17,6 +17,7 @@ from functools import partial
 from typing import Any
 
 from treq.testing import StubTreq
+from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionRefusedError
 from twisted.internet.protocol import Protocol
@@ -244,6 +245,45 @@ def listening_overlay_ports(a: dict[str, Any], b: dict[str, Any]) -> list[int]:
         service.stopService()
 
 
+class _UDPPort:
+    def __init__(self, port: int, interface: str) -> None:
+        self.port, self.interface = port, interface
+
+    def getHost(self) -> IPv4Address:
+        return IPv4Address("UDP", self.interface, self.port)
+
+    def stopListening(self) -> None:
+        return None
+
+
+class _Reactor(MemoryReactorClock):
+    """A memory reactor that also records UDP binds."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.udp: list[int] = []
+
+    def listenUDP(self, port: int, protocol: Any, interface: str = "", maxPacketSize: int = 8192) -> _UDPPort:
+        self.udp.append(port)
+        return _UDPPort(port, interface)
+
+
+def node_bindings(a: dict[str, Any], b: dict[str, Any]) -> tuple[list[int], list[int], list[int], list[int]]:
+    """What a started whole node listens on: local TCP and UDP ports, overlay TCP and UDP ports."""
+    reactor = _Reactor()
+    service = make_node_service(config_from_dict(a), reactor, identity=A_ID)
+    service.startService()
+    try:
+        node = service.node
+        assert node.overlay.udp is not None
+        return (
+            sorted(p for p, *_ in reactor.tcpServers), sorted(reactor.udp),
+            sorted(node.tcp._listeners), sorted(node.overlay.udp._ports),
+        )  # fmt: skip
+    finally:
+        service.stopService()
+
+
 def full_receiver_send_status_after(seconds: float) -> Callable[[dict[str, Any], dict[str, Any]], int | None]:
     def observe(a: dict[str, Any], b: dict[str, Any]) -> int | None:
         """The status of A's second /send to B (one-message queue, not drained) after C{seconds}."""
@@ -378,6 +418,8 @@ class Row:
 
 
 OTHER = "ab" * 32  # a key that is neither A nor B
+#: What a node listens on with no forwards: the bridge, and the message ports on the overlay.
+BARE = ([9002], [], [7000, 7001], [])
 OVERSIZE_TEXT = b"message of 11 bytes exceeds the receiver's max_message_size of 10 bytes\n"
 
 ROWS: dict[str, Row] = {
@@ -436,6 +478,18 @@ ROWS: dict[str, Row] = {
         {}, {"a2a_allowed_peers": [OTHER]}, a2a_answer,
         (502, {"code": -32603, "message": "a2a: peer not allowed"}), (200, None),
     ),
+    # Forwards: each starts a listener of its own on the node.
+    "socks": Row({"socks": "127.0.0.1:1080"}, {}, node_bindings, ([1080, 9002], [], [7000, 7001], []), BARE),
+    "local_tcp": Row(
+        {"local_tcp": [f"2222:{OTHER}.pk.ygg:22"]}, {}, node_bindings, ([2222, 9002], [], [7000, 7001], []), BARE
+    ),
+    "remote_tcp": Row(
+        {"remote_tcp": ["80:127.0.0.1:8000"]}, {}, node_bindings, ([9002], [], [80, 7000, 7001], []), BARE
+    ),
+    "local_udp": Row(
+        {"local_udp": [f"5353:{OTHER}.pk.ygg:53"]}, {}, node_bindings, ([9002], [5353], [7000, 7001], []), BARE
+    ),
+    "remote_udp": Row({"remote_udp": ["53:127.0.0.1:53"]}, {}, node_bindings, ([9002], [], [7000, 7001], [53]), BARE),
 }
 
 #: The receiver's C{max_message_size} (besides the sender's row above).

@@ -16,6 +16,7 @@ from twisted.internet.interfaces import IReactorTime
 from axl.crypto.keys import Identity
 from axl.interfaces import IRouter
 from axl.ipv6.rwc import IPv6Layer
+from axl.ipv6.udp import UDPLayer
 from axl.session.manager import SessionManager
 from axl.session.proto import Core, ProtoHandler
 
@@ -33,6 +34,7 @@ class Overlay:
     proto: ProtoHandler
     core: Core
     ipv6: IPv6Layer
+    udp: UDPLayer | None = None
 
     def traffic_received(self, source_key: bytes, data: bytes) -> None:
         """The router's C{on_traffic}."""
@@ -73,7 +75,7 @@ def build_overlay(
     ipv6 = IPv6Layer(identity.public_key, sessions, router, clock)
     sessions.deliver = core.received
     core.ipv6_received = ipv6.packet_received
-    return Overlay(sessions, proto, core, ipv6)
+    return Overlay(sessions, proto, core, ipv6, UDPLayer(ipv6))
 
 
 class OverlayService(Service):
