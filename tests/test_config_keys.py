@@ -11,6 +11,8 @@ C{NODE_KEYS} without a row fails L{CoverageTests}.
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -33,6 +35,8 @@ from axl.service import build_bridge, make_node_service
 from axl.streams.framing import acknowledged_port, encode_message
 from axl.streams.listener import AcknowledgedMessageFactory
 from axl.streams.service import build_streams_layer
+from axl.session.proto import NODEINFO_REQUEST
+from tests.test_identity import pem_of_seed
 from tests.streams_helpers import FakeHTTPServer, MemoryNet
 from tests.test_bridge_messaging import Services, _NoPeers
 
@@ -496,6 +500,58 @@ ROWS: dict[str, Row] = {
 RECEIVER_LIMIT = Row({}, {"max_message_size": 10}, send_size_status(11), (413, OVERSIZE_TEXT), (200, b""))
 
 
+def node_key(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """
+    Whether a node built from the config alone (no identity given) has key A; a C{PrivateKeyPath}
+    of C{"<pem>"} is a PEM file of A's key written for the occasion.
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        if a.get("PrivateKeyPath") == "<pem>":
+            path = os.path.join(tmp, "key.pem")
+            with open(path, "wb") as f:
+                f.write(pem_of_seed(A_ID.seed))
+            os.chmod(path, 0o600)
+            a = {**a, "PrivateKeyPath": path}
+        return make_node_service(config_from_dict(a), MemoryReactorClock()).node.public_key == A_ID.public_key
+
+
+def dialled_hosts(a: dict[str, Any], b: dict[str, Any]) -> list[tuple[str, int]]:
+    """The peers a started whole node dials."""
+    reactor = MemoryReactorClock()
+    service = make_node_service(config_from_dict(a), reactor, identity=A_ID)
+    service.startService()
+    try:
+        reactor.advance(0)
+        return [(host, port) for host, port, *_ in reactor.tcpClients]
+    finally:
+        service.stopService()
+
+
+def node_info_name(a: dict[str, Any], b: dict[str, Any]) -> object:
+    """The C{name} in a whole node's answer to a remote getNodeInfo."""
+    proto = make_node_service(config_from_dict(a), MemoryReactorClock(), identity=A_ID).node.overlay.proto
+    replies: list[bytes] = []
+    proto._reply = lambda dest, message: replies.append(message)  # type: ignore[method-assign]
+    proto.received(C_KEY, bytes([NODEINFO_REQUEST]))
+    [reply] = replies
+    return json.loads(reply[1:]).get("name")
+
+
+#: Yggdrasil's keys (capitalised). C{AllowedPublicKeys}' behaviour is in
+#: L{tests.test_link_peers} (the manager refuses other inbound keys) with its wiring
+#: (C{ServiceWiringTests}); the keys axl ignores only warn (L{tests.test_config}).
+YGG_ROWS: dict[str, Row] = {
+    "PrivateKey": Row({"PrivateKey": (A_ID.seed + A_ID.public_key).hex()}, {}, node_key, True, False),
+    "PrivateKeyPath": Row({"PrivateKeyPath": "<pem>"}, {}, node_key, True, False),
+    "Peers": Row({"Peers": ["tcp://127.0.0.1:9"]}, {}, dialled_hosts, [("127.0.0.1", 9)], []),
+    "Listen": Row({"Listen": ["tcp://127.0.0.1:9555"]}, {}, node_bindings, ([9002, 9555], [], [7000, 7001], []), BARE),
+    "AdminListen": Row(
+        {"AdminListen": "tcp://127.0.0.1:9556"}, {}, node_bindings, ([9002, 9556], [], [7000, 7001], []), BARE
+    ),
+    "NodeInfo": Row({"NodeInfo": {"name": "n1"}}, {}, node_info_name, "n1", None),
+}
+
+
 class CoverageTests(SynchronousTestCase):
     def test_every_node_key_has_a_row(self) -> None:
         """Each key of NODE_KEYS has a behaviour row here, and no row names a key that does not exist."""
@@ -523,5 +579,5 @@ def _make(name: str, row: Row) -> Callable[[KeyBehaviourTests], None]:
     return test
 
 
-for _name, _row in ROWS.items():
+for _name, _row in [*ROWS.items(), *YGG_ROWS.items()]:
     setattr(KeyBehaviourTests, f"test_{_name}", _make(_name, _row))
