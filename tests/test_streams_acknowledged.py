@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
+from twisted.logger import capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 
 from axl.errors import ProtocolError
@@ -302,6 +303,31 @@ class SenderTests(SynchronousTestCase):
         self.net.flush()
         self.successResultOf(self.sent(b"third"))
         self.assertEqual(dials, [ACK_PORT, 7000, 7000, ACK_PORT, 7000])
+
+    def test_unsolicited_status_drops_the_connection(self) -> None:
+        """A status frame for no message in flight drops the connection (logged); the next send redials."""
+        self.successResultOf(self.sent(b"one"))
+        (client, _) = self.net.pairs[0]
+        with capturedLogs() as events:
+            client.protocol.dataReceived(encode_message(ACK_OK))
+            self.net.flush()
+        self.assertEqual(
+            [e["log_format"] for e in events if "status" in e.get("log_format", "")],
+            ["dropping the connection to {peer}: a status for no message"],
+        )
+        self.assertEqual(self.net.pairs, [])
+        self.successResultOf(self.sent(b"two"))
+        self.assertEqual([self.queue_b.get(), self.queue_b.get()], [Message(A, b"one"), Message(A, b"two")])
+
+    def test_legacy_table_forgets_expired_keys(self) -> None:
+        """The table of Go AXL receivers only holds keys marked within LEGACY_TTL."""
+        for n in range(5):
+            self.sender.mark_legacy(key(10 + n))
+        self.clock.advance(LEGACY_TTL)
+        self.sender.mark_legacy(key(20))
+        self.assertEqual(list(self.sender._legacy), [key(20)])
+        self.assertTrue(self.sender.speaks_acks(key(10)))
+        self.assertFalse(self.sender.speaks_acks(key(20)))
 
     def test_go_receiver_oversize_small_message_still_200(self) -> None:
         """Towards a Go AXL receiver 200 keeps meaning TCP-acknowledged (documented)."""

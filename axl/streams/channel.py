@@ -218,7 +218,12 @@ class SendProtocol(Protocol):
             self.transport.abortConnection()
             return
         for status in statuses:
-            self.channel.answered(status)
+            if not self.channel.answered(status):
+                self._decoder = None
+                log.warn("dropping the connection to {peer}: a status for no message",
+                         peer=short_key(self.channel.dest))  # fmt: skip
+                self.transport.abortConnection()
+                return
             if status.close:
                 self._decoder = None
                 self.transport.abortConnection()
@@ -298,11 +303,12 @@ class ChannelCore:
         log.info("{peer} refused a message already reported as sent: {err}",
                  peer=short_key(self.dest), err=error)  # fmt: skip
 
-    def answered(self, status: Status) -> None:
+    def answered(self, status: Status) -> bool:
         """
         The receiver's status for the oldest message awaiting one (the acknowledged protocol):
         200 accepted, 413 over its C{max_message_size}, 503 not taken; C{close} refuses every
-        message of the connection.
+        message of the connection. False if no message awaits one (the receiver broke the
+        protocol).
         """
         if status.close:
             error = PeerBusy(f"Peer refused the connection: {status.error}")
@@ -310,10 +316,9 @@ class ChannelCore:
                 self.inflight.popleft().finish(Failure(error))
             self.inflight_bytes = 0
             self.fail_queued(error)
-            return
+            return True
         if not self.inflight:
-            log.warn("{peer} sent a status for no message", peer=short_key(self.dest))
-            return
+            return False
         frame = self.inflight.popleft()
         self.inflight_bytes -= len(frame.payload)
         if status.code == 200:
@@ -328,6 +333,7 @@ class ChannelCore:
         else:
             frame.finish(Failure(RemoteError(f"Peer refused the message ({status.code}): {status.error}")))
         self.write_queued()
+        return True
 
     def timed_out(self, frame: Frame) -> None:
         """C{frame}'s C{send_timeout} passed: fail it, saying whether it was written."""
@@ -581,6 +587,6 @@ class Channel:
         """C{frame}'s C{send_timeout} passed."""
         self.core.timed_out(frame)
 
-    def answered(self, status: Status) -> None:
+    def answered(self, status: Status) -> bool:
         """The receiver's status for the oldest message awaiting one (acknowledged protocol)."""
-        self.core.answered(status)
+        return self.core.answered(status)
