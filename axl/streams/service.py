@@ -187,6 +187,8 @@ class MessageListenerService(ListeningService):
                 self.ack_endpoint,
                 AcknowledgedMessageFactory(self.layer.factory),
                 f"overlay port {ack_port} for the acknowledged message listener",
+                "tcp_port + 1 is the node's own (the /send protocol between axl nodes): "
+                "give the other service another overlay port, or set another tcp_port",
             )
 
     def _listening(self, port: IListeningPort) -> None:
