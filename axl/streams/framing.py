@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_streams_framing -*-
+# -*- test-case-name: tests.test_streams_framing,tests.test_streams_acknowledged -*-
 """
 The framing of the port-7000 message protocol (spec/axl-node.md section 6.2): a 4-byte unsigned
 big-endian length, then exactly that many payload bytes. A zero-length message is legal.
@@ -9,8 +9,8 @@ L{oversize_reply} frame before closing (our extension; a sender reads it with
 L{parse_oversize_reply}).
 
 The acknowledged message protocol between axl nodes (README "Messaging", L{ACK_PORT_OFFSET}):
-each message frame's payload is L{encode_acked_body} (a 2-byte metadata length, the metadata,
-the message), and the receiver answers every message, in order, with one status frame
+each message frame's payload (written by L{write_acked_message}) is a 2-byte metadata length,
+the metadata, then the message, and the receiver answers every message, in order, with one status frame
 (L{status_frame}, read with L{parse_status}).
 """
 

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_streams_listener -*-
+# -*- test-case-name: tests.test_streams_listener,tests.test_streams_acknowledged -*-
 """
 The inbound side of the port-7000 message protocol (spec/axl-node.md section 6.3), as a Twisted
 protocol over any stream transport (the overlay TCP in production).
