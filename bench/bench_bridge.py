@@ -84,6 +84,35 @@ def start_node(
     raise SystemExit(f"node {name} did not start; see {workdir}/{name}.log")
 
 
+def wait_for_route(api_x: int, api_y: int) -> tuple[str, str, str, dict[str, str]]:
+    """
+    Wait (60 s at most) until a probe /send from bridge C{api_x} reaches C{api_y}'s /recv.
+    Returns Y's key, the /send and /recv URLs and the destination header.
+    """
+    key_y = json.loads(http("GET", f"http://127.0.0.1:{api_y}/topology")[2])["our_public_key"]
+    send = f"http://127.0.0.1:{api_x}/send"
+    recv = f"http://127.0.0.1:{api_y}/recv?wait=30"
+    dest = {"X-Destination-Peer-Id": key_y}
+    deadline = time.monotonic() + 60
+    while http("POST", send, b"probe", dest)[0] != 200:
+        if time.monotonic() > deadline:
+            raise SystemExit("no route X->Y")
+        time.sleep(0.5)
+    assert http("GET", recv)[2] == b"probe"
+    return key_y, send, recv, dest
+
+
+def stop_all(procs: list[subprocess.Popen[bytes]]) -> None:
+    """Terminate C{procs}, then kill those still running after 5 s."""
+    for p in procs:
+        p.terminate()
+    for p in procs:
+        try:
+            p.wait(5)
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+
 def rss_mb(pid: int) -> float:
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -111,18 +140,7 @@ def main() -> None:
             },
         )
         procs += [relay, x, y]
-        key_y = json.loads(http("GET", f"http://127.0.0.1:{api_y}/topology")[2])[
-            "our_public_key"
-        ]
-        send = f"http://127.0.0.1:{api_x}/send"
-        recv = f"http://127.0.0.1:{api_y}/recv?wait=30"
-        dest = {"X-Destination-Peer-Id": key_y}
-        deadline = time.monotonic() + 60
-        while http("POST", send, b"probe", dest)[0] != 200:
-            if time.monotonic() > deadline:
-                raise SystemExit("no route X->Y")
-            time.sleep(0.5)
-        assert http("GET", recv)[2] == b"probe"
+        key_y, send, recv, dest = wait_for_route(api_x, api_y)
 
         # Bulk.
         chunk = os.urandom(1024 * 1024)
@@ -188,13 +206,7 @@ def main() -> None:
             f"RSS: X {rss_mb(x.pid):.0f} MB, relay {rss_mb(relay.pid):.0f} MB, Y {rss_mb(y.pid):.0f} MB"
         )
     finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(5)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop_all(procs)
 
 
 if __name__ == "__main__":
