@@ -21,14 +21,14 @@ class DupAckThresholdTests(SynchronousTestCase):
         w.a.sack_ok = w.b.sack_ok = sack
         w.a.send(b"warm-up")  # the first ACK after the handshake sets the (scaled) window
         w.deliver()
-        w.a.cwnd = 20 * w.a.smss
+        w.a.cc.cwnd = 20 * w.a.smss
         return w
 
     def test_reordered_by_two_is_not_resent(self) -> None:
         """A segment overtaken by the next two (two duplicate ACKs) is not retransmitted."""
         for sack in (False, True):
             w = self.wire(sack)
-            smss, ssthresh = w.a.smss, w.a.ssthresh
+            smss, ssthresh = w.a.smss, w.a.cc.ssthresh
             w.a.send(bytes(6 * smss))
             w.clock.advance(0)  # the segments go out
             first = w.queue.pop(0)
@@ -36,7 +36,7 @@ class DupAckThresholdTests(SynchronousTestCase):
             w.deliver()
             self.assertEqual(len(w.b.app.data), 7 + 6 * smss)
             self.assertEqual(len([s for s in w.sent("a") if s.payload]), 1 + 6, f"sack={sack}")
-            self.assertEqual(w.a.ssthresh, ssthresh)
+            self.assertEqual(w.a.cc.ssthresh, ssthresh)
 
     def test_third_duplicate_ack_resends_at_once(self) -> None:
         """One lost segment followed by exactly three: resent on the third duplicate ACK, no RTO."""
