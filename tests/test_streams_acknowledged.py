@@ -58,6 +58,14 @@ def acked(payload: bytes, meta: bytes = b"") -> bytes:
     return t.value()
 
 
+def connected(factory: Any) -> tuple[Any, StringTransport]:
+    """A protocol of C{factory} on a StringTransport whose peer is node A."""
+    proto = factory.buildProtocol(None)
+    t = StringTransport(peerAddress=OverlayAddress(A, 1))
+    proto.makeConnection(t)
+    return proto, t
+
+
 def statuses(data: bytes) -> list[Status]:
     return [parse_status(f) for f in MessageDecoder(1 << 20).feed(data)]
 
@@ -109,10 +117,7 @@ class ReceiverTests(SynchronousTestCase):
         self.acked_factory = AcknowledgedMessageFactory(self.factory)
 
     def connect(self) -> tuple[Any, StringTransport]:
-        proto = self.acked_factory.buildProtocol(None)
-        t = StringTransport(peerAddress=OverlayAddress(A, 1))
-        proto.makeConnection(t)
-        return proto, t
+        return connected(self.acked_factory)
 
     def test_ack_only_once_queued(self) -> None:
         """The 200 is written when the message is in the queue: a full queue holds it back."""
@@ -355,10 +360,7 @@ class GoCallerTests(SynchronousTestCase):
         self.factory = MessageFactory(registry, self.clock)
 
     def connect(self) -> tuple[Any, StringTransport]:
-        proto = self.factory.buildProtocol(None)
-        t = StringTransport(peerAddress=OverlayAddress(A, 1))
-        proto.makeConnection(t)
-        return proto, t
+        return connected(self.factory)
 
     def test_plain_message_gets_no_bytes_back(self) -> None:
         """A Go /send frame is queued and nothing is written back (a Go sender never reads)."""
