@@ -245,10 +245,11 @@ class SDKEndToEndTests(TestCase):
     def listen(self, resource: Any) -> int:
         site = _ClosingSite(resource)
         port = reactor.listenTCP(0, site, interface="127.0.0.1")
-        self.addCleanup(port.stopListening)
         # The SDK clients (in other threads) may leave keep-alive connections open at the end:
-        # close them and wait, so no HTTP channel's idle timer outlives the test.
+        # once the port stops listening (cleanups run last first), close them and wait, so no
+        # HTTP channel's idle timer outlives the test.
         self.addCleanup(site.close_connections)
+        self.addCleanup(port.stopListening)
         return port.getHost().port  # type: ignore[no-any-return]
 
     def run_async(self, coro_fn: Any, *args: Any) -> Any:
