@@ -171,10 +171,13 @@ async def _a2a_session(bridge: str, peer: str) -> dict[str, Any]:
 
 
 class _ClosingSite(Site):
-    """A site that can close every connection it still has (for the test's cleanup)."""
+    """
+    A site that can close every connection it still has (for the test's cleanup), without idle
+    timers on its connections (a closed connection's timer must not outlive the test either).
+    """
 
     def __init__(self, resource: Any) -> None:
-        super().__init__(resource)
+        super().__init__(resource, timeout=None)
         self.open: dict[Any, Deferred[None]] = {}
 
     def buildProtocol(self, addr: Any) -> Any:
