@@ -56,7 +56,8 @@ class ChunkedBodyTests(SynchronousTestCase):
             lambda: {}, self.sender, self.queue, self.clock, McpSessions(self.clock, ttl=60),  # type: ignore[arg-type]
             max_message_size=LIMIT, recv_wait_max=5,
         )  # fmt: skip
-        self.site = Site(bridge.app.resource())
+        # On the test's clock, without idle timers: nothing of it may reach the global reactor.
+        self.site = Site(bridge.app.resource(), timeout=None, reactor=self.clock)
 
     def http(self, method: str, path: str, headers: dict[str, str], chunks: list[bytes]) -> tuple[int, bytes]:
         proto = self.site.buildProtocol(None)

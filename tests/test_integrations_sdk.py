@@ -21,7 +21,7 @@ import threading
 from typing import Any
 
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred, DeferredList
+from twisted.internet.defer import Deferred
 from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import TestCase
 from twisted.web.server import Site
@@ -170,38 +170,6 @@ async def _a2a_session(bridge: str, peer: str) -> dict[str, Any]:
     return {"skills": skills, "interface_url": interface_url, "events": events}
 
 
-class _ClosingSite(Site):
-    """
-    A site that can close every connection it still has (for the test's cleanup), without idle
-    timers on its connections (a closed connection's timer must not outlive the test either).
-    """
-
-    def __init__(self, resource: Any) -> None:
-        super().__init__(resource, timeout=None)
-        self.open: dict[Any, Deferred[None]] = {}
-
-    def buildProtocol(self, addr: Any) -> Any:
-        channel = super().buildProtocol(addr)
-        self.open[channel] = lost = Deferred()
-        connection_lost = channel.connectionLost
-
-        def lose(reason: Any) -> None:
-            self.open.pop(channel, None)
-            connection_lost(reason)
-            lost.callback(None)
-
-        channel.connectionLost = lose
-        return channel
-
-    def close_connections(self) -> Deferred[Any]:
-        waits = list(self.open.values())
-        for channel in list(self.open):
-            # The site's protocol is a wrapper; the transport is its inner channel's.
-            transport = getattr(channel, "transport", None) or channel._channel.transport
-            transport.abortConnection()
-        return DeferredList(waits)
-
-
 class SDKEndToEndTests(TestCase):
     timeout = 120
 
@@ -246,12 +214,7 @@ class SDKEndToEndTests(TestCase):
         self.bridge = f"http://127.0.0.1:{self.listen(self.api.app.resource())}"
 
     def listen(self, resource: Any) -> int:
-        site = _ClosingSite(resource)
-        port = reactor.listenTCP(0, site, interface="127.0.0.1")
-        # The SDK clients (in other threads) may leave keep-alive connections open at the end:
-        # once the port stops listening (cleanups run last first), close them and wait, so no
-        # HTTP channel's idle timer outlives the test.
-        self.addCleanup(site.close_connections)
+        port = reactor.listenTCP(0, Site(resource), interface="127.0.0.1")
         self.addCleanup(port.stopListening)
         return port.getHost().port  # type: ignore[no-any-return]
 
