@@ -38,8 +38,8 @@ class FakeIPv6Layer:
         if network is not None:
             network.attach(self)
 
-    def register_protocol(self, next_header: int, handler: object) -> None:
-        self.handlers[next_header] = handler  # type: ignore[assignment]
+    def register_protocol(self, next_header: int, handler: Handler) -> None:
+        self.handlers[next_header] = handler
 
     def register_ptb_handler(self, handler: object) -> None:
         self.ptb_handler = handler
