@@ -53,7 +53,7 @@ class OverlayEndpoints:
 
 
 class HTTPThroughRelayTests(InProcessNodesTestCase):
-    """HTTP over overlay TCP, B -> A -> C, over real TLS links on loopback."""
+    """HTTP over overlay TCP, B -> A -> C, over real tcp:// links on loopback (L{InProcessNodesTestCase.start_star})."""
 
     timeout = WAIT + 30
 

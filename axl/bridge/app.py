@@ -65,6 +65,7 @@ from axl.streams.envelope import (
 from axl.streams.errors import (
     DeliveryError,
     MessageRefused,
+    PeerBusy,
     PeerTimedOut,
     PeerUnreachable,
     RemoteError,
@@ -92,6 +93,7 @@ DELIVERY_STATUS: dict[type[DeliveryError], int] = {
     PeerUnreachable: 502,
     RemoteError: 502,
     SendTimedOut: 503,
+    PeerBusy: 503,
     PeerTimedOut: 504,
     MessageRefused: 413,
 }
