@@ -407,6 +407,112 @@ def pooled_after(seconds: float) -> Callable[[dict[str, Any], dict[str, Any]], b
     return observe
 
 
+def _started_factories(a: dict[str, Any]) -> tuple[Any, MemoryReactorClock, dict[int, Any]]:
+    """A whole node started on a memory reactor, and its TCP server factories by port."""
+    reactor = MemoryReactorClock()
+    service = make_node_service(config_from_dict(a), reactor, identity=A_ID)
+    service.startService()
+    return service, reactor, {port: factory for port, factory, _, _ in reactor.tcpServers}
+
+
+def _connect(factory: Any, host: str = "10.0.0.1", port: int = 1) -> tuple[Any, Any]:
+    from twisted.internet.testing import StringTransport
+
+    proto = factory.buildProtocol(IPv4Address("TCP", host, port))
+    if proto is None:
+        return None, None
+    transport = StringTransport(peerAddress=IPv4Address("TCP", host, port))
+    proto.makeConnection(transport)
+    return proto, transport
+
+
+def links_admitted(a: dict[str, Any], b: dict[str, Any]) -> int:
+    """How many of 10 inbound peer connections from one address a whole node admits."""
+    service, _, factories = _started_factories({"Listen": ["tcp://127.0.0.1:9555"], **a})
+    try:
+        return sum(_connect(factories[9555], port=i)[0] is not None for i in range(10))
+    finally:
+        service.stopService()
+
+
+def links_up_with_one_key(a: dict[str, Any], b: dict[str, Any]) -> int:
+    """How many of 3 inbound links with the same key (from 3 addresses) a whole node keeps up."""
+    from axl.link.meta import encode_meta
+
+    service, _, factories = _started_factories({"Listen": ["tcp://127.0.0.1:9555"], **a})
+    try:
+        for i in range(3):
+            proto, _ = _connect(factories[9555], host=f"10.0.0.{i + 1}")
+            proto.dataReceived(encode_meta(B_ID))
+        return len(service.node.links.links())
+    finally:
+        service.stopService()
+
+
+def traffic_dropped_while_blocked(a: dict[str, Any], b: dict[str, Any]) -> int:
+    """Traffic frames of 10 KB (of 5) an up link drops while its transport's buffer is full."""
+    from axl.link.meta import encode_meta
+
+    service, _, factories = _started_factories({"Listen": ["tcp://127.0.0.1:9555"], **a})
+    try:
+        proto, _ = _connect(factories[9555])
+        proto.dataReceived(encode_meta(B_ID))
+        proto.pauseProducing()
+        for _ in range(5):
+            proto.core.send_frame(9, b"t" * 10_000)
+        return int(proto.core.dropped_frames)
+    finally:
+        service.stopService()
+
+
+def bridge_closed_after(head: bytes, seconds: float) -> Callable[[dict[str, Any], dict[str, Any]], bool]:
+    def observe(a: dict[str, Any], b: dict[str, Any]) -> bool:
+        """Whether the bridge closes a connection that sent only C{head} within C{seconds}."""
+        service, reactor, factories = _started_factories(a)
+        try:
+            proto, transport = _connect(factories[9002])
+            proto.dataReceived(head)
+            reactor.advance(seconds)
+            return bool(transport.disconnecting)
+        finally:
+            service.stopService()
+
+    return observe
+
+
+def bridge_third_refused(request: bytes) -> Callable[[dict[str, Any], dict[str, Any]], bool]:
+    def observe(a: dict[str, Any], b: dict[str, Any]) -> bool:
+        """Whether the bridge answers the third of three connections sending C{request} with 503."""
+        service, _, factories = _started_factories(a)
+        try:
+            transports = []
+            for i in range(3):
+                proto, transport = _connect(factories[9002], port=i)
+                proto.dataReceived(request)
+                transports.append(transport)
+            return b" 503 " in transports[2].value()
+        finally:
+            service.stopService()
+
+    return observe
+
+
+def notifications_accepted(a: dict[str, Any], b: dict[str, Any]) -> list[int | None]:
+    """Statuses of 3 /mcp notifications from A to a key nobody answers for."""
+    pair = Pair(a, b)
+    pair.net.black_holes.add(C_KEY)
+    note = json.dumps({"jsonrpc": "2.0", "method": "notifications/x"}).encode()
+    return [status(pair.request(pair.a, "POST", f"/mcp/{C_KEY.hex()}/svc", {}, note), pair) for _ in range(3)]
+
+
+def second_bulk_send_status(a: dict[str, Any], b: dict[str, Any]) -> int | None:
+    """Status of the second of two 100 KB /send calls to a key nobody answers for (None: waiting)."""
+    pair = Pair(a, b)
+    pair.net.black_holes.add(C_KEY)
+    pair.send(b"1" * 100_000, to=C_KEY)
+    return status(pair.send(b"2" * 100_000, to=C_KEY), pair)
+
+
 @dataclass(frozen=True)
 class Row:
     """
@@ -475,6 +581,27 @@ ROWS: dict[str, Row] = {
     "recv_queue_max_bytes": Row({}, {"recv_queue_max_bytes": 10}, queue_admits, 1, 3),
     "recv_wait_max_secs": Row({}, {"recv_wait_max_secs": 2}, long_poll_answered_after(3), 204, None),
     "mcp_session_ttl_secs": Row({"mcp_session_ttl_secs": 5}, {}, session_after(6), 404, 200),
+    "max_handshakes_per_source": Row({"max_handshakes_per_source": 3}, {}, links_admitted, 3, 8),
+    "max_inbound_per_source": Row({"max_inbound_per_source": 2}, {}, links_admitted, 2, 8),
+    "max_inbound_per_key": Row({"max_inbound_per_key": 1}, {}, links_up_with_one_key, 1, 3),
+    "link_write_buffer_bytes": Row({"link_write_buffer_bytes": 15_000}, {}, traffic_dropped_while_blocked, 4, 0),
+    "bridge_header_timeout_secs": Row(
+        {"bridge_header_timeout_secs": 2}, {}, bridge_closed_after(b"GET /recv HTTP/1.1\r\n", 3), True, False
+    ),
+    "bridge_body_timeout_secs": Row(
+        {"bridge_body_timeout_secs": 2}, {},
+        bridge_closed_after(b"POST /send HTTP/1.1\r\nHost: a\r\nContent-Length: 9\r\n\r\n", 3), True, False,
+    ),  # fmt: skip
+    "bridge_max_connections": Row(
+        {"bridge_max_connections": 2}, {},
+        bridge_third_refused(b"POST /send HTTP/1.1\r\nHost: a\r\nContent-Length: 9\r\n\r\n"), True, False,
+    ),  # fmt: skip
+    "bridge_max_requests": Row(
+        {"bridge_max_requests": 2}, {}, bridge_third_refused(b"GET /recv?wait=30 HTTP/1.1\r\nHost: a\r\n\r\n"),
+        True, False,
+    ),  # fmt: skip
+    "bridge_max_background": Row({"bridge_max_background": 1}, {}, notifications_accepted, [202, 503, 503], [202] * 3),
+    "bridge_max_inflight_bytes": Row({"bridge_max_inflight_bytes": 150_000}, {}, second_bulk_send_status, 503, None),
     "mcp_allowed_peers": Row(
         {}, {"mcp_allowed_peers": [OTHER]}, mcp_error, {"code": -32603, "message": "mcp: peer not allowed"}, None
     ),

@@ -32,7 +32,7 @@ class FakeSender:
         self.sent: list[tuple[bytes, bytes]] = []
         self.requests: list[tuple[bytes, bytes]] = []
 
-    def send(self, dest: bytes, payload: bytes) -> Any:
+    def send(self, dest: bytes, payload: bytes, message_id: str | None = None) -> Any:
         from twisted.internet.defer import succeed
 
         self.sent.append((dest, payload))

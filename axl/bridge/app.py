@@ -62,6 +62,7 @@ from axl.streams.envelope import (
     parse_a2a_reply,
     parse_mcp_reply,
 )
+from axl.streams.dedup import valid_message_id
 from axl.streams.errors import (
     DeliveryError,
     MessageRefused,
@@ -269,6 +270,11 @@ class Bridge:
         dest = parse_peer_id(dest_text.strip())
         if dest is None:
             return text_response(request, 400, "Invalid destination peer ID")
+        message_id = header(request, b"X-Message-Id")
+        if message_id is not None and not valid_message_id(message_id):
+            return text_response(
+                request, 400, "Invalid X-Message-Id: 1 to 128 visible ASCII characters"
+            )
         length = header(request, b"Content-Length")
         if (
             length is not None
@@ -284,7 +290,7 @@ class Bridge:
         busy = self._busy(request, len(body))
         if busy is not None:
             return busy
-        sent = await self._deliver(len(body), lambda: self.sender.send(dest, body))
+        sent = await self._deliver(len(body), lambda: self.sender.send(dest, body, message_id))
         request.setHeader(b"Content-Type", b"application/octet-stream")
         request.setHeader(b"X-Sent-Bytes", str(sent).encode("ascii"))
         return sized(request, b"")
@@ -353,6 +359,8 @@ class Bridge:
             return b""
         request.setHeader(b"Content-Type", b"application/octet-stream")
         request.setHeader(b"X-From-Peer-Id", message.sender.hex().encode("ascii"))
+        if message.message_id is not None:
+            request.setHeader(b"X-Message-Id", message.message_id.encode("ascii"))
         if request.method == b"HEAD":
             request.setHeader(
                 b"Content-Length", str(len(message.payload)).encode("ascii")

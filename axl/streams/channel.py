@@ -92,10 +92,11 @@ class Frame:
     @ivar timer: its C{send_timeout}, while it runs.
     """
 
-    __slots__ = ("d", "done", "payload", "timer", "written")
+    __slots__ = ("d", "done", "meta", "payload", "timer", "written")
 
-    def __init__(self, payload: bytes) -> None:
+    def __init__(self, payload: bytes, meta: bytes = b"") -> None:
         self.payload = payload
+        self.meta = meta  # the acknowledged protocol's metadata (e.g. the message id)
         self.d: Deferred[int] = Deferred()
         self.written = False
         self.done = False
@@ -382,7 +383,7 @@ class ChannelCore:
             self.queue.popleft()
             frame.written = True
             if self.answers:
-                write_acked_message(transport, frame.payload)
+                write_acked_message(transport, frame.payload, frame.meta)
                 self.inflight.append(frame)
                 self.inflight_bytes += size
                 continue

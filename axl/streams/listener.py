@@ -55,6 +55,7 @@ from axl.streams.framing import (
     status_frame,
     write_frame,
 )
+from axl.streams.dedup import valid_message_id
 from axl.streams.registry import StreamRegistry
 
 __all__ = [
@@ -225,7 +226,7 @@ class MessageProtocol(Protocol):
 
     def _account(self) -> None:
         partial = self._decoder.buffered if self._open else 0  # dropped once closed
-        whole = sum(map(len, self._pending)) + self._busy_size
+        whole = sum(len(p) for p in self._pending if isinstance(p, bytes)) + self._busy_size
         held = partial + whole
         if held != self._held or whole != self._held_whole:
             delta, self._held = held - self._held, held
@@ -515,6 +516,9 @@ class AcknowledgedMessageProtocol(MessageProtocol):
                 continue
             self._pending.extend(messages)
             break
+        self._account()
+        if self._open and not self._factory.may_read(self):
+            self._budget_wait = True
         self._pump()
 
     def _dispatch(self, item: Any) -> Deferred[bytes | None]:
@@ -534,7 +538,11 @@ class AcknowledgedMessageProtocol(MessageProtocol):
             self.log.info("refusing a message of {n} bytes from {peer} (max_message_size {limit})",
                           n=size, peer=short_key(self.peer_key), limit=limit)  # fmt: skip
             return succeed(status_frame(413, oversize_error(size, limit), limit))
-        return self._factory.registry.queue.put(self.peer_key, body.payload).addCallback(_accepted)
+        message_id = body.meta.get("id")
+        if not (isinstance(message_id, str) and valid_message_id(message_id)):
+            message_id = None  # absent or unusable: delivered without duplicate detection
+        queue = self._factory.registry.queue
+        return queue.put(self.peer_key, body.payload, message_id).addCallback(_accepted)
 
 
 def _accepted(_: object) -> bytes:

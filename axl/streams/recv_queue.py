@@ -24,16 +24,21 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
 from axl.ratelimit import AggregatedLog
+from axl.streams.dedup import SeenMessages
 
 __all__ = ["Message", "RecvQueue"]
 
 
 @dataclass(frozen=True)
 class Message:
-    """One received message: the sender's full 32-byte key and the payload."""
+    """
+    One received message: the sender's full 32-byte key, the payload, and the sender's
+    C{X-Message-Id} if it gave one.
+    """
 
     sender: bytes
     payload: bytes
+    message_id: str | None = None
 
 
 class RecvQueue:
@@ -49,10 +54,13 @@ class RecvQueue:
         clock: IReactorTime,
         max_messages: int = 1000,
         max_bytes: int = 32 * 1024 * 1024,
+        seen: SeenMessages | None = None,
     ) -> None:
         if max_messages < 1 or max_bytes < 1:
             raise ValueError("the receive queue needs room for at least one message")
         self._clock = clock
+        #: message ids taken recently (a retry with the same sender and id is not queued again)
+        self.seen = seen if seen is not None else SeenMessages(clock)
         self.max_messages = max_messages
         self.max_bytes = max_bytes
         self._items: deque[Message] = deque()
@@ -89,13 +97,17 @@ class RecvQueue:
             and self._bytes + len(message.payload) <= self.max_bytes
         )
 
-    def put(self, sender: bytes, payload: bytes) -> Deferred[None]:
+    def put(self, sender: bytes, payload: bytes, message_id: str | None = None) -> Deferred[None]:
         """
         Queue a message. The Deferred fires once it is queued (at once when there is room);
         one sender's messages are queued in the order C{put} was called, and while the queue is
-        full the senders waiting for room take turns.
+        full the senders waiting for room take turns. A message whose C{message_id} this sender
+        already gave within the window (L{SeenMessages}) is a retry: it fires at once and is not
+        queued again.
         """
-        message = Message(sender, payload)
+        if message_id is not None and not self.seen.first(sender, message_id):
+            return succeed(None)
+        message = Message(sender, payload, message_id)
         if not self._blocked:
             if self._waiters:
                 # Hand it straight to a long-poller.

@@ -29,6 +29,8 @@ Every failure is a L{axl.streams.errors.DeliveryError} of the kind that says why
 
 from __future__ import annotations
 
+import json
+
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -145,15 +147,19 @@ class MessageSender:
             del self._legacy[key]  # forget expired entries: the table stays bounded by use
         self._legacy[dest] = now + LEGACY_TTL
 
-    def send(self, dest: bytes, payload: bytes) -> Deferred[int]:
+    def send(self, dest: bytes, payload: bytes, message_id: str | None = None) -> Deferred[int]:
         """
         Deliver one message to C{dest}'s C{/recv}. Fires with the payload length once an axl
         receiver queued it (a Go AXL receiver: once its TCP acknowledged it); fails with a
         L{DeliveryError}.
+
+        @param message_id: the client's C{X-Message-Id}: an axl receiver takes the message once
+            per id within its window (a retry is answered as accepted, not delivered twice).
         """
         if dest == self.our_key:
-            return self._send_local(payload)
-        frame = Frame(payload)
+            return self._send_local(payload, message_id)
+        meta = json.dumps({"id": message_id}).encode("ascii") if message_id else b""
+        frame = Frame(payload, meta)
         channel = self._channels.get(dest)
         fresh = channel is None
         if channel is None:
@@ -164,7 +170,7 @@ class MessageSender:
             channel.start()  # may fail at once, failing the frame
         return frame.d
 
-    def _send_local(self, payload: bytes) -> Deferred[int]:
+    def _send_local(self, payload: bytes, message_id: str | None = None) -> Deferred[int]:
         result: Deferred[int] = Deferred()
 
         def expire() -> None:
@@ -180,7 +186,7 @@ class MessageSender:
                 result.callback(len(payload))
 
         # As between axl nodes, a /send payload is a message for /recv, never an envelope.
-        self.local.queue.put(self.our_key, payload).addBoth(done)
+        self.local.queue.put(self.our_key, payload, message_id).addBoth(done)
         return result
 
     def forget(self, dest: bytes, channel: Channel) -> None:
