@@ -375,3 +375,27 @@ class BudgetTests(SynchronousTestCase):
         self.assertEqual(tb.producerState, "paused")
         self.queue.get()
         self.assertEqual(tb.producerState, "producing")
+
+    def test_acknowledged_protocol_over_budget_waits(self) -> None:
+        """The acknowledged protocol's connections stop reading past the budget too."""
+        from axl.streams.framing import write_acked_message
+        from axl.streams.listener import AcknowledgedMessageFactory
+
+        def acked(payload: bytes) -> bytes:
+            out = StringTransport()
+            write_acked_message(out, payload)
+            return out.value()
+
+        factory = AcknowledgedMessageFactory(self.factory)
+        protos = []
+        for n in (1, 2):
+            key = bytes([n]) * 32
+            proto = factory.buildProtocol(OverlayAddress(key, 1))
+            transport = StringTransport(peerAddress=OverlayAddress(key, 40000))
+            proto.makeConnection(transport)
+            protos.append((proto, transport))
+        protos[0][0].dataReceived(acked(b"a" * 700))
+        protos[1][0].dataReceived(acked(b"b" * 400))
+        self.assertEqual(protos[1][1].producerState, "paused")
+        self.queue.get()
+        self.assertEqual(protos[1][1].producerState, "producing")
