@@ -1,10 +1,10 @@
 """
 The streams layer alone: 100-byte /send messages from a MessageSender through one pooled
 channel to a message listener and its /recv queue, in one process over in-memory pipes that
-acknowledge what they deliver (tests.streams_helpers.MemoryNet; no TCP, no crypto). Prints the
-CPU time per message (best of 7 rounds of 20000, sent 50 at a time).
+acknowledge what they deliver (tests.streams_helpers.MemoryNet; no TCP, no crypto). The figure
+is the CPU time per message (best of several rounds of 20000, sent 50 at a time).
 
-Run: .venv/bin/python bench/bench_streams.py
+Run: python bench/bench_streams.py [--quick]   (or: python -m bench --only streams)
 """
 
 from __future__ import annotations
@@ -21,10 +21,11 @@ from axl.streams.listener import MessageFactory  # noqa: E402
 from axl.streams.recv_queue import RecvQueue  # noqa: E402
 from axl.streams.registry import StreamRegistry  # noqa: E402
 from axl.streams.sender import MessageSender  # noqa: E402
+from bench.common import Figure, Options, benchmark, run_standalone  # noqa: E402
 from tests.streams_helpers import MemoryNet  # noqa: E402
 
 A, B = b"\x01" * 32, b"\x02" * 32
-N, BATCH, ROUNDS = 20000, 50, 7
+N, BATCH = 20000, 50
 
 
 def one_round() -> float:
@@ -44,10 +45,12 @@ def one_round() -> float:
     return time.process_time() - start
 
 
-def main() -> None:
-    best = min(one_round() for _ in range(ROUNDS))
-    print(f"{N} x 100-byte /send through the streams layer: {best / N * 1e6:.1f} us CPU per message")
+@benchmark("streams", "100-byte /send messages: sender, pooled channel, listener, /recv queue in one process (in-memory pipes)")
+def measure(opts: Options) -> list[Figure]:
+    best = min(one_round() for _ in range(2 if opts.quick else 7))
+    return [Figure("streams.per_message", "100-byte message through the streams layer, CPU",
+                   best / N * 1e6, "µs", better="lower")]
 
 
 if __name__ == "__main__":
-    main()
+    run_standalone(measure)
