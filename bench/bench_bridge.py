@@ -3,8 +3,8 @@ The whole-node benchmark: three twistd nodes on loopback, X -> relay -> Y (the r
 and Y peer to it), a fake MCP router behind Y, and a client (this process) that talks to the
 bridges over keep-alive HTTP connections (L{bench.nodes.HTTP}).
 
- - first message: the first C{/send} X->Y once both links are up (lookup, session, overlay TCP
-   connect), until it is answered 200;
+ - first message: the first C{/send} X->Y once the spanning tree has converged (the three
+   nodes see one root): path lookup, session handshake and overlay TCP connect, until answered 200;
  - latency: a 100-byte C{/send} on X until Y's C{/recv} returns it, one at a time (p50, p95);
  - MCP: C{/mcp} round trips from X to Y's fake service (p50);
  - bulk: 1 MiB C{/send}s X->Y, 8 in flight, while Y's C{/recv} is drained, until all are there;
@@ -13,6 +13,9 @@ bridges over keep-alive HTTP connections (L{bench.nodes.HTTP}).
    for its 200), while one client drains Y's C{/recv}; every message is checked to arrive once
    and in order per sender. Two rounds; the RSS growth between them shows whether anything
    grows with the number of messages.
+
+C{AXL_BENCH_PHASES=bulk,rate} (any of first, latency, mcp, bulk, rate) runs only those phases,
+e.g. to profile one of them.
 
 With C{--profile DIR} each node runs under cProfile (twistd C{--profiler=cprofile}); the stats
 go to C{DIR/<node>.prof} and their top is printed at the end.
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -62,6 +66,13 @@ ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
 def percentile(samples: list[float], p: float) -> float:
     ordered = sorted(samples)
     return ordered[min(int(len(ordered) * p), len(ordered) - 1)]
+
+
+def root(http: HTTP) -> str | None:
+    """The root of the spanning tree a node sees (None while it sees several)."""
+    tree = json.loads(http.request("GET", "/topology")[2])["tree"]
+    roots = {e["public_key"] for e in tree if e["parent"] == e["public_key"]}
+    return roots.pop() if len(roots) == 1 else None
 
 
 def run_threads(targets: list[threading.Thread]) -> None:
@@ -144,10 +155,132 @@ def rate_round(x: Node, y: Node, dest: dict[str, str], per_sender: int) -> float
     return SENDERS * per_sender / (drainer.done_at - start)
 
 
+class Mesh:
+    """The three nodes, their clients and the sizes of this run."""
+
+    def __init__(self, relay: Node, x: Node, y: Node, quick: bool) -> None:
+        self.relay, self.x, self.y = relay, x, y
+        self.nodes = [relay, x, y]
+        self.cx, self.cy, self.crelay = HTTP(x.api), HTTP(y.api), HTTP(relay.api)
+        self.key_y = json.loads(self.cy.request("GET", "/topology")[2])["our_public_key"]
+        self.dest = {"X-Destination-Peer-Id": self.key_y}
+        self.n_latency, self.n_mcp, self.n_bulk, self.per_sender = (
+            (50, 30, 16, 100) if quick else (300, 200, 64, 500))
+
+    def cpu(self) -> float:
+        return sum(n.cpu_seconds() for n in self.nodes)
+
+    def converge(self, timeout: float = 60.0) -> None:
+        """Wait until the three nodes agree on one root of the spanning tree."""
+        deadline = time.monotonic() + timeout
+        while len({root(c) for c in (self.cx, self.cy, self.crelay)} - {None}) != 1 or root(self.cx) is None:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the three nodes did not converge")
+            time.sleep(0.05)
+
+    def close(self) -> None:
+        for c in (self.cx, self.cy, self.crelay):
+            c.close()
+
+
+def first_message(m: Mesh, opts: Options) -> list[Figure]:
+    """The first /send X->Y (retried while it fails, which it should not once converged)."""
+    attempts = 0
+    start = time.perf_counter()
+    deadline = time.monotonic() + 60
+    while True:
+        attempts += 1
+        code, _, body = m.cx.request("POST", "/send", b"first", m.dest)
+        if code == 200:
+            break
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"no route X->Y: {code} {body!r}")
+        time.sleep(0.05)
+    first = (time.perf_counter() - start) * 1000
+    assert m.cy.request("GET", "/recv?wait=30")[2] == b"first"
+    opts.log(f"first message: {first:.1f} ms, {attempts} attempt(s)")
+    return [Figure("bridge.first_send", "first /send to a new peer after convergence (lookup, session, TCP connect)",
+                   first, "ms", better="lower")]
+
+
+def latency(m: Mesh, opts: Options) -> list[Figure]:
+    small = b"x" * 100
+    lat = []
+    for _ in range(m.n_latency):
+        t = time.perf_counter()
+        assert m.cx.request("POST", "/send", small, m.dest)[0] == 200
+        assert m.cy.request("GET", "/recv?wait=30")[2] == small
+        lat.append((time.perf_counter() - t) * 1000)
+    return [
+        Figure("bridge.latency_p50", "100 B /send on X until Y's /recv returns it, p50",
+               statistics.median(lat), "ms", better="lower", target=1.5),
+        Figure("bridge.latency_p95", "100 B /send on X until Y's /recv returns it, p95",
+               percentile(lat, 0.95), "ms", better="lower"),
+    ]
+
+
+def mcp(m: Mesh, opts: Options) -> list[Figure]:
+    rpc = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}).encode()
+    times = []
+    for _ in range(m.n_mcp):
+        t = time.perf_counter()
+        code, _, body = m.cx.request("POST", f"/mcp/{m.key_y}/svc", rpc, {"Content-Type": "application/json"})
+        assert code == 200, (code, body)
+        times.append((time.perf_counter() - t) * 1000)
+    return [Figure("bridge.mcp_p50", "/mcp round trip X → Y's MCP service, p50",
+                   statistics.median(times), "ms", better="lower", target=4.0)]
+
+
+def bulk(m: Mesh, opts: Options) -> list[Figure]:
+    chunk = os.urandom(1024 * 1024)
+    drainer = Drainer(m.y.api, m.n_bulk)
+    errors: list[BaseException] = []
+    senders = [threading.Thread(target=send_many, args=(m.x.api, m.dest, [chunk] * (m.n_bulk // SENDERS), errors))
+               for _ in range(SENDERS)]
+    cpu0 = m.cpu()
+    t0 = time.perf_counter()
+    drainer.start()
+    run_threads(senders)
+    drainer.join(120)
+    if errors or drainer.error or drainer.bytes != m.n_bulk * len(chunk):
+        raise RuntimeError(f"bulk failed: {errors or drainer.error}, {drainer.bytes} bytes")
+    rate = m.n_bulk / (drainer.done_at - t0)
+    cpu = (m.cpu() - cpu0) / m.n_bulk
+    rss = {n.name: n.rss_mb() for n in m.nodes}
+    opts.log("RSS after bulk: " + ", ".join(f"{k} {v:.0f} MB" for k, v in rss.items()))
+    return [
+        Figure("bridge.bulk", f"bulk: {m.n_bulk} × 1 MiB /send X → Y, {SENDERS} in flight", rate, "MiB/s", target=100),
+        Figure("bridge.bulk_cpu", "bulk: CPU time of the three nodes per MiB", cpu * 1000, "ms", better="lower"),
+        Figure("bridge.rss_after_bulk", "largest node RSS after the bulk run",
+               max(rss.values()), "MB", better="lower", target=70),
+    ]
+
+
+def rate(m: Mesh, opts: Options) -> list[Figure]:
+    """Two rounds: the second also shows whether memory grows with the number of messages."""
+    cpu0 = m.cpu()
+    r1 = rate_round(m.x, m.y, m.dest, m.per_sender)
+    before = {n.name: n.rss_mb() for n in m.nodes}
+    r2 = rate_round(m.x, m.y, m.dest, m.per_sender)
+    cpu = (m.cpu() - cpu0) / (2 * SENDERS * m.per_sender)
+    growth = max(n.rss_mb() - before[n.name] for n in m.nodes)
+    opts.log(f"rate rounds: {r1:.0f}, {r2:.0f} msgs/s; RSS growth in round 2: {growth:.2f} MB")
+    return [
+        Figure("bridge.rate_1k", f"1 KiB /send → /recv, {SENDERS} concurrent senders (each delivered once, in order)",
+               (r1 + r2) / 2, "msgs/s", target=2000),
+        Figure("bridge.rate_cpu", "1 KiB messages: CPU time of the three nodes per message",
+               cpu * 1e6, "µs", better="lower"),
+        Figure("bridge.rss_growth", f"largest node RSS growth over {SENDERS * m.per_sender} more 1 KiB messages",
+               growth, "MB", better="lower"),
+    ]
+
+
+PHASES = {"first": first_message, "latency": latency, "mcp": mcp, "bulk": bulk, "rate": rate}
+
+
 @benchmark("bridge", "three twistd nodes X → relay → Y on loopback, a client on X's and Y's bridges", profiles=True)
 def measure(opts: Options) -> list[Figure]:
-    quick = opts.quick
-    n_latency, n_mcp, n_bulk, per_sender = (50, 30, 16, 100) if quick else (300, 200, 64, 500)
+    phases = os.environ.get("AXL_BENCH_PHASES", ",".join(PHASES)).split(",")
     workdir = tempfile.mkdtemp(prefix="axl-bench-")
     nodes: list[Node] = []
     router = None
@@ -156,101 +289,22 @@ def measure(opts: Options) -> list[Figure]:
         router_port = free_port()
         router = subprocess.Popen([sys.executable, "-c", ROUTER, str(router_port)])
         listen = f"tls://127.0.0.1:{free_port()}"
-        relay = launch_node(workdir, "relay", {"Listen": [listen]}, opts.profile)
-        x = launch_node(workdir, "x", {"Peers": [listen]}, opts.profile)
-        y = launch_node(workdir, "y", {"Peers": [listen], "router_addr": "http://127.0.0.1",
-                                        "router_port": router_port}, opts.profile)  # fmt: skip
-        nodes = [relay, x, y]
+        nodes = [
+            launch_node(workdir, "relay", {"Listen": [listen]}, opts.profile),
+            launch_node(workdir, "x", {"Peers": [listen]}, opts.profile),
+            launch_node(workdir, "y", {"Peers": [listen], "router_addr": "http://127.0.0.1",
+                                       "router_port": router_port}, opts.profile),
+        ]  # fmt: skip
         for n in nodes:
             wait_ready(workdir, n)
-        cx, cy, crelay = HTTP(x.api), HTTP(y.api), HTTP(relay.api)
-        key_y = json.loads(cy.request("GET", "/topology")[2])["our_public_key"]
-        dest = {"X-Destination-Peer-Id": key_y}
-        deadline = time.monotonic() + 60
-        while len(json.loads(crelay.request("GET", "/topology")[2])["peers"]) < 2:
-            if time.monotonic() > deadline:
-                raise RuntimeError("X and Y did not peer with the relay")
-            time.sleep(0.05)
-
-        # First message to a new peer.
-        attempts = 0
-        start = time.perf_counter()
-        while True:
-            attempts += 1
-            code, _, body = cx.request("POST", "/send", b"first", dest)
-            if code == 200:
-                break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"no route X->Y: {code} {body!r}")
-            time.sleep(0.05)
-        first = (time.perf_counter() - start) * 1000
-        assert cy.request("GET", "/recv?wait=30")[2] == b"first"
-        opts.log(f"first message: {first:.1f} ms, {attempts} attempt(s)")
-        figures.append(Figure("bridge.first_send", "first /send to a new peer (lookup, session, TCP connect)",
-                              first, "ms", better="lower"))
-
-        # Latency.
-        small = b"x" * 100
-        lat = []
-        for _ in range(n_latency):
-            t = time.perf_counter()
-            assert cx.request("POST", "/send", small, dest)[0] == 200
-            assert cy.request("GET", "/recv?wait=30")[2] == small
-            lat.append((time.perf_counter() - t) * 1000)
-        figures += [
-            Figure("bridge.latency_p50", "100 B /send on X until Y's /recv returns it, p50",
-                   statistics.median(lat), "ms", better="lower", target=1.5),
-            Figure("bridge.latency_p95", "100 B /send on X until Y's /recv returns it, p95",
-                   percentile(lat, 0.95), "ms", better="lower"),
-        ]
-
-        # MCP.
-        rpc = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}).encode()
-        mcp = []
-        for _ in range(n_mcp):
-            t = time.perf_counter()
-            code, _, body = cx.request("POST", f"/mcp/{key_y}/svc", rpc, {"Content-Type": "application/json"})
-            assert code == 200, (code, body)
-            mcp.append((time.perf_counter() - t) * 1000)
-        figures.append(Figure("bridge.mcp_p50", "/mcp round trip X → Y's MCP service, p50",
-                              statistics.median(mcp), "ms", better="lower", target=4.0))
-
-        # Bulk.
-        chunk = os.urandom(1024 * 1024)
-        drainer = Drainer(y.api, n_bulk)
-        errors: list[BaseException] = []
-        senders = [threading.Thread(target=send_many, args=(x.api, dest, [chunk] * (n_bulk // SENDERS), errors))
-                   for _ in range(SENDERS)]
-        t0 = time.perf_counter()
-        drainer.start()
-        run_threads(senders)
-        drainer.join(120)
-        if errors or drainer.error or drainer.bytes != n_bulk * len(chunk):
-            raise RuntimeError(f"bulk failed: {errors or drainer.error}, {drainer.bytes} bytes")
-        bulk = n_bulk / (drainer.done_at - t0)
-        rss = {n.name: n.rss_mb() for n in nodes}
-        opts.log("RSS after bulk: " + ", ".join(f"{k} {v:.0f} MB" for k, v in rss.items()))
-        figures += [
-            Figure("bridge.bulk", f"bulk: {n_bulk} × 1 MiB /send X → Y, {SENDERS} in flight",
-                   bulk, "MiB/s", target=100),
-            Figure("bridge.rss_after_bulk", "largest node RSS after the bulk run",
-                   max(rss.values()), "MB", better="lower", target=70),
-        ]
-
-        # Rate, twice: the second round also shows whether memory grows with messages.
-        r1 = rate_round(x, y, dest, per_sender)
-        before = {n.name: n.rss_mb() for n in nodes}
-        r2 = rate_round(x, y, dest, per_sender)
-        growth = max(n.rss_mb() - before[n.name] for n in nodes)
-        opts.log(f"rate rounds: {r1:.0f}, {r2:.0f} msgs/s; RSS growth in round 2: {growth:.2f} MB")
-        figures += [
-            Figure("bridge.rate_1k", f"1 KiB /send → /recv, {SENDERS} concurrent senders "
-                   "(each delivered once, in order)", (r1 + r2) / 2, "msgs/s", target=2000),
-            Figure("bridge.rss_growth", f"largest node RSS growth over {SENDERS * per_sender} more 1 KiB messages",
-                   growth, "MB", better="lower"),
-        ]
-        for c in (cx, cy, crelay):
-            c.close()
+        m = Mesh(*nodes, quick=opts.quick)
+        m.converge()
+        if "first" not in phases:
+            first_message(m, opts)  # the path and session, untimed
+        for name in phases:
+            figures += PHASES[name](m, opts)
+        m.close()
+        shutil.rmtree(workdir)  # kept when something failed: the nodes' logs are there
     finally:
         stop_nodes(nodes)
         if router is not None:

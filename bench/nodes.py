@@ -22,6 +22,22 @@ from bench.common import ROOT
 __all__ = ["Node", "HTTP", "free_port", "start_node", "stop_nodes", "print_profiles"]
 
 TWISTD = "import sys; from twisted.scripts.twistd import run; sys.argv[0] = 'twistd'; run()"
+#: twistd under cProfile counting CPU time (twistd's own --profiler counts wall time, which on a
+#: loaded machine charges other processes' time to whatever call was preempted, mostly send()).
+PROFILED_TWISTD = """
+import cProfile, sys, time
+from twisted.scripts.twistd import run
+path = sys.argv.pop(1)
+sys.argv[0] = 'twistd'
+profile = cProfile.Profile(time.process_time)
+profile.enable()
+try:
+    run()
+finally:
+    profile.disable()
+    profile.dump_stats(path)
+"""
+_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def free_port() -> int:
@@ -46,6 +62,12 @@ class Node:
                     return int(line.split()[1]) / 1024
         return 0.0
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU time the process used so far."""
+        with open(f"/proc/{self.proc.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / _TICKS
+
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.api}{path}"
 
@@ -58,13 +80,14 @@ def launch_node(workdir: str, name: str, config: dict[str, Any], profile: str | 
         json.dump({**config, "api_port": api}, f)
     env = {**os.environ, "PYTHONPATH": ROOT}
     prof = None
-    extra: list[str] = []
+    program = [TWISTD]
     if profile:
+        os.makedirs(profile, exist_ok=True)
         prof = os.path.join(os.path.abspath(profile), f"{name}.prof")
-        extra = ["--profiler=cprofile", f"--profile={prof}", "--savestats"]
+        program = [PROFILED_TWISTD, prof]
     with open(os.path.join(workdir, f"{name}.log"), "wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-c", TWISTD, "-n", "--pidfile=", *extra, "axl", "--config", path],
+            [sys.executable, "-c", *program, "-n", "--pidfile=", "axl", "--config", path],
             cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
     return Node(name, proc, api, prof)
@@ -108,7 +131,7 @@ def print_profiles(nodes: list[Node], lines: int = 25) -> None:
     """The top of each node's profile by own time (call after L{stop_nodes})."""
     for n in nodes:
         if n.profile and os.path.exists(n.profile):
-            print(f"==== cProfile of node {n.name} ({n.profile}), by own time", flush=True)
+            print(f"==== cProfile of node {n.name} ({n.profile}), CPU time, by own time", flush=True)
             stats = pstats.Stats(n.profile)
             stats.sort_stats("tottime").print_stats(lines)
             sys.stdout.flush()
