@@ -170,6 +170,13 @@ class Mesh:
     def cpu(self) -> float:
         return sum(n.cpu_seconds() for n in self.nodes)
 
+    def cpu_each(self) -> dict[str, float]:
+        return {n.name: n.cpu_seconds() for n in self.nodes}
+
+    @staticmethod
+    def cpu_split(before: dict[str, float], after: dict[str, float], per: float, unit: str) -> str:
+        return ", ".join(f"{k} {(after[k] - before[k]) / per:.0f} {unit}" for k in before)
+
     def converge(self, timeout: float = 60.0) -> None:
         """Wait until the three nodes agree on one root of the spanning tree."""
         deadline = time.monotonic() + timeout
@@ -237,7 +244,7 @@ def bulk(m: Mesh, opts: Options) -> list[Figure]:
     errors: list[BaseException] = []
     senders = [threading.Thread(target=send_many, args=(m.x.api, m.dest, [chunk] * (m.n_bulk // SENDERS), errors))
                for _ in range(SENDERS)]
-    cpu0 = m.cpu()
+    cpu0, each0 = m.cpu(), m.cpu_each()
     t0 = time.perf_counter()
     drainer.start()
     run_threads(senders)
@@ -246,6 +253,7 @@ def bulk(m: Mesh, opts: Options) -> list[Figure]:
         raise RuntimeError(f"bulk failed: {errors or drainer.error}, {drainer.bytes} bytes")
     rate = m.n_bulk / (drainer.done_at - t0)
     cpu = (m.cpu() - cpu0) / m.n_bulk
+    opts.log("bulk CPU per MiB: " + m.cpu_split(each0, m.cpu_each(), m.n_bulk / 1000, "ms"))
     rss = {n.name: n.rss_mb() for n in m.nodes}
     opts.log("RSS after bulk: " + ", ".join(f"{k} {v:.0f} MB" for k, v in rss.items()))
     return [
@@ -258,11 +266,12 @@ def bulk(m: Mesh, opts: Options) -> list[Figure]:
 
 def rate(m: Mesh, opts: Options) -> list[Figure]:
     """Two rounds: the second also shows whether memory grows with the number of messages."""
-    cpu0 = m.cpu()
+    cpu0, each0 = m.cpu(), m.cpu_each()
     r1 = rate_round(m.x, m.y, m.dest, m.per_sender)
     before = {n.name: n.rss_mb() for n in m.nodes}
     r2 = rate_round(m.x, m.y, m.dest, m.per_sender)
     cpu = (m.cpu() - cpu0) / (2 * SENDERS * m.per_sender)
+    opts.log("CPU per 1 KiB message: " + m.cpu_split(each0, m.cpu_each(), 2 * SENDERS * m.per_sender / 1e6, "µs"))
     growth = max(n.rss_mb() - before[n.name] for n in m.nodes)
     opts.log(f"rate rounds: {r1:.0f}, {r2:.0f} msgs/s; RSS growth in round 2: {growth:.2f} MB")
     return [
