@@ -249,6 +249,7 @@ class NodeConfig:
     @ivar listen: listen URIs (C{Listen}, plus C{--listen} in front).
     @ivar allowed_public_keys: 32-byte keys from C{AllowedPublicKeys}.
     @ivar node_info: the C{NodeInfo} object.
+    @ivar admin_listen: C{AdminListen}: C{unix:///path}, C{tcp://host:port}, or "" (off).
     @ivar warnings: things worth telling the operator (unknown or ignored keys, a public bridge).
     """
 
@@ -260,6 +261,7 @@ class NodeConfig:
     listen: tuple[str, ...] = ()
     allowed_public_keys: tuple[bytes, ...] = ()
     node_info: dict[str, Any] = field(default_factory=dict, hash=False)
+    admin_listen: str = ""
     # The node's keys (one NodeKey each in NODE_KEYS).
     api_port: int = 9002
     bridge_addr: str = "127.0.0.1"
@@ -315,10 +317,9 @@ _check_table()
 # ---------------------------------------------------------------------------------------------
 # Yggdrasil's keys.
 
-#: Yggdrasil keys axl accepts but does not act on (no TUN, no admin socket, no multicast).
+#: Yggdrasil keys axl accepts but does not act on (no TUN, no multicast).
 YGGDRASIL_IGNORED_KEYS = (
     "InterfacePeers",
-    "AdminListen",
     "MulticastInterfaces",
     "IfName",
     "IfMTU",
@@ -383,6 +384,15 @@ def _node_info(value: Any) -> dict[str, Any]:
     return value
 
 
+def _admin_listen(value: Any) -> str:
+    """The string; its form is checked where the admin socket is built (L{axl.admin})."""
+    if value is None or value == "none":
+        return ""
+    if not isinstance(value, str):
+        raise ValueError(f"must be a string such as tcp://127.0.0.1:9001, got {_json_type(value)}")
+    return value.strip()
+
+
 #: JSON key -> (NodeConfig field, parser) for the Yggdrasil keys axl uses.
 _YGGDRASIL_KEYS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "PrivateKeyPath": ("private_key_path", _private_key_path),
@@ -391,6 +401,7 @@ _YGGDRASIL_KEYS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "Listen": ("listen", _uri_list),
     "AllowedPublicKeys": ("allowed_public_keys", _allowed_keys),
     "NodeInfo": ("node_info", _node_info),
+    "AdminListen": ("admin_listen", _admin_listen),
 }
 
 
@@ -470,7 +481,7 @@ def config_from_dict(data: Mapping[str, Any], source: str = DEFAULT_SOURCE) -> N
                 if not _is_empty(value):
                     warnings.append(
                         f"{source}: key {raw_key!r} is a Yggdrasil setting axl ignores "
-                        "(no TUN, admin socket or multicast)"
+                        "(no TUN or multicast)"
                     )
             else:
                 warnings.append(f"{source}: unknown key {raw_key!r} ignored")

@@ -11,17 +11,35 @@ L{StartupError} whose one-line message names the address, the reason and what to
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred
+from twisted.internet.endpoints import TCP4ServerEndpoint, TCP6ServerEndpoint
 from twisted.internet.error import CannotListenError
-from twisted.internet.interfaces import IListeningPort, IProtocolFactory, IStreamServerEndpoint
+from twisted.internet.interfaces import (
+    IListeningPort,
+    IProtocolFactory,
+    IReactorTCP,
+    IStreamServerEndpoint,
+)
 from twisted.python.failure import Failure
 
 from axl.errors import StartupError
 
-__all__ = ["ListeningService", "listen_now"]
+__all__ = ["ListeningService", "listen_now", "tcp_server_endpoint"]
+
+
+def tcp_server_endpoint(reactor: IReactorTCP, host: str, port: int) -> IStreamServerEndpoint:
+    """A TCP server endpoint on C{host} (IPv4 or IPv6 literal, or a name) and C{port}."""
+    try:
+        is_v6 = ipaddress.ip_address(host.split("%", 1)[0]).version == 6
+    except ValueError:
+        is_v6 = False  # a host name: bound as IPv4, resolved by the socket layer
+    if is_v6:
+        return TCP6ServerEndpoint(reactor, port, interface=host)
+    return TCP4ServerEndpoint(reactor, port, interface=host)
 
 
 def _reason(failure: Failure) -> str:

@@ -11,7 +11,9 @@ the interfaces of L{axl.interfaces} (or Twisted's endpoints)::
     tcp (TCPStack)       <- ipv6 (IIPv6Layer)
     forwards             <- tcp, ipv6 + router lookups, the overlay's UDP (SOCKS, port forwards)
     streams              <- overlay TCP endpoints (dial, listen)
-    bridge               <- streams (sender, queue), topology (links, router); all HTTP
+    node view            <- links, router, overlay, tcp, queue: read by /metrics and the admin socket
+    bridge               <- streams (sender, queue), topology (links, router), metrics; all HTTP
+    admin socket         <- the node view (AdminListen; only when configured)
     Node                 the record of all of them, made last
 
 and a L{NodeService} whose children start in that order, one layer after the other; the bridge
@@ -20,7 +22,6 @@ comes last, so by the time C{Listening on ...} is logged every layer below it is
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Callable
 from functools import partial
 from typing import cast
@@ -29,10 +30,8 @@ from treq.client import HTTPClient
 from twisted.application.service import MultiService, Service
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.defer import Deferred, maybeDeferred, succeed
-from twisted.internet.endpoints import TCP4ServerEndpoint, TCP6ServerEndpoint
 from twisted.internet.interfaces import (
     IListeningPort,
-    IReactorTCP,
     IReactorTime,
     IStreamClientEndpoint,
     IStreamServerEndpoint,
@@ -43,7 +42,9 @@ from twisted.web.client import Agent, HTTPConnectionPool
 from twisted.web.http import Request
 from twisted.web.server import Site
 
+from axl.admin.node import admin_service, node_view
 from axl.bridge import Bridge
+from axl.bridge.metrics import NodeMetrics
 from axl.bridge.mcp_sessions import McpSessions
 from axl.bridge.topology import topology_document
 from axl.config import NodeConfig
@@ -55,7 +56,7 @@ from axl.interfaces import INodeReactor
 from axl.ipv6.stack import Overlay, OverlayService, build_overlay
 from axl.link.peers import PeerManager
 from axl.link.uri import parse_listen_uri, parse_peer_uri
-from axl.listening import ListeningService
+from axl.listening import ListeningService, tcp_server_endpoint
 from axl.mesh import Router, RouterService
 from axl.node import Node
 from axl.session.proto import node_info_json
@@ -133,15 +134,8 @@ class NodeStartupService(Service):
             log.info("Configured peer: {uri}", uri=uri)
 
 
-def bridge_endpoint(reactor: IReactorTCP, host: str, port: int) -> IStreamServerEndpoint:
-    """A TCP server endpoint on C{host} (IPv4 or IPv6 literal, or a name) and C{port}."""
-    try:
-        is_v6 = ipaddress.ip_address(host.split("%", 1)[0]).version == 6
-    except ValueError:
-        is_v6 = False  # a host name: bound as IPv4, resolved by the socket layer
-    if is_v6:
-        return TCP6ServerEndpoint(reactor, port, interface=host)
-    return TCP4ServerEndpoint(reactor, port, interface=host)
+#: A TCP server endpoint on a host (IPv4 or IPv6 literal, or a name) and port.
+bridge_endpoint = tcp_server_endpoint
 
 
 class BridgeService(ListeningService):
@@ -303,8 +297,12 @@ def build_bridge(
     clock: IReactorTime,
     streams: StreamsLayer,
     topology: Callable[[], dict[str, object]],
+    metrics: NodeMetrics | None = None,
 ) -> Bridge:
-    """The bridge's routes over the streams' sender and C{/recv} queue and a C{/topology} source."""
+    """
+    The bridge's routes over the streams' sender and C{/recv} queue, a C{/topology} source and
+    the node's metrics (C{/metrics}).
+    """
     return Bridge(
         topology,
         streams.sender,
@@ -316,6 +314,7 @@ def build_bridge(
         recv_wait_max=config.recv_wait_max_secs,
         bridge_addr=config.bridge_addr,
         api_port=config.api_port,
+        metrics=metrics,
     )
 
 
@@ -343,12 +342,15 @@ def make_node_service(
     streams = build_streams_layer(
         config, identity.public_key, reactor, overlay_dial(tcp), http, http_pool=pool
     )
-    bridge = build_bridge(config, reactor, streams, partial(topology_document, identity, links, router))
+    view = node_view(identity, reactor, links, router, overlay, tcp, streams.queue)
+    bridge = build_bridge(config, reactor, streams, partial(topology_document, identity, links, router),
+                          NodeMetrics(view, reactor))  # fmt: skip
     forwards = build_forwards(config, reactor, overlay, router, tcp)
     node = Node(config, identity, reactor, links, router, overlay, tcp, streams, bridge, forwards)
+    admin = admin_service(config, view, reactor)  # AdminListen: yggdrasilctl / axl ctl
 
     top = NodeService(node)
-    for service in (
+    services: list[Service] = [
         NodeStartupService(config),
         links,
         RouterService(router),
@@ -356,9 +358,12 @@ def make_node_service(
         TCPService(tcp),
         MessageListenerService(streams, OverlayServerEndpoint(tcp, config.tcp_port), config.tcp_port),
         forwards,
-        _bridge_service(config, identity, reactor, bridge),
-    ):
-        service.setServiceParent(top)  # type: ignore[no-untyped-call]
+    ]
+    if admin is not None:
+        services.append(admin)
+    services.append(_bridge_service(config, identity, reactor, bridge))  # last: binds last
+    for service in services:
+        service.setServiceParent(top)
     return top
 
 
@@ -368,6 +373,6 @@ def _bridge_service(
     """The local HTTP bridge; always the last child so it binds after every layer started."""
     # Bodies are raw messages or JSON: never parse them as HTML forms (curl --data-binary and
     # urllib send form content types; parsing a 1 MiB /send body that way costs ~35 ms).
-    site = BridgeSite(bridge.app.resource(), parsePOSTFormSubmission=False)  # type: ignore[no-untyped-call]
+    site = BridgeSite(bridge.resource(), parsePOSTFormSubmission=False)  # type: ignore[no-untyped-call]
     endpoint = bridge_endpoint(reactor, config.bridge_addr, config.api_port)
     return BridgeService(config, identity, endpoint, site)

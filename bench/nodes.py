@@ -220,3 +220,39 @@ class HTTP:
             self.close()
             raise ConnectionError("the bridge closed the connection")
         self.buf += chunk
+
+
+def start_node_process(workdir: str, name: str, config: dict[str, Any]) -> tuple[subprocess.Popen[bytes], int]:
+    """L{start_node} for scripts that keep bare processes: C{(process, api port)}."""
+    node = start_node(workdir, name, config)
+    return node.proc, node.api
+
+
+def stop_all(procs: list[subprocess.Popen[bytes]]) -> None:
+    """Terminate C{procs} (nodes or helpers), then kill those still running after 10 s."""
+    for p in procs:
+        if p.poll() is None:
+            p.terminate()
+    for p in procs:
+        try:
+            p.wait(10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+def wait_for_route(api_x: int, api_y: int, timeout: float = 60.0) -> tuple[str, str, str, dict[str, str]]:
+    """
+    Wait until a probe C{/send} from bridge C{api_x} reaches C{api_y}'s C{/recv}. Returns Y's
+    key, the C{/send} and C{/recv} URLs and the destination header.
+    """
+    with HTTP(api_x) as cx, HTTP(api_y) as cy:
+        key_y = json.loads(cy.request("GET", "/topology")[2])["our_public_key"]
+        dest = {"X-Destination-Peer-Id": key_y}
+        deadline = time.monotonic() + timeout
+        while cx.request("POST", "/send", b"probe", dest)[0] != 200:
+            if time.monotonic() > deadline:
+                raise SystemExit("no route X->Y")
+            time.sleep(0.5)
+        assert cy.request("GET", "/recv?wait=30")[2] == b"probe"
+    return key_y, f"http://127.0.0.1:{api_x}/send", f"http://127.0.0.1:{api_y}/recv?wait=30", dest

@@ -254,9 +254,10 @@ def update_readme(runs: list[dict[str, Any]], path: str = README) -> bool:
 
 def print_table(results: list[tuple[Benchmark, list[Figure], str | None, float]]) -> None:
     rows = [("figure", "value", "unit", "target", "")]
+    failed = []
     for bench, figures, error, _ in results:
         if error:
-            rows.append((f"{bench.name}: FAILED", error, "", "", ""))
+            failed.append(f"{bench.name}: FAILED: {error}")
         for f in figures:
             target = "" if f.target is None else ((">= " if f.better == "higher" else "<= ") + format_value(f.target))
             rows.append((f.label, format_value(f.value), f.unit, target,
@@ -265,6 +266,8 @@ def print_table(results: list[tuple[Benchmark, list[Figure], str | None, float]]
     for r in rows:
         print("  ".join([r[0].ljust(widths[0]), r[1].rjust(widths[1]), r[2].ljust(widths[2]),
                          r[3].ljust(widths[3]), r[4]]).rstrip())
+    for line in failed:
+        print(line)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -12,6 +12,7 @@ from twisted.internet import reactor
 from twisted.trial.unittest import TestCase
 
 from axl.config import config_from_dict
+from axl.crypto.keys import Identity
 from axl.node import Node
 from axl.service import make_node_service
 from tests.test_e2e_twistd import free_port
@@ -23,10 +24,15 @@ __all__ = ["InProcessNodesTestCase"]
 class InProcessNodesTestCase(TestCase):
     """A TestCase that can start whole nodes in-process."""
 
-    def start_node(self, name: str, config: dict[str, Any]) -> Node:
-        """Start node C{name} with C{config} (plus a free bridge port); stop it in cleanup."""
+    def start_node(self, name: str, config: dict[str, Any], ident: Identity | None = None) -> Node:
+        """
+        Start node C{name} with C{config} (plus a free bridge port); stop it in cleanup.
+
+        @param ident: its identity; transcript node C{name}'s when not given.
+        """
         config = {**config, "api_port": free_port(), "tcp_port": 7000}
-        top = make_node_service(config_from_dict(config), reactor, identity=identity(name))
+        ident = ident if ident is not None else identity(name)
+        top = make_node_service(config_from_dict(config), reactor, identity=ident)
         top.startService()
         self.addCleanup(top.stopService)
         assert top.node is not None

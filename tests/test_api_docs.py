@@ -30,7 +30,6 @@ NOT_YET_DOCUMENTED: tuple[str, ...] = (
     "axl.mesh",
     "axl.session",
     "axl.ipv6",
-    "axl.tcp",
 )
 
 

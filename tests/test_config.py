@@ -207,15 +207,15 @@ class WarningTests(ConfigFileMixin, SynchronousTestCase):
     def test_ignored_yggdrasil_keys(self) -> None:
         """Yggdrasil keys axl does not act on warn when set, and are silent when empty."""
         path = self.write(
-            json.dumps({"AdminListen": "unix:///x.sock", "MulticastInterfaces": [{"Regex": ".*"}],
-                        "IfName": "none", "IfMTU": 65535, "InterfacePeers": {}, "LogLookups": False,
+            json.dumps({"LogLookups": True, "MulticastInterfaces": [{"Regex": ".*"}],
+                        "IfName": "none", "IfMTU": 65535, "InterfacePeers": {},
                         "NodeInfoPrivacy": True})
         )
         warnings = load_config(path).warnings
         self.assertEqual(len(warnings), 4)
-        for key in ("AdminListen", "MulticastInterfaces", "IfMTU", "NodeInfoPrivacy"):
+        for key in ("LogLookups", "MulticastInterfaces", "IfMTU", "NodeInfoPrivacy"):
             self.assertIn(
-                f"{path}: key '{key}' is a Yggdrasil setting axl ignores (no TUN, admin socket or multicast)",
+                f"{path}: key '{key}' is a Yggdrasil setting axl ignores (no TUN or multicast)",
                 warnings,
             )
 

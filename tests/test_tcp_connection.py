@@ -314,7 +314,7 @@ class DataTests(SynchronousTestCase):
         w.connect()
         if not sack:
             w.a.sack_ok = w.b.sack_ok = False
-        w.a.cwnd = 40 * w.a.smss
+        w.a.cc.cwnd = 40 * w.a.smss
         smss = w.a.smss
         lost = {w.a.snd_nxt + 3 * smss, w.a.snd_nxt + 7 * smss}
         w.drop = lambda side, seg: side == "a" and seg.seq in lost and not lost.discard(seg.seq)
@@ -322,7 +322,7 @@ class DataTests(SynchronousTestCase):
         w.deliver()
         self.assertEqual(len(w.b.app.data), 30 * smss)
         self.assertEqual(w.clock.seconds(), 10)           # no time passed: no RTO involved
-        self.assertLess(w.a.ssthresh, 40 * smss)
+        self.assertLess(w.a.cc.ssthresh, 40 * smss)
         return w
 
     def test_fast_retransmit_newreno(self) -> None:
@@ -369,7 +369,7 @@ class DataTests(SynchronousTestCase):
         w = Wire(TCPConfig(mtu=1280))
         w.connect()
         smss = w.a.smss
-        w.a.cwnd = 4 * smss
+        w.a.cc.cwnd = 4 * smss
         hole = w.a.snd_nxt
         dropped: list[int] = []
         w.drop = lambda side, seg: side == "a" and seg.seq == hole and not dropped and not dropped.append(1)
@@ -442,15 +442,15 @@ class ReassemblyPropertyTests(SynchronousTestCase):
                             payload[start:end])
             w.a.segment_arrived(decode_segment(raw))
             merged: list[list[int]] = []
-            for key in sorted(w.a._ooo):
-                end = key + len(w.a._ooo[key])
+            for key in sorted(w.a.ooo.segments):
+                end = key + len(w.a.ooo.segments[key])
                 if merged and key <= merged[-1][1]:
                     merged[-1][1] = max(merged[-1][1], end)
                 else:
                     merged.append([key, end])
-            self.assertEqual(w.a._ooo_ranges, merged)       # the SACK ranges mirror the data
+            self.assertEqual(w.a.ooo.ranges, merged)       # the SACK ranges mirror the data
         self.assertEqual(bytes(w.a.app.data), payload)
-        self.assertEqual((w.a._ooo, w.a._ooo_ranges), ({}, []))
+        self.assertEqual((w.a.ooo.segments, w.a.ooo.ranges), ({}, []))
 
 
 class OutOfOrderLimitTests(SynchronousTestCase):
@@ -458,7 +458,7 @@ class OutOfOrderLimitTests(SynchronousTestCase):
 
     def test_ooo_segment_cap(self) -> None:
         """Beyond MAX_OOO_SEGMENTS held segments, new out-of-order ones are dropped (and ACKed)."""
-        from axl.tcp.connection import MAX_OOO_SEGMENTS
+        from axl.tcp.reassembly import MAX_OOO_SEGMENTS
 
         w = Wire()
         w.connect()
@@ -468,7 +468,7 @@ class OutOfOrderLimitTests(SynchronousTestCase):
             raw = build_tcp(B_ADDR, A_ADDR, 80, 1000, (base + 2 + 2 * i) % 2**32, ack, ACK, 65535,
                             ts, b"x")
             w.a.segment_arrived(decode_segment(raw))
-        self.assertEqual(len(w.a._ooo), MAX_OOO_SEGMENTS)
+        self.assertEqual(len(w.a.ooo.segments), MAX_OOO_SEGMENTS)
         self.assertEqual(bytes(w.a.app.data), b"")
 
 
@@ -515,14 +515,17 @@ class FlowControlTests(SynchronousTestCase):
         self.assertEqual(w.released[0], w.a)
 
     def test_window_scaling(self) -> None:
-        """The window field is the window shifted right by our scale once established."""
+        """
+        The scale we offer covers the largest window auto-tuning may reach (rcv_buf_max); the
+        window field is the current window shifted right by it once established.
+        """
         w = Wire()
         w.connect()
         w.a.send(b"x")
         w.deliver()
         seg = w.sent("a")[-1]
-        self.assertEqual(w.a.rcv_ws, 6)
-        self.assertEqual(seg.window, 65535)                    # 4 MiB >> 6, capped at 16 bits
+        self.assertEqual(w.a.rcv_ws, 8)                        # 16 MiB needs 24 bits
+        self.assertEqual(seg.window, (4 << 20) >> 8)           # rcv_buf, 4 MiB, to start
 
 
 class CloseTests(SynchronousTestCase):

@@ -201,6 +201,31 @@ class EndpointTests(SynchronousTestCase):
         self.failureResultOf(OverlayServerEndpoint(a, 7).listen(Factory.forProtocol(Echo)),
                              CannotListenError)
 
+    def test_factory_started_and_stopped(self) -> None:
+        """listen() starts the factory; stopListening() closes the port and stops it, once."""
+        clock, _net, a, b = make_pair()
+        factory = Factory.forProtocol(Echo)
+        port = self.successResultOf(OverlayServerEndpoint(b, 7).listen(factory))
+        self.assertEqual(factory.numPorts, 1)
+        self.successResultOf(port.stopListening())
+        self.assertEqual(factory.numPorts, 0)
+        self.successResultOf(port.stopListening())
+        self.assertEqual(factory.numPorts, 0)
+        d = OverlayClientEndpoint(a, KEY_B, 7).connect(Factory.forProtocol(Collector))
+        run_until(clock, lambda: d.called)
+        self.failureResultOf(d, ConnectionRefusedError)
+
+    def test_cancel_after_timeout_set_keeps_cancelled_error(self) -> None:
+        """A caller's cancel() before the timeout gives CancelledError, not a timeout error."""
+        clock, _net, a, _b = make_pair()
+        d = OverlayClientEndpoint(a, KEY_NOWHERE, 80, timeout=5).connect(
+            Factory.forProtocol(Collector))
+        clock.advance(4)
+        d.cancel()
+        self.failureResultOf(d, CancelledError)
+        clock.advance(10)
+        self.assertEqual(a.connections, [])
+
     def test_stream_server_endpoint_service(self) -> None:
         """StreamServerEndpointService runs a factory on an overlay port and stops it."""
         clock, _net, a, b = make_pair()

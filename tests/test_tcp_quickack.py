@@ -159,7 +159,7 @@ class BulkAckTests(SynchronousTestCase):
         """
         for n, expected in ((20, 10), (21, 11)):
             w, inj = warmed_up(TCPConfig(mtu=1280))
-            w.a.snd_nxt = w.a.snd_max = w.a.snd_una = w.a._buf_seq = inj.seq  # A takes over
+            w.a.snd_nxt = w.a.snd_max = w.a.snd_una = w.a.sndbuf.seq = inj.seq  # A takes over
             w.a._ts_offset = inj.ts - int(w.clock.seconds() * 1000) + 1
             start = len(w.log)
             w.a.send(bytes(w.a.smss * n))

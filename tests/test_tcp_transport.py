@@ -17,14 +17,17 @@ from twisted.internet.interfaces import (
     ITCPTransport,
 )
 from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.task import Clock
 from twisted.protocols.basic import FileSender
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
+from axl.tcp.common import TCPConfig
 from axl.tcp.endpoints import OverlayClientEndpoint, OverlayServerEndpoint
-from axl.tcp.testing import run_until
-from tests.test_tcp_endpoints import KEY_B, Collector, make_pair, wait
+from axl.tcp.stack import TCPStack
+from axl.tcp.testing import FakeIPv6Layer, LossyNetwork, run_until
+from tests.test_tcp_endpoints import KEY_A, KEY_B, Collector, make_pair, wait
 
 
 def connected_pair(server_protocol: type[Protocol] = Collector, **kw: float):
@@ -46,6 +49,20 @@ def connected_pair(server_protocol: type[Protocol] = Collector, **kw: float):
     return clock, net, a, b, client, servers[0]
 
 
+def configured_pair(cfg: TCPConfig, delay: float):
+    """A client and a server Collector on two stacks with C{cfg}, C{delay} apart each way."""
+    clock = Clock()
+    net = LossyNetwork(clock, delay=delay)
+    a = TCPStack(FakeIPv6Layer(KEY_A, net), KEY_A, clock, config=cfg)
+    b = TCPStack(FakeIPv6Layer(KEY_B, net), KEY_B, clock, config=cfg)
+    server = Collector()
+    OverlayServerEndpoint(b, 80).listen(Factory.forProtocol(lambda: server))
+    client = Collector()
+    wait(clock, connectProtocol(OverlayClientEndpoint(a, KEY_B, 80), client))
+    run_until(clock, lambda: server.transport is not None)
+    return clock, client, server
+
+
 @implementer(IPushProducer)
 class ChunkProducer:
     """Writes C{chunk}-sized pieces on every clock tick while not paused, up to C{total}."""
@@ -56,6 +73,7 @@ class ChunkProducer:
         self.paused = False
         self.pauses = 0
         self.max_buffered = 0
+        self.max_limit = 0
         self.stopped = False
         self._call = clock.callLater(0, self._tick)
 
@@ -66,6 +84,7 @@ class ChunkProducer:
             self.transport.write(bytes([self.sent // self.chunk % 256]) * n)
             self.sent += n
             self.max_buffered = max(self.max_buffered, self.transport.conn.send_buffered)
+            self.max_limit = max(self.max_limit, self.transport.conn.send_limit)
         if self.sent >= self.total:
             self.transport.unregisterProducer()
             self.transport.loseConnection()
@@ -96,20 +115,45 @@ class TransportTests(SynchronousTestCase):
 
     def test_streaming_producer_backpressure(self) -> None:
         """
-        A streaming producer writing 16 MiB is paused whenever more than snd_buf bytes wait, and
-        resumed as they drain; memory stays bounded and every byte arrives in order.
+        A streaming producer writing 32 MiB is paused whenever more than the connection's send
+        limit waits, and resumed as it drains; memory stays bounded and every byte arrives in
+        order.
         """
         clock, _net, a, _b, client, server = connected_pair(delay=0.005)
-        total = 16 * 1024 * 1024
+        total = 32 * 1024 * 1024
         producer = ChunkProducer(clock, client.transport, total)
         client.transport.registerProducer(producer, True)
         run_until(clock, lambda: server.reason is not None, 600)
         self.assertEqual(len(server.data), total)
-        self.assertEqual(server.data[::65536], bytes(i % 256 for i in range(256)))
-        self.assertGreater(producer.pauses, 5)
-        snd_buf = a.config.snd_buf
-        self.assertLessEqual(producer.max_buffered, snd_buf + 65536)
+        self.assertEqual(server.data[::65536], bytes(i % 256 for i in range(512)))
+        self.assertGreater(producer.pauses, 1)
+        self.assertLessEqual(producer.max_buffered, producer.max_limit + 65536)
+        self.assertLessEqual(producer.max_limit, a.config.snd_buf_max)
         server.reason.trap(ConnectionDone)
+
+    def test_send_limit_autotunes(self) -> None:
+        """
+        On a path whose windows allow more than snd_buf in flight, the pause threshold grows
+        to twice that flight, but never past snd_buf_max; on a closed window it stays at
+        snd_buf.
+        """
+        cfg = TCPConfig(snd_buf=256 * 1024, snd_buf_max=1024 * 1024)
+        clock, client, server = configured_pair(cfg, delay=0.02)
+        conn = client.transport.conn
+        self.assertEqual(conn.send_limit, cfg.snd_buf)   # the SYN's window (64 KiB) caps it
+        cwnd, peer_wnd = conn.cc.cwnd, conn._max_snd_wnd
+        conn._max_snd_wnd = 1 << 30
+        conn.cc.cwnd = 100                               # so does a small cwnd
+        self.assertEqual(conn.send_limit, cfg.snd_buf)
+        conn.cc.cwnd, conn._max_snd_wnd = cwnd, peer_wnd
+        total = 8 * 1024 * 1024
+        producer = ChunkProducer(clock, client.transport, total)
+        client.transport.registerProducer(producer, True)
+        run_until(clock, lambda: server.reason is not None, 600)
+        self.assertEqual(len(server.data), total)
+        self.assertEqual(producer.max_limit, cfg.snd_buf_max)
+        self.assertGreater(producer.max_buffered, cfg.snd_buf + 65536)
+        self.assertLessEqual(producer.max_buffered, cfg.snd_buf_max + 65536)
 
     def test_pull_producer(self) -> None:
         """A pull producer (FileSender) streams a 3 MiB file; its Deferred fires at the end."""
@@ -138,6 +182,38 @@ class TransportTests(SynchronousTestCase):
         server.transport.resumeProducing()
         run_until(clock, lambda: len(server.data) == len(blob), 600)
         self.assertEqual(len(server.data), len(blob))
+
+    def test_receive_window_autotunes(self) -> None:
+        """
+        While the app keeps up, the receive window grows from rcv_buf towards twice what a
+        round trip carries, never past rcv_buf_max; a receiver that is not read keeps rcv_buf.
+        """
+        cfg = TCPConfig(rcv_buf=256 * 1024, rcv_buf_max=2 * 1024 * 1024)
+        clock, client, server = configured_pair(cfg, delay=0.02)
+        spaces: list[int] = []
+        read = server.dataReceived
+
+        def watch(data: bytes) -> None:
+            spaces.append(server.transport.conn.rcv_space)
+            read(data)
+
+        server.dataReceived = watch  # type: ignore[method-assign]
+        blob = bytes(range(256)) * (16 * 4096)
+        client.transport.write(blob)
+        run_until(clock, lambda: len(server.data) == len(blob), 600)
+        self.assertEqual(bytes(server.data), blob)
+        self.assertEqual(spaces[0], cfg.rcv_buf)
+        self.assertEqual(max(spaces), cfg.rcv_buf_max)
+        self.assertEqual(spaces, sorted(spaces))                 # it never shrank
+        self.assertGreater(len(set(spaces)), 2)                  # it grew in steps
+
+        clock, client, server = configured_pair(cfg, delay=0.02)
+        server.transport.pauseProducing()
+        client.transport.write(blob)
+        run_until(clock, lambda: False, 5)
+        conn = server.transport.conn
+        self.assertEqual(conn.rcv_space, cfg.rcv_buf)
+        self.assertLessEqual(len(conn._rpending), cfg.rcv_buf)
 
     def test_half_close(self) -> None:
         """

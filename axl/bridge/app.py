@@ -19,6 +19,8 @@ clients can follow the card.
 
 from __future__ import annotations
 
+import functools
+import importlib.resources
 import json
 from collections.abc import Callable
 from typing import Any, cast
@@ -29,6 +31,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
+from twisted.web.resource import IResource
 from twisted.web.server import Request
 
 from axl.bridge.http import (
@@ -43,6 +46,7 @@ from axl.bridge.http import (
     text_response,
 )
 from axl.bridge.mcp_sessions import McpSession, McpSessions
+from axl.bridge.metrics import CONTENT_TYPE_LATEST, NodeMetrics, ObservedResource
 from axl.crypto.keys import short_key
 from axl.streams.envelope import (
     MISSING,
@@ -64,7 +68,19 @@ from axl.streams.errors import (
 from axl.streams.recv_queue import RecvQueue
 from axl.streams.sender import MessageSender
 
-__all__ = ["Bridge", "delivery_status"]
+__all__ = ["Bridge", "delivery_status", "mesh_page_html"]
+
+#: The mesh page may run its own inline script and style and fetch from this bridge, nothing else.
+MESH_PAGE_CSP = (
+    b"default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+    b"connect-src 'self'; img-src 'self' data:"
+)
+
+
+@functools.cache
+def mesh_page_html() -> bytes:
+    """The mesh page (C{axl/bridge/mesh.html}, shipped as package data)."""
+    return (importlib.resources.files("axl.bridge") / "mesh.html").read_bytes()
 
 #: The HTTP status of each kind of delivery failure (spec/axl-node.md sections 5.2, 5.4, 5.5).
 DELIVERY_STATUS: dict[type[DeliveryError], int] = {
@@ -94,6 +110,8 @@ class Bridge:
     @param queue: the streams' C{/recv} queue.
     @param sessions: the C{/mcp} sessions.
 
+    @param metrics: the node's L{NodeMetrics}, served at C{/metrics} and counting the
+        requests of L{resource} (None: C{/metrics} is 404).
     @param request_timeout: the end-to-end deadline of one C{/mcp} or C{/a2a} call.
     @param recv_wait_max: the longest C{/recv?wait=S} may wait.
     @param bridge_addr: the bridge's configured host and C{api_port} its port: the authority of
@@ -115,6 +133,7 @@ class Bridge:
         recv_wait_max: float = 60.0,
         bridge_addr: str = "127.0.0.1",
         api_port: int = 9002,
+        metrics: NodeMetrics | None = None,
     ) -> None:
         self._topology = topology
         self.sender = sender
@@ -127,6 +146,14 @@ class Bridge:
         self.bridge_addr = bridge_addr
         self.api_port = api_port
         self._background: set[Deferred[None]] = set()  # forwards nobody waits for
+        self.metrics = metrics
+
+    def resource(self) -> IResource:
+        """What the bridge's site serves: every route, each request counted by the metrics."""
+        resource: IResource = self.app.resource()
+        if self.metrics is None:
+            return resource
+        return ObservedResource(resource, self.metrics)
 
     # -- errors ------------------------------------------------------------------------------
 
@@ -144,6 +171,27 @@ class Bridge:
         """Our key, address, peers and spanning tree as JSON (lists are never null)."""
         request.setHeader(b"Content-Type", b"application/json")
         return json.dumps(self._topology()).encode("utf-8") + b"\n"
+
+    # -- / (the mesh page) ---------------------------------------------------------------------
+
+    @app.route("/", methods=["GET"])
+    @app.route("/ui", methods=["GET"])
+    def mesh_page(self, request: IRequest) -> bytes:
+        """The live mesh page: one self-contained HTML file polling /topology and /metrics."""
+        request.setHeader(b"Content-Type", b"text/html; charset=utf-8")
+        request.setHeader(b"Content-Security-Policy", MESH_PAGE_CSP)
+        request.setHeader(b"Cache-Control", b"no-cache")
+        return mesh_page_html()
+
+    # -- /metrics ------------------------------------------------------------------------------
+
+    @app.route("/metrics", methods=["GET"])
+    def prometheus(self, request: IRequest) -> bytes:
+        """The node's metrics in Prometheus' text format (L{axl.bridge.metrics})."""
+        if self.metrics is None:
+            return text_response(request, 404, "404 page not found")
+        request.setHeader(b"Content-Type", CONTENT_TYPE_LATEST.encode("ascii"))
+        return self.metrics.render()
 
     # -- /send ---------------------------------------------------------------------------------
 

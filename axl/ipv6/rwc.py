@@ -17,6 +17,7 @@ are answered.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from typing import Protocol, cast
 
@@ -101,6 +102,7 @@ class IPv6Layer:
         self.address = addr_for_key(public_key)
         self.subnet = subnet_for_key(public_key)
         self.mtu = mtu
+        self.drops: Counter[str] = Counter()  # packets dropped, by reason (for /metrics)
         self._sessions = sessions
         self._router = router
         self._clock = clock
@@ -199,6 +201,7 @@ class IPv6Layer:
         info = self._learn(source_key)
         src = packet[8:24]
         if src != info.address and src[:8] != info.subnet:
+            self.drops["ipv6_source_not_sender"] += 1
             self.log.debug(
                 "dropped a packet from {key} with a source address that is not its own",
                 key=short_key(source_key),

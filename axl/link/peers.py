@@ -324,6 +324,36 @@ class PeerManager(MultiService):
 
         return DeferredList(waits).addCallback(stopped)
 
+    # -- run-time changes (the admin socket's addPeer / removePeer) --------------------------
+
+    def add_peer(self, uri: PeerURI) -> bool:
+        """
+        Configure one more outbound peer on the running node (not in the config file); it is
+        dialled at once if the manager is running.
+
+        @return: False if a peer with the same link URI (query ignored) is already configured.
+        """
+        if any(entry.uri == uri.link_uri for entry in self._configured):
+            return False
+        self._add_configured(uri)
+        self.log.info("peer {uri} added", uri=uri.link_uri)
+        return True
+
+    def remove_peer(self, link_uri: str) -> bool:
+        """
+        Stop redialling a configured peer and close its link, if any.
+
+        @return: False if no configured peer has this link URI.
+        """
+        entry = next((e for e in self._configured if e.uri == link_uri), None)
+        if entry is None:
+            return False
+        self._configured.remove(entry)
+        if entry.service is not None:
+            entry.service.disownServiceParent()
+        self.log.info("peer {uri} removed", uri=link_uri)
+        return True
+
     # -- queries ---------------------------------------------------------------------------
 
     def listening_ports(self) -> list[tuple[PeerURI, IListeningPort]]:

@@ -90,6 +90,8 @@ class Pathfinder:
         self.paths: dict[bytes, PathEntry] = {}
         self.rumors: dict[bytes, _Rumor] = {}
         self._info: tuple[int, Path, bytes] | None = None  # our last signed (seq, path, sig)
+        self.lookups_sent = 0  # lookups we started (for /metrics)
+        self.lookups_answered = 0  # lookups for us that we answered with a notify
 
     # -- sending ---------------------------------------------------------------------------
 
@@ -132,6 +134,7 @@ class Pathfinder:
         entry = self.paths.get(dest)
         if entry is not None and self.clock.seconds() - entry.req_time < PATH_THROTTLE_S:
             return
+        self.lookups_sent += 1
         self._handle_lookup(self.key, PathLookup(self.key, dest, self.tree.coords(self.key)))
 
     # -- lookups ---------------------------------------------------------------------------
@@ -155,6 +158,7 @@ class Pathfinder:
         if info is None or info[0] != seq or info[1] != path:
             info = self._info = (seq, path, self.identity.sign(notify_info_bytes(seq, path)))
         notify = PathNotify(lookup.from_path, MAX_WATERMARK, self.key, lookup.source, *info)
+        self.lookups_answered += 1
         self._handle_notify(notify)
 
     # -- notifies --------------------------------------------------------------------------

@@ -14,6 +14,7 @@ one attribute store.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -78,6 +79,7 @@ class SessionManager:
         self._x_private = x25519_private(identity.private_key)
         self.deliver: Deliver | None = deliver
         self._sessions: dict[bytes, Session] = {}
+        self.drops: Counter[str] = Counter()  # packets dropped, by reason (for /metrics)
         self._timers: dict[bytes, IDelayedCall] = {}
         self._buffers: dict[bytes, _Buffer] = {}
 
@@ -127,6 +129,7 @@ class SessionManager:
             try:
                 init = decode_init(data, self._x_private, source_key)
             except DecodeError as e:
+                self.drops["session_init_invalid"] += 1
                 self.log.debug(
                     "dropped init/ack from {key}: {err}", key=short_key(source_key), err=e
                 )
@@ -147,6 +150,7 @@ class SessionManager:
             try:
                 session = Session(self, source, init.current, init.next, init.seq, pairs)
             except DecodeError as e:
+                self.drops["session_init_invalid"] += 1
                 self.log.debug("dropped init from {key}: {err}", key=short_key(source), err=e)
                 if buf is not None:
                     self._buffers[source] = buf
@@ -174,6 +178,7 @@ class SessionManager:
         try:
             payload = session.decrypt(data)
         except DecodeError as e:
+            self.drops["session_traffic_invalid"] += 1
             self.log.debug("dropped traffic from {key}: {err}", key=short_key(source), err=e)
             return
         if payload is None or self.deliver is None:

@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.test_tcp_endpoints -*-
 """
-Userspace TCP over the overlay: a sans-IO connection machine (L{connection}, L{sender}), the
+Userspace TCP over the overlay: a sans-IO connection machine (L{connection} and its parts), the
 per-node stack (L{stack}), Twisted transports (L{transport}) and endpoints (L{endpoints}).
 """
 

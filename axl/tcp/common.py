@@ -29,8 +29,10 @@ class TCPConfig:
     """Tunables; defaults suit the overlay (65535-byte MTU)."""
 
     mtu: int = 65535
-    rcv_buf: int = 4 * 1024 * 1024
-    snd_buf: int = 1024 * 1024          # the producer is paused above this many unacked bytes
+    rcv_buf: int = 4 * 1024 * 1024      # the receive window to start with,
+    rcv_buf_max: int = 16 * 1024 * 1024  # grown while the app keeps up, up to this (auto-tuning)
+    snd_buf: int = 1024 * 1024          # a producer is paused above this many unacked bytes,
+    snd_buf_max: int = 16 * 1024 * 1024  # or above twice the flight the windows allow, up to this
     initial_rto: float = 1.0
     min_rto: float = 0.2
     max_rto: float = 60.0
@@ -39,7 +41,7 @@ class TCPConfig:
     delayed_ack: float = 0.04
     time_wait: float = 60.0             # 2 * MSL
     fin_wait_2: float = 60.0
-    initial_window: int = 10            # segments (RFC 6928)
+    initial_window: int = 10            # segments (RFC 6928; no byte cap, as Linux)
 
     @property
     def advertised_mss(self) -> int:
@@ -50,11 +52,20 @@ class TCPConfig:
 class AppEvents(Protocol):
     """What a connection tells the layer above (the transport adapter)."""
 
-    def tcp_established(self) -> None: ...
-    def tcp_data(self, data: bytes) -> None: ...
-    def tcp_eof(self) -> None: ...
-    def tcp_writable(self) -> None: ...
-    def tcp_closed(self, reason: Exception) -> None: ...
+    def tcp_established(self) -> None:
+        """The handshake completed (active opens; passive ones are handed over established)."""
+
+    def tcp_data(self, data: bytes) -> None:
+        """In-order C{data} arrived (never while reading is paused)."""
+
+    def tcp_eof(self) -> None:
+        """The peer's FIN arrived after all its data: it sends no more."""
+
+    def tcp_writable(self) -> None:
+        """The send buffer drained below half the send limit after C{wants_writable()}."""
+
+    def tcp_closed(self, reason: Exception) -> None:
+        """The connection is over (once), for C{reason}: done, reset, refused or timed out."""
 
 
 Emit = Callable[[int, int, int, int, bytes, "bytes | bytearray | memoryview"], None]

@@ -15,14 +15,17 @@ heuristics (L{Connection._maybe_send_ack}), so a lone small message is acknowled
 rather than after 40 ms. Not implemented: urgent data, keepalive, D-SACK, RACK, Linux's
 "pingpong" (interactive) mode that holds the ACK of a request for the reply to carry.
 
-The state is a plain integer rather than an automat machine: this runs once per segment and the
-per-segment cost decides throughput.
+L{Connection} is the one state machine; it owns small collaborators with narrow inputs and
+outputs, each tested on its own: the send buffer (L{axl.tcp.sendbuf.SendBuffer}), the SACK
+scoreboard (L{axl.tcp.sack.SackScoreboard}), congestion control (L{axl.tcp.congestion.NewReno}),
+the RTT/RTO estimator (L{axl.tcp.rtt.RTOEstimator}) and the receiver's out-of-order queue
+(L{axl.tcp.reassembly.OutOfOrderQueue}). Segmentation, the timers and every state change stay
+here. The state is a plain integer rather than an automat machine: this runs once per segment
+and the per-segment cost decides throughput.
 """
 
 from __future__ import annotations
 
-import bisect
-import struct
 from collections.abc import Callable
 
 from twisted.internet.error import (
@@ -30,6 +33,7 @@ from twisted.internet.error import (
     ConnectionDone,
     ConnectionLost,
     ConnectionRefusedError,
+    TCPTimedOutError,
 )
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 
@@ -52,13 +56,14 @@ from axl.tcp.common import (
     Emit,
     TCPConfig,
 )
+from axl.tcp.congestion import ENTER_RECOVERY, RESEND_HOLE, NewReno
+from axl.tcp.reassembly import OutOfOrderQueue
 from axl.tcp.rtt import RTOEstimator
+from axl.tcp.sack import SackScoreboard
 from axl.tcp.segment import ACK, FIN, PSH, RST, SYN, Segment, syn_options, ts_option
-from axl.tcp.sender import Sender
-from axl.tcp.seq import MASK, seq_diff, seq_gt, seq_le, seq_lt
+from axl.tcp.sendbuf import SendBuffer
+from axl.tcp.seq import MASK, seq_diff, seq_ge, seq_gt, seq_le, seq_lt
 
-_SACK_BLOCK = struct.Struct("!II")
-MAX_OOO_SEGMENTS = 4096       # out-of-order segments held per connection (the window bounds bytes)
 MAX_QUICKACKS = 16            # data segments ACKed one by one after the start or an idle spell
 
 __all__ = [
@@ -68,7 +73,7 @@ __all__ = [
 ]
 
 
-class Connection(Sender):
+class Connection:
     """
     One connection. C{emit(seq, ack, flags, window_field, options, payload)} sends a segment;
     C{release(conn)} is called once when the connection reaches CLOSED for good;
@@ -80,14 +85,13 @@ class Connection(Sender):
         self.cfg, self._clock, self._emit, self._release = config, clock, emit, release
         self.app: AppEvents | None = None
         self.on_established: Callable[[Connection], None] | None = None
+        self.local_port = 0                     # the stack's demultiplexing key, set by it
+        self.remote_key = b""
+        self.remote_port = 0
         self.state = CLOSED
         self.iss = iss
         self.snd_una = self.snd_nxt = self.snd_max = iss
-        self._buf_seq = (iss + 1) & MASK        # sequence number of _sbuf[0]
-        self._sbuf = bytearray()
-        self._fin_queued = False
-        self.data_written_total = 0             # bytes the app has sent, ever
-        self.data_acked_total = 0               # of which the peer has acknowledged
+        self.sndbuf = SendBuffer(iss + 1)       # unacknowledged data, then maybe a FIN
         self.on_acked: Callable[[int], None] | None = None
         self.snd_wnd = 0
         self._max_snd_wnd = 0
@@ -95,9 +99,8 @@ class Connection(Sender):
         self.irs = self.rcv_nxt = 0
         self._rcv_abs = 0                       # rcv_nxt as an unwrapped stream offset
         self._rcv_adv = 0                       # right edge we advertised
-        self._ooo: dict[int, bytes] = {}
-        self._ooo_ranges: list[list[int]] = []  # the same data as merged [start, end) ranges
-        self._ooo_fin: int | None = None        # unwrapped offset of an early FIN
+        self.ooo = OutOfOrderQueue()            # data above RCV.NXT
+        self._fin_offset: int | None = None     # unwrapped offset of a FIN (maybe early)
         self._rpending = bytearray()            # received, not yet delivered (reading paused)
         self._reading = True
         self._eof_pending = False
@@ -111,27 +114,20 @@ class Connection(Sender):
         self.peer_mss = DEFAULT_IPV6_MSS
         self._pmtu_mss = config.advertised_mss
         self.snd_ws = self.rcv_ws = 0
-        self._rcv_ws_offer = max(0, min(14, (config.rcv_buf - 1).bit_length() - 16))
+        self.rcv_space = config.rcv_buf          # the receive buffer now (auto-tuned)
+        self._rcv_space_max = max(config.rcv_buf, config.rcv_buf_max)
+        self._rcv_ws_offer = max(0, min(14, (self._rcv_space_max - 1).bit_length() - 16))
+        self._drs_time = float("-inf")          # start of the receive-rate measurement
+        self._drs_abs = 0                       # _rcv_abs then
+        self._drs_rtt = 0.0                     # its length: the receiver's RTT estimate
         self.ts_ok = False
         self.sack_ok = False                    # both SYNs carried SACK-permitted
-        self._last_ooo = 0
-        self._sacked: list[tuple[int, int]] = []   # SACKed ranges above SND.UNA (seq numbers)
-        self._rexmit_next = iss                 # next hole to retransmit in recovery
-        self._sacked_bytes = 0
+        self.scoreboard = SackScoreboard(iss)   # what the peer SACKed
         self._peer_ws = False
         self._ts_offset = ts_offset
         self._ts_recent = 0
         self.smss = 536
-        # congestion control
-        self.cwnd = 0
-        self.ssthresh = 1 << 30
-        self._bytes_acked = 0
-        self._dupacks = 0
-        self._limited = 0                       # limited-transmit allowance (RFC 3042)
-        self._recover = iss
-        self._in_recovery = False
-        self._rtt_seq: int | None = None
-        self._rtt_time = 0.0
+        self.cc = NewReno(iss)
         self.rto = RTOEstimator(config.initial_rto, config.min_rto, config.max_rto)
         self._retries = 0
         # timers
@@ -182,7 +178,7 @@ class Connection(Sender):
         if seg.tsval is not None:
             self._ts_recent = seg.tsval
         self._update_smss()
-        self.cwnd = min(self.cfg.initial_window * self.smss, max(2 * self.smss, 14600))
+        self.cc.start(self.smss, self.cfg.initial_window)
         # the window our SYN or SYN-ACK offers (unscaled) starts at RCV.NXT
         self._rcv_adv = (self.rcv_nxt + min(self.cfg.rcv_buf, 65535)) & MASK
         self.snd_wnd = seg.window          # never scaled on a SYN (RFC 7323 2.2)
@@ -216,26 +212,52 @@ class Connection(Sender):
         if mss < self._pmtu_mss:
             self._pmtu_mss = mss
             self._update_smss()
-            if self.cwnd > self.smss and self.state in SENDING:
+            if self.cc.cwnd > self.smss and self.state in SENDING:
                 self.snd_nxt = self.snd_una     # resend what was too big
                 self._output()
 
     # ---- application side --------------------------------------------------------------------
 
+    def send(self, data: bytes | bytearray | memoryview) -> None:
+        """Queue application data; segments go out now or on the next clock turn."""
+        if self.app_closed or self.sndbuf.fin_queued:
+            raise RuntimeError("send after close")
+        if self.state in (CLOSED, TIME_WAIT, LAST_ACK, CLOSING):
+            raise RuntimeError(f"send in state {STATE_NAMES[self.state]}")
+        self.sndbuf.append(data)
+        if self.state in SENDING and self._output_call is None:
+            self._output_call = self._clock.callLater(0, self._deferred_output)
+
+    def wants_writable(self) -> None:
+        """Call C{app.tcp_writable()} once the send buffer drops under half of L{send_limit}."""
+        self._writable_wanted = True
+
     @property
     def send_buffered(self) -> int:
         """Bytes written by the app and not yet acknowledged."""
-        return len(self._sbuf)
+        return len(self.sndbuf)
+
+    @property
+    def send_limit(self) -> int:
+        """
+        Unacknowledged bytes above which the app's producer should pause: C{snd_buf}, grown
+        (send-buffer auto-tuning, as Linux does) to twice the flight the congestion window and
+        the peer's largest window allow (one round trip in flight, one queued behind it), so a
+        long fat path stays full; never above C{snd_buf_max}.
+        """
+        cfg = self.cfg
+        flight = min(self.cc.cwnd, self._max_snd_wnd)
+        return min(max(cfg.snd_buf, 2 * flight), max(cfg.snd_buf_max, cfg.snd_buf))
 
     def close(self) -> None:
         """Half-close: send FIN after the queued data (RFC 9293 CLOSE call)."""
-        if self._fin_queued:
+        if self.sndbuf.fin_queued:
             return
         st = self.state
         if st in (CLOSED, SYN_SENT):
             self._finish(ConnectionDone("closed before established"), rst=False)
             return
-        self._fin_queued = True
+        self.sndbuf.fin_queued = True
         if st in (SYN_RCVD, ESTABLISHED):
             self.state = FIN_WAIT_1 if st == ESTABLISHED else st
         elif st == CLOSE_WAIT:
@@ -270,12 +292,75 @@ class Connection(Sender):
             self._maybe_report_time_wait()
         if self.state in RECEIVING or self.state == CLOSE_WAIT:
             edge_gain = seq_diff((self.rcv_nxt + self._rcv_window()) & MASK, self._rcv_adv)
-            if edge_gain >= min(self.cfg.rcv_buf // 2, 2 * self.smss):
+            if edge_gain >= min(self.rcv_space // 2, 2 * self.smss):
                 self._send_ack()
             elif self._ack_pushed and self._unacked_segs and self._reading:
                 self._send_ack()                # the app drained a pushed segment: ACK it now
 
     # ---- timers ------------------------------------------------------------------------------
+
+    def _arm_rto(self) -> None:
+        self._rto_deadline = self._clock.seconds() + self.rto.rto
+        if self._rto_call is None:
+            self._rto_call = self._clock.callLater(self.rto.rto, self._rto_fired)
+
+    def _stop_rto(self) -> None:
+        self._rto_deadline = None
+
+    def _rto_fired(self) -> None:
+        self._rto_call = None
+        if self._rto_deadline is None:
+            return
+        now = self._clock.seconds()
+        if now < self._rto_deadline - 1e-9:
+            self._rto_call = self._clock.callLater(self._rto_deadline - now, self._rto_fired)
+            return
+        self._rto_deadline = None
+        self._timeout()
+
+    def _timeout(self) -> None:
+        self._retries += 1
+        self.rto.back_off()
+        self.rto.forget_timing()
+        st = self.state
+        if st in (SYN_SENT, SYN_RCVD):
+            if self._retries > self.cfg.syn_retries:
+                self._finish(TCPTimedOutError(), rst=st == SYN_RCVD)
+                return
+            self._send_syn(st == SYN_RCVD)
+            self._arm_rto()
+            return
+        if self._retries > self.cfg.max_retries:
+            self.abort(TCPTimedOutError())
+            return
+        self.cc.timeout(self.snd_una, self.snd_max, self.smss, first=self._retries == 1)
+        self.scoreboard.restart(self.snd_una)
+        self.snd_nxt = self.snd_una
+        self._output()
+        if self._rto_deadline is None and self.snd_una != self.snd_max:
+            self._arm_rto()
+
+    def _start_persist(self) -> None:
+        if self._persist_call is None:
+            delay = min(max(self.rto.rto, 0.2) * (1 << self._persist_backoff), 60.0)
+            self._persist_call = self._clock.callLater(delay, self._persist_fired)
+
+    def _persist_fired(self) -> None:
+        self._persist_call = None
+        if self.state not in SENDING or self.snd_wnd:
+            return
+        self._probes += 1
+        if self._probes > self.cfg.max_retries:        # nobody answers our window probes
+            self.abort(TCPTimedOutError())
+            return
+        sndbuf = self.sndbuf
+        if sndbuf.offset(self.snd_nxt) < len(sndbuf):
+            self._send(self.snd_nxt, ACK, sndbuf.view(self.snd_nxt, 1))
+            end = (self.snd_nxt + 1) & MASK
+            if seq_gt(end, self.snd_max):
+                self.snd_max = end
+        self._persist_backoff = min(self._persist_backoff + 1, 9)
+        self._start_persist()
 
     def _delack_fired(self) -> None:
         self._delack_call = None
@@ -315,9 +400,8 @@ class Connection(Sender):
     def _finish(self, reason: Exception, rst: bool) -> None:
         self.state = CLOSED
         self.cancel_timers()
-        self._sbuf = bytearray()
-        self._ooo.clear()
-        self._ooo_ranges.clear()
+        self.sndbuf.clear()
+        self.ooo.clear()
         if self._release is not None:
             self._release(self)
             self._release = None
@@ -335,10 +419,11 @@ class Connection(Sender):
         return (int(self._clock.seconds() * 1000) + self._ts_offset) & MASK
 
     def _rcv_window(self) -> int:
-        avail = self.cfg.rcv_buf - len(self._rpending)
+        space = self.rcv_space
+        avail = space - len(self._rpending)
         limit = 65535 << self.rcv_ws
         adv = seq_diff(self._rcv_adv, self.rcv_nxt)
-        if avail < min(self.cfg.rcv_buf // 2, self.smss):   # receiver SWS avoidance
+        if avail < min(space // 2, self.smss):   # receiver SWS avoidance
             avail = 0
         return min(max(avail, adv, 0), limit)
 
@@ -351,29 +436,9 @@ class Connection(Sender):
         self._ack_now = False
         self._ack_pushed = False
         opts = ts_option(self._ts_now(), self._ts_recent) if self.ts_ok else b""
-        if self._ooo and self.sack_ok:              # data segments were shortened to fit
-            opts += self._sack_option(3 if self.ts_ok else 4)
+        if self.ooo.segments and self.sack_ok:     # data segments were shortened to fit
+            opts += self.ooo.sack_option(self.irs + 1, 3 if self.ts_ok else 4)
         self._emit(seq, self.rcv_nxt, flags, field, opts, payload)
-
-    def _sack_option(self, max_blocks: int) -> bytes:
-        """
-        SACK blocks for the out-of-order data we hold (RFC 2018 4): the block with the most
-        recently received segment first, then the others from the highest. Sent on every
-        segment while we hold a gap; data segments are shortened by its size (C{_max_data}) so
-        they never exceed the peer's MSS.
-        """
-        ranges = self._ooo_ranges
-        i = bisect.bisect_right(ranges, [self._last_ooo, 1 << 62]) - 1
-        first = ranges[i] if i >= 0 and self._last_ooo < ranges[i][1] else None
-        blocks = [first] if first is not None else []
-        for r in reversed(ranges):
-            if len(blocks) >= max_blocks:
-                break
-            if r is not first:
-                blocks.append(r)
-        base = self.irs + 1
-        body = b"".join(_SACK_BLOCK.pack((base + a) & MASK, (base + b) & MASK) for a, b in blocks)
-        return b"\x01\x01\x05" + bytes((2 + 8 * len(blocks),)) + body
 
     def _send_ack(self) -> None:
         self._send(self.snd_nxt, ACK)
@@ -399,6 +464,173 @@ class Connection(Sender):
                 self._send_ack()
             elif self._delack_call is None:
                 self._delack_call = self._clock.callLater(self.cfg.delayed_ack, self._delack_fired)
+
+    # ---- sending: segmentation, retransmission, ACKs ------------------------------------------
+
+    def _deferred_output(self) -> None:
+        self._output_call = None
+        self._output()
+        self._maybe_send_ack()
+
+    def _output(self) -> None:
+        """Send what the windows allow (RFC 9293 3.8.6.2.1 sender SWS avoidance, no Nagle)."""
+        if self.state not in SENDING:
+            return
+        sndbuf = self.sndbuf
+        sbuf, fin_queued = sndbuf.data, sndbuf.fin_queued
+        smss = self._max_data()
+        wnd = min(self.snd_wnd, self.cc.window(self.scoreboard.sacked_bytes))
+        while True:
+            nxt = self.snd_nxt
+            off = seq_diff(nxt, sndbuf.seq)         # (re-read: an ACK may arrive inside _send)
+            avail = len(sbuf) - off
+            if avail < 0:
+                break
+            usable = wnd - seq_diff(nxt, self.snd_una)
+            n = min(avail, smss, usable)
+            fin = fin_queued and n == avail and usable >= n
+            if n <= 0:
+                n = 0
+                if not (fin and avail == 0):
+                    break
+            elif n < smss and n < avail and nxt != self.snd_una and n < self._max_snd_wnd // 2:
+                break
+            flags = ACK
+            if n and n == avail:
+                flags |= PSH
+            if fin:
+                flags |= FIN
+            if not self.ts_ok and nxt == self.snd_max:
+                self.rto.time_segment(nxt, self._clock.seconds())
+            self._send(nxt, flags, memoryview(sbuf)[off : off + n] if n else b"")
+            nxt = (nxt + n + (1 if fin else 0)) & MASK
+            self.snd_nxt = nxt
+            if seq_gt(nxt, self.snd_max):
+                self.snd_max = nxt
+            if self._rto_deadline is None:
+                self._arm_rto()
+            if fin:
+                break
+        if (self.snd_wnd == 0 and self.snd_una == self.snd_max
+                and seq_diff(self.snd_nxt, sndbuf.seq) < len(sbuf)):
+            self._start_persist()
+
+    def _retransmit_first(self) -> None:
+        sndbuf = self.sndbuf
+        una = self.snd_una
+        avail = len(sndbuf) - sndbuf.offset(una)
+        n = min(avail, self._max_data())
+        fin = sndbuf.fin_queued and n == avail
+        flags = ACK | (FIN if fin else 0) | (PSH if n and n == avail else 0)
+        if n <= 0 and not fin:
+            return
+        self._send(una, flags, sndbuf.view(una, n) if n > 0 else b"")
+        self.scoreboard.retransmitted((una + max(n, 0)) & MASK)
+
+    def _max_data(self) -> int:
+        """Payload per segment: SMSS less the room SACK blocks take while we hold a gap."""
+        if self.ooo.segments and self.sack_ok:          # an upper bound of the option's size
+            return self.smss - 4 - 8 * min(len(self.ooo.ranges), 3 if self.ts_ok else 4)
+        return self.smss
+
+    def _retransmit_hole(self) -> bool:
+        """
+        In SACK recovery, resend the next hole the scoreboard names (one segment per ACK that
+        arrives, RFC 6675 style). Returns whether it sent.
+        """
+        una, sndbuf = self.snd_una, self.sndbuf
+        hole = self.scoreboard.next_hole(una, self._max_data())
+        if hole is None:
+            return False
+        seq, n = hole
+        off = sndbuf.offset(seq)
+        if off < 0 or off + n > len(sndbuf):
+            return False
+        self._send(seq, ACK, sndbuf.view(seq, n))
+        self.scoreboard.retransmitted((seq + n) & MASK)
+        return True
+
+    def _process_ack(self, seg: Segment, seq: int) -> bool:
+        ack = seg.ack
+        una = self.snd_una
+        self._probes = 0
+        if seq_gt(ack, self.snd_max):
+            self._send_ack()
+            return False
+        acked = seq_diff(ack, una)
+        wnd = seg.window << self.snd_ws
+        scoreboard, cc = self.scoreboard, self.cc
+        sacked_more = bool(seg.sack) and scoreboard.update(una, self.snd_max, seg.sack)
+        if acked >= 0 and (seq_lt(self._wl1, seq) or (self._wl1 == seq and seq_le(self._wl2, ack))):
+            # a duplicate ACK: nothing new acknowledged, same window (RFC 5681 2) or, with
+            # SACK, newly SACKed data (RFC 6675 2: Linux's window grows on every ACK)
+            if (acked == 0 and not seg.payload and not seg.flags & FIN and una != self.snd_max
+                    and wnd and (wnd == self.snd_wnd or sacked_more)):
+                self._duplicate_ack()
+            elif acked == 0:
+                cc.other_ack()
+            self.snd_wnd = wnd
+            self._max_snd_wnd = max(self._max_snd_wnd, wnd)
+            self._wl1, self._wl2 = seq, ack
+            if wnd and self._persist_call is not None:
+                self._persist_call.cancel()
+                self._persist_call = None
+                self._persist_backoff = 0
+        if acked <= 0:
+            return True
+        # new data acknowledged
+        if self.ts_ok and seg.tsecr:
+            self.rto.sample(((self._ts_now() - seg.tsecr) & MASK) / 1000.0)
+        else:
+            self.rto.acknowledged(ack, self._clock.seconds())
+        self.rto.clear_back_off()
+        self._retries = 0
+        data_acked, fin_acked = self.sndbuf.acknowledge(ack)
+        if data_acked and self.on_acked is not None:
+            self.on_acked(self.sndbuf.acked)
+        self.snd_una = ack
+        if seq_lt(self.snd_nxt, ack):
+            self.snd_nxt = ack
+        if scoreboard.ranges:
+            scoreboard.update(ack, self.snd_max)        # drop what the ACK now covers
+        if cc.new_ack(ack, acked, self.smss, bool(scoreboard.ranges),
+                      seq_diff(self.snd_max, una)):
+            # a partial ACK in recovery: resend the first hole even if SACK recovery resent it
+            # already, so a lost retransmission costs one duplicate, not an RTO
+            self._retransmit_first()
+            self._arm_rto()
+        if ack == self.snd_max:
+            self._stop_rto()
+        elif not cc.in_recovery:
+            self._arm_rto()
+        st = self.state
+        if fin_acked:
+            if st == FIN_WAIT_1:
+                self.state = FIN_WAIT_2
+                if self.app_closed and self._close_call is None:
+                    self._close_call = self._clock.callLater(self.cfg.fin_wait_2,
+                                                             self._close_timer_fired)
+            elif st == CLOSING:
+                self._enter_time_wait()
+            elif st == LAST_ACK:
+                self._finish(ConnectionDone(), rst=False)
+                return False
+        if self._writable_wanted and len(self.sndbuf) <= self.send_limit // 2:
+            self._writable_wanted = False
+            if self.app is not None:
+                self.app.tcp_writable()
+        return True
+
+    def _duplicate_ack(self) -> None:
+        action = self.cc.duplicate_ack(self.snd_una, self.snd_max, self.smss,
+                                       bool(self.scoreboard.ranges))
+        if action == ENTER_RECOVERY:
+            self.rto.forget_timing()
+            self.scoreboard.restart(self.snd_una)
+            self._retransmit_first()
+            self._arm_rto()
+        elif action == RESEND_HOLE:
+            self._retransmit_hole()
 
     # ---- input -------------------------------------------------------------------------------
 
@@ -462,7 +694,7 @@ class Connection(Sender):
             if not (seq_gt(seg.ack, self.snd_una) and seq_le(seg.ack, self.snd_max)):
                 self._emit(seg.ack, 0, RST, 0, b"", b"")
                 return
-            self.state = ESTABLISHED if not self._fin_queued else FIN_WAIT_1
+            self.state = ESTABLISHED if not self.sndbuf.fin_queued else FIN_WAIT_1
             self._retries = 0
             self.snd_wnd = seg.window << self.snd_ws
             self._max_snd_wnd = self.snd_wnd
@@ -488,14 +720,14 @@ class Connection(Sender):
         fin_now = False
         if st in RECEIVING:
             if payload:
-                self._receive(seq, payload, chunks)
+                self._receive(seq, payload, chunks, seg.tsecr)
                 if chunks and flags & PSH:
                     self._ack_pushed = True
             if flags & FIN:
                 fin_abs = self._rcv_abs + seq_diff(seq, self.rcv_nxt) + len(payload)
-                self._ooo_fin = fin_abs
+                self._fin_offset = fin_abs
                 self._ack_now = True
-            if self._ooo_fin is not None and self._ooo_fin == self._rcv_abs:
+            if self._fin_offset is not None and self._fin_offset == self._rcv_abs:
                 fin_now = True
         app = self.app
         if chunks and app is not None:                  # data first, then EOF, then closed
@@ -507,8 +739,8 @@ class Connection(Sender):
             else:
                 for c in chunks:
                     self._rpending += c
-        if fin_now and self._ooo_fin == self._rcv_abs:
-            self._ooo_fin = None
+        if fin_now and self._fin_offset == self._rcv_abs:
+            self._fin_offset = None
             self.rcv_nxt = (self.rcv_nxt + 1) & MASK
             self._rcv_abs += 1
             self._ack_now = True
@@ -532,7 +764,8 @@ class Connection(Sender):
         if self.state != CLOSED:
             self._maybe_send_ack()
 
-    def _receive(self, seq: int, payload: memoryview, chunks: list[bytes]) -> None:
+    def _receive(self, seq: int, payload: memoryview, chunks: list[bytes],
+                 tsecr: int | None) -> None:
         d = seq_diff(seq, self.rcv_nxt)
         n = len(payload)
         if d < 0:
@@ -547,15 +780,8 @@ class Connection(Sender):
             self._ack_now = True
             return
         if d:
-            key = self._rcv_abs + d
-            old = self._ooo.get(key)
-            if old is None and len(self._ooo) >= MAX_OOO_SEGMENTS:
-                self._ack_now = True                    # tiny-segment flood: keep memory bounded
-                return
-            if old is None or len(old) < n:
-                self._ooo[key] = bytes(payload)
-                self._add_ooo_range(key, key + n)
-            self._last_ooo = key
+            # keeps nothing when full (a tiny-segment flood); the ACK goes out either way
+            self.ooo.insert(self._rcv_abs + d, payload)
             self._ack_now = True                        # duplicate ACK for fast retransmit
             return
         chunks.append(bytes(payload))
@@ -564,47 +790,39 @@ class Connection(Sender):
             if now - self._last_data_time > self.rto.rto:
                 self._quickacks = MAX_QUICKACKS         # the first data, or after an idle spell
             self._last_data_time = now
+            if now - self._drs_time >= self._drs_rtt:
+                self._adjust_rcv_space(now, tsecr)
         self._rcv_abs += n
-        if self._ooo:
-            self._drain_ooo(chunks)
+        if self.ooo.segments:
+            self._rcv_abs = self.ooo.drain(self._rcv_abs, chunks)
             self._ack_now = True
         self.rcv_nxt = (self.irs + 1 + self._rcv_abs) & MASK
         self._unacked_segs += 1
 
-    def _drain_ooo(self, chunks: list[bytes]) -> None:
-        ooo = self._ooo
-        while ooo:
-            data = ooo.pop(self._rcv_abs, None)
-            if data is None:
-                start = min(ooo)
-                if start > self._rcv_abs:
-                    break
-                data = ooo.pop(start)
-                skip = self._rcv_abs - start
-                if skip >= len(data):
-                    continue
-                data = data[skip:]
-            chunks.append(data)
-            self._rcv_abs += len(data)
-        ranges = self._ooo_ranges                       # forget the ranges now delivered
-        k = 0
-        while k < len(ranges) and ranges[k][0] <= self._rcv_abs:
-            k += 1
-        del ranges[:k]
-
-    def _add_ooo_range(self, start: int, end: int) -> None:
-        """Merge [start, end) into the sorted, disjoint ranges of out-of-order data we hold."""
-        r = self._ooo_ranges
-        i = bisect.bisect_left(r, [start, -1])
-        if i > 0 and r[i - 1][1] >= start:
-            i -= 1
-            start = r[i][0]
-            end = max(end, r[i][1])
-        j = i
-        while j < len(r) and r[j][0] <= end:
-            end = max(end, r[j][1])
-            j += 1
-        r[i:j] = [[start, end]]
+    def _adjust_rcv_space(self, now: float, tsecr: int | None) -> None:
+        """
+        Receive-buffer auto-tuning (Linux's dynamic right-sizing): once per receiver round
+        trip, if the app took all data delivered so far, let the window grow to twice what
+        arrives in a round trip at the rate seen (the bandwidth-delay product, and as much
+        again so the sender can grow), up to C{rcv_buf_max}; it never shrinks. It starts at
+        C{rcv_buf}, which covers the sender's slow start on common paths. The round trip is
+        the lowest measured from the timestamps the sender echoes (RFC 7323 4.3), so a queue
+        the window builds does not inflate it; without timestamps, the sender-side estimate
+        or the RTO serves.
+        """
+        if self.ts_ok and tsecr:
+            rtt = ((self._ts_now() - tsecr) & MASK) / 1000.0
+        else:
+            rtt = self.rto.srtt if self.rto.srtt is not None else self.rto.rto
+        if self._drs_rtt and not self._rpending:
+            # the bytes of one round trip at the rate seen since the last adjustment
+            copied = (self._rcv_abs - self._drs_abs) * self._drs_rtt / (now - self._drs_time)
+            if 2 * copied > self.rcv_space:
+                self.rcv_space = min(int(2 * copied), self._rcv_space_max)
+            # the lowest RTT seen: a queue the window itself builds must not grow it further
+            rtt = min(rtt, self._drs_rtt)
+        self._drs_time, self._drs_abs = now, self._rcv_abs
+        self._drs_rtt = min(max(rtt, 0.001), 60.0)
 
     def _syn_sent(self, seg: Segment) -> None:
         flags = seg.flags

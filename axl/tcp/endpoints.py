@@ -47,16 +47,23 @@ def stack_of(node_or_stack: Any) -> TCPStack:
 
 @implementer(IListeningPort)
 class OverlayListeningPort:
-    """A listening overlay port, as C{OverlayServerEndpoint.listen} returns it."""
+    """
+    A listening overlay port, as C{OverlayServerEndpoint.listen} returns it. Stopping it closes
+    the listener and stops C{factory} (C{doStop}), as Twisted's own ports do.
+    """
 
-    def __init__(self, stack: TCPStack, listener: Listener) -> None:
-        self._stack, self._listener = stack, listener
+    def __init__(self, stack: TCPStack, listener: Listener,
+                 factory: IProtocolFactory | None = None) -> None:
+        self._stack, self._listener, self._factory = stack, listener, factory
 
     def startListening(self) -> None:
         """Already listening (endpoints start at once)."""
 
     def stopListening(self) -> Deferred[None]:
         self._listener.close()
+        factory, self._factory = self._factory, None
+        if factory is not None:
+            factory.doStop()
         return succeed(None)
 
     def getHost(self) -> OverlayAddress:
@@ -78,7 +85,7 @@ class OverlayServerEndpoint:
         host = OverlayAddress(stack.public_key, self._port)
 
         def accept(conn: Connection) -> OverlayTransport | None:
-            peer = OverlayAddress(conn.remote_key, conn.remote_port)  # type: ignore[attr-defined]
+            peer = OverlayAddress(conn.remote_key, conn.remote_port)
             proto = protocolFactory.buildProtocol(peer)
             if proto is None:
                 return None
@@ -89,17 +96,9 @@ class OverlayServerEndpoint:
         try:
             listener = stack.listen(self._port, accept)
         except CannotListenError as e:
-            return _fail_with(e)
+            return fail(e)
         protocolFactory.doStart()
-        port = OverlayListeningPort(stack, listener)
-        orig_stop = port.stopListening
-
-        def stop() -> Deferred[None]:
-            protocolFactory.doStop()
-            return orig_stop()
-
-        port.stopListening = stop  # type: ignore[method-assign]
-        return succeed(port)
+        return succeed(OverlayListeningPort(stack, listener, protocolFactory))
 
 
 @implementer(IStreamClientEndpoint)
@@ -121,6 +120,10 @@ class OverlayClientEndpoint:
         self._timeout = timeout
 
     def connect(self, protocolFactory: IProtocolFactory) -> Deferred[IProtocol]:
+        """
+        Open the connection. The result fires with the protocol once the handshake completes;
+        cancelling it (or the timeout, via C{addTimeout}) aborts the half-open connection.
+        """
         stack = self._stack
         timeout = self._timeout if self._timeout is not None else stack.connect_timeout
         peer = OverlayAddress(self._peer_key, self._port)
@@ -163,7 +166,7 @@ class OverlayClientEndpoint:
         except (RuntimeError, ValueError) as e:
             return fail(_error(ConnectError, str(e)))
         transport.conn = conn
-        transport._host = OverlayAddress(stack.public_key, conn.local_port)  # type: ignore[attr-defined]
+        transport._host = OverlayAddress(stack.public_key, conn.local_port)
         if not d.called:
             d.addTimeout(timeout, stack.clock, onTimeoutCancel=timed_out)
         return d
@@ -172,9 +175,3 @@ class OverlayClientEndpoint:
 def _error(cls: type[ConnectError], message: str) -> ConnectError:
     """A Twisted connect error carrying C{message}."""
     return cls(string=message)
-
-
-def _fail_with(err: Exception) -> Deferred[Any]:
-    d: Deferred[Any] = Deferred()
-    d.errback(err)
-    return d

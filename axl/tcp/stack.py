@@ -83,6 +83,7 @@ class TCPStack:
         self._isn = isn
         self._secret = secret if secret is not None else os.urandom(32)
         self._conns: dict[ConnKey, Connection] = {}
+        self._half_open: dict[Connection, Listener] = {}   # passive opens not yet established
         self._listeners: dict[int, Listener] = {}
         self._local: deque[bytes] = deque()
         self._local_call: IDelayedCall | None = None
@@ -234,15 +235,14 @@ class TCPStack:
     def _passive_open(self, listener: Listener, peer_key: bytes, syn: Segment) -> None:
         conn = self._new_connection(syn.dport, peer_key, syn.sport)
         listener.half_open += 1
-        conn.listener = listener  # type: ignore[attr-defined]
+        self._half_open[conn] = listener
         conn.on_established = self._established
         conn.open_passive(syn)
 
     def _unlisten(self, conn: Connection) -> Listener | None:
-        listener: Listener | None = getattr(conn, "listener", None)
+        listener = self._half_open.pop(conn, None)
         if listener is not None:
             listener.half_open -= 1
-            conn.listener = None  # type: ignore[attr-defined]
         return listener
 
     def _established(self, conn: Connection) -> None:
@@ -270,13 +270,13 @@ class TCPStack:
             iss = self._isn(lport, peer_key, rport) & MASK
         conn = Connection(self.config, self.clock, self._make_emit(peer_key, lport, rport), iss,
                           ts_offset=int.from_bytes(digest[4:], "big"), release=self._release)
-        conn.local_port, conn.remote_key, conn.remote_port = lport, peer_key, rport  # type: ignore[attr-defined]
+        conn.local_port, conn.remote_key, conn.remote_port = lport, peer_key, rport
         self._conns[key] = conn
         return conn
 
     def _release(self, conn: Connection) -> None:
         self._unlisten(conn)
-        key = (conn.local_port, conn.remote_key, conn.remote_port)  # type: ignore[attr-defined]
+        key = (conn.local_port, conn.remote_key, conn.remote_port)
         if self._conns.get(key) is conn:
             del self._conns[key]
         if self._stopping is not None and not self._conns and self._stop_call is not None:

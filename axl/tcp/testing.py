@@ -78,10 +78,12 @@ class LossyNetwork:
         self.delivered = self.lost = 0
 
     def attach(self, layer: FakeIPv6Layer) -> None:
+        """Connect C{layer} to this network (reachable at its address)."""
         self.layers[bytes(layer.address)] = layer
         layer.network = self
 
     def route(self, src: FakeIPv6Layer, packet: bytes) -> None:
+        """Carry C{packet} from C{src} to the layer owning its destination: lost, or delayed."""
         dst = self.layers.get(bytes(packet[24:40]))
         if dst is None or src.key in self.down or dst.key in self.down:
             self.lost += 1
@@ -99,6 +101,7 @@ class LossyNetwork:
 
     @property
     def in_flight(self) -> int:
+        """Packets sent and not delivered yet."""
         return len(self._heap)
 
     def _schedule(self) -> None:

@@ -4,7 +4,8 @@ L{OverlayTransport}: the thin Twisted adapter around one L{Connection}. It is an
 C{ITCPTransport} (write, writeSequence, loseConnection, loseWriteConnection, abortConnection,
 getPeer/getHost as L{OverlayAddress}), an C{IPushProducer} for the data it delivers (pausing it
 closes the receive window) and an C{IConsumer}: a registered producer is paused while more
-than C{snd_buf} bytes wait for acknowledgement and resumed when half of that drained.
+than the connection's C{send_limit} (C{snd_buf}, auto-tuned up to twice the flight the windows
+allow) wait for acknowledgement, and resumed when half of that drained.
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ class OverlayTransport:
     # ---- connection events (AppEvents) -------------------------------------------------------
 
     def tcp_established(self) -> None:
+        """The handshake completed: tell the client endpoint."""
         if self.on_connect is not None:
             cb, self.on_connect, self.on_connect_failed = self.on_connect, None, None
             cb(self)
@@ -76,10 +78,12 @@ class OverlayTransport:
         protocol.makeConnection(self)
 
     def tcp_data(self, data: bytes) -> None:
+        """Hand C{data} to the protocol."""
         if self.protocol is not None:
             self.protocol.dataReceived(data)
 
     def tcp_eof(self) -> None:
+        """The peer half-closed: C{readConnectionLost} for a half-closeable protocol, else close."""
         proto = self.protocol
         if proto is None:
             return
@@ -89,6 +93,7 @@ class OverlayTransport:
             self.loseConnection()
 
     def tcp_writable(self) -> None:
+        """The send buffer drained: resume a paused streaming producer or pull again."""
         if self.producer is None:
             return
         if self._streaming:
@@ -99,6 +104,10 @@ class OverlayTransport:
             self._schedule_pull()
 
     def tcp_closed(self, reason: Exception) -> None:
+        """
+        The connection ended: fail a pending connect; else fail the acknowledgement waiters,
+        stop the producer and call C{connectionLost}.
+        """
         if self.disconnected:
             return
         self.disconnected = True
@@ -129,11 +138,11 @@ class OverlayTransport:
         conn = self.conn
         if not data or conn is None or self.disconnected or self._write_closed or conn.app_closed:
             return
-        if conn._fin_queued or conn.state == CLOSED:
+        if conn.sndbuf.fin_queued or conn.state == CLOSED:
             return
         conn.send(data)
         if self.producer is not None:
-            if conn.send_buffered > conn.cfg.snd_buf:
+            if conn.send_buffered > conn.send_limit:
                 conn.wants_writable()
                 if self._streaming and not self._producer_paused:
                     self._producer_paused = True
@@ -150,8 +159,8 @@ class OverlayTransport:
         conn = self.conn
         if conn is None or self.disconnected:
             return fail(ConnectionLost("not connected"))
-        target = conn.data_written_total
-        if conn.data_acked_total >= target:
+        target = conn.sndbuf.written
+        if conn.sndbuf.acked >= target:
             return succeed(None)
         d: Deferred[None] = Deferred()
         self._ack_waiters.append((target, d))
@@ -253,7 +262,7 @@ class OverlayTransport:
             if not IPullProducer.providedBy(producer) and not hasattr(producer, "resumeProducing"):
                 raise TypeError("a pull producer needs resumeProducing")
             self._schedule_pull()
-        elif self.conn is not None and self.conn.send_buffered > self.conn.cfg.snd_buf:
+        elif self.conn is not None and self.conn.send_buffered > self.conn.send_limit:
             self._producer_paused = True
             producer.pauseProducing()
             self.conn.wants_writable()
@@ -276,7 +285,7 @@ class OverlayTransport:
         producer, conn = self.producer, self.conn
         if producer is None or self._streaming or conn is None or self.disconnected:
             return
-        if conn.send_buffered > conn.cfg.snd_buf // 2:
+        if conn.send_buffered > conn.send_limit // 2:
             conn.wants_writable()
             return
         producer.resumeProducing()
