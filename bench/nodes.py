@@ -147,7 +147,7 @@ class HTTP:
         self.port = port
         self.timeout = timeout
         self.sock: socket.socket | None = None
-        self.buf = b""
+        self.buf = bytearray()
 
     def __enter__(self) -> HTTP:
         return self
@@ -164,7 +164,7 @@ class HTTP:
         if self.sock is None:
             self.sock = socket.create_connection(("127.0.0.1", self.port), self.timeout)
             self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            self.buf = b""
+            self.buf = bytearray()
         return self.sock
 
     def request(self, method: str, path: str, body: bytes = b"",
@@ -180,10 +180,10 @@ class HTTP:
         else:
             sock.sendall(data)
             sock.sendall(body)
-        while b"\r\n\r\n" not in self.buf:
+        while (end := self.buf.find(b"\r\n\r\n")) < 0:
             self._fill(sock)
-        raw, self.buf = self.buf.split(b"\r\n\r\n", 1)
-        lines = raw.decode("latin-1").split("\r\n")
+        lines = self.buf[:end].decode("latin-1").split("\r\n")
+        del self.buf[: end + 4]
         status = int(lines[0].split(" ", 2)[1])
         fields = {}
         for line in lines[1:]:
@@ -195,7 +195,8 @@ class HTTP:
             length = int(fields.get("content-length", "0"))
             while len(self.buf) < length:
                 self._fill(sock)
-            content, self.buf = self.buf[:length], self.buf[length:]
+            content = bytes(self.buf[:length])
+            del self.buf[:length]
         if fields.get("connection", "").lower() == "close":
             self.close()
         return status, fields, content
@@ -203,14 +204,14 @@ class HTTP:
     def _chunked(self, sock: socket.socket) -> bytes:
         parts = []
         while True:
-            while b"\r\n" not in self.buf:
+            while (end := self.buf.find(b"\r\n")) < 0:
                 self._fill(sock)
-            size_line, self.buf = self.buf.split(b"\r\n", 1)
-            size = int(size_line.split(b";")[0], 16)
+            size = int(bytes(self.buf[:end]).split(b";")[0], 16)
+            del self.buf[: end + 2]
             while len(self.buf) < size + 2:
                 self._fill(sock)
-            parts.append(self.buf[:size])
-            self.buf = self.buf[size + 2 :]
+            parts.append(bytes(self.buf[:size]))
+            del self.buf[: size + 2]
             if size == 0:
                 return b"".join(parts)
 
