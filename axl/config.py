@@ -237,6 +237,27 @@ NODE_KEYS: tuple[NodeKey, ...] = (
 
 
 @dataclass(frozen=True)
+class MulticastInterface:
+    """
+    One C{MulticastInterfaces} entry (spec/yggdrasil-extras.md section 7.1).
+
+    @ivar regex: searched (unanchored) in interface names.
+    @ivar beacon: run a TLS listener on the interface and send beacons.
+    @ivar listen: accept beacons and dial their senders.
+    @ivar port: TCP port of the beacon listener (0: ephemeral).
+    @ivar priority: link priority of multicast links on the interface.
+    @ivar password: keys the beacon hash and the links' meta (at most 64 bytes).
+    """
+
+    regex: str = ".*"
+    beacon: bool = True
+    listen: bool = True
+    port: int = 0
+    priority: int = 0
+    password: str = ""
+
+
+@dataclass(frozen=True)
 class NodeConfig:
     """
     Everything the node was configured with. Build it with L{load_config}, L{default_config} or
@@ -249,6 +270,7 @@ class NodeConfig:
     @ivar listen: listen URIs (C{Listen}, plus C{--listen} in front).
     @ivar allowed_public_keys: 32-byte keys from C{AllowedPublicKeys}.
     @ivar node_info: the C{NodeInfo} object.
+    @ivar multicast_interfaces: the C{MulticastInterfaces} entries (none: no LAN discovery).
     @ivar admin_listen: C{AdminListen}: C{unix:///path}, C{tcp://host:port}, or "" (off).
     @ivar warnings: things worth telling the operator (unknown or ignored keys, a public bridge).
     """
@@ -261,6 +283,7 @@ class NodeConfig:
     listen: tuple[str, ...] = ()
     allowed_public_keys: tuple[bytes, ...] = ()
     node_info: dict[str, Any] = field(default_factory=dict, hash=False)
+    multicast_interfaces: tuple[MulticastInterface, ...] = ()
     admin_listen: str = ""
     # The node's keys (one NodeKey each in NODE_KEYS).
     api_port: int = 9002
@@ -317,10 +340,9 @@ _check_table()
 # ---------------------------------------------------------------------------------------------
 # Yggdrasil's keys.
 
-#: Yggdrasil keys axl accepts but does not act on (no TUN, no multicast).
+#: Yggdrasil keys axl accepts but does not act on (no TUN).
 YGGDRASIL_IGNORED_KEYS = (
     "InterfacePeers",
-    "MulticastInterfaces",
     "IfName",
     "IfMTU",
     "NodeInfoPrivacy",
@@ -376,6 +398,45 @@ def _allowed_keys(value: Any) -> tuple[bytes, ...]:
     return tuple(_hex_bytes(k, 32, "an ed25519 public key") for k in _string_list(value))
 
 
+_MULTICAST_FIELDS = {"regex": "Regex", "beacon": "Beacon", "listen": "Listen", "port": "Port",
+                     "priority": "Priority", "password": "Password"}  # fmt: skip
+
+
+def _multicast_interfaces(value: Any) -> tuple[MulticastInterface, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise ValueError(f"must be a list of objects, got {_json_type(value)}")
+    out = []
+    for n, item in enumerate(value):
+        if not isinstance(item, dict):
+            raise ValueError(f"entry {n} must be an object, got {_json_type(item)}")
+        given = {k.lower(): v for k, v in item.items()}
+        unknown = sorted(set(given) - set(_MULTICAST_FIELDS))
+        if unknown:
+            raise ValueError(f"entry {n} has unknown field(s) {', '.join(unknown)}")
+        entry = MulticastInterface()
+        values: dict[str, Any] = {}
+        for name, label in _MULTICAST_FIELDS.items():
+            v = given.get(name, getattr(entry, name))
+            kind = type(getattr(entry, name))
+            if not isinstance(v, kind) or (kind is int and isinstance(v, bool)):
+                raise ValueError(f"entry {n}: {label} must be {_KIND_NAMES[kind]}, got {_json_type(v)}")
+            values[name] = v
+        try:
+            re.compile(values["regex"])
+        except re.error as e:
+            raise ValueError(f"entry {n}: Regex {values['regex']!r} is invalid ({e})") from None
+        if not 0 <= values["port"] <= 65535:
+            raise ValueError(f"entry {n}: Port must be 0..65535")
+        if not 0 <= values["priority"] <= 255:
+            raise ValueError(f"entry {n}: Priority must be 0..255")
+        if len(values["password"].encode()) > 64:
+            raise ValueError(f"entry {n}: Password is longer than 64 bytes")
+        out.append(MulticastInterface(**values))
+    return tuple(out)
+
+
 def _node_info(value: Any) -> dict[str, Any]:
     if value is None:
         return {}
@@ -401,6 +462,7 @@ _YGGDRASIL_KEYS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "Listen": ("listen", _uri_list),
     "AllowedPublicKeys": ("allowed_public_keys", _allowed_keys),
     "NodeInfo": ("node_info", _node_info),
+    "MulticastInterfaces": ("multicast_interfaces", _multicast_interfaces),
     "AdminListen": ("admin_listen", _admin_listen),
 }
 
@@ -481,7 +543,7 @@ def config_from_dict(data: Mapping[str, Any], source: str = DEFAULT_SOURCE) -> N
                 if not _is_empty(value):
                     warnings.append(
                         f"{source}: key {raw_key!r} is a Yggdrasil setting axl ignores "
-                        "(no TUN or multicast)"
+                        "(no TUN)"
                     )
             else:
                 warnings.append(f"{source}: unknown key {raw_key!r} ignored")

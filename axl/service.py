@@ -250,6 +250,7 @@ def build_links(
         root_for_key=router.root_for_key,
         coords_for_key=router.coords_for_key,
         latency_for_key=router.latency_for_key,
+        multicast=config.multicast_interfaces,
     )
 
 

@@ -16,6 +16,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from axl.config import (
     DEFAULT_SOURCE,
     NODE_KEYS,
+    MulticastInterface,
     NodeConfig,
     add_listeners,
     bridge_host,
@@ -207,17 +208,43 @@ class WarningTests(ConfigFileMixin, SynchronousTestCase):
     def test_ignored_yggdrasil_keys(self) -> None:
         """Yggdrasil keys axl does not act on warn when set, and are silent when empty."""
         path = self.write(
-            json.dumps({"LogLookups": True, "MulticastInterfaces": [{"Regex": ".*"}],
+            json.dumps({"LogLookups": True,
                         "IfName": "none", "IfMTU": 65535, "InterfacePeers": {},
                         "NodeInfoPrivacy": True})
         )
         warnings = load_config(path).warnings
-        self.assertEqual(len(warnings), 4)
-        for key in ("LogLookups", "MulticastInterfaces", "IfMTU", "NodeInfoPrivacy"):
+        self.assertEqual(len(warnings), 3)
+        for key in ("LogLookups", "IfMTU", "NodeInfoPrivacy"):
             self.assertIn(
-                f"{path}: key '{key}' is a Yggdrasil setting axl ignores (no TUN or multicast)",
+                f"{path}: key '{key}' is a Yggdrasil setting axl ignores (no TUN)",
                 warnings,
             )
+
+    def test_multicast_interfaces(self) -> None:
+        """MulticastInterfaces entries are read with Yggdrasil's defaults (Beacon and Listen
+        true, Port and Priority 0, no Password); field names match case-insensitively."""
+        config = self.load({"MulticastInterfaces": [
+            {"Regex": "^v", "Beacon": False, "Port": 12345, "Priority": 3, "Password": "secret"},
+            {"regex": "eth"}]})  # fmt: skip
+        self.assertEqual(config.multicast_interfaces, (
+            MulticastInterface("^v", False, True, 12345, 3, "secret"), MulticastInterface("eth")))  # fmt: skip
+        self.assertEqual(config.warnings, ())
+        self.assertEqual(self.load({}).multicast_interfaces, ())
+
+    def test_multicast_interfaces_errors(self) -> None:
+        """A bad MulticastInterfaces entry is a config error naming the key and the field."""
+        cases = [
+            ({"Regex": "("}, "Regex"), ({"Beacon": "yes"}, "Beacon"), ({"Port": 70000}, "Port"),
+            ({"Priority": 256}, "Priority"), ({"Password": "x" * 65}, "Password"),
+            ({"Bogus": 1}, "bogus"), ("eth0", "object"),
+        ]  # fmt: skip
+        for entry, word in cases:
+            with self.subTest(entry=entry):
+                path = self.write(json.dumps({"MulticastInterfaces": [entry]}))
+                e = self.assertRaises(ConfigError, load_config, path)
+                self.assertIn("'MulticastInterfaces'", str(e))
+                self.assertIn(word, str(e))
+                self.assertIn(path, str(e))
 
     def test_public_bridge(self) -> None:
         """A non-loopback bridge_addr loads but gives a loud warning."""

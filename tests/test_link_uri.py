@@ -8,7 +8,7 @@ from __future__ import annotations
 from twisted.trial.unittest import SynchronousTestCase
 
 from axl.errors import ConfigError
-from axl.link.uri import inbound_uri, parse_go_duration, parse_listen_uri, parse_peer_uri
+from axl.link.uri import inbound_uri, parse_go_duration, parse_listen_uri, parse_peer_uri, redact_uri
 
 KEY = "3b6a27bcceb6a42d62a3a8d02a6f0d73653215771de243a63ac048a18b59da29"
 
@@ -61,7 +61,7 @@ class PeerURITests(SynchronousTestCase):
         """Every malformed peer URI is a ConfigError that quotes it."""
         bad = [
             "", "tls://h", "tls://:9001", "tls://h:0", "tls://h:99999", "tls://h:x",
-            "http://h:1", "quic://h:1", "ws://h:1/p", "tls://h:1/path", "unix://relative",
+            "http://h:1", "quic://h:1/p", "tls://h:1/path", "unix://relative",
             f"tls://h:1?key={KEY[:-2]}", "tls://h:1?key=zz", "tls://h:1?priority=256",
             "tls://h:1?priority=-1", "tls://h:1?priority=", "tls://h:1?password=" + "x" * 65,
             "tls://h:1?maxbackoff=10", "tls://h:1?maxbackoff=4s", "tls://[::1:1",
@@ -75,10 +75,30 @@ class PeerURITests(SynchronousTestCase):
         """A 64-byte password is allowed; 65 bytes are not (spec 2.2)."""
         self.assertEqual(len(parse_peer_uri("tcp://h:1?password=" + "x" * 64).password), 64)
 
-    def test_unsupported_scheme_message(self) -> None:
-        """A Yggdrasil scheme axl does not speak says so."""
-        e = self.assertRaises(ConfigError, parse_peer_uri, "quic://h:1")
-        self.assertIn("not supported", str(e))
+    def test_unknown_scheme_message(self) -> None:
+        """An unknown scheme is a config error that lists the schemes axl speaks."""
+        e = self.assertRaises(ConfigError, parse_peer_uri, "http://h:1")
+        self.assertIn("unknown scheme 'http'", str(e))
+        self.assertIn("quic://", str(e))
+
+    def test_every_yggdrasil_scheme(self) -> None:
+        """quic, ws, wss, socks and sockstls dial URIs parse (extras section 2.1)."""
+        self.assertEqual(parse_peer_uri("quic://h:1").scheme, "quic")
+        ws = parse_peer_uri("ws://h:1/ygg/path?priority=2&foo=bar")
+        self.assertEqual((ws.path, ws.query, ws.priority), ("/ygg/path", "priority=2&foo=bar", 2))
+        self.assertEqual(ws.link_uri, "ws://h:1/ygg/path")
+        self.assertEqual(parse_peer_uri("wss://h:1").path, "")
+        self.assertEqual(parse_peer_uri("wss://h/ygg").port, 443)  # ws/wss default ports
+        self.assertEqual(parse_peer_uri("ws://h").port, 80)
+        self.assertRaises(ConfigError, parse_listen_uri, "ws://127.0.0.1")
+        self.assertEqual(parse_peer_uri("socks://p:1/t:2").target_port, 2)
+
+    def test_sni_only_where_used(self) -> None:
+        """sni= is used by tls and sockstls; quic and wss ignore it (extras 2.2)."""
+        self.assertEqual(parse_peer_uri("tls://h:1?sni=x").sni, "x")
+        for text in ("quic://h:1?sni=x", "wss://h:1?sni=x"):
+            uri = parse_peer_uri(text)
+            self.assertEqual((uri.sni, uri.ignored), (None, ("sni",)))
 
 
 class ListenURITests(SynchronousTestCase):
@@ -94,6 +114,18 @@ class ListenURITests(SynchronousTestCase):
         for text in ("tls://localhost:9001", "tls://0.0.0.0", "socks://h:1"):
             with self.subTest(uri=text):
                 self.assertRaises(ConfigError, parse_listen_uri, text)
+
+    def test_dial_only_schemes(self) -> None:
+        """wss:// cannot listen, with Yggdrasil's reason (extras 4.4); nor can socks."""
+        e = self.assertRaises(ConfigError, parse_listen_uri, "wss://127.0.0.1:1")
+        self.assertIn("WSS listener not supported", str(e))
+        self.assertRaises(ConfigError, parse_listen_uri, "sockstls://127.0.0.1:1/h:2")
+
+    def test_ws_listen_origins(self) -> None:
+        """origin= (repeatable) is a ws listen option."""
+        uri = parse_listen_uri("ws://127.0.0.1:0?origin=*.good.example&origin=https://x.example")
+        self.assertEqual(uri.origins, ("*.good.example", "https://x.example"))
+        self.assertEqual(parse_listen_uri("tls://127.0.0.1:0?origin=x").ignored, ("origin",))
 
     def test_dial_options_ignored(self) -> None:
         """key= and maxbackoff= mean nothing on a listener; they are reported as ignored."""
@@ -117,3 +149,11 @@ class DurationTests(SynchronousTestCase):
         for junk in ("", "10", "s", "1x", "1s2", "-1s"):
             with self.subTest(text=junk):
                 self.assertRaises(ValueError, parse_go_duration, junk)
+
+
+class RedactTests(SynchronousTestCase):
+    def test_redact(self) -> None:
+        """Logs show a SOCKS user but never its password; other URIs are unchanged."""
+        self.assertEqual(redact_uri("socks://u:p%40ss@proxy:1/h:2"), "socks://u:***@proxy:1/h:2")
+        for text in ("socks://u@proxy:1/h:2", "tls://h:1", "ws://h:1/a:b@c", "unix:///x"):
+            self.assertEqual(redact_uri(text), text)

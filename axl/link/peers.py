@@ -37,17 +37,21 @@ from twisted.python.failure import Failure
 from axl.crypto import Identity, short_key
 from axl.interfaces import ILink, ILinkHandler
 from axl.link.core import LinkCore, NullLinkHandler
+from axl.config import MulticastInterface
 from axl.link.endpoints import client_endpoint, server_endpoint
+from axl.link.multicast import MulticastInterfaceInfo, MulticastService
 from axl.link.protocol import LinkFactory
 from axl.link.tls import LinkTLS
-from axl.link.uri import PeerURI, inbound_uri, parse_listen_uri, parse_peer_uri
+from axl.link.uri import PeerURI, inbound_uri, parse_listen_uri, parse_peer_uri, redact_uri
 
-__all__ = ["DEFAULT_MAX_BACKOFF", "JITTER", "MAX_HANDSHAKING_INBOUND", "PeerEntry", "PeerManager"]
+__all__ = ["DEFAULT_MAX_BACKOFF", "JITTER", "MAX_EPHEMERAL", "MAX_HANDSHAKING_INBOUND", "PeerEntry", "PeerManager"]
 
 DEFAULT_MAX_BACKOFF = 60.0
 # Inbound connections still in their (at most 6 s) handshake; more are refused at accept, so a
 # flood of silent connections cannot pile up.
 MAX_HANDSHAKING_INBOUND = 64
+# Multicast links (dialling or up) at once: beacons from ever new keys cannot grow the table past it.
+MAX_EPHEMERAL = 64
 # Each wait is shortened by up to this fraction, at random, so that peers do not redial in step.
 JITTER = 0.25
 
@@ -63,6 +67,8 @@ class PeerEntry:
     @ivar failures: consecutive failures since the last successful handshake (back-off state).
     @ivar retry_delay: the current wait before the next dial, if one is scheduled.
     @ivar is_self: the peer turned out to be ourselves; it is not redialled.
+    @ivar ephemeral: dialled once (a multicast beacon's sender); gone when its link ends.
+    @ivar local: accepted on a multicast listener: C{AllowedPublicKeys} does not apply.
     """
 
     uri: str
@@ -75,6 +81,8 @@ class PeerEntry:
     retry_delay: float | None = None
     is_self: bool = False
     service: ClientService | None = None
+    ephemeral: bool = False
+    local: bool = False
 
     @property
     def up(self) -> bool:
@@ -106,7 +114,7 @@ class _ObservedEndpoint:
         self._wrapped, self._manager, self._entry = wrapped, manager, entry
 
     def __repr__(self) -> str:
-        return f"<peer {self._entry.uri}>"
+        return f"<peer {redact_uri(self._entry.uri)}>"
 
     def connect(self, protocolFactory: IProtocolFactory) -> Deferred[Any]:
         d = self._wrapped.connect(protocolFactory)
@@ -151,6 +159,7 @@ class PeerManager(MultiService):
         root_for_key: Callable[[bytes], bytes | None] | None = None,
         coords_for_key: Callable[[bytes], Sequence[int] | None] | None = None,
         latency_for_key: Callable[[bytes], float | None] | None = None,
+        multicast: tuple[MulticastInterface, ...] = (),
     ) -> None:
         """
         @param peers: C{Peers} entries (strings are parsed; a bad one raises L{ConfigError}).
@@ -159,6 +168,8 @@ class PeerManager(MultiService):
         @param max_backoff: the longest wait between redials, unless a URI says C{maxbackoff=}.
         @param dial: makes the client endpoint for a peer (tests pass in-memory ones).
         @param listen_endpoint: makes the server endpoint for a listener.
+        @param multicast: C{MulticastInterfaces} entries; when one has Beacon or Listen, a
+            L{MulticastService} runs as a child service (C{self.multicast}).
         """
         super().__init__()  # type: ignore[no-untyped-call]
         if max_backoff <= 0:
@@ -182,6 +193,8 @@ class PeerManager(MultiService):
         )
         self._configured: list[PeerEntry] = []
         self._inbound: list[PeerEntry] = []
+        self._ephemeral: list[PeerEntry] = []
+        self._refused_ephemeral = 0
         self._listeners = [u if isinstance(u, PeerURI) else parse_listen_uri(u) for u in listen]
         self._ports: list[tuple[PeerURI, IListeningPort]] = []
         self._stopping = False
@@ -190,10 +203,14 @@ class PeerManager(MultiService):
             uri = item if isinstance(item, PeerURI) else parse_peer_uri(item)
             if uri.link_uri in seen:
                 self.log.warn("peer {uri} is configured twice; using the first entry",
-                              uri=uri.link_uri)  # fmt: skip
+                              uri=redact_uri(uri.link_uri))  # fmt: skip
                 continue
             seen.add(uri.link_uri)
             self._add_configured(uri)
+        self.multicast: MulticastService | None = None
+        if any(e.beacon or e.listen for e in multicast):
+            self.multicast = MulticastService(identity.public_key, multicast, self, reactor)
+            self.multicast.setServiceParent(self)  # type: ignore[no-untyped-call]
 
     # -- building --------------------------------------------------------------------------
 
@@ -216,28 +233,32 @@ class PeerManager(MultiService):
             identity=self.identity,
             clock=self._reactor,
             handler=self._forward,
-            uri=entry.uri,
+            uri=redact_uri(entry.uri),
             inbound=entry.inbound,
             priority=config.priority,
             password=config.password,
             pinned_keys=() if entry.inbound else config.keys,
-            allowed_keys=self.allowed_keys if entry.inbound else (),
+            allowed_keys=self.allowed_keys if entry.inbound and not entry.local else (),
             on_up=lambda link: self._link_up(entry, link),
             on_down=lambda link, reason: self._link_down(entry, link, reason),
         )
         entry.link = core
         return core
 
-    def _accept(self, listener: PeerURI, addr: IAddress | None) -> LinkCore | None:
+    def _accept(
+        self, listener: PeerURI, addr: IAddress | None, local: bool = False
+    ) -> LinkCore | None:
         host = getattr(addr, "host", None)
         port = getattr(addr, "port", 0)
         uri = inbound_uri(listener.scheme, host, port) if host else listener.link_uri
+        if host and listener.scheme == "ws" and listener.path not in ("", "/"):
+            uri += listener.path  # the listener's own path, never the client's (extras 2.1)
         pending = sum(1 for e in self._inbound if e.link is not None and not e.link.is_up)
         if pending >= MAX_HANDSHAKING_INBOUND:
             self.log.warn("refusing inbound {uri}: {n} inbound handshakes already in progress",
                           uri=uri, n=pending)  # fmt: skip
             return None
-        entry = PeerEntry(uri=uri, inbound=True, config=listener)
+        entry = PeerEntry(uri=uri, inbound=True, config=listener, local=local)
         self._inbound.append(entry)
         return self._new_core(entry)
 
@@ -247,7 +268,7 @@ class PeerManager(MultiService):
         entry.failures = 0
         entry.retry_delay = None
         self.log.info("peer {key} up: {direction} {uri}, priority {priority}",
-                      key=short_key(link.remote_key), uri=entry.uri, priority=link.priority,
+                      key=short_key(link.remote_key), uri=redact_uri(entry.uri), priority=link.priority,
                       direction="inbound" if entry.inbound else "outbound")  # fmt: skip
 
     def _link_down(self, entry: PeerEntry, link: LinkCore, reason: str) -> None:
@@ -256,14 +277,62 @@ class PeerManager(MultiService):
         self._record_error(entry, link.last_error or reason)
         if link.remote_key and link.up_since is not None and not self._stopping:
             self.log.info("peer {key} down: {uri} ({reason})",
-                          key=short_key(link.remote_key), uri=entry.uri, reason=reason)  # fmt: skip
+                          key=short_key(link.remote_key), uri=redact_uri(entry.uri), reason=reason)  # fmt: skip
         if entry.inbound:
             if entry in self._inbound:
                 self._inbound.remove(entry)
+        elif entry.ephemeral:
+            if entry in self._ephemeral:
+                self._ephemeral.remove(entry)
         elif link.is_self and entry.service is not None:
             entry.is_self = True
-            self.log.warn("peer {uri} is this node itself; not redialling it", uri=entry.uri)
+            self.log.warn("peer {uri} is this node itself; not redialling it", uri=redact_uri(entry.uri))
             entry.service.stopService()
+
+    # -- multicast (spec/yggdrasil-extras.md section 7) ------------------------------------
+
+    def add_local_listener(self, uri: str) -> Deferred[IListeningPort]:
+        """
+        Listen on C{uri} now (a multicast beacon listener): inbound links on it are "local",
+        so C{AllowedPublicKeys} does not apply. The caller stops the returned port.
+        """
+        listener = parse_listen_uri(uri)
+        factory = LinkFactory(partial(self._accept, listener, local=True))
+        return maybeDeferred(self._listen_endpoint(listener).listen, factory)
+
+    def dial_ephemeral(self, uri: str) -> bool:
+        """
+        Dial C{uri} once (a beacon's sender), unless a link record with its identity exists
+        (Yggdrasil's "peer is already configured"). The entry goes away when the dial fails or
+        the link ends; it is never redialled. Return whether a dial started.
+        """
+        parsed = parse_peer_uri(uri)
+        if self._stopping or any(e.uri == parsed.link_uri for e in self.entries()):
+            self.log.debug("not dialling {uri}: peer is already configured", uri=redact_uri(parsed.link_uri))
+            return False
+        if len(self._ephemeral) >= MAX_EPHEMERAL:
+            self._refused_ephemeral += 1
+            if self._refused_ephemeral == 1 or self._refused_ephemeral % 100 == 0:
+                self.log.warn("not dialling multicast peer {uri}: {n} multicast links already "
+                              "({count} refused so far)", uri=redact_uri(parsed.link_uri), n=MAX_EPHEMERAL,
+                              count=self._refused_ephemeral)  # fmt: skip
+            return False
+        entry = PeerEntry(uri=parsed.link_uri, inbound=False, config=parsed, ephemeral=True)
+        self._ephemeral.append(entry)
+        d = self._dial(parsed).connect(LinkFactory(lambda addr: self._new_core(entry)))
+
+        def failed(failure: Failure) -> None:
+            self.log.debug("multicast peer {uri} not reached: {err}",
+                          uri=redact_uri(entry.uri), err=failure.getErrorMessage())  # fmt: skip
+            if entry in self._ephemeral and not entry.up:
+                self._ephemeral.remove(entry)
+
+        d.addErrback(failed)
+        return True
+
+    def multicast_interfaces(self) -> list[MulticastInterfaceInfo]:
+        """C{getMulticastInterfaces} rows (extras 1.6.9): [] when multicast is off."""
+        return self.multicast.multicast_interfaces() if self.multicast is not None else []
 
     def _record_error(self, entry: PeerEntry, error: str) -> None:
         entry.last_error = error
@@ -277,7 +346,7 @@ class PeerManager(MultiService):
         delay = base * (1.0 - JITTER * self._rng.random())
         entry.retry_delay = delay
         self.log.warn("peer {uri} unavailable ({error}); redial {n} in {delay:.1f} s (cap {cap:g} s)",
-                      uri=entry.uri, error=entry.last_error or "connection closed",
+                      uri=redact_uri(entry.uri), error=entry.last_error or "connection closed",
                       n=entry.failures, delay=delay, cap=cap)  # fmt: skip
         return delay
 
@@ -293,7 +362,7 @@ class PeerManager(MultiService):
                 lambda port, uri=uri: self._listening(uri, port),
                 lambda failure, uri=uri: self.log.error(
                     "cannot listen for peers on {uri}: {err}",
-                    uri=uri.link_uri, err=failure.getErrorMessage(),
+                    uri=redact_uri(uri.link_uri), err=failure.getErrorMessage(),
                 ),
             )
         for service in self:
@@ -306,7 +375,7 @@ class PeerManager(MultiService):
         self._ports.append((uri, port))
         host = port.getHost()
         self.log.info("listening for peers on {uri} ({address})",
-                      uri=uri.link_uri, address=getattr(host, "port", host))  # fmt: skip
+                      uri=redact_uri(uri.link_uri), address=getattr(host, "port", host))  # fmt: skip
 
     def stopService(self) -> Deferred[Any]:
         self._stopping = True
@@ -314,7 +383,7 @@ class PeerManager(MultiService):
         for _, port in self._ports:
             waits.append(maybeDeferred(port.stopListening))
         self._ports = []
-        for entry in list(self._inbound):
+        for entry in self._inbound + self._ephemeral:
             if entry.link is not None:
                 entry.link.close("node stopping")
         waits.append(maybeDeferred(super().stopService))
@@ -361,8 +430,8 @@ class PeerManager(MultiService):
         return list(self._ports)
 
     def entries(self) -> list[PeerEntry]:
-        """Configured peers (in config order), then current inbound links."""
-        return self._configured + self._inbound
+        """Configured peers (in config order), then multicast peers, then inbound links."""
+        return self._configured + self._ephemeral + self._inbound
 
     def links(self) -> list[LinkCore]:
         """Every link that is up."""

@@ -84,10 +84,11 @@ def _no_verify(conn: SSL.Connection, cert: object, errno: int, depth: int, ok: i
 
 
 def _make_context(
-    identity: Identity, certificate: x509.Certificate, method: int
-) -> SSL.Context:
+    identity: Identity, certificate: x509.Certificate, method: int,
+    min_version: int = SSL.TLS1_3_VERSION,
+) -> SSL.Context:  # fmt: skip
     ctx = SSL.Context(method)
-    ctx.set_min_proto_version(SSL.TLS1_3_VERSION)
+    ctx.set_min_proto_version(min_version)
     ctx.set_options(SSL.OP_NO_COMPRESSION)
     ctx.use_privatekey(Ed25519PrivateKey.from_private_bytes(identity.seed))
     ctx.use_certificate(certificate)
@@ -101,16 +102,28 @@ class LinkTLS:
     The node's TLS configuration: one certificate and one context per side, built once.
 
     @ivar certificate: the self-signed certificate we present.
+    @ivar private_key: its key (the node key), for QUIC's TLS (aioquic takes the key object).
     """
 
     def __init__(self, identity: Identity, now: datetime.datetime | None = None) -> None:
         self.certificate = make_certificate(identity, now)
+        self.private_key = Ed25519PrivateKey.from_private_bytes(identity.seed)
         self._client_ctx = _make_context(identity, self.certificate, SSL.TLS_CLIENT_METHOD)
         self._server_ctx = _make_context(identity, self.certificate, SSL.TLS_SERVER_METHOD)
+        # wss:// and sockstls:// offer TLS 1.2 too: they may end at a reverse proxy (extras 4.4, 5).
+        self._any_tls_client_ctx = _make_context(
+            identity, self.certificate, SSL.TLS_CLIENT_METHOD, SSL.TLS1_2_VERSION
+        )
 
-    def client_creator(self, sni: str | None = None) -> IOpenSSLClientConnectionCreator:
-        """Connection creator for dialling; C{sni} is sent as the TLS server name if given."""
-        return _ClientCreator(self._client_ctx, sni)
+    def client_creator(
+        self, sni: str | None = None, allow_tls12: bool = False
+    ) -> IOpenSSLClientConnectionCreator:
+        """
+        Connection creator for dialling; C{sni} is sent as the TLS server name if given.
+
+        @param allow_tls12: offer TLS 1.2 as well as 1.3 (wss and sockstls dials).
+        """
+        return _ClientCreator(self._any_tls_client_ctx if allow_tls12 else self._client_ctx, sni)
 
     def server_creator(self) -> IOpenSSLServerConnectionCreator:
         """Connection creator for accepting."""

@@ -1,10 +1,13 @@
 # -*- test-case-name: tests.test_link_uri -*-
 """
-Peer and listen URIs (spec/yggdrasil-wire.md sections 2.1-2.2).
+Peer and listen URIs (spec/yggdrasil-wire.md sections 2.1-2.2, spec/yggdrasil-extras.md section 2).
 
-C{tls://host:port}, C{tcp://host:port} (IPv4 literal, C{[IPv6]} literal or host name) and
-C{unix:///path}, with the query options C{key=} (dial, may repeat), C{priority=}, C{password=},
-C{maxbackoff=} (dial) and C{sni=} (dial, TLS). Everything wrong is a L{ConfigError} naming the URI.
+C{tls://host:port}, C{tcp://host:port} (IPv4 literal, C{[IPv6]} literal or host name),
+C{unix:///path}, C{quic://host:port}, C{ws://host:port/path}, C{wss://host:port/path} (dial
+only), C{socks://[user[:pass]@]proxy:port/target:port} and C{sockstls://...} (dial only), with the
+query options of extras section 2.2: C{key=} (dial, may repeat), C{priority=}, C{password=},
+C{maxbackoff=} (dial), C{sni=} (dial; tls and sockstls use it, quic and wss ignore it) and
+C{origin=} (ws listen, may repeat). Everything wrong is a L{ConfigError} naming the URI.
 """
 
 from __future__ import annotations
@@ -25,12 +28,22 @@ __all__ = [
     "parse_listen_uri",
     "parse_go_duration",
     "inbound_uri",
+    "redact_uri",
 ]
 
-SCHEMES = ("tcp", "tls", "unix")
+SCHEMES = ("tcp", "tls", "unix", "quic", "ws", "wss", "socks", "sockstls")
 # Yggdrasil v0.5.14's floor for maxbackoff= (v0.5.12 had 30 s).
 MIN_MAX_BACKOFF = 5.0
-_GO_SCHEMES = ("quic", "ws", "wss", "socks", "sockstls")
+# Schemes that cannot listen, with Yggdrasil's reason (extras 2.3, 4.4, 5).
+_DIAL_ONLY = {
+    "wss": "WSS listener not supported, use WS listener behind reverse proxy instead",
+    "socks": "a SOCKS proxy can only be dialled through, not listened on",
+    "sockstls": "a SOCKS proxy can only be dialled through, not listened on",
+}
+# WebSocket dials may leave the port out, as in any ws/wss URL.
+_DEFAULT_PORTS = {"ws": 80, "wss": 443}
+# Options that only some transports use; elsewhere they are reported as ignored.
+_SNI_SCHEMES = ("tls", "sockstls")
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
 _UNITS = {
@@ -50,6 +63,13 @@ class PeerURI:
     @ivar keys: pinned remote keys (C{key=}); empty means any.
     @ivar max_backoff: C{maxbackoff=} in seconds, or None for the node's default.
     @ivar ignored: query options we do not use (for a warning).
+    @ivar path: the socket path (unix) or the HTTP path (ws, wss; "" means C{/}).
+    @ivar query: the raw query string (ws and wss send it in their request line).
+    @ivar target_host: the host the SOCKS proxy is asked to reach (socks, sockstls).
+    @ivar target_port: the port the SOCKS proxy is asked to reach.
+    @ivar proxy_user: the SOCKS user name (RFC 1929), or None for no authentication.
+    @ivar proxy_password: the SOCKS password ("" when only a user is given).
+    @ivar origins: C{origin=} patterns a ws listener accepts besides its own host.
     """
 
     text: str
@@ -63,6 +83,12 @@ class PeerURI:
     max_backoff: float | None = None
     sni: str | None = None
     ignored: tuple[str, ...] = field(default=())
+    query: str = ""
+    target_host: str = ""
+    target_port: int = 0
+    proxy_user: str | None = None
+    proxy_password: str = ""
+    origins: tuple[str, ...] = ()
 
     @property
     def link_uri(self) -> str:
@@ -100,6 +126,19 @@ def _err(text: str, why: str) -> ConfigError:
     return ConfigError(f"peer URI {text!r}: {why}")
 
 
+def _split_host_port(text: str, spec: str) -> tuple[str, int]:
+    """C{host:port} or C{[v6]:port} (the SOCKS target); raise L{ConfigError}."""
+    try:
+        parts = urlsplit("//" + spec)
+        port = parts.port
+    except ValueError as e:
+        raise _err(text, f"bad SOCKS target {spec!r} ({e})") from None
+    host = unquote(parts.hostname or "")
+    if not host or not port or parts.path or parts.username is not None:
+        raise _err(text, f"the SOCKS target must be host:port, not {spec!r}")
+    return host, port
+
+
 def _parse(text: str, listen: bool) -> PeerURI:
     if not isinstance(text, str) or not text:
         raise _err(str(text), "must be a non-empty string")
@@ -109,10 +148,12 @@ def _parse(text: str, listen: bool) -> PeerURI:
         raise _err(text, str(e)) from None
     scheme = parts.scheme.lower()
     if scheme not in SCHEMES:
-        if scheme in _GO_SCHEMES:
-            raise _err(text, f"scheme {scheme}:// is not supported by axl (use tls:// or tcp://)")
-        raise _err(text, f"unknown scheme {scheme!r} (expected tls://, tcp:// or unix://)")
+        raise _err(text, f"unknown scheme {scheme!r} (expected one of "
+                         f"{', '.join(s + '://' for s in SCHEMES)})")  # fmt: skip
+    if listen and scheme in _DIAL_ONLY:
+        raise _err(text, _DIAL_ONLY[scheme])
     host, port, path = "", 0, ""
+    target_host, target_port, proxy_user, proxy_password = "", 0, None, ""
     if scheme == "unix":
         path = unquote(parts.path)
         if parts.netloc or not path:
@@ -123,10 +164,24 @@ def _parse(text: str, listen: bool) -> PeerURI:
         except ValueError as e:
             raise _err(text, f"bad port ({e})") from None
         host = unquote(parts.hostname or "")
+        if parsed_port is None and not listen and scheme in _DEFAULT_PORTS:
+            parsed_port = _DEFAULT_PORTS[scheme]
         if parsed_port is None:
             raise _err(text, "a port is required (scheme://host:port)")
         port = parsed_port
-        if parts.path not in ("", "/"):
+        if scheme in ("socks", "sockstls"):
+            target = parts.path.strip("/").split("/", 1)[0]
+            if not target:
+                raise _err(text, f"a {scheme} URI is {scheme}://proxy:port/target:port")
+            target_host, target_port = _split_host_port(text, target)
+            if parts.username is not None:
+                proxy_user = unquote(parts.username)
+                proxy_password = unquote(parts.password or "")
+                if len(proxy_user.encode()) > 255 or len(proxy_password.encode()) > 255:
+                    raise _err(text, "SOCKS user name and password are at most 255 bytes each")
+        elif scheme in ("ws", "wss"):
+            path = parts.path
+        elif parts.path not in ("", "/"):
             raise _err(text, f"unexpected path {parts.path!r}")
         if listen:
             if host:
@@ -141,6 +196,7 @@ def _parse(text: str, listen: bool) -> PeerURI:
                 raise _err(text, "port 0 cannot be dialled")
     keys: set[bytes] = set()
     priority, password, max_backoff, sni = 0, b"", None, None
+    origins: list[str] = []
     ignored: list[str] = []
     try:
         options = parse_qsl(parts.query, keep_blank_values=True, strict_parsing=False)
@@ -170,8 +226,10 @@ def _parse(text: str, listen: bool) -> PeerURI:
                 raise _err(text, f"maxbackoff= is not a duration: {value!r}") from None
             if max_backoff < MIN_MAX_BACKOFF:
                 raise _err(text, f"maxbackoff= must be at least {MIN_MAX_BACKOFF:g}s")
-        elif name == "sni" and not listen:
+        elif name == "sni" and not listen and scheme in _SNI_SCHEMES:
             sni = value or None
+        elif name == "origin" and listen and scheme == "ws":
+            origins.append(value)
         else:
             ignored.append(name)
     return PeerURI(
@@ -186,6 +244,12 @@ def _parse(text: str, listen: bool) -> PeerURI:
         max_backoff=max_backoff,
         sni=sni,
         ignored=tuple(ignored),
+        query=parts.query,
+        target_host=target_host,
+        target_port=target_port,
+        proxy_user=proxy_user,
+        proxy_password=proxy_password,
+        origins=tuple(origins),
     )
 
 
@@ -197,6 +261,15 @@ def parse_peer_uri(text: str) -> PeerURI:
 def parse_listen_uri(text: str) -> PeerURI:
     """Parse a C{Listen} entry (or C{--listen}); raise L{ConfigError} with the reason."""
     return _parse(text, listen=True)
+
+
+def redact_uri(text: str) -> str:
+    """C{text} for logs: a password in its userinfo (SOCKS proxies) becomes C{***}."""
+    scheme, sep, rest = text.partition("://")
+    userinfo, at, tail = rest.partition("@")
+    if not sep or not at or ":" not in userinfo or "/" in userinfo:
+        return text
+    return f"{scheme}://{userinfo.split(':', 1)[0]}:***@{tail}"
 
 
 def inbound_uri(scheme: str, host: str, port: int) -> str:
