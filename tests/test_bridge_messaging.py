@@ -95,7 +95,7 @@ class TwoNodes(SynchronousTestCase):
         )
         node = BridgeNode(identity.public_key, layer, bridge, services, http)
         self.net.listen(node.public_key, config.tcp_port, layer.factory)
-        return node, StubTreq(bridge.app.resource())
+        return node, StubTreq(bridge.resource())  # what the site serves: /send and /recv hot routes
 
     def settle(self) -> None:
         for _ in range(20):
