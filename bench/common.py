@@ -100,8 +100,10 @@ def benchmark(
     """
 
     def register(function: Callable[[Options], list[Figure]]) -> Callable[[Options], list[Figure]]:
-        if name in REGISTRY and REGISTRY[name].function.__qualname__ != function.__qualname__:
-            raise ValueError(f"two benchmarks named {name!r}")
+        if name in REGISTRY:
+            if REGISTRY[name].function.__qualname__ != function.__qualname__:
+                raise ValueError(f"two benchmarks named {name!r}")
+            return function  # the same module imported under another name (bench_x, bench.bench_x)
         REGISTRY[name] = Benchmark(name, title, function.__module__, function, profiles)
         return function
 

@@ -46,8 +46,6 @@ BESIDE: tuple[str, ...] = ("axl.integrations", "axl.client")
 #: owner of the package removes the cycle and its entry together; an entry whose cycle is gone
 #: fails L{CycleTests.test_known_cycles_still_exist}, so the list only shrinks.
 KNOWN_CYCLES: list[frozenset[str]] = [
-    # issue 18 item 4: forwarding moves into a module of its own used by both.
-    frozenset({"axl.mesh.paths", "axl.mesh.router"}),
 ]
 
 

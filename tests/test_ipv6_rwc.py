@@ -6,6 +6,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.internet.task import Clock
+from twisted.logger import capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
@@ -15,7 +16,7 @@ from axl.crypto.keys import Identity
 from axl.interfaces import IIPv6Layer, ISessions
 from axl.ipv6.icmpv6 import decode_packet_too_big, packet_too_big
 from axl.ipv6.packet import build_packet, upper_layer_checksum
-from axl.ipv6.rwc import KEY_TIMEOUT, IPv6Layer
+from axl.ipv6.rwc import KEY_TIMEOUT, MAX_PENDING_BYTES, MAX_PENDING_PER_DEST, IPv6Layer
 
 US = Identity(bytes(32))
 THEM = Identity(bytes(range(1, 33)))
@@ -77,21 +78,48 @@ class OutgoingTests(Base):
         self.assertEqual(len(self.router.lookups), 1)
         self.assertEqual(len(self.sessions.sent), 2)
 
-    def test_one_packet_buffer(self) -> None:
-        """Only the newest packet per destination waits for the key."""
-        p1 = build_packet(US.address, THEM.address, 17, b"1")
-        p2 = build_packet(US.address, THEM.address, 17, b"2")
-        self.layer.send_ipv6(p1)
-        self.layer.send_ipv6(p2)
+    def test_buffer_in_order(self) -> None:
+        """Every packet waits for the key and goes out in order (Go keeps only the newest)."""
+        packets = [build_packet(US.address, THEM.address, 17, b"%d" % i) for i in range(3)]
+        for packet in packets:
+            self.layer.send_ipv6(packet)
+        self.assertEqual(self.layer.pending_packets, 3)
         self.layer.path_notify(THEM.public_key)
-        self.assertEqual(self.sessions.sent, [(THEM.public_key, b"\x01" + p2)])
+        self.assertEqual(self.sessions.sent, [(THEM.public_key, b"\x01" + p) for p in packets])
+        self.assertEqual((self.layer.pending_packets, self.layer.pending_bytes), (0, 0))
+
+    def test_buffer_bound_per_destination(self) -> None:
+        """Beyond MAX_PENDING_PER_DEST the oldest packet gives way; counted and logged once."""
+        packets = [
+            build_packet(US.address, THEM.address, 17, b"%d" % i)
+            for i in range(MAX_PENDING_PER_DEST + 2)
+        ]
+        with capturedLogs() as events:
+            for packet in packets:
+                self.layer.send_ipv6(packet)
+        self.assertEqual(self.layer.pending_dropped, 2)
+        self.assertEqual(len([e for e in events if "dropped {n} packets" in e["log_format"]]), 1)
+        self.layer.path_notify(THEM.public_key)
+        self.assertEqual([p for _, p in self.sessions.sent], [b"\x01" + p for p in packets[2:]])
+
+    def test_buffer_bound_total(self) -> None:
+        """Beyond MAX_PENDING_BYTES in all, new packets are refused (the held ones stay)."""
+        payload = bytes(60000)
+        n = MAX_PENDING_BYTES // (len(payload) + 48) + 1
+        dests = [Identity(bytes([i + 1]) * 32).address for i in range(n)]
+        for dst in dests:
+            self.layer.send_ipv6(build_packet(US.address, dst, 17, payload))
+        self.assertEqual(self.layer.pending_dropped, 1)
+        self.assertLessEqual(self.layer.pending_bytes, MAX_PENDING_BYTES)
+        self.assertEqual(self.layer.pending_packets, n - 1)
 
     def test_buffer_expires(self) -> None:
-        """A packet waiting 2 minutes is dropped."""
+        """A packet waiting 2 minutes is dropped (and counted)."""
         self.layer.send_ipv6(build_packet(US.address, THEM.address, 17, b"1"))
         self.clock.advance(KEY_TIMEOUT)
         self.layer.path_notify(THEM.public_key)
         self.assertEqual(self.sessions.sent, [])
+        self.assertEqual(self.layer.pending_packets, 0)
 
     def test_subnet(self) -> None:
         """A 300::/8 destination is looked up by its subnet's key and flushed on notify."""

@@ -317,7 +317,7 @@ class LookupTests(_RouterCase):
         """Sending to an unknown key looks it up on matching on-tree peers only; the notify
         creates the path, fires on_path_notify, and flushes the waiting packet."""
         self.router.send(self.far.public_key, b"first")
-        self.router.send(self.far.public_key, b"second")  # newest wins; lookup throttled
+        self.router.send(self.far.public_key, b"second")  # both held, in order; lookup throttled
         lookups = self.l1.of_type(FRAME_LOOKUP)
         self.assertEqual(len(lookups), 1)
         self.assertEqual(
@@ -326,13 +326,28 @@ class LookupTests(_RouterCase):
         self.assertEqual(self.l2.of_type(FRAME_LOOKUP), [])
         self.router.frame_received(self.l1, FRAME_NOTIFY, self._notify().encode())
         self.assertEqual(self.notified, [self.far.public_key])
-        out = Traffic.decode(self.l1.of_type(FRAME_TRAFFIC)[-1])
+        first, second = (Traffic.decode(f) for f in self.l1.of_type(FRAME_TRAFFIC))
+        self.assertEqual(first.data, b"first")
         self.assertEqual(
-            out, Traffic((1, 7), (), self.me.public_key, self.far.public_key, 2, b"second")
+            second, Traffic((1, 7), (), self.me.public_key, self.far.public_key, 2, b"second")
         )
         self.assertEqual(self.router.paths_info()[0]["path"], [1, 7])
         self.router.send(self.far.public_key, b"third")
         self.assertEqual(Traffic.decode(self.l1.of_type(FRAME_TRAFFIC)[-1]).data, b"third")
+
+    def test_lookup_from_new_child_answered(self) -> None:
+        """
+        A lookup for us from a peer that just joined under us is answered before any filter
+        refresh marked it on-tree; one from a peer off the tree is not.
+        """
+        new = self.child(self.ids[3])
+        self.assertFalse(self.router.blooms.is_on_tree(self.ids[3].public_key))
+        port = self.router.port_for_key(self.ids[3].public_key)
+        lookup = PathLookup(self.ids[3].public_key, self.me.public_key, (port,))
+        self.router.frame_received(new, FRAME_LOOKUP, lookup.encode())
+        self.assertEqual(len(new.of_type(FRAME_NOTIFY)), 1)
+        self.router.frame_received(self.l2, FRAME_LOOKUP, lookup.encode())
+        self.assertEqual(self.l2.of_type(FRAME_NOTIFY), [])
 
     def test_unrequested_notify_ignored(self) -> None:
         """A notify for us without a rumor (we never asked) creates no path."""

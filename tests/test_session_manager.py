@@ -11,15 +11,21 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.internet.task import Clock
+from twisted.logger import capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
 from axl.crypto.keys import Identity
 from axl.interfaces import ISessions
 from axl.ipv6.testing import FakeNetwork, Wire
-from axl.session.codec import TYPE_ACK, TYPE_INIT, TYPE_TRAFFIC, decode_init, decode_traffic_header
+from axl.session.codec import TYPE_ACK, TYPE_INIT, TYPE_TRAFFIC, SessionInit, decode_init, decode_traffic_header
 from axl.session.keys import x25519_private
-from axl.session.manager import SessionManager
+from axl.session.manager import (
+    MAX_BUFFERED_BYTES,
+    MAX_BUFFERED_PER_KEY,
+    MAX_EARLY_TRAFFIC,
+    SessionManager,
+)
 from axl.session.session import SESSION_TIMEOUT
 
 T0 = 1795625997.0
@@ -100,17 +106,47 @@ class HandshakeTests(SynchronousTestCase):
         )
         self.assertFalse(self.p.a.has_buffer(self.p.b_id.public_key))
 
-    def test_buffer_keeps_latest(self) -> None:
-        """Sends before the session exists keep only the newest payload; each re-sends the init."""
+    def test_buffer_keeps_order(self) -> None:
+        """Sends before the session exists are all kept and delivered in order; each re-sends the init."""
         b = self.p.b_id.public_key
         self.p.net.filter = lambda w: None  # nothing arrives
         self.p.a.send(b, b"one")
         self.p.a.send(b, b"two")
         self.assertEqual(self.p.net.flush(), 2)
+        self.assertEqual((self.p.a.buffered_packets, self.p.a.buffered_bytes), (2, 6))
         self.p.net.filter = None
         self.p.a.send(b, b"three")
         self.p.net.flush()
-        self.assertEqual(self.p.got[b], [(self.p.a_id.public_key, b"three")])
+        a = self.p.a_id.public_key
+        self.assertEqual(self.p.got[b], [(a, b"one"), (a, b"two"), (a, b"three")])
+        self.assertEqual((self.p.a.buffered_packets, self.p.a.buffered_bytes), (0, 0))
+
+    def test_buffer_bound_per_key(self) -> None:
+        """Beyond MAX_BUFFERED_PER_KEY the oldest payload gives way; the drop is counted and logged."""
+        b = self.p.b_id.public_key
+        self.p.net.filter = lambda w: None
+        with capturedLogs() as events:
+            for i in range(MAX_BUFFERED_PER_KEY + 2):
+                self.p.a.send(b, b"%d" % i)
+        self.p.net.flush()
+        self.assertEqual(self.p.a.buffer_dropped, 2)
+        logged = [e for e in events if "dropped {n} payloads" in e["log_format"]]
+        self.assertEqual(len(logged), 1)  # aggregated: one line per 10 s
+        self.p.net.filter = None
+        self.p.a.send(b, b"last")
+        self.p.net.flush()
+        payloads = [p for _, p in self.p.got[b]]
+        self.assertEqual(payloads, [b"%d" % i for i in range(3, MAX_BUFFERED_PER_KEY + 2)] + [b"last"])
+
+    def test_buffer_bound_total(self) -> None:
+        """Beyond MAX_BUFFERED_BYTES in all buffers, new payloads are refused (and counted)."""
+        self.p.net.filter = lambda w: None
+        big = bytes(MAX_BUFFERED_BYTES // 2)
+        keys = [Identity(bytes([i]) * 32).public_key for i in (7, 8, 9)]
+        for key in keys:
+            self.p.a.send(key, big)
+        self.assertEqual(self.p.a.buffered_bytes, 2 * len(big))
+        self.assertEqual(self.p.a.buffer_dropped, 1)
 
     def test_buffer_init_reused(self) -> None:
         """Every buffered write re-sends the same init (same keys and seq) with a new E key."""
@@ -160,6 +196,65 @@ class HandshakeTests(SynchronousTestCase):
         self.p.net.flush()
         self.assertEqual(self.p.got[b], [(a, b"from a")])
         self.assertEqual(self.p.got[a], [(b, b"from b")])
+
+    def test_traffic_before_ack(self) -> None:
+        """
+        B opened first; A made its session from B's init and sends traffic, but A's ack is
+        late. B (still setting up) keeps the traffic and sends nothing back (a throwaway init
+        would replace B's keys at A in the same second); when the ack arrives both payloads are
+        delivered, with no re-send from above, and the session works both ways.
+        """
+        a, b = self.p.a_id.public_key, self.p.b_id.public_key
+        held: list[Any] = []
+        self.p.net.filter = _holding_acks(a, held, first_only=True)
+        self.p.b.send(a, b"from b")
+        self.p.net.flush()
+        self.assertEqual(len(held), 1)
+        self.assertIsNone(self.p.b.session(a))
+        self.p.a.send(b, b"from a")
+        start = len(self.p.net.sent)
+        self.p.net.flush()
+        self.assertEqual([w[0] for w in self.p.net.sent[start:]], [a])  # B answered nothing
+        self.assertEqual(self.p.got[a], [])
+        self.p.net.queue.append(held[0])
+        self.p.net.flush()
+        self.assertEqual(self.p.got[a], [(b, b"from b")])
+        self.assertEqual(self.p.got[b], [(a, b"from a")])
+        self.p.a.send(b, b"again")
+        self.p.b.send(a, b"again")
+        self.p.net.flush()
+        self.assertEqual(self.p.got[b][-1], (a, b"again"))
+        self.assertEqual(self.p.got[a][-1], (b, b"again"))
+
+    def test_early_traffic_bound(self) -> None:
+        """At most MAX_EARLY_TRAFFIC packets wait for a late ack; the rest are counted drops."""
+        a, b = self.p.a_id.public_key, self.p.b_id.public_key
+        held: list[Any] = []
+        self.p.net.filter = _holding_acks(a, held, first_only=False)
+        self.p.b.send(a, b"from b")
+        self.p.net.flush()
+        for i in range(MAX_EARLY_TRAFFIC + 2):
+            self.p.a.send(b, b"%d" % i)
+        self.p.net.flush()
+        self.assertEqual(self.p.b.buffer_dropped, 2)
+        self.p.net.filter = None
+        self.p.net.queue.append(held[0])
+        self.p.net.flush()
+        self.assertEqual(
+            [m for _, m in self.p.got[b]], [b"%d" % i for i in range(MAX_EARLY_TRAFFIC)]
+        )
+
+
+def _holding_acks(sender: bytes, held: list[Any], first_only: bool) -> Any:
+    """A network filter that keeps C{sender}'s acks (only its first, or all) in C{held}."""
+
+    def hold(wire: Any) -> Any:
+        if wire[0] == sender and wire[2][0] == TYPE_ACK and not (first_only and held):
+            held.append(wire)
+            return None
+        return wire
+
+    return hold
 
 
 class RejectionTests(SynchronousTestCase):

@@ -46,7 +46,7 @@ from axl.bridge.http import (
     sized,
     text_response,
 )
-from axl.bridge.mcp_sessions import McpSession, McpSessions
+from axl.bridge.mcp_sessions import McpSessionEntry, McpSessions
 from axl.bridge.metrics import CONTENT_TYPE_LATEST, NodeMetrics, ObservedResource
 from axl.crypto.keys import short_key
 from axl.streams.envelope import (
@@ -323,7 +323,7 @@ class Bridge:
         if not isinstance(message, dict):
             return text_response(request, 400, "Invalid JSON-RPC")
         method = message.get("method")
-        session: McpSession | None = None
+        session: McpSessionEntry | None = None
         if method == "initialize":
             session = self.sessions.create(dest, service)
         elif session_id:
@@ -363,7 +363,7 @@ class Bridge:
         return json_response(request, dumps(reply.response))
 
     @staticmethod
-    def _remember_remote_session(session: McpSession | None, reply: Reply) -> None:
+    def _remember_remote_session(session: McpSessionEntry | None, reply: Reply) -> None:
         if session is None:
             return
         for name, value in reply.headers.items():
@@ -371,7 +371,7 @@ class Bridge:
                 session.remote_id = value
 
     def _end_remote_session(
-        self, dest: bytes, service: str, session: McpSession
+        self, dest: bytes, service: str, session: McpSessionEntry
     ) -> None:
         """Send the remote MCP server's session a DELETE (the C{:method} pseudo-header)."""
         assert session.remote_id is not None
@@ -384,7 +384,7 @@ class Bridge:
         dest: bytes,
         service: str,
         envelope: bytes,
-        session: McpSession | None,
+        session: McpSessionEntry | None,
         what: str = "notification",
     ) -> None:
         """Deliver C{envelope} in the background; failures are logged (at info), never raised."""

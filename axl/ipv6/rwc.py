@@ -4,9 +4,11 @@ The IPv6 carriage (Yggdrasil's C{ipv6rwc}, spec/yggdrasil-wire.md section 5.3): 
 between our userspace stack and the sessions, as plaintexts C{01 || packet}.
 
 Outgoing: the destination (a 200::/8 address or a 300::/8 subnet) names a partial key; if we
-know the full key behind it we send, otherwise we keep the newest packet per destination for
-2 minutes and ask the router to look the partial key up; a path notify teaches us the full key
-and flushes the packet. Incoming: too big -> ICMPv6 Packet Too Big back; not for us -> drop;
+know the full key behind it we send, otherwise we keep the packet (in order, for 2 minutes; at
+most L{MAX_PENDING_PER_DEST} per destination, the oldest giving way, and L{MAX_PENDING_PACKETS}
+/ L{MAX_PENDING_BYTES} in all, new ones refused beyond) and ask the router to look the partial
+key up (the router keeps retrying while we wait, so nothing waits for TCP to retransmit); a path
+notify teaches us the full key and flushes the packets in order. Go keeps only the newest. Incoming: too big -> ICMPv6 Packet Too Big back; not for us -> drop;
 the sender's key is learnt; a source address that does not belong to the key that encrypted the
 packet -> drop (anti-spoofing); then the packet goes to the handler registered for its next
 header with the sender's FULL key.
@@ -17,7 +19,7 @@ are answered.
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from typing import Protocol, cast
 
@@ -34,6 +36,7 @@ from axl.crypto.address import (
     subnet_for_key,
 )
 from axl.crypto.keys import short_key
+from axl.drops import DropCounter
 from axl.errors import DecodeError
 from axl.interfaces import IIPv6Layer, ISessions
 from axl.ipv6.icmpv6 import (
@@ -48,10 +51,24 @@ from axl.ipv6.icmpv6 import (
 from axl.ipv6.packet import HEADER_SIZE
 from axl.session.proto import CORE_MTU, SESSION_TRAFFIC
 
-__all__ = ["IPv6Layer", "KEY_TIMEOUT", "ProtocolHandler", "PTBHandler"]
+__all__ = [
+    "IPv6Layer",
+    "KEY_TIMEOUT",
+    "MAX_PENDING_BYTES",
+    "MAX_PENDING_PACKETS",
+    "MAX_PENDING_PER_DEST",
+    "ProtocolHandler",
+    "PTBHandler",
+]
 
 KEY_TIMEOUT = 120.0
 """Seconds a learnt key (refreshed on use) or a buffered packet is kept."""
+MAX_PENDING_PER_DEST = 32
+"""Packets kept per destination whose key is being looked up (the oldest give way)."""
+MAX_PENDING_PACKETS = 1024
+"""Packets kept for all destinations together (new ones are refused beyond it)."""
+MAX_PENDING_BYTES = 4 * 1024 * 1024
+"""Bytes kept for all destinations together (new ones are refused beyond it)."""
 
 ProtocolHandler = Callable[[bytes, bytes], None]
 """C{handler(source_key, packet)}: a whole IPv6 packet from the full key C{source_key}."""
@@ -111,9 +128,21 @@ class IPv6Layer:
         self._by_key: dict[bytes, _KeyInfo] = {}
         self._by_addr: dict[bytes, _KeyInfo] = {}
         self._by_subnet: dict[bytes, _KeyInfo] = {}
-        # destination (16-byte address or 8-byte subnet) -> (packet, expiry time)
-        self._pending: dict[bytes, tuple[bytes, float]] = {}
+        # destination (16-byte address or 8-byte subnet) -> its (packet, expiry time)s, in order
+        self._pending: dict[bytes, deque[tuple[bytes, float]]] = {}
         self._sweeper: IDelayedCall | None = None
+        #: packets and bytes waiting for a key, and packets dropped by the limits so far
+        self.pending_packets = 0
+        self.pending_bytes = 0
+        self._drops = DropCounter(
+            clock,
+            self.log,
+            "dropped {n} packets waiting for address lookups (limits: {per} per destination, "
+            "{total} packets, {size} bytes in total)",
+            per=MAX_PENDING_PER_DEST,
+            total=MAX_PENDING_PACKETS,
+            size=MAX_PENDING_BYTES,
+        )
 
     # -- IIPv6Layer -----------------------------------------------------------------------
 
@@ -173,20 +202,55 @@ class IPv6Layer:
             info.expires = now + KEY_TIMEOUT
             self._sessions.send(info.key, _TRAFFIC_BYTE + packet)
             return
-        self._pending[dest] = (packet, now + KEY_TIMEOUT)
+        self._hold(dest, packet, now + KEY_TIMEOUT)
         self._arm_sweeper()
         partial = key_for_addr(dst) if prefix == ADDR_PREFIX else key_for_subnet(dest)
         self._router.send_lookup(partial)
 
     # -- from below -----------------------------------------------------------------------
 
+    def _hold(self, dest: bytes, packet: bytes, expires: float) -> None:
+        queue = self._pending.get(dest)
+        if queue is None:
+            queue = self._pending[dest] = deque()
+        if len(queue) >= MAX_PENDING_PER_DEST:
+            old, _ = queue.popleft()
+            self.pending_packets -= 1
+            self.pending_bytes -= len(old)
+            self._drops.add(1)
+        if (
+            self.pending_packets >= MAX_PENDING_PACKETS
+            or self.pending_bytes + len(packet) > MAX_PENDING_BYTES
+        ):
+            self._drops.add(1)
+            if not queue:
+                del self._pending[dest]
+            return
+        queue.append((packet, expires))
+        self.pending_packets += 1
+        self.pending_bytes += len(packet)
+
+    def _unhold(self, dest: bytes) -> list[tuple[bytes, float]]:
+        queue = self._pending.pop(dest, None)
+        if queue is None:
+            return []
+        self.pending_packets -= len(queue)
+        self.pending_bytes -= sum(len(packet) for packet, _ in queue)
+        return list(queue)
+
+    @property
+    def pending_dropped(self) -> int:
+        """Packets dropped so far by the limits or after waiting L{KEY_TIMEOUT}."""
+        return self._drops.total
+
     def path_notify(self, full_key: bytes) -> None:
         """The router found C{full_key} (its C{on_path_notify}): learn it, flush its packets."""
         info = self._learn(full_key)
+        now = self._clock.seconds()
         for dest in (info.address, info.subnet):
-            pending = self._pending.pop(dest, None)
-            if pending is not None and pending[1] > self._clock.seconds():
-                self._sessions.send(full_key, _TRAFFIC_BYTE + pending[0])
+            for packet, expires in self._unhold(dest):
+                if expires > now:
+                    self._sessions.send(full_key, _TRAFFIC_BYTE + packet)
 
     def packet_received(self, source_key: bytes, packet: bytes) -> None:
         """One IPv6 packet (session type 1) decrypted from the full key C{source_key}."""
@@ -289,8 +353,16 @@ class IPv6Layer:
                     del self._by_addr[info.address]
                 if self._by_subnet.get(info.subnet) is info:
                     del self._by_subnet[info.subnet]
-        for dest, (_, expires) in list(self._pending.items()):
-            if expires <= now:
+        for dest, queue in list(self._pending.items()):
+            expired = 0
+            while queue and queue[0][1] <= now:
+                packet, _ = queue.popleft()
+                self.pending_packets -= 1
+                self.pending_bytes -= len(packet)
+                expired += 1
+            if expired:
+                self._drops.add(expired)
+            if not queue:
                 del self._pending[dest]
         if self._by_key or self._pending:
             self._arm_sweeper()
@@ -304,3 +376,4 @@ class IPv6Layer:
         self._by_addr.clear()
         self._by_subnet.clear()
         self._pending.clear()
+        self.pending_packets = self.pending_bytes = 0

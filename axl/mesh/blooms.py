@@ -3,8 +3,11 @@
 Per-peer bloom filter state (spec/yggdrasil-wire.md section 3.6): which peers are on-tree, the
 filter each sent us, the filter we last sent each, and the multicast of lookups along the tree.
 
-We send the exact union every tick (the spec allows it; Go's "zDirty" keeps stale 1-bits a tick
-or more longer, which only costs false positives).
+We send the exact union (the spec allows it; Go's "zDirty" keeps stale 1-bits a tick or more
+longer, which only costs false positives). Unlike Go, which recomputes and sends filters only on
+its 1 s tick (so a key's bit moves one hop per tick), the router also calls L{Blooms.maintain}
+with C{tick=False} right after a received filter or the tree changed: a new key's bit crosses
+the whole tree in one round trip per hop, and lookups waiting for it can go out at once.
 """
 
 from __future__ import annotations
@@ -44,10 +47,17 @@ class _PeerBloom:
 class Blooms:
     """The bloom state of every peer key with at least one link up."""
 
-    def __init__(self, self_key: bytes, peers: Peers) -> None:
+    def __init__(
+        self, self_key: bytes, peers: Peers, on_change: Callable[[], None] = lambda: None
+    ) -> None:
+        """
+        @param on_change: called when a peer's filter to us changed (the router then refreshes
+            our filters and retries waiting lookups).
+        """
         self._self_key = self_key
         self._self_mask = bloom_mask(xform(self_key))
         self._peers = peers
+        self._on_change = on_change
         self._state: dict[bytes, _PeerBloom] = {}
 
     def is_on_tree(self, key: bytes) -> bool:
@@ -82,14 +92,17 @@ class Blooms:
         """Store a received filter (decode errors close the link)."""
         bloom = decode_bloom(payload)
         state = self._state.get(peer.key)
-        if state is not None:
+        if state is not None and state.recv != bloom:
             state.recv = bloom
+            self._on_change()
 
-    def maintain(self, parent: bytes | None, parent_of: Callable[[bytes], bytes | None]) -> None:
+    def maintain(
+        self, parent: bytes | None, parent_of: Callable[[bytes], bytes | None], tick: bool = True
+    ) -> None:
         """
-        The bloom part of the tick: recompute on-tree peers (our parent and our children),
-        send each on-tree peer the union of our key and the other on-tree peers' filters when it
-        changed (or every L{RESEND_TICKS}), and an empty filter to peers that left the tree.
+        Recompute on-tree peers (our parent and our children), send each on-tree peer the union
+        of our key and the other on-tree peers' filters when it changed (and, on a C{tick},
+        every L{RESEND_TICKS} ticks anyway), and an empty filter to peers that left the tree.
         """
         me = self._self_key
         for key, state in self._state.items():
@@ -105,7 +118,8 @@ class Blooms:
             for other, other_state in on_tree:
                 if other != key:
                     bloom |= other_state.recv
-            state.seq += 1
+            if tick:
+                state.seq += 1
             if bloom != state.send:
                 state.send = bloom
                 state.send_payload = encode_bloom(bloom)
@@ -113,6 +127,15 @@ class Blooms:
                 continue
             state.seq = 0
             self._peers.send(key, FRAME_BLOOM, state.send_payload)
+
+    def target_keys(self, dest: bytes, from_key: bytes) -> frozenset[bytes]:
+        """The keys of the peers L{multicast_targets} would send a lookup of C{dest} to."""
+        item = xform(dest)
+        return frozenset(
+            key
+            for key, state in self._state.items()
+            if state.on_tree and key != from_key and bloom_contains(state.recv, item)
+        )
 
     def multicast_targets(self, dest: bytes, from_key: bytes) -> list[PeerLink]:
         """

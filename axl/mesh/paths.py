@@ -2,21 +2,43 @@
 """
 Finding paths (spec/yggdrasil-wire.md section 3.7): lookups multicast along the tree to peers
 whose bloom filter may hold the key, signed notifies routed back greedily, path entries with
-their expiry, rumors (our outstanding lookups, each holding one waiting packet), and path-broken
-notices. Pure; the L{Router} owns it and does the greedy routing.
+their expiry, rumors (our outstanding lookups and the packets waiting for them), and path-broken
+notices. Pure; the router owns it; greedy hops come from the L{Forwarder} and packets along a
+known path go out through the C{route_traffic} callable it is given (no import of the router).
+
+Unlike Go, an unanswered lookup is a retry job owned here, not a one-shot: while a packet or an
+upper layer (L{Pathfinder.rumor_send_lookup}) waits on it, it is sent again as soon as a peer's
+filter newly holds its key (L{Pathfinder.retry_lookups} after a filter or tree change) and
+after L{LOOKUP_RETRY_S}, doubling up to once a second, until a notify arrives or the rumor
+expires. A lookup sent before the
+filters settled is therefore never left for a higher layer's retransmission timer. Waiting
+packets are kept in order, bounded per destination (L{MAX_HELD_PER_DEST}, the oldest give way)
+and in total (L{MAX_HELD_PACKETS}, L{MAX_HELD_BYTES}: new ones are refused), and flushed in
+order when the path is found.
+
+A Traffic packet carries its sender's coordinates (C{from}). When one reaches us from a key we
+have no path to (typically the session init of a node that found us first), we remember them
+for L{REVERSE_TTL_S}; packets we then hold for that key are also sent along those coordinates
+(and those already held, once, when they arrive), until the notify comes: the answer does not
+wait for our own lookup. The coordinates are not signed (Go does not
+use them); a forged C{from} can only misdirect these copies, since the held packets still go out
+along the signed path when the notify arrives (unless it signs the coordinates they already
+went to).
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
 from axl.crypto.address import xform
 from axl.crypto.keys import Identity, short_key
+from axl.drops import DropCounter
 from axl.mesh.blooms import Blooms
+from axl.mesh.forward import Forwarder
 from axl.mesh.peers import Deadline, PeerLink
 from axl.mesh.tree import Tree
 from axl.mesh.wire import (
@@ -31,15 +53,44 @@ from axl.mesh.wire import (
     notify_info_bytes,
 )
 
-if TYPE_CHECKING:  # pragma: no cover
-    from axl.mesh.router import Router
+RouteTraffic = Callable[[Path, Path, bytes, bytes, int, bytes], None]
+"""C{route_traffic(path, from_path, source, dest, watermark, data)}: forward or deliver."""
 
-__all__ = ["PATH_THROTTLE_S", "PATH_TIMEOUT_S", "PathEntry", "Pathfinder"]
+__all__ = [
+    "LOOKUP_MIN_GAP_S",
+    "LOOKUP_RETRY_S",
+    "MAX_HELD_BYTES",
+    "MAX_HELD_PACKETS",
+    "MAX_HELD_PER_DEST",
+    "PATH_THROTTLE_S",
+    "PATH_TIMEOUT_S",
+    "REVERSE_TTL_S",
+    "PathEntry",
+    "Pathfinder",
+]
 
 #: Path entries and rumors live this long (C{pathTimeout}).
 PATH_TIMEOUT_S = 60.0
-#: At most one lookup per destination this often (C{pathThrottle}).
+#: At most one lookup per destination this often (C{pathThrottle}), unless a peer's filter
+#: newly holds the key (then L{LOOKUP_MIN_GAP_S}).
 PATH_THROTTLE_S = 1.0
+#: A waiting lookup whose key a peer's filter newly holds is re-sent at once, but never twice
+#: within this many seconds (the next tick re-sends it otherwise).
+LOOKUP_MIN_GAP_S = 0.02
+#: A waiting lookup is re-sent this long after it went out unanswered, then after twice as
+#: long each time, up to L{PATH_THROTTLE_S} (Go nodes on the way refresh their filters once a
+#: second, so a lookup can die at one of them while the tree is young).
+LOOKUP_RETRY_S = 0.25
+#: How long the coordinates from a received Traffic packet are used for replies to its sender.
+REVERSE_TTL_S = 10.0
+#: Senders whose coordinates are remembered at most (the table is emptied when full).
+_REVERSE_LIMIT = 1024
+#: Packets kept per destination while its path is looked up (the oldest give way).
+MAX_HELD_PER_DEST = 64
+#: Packets kept for all destinations together (new ones are refused beyond it).
+MAX_HELD_PACKETS = 2048
+#: Bytes kept for all destinations together (new ones are refused beyond it).
+MAX_HELD_BYTES = 8 * 1024 * 1024
 
 
 class PathEntry:
@@ -57,12 +108,22 @@ class PathEntry:
 
 
 class _Rumor:
-    __slots__ = ("send_time", "timer", "traffic")
+    """An outstanding lookup: the key asked for, when, and what waits on the answer."""
 
-    def __init__(self, send_time: float, timer: Deadline) -> None:
+    __slots__ = (
+        "held", "held_bytes", "lookup_key", "retries", "send_time", "targets", "timer", "waiting",
+    )  # fmt: skip
+
+    def __init__(self, lookup_key: bytes, send_time: float, timer: Deadline) -> None:
+        self.lookup_key = lookup_key
         self.send_time = send_time
         self.timer = timer
-        self.traffic: tuple[bytes, bytes] | None = None  # (dest, data) waiting for a path
+        # (dest, data, the unsigned coords a copy went to or None), waiting for a path
+        self.held: deque[tuple[bytes, bytes, Path | None]] = deque()
+        self.held_bytes = 0
+        self.waiting = False  # something waits for the notify: retry until it comes
+        self.retries = 0
+        self.targets: frozenset[bytes] = frozenset()  # peers the last lookup went to
 
 
 class Pathfinder:
@@ -76,7 +137,8 @@ class Pathfinder:
         clock: IReactorTime,
         tree: Tree,
         blooms: Blooms,
-        router: Router,
+        forwarder: Forwarder,
+        route_traffic: RouteTraffic,
         on_path_notify: Callable[[bytes], None],
     ) -> None:
         self.identity = identity
@@ -85,39 +147,64 @@ class Pathfinder:
         self.clock = clock
         self.tree = tree
         self.blooms = blooms
-        self.router = router
+        self.forwarder = forwarder
+        self._route_traffic = route_traffic
         self._on_path_notify = on_path_notify
         self.paths: dict[bytes, PathEntry] = {}
         self.rumors: dict[bytes, _Rumor] = {}
         self._info: tuple[int, Path, bytes] | None = None  # our last signed (seq, path, sig)
         self.lookups_sent = 0  # lookups we started (for /metrics)
         self.lookups_answered = 0  # lookups for us that we answered with a notify
+        self._retry_call: IDelayedCall | None = None
+        # key -> (its coords from traffic we received without a path, when): see the docstring
+        self._reverse: dict[bytes, tuple[Path, float]] = {}
+        self.held_packets = 0
+        self.held_bytes = 0
+        self._drops = DropCounter(
+            clock,
+            self.log,
+            "dropped {n} packets waiting for path lookups (held limits: {per} per destination, "
+            "{total} packets, {size} bytes in total)",
+            per=MAX_HELD_PER_DEST,
+            total=MAX_HELD_PACKETS,
+            size=MAX_HELD_BYTES,
+        )
 
     # -- sending ---------------------------------------------------------------------------
 
     def send_traffic(self, dest: bytes, data: bytes) -> None:
-        """Send along the known path, or look the key up and keep the packet (newest wins)."""
+        """Send along the known path, or hold the packet and look the key up."""
         entry = self.paths.get(dest)
         if entry is not None:
             entry.traffic = data
-            self.router.route_traffic(
+            self._route_traffic(
                 entry.path, self.tree.coords(self.key), self.key, dest, MAX_WATERMARK, data
             )
             return
-        # Park the packet before looking up: the notify may come back synchronously.
+        # Hold the packet before looking up: the notify may come back synchronously.
         self.rumor_send_lookup(dest, (dest, data))
+        reverse = self._reverse.get(dest)
+        if reverse is not None and dest not in self.paths:
+            if self.clock.seconds() - reverse[1] < REVERSE_TTL_S:
+                rumor = self.rumors.get(xform(dest))
+                if rumor is not None and rumor.held and rumor.held[-1][1] is data:
+                    rumor.held[-1] = (dest, data, reverse[0])
+                self._send_along(reverse[0], dest, data)
+
+    def _send_along(self, path: Path, dest: bytes, data: bytes) -> None:
+        self._route_traffic(path, self.tree.coords(self.key), self.key, dest, MAX_WATERMARK, data)
 
     def rumor_send_lookup(self, dest: bytes, traffic: tuple[bytes, bytes] | None = None) -> None:
         """
-        Start or refresh the rumor for C{xform(dest)}, park C{traffic} in it (newest wins) and
-        look the key up (1/s at most).
+        Start or refresh the rumor for C{xform(dest)}, hold C{traffic} in it and look the key
+        up (1/s at most here; L{retry_lookups} re-sends it while something waits).
         """
         now = self.clock.seconds()
         xdest = xform(dest)
         rumor = self.rumors.get(xdest)
         if rumor is None:
             rumor = self.rumors[xdest] = _Rumor(
-                now, Deadline(self.clock, PATH_TIMEOUT_S, lambda: self._expire_rumor(xdest))
+                dest, now, Deadline(self.clock, PATH_TIMEOUT_S, lambda: self._expire_rumor(xdest))
             )
             send = True
         else:
@@ -125,33 +212,125 @@ class Pathfinder:
             if send:
                 rumor.send_time = now
                 rumor.timer.reset(PATH_TIMEOUT_S)
+            rumor.lookup_key = dest
+        if not rumor.waiting:
+            rumor.waiting = True
+            rumor.retries = 0
         if traffic is not None:
-            rumor.traffic = traffic
+            self._hold(rumor, traffic)
         if send:
-            self._send_lookup(dest)
+            self._rumor_lookup(rumor)
+            self.retry_lookups()  # arms the retry timer
 
-    def _send_lookup(self, dest: bytes) -> None:
+    def _hold(self, rumor: _Rumor, traffic: tuple[bytes, bytes]) -> None:
+        size = len(traffic[1])
+        if len(rumor.held) >= MAX_HELD_PER_DEST:
+            _, old, _ = rumor.held.popleft()
+            rumor.held_bytes -= len(old)
+            self.held_packets -= 1
+            self.held_bytes -= len(old)
+            self._drops.add(1)
+        if self.held_packets >= MAX_HELD_PACKETS or self.held_bytes + size > MAX_HELD_BYTES:
+            self._drops.add(1)
+            return
+        rumor.held.append((traffic[0], traffic[1], None))
+        rumor.held_bytes += size
+        self.held_packets += 1
+        self.held_bytes += size
+
+    def _release(self, rumor: _Rumor) -> None:
+        self.held_packets -= len(rumor.held)
+        self.held_bytes -= rumor.held_bytes
+        rumor.held.clear()
+        rumor.held_bytes = 0
+
+    @property
+    def held_dropped(self) -> int:
+        """Held packets dropped so far (limits, or their lookup expired)."""
+        return self._drops.total
+
+    def _rumor_lookup(self, rumor: _Rumor) -> None:
+        targets = self._send_lookup(rumor.lookup_key)
+        if targets is not None:
+            rumor.targets = targets
+
+    def _send_lookup(self, dest: bytes) -> frozenset[bytes] | None:
+        """Send our lookup for C{dest}; the keys of the peers it went to (None: throttled)."""
         entry = self.paths.get(dest)
         if entry is not None and self.clock.seconds() - entry.req_time < PATH_THROTTLE_S:
-            return
+            return None
         self.lookups_sent += 1
-        self._handle_lookup(self.key, PathLookup(self.key, dest, self.tree.coords(self.key)))
+        return self._handle_lookup(self.key, PathLookup(self.key, dest, self.tree.coords(self.key)))
+
+    def retry_lookups(self) -> None:
+        """
+        Re-send the lookups something still waits on: those unanswered for their retry interval
+        (L{LOOKUP_RETRY_S}, doubling per retry up to L{PATH_THROTTLE_S}), and, after a filter or
+        tree change, those some peer's filter newly holds (at most every L{LOOKUP_MIN_GAP_S}).
+        Called on every tick and change, and by its own timer for the next one due.
+        """
+        now = self.clock.seconds()
+        wait: float | None = None
+        for rumor in self.rumors.values():
+            if not rumor.waiting:
+                continue
+            elapsed = now - rumor.send_time
+            interval = min(PATH_THROTTLE_S, LOOKUP_RETRY_S * 2**rumor.retries)
+            if elapsed >= interval * 0.999:  # (float slack: never a zero wait)
+                rumor.retries += 1
+            elif self.blooms.target_keys(rumor.lookup_key, self.key) <= rumor.targets:
+                left = interval - elapsed
+                wait = left if wait is None else min(wait, left)
+                continue
+            elif elapsed < LOOKUP_MIN_GAP_S * 0.999:
+                left = LOOKUP_MIN_GAP_S - elapsed
+                wait = left if wait is None else min(wait, left)
+                continue
+            rumor.send_time = now
+            self._rumor_lookup(rumor)
+            left = min(PATH_THROTTLE_S, LOOKUP_RETRY_S * 2**rumor.retries)
+            wait = left if wait is None else min(wait, left)
+        if wait is not None:
+            call = self._retry_call
+            if call is not None and call.active():
+                if call.getTime() <= now + wait:
+                    return
+                call.cancel()
+            self._retry_call = self.clock.callLater(wait, self._retry_due)
+
+    def _retry_due(self) -> None:
+        self._retry_call = None
+        self.retry_lookups()
 
     # -- lookups ---------------------------------------------------------------------------
 
     def handle_lookup(self, peer: PeerLink, payload: bytes) -> None:
+        """
+        A lookup from a peer on the tree (Go checks the on-tree flag of its last filter refresh;
+        we also accept a peer that our tree entries show as our parent or child right now, so a
+        lookup from a peer that just joined under us is not lost before the refresh).
+        """
         lookup = PathLookup.decode(payload)
-        if self.blooms.is_on_tree(peer.key):
+        if self.blooms.is_on_tree(peer.key) or self._tree_neighbour(peer.key):
             self._handle_lookup(peer.key, lookup)
 
-    def _handle_lookup(self, from_key: bytes, lookup: PathLookup) -> None:
+    def _tree_neighbour(self, key: bytes) -> bool:
+        infos = self.tree.infos
+        me = infos.get(self.key)
+        if me is not None and me.parent == key:
+            return True
+        info = infos.get(key)
+        return info is not None and info.parent == self.key
+
+    def _handle_lookup(self, from_key: bytes, lookup: PathLookup) -> frozenset[bytes]:
         targets = self.blooms.multicast_targets(lookup.dest, from_key)
         if targets:
             payload = lookup.encode()
             for peer in targets:
                 peer.send(FRAME_LOOKUP, payload)
+        sent_to = frozenset(peer.key for peer in targets)
         if xform(lookup.dest) != self._xself:
-            return
+            return sent_to
         seq = int(self.clock.seconds())
         path = self.tree.coords(self.key)
         info = self._info
@@ -160,6 +339,7 @@ class Pathfinder:
         notify = PathNotify(lookup.from_path, MAX_WATERMARK, self.key, lookup.source, *info)
         self.lookups_answered += 1
         self._handle_notify(notify)
+        return sent_to
 
     # -- notifies --------------------------------------------------------------------------
 
@@ -167,7 +347,7 @@ class Pathfinder:
         self._handle_notify(PathNotify.decode(payload))
 
     def _handle_notify(self, notify: PathNotify) -> None:
-        peer, watermark = self.router.next_hop(notify.path, notify.watermark)
+        peer, watermark = self.forwarder.next_hop(notify.path, notify.watermark)
         if peer is not None:
             peer.send(
                 FRAME_NOTIFY,
@@ -186,6 +366,7 @@ class Pathfinder:
             return
         source = notify.source
         entry = self.paths.get(source)
+        held: list[bytes] = []
         if entry is not None:
             if notify.info_seq <= entry.seq or notify.info_path == entry.path:
                 return
@@ -204,9 +385,16 @@ class Pathfinder:
                 self.clock.seconds(),
                 Deadline(self.clock, PATH_TIMEOUT_S, lambda: self._expire_path(source)),
             )
-            if rumor.traffic is not None and rumor.traffic[0] == source:
-                entry.traffic = rumor.traffic[1]
-                rumor.traffic = None
+            # Answered: stop retrying; the packets held for this key go out in order.
+            rumor.waiting = False
+            self._reverse.pop(source, None)
+            # (not those already sent along the coords the notify now signs)
+            held = [
+                data
+                for dest, data, along in rumor.held
+                if dest == source and along != notify.info_path
+            ]
+            self._release(rumor)
         entry.path = notify.info_path
         entry.seq = notify.info_seq
         entry.broken = False
@@ -218,6 +406,8 @@ class Pathfinder:
             self.log.failure("path notify callback failed")
         if pending is not None:
             self.send_traffic(source, pending)
+        for data in held:
+            self.send_traffic(source, data)
 
     # -- broken paths ----------------------------------------------------------------------
 
@@ -229,7 +419,7 @@ class Pathfinder:
         self._handle_broken(PathBroken(from_path, MAX_WATERMARK, source, dest))
 
     def _handle_broken(self, broken: PathBroken) -> None:
-        peer, watermark = self.router.next_hop(broken.path, broken.watermark)
+        peer, watermark = self.forwarder.next_hop(broken.path, broken.watermark)
         if peer is not None:
             peer.send(
                 FRAME_BROKEN,
@@ -245,25 +435,53 @@ class Pathfinder:
 
     # -- timers ----------------------------------------------------------------------------
 
-    def reset_timeout(self, source: bytes) -> None:
-        """Traffic from C{source} reached us: keep its path entry (unless it is broken)."""
+    def traffic_from(self, source: bytes, from_path: Path) -> None:
+        """
+        Traffic from C{source} (at C{from_path}) reached us: keep its path entry (unless it is
+        broken); without one, while we look C{source} up, use C{from_path} for the packets held
+        for it (see the module docstring).
+        """
         entry = self.paths.get(source)
-        if entry is not None and not entry.broken:
-            entry.timer.reset(PATH_TIMEOUT_S)
+        if entry is not None:
+            if not entry.broken:
+                entry.timer.reset(PATH_TIMEOUT_S)
+            return
+        known = self._reverse.get(source)
+        if known is not None and known[0] == from_path:
+            self._reverse[source] = (from_path, self.clock.seconds())
+            return
+        if len(self._reverse) >= _REVERSE_LIMIT:
+            self._reverse.clear()
+        self._reverse[source] = (from_path, self.clock.seconds())
+        rumor = self.rumors.get(xform(source)) if self.rumors else None
+        if rumor is not None and rumor.waiting:
+            held = rumor.held
+            for i, (dest, data, _) in enumerate(held):
+                if dest == source:
+                    self._send_along(from_path, source, data)
+                    held[i] = (dest, data, from_path)
 
     def _expire_path(self, key: bytes) -> None:
         self.paths.pop(key, None)
 
     def _expire_rumor(self, xkey: bytes) -> None:
-        self.rumors.pop(xkey, None)
+        rumor = self.rumors.pop(xkey, None)
+        if rumor is not None and rumor.held:
+            self._drops.add(len(rumor.held))
+            self._release(rumor)
 
     def stop(self) -> None:
+        if self._retry_call is not None and self._retry_call.active():
+            self._retry_call.cancel()
+        self._retry_call = None
         for entry in self.paths.values():
             entry.timer.cancel()
         for rumor in self.rumors.values():
             rumor.timer.cancel()
         self.paths.clear()
         self.rumors.clear()
+        self._reverse.clear()
+        self.held_packets = self.held_bytes = 0
 
     def paths_info(self) -> list[dict[str, object]]:
         """Like Go's C{GetPaths}: C{{public_key, path, sequence}} per path entry."""

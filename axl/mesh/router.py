@@ -8,9 +8,9 @@ up through the callables given at construction). All timers use the injected clo
 come from the injected C{randbytes}.
 
 Traffic forwarding is the hot path: a received Traffic frame is not decoded into an object.
-Its two paths are located with C{bytes.find}, the next hop is cached per destination path
-(until the tree, the links or their costs change, and at least every tick), and the frame is
-forwarded as the received bytes with only the watermark replaced.
+Its two paths are located with C{bytes.find}, the next hop comes from the L{Forwarder}'s cache
+(per destination path, until the tree, the links or their costs change, and at least every
+tick), and the frame is forwarded as the received bytes with only the watermark replaced.
 """
 
 from __future__ import annotations
@@ -27,9 +27,10 @@ from axl.encoding import uvarint_decode, uvarint_encode
 from axl.errors import DecodeError, ProtocolError
 from axl.interfaces import ILink, ILinkHandler, IRouter
 from axl.mesh.blooms import Blooms
+from axl.mesh.forward import CACHE_LIMIT, Forwarder
 from axl.mesh.paths import Pathfinder
 from axl.mesh.peers import PeerLink, Peers
-from axl.mesh.tree import Tree, tree_dist
+from axl.mesh.tree import Tree
 from axl.mesh.wire import (
     FRAME_ANNOUNCE,
     FRAME_BLOOM,
@@ -53,8 +54,6 @@ NETWORK_MTU = MAX_FRAME_SIZE - 77
 #: The maintenance tick.
 TICK_S = 1.0
 
-_CACHE_LIMIT = 4096
-_Hop = tuple[int, PeerLink | None]
 
 
 @implementer(ILinkHandler, IRouter)
@@ -83,11 +82,15 @@ class Router:
         self._on_traffic = on_traffic
         self.peers = Peers()
         self.tree = Tree(identity, clock, randbytes, self.peers, self._topology_changed)
-        self.blooms = Blooms(self.public_key, self.peers)
-        self.pathfinder = Pathfinder(identity, clock, self.tree, self.blooms, self, on_path_notify)
-        self._hops: dict[object, _Hop] = {}
+        self.blooms = Blooms(self.public_key, self.peers, self._state_changed)
+        self.forwarder = Forwarder(self.public_key, self.peers, self.tree)
+        self.pathfinder = Pathfinder(
+            identity, clock, self.tree, self.blooms, self.forwarder, self.route_traffic,
+            on_path_notify,
+        )  # fmt: skip
         self._valid_paths: dict[bytes, Path] = {}
         self._tick_call: IDelayedCall | None = None
+        self._refresh_call: IDelayedCall | None = None
         self._running = False
         self._stopped = False
         self._handlers: dict[int, Callable[[PeerLink, bytes], None]] = {
@@ -121,26 +124,45 @@ class Router:
         if self._tick_call is not None and self._tick_call.active():
             self._tick_call.cancel()
         self._tick_call = None
+        if self._refresh_call is not None and self._refresh_call.active():
+            self._refresh_call.cancel()
+        self._refresh_call = None
         self.tree.stop()
         self.pathfinder.stop()
 
     def _tick(self) -> None:
         self._tick_call = None
-        tree = self.tree
-        tree.maintain()
-        me = tree.infos.get(self.public_key)
-        infos = tree.infos
+        self.tree.maintain()
+        self._refresh_blooms(tick=True)
+        self.pathfinder.retry_lookups()
+        if self._running:
+            self._tick_call = self.clock.callLater(TICK_S, self._tick)
+
+    def _refresh_blooms(self, tick: bool) -> None:
+        infos = self.tree.infos
+        me = infos.get(self.public_key)
 
         def parent_of(key: bytes) -> bytes | None:
             info = infos.get(key)
             return info.parent if info is not None else None
 
-        self.blooms.maintain(me.parent if me is not None else None, parent_of)
-        if self._running:
-            self._tick_call = self.clock.callLater(TICK_S, self._tick)
+        self.blooms.maintain(me.parent if me is not None else None, parent_of, tick)
 
     def _topology_changed(self) -> None:
-        self._hops.clear()
+        self.forwarder.clear()
+        self._state_changed()
+
+    def _state_changed(self) -> None:
+        """The tree or a peer's filter changed: refresh filters and lookups once this turn."""
+        if self._running and self._refresh_call is None:
+            self._refresh_call = self.clock.callLater(0, self._refresh)
+
+    def _refresh(self) -> None:
+        self._refresh_call = None
+        if not self._running:
+            return
+        self._refresh_blooms(tick=False)
+        self.pathfinder.retry_lookups()
 
     # -- ILinkHandler ----------------------------------------------------------------------
 
@@ -152,7 +174,7 @@ class Router:
             link.close("connection to our own key")
             return
         peer, first = self.peers.add(link)
-        self._hops.clear()
+        self.forwarder.clear()
         self.tree.link_up(peer, first)
         self.blooms.link_up(peer, first)
 
@@ -160,7 +182,7 @@ class Router:
         peer, last = self.peers.remove(link)
         if peer is None:
             return
-        self._hops.clear()
+        self.forwarder.clear()
         self.tree.link_down(peer, last)
         self.blooms.link_down(peer, last)
 
@@ -207,60 +229,21 @@ class Router:
 
     # -- greedy routing (section 3.8) ------------------------------------------------------
 
-    def _compute_hop(self, path: Path) -> _Hop:
-        tree = self.tree
-        self_dist = tree_dist(path, tree.coords(self.public_key))
-        best: PeerLink | None = None
-        best_cpd = best_dist = 0
-        for key, links in self.peers.by_key.items():
-            dist = tree_dist(path, tree.coords(key))
-            if dist >= self_dist:
-                continue
-            gain = self_dist - dist
-            for peer in links:
-                cpd = peer.cost // gain
-                if best is None or key == best.key and peer.prio < best.prio:
-                    pass
-                elif key == best.key and peer.prio > best.prio:
-                    continue
-                elif cpd < best_cpd:
-                    pass
-                elif cpd > best_cpd:
-                    continue
-                elif dist < best_dist:
-                    pass
-                elif dist > best_dist or peer.order >= best.order:
-                    continue
-                best, best_cpd, best_dist = peer, cpd, dist
-        return self_dist, best
-
     def next_hop(self, path: Path, watermark: int) -> tuple[PeerLink | None, int]:
-        """
-        C{nextHop}: the link to forward a packet for C{path} on, and the lowered watermark;
-        C{(None, watermark)} when we are not strictly closer than the previous hop or no peer
-        is closer than us.
-        """
-        hop = self._hops.get(path)
-        if hop is None:
-            if len(self._hops) > _CACHE_LIMIT:
-                self._hops.clear()
-            hop = self._hops[path] = self._compute_hop(path)
-        self_dist, peer = hop
-        if self_dist >= watermark:
-            return None, watermark
-        return peer, self_dist
+        """L{Forwarder.next_hop} (kept for callers of the router)."""
+        return self.forwarder.next_hop(path, watermark)
 
     def route_traffic(
         self, path: Path, from_path: Path, source: bytes, dest: bytes, watermark: int, data: bytes
     ) -> None:
         """Forward, deliver, or report a broken path for one (decoded) Traffic packet."""
-        peer, watermark = self.next_hop(path, watermark)
+        peer, watermark = self.forwarder.next_hop(path, watermark)
         if peer is not None:
             peer.send(
                 FRAME_TRAFFIC, Traffic(path, from_path, source, dest, watermark, data).encode()
             )
         elif dest == self.public_key:
-            self.pathfinder.reset_timeout(source)
+            self.pathfinder.traffic_from(source, from_path)
             self._deliver(source, data)
         else:
             self.pathfinder.do_broken(from_path, source, dest)
@@ -288,7 +271,7 @@ class Router:
         path, stop = decode_path(payload, start)
         if stop != end + 1:
             return None
-        if len(self._valid_paths) > _CACHE_LIMIT:
+        if len(self._valid_paths) > CACHE_LIMIT:
             self._valid_paths.clear()
         self._valid_paths[raw] = path
         return raw, path, stop
@@ -304,15 +287,7 @@ class Router:
         keys_at = found_from[2]
         wm_at = keys_at + 64
         watermark, data_at = uvarint_decode(payload, wm_at)
-        hop = self._hops.get(raw_path)
-        if hop is None:
-            hop = self._hops.get(found[1])
-            if hop is None:
-                hop = self._compute_hop(found[1])
-            if len(self._hops) > _CACHE_LIMIT:
-                self._hops.clear()
-            self._hops[raw_path] = hop
-        self_dist, best = hop
+        self_dist, best = self.forwarder.hop(raw_path, found[1])
         if self_dist < watermark and best is not None:
             best.send(
                 FRAME_TRAFFIC,
@@ -322,7 +297,7 @@ class Router:
         source = payload[keys_at : keys_at + 32]
         dest = payload[keys_at + 32 : wm_at]
         if dest == self.public_key:
-            self.pathfinder.reset_timeout(source)
+            self.pathfinder.traffic_from(source, found_from[1])
             self._deliver(source, payload[data_at:])
             return
         self.pathfinder.do_broken(found_from[1], source, dest)

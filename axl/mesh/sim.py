@@ -135,14 +135,29 @@ class SimNode:
         self.name = name
         self.received: list[tuple[bytes, bytes]] = []
         self.notified: list[bytes] = []
+        #: when set, delivered packets and path notifies go here instead of the lists
+        self.on_traffic: Callable[[bytes, bytes], None] | None = None
+        self.on_path_notify: Callable[[bytes], None] | None = None
         self.router = Router(
             identity,
             net.clock,
-            on_traffic=lambda source, data: self.received.append((source, data)),
-            on_path_notify=self.notified.append,
+            on_traffic=self._traffic,
+            on_path_notify=self._notify,
             randbytes=net.rng.randbytes,
         )
         self.wires: list[SimWire] = []
+
+    def _traffic(self, source: bytes, data: bytes) -> None:
+        if self.on_traffic is not None:
+            self.on_traffic(source, data)
+        else:
+            self.received.append((source, data))
+
+    def _notify(self, key: bytes) -> None:
+        if self.on_path_notify is not None:
+            self.on_path_notify(key)
+        else:
+            self.notified.append(key)
 
     def __repr__(self) -> str:
         return f"<SimNode {self.name}>"

@@ -7,6 +7,16 @@ Below it is an L{axl.interfaces.IRouter}; the router hands every packet addresse
 L{SessionManager.traffic_received}. Above it, decrypted payloads go to the C{deliver} callable
 (the Yggdrasil core dispatch of L{axl.session.proto}).
 
+Set-up: the payloads sent before a session exists wait in its buffer, in order, bounded per
+remote (L{MAX_BUFFERED_PER_KEY}; the oldest give way) and in total (L{MAX_BUFFERED_PACKETS},
+L{MAX_BUFFERED_BYTES}; new ones are refused), and go out in order once the ack (or the remote's
+init) arrives. Traffic from a remote that already made its session from our init, arriving
+before its ack (which waits in the remote's router for a path to us), is kept (at most
+L{MAX_EARLY_TRAFFIC}) and opened once the ack is here; it is not answered with a throwaway init,
+which would replace, in the same second, the keys the remote holds for us. The init and the ack
+wait in the routers until the paths are found (the routers retry their lookups), so set-up never
+waits for an upper layer to retransmit.
+
 Timers: each session and buffer has one C{DelayedCall} that fires when its 60 s could be up and
 re-arms itself if there was activity meanwhile, so the per-packet cost of "reset the timer" is
 one attribute store.
@@ -14,7 +24,7 @@ one attribute store.
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from typing import Any
 
@@ -23,6 +33,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from axl.crypto.keys import Identity, short_key
+from axl.drops import DropCounter
 from axl.errors import DecodeError
 from axl.interfaces import IRouter, ISessions
 from axl.session.codec import (
@@ -36,22 +47,40 @@ from axl.session.codec import (
 from axl.session.keys import BoxKeyPair, x25519_private, x25519_public
 from axl.session.session import SESSION_TIMEOUT, Session
 
-__all__ = ["SessionManager", "Deliver"]
+__all__ = [
+    "MAX_BUFFERED_BYTES",
+    "MAX_BUFFERED_PACKETS",
+    "MAX_BUFFERED_PER_KEY",
+    "MAX_EARLY_TRAFFIC",
+    "SessionManager",
+    "Deliver",
+]
+
+#: Payloads kept per remote until its session is up (the oldest give way).
+MAX_BUFFERED_PER_KEY = 64
+#: Payloads kept for all remotes together (new ones are refused beyond it).
+MAX_BUFFERED_PACKETS = 2048
+#: Payload bytes kept for all remotes together (new ones are refused beyond it).
+MAX_BUFFERED_BYTES = 8 * 1024 * 1024
+#: Traffic packets kept per remote that arrive before its ack (opened once it is here).
+MAX_EARLY_TRAFFIC = 8
 
 Deliver = Callable[[bytes, bytes], None]
 """C{deliver(source_key, payload)}: a decrypted payload from the full key C{source_key}."""
 
 
 class _Buffer:
-    """The keys, init and latest payload for a remote we have no session with yet."""
+    """The keys, init and waiting payloads (in order) for a remote with no session yet."""
 
-    __slots__ = ("current", "next", "init", "data", "last_write", "timer")
+    __slots__ = ("current", "next", "init", "data", "size", "early", "last_write", "timer")
 
     def __init__(self, now: float) -> None:
         self.current = BoxKeyPair.generate()
         self.next = BoxKeyPair.generate()
         self.init = SessionInit(self.current.public, self.next.public, 0, int(now))
-        self.data: bytes | None = None
+        self.data: deque[bytes] = deque()
+        self.size = 0
+        self.early: list[bytes] = []  # traffic that arrived before the remote's ack
         self.last_write = now
         self.timer: IDelayedCall | None = None
 
@@ -82,6 +111,20 @@ class SessionManager:
         self.drops: Counter[str] = Counter()  # packets dropped, by reason (for /metrics)
         self._timers: dict[bytes, IDelayedCall] = {}
         self._buffers: dict[bytes, _Buffer] = {}
+        #: payloads kept per remote until its session is up (Go keeps 1: the newest)
+        self.max_buffered_per_key = MAX_BUFFERED_PER_KEY
+        #: payloads and bytes waiting in buffers, and payloads dropped by the limits so far
+        self.buffered_packets = 0
+        self.buffered_bytes = 0
+        self._drops = DropCounter(
+            clock,
+            self.log,
+            "dropped {n} payloads waiting for sessions (limits: {per} per remote, {total} "
+            "payloads, {size} bytes in total)",
+            per=MAX_BUFFERED_PER_KEY,
+            total=MAX_BUFFERED_PACKETS,
+            size=MAX_BUFFERED_BYTES,
+        )
 
     # -- SessionHost ----------------------------------------------------------------------
 
@@ -112,9 +155,41 @@ class SessionManager:
         if buf is None:
             buf = self._buffers[dest_key] = _Buffer(now)
             buf.timer = self._clock.callLater(SESSION_TIMEOUT, self._buffer_timeout, dest_key, buf)
-        buf.data = plaintext
+        self._buffer(buf, plaintext)
         buf.last_write = now
         self.send_init(dest_key, TYPE_INIT, buf.init)
+
+    def _buffer(self, buf: _Buffer, plaintext: bytes) -> None:
+        if len(buf.data) >= self.max_buffered_per_key:
+            old = buf.data.popleft()
+            buf.size -= len(old)
+            self.buffered_packets -= 1
+            self.buffered_bytes -= len(old)
+            self._drops.add(1)
+        size = len(plaintext)
+        if (
+            self.buffered_packets >= MAX_BUFFERED_PACKETS
+            or self.buffered_bytes + size > MAX_BUFFERED_BYTES
+        ):
+            self._drops.add(1)
+            return
+        buf.data.append(plaintext)
+        buf.size += size
+        self.buffered_packets += 1
+        self.buffered_bytes += size
+
+    def _unbuffer(self, buf: _Buffer) -> list[bytes]:
+        data = list(buf.data)
+        self.buffered_packets -= len(data)
+        self.buffered_bytes -= buf.size
+        buf.data.clear()
+        buf.size = 0
+        return data
+
+    @property
+    def buffer_dropped(self) -> int:
+        """Payloads (and early traffic) dropped so far by the limits or the buffer timeout."""
+        return self._drops.total
 
     # -- from the router ------------------------------------------------------------------
 
@@ -161,12 +236,25 @@ class SessionManager:
             session.handle_ack(init)
         else:
             session.handle_init(init)
-        if buf is not None and buf.data is not None:
-            self._router.send(source, session.encrypt(buf.data))
+        if buf is not None:
+            for data in self._unbuffer(buf):
+                self._router.send(source, session.encrypt(data))
+            early, buf.early = buf.early, []
+            for packet in early:
+                self._handle_traffic(source, packet)
 
     def _handle_traffic(self, source: bytes, data: bytes) -> None:
         session = self._sessions.get(source)
         if session is None:
+            buf = self._buffers.get(source)
+            if buf is not None:
+                # We are setting up a session the remote already has (its ack to our init is
+                # on its way): keep the packet to open once the ack is here.
+                if len(buf.early) < MAX_EARLY_TRAFFIC:
+                    buf.early.append(data)
+                else:
+                    self._drops.add(1)
+                return
             # Maybe a restart on our side: answer with an init whose keys we forget, so that
             # the remote's ack creates a session here (the self-healing path of section 4.5).
             now = int(self._clock.seconds())
@@ -219,6 +307,9 @@ class SessionManager:
             buf.timer = self._clock.callLater(left, self._buffer_timeout, key, buf)
             return
         del self._buffers[key]
+        if buf.data:
+            self._drops.add(len(buf.data))
+            self._unbuffer(buf)
 
     def stop(self) -> None:
         """Forget every session and buffer and cancel their timers (the node is stopping)."""
@@ -231,6 +322,7 @@ class SessionManager:
         self._timers.clear()
         self._sessions.clear()
         self._buffers.clear()
+        self.buffered_packets = self.buffered_bytes = 0
 
     # -- introspection --------------------------------------------------------------------
 

@@ -1,0 +1,231 @@
+# -*- test-case-name: tests.test_mesh_setup -*-
+"""
+First contact without retransmissions (issue 19, item 1; spec/yggdrasil-wire.md sections 3.6-3.7
+and 4.5): a lookup sent before the bloom filters settled is retried by the path finder, so the
+first packet of a fresh pair arrives as soon as the filters allow, with nobody re-sending it;
+packets waiting for a path are kept in order and bounded. Everything runs in the simulated mesh
+on a clock.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
+
+from axl.crypto.keys import Identity
+from axl.ipv6.packet import build_packet
+from axl.ipv6.stack import Overlay, build_overlay
+from axl.mesh.paths import LOOKUP_RETRY_S, MAX_HELD_BYTES, MAX_HELD_PER_DEST, REVERSE_TTL_S
+from axl.mesh.sim import SimNetwork, SimNode
+from axl.crypto.address import xform
+from axl.mesh.wire import FRAME_BROKEN, FRAME_LOOKUP, FRAME_TRAFFIC, PathLookup
+from axl.session.proto import node_info_json
+
+UDP = 17
+LATENCY = 0.001  # one way, per link
+T0 = 1.7e9
+
+
+class Mesh:
+    """A chain of routers on a clock, each with its session and IPv6 layers."""
+
+    def __init__(self, test: SynchronousTestCase, n: int, seed: int = 1) -> None:
+        self.clock = Clock()
+        self.clock.advance(T0)
+        self.net = SimNetwork(self.clock, seed=seed, latency=LATENCY)
+        test.addCleanup(self.net.stop)
+        self.nodes: list[SimNode] = []
+        self.overlays: list[Overlay] = []
+        self.got: list[list[tuple[float, bytes, bytes]]] = []
+        for _ in range(n):
+            node = self.net.add_node()
+            overlay = build_overlay(
+                node.identity, node.router, self.clock, node_info_json({}), list, list
+            )
+            test.addCleanup(overlay.stop)
+            node.on_traffic = overlay.traffic_received
+            node.on_path_notify = overlay.path_notify
+            got: list[tuple[float, bytes, bytes]] = []
+            overlay.ipv6.register_protocol(
+                UDP, lambda k, p, got=got: got.append((self.clock.seconds(), k, p))
+            )
+            self.nodes.append(node)
+            self.overlays.append(overlay)
+            self.got.append(got)
+        for a, b in zip(self.nodes, self.nodes[1:]):
+            self.net.connect(a, b)
+
+    def run_until(self, check: Any, limit: float, step: float = 0.001) -> float:
+        """Advance in C{step}s until C{check()}; the time it took (fails after C{limit})."""
+        start = self.clock.seconds()
+        while not check():
+            if self.clock.seconds() - start > limit:
+                raise AssertionError(f"not within {limit} s")
+            self.net.advance(step)
+        return self.clock.seconds() - start
+
+    def packet(self, i: int, j: int, data: bytes) -> bytes:
+        return build_packet(self.overlays[i].ipv6.address, self.overlays[j].ipv6.address, UDP, data)
+
+
+class FirstContactTests(SynchronousTestCase):
+    """The first packet between two nodes that never talked."""
+
+    def test_sent_before_filters_settle(self) -> None:
+        """
+        X sends one packet to Y on a line X - L - Y the moment the links are up (no tree, no
+        filters yet) and never again: it arrives within 0.1 s of the tree converging (its
+        first lookups found no target; the path finder retried as the filters filled).
+        """
+        mesh = Mesh(self, 3)
+        net = mesh.net
+        net.advance(LATENCY * 3)
+        x, _, y = mesh.nodes
+        packet = mesh.packet(0, 2, b"first")
+        mesh.overlays[0].ipv6.send_ipv6(packet)
+        converged = mesh.run_until(net.converged, 5)
+        arrived = mesh.run_until(lambda: mesh.got[2], 0.1)
+        self.assertEqual([(k, p) for _, k, p in mesh.got[2]], [(x.public_key, packet)])
+        self.assertLess(arrived, 0.1)
+        self.assertGreater(converged, 0)
+
+    def test_right_after_convergence(self) -> None:
+        """Sent right after the tree converged, the first packet arrives within 50 ms."""
+        mesh = Mesh(self, 3, seed=2)
+        mesh.run_until(mesh.net.converged, 5)
+        mesh.overlays[0].ipv6.send_ipv6(mesh.packet(0, 2, b"first"))
+        self.assertLess(mesh.run_until(lambda: mesh.got[2], 0.05), 0.05)
+
+    def test_chain_both_ways_at_once(self) -> None:
+        """
+        On a 6-node chain both ends send their first packet at the same moment right after
+        the tree converged: both arrive within 0.5 s (several seeds, so several key orders).
+        """
+        for seed in range(4):
+            mesh = Mesh(self, 6, seed=seed)
+            mesh.run_until(mesh.net.converged, 10)
+            mesh.overlays[0].ipv6.send_ipv6(mesh.packet(0, 5, b"right"))
+            mesh.overlays[5].ipv6.send_ipv6(mesh.packet(5, 0, b"left"))
+            took = mesh.run_until(lambda: mesh.got[0] and mesh.got[5], 0.5)
+            self.assertLess(took, 0.5, f"seed {seed}")
+
+    def test_lost_lookup_retried(self) -> None:
+        """A lookup lost on the way is sent again after LOOKUP_RETRY_S, nothing re-sent above."""
+        mesh = Mesh(self, 3, seed=3)
+        mesh.run_until(mesh.net.converged, 5)
+        mesh.net.advance(2)  # filters settled
+        lost: list[int] = []
+
+        def drop_first_lookup(link: Any, frame_type: int, payload: bytes) -> bool:
+            if frame_type == FRAME_LOOKUP and not lost:
+                lost.append(frame_type)
+                return True
+            return False
+
+        mesh.net.drop = drop_first_lookup
+        mesh.overlays[0].ipv6.send_ipv6(mesh.packet(0, 2, b"first"))
+        took = mesh.run_until(lambda: mesh.got[2], LOOKUP_RETRY_S + 0.05)
+        self.assertEqual(lost, [FRAME_LOOKUP])
+        self.assertGreater(took, LOOKUP_RETRY_S)
+
+    def test_answered_lookup_not_retried(self) -> None:
+        """Once the notify came back, ticks send no more lookups for that key."""
+        mesh = Mesh(self, 3, seed=4)
+        mesh.run_until(mesh.net.converged, 5)
+        mesh.overlays[0].ipv6.send_ipv6(mesh.packet(0, 2, b"first"))
+        mesh.run_until(lambda: mesh.got[2], 1)
+        before = mesh.net.frames[FRAME_LOOKUP]
+        mesh.net.advance(5)
+        self.assertEqual(mesh.net.frames[FRAME_LOOKUP], before)
+
+    def test_answer_along_the_senders_coords(self) -> None:
+        """
+        Y can never find X (every lookup Y sends is lost), yet X's first packet arrives: Y's
+        session ack, held for X, goes along the coordinates X's init came from.
+        """
+        mesh = Mesh(self, 3, seed=6)
+        mesh.run_until(mesh.net.converged, 5)
+        mesh.net.advance(2)
+        x, _, y = mesh.nodes
+
+        def lose_ys_lookups(link: Any, frame_type: int, payload: bytes) -> bool:
+            return frame_type == FRAME_LOOKUP and PathLookup.decode(payload).source == y.public_key
+
+        mesh.net.drop = lose_ys_lookups
+        mesh.overlays[0].ipv6.send_ipv6(mesh.packet(0, 2, b"first"))
+        mesh.run_until(lambda: mesh.got[2], 0.05)
+        self.assertNotIn(x.public_key, y.router.pathfinder.paths)  # Y's lookups all failed
+        mesh.overlays[2].ipv6.send_ipv6(mesh.packet(2, 0, b"reply"))
+        mesh.run_until(lambda: mesh.got[0], 0.05)
+
+    def test_forged_coords_only_cost_copies(self) -> None:
+        """
+        Traffic claiming to come from a key at wrong coordinates misdirects only copies: the
+        packets held for that key stay held (for the signed path), and the coordinates are
+        forgotten after REVERSE_TTL_S.
+        """
+        mesh = Mesh(self, 3, seed=7)
+        mesh.run_until(mesh.net.converged, 5)
+        y = mesh.nodes[2]
+        pf = y.router.pathfinder
+        far = Identity(bytes([3]) * 32).public_key
+        pf.traffic_from(far, (9, 9, 9))  # forged: leads nowhere
+        y.router.send(far, b"for far")
+        self.assertEqual(pf.held_packets, 1)
+        self.assertTrue(pf.rumors[xform(far)].waiting)
+        broken = mesh.net.frames[FRAME_BROKEN]
+        mesh.net.advance(0.01)
+        self.assertGreater(mesh.net.frames[FRAME_BROKEN], broken)  # the copy went astray
+        mesh.net.advance(REVERSE_TTL_S)
+        sent = mesh.net.frames[FRAME_TRAFFIC]
+        y.router.send(far, b"again")
+        self.assertEqual(mesh.net.frames[FRAME_TRAFFIC], sent)  # no copy any more
+        self.assertEqual(pf.held_packets, 2)
+
+
+class HeldPacketTests(SynchronousTestCase):
+    """Packets waiting in the path finder for a lookup."""
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.net = SimNetwork(self.clock, seed=5)
+        self.addCleanup(self.net.stop)
+        self.x, self.y = self.net.add_node(), self.net.add_node()
+        self.far = Identity(bytes([9]) * 32).public_key
+
+    def test_in_order_after_notify(self) -> None:
+        """Packets sent before the path is known arrive in order, all of them."""
+        self.net.connect(self.x, self.y)
+        for i in range(5):
+            self.net.send(self.x, self.y, b"%d" % i)
+        self.net.advance(3)
+        self.assertEqual([d for _, d in self.y.received], [b"%d" % i for i in range(5)])
+        self.assertEqual(self.x.router.pathfinder.held_packets, 0)
+
+    def test_bound_per_destination(self) -> None:
+        """Beyond MAX_HELD_PER_DEST the oldest give way, counted."""
+        pf = self.x.router.pathfinder
+        for i in range(MAX_HELD_PER_DEST + 3):
+            self.x.router.send(self.far, b"%d" % i)
+        self.assertEqual(pf.held_packets, MAX_HELD_PER_DEST)
+        self.assertEqual(pf.held_dropped, 3)
+
+    def test_bound_total(self) -> None:
+        """Beyond MAX_HELD_BYTES for all destinations, new packets are refused, counted."""
+        pf = self.x.router.pathfinder
+        data = bytes(self.x.router.mtu)
+        n = MAX_HELD_BYTES // len(data)
+        for i in range(n + 1):
+            self.x.router.send(Identity(i.to_bytes(32, "big")).public_key, data)
+        self.assertEqual(pf.held_packets, n)
+        self.assertEqual(pf.held_dropped, 1)
+        self.assertLessEqual(pf.held_bytes, MAX_HELD_BYTES)
+
+    def test_expired_held_counted(self) -> None:
+        """Held packets whose lookup expires unanswered are dropped and counted."""
+        pf = self.x.router.pathfinder
+        self.x.router.send(self.far, b"x")
+        self.net.advance(61)
+        self.assertEqual((pf.held_packets, pf.held_dropped), (0, 1))
