@@ -33,9 +33,9 @@ from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
 from twisted.web.resource import IResource
 from twisted.web.server import NOT_DONE_YET, Request
-from zope.interface import implementer
 
 from axl.bridge.http import (
+    WrappedLeaf,
     absolute_card_urls,
     bridge_authority,
     header,
@@ -476,8 +476,7 @@ class Bridge:
         return f"{scheme}://{authority}/a2a/{peer.lower()}"
 
 
-@implementer(IResource)
-class HotRoutes:
+class HotRoutes(WrappedLeaf):
     """
     The bridge's resource: C{POST /send} and C{GET /recv}, the two requests every message costs,
     are handed straight to their L{Bridge} methods; every other request goes to the Klein
@@ -487,19 +486,11 @@ class HotRoutes:
     app's own error handlers (C{handle_errors}), in their order.
     """
 
-    isLeaf = True
     log = Logger()
 
     def __init__(self, bridge: Bridge, inner: IResource) -> None:
+        super().__init__(inner)
         self._bridge = bridge
-        self._inner = inner
-
-    def getChildWithDefault(self, name: bytes, request: IRequest) -> IResource:
-        child: IResource = self._inner.getChildWithDefault(name, request)
-        return child
-
-    def putChild(self, path: bytes, child: IResource) -> None:
-        raise NotImplementedError("the bridge's routes are its Klein app's")
 
     def render(self, request: IRequest) -> object:
         path, method = request.path, request.method
