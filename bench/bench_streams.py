@@ -1,12 +1,12 @@
 """
 The streams layer alone: 100-byte /send messages from a MessageSender through one pooled
 channel to a message listener and its /recv queue, in one process over in-memory pipes that
-acknowledge what they deliver (tests.streams_helpers.MemoryNet; no TCP, no crypto). Prints the
-CPU time per message (best of 7 rounds of 20000, sent 50 at a time), for the acknowledged
-protocol between axl nodes (README "Messaging": a status frame per message) and for the plain
-frames sent to a Go AXL receiver.
+acknowledge what they deliver (tests.streams_helpers.MemoryNet; no TCP, no crypto). The figures
+are the CPU time per message (best of several rounds of 20000, sent 50 at a time), for the
+acknowledged protocol between axl nodes (README "Messaging": a status frame per message) and for
+the plain frames sent to a Go AXL receiver.
 
-Run: .venv/bin/python bench/bench_streams.py
+Run: python bench/bench_streams.py [--quick]   (or: python -m bench --only streams)
 """
 
 from __future__ import annotations
@@ -24,10 +24,11 @@ from axl.streams.listener import AcknowledgedMessageFactory, MessageFactory  # n
 from axl.streams.recv_queue import RecvQueue  # noqa: E402
 from axl.streams.registry import StreamRegistry  # noqa: E402
 from axl.streams.sender import MessageSender  # noqa: E402
+from bench.common import Figure, Options, benchmark, run_standalone  # noqa: E402
 from tests.streams_helpers import MemoryNet  # noqa: E402
 
 A, B = b"\x01" * 32, b"\x02" * 32
-N, BATCH, ROUNDS = 20000, 50, 7
+N, BATCH = 20000, 50
 
 
 def one_round(acked: bool) -> float:
@@ -51,11 +52,17 @@ def one_round(acked: bool) -> float:
     return time.process_time() - start
 
 
-def main() -> None:
-    for acked, what in ((True, "acknowledged protocol (axl receiver)"), (False, "plain frames (Go AXL receiver)")):
-        best = min(one_round(acked) for _ in range(ROUNDS))
-        print(f"{N} x 100-byte /send through the streams layer, {what}: {best / N * 1e6:.1f} us CPU per message")
+@benchmark("streams", "100-byte /send messages: sender, pooled channel, listener, /recv queue in one process (in-memory pipes)")
+def measure(opts: Options) -> list[Figure]:
+    rounds = 2 if opts.quick else 7
+    figures = []
+    for acked, name, what in ((True, "per_message", "acknowledged protocol (axl receiver)"),
+                              (False, "per_message_plain", "plain frames (Go AXL receiver)")):
+        best = min(one_round(acked) for _ in range(rounds))
+        figures.append(Figure(f"streams.{name}", f"100-byte message through the streams layer, {what}, CPU",
+                              best / N * 1e6, "µs", better="lower"))
+    return figures
 
 
 if __name__ == "__main__":
-    main()
+    run_standalone(measure)

@@ -104,7 +104,7 @@ class TwoNodes(SynchronousTestCase):
             self.net.listen(
                 node.public_key, acknowledged_port(config.tcp_port), AcknowledgedMessageFactory(layer.factory)
             )
-        return node, StubTreq(bridge.app.resource())
+        return node, StubTreq(bridge.resource())  # what the site serves: /send and /recv hot routes
 
     def settle(self) -> None:
         for _ in range(20):

@@ -32,10 +32,11 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
 from twisted.web.resource import IResource
-from twisted.web.server import Request
+from twisted.web.server import NOT_DONE_YET, Request
 
 from axl.bridge.http import (
     DuplicateHeader,
+    WrappedLeaf,
     absolute_card_urls,
     busy_response,
     bridge_authority,
@@ -119,7 +120,7 @@ def delivery_status(error: DeliveryError) -> int:
 class Bridge:
     """
     The HTTP bridge of one node: every route, one Klein app. Serve it with
-    C{Site(bridge.app.resource())}.
+    C{Site(bridge.resource())} (L{HotRoutes} over the Klein resource, counted by the metrics).
 
     @param topology: makes the C{/topology} document (L{axl.bridge.topology.topology_document}).
     @param sender: the streams' sender (C{/send}, C{/mcp}, C{/a2a}).
@@ -178,7 +179,7 @@ class Bridge:
 
     def resource(self) -> IResource:
         """What the bridge's site serves: every route, each request counted by the metrics."""
-        resource: IResource = self.app.resource()
+        resource: IResource = HotRoutes(self, self.app.resource())
         if self.metrics is None:
             return resource
         return ObservedResource(resource, self.metrics)
@@ -566,3 +567,60 @@ class Bridge:
         )
         scheme = "https" if request.isSecure() else "http"
         return f"{scheme}://{authority}/a2a/{peer.lower()}"
+
+
+class HotRoutes(WrappedLeaf):
+    """
+    The bridge's resource: C{POST /send} and C{GET /recv}, the two requests every message costs,
+    are handed straight to their L{Bridge} methods; every other request goes to the Klein
+    resource C{inner}. Klein's URL mapping and response wrappers cost about as much CPU as the
+    rest of a small C{/recv} (profiles of C{bench/bench_bridge.py}); the methods, their
+    responses and their errors are the same either way: a failure is answered by the Klein
+    app's own error handlers (C{handle_errors}), in their order.
+    """
+
+    log = Logger()
+
+    def __init__(self, bridge: Bridge, inner: IResource) -> None:
+        super().__init__(inner)
+        self._bridge = bridge
+
+    def render(self, request: IRequest) -> object:
+        path, method = request.path, request.method
+        if path == b"/send" and method == b"POST":
+            route = self._bridge.send
+        elif path == b"/recv" and method == b"GET":
+            route = self._bridge.recv
+        else:
+            return self._inner.render(request)
+        gone: list[object] = []  # the request finished early (the client went away)
+        notify = cast(Request, request).notifyFinish  # IRequest does not declare it
+        notify().addBoth(gone.append)
+        d: Deferred[bytes | None] = Deferred.fromCoroutine(route(request))
+        if not d.called:
+            notify().addErrback(lambda _: d.cancel())
+        d.addErrback(self._failed, request, gone)
+        d.addCallback(self._respond, request, gone)
+        d.addErrback(lambda f: self.log.failure("writing a bridge response failed", f))
+        return NOT_DONE_YET
+
+    def _failed(self, failure: Failure, request: IRequest, gone: list[object]) -> object:
+        if gone:
+            if not failure.check(CancelledError):
+                self.log.failure("a bridge request failed after its client went away", failure)
+            return None
+        app = self._bridge.app
+        for kinds, handler in app._error_handlers:  # what Klein's own resource consults
+            if failure.check(*kinds):
+                return app.execute_error_handler(handler, request, failure)
+        cast(Request, request).processingFailed(failure)  # a 500, logged, as Klein does
+        gone.append(None)
+        return None
+
+    @staticmethod
+    def _respond(body: bytes | None, request: IRequest, gone: list[object]) -> None:
+        if gone:
+            return
+        if body:
+            request.write(body)
+        request.finish()
