@@ -33,7 +33,7 @@ class FakeSender:
         self.result = result
         self.sent: list[tuple[bytes, bytes]] = []
 
-    def send(self, dest: bytes, payload: bytes) -> Deferred[int]:
+    def send(self, dest: bytes, payload: bytes, message_id: str | None = None) -> Deferred[int]:
         self.sent.append((dest, payload))
         if isinstance(self.result, Deferred):
             return self.result
