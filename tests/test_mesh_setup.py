@@ -229,3 +229,79 @@ class HeldPacketTests(SynchronousTestCase):
         self.x.router.send(self.far, b"x")
         self.net.advance(61)
         self.assertEqual((pf.held_packets, pf.held_dropped), (0, 1))
+
+
+class _StaleOnce:
+    """Wraps a L{Forwarder}: the next Traffic frame finds no next hop (a stale tree view)."""
+
+    def __init__(self, forwarder: Any) -> None:
+        self._forwarder = forwarder
+        self.stale = 1
+
+    def hop(self, cache_key: object, path: Any) -> Any:
+        if self.stale:
+            self.stale -= 1
+            return 0, None
+        return self._forwarder.hop(cache_key, path)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._forwarder, name)
+
+
+class BrokenPathTests(SynchronousTestCase):
+    """A packet lost on a path that broke is sent again once the path is found again."""
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.clock.advance(T0)
+        self.net = SimNetwork(self.clock, seed=8, latency=LATENCY)
+        self.addCleanup(self.net.stop)
+        self.x, self.l, self.y = (self.net.add_node() for _ in range(3))
+        self.net.connect(self.x, self.l)
+        self.net.connect(self.l, self.y)
+        while not self.net.converged():
+            self.net.advance(0.01)
+        self.net.advance(2)  # filters settled
+        self.net.send(self.x, self.y, b"one")
+        self.net.advance(0.05)
+        self.assertEqual([d for _, d in self.y.received], [b"one"])
+
+    def test_resent_after_a_broken_path_same_coords(self) -> None:
+        """
+        L's view is stale for one frame: X's second packet is dropped there and X is told the
+        path broke (within a second of finding it, so a one-shot lookup would be throttled,
+        and Y's answer carries the same sequence number and coordinates). X looks Y up again
+        at once and re-sends the lost packet when the answer comes; nothing above re-sends.
+        """
+        stale = self.l.router.forwarder = _StaleOnce(self.l.router.forwarder)
+        before = self.net.frames[FRAME_BROKEN]
+        self.net.send(self.x, self.y, b"two")
+        self.net.advance(0.05)
+        self.assertEqual(stale.stale, 0)
+        self.assertEqual(self.net.frames[FRAME_BROKEN], before + 1)
+        self.assertEqual([d for _, d in self.y.received], [b"one", b"two"])
+        entry = self.x.router.pathfinder.paths[self.y.public_key]
+        self.assertFalse(entry.broken)
+        lookups = self.net.frames[FRAME_LOOKUP]
+        self.net.advance(5)
+        self.assertEqual(self.net.frames[FRAME_LOOKUP], lookups)  # answered: no more retries
+
+    def test_broken_lookup_retried_until_answered(self) -> None:
+        """
+        After a broken path, X's lookups are lost for a while (the filters are changing): X
+        keeps retrying them and the packet arrives after the first lookup that gets through.
+        """
+        self.l.router.forwarder = _StaleOnce(self.l.router.forwarder)
+        lost: list[int] = []
+
+        def lose_lookups(link: Any, frame_type: int, payload: bytes) -> bool:
+            if frame_type == FRAME_LOOKUP and len(lost) < 2:
+                lost.append(frame_type)
+                return True
+            return False
+
+        self.net.drop = lose_lookups
+        self.net.send(self.x, self.y, b"two")
+        self.net.advance(1.0)
+        self.assertEqual(len(lost), 2)
+        self.assertEqual([d for _, d in self.y.received], [b"one", b"two"])

@@ -257,7 +257,11 @@ class Pathfinder:
     def _send_lookup(self, dest: bytes) -> frozenset[bytes] | None:
         """Send our lookup for C{dest}; the keys of the peers it went to (None: throttled)."""
         entry = self.paths.get(dest)
-        if entry is not None and self.clock.seconds() - entry.req_time < PATH_THROTTLE_S:
+        if (
+            entry is not None
+            and not entry.broken
+            and self.clock.seconds() - entry.req_time < PATH_THROTTLE_S
+        ):
             return None
         self.lookups_sent += 1
         return self._handle_lookup(self.key, PathLookup(self.key, dest, self.tree.coords(self.key)))
@@ -367,15 +371,21 @@ class Pathfinder:
         source = notify.source
         entry = self.paths.get(source)
         held: list[bytes] = []
+        rumor = self.rumors.get(xform(source))
         if entry is not None:
-            if notify.info_seq <= entry.seq or notify.info_path == entry.path:
+            # Like Go, a newer answer with the same coordinates adds nothing, unless the path
+            # broke: then any valid answer at least as new clears it and re-sends the packet
+            # lost there (even one signed in the same second).
+            if entry.broken:
+                if notify.info_seq < entry.seq:
+                    return
+            elif notify.info_seq <= entry.seq or notify.info_path == entry.path:
                 return
             if not notify.verify():
                 self.log.warn("bad notify signature from {key}", key=short_key(source))  # noqa: G010 - twisted.logger
                 return
             entry.timer.reset(PATH_TIMEOUT_S)
         else:
-            rumor = self.rumors.get(xform(source))
             if rumor is None:
                 return
             if not notify.verify():
@@ -385,10 +395,11 @@ class Pathfinder:
                 self.clock.seconds(),
                 Deadline(self.clock, PATH_TIMEOUT_S, lambda: self._expire_path(source)),
             )
-            # Answered: stop retrying; the packets held for this key go out in order.
-            rumor.waiting = False
             self._reverse.pop(source, None)
-            # (not those already sent along the coords the notify now signs)
+        if rumor is not None and rumor.waiting:
+            # Answered: stop retrying; the packets held for this key go out in order
+            # (not those already sent along the coords the notify now signs).
+            rumor.waiting = False
             held = [
                 data
                 for dest, data, along in rumor.held
@@ -430,8 +441,16 @@ class Pathfinder:
             return
         entry = self.paths.get(broken.dest)
         if entry is not None:
+            # Unlike Go's one lookup (throttled within a second of the last), a retry job
+            # until a notify answers: the last packet sent there was lost and waits for it.
             entry.broken = True
-            self._send_lookup(broken.dest)
+            rumor = self.rumors.get(xform(broken.dest))
+            if rumor is not None:
+                if rumor.waiting:
+                    return  # already retrying
+                if self.clock.seconds() - rumor.send_time >= LOOKUP_MIN_GAP_S:
+                    rumor.send_time = -PATH_THROTTLE_S  # due now, not after the throttle
+            self.rumor_send_lookup(broken.dest)
 
     # -- timers ----------------------------------------------------------------------------
 
