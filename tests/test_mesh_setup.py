@@ -160,6 +160,31 @@ class FirstContactTests(SynchronousTestCase):
         mesh.overlays[2].ipv6.send_ipv6(mesh.packet(2, 0, b"reply"))
         mesh.run_until(lambda: mesh.got[0], 0.05)
 
+    def test_held_for_an_address_sent_when_its_key_talks(self) -> None:
+        """
+        X's lookups for Y never get through (as when the filters between them are still
+        settling), but Y finds X and talks first: X's packet to Y's address, kept while its
+        key was unknown, goes out as soon as Y's first packet teaches X the key, and arrives
+        (along Y's coordinates); nothing re-sends it.
+        """
+        mesh = Mesh(self, 3, seed=9)
+        mesh.run_until(mesh.net.converged, 5)
+        mesh.net.advance(2)
+        x = mesh.nodes[0]
+
+        def lose_xs_lookups(link: Any, frame_type: int, payload: bytes) -> bool:
+            return frame_type == FRAME_LOOKUP and PathLookup.decode(payload).source == x.public_key
+
+        mesh.net.drop = lose_xs_lookups
+        mine = mesh.packet(0, 2, b"from x")
+        mesh.overlays[0].ipv6.send_ipv6(mine)
+        mesh.net.advance(0.05)
+        self.assertEqual(mesh.got[2], [])
+        mesh.overlays[2].ipv6.send_ipv6(mesh.packet(2, 0, b"from y"))
+        mesh.run_until(lambda: mesh.got[0], 0.05)
+        mesh.run_until(lambda: mesh.got[2], 0.05)
+        self.assertEqual([p for _, _, p in mesh.got[2]], [mine])
+
     def test_forged_coords_only_cost_copies(self) -> None:
         """
         Traffic claiming to come from a key at wrong coordinates misdirects only copies: the
