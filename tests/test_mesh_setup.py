@@ -311,6 +311,26 @@ class BrokenPathTests(SynchronousTestCase):
         self.net.advance(5)
         self.assertEqual(self.net.frames[FRAME_LOOKUP], lookups)  # answered: no more retries
 
+    def test_sent_while_broken_resent_in_order(self) -> None:
+        """
+        Packets sent after X learnt that the path broke (and before the new answer) are lost
+        at L too: all of them are sent again, in order, after the one lost first (Go keeps
+        only the last packet sent, so the first is lost).
+        """
+        stale = self.l.router.forwarder = _StaleOnce(self.l.router.forwarder)
+        stale.stale = 3
+        self.net.send(self.x, self.y, b"two")
+        self.net.advance(LATENCY * 2.5)  # the broken notice is back, the lookup on its way
+        self.assertTrue(self.x.router.pathfinder.paths[self.y.public_key].broken)
+        self.net.send(self.x, self.y, b"three")
+        self.net.send(self.x, self.y, b"four")
+        self.net.advance(0.05)
+        self.assertEqual(stale.stale, 0)
+        self.assertEqual(
+            [d for _, d in self.y.received], [b"one", b"two", b"three", b"four"]
+        )
+        self.assertEqual(self.x.router.pathfinder.held_packets, 0)
+
     def test_broken_lookup_retried_until_answered(self) -> None:
         """
         After a broken path, X's lookups are lost for a while (the filters are changing): X

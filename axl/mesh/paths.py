@@ -176,7 +176,13 @@ class Pathfinder:
         """Send along the known path, or hold the packet and look the key up."""
         entry = self.paths.get(dest)
         if entry is not None:
-            entry.traffic = data
+            rumor = self.rumors.get(xform(dest)) if entry.broken else None
+            if rumor is not None and rumor.waiting:
+                # The path broke and we look it up again: keep what we send meanwhile (it is
+                # likely lost too) to send it again, in order, after the packet lost first.
+                self._hold(rumor, (dest, data))
+            else:
+                entry.traffic = data
             self._route_traffic(
                 entry.path, self.tree.coords(self.key), self.key, dest, MAX_WATERMARK, data
             )
