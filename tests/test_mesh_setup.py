@@ -17,7 +17,14 @@ from twisted.trial.unittest import SynchronousTestCase
 from axl.crypto.keys import Identity
 from axl.ipv6.packet import build_packet
 from axl.ipv6.stack import Overlay, build_overlay
-from axl.mesh.paths import LOOKUP_RETRY_S, MAX_HELD_BYTES, MAX_HELD_PER_DEST, REVERSE_TTL_S
+from axl.mesh.paths import (
+    LOOKUP_RETRY_S,
+    MAX_HELD_BYTES,
+    MAX_HELD_PER_DEST,
+    RECENT_KEPT,
+    RECENT_S,
+    REVERSE_TTL_S,
+)
 from axl.mesh.sim import SimNetwork, SimNode
 from axl.crypto.address import xform
 from axl.mesh.wire import FRAME_BROKEN, FRAME_LOOKUP, FRAME_TRAFFIC, PathLookup
@@ -290,6 +297,7 @@ class BrokenPathTests(SynchronousTestCase):
         self.net.send(self.x, self.y, b"one")
         self.net.advance(0.05)
         self.assertEqual([d for _, d in self.y.received], [b"one"])
+        self.net.advance(RECENT_S)  # "one" is too old to be sent again after a broken path
 
     def test_resent_after_a_broken_path_same_coords(self) -> None:
         """
@@ -330,6 +338,30 @@ class BrokenPathTests(SynchronousTestCase):
             [d for _, d in self.y.received], [b"one", b"two", b"three", b"four"]
         )
         self.assertEqual(self.x.router.pathfinder.held_packets, 0)
+
+    def test_recent_packets_resent_after_broken(self) -> None:
+        """
+        Two packets go out along the path before the notice that it broke comes back (both
+        dropped at L): both are sent again, in order, after the new answer (Go sends only the
+        last, and the receiver's nonce order then makes the first one lost for good).
+        """
+        stale = self.l.router.forwarder = _StaleOnce(self.l.router.forwarder)
+        stale.stale = 2
+        self.net.send(self.x, self.y, b"syn")
+        self.net.send(self.x, self.y, b"syn-ack")
+        self.net.advance(0.05)
+        self.assertEqual(stale.stale, 0)
+        self.assertEqual([d for _, d in self.y.received], [b"one", b"syn", b"syn-ack"])
+
+    def test_recent_bounded(self) -> None:
+        """At most RECENT_KEPT packets per path are kept to be sent again."""
+        entry = self.x.router.pathfinder.paths[self.y.public_key]
+        for i in range(RECENT_KEPT + 5):
+            self.net.send(self.x, self.y, b"%d" % i)
+        self.assertEqual(len(entry.recent), RECENT_KEPT)
+        self.assertEqual(entry.recent[-1][1], b"%d" % (RECENT_KEPT + 4))
+        self.net.send(self.x, self.y, bytes(self.x.router.mtu))
+        self.assertEqual(len(entry.recent), 1)  # the byte bound; the last one always stays
 
     def test_broken_lookup_retried_until_answered(self) -> None:
         """

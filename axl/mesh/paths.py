@@ -64,6 +64,9 @@ __all__ = [
     "MAX_HELD_PER_DEST",
     "PATH_THROTTLE_S",
     "PATH_TIMEOUT_S",
+    "RECENT_BYTES",
+    "RECENT_KEPT",
+    "RECENT_S",
     "REVERSE_TTL_S",
     "PathEntry",
     "Pathfinder",
@@ -85,6 +88,13 @@ LOOKUP_RETRY_S = 0.25
 REVERSE_TTL_S = 10.0
 #: Senders whose coordinates are remembered at most (the table is emptied when full).
 _REVERSE_LIMIT = 1024
+#: The packets last sent along a path are kept, at most this many (and L{RECENT_BYTES}, but
+#: always the last one), to be sent again when a new answer follows a broken path.
+RECENT_KEPT = 8
+#: Bytes of the packets kept per path (the last one is kept whatever its size, as in Go).
+RECENT_BYTES = 16 * 1024
+#: Of those, only the ones sent this long before the path-broken notice are sent again.
+RECENT_S = 1.0
 #: Packets kept per destination while its path is looked up (the oldest give way).
 MAX_HELD_PER_DEST = 64
 #: Packets kept for all destinations together (new ones are refused beyond it).
@@ -96,14 +106,17 @@ MAX_HELD_BYTES = 8 * 1024 * 1024
 class PathEntry:
     """A known path to a full key: its coords as its owner signed them."""
 
-    __slots__ = ("broken", "path", "req_time", "seq", "timer", "traffic")
+    __slots__ = ("broken", "path", "recent", "recent_bytes", "req_time", "seq", "timer")
 
     def __init__(self, req_time: float, timer: Deadline) -> None:
         self.path: Path = ()
         self.seq = 0
         self.req_time = req_time
         self.timer = timer
-        self.traffic: bytes | None = None  # the last packet sent there, re-sent on a new path
+        # (when, packet) last sent there: re-sent, in order, when a new answer follows a
+        # broken path (L{RECENT_KEPT}, L{RECENT_BYTES}; Go keeps the last packet only)
+        self.recent: deque[tuple[float, bytes]] = deque()
+        self.recent_bytes = 0
         self.broken = False
 
 
@@ -182,7 +195,7 @@ class Pathfinder:
                 # likely lost too) to send it again, in order, after the packet lost first.
                 self._hold(rumor, (dest, data))
             else:
-                entry.traffic = data
+                self._remember(entry, data)
             self._route_traffic(
                 entry.path, self.tree.coords(self.key), self.key, dest, MAX_WATERMARK, data
             )
@@ -196,6 +209,15 @@ class Pathfinder:
                 if rumor is not None and rumor.held and rumor.held[-1][1] is data:
                     rumor.held[-1] = (dest, data, reverse[0])
                 self._send_along(reverse[0], dest, data)
+
+    def _remember(self, entry: PathEntry, data: bytes) -> None:
+        recent = entry.recent
+        recent.append((self.clock.seconds(), data))
+        entry.recent_bytes += len(data)
+        while len(recent) > 1 and (
+            len(recent) > RECENT_KEPT or entry.recent_bytes > RECENT_BYTES
+        ):
+            entry.recent_bytes -= len(recent.popleft()[1])
 
     def _send_along(self, path: Path, dest: bytes, data: bytes) -> None:
         self._route_traffic(path, self.tree.coords(self.key), self.key, dest, MAX_WATERMARK, data)
@@ -412,17 +434,22 @@ class Pathfinder:
                 if dest == source and along != notify.info_path
             ]
             self._release(rumor)
+        # Like Go, the last packet sent goes again along the new path; after a broken path,
+        # every one kept from shortly before the notice (in order).
+        recent = entry.recent
+        pending = [data for _, data in recent] if entry.broken else [recent[-1][1]] if recent else []
         entry.path = notify.info_path
         entry.seq = notify.info_seq
         entry.broken = False
-        pending, entry.traffic = entry.traffic, None
+        recent.clear()
+        entry.recent_bytes = 0
         self.paths[source] = entry
         try:
             self._on_path_notify(source)
         except Exception:  # noqa: BLE001 - an upper-layer bug must not drop the link
             self.log.failure("path notify callback failed")
-        if pending is not None:
-            self.send_traffic(source, pending)
+        for data in pending:
+            self.send_traffic(source, data)
         for data in held:
             self.send_traffic(source, data)
 
@@ -449,6 +476,11 @@ class Pathfinder:
         if entry is not None:
             # Unlike Go's one lookup (throttled within a second of the last), a retry job
             # until a notify answers: the last packet sent there was lost and waits for it.
+            if not entry.broken:
+                # only what went out shortly before the notice can have been lost with it
+                recent, cutoff = entry.recent, self.clock.seconds() - RECENT_S
+                while recent and recent[0][0] < cutoff:
+                    entry.recent_bytes -= len(recent.popleft()[1])
             entry.broken = True
             rumor = self.rumors.get(xform(broken.dest))
             if rumor is not None:
