@@ -214,8 +214,10 @@ class IncomingTests(Base):
             self.layer.send_ipv6(packet)
         self.assertEqual(self.sessions.sent, [])
         order: list[str] = []
-        self.layer.register_protocol(17, lambda k, p: order.append(f"got {len(self.sessions.sent)}"))
-        self.layer.packet_received(THEM.public_key, build_packet(THEM.address, US.address, 17, b"hi"))
+        sent = self.sessions.sent
+        self.layer.register_protocol(17, lambda k, p: order.append(f"got {len(sent)}"))
+        hi = build_packet(THEM.address, US.address, 17, b"hi")
+        self.layer.packet_received(THEM.public_key, hi)
         self.assertEqual(self.sessions.sent, [(THEM.public_key, b"\x01" + p) for p in held])
         self.assertEqual(order, ["got 3"])
         self.assertEqual((self.layer.pending_packets, self.layer.pending_bytes), (0, 0))

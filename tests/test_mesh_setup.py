@@ -25,9 +25,10 @@ from axl.mesh.paths import (
     RECENT_S,
     REVERSE_TTL_S,
 )
+from axl.mesh.bloom import EMPTY_BLOOM
 from axl.mesh.sim import SimNetwork, SimNode
 from axl.crypto.address import xform
-from axl.mesh.wire import FRAME_BROKEN, FRAME_LOOKUP, FRAME_TRAFFIC, PathLookup
+from axl.mesh.wire import FRAME_BLOOM, FRAME_BROKEN, FRAME_LOOKUP, FRAME_TRAFFIC, PathLookup
 from axl.session.proto import node_info_json
 
 UDP = 17
@@ -191,6 +192,40 @@ class FirstContactTests(SynchronousTestCase):
         mesh.run_until(lambda: mesh.got[0], 0.05)
         mesh.run_until(lambda: mesh.got[2], 0.05)
         self.assertEqual([p for _, _, p in mesh.got[2]], [mine])
+
+    def test_own_lookup_to_parent_before_its_filter(self) -> None:
+        """
+        The filters a source's parent sends it never arrive (as when a Go parent refreshes
+        them a tick late): its own lookup still goes to the parent, whose filters hold the
+        key, and the first packet arrives at once. Lookups it forwards for others do not.
+        """
+        mesh = Mesh(self, 3, seed=10)
+        mesh.run_until(mesh.net.converged, 5)
+        middle = mesh.nodes[1].public_key
+        ends = [n for n in (mesh.nodes[0], mesh.nodes[2]) if n.router.parent() == middle]
+        source = ends[0]
+        dest = mesh.nodes[2] if source is mesh.nodes[0] else mesh.nodes[0]
+
+        def lose_blooms_to_source(link: Any, frame_type: int, payload: bytes) -> bool:
+            return frame_type == FRAME_BLOOM and link.other.local is source
+
+        mesh.net.drop = lose_blooms_to_source
+        for state in source.router.blooms._state.values():
+            state.recv = EMPTY_BLOOM  # (what it held from L so far is forgotten)
+        mesh.net.advance(2)
+        pf = source.router.pathfinder
+        targets = source.router.blooms.target_keys(dest.public_key, source.public_key)
+        self.assertEqual(targets, frozenset())
+        i, j = mesh.nodes.index(source), mesh.nodes.index(dest)
+        packet = mesh.packet(i, j, b"first")
+        mesh.overlays[i].ipv6.send_ipv6(packet)
+        mesh.run_until(lambda: mesh.got[j], 0.02)
+        self.assertEqual([(k, p) for _, k, p in mesh.got[j]], [(source.public_key, packet)])
+        # a lookup that is not our own is not sent to the parent when no filter holds its key
+        lookups = mesh.net.frames[FRAME_LOOKUP]
+        other = Identity(bytes([5]) * 32).public_key
+        pf._handle_lookup(other, PathLookup(other, Identity(bytes([6]) * 32).public_key, ()))
+        self.assertEqual(mesh.net.frames[FRAME_LOOKUP], lookups)
 
     def test_forged_coords_only_cost_copies(self) -> None:
         """

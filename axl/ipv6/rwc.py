@@ -8,7 +8,8 @@ know the full key behind it we send, otherwise we keep the packet (in order, for
 most L{MAX_PENDING_PER_DEST} per destination, the oldest giving way, and L{MAX_PENDING_PACKETS}
 / L{MAX_PENDING_BYTES} in all, new ones refused beyond) and ask the router to look the partial
 key up (the router keeps retrying while we wait, so nothing waits for TCP to retransmit); a path
-notify, or a packet from the key, teaches us the full key and flushes the packets in order. Go keeps only the newest. Incoming: too big -> ICMPv6 Packet Too Big back; not for us -> drop;
+notify, or a packet from the key, teaches us the full key and flushes the packets in order (Go
+keeps only the newest). Incoming: too big -> ICMPv6 Packet Too Big back; not for us -> drop;
 the sender's key is learnt; a source address that does not belong to the key that encrypted the
 packet -> drop (anti-spoofing); then the packet goes to the handler registered for its next
 header with the sender's FULL key.

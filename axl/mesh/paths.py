@@ -346,6 +346,10 @@ class Pathfinder:
         if self.blooms.is_on_tree(peer.key) or self._tree_neighbour(peer.key):
             self._handle_lookup(peer.key, lookup)
 
+    def _parent(self) -> bytes | None:
+        me = self.tree.infos.get(self.key)
+        return me.parent if me is not None and me.parent != self.key else None
+
     def _tree_neighbour(self, key: bytes) -> bool:
         infos = self.tree.infos
         me = infos.get(self.key)
@@ -356,11 +360,20 @@ class Pathfinder:
 
     def _handle_lookup(self, from_key: bytes, lookup: PathLookup) -> frozenset[bytes]:
         targets = self.blooms.multicast_targets(lookup.dest, from_key)
+        sent_to = frozenset(peer.key for peer in targets)
+        if not targets and from_key == self.key:
+            # Our own lookup that no filter holds yet goes to our parent anyway (as a false
+            # positive of its filter would): its filters may already hold the key while the
+            # one it sent us lags a tick behind (a Go node refreshes them once a second).
+            # Not counted in the targets, so the retry still follows the filters.
+            parent = self._parent()
+            link = self.blooms.tree_link(parent) if parent is not None else None
+            if link is not None:
+                targets = [link]
         if targets:
             payload = lookup.encode()
             for peer in targets:
                 peer.send(FRAME_LOOKUP, payload)
-        sent_to = frozenset(peer.key for peer in targets)
         if xform(lookup.dest) != self._xself:
             return sent_to
         seq = int(self.clock.seconds())
@@ -437,7 +450,10 @@ class Pathfinder:
         # Like Go, the last packet sent goes again along the new path; after a broken path,
         # every one kept from shortly before the notice (in order).
         recent = entry.recent
-        pending = [data for _, data in recent] if entry.broken else [recent[-1][1]] if recent else []
+        if entry.broken:
+            pending = [data for _, data in recent]
+        else:
+            pending = [recent[-1][1]] if recent else []
         entry.path = notify.info_path
         entry.seq = notify.info_seq
         entry.broken = False
