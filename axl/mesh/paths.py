@@ -10,8 +10,12 @@ Unlike Go, an unanswered lookup is a retry job owned here, not a one-shot: while
 upper layer (L{Pathfinder.rumor_send_lookup}) waits on it, it is sent again as soon as a peer's
 filter newly holds its key (L{Pathfinder.retry_lookups} after a filter or tree change) and
 after L{LOOKUP_RETRY_S}, doubling up to once a second, until a notify arrives or the rumor
-expires. A lookup sent before the
-filters settled is therefore never left for a higher layer's retransmission timer. Waiting
+expires; our own lookup that no filter holds also goes to our parent (a false positive of its
+filter, as far as the protocol is concerned). A path-broken notice starts such a retry job too,
+and the new answer re-sends the packets that went along the broken path shortly before the
+notice (L{RECENT_KEPT}, L{RECENT_S}; Go re-sends only the last) and those sent since, in order.
+A lookup sent before the filters settled is therefore never left for a higher layer's
+retransmission timer. Waiting
 packets are kept in order, bounded per destination (L{MAX_HELD_PER_DEST}, the oldest give way)
 and in total (L{MAX_HELD_PACKETS}, L{MAX_HELD_BYTES}: new ones are refused), and flushed in
 order when the path is found.
