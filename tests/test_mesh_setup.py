@@ -18,6 +18,7 @@ from axl.crypto.keys import Identity
 from axl.ipv6.packet import build_packet
 from axl.ipv6.stack import Overlay, build_overlay
 from axl.mesh.paths import (
+    LOOKUP_FAST_RETRIES,
     LOOKUP_RETRY_S,
     MAX_HELD_BYTES,
     MAX_HELD_PER_DEST,
@@ -289,6 +290,20 @@ class HeldPacketTests(SynchronousTestCase):
         self.assertEqual(pf.held_packets, n)
         self.assertEqual(pf.held_dropped, 1)
         self.assertLessEqual(pf.held_bytes, MAX_HELD_BYTES)
+
+    def test_retry_schedule(self) -> None:
+        """
+        An unanswered lookup is sent again every LOOKUP_RETRY_S for LOOKUP_FAST_RETRIES
+        retries, then at most once a second.
+        """
+        pf = self.x.router.pathfinder
+        self.x.router.send(self.far, b"x")
+        self.assertEqual(pf.lookups_sent, 1)
+        self.net.advance(LOOKUP_RETRY_S * LOOKUP_FAST_RETRIES + 0.01)
+        self.assertEqual(pf.lookups_sent, 1 + LOOKUP_FAST_RETRIES)
+        self.net.advance(10)
+        self.assertGreaterEqual(pf.lookups_sent, 1 + LOOKUP_FAST_RETRIES + 9)
+        self.assertLessEqual(pf.lookups_sent, 1 + LOOKUP_FAST_RETRIES + 11)
 
     def test_expired_held_counted(self) -> None:
         """Held packets whose lookup expires unanswered are dropped and counted."""

@@ -9,8 +9,8 @@ known path go out through the C{route_traffic} callable it is given (no import o
 Unlike Go, an unanswered lookup is a retry job owned here, not a one-shot: while a packet or an
 upper layer (L{Pathfinder.rumor_send_lookup}) waits on it, it is sent again as soon as a peer's
 filter newly holds its key (L{Pathfinder.retry_lookups} after a filter or tree change) and
-after L{LOOKUP_RETRY_S}, doubling up to once a second, until a notify arrives or the rumor
-expires; our own lookup that no filter holds also goes to our parent (a false positive of its
+every L{LOOKUP_RETRY_S} for the first retries, then doubling up to once a second, until a
+notify arrives or the rumor expires; our own lookup that no filter holds also goes to our parent (a false positive of its
 filter, as far as the protocol is concerned). A path-broken notice starts such a retry job too,
 and the new answer re-sends the packets that went along the broken path shortly before the
 notice (L{RECENT_KEPT}, L{RECENT_S}; Go re-sends only the last) and those sent since, in order.
@@ -61,6 +61,7 @@ RouteTraffic = Callable[[Path, Path, bytes, bytes, int, bytes], None]
 """C{route_traffic(path, from_path, source, dest, watermark, data)}: forward or deliver."""
 
 __all__ = [
+    "LOOKUP_FAST_RETRIES",
     "LOOKUP_MIN_GAP_S",
     "LOOKUP_RETRY_S",
     "MAX_HELD_BYTES",
@@ -88,6 +89,10 @@ LOOKUP_MIN_GAP_S = 0.02
 #: long each time, up to L{PATH_THROTTLE_S} (Go nodes on the way refresh their filters once a
 #: second, so a lookup can die at one of them while the tree is young).
 LOOKUP_RETRY_S = 0.25
+#: Retries sent L{LOOKUP_RETRY_S} apart before the interval starts doubling: while a young
+#: tree's filters settle (Go nodes pass a key on once a second, each at its own moment), a
+#: lookup that died at one of them gets through soon after its filter catches up.
+LOOKUP_FAST_RETRIES = 8
 #: How long the coordinates from a received Traffic packet are used for replies to its sender.
 REVERSE_TTL_S = 10.0
 #: Senders whose coordinates are remembered at most (the table is emptied when full).
@@ -105,6 +110,13 @@ MAX_HELD_PER_DEST = 64
 MAX_HELD_PACKETS = 2048
 #: Bytes kept for all destinations together (new ones are refused beyond it).
 MAX_HELD_BYTES = 8 * 1024 * 1024
+
+
+def _retry_interval(retries: int) -> float:
+    """Seconds between a waiting lookup's retry C{retries} and the next one."""
+    if retries < LOOKUP_FAST_RETRIES:
+        return LOOKUP_RETRY_S
+    return float(min(PATH_THROTTLE_S, LOOKUP_RETRY_S * 2 ** (retries - LOOKUP_FAST_RETRIES + 1)))
 
 
 class PathEntry:
@@ -301,7 +313,8 @@ class Pathfinder:
     def retry_lookups(self) -> None:
         """
         Re-send the lookups something still waits on: those unanswered for their retry interval
-        (L{LOOKUP_RETRY_S}, doubling per retry up to L{PATH_THROTTLE_S}), and, after a filter or
+        (L{LOOKUP_RETRY_S} for L{LOOKUP_FAST_RETRIES} retries, then doubling up to
+        L{PATH_THROTTLE_S}), and, after a filter or
         tree change, those some peer's filter newly holds (at most every L{LOOKUP_MIN_GAP_S}).
         Called on every tick and change, and by its own timer for the next one due.
         """
@@ -311,7 +324,7 @@ class Pathfinder:
             if not rumor.waiting:
                 continue
             elapsed = now - rumor.send_time
-            interval = min(PATH_THROTTLE_S, LOOKUP_RETRY_S * 2**rumor.retries)
+            interval = _retry_interval(rumor.retries)
             if elapsed >= interval * 0.999:  # (float slack: never a zero wait)
                 rumor.retries += 1
             elif self.blooms.target_keys(rumor.lookup_key, self.key) <= rumor.targets:
@@ -324,7 +337,7 @@ class Pathfinder:
                 continue
             rumor.send_time = now
             self._rumor_lookup(rumor)
-            left = min(PATH_THROTTLE_S, LOOKUP_RETRY_S * 2**rumor.retries)
+            left = _retry_interval(rumor.retries)
             wait = left if wait is None else min(wait, left)
         if wait is not None:
             call = self._retry_call
