@@ -131,7 +131,7 @@ class IIPv6Layer(Interface):
     def send_ipv6(packet: bytes) -> None:
         """Send one whole IPv6 packet (header included) into the overlay."""
 
-    def register_protocol(next_header: int, handler: object) -> None:
+    def register_protocol(next_header: int, handler: Callable[[bytes, bytes], None]) -> None:
         """
         Deliver incoming packets whose next header is C{next_header} to
         C{handler(source_key, packet)}; C{source_key} is the sender's full key.

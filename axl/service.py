@@ -60,6 +60,7 @@ from axl.listening import ListeningService, tcp_server_endpoint
 from axl.mesh import Router, RouterService
 from axl.node import Node
 from axl.session.proto import node_info_json
+from axl.streams.framing import acknowledged_port
 from axl.streams.sender import Dial
 from axl.streams.service import MessageListenerService, StreamsLayer, build_streams_layer
 from axl.tcp.endpoints import OverlayClientEndpoint, OverlayServerEndpoint
@@ -357,7 +358,12 @@ def make_node_service(
         RouterService(router),
         OverlayService(overlay),
         TCPService(tcp),
-        MessageListenerService(streams, OverlayServerEndpoint(tcp, config.tcp_port), config.tcp_port),
+        MessageListenerService(
+            streams,
+            OverlayServerEndpoint(tcp, config.tcp_port),
+            config.tcp_port,
+            OverlayServerEndpoint(tcp, acknowledged_port(config.tcp_port)),
+        ),
         forwards,
     ]
     if admin is not None:

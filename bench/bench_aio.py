@@ -26,6 +26,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import axl.aio  # noqa: E402
+from bench.common import Figure, Options, benchmark  # noqa: E402
 
 MiB = 1024 * 1024
 
@@ -105,7 +106,7 @@ async def stream(a: axl.aio.Node, b: axl.aio.Node, mib: int) -> float:
     return mib / (end - start)
 
 
-async def main(args: argparse.Namespace) -> None:
+async def main(args: argparse.Namespace) -> list[Figure]:
     listen = f"tcp://127.0.0.1:{free_port()}"
     async with axl.aio.Node({"Listen": [listen]}) as a, axl.aio.Node({"Peers": [listen]}) as b:
         await a.send(b.public_key, b"warm up")  # path and session set-up, outside the timings
@@ -116,6 +117,23 @@ async def main(args: argparse.Namespace) -> None:
         print(f"100 B send -> recv: p50 {p50:.2f} ms, p95 {p95:.2f} ms ({args.latency} samples)")
         mbps = await stream(a, b, args.stream_mib)
         print(f"stream: {args.stream_mib} MiB over open_connection: {mbps:.0f} MiB/s")
+    return [
+        Figure("aio.rate", f"{args.size} B send → recv, {args.window} in flight (once, in order)", rate, "msgs/s"),
+        Figure("aio.latency_p50", "100 B send until the other node's recv returns it, p50", p50, "ms",
+               better="lower"),
+        Figure("aio.stream", f"{args.stream_mib} MiB over open_connection", mbps, "MiB/s"),
+    ]
+
+
+@benchmark("aio", "two embedded axl.aio nodes in one asyncio program, tcp link on loopback")
+def measure(opts: Options) -> list[Figure]:
+    import logging
+
+    logging.basicConfig(level=logging.ERROR)
+    quick = opts.quick
+    args = argparse.Namespace(messages=1000 if quick else 5000, size=1024, window=32,
+                              latency=50 if quick else 200, stream_mib=32 if quick else 256)
+    return asyncio.run(main(args))
 
 
 if __name__ == "__main__":

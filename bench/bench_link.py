@@ -2,30 +2,33 @@
 Link-layer benchmark: ironwood frames through a handshaken link core (no TLS, no router).
 
 Feeds a byte stream of N frames of SIZE bytes to a link core that is up, in 64 KiB chunks as a
-socket would deliver them, and sends N frames through it. Prints frames/s and MB/s each way.
+socket would deliver them, and sends N frames through it. Figures: frames/s each way.
 
-Run: python bench/bench_link.py [--frames N] [--size BYTES]
+Run: python bench/bench_link.py [--quick]   (or through the runner: python -m bench --only link)
 """
 
 from __future__ import annotations
 
-import argparse
+import os
+import sys
 import time
 
-from twisted.internet.task import Clock
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from axl.crypto import Identity
-from axl.link.core import LinkCore, NullLinkHandler
-from axl.link.framing import encode_frame
-from axl.link.meta import encode_meta
+from twisted.internet.task import Clock  # noqa: E402
+
+from axl.crypto import Identity  # noqa: E402
+from axl.link.core import LinkCore, NullLinkHandler  # noqa: E402
+from axl.link.framing import encode_frame  # noqa: E402
+from axl.link.meta import encode_meta  # noqa: E402
+from bench.common import Figure, Options, benchmark, run_standalone  # noqa: E402
+
+SIZE = 1200
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
-    parser.add_argument("--frames", type=int, default=200_000)
-    parser.add_argument("--size", type=int, default=1200)
-    args = parser.parse_args()
-
+@benchmark("link", "ironwood frames through a link core, 1200-byte frames (no TLS)")
+def measure(opts: Options) -> list[Figure]:
+    frames = 20_000 if opts.quick else 200_000
     clock = Clock()
     written: list[bytes] = []
     core = LinkCore(
@@ -35,21 +38,22 @@ def main() -> None:
     core.connection_made(written.append, lambda abort: None)
     core.data_received(encode_meta(Identity(bytes(range(1, 33)))))
     assert core.is_up, core.last_error
-    stream = encode_frame(9, bytes(args.size)) * args.frames
+    stream = encode_frame(9, bytes(SIZE)) * frames
     chunks = [stream[i : i + 65536] for i in range(0, len(stream), 65536)]
     start = time.perf_counter()
     for chunk in chunks:
         core.data_received(chunk)
     rx = time.perf_counter() - start
-    payload = bytes(args.size)
+    payload = bytes(SIZE)
     start = time.perf_counter()
-    for _ in range(args.frames):
+    for _ in range(frames):
         core.send_frame(9, payload)
     tx = time.perf_counter() - start
-    total = args.frames * args.size / 1e6
-    print(f"link receive, {args.size}-byte frames: {args.frames / rx:,.0f} frames/s, {total / rx:.0f} MB/s")
-    print(f"link send,    {args.size}-byte frames: {args.frames / tx:,.0f} frames/s, {total / tx:.0f} MB/s")
+    return [
+        Figure("link.receive", "link receive, 1200-byte frames", frames / rx, "frames/s"),
+        Figure("link.send", "link send, 1200-byte frames", frames / tx, "frames/s"),
+    ]
 
 
 if __name__ == "__main__":
-    main()
+    run_standalone(measure)

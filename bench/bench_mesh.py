@@ -1,48 +1,52 @@
 """
 Routing benchmark: packets through a line of three ironwood routers (no links, no crypto).
 
-A simulated line A - R - B converges; then A sends N packets of SIZE bytes to B. Each packet is
+A simulated line A - R - B converges; then A sends N packets of 1200 bytes to B. Each packet is
 originated by A, forwarded by R (greedy next hop, watermark) and delivered by B, so the figure is
-the cost of three router steps per packet. Prints packets/s and microseconds per packet.
+the cost of three router steps per packet.
 
-Run: python bench/bench_mesh.py [--packets N] [--size BYTES]
+Run: python bench/bench_mesh.py [--quick]   (or through the runner: python -m bench --only mesh)
 """
 
 from __future__ import annotations
 
-import argparse
+import os
+import sys
 import time
 
-from axl.mesh.sim import SimNetwork
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from axl.mesh.sim import SimNetwork  # noqa: E402
+from bench.common import Figure, Options, benchmark, run_standalone  # noqa: E402
+
+SIZE = 1200
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
-    parser.add_argument("--packets", type=int, default=100_000)
-    parser.add_argument("--size", type=int, default=1200)
-    args = parser.parse_args()
-
+@benchmark("mesh", "a 1200-byte packet originated, forwarded and delivered by three routers (A → R → B)")
+def measure(opts: Options) -> list[Figure]:
+    packets = 10_000 if opts.quick else 100_000
     net = SimNetwork(seed=1)
     a, r, b = net.add_node(), net.add_node(), net.add_node()
     net.connect(a, r)
     net.connect(r, b)
     net.advance(15.0)
     assert net.converged(), "the line did not converge"
-    data = bytes(args.size)
+    data = bytes(SIZE)
     net.send(a, b, data)  # the lookup: the path is known from here on
     net.advance(1.0)
     b.received.clear()
     start = time.perf_counter()
-    for _ in range(args.packets):
+    for _ in range(packets):
         net.send(a, b, data)
     elapsed = time.perf_counter() - start
-    assert len(b.received) == args.packets, f"delivered {len(b.received)} of {args.packets}"
-    per = elapsed / args.packets
-    print(f"routing A -> R -> B, {args.size}-byte packets: {args.packets / elapsed:,.0f} packets/s, "
-          f"{per * 1e6:.2f} us per packet (originate + forward + deliver), "
-          f"{args.packets * args.size / elapsed / 1e6:.0f} MB/s")
+    assert len(b.received) == packets, f"delivered {len(b.received)} of {packets}"
     net.stop()
+    return [
+        Figure("mesh.rate", "routing A → R → B, 1200-byte packets", packets / elapsed, "packets/s"),
+        Figure("mesh.per_packet", "routing A → R → B, per packet (three router steps)",
+               elapsed / packets * 1e6, "µs", better="lower"),
+    ]
 
 
 if __name__ == "__main__":
-    main()
+    run_standalone(measure)

@@ -22,11 +22,11 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from bench_bridge import free_port, start_node  # noqa: E402
 
 from axl.client import request as http  # noqa: E402
+from bench.common import Figure, Options, benchmark  # noqa: E402
+from bench.nodes import free_port  # noqa: E402
+from bench.nodes import start_node_process as start_node  # noqa: E402
 
 
 def topology(api: int) -> dict[str, object]:
@@ -85,12 +85,32 @@ def one_run(workdir: str) -> tuple[float, float, float]:
                 proc.wait()
 
 
+@benchmark("mesh_first", "first /send to a never-contacted peer right after the tree converged, X – L – Y twistd nodes")
+def measure(opts: Options) -> list[Figure]:
+    firsts = runs(1 if opts.quick else 3)
+    return [
+        Figure("mesh_first.median", "first /send X → Y right after convergence, median of runs",
+               statistics.median(firsts) * 1000, "ms", better="lower", target=50),
+        Figure("mesh_first.max", "first /send X → Y right after convergence, slowest run",
+               max(firsts) * 1000, "ms", better="lower"),
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
+    firsts = runs(args.runs)
+    print(
+        f"first /send X->Y: median {statistics.median(firsts) * 1000:.1f} ms, "
+        f"max {max(firsts) * 1000:.1f} ms over {len(firsts)} runs"
+    )
+
+
+def runs(count: int) -> list[float]:
+    """C{count} fresh lines, each timing its first C{/send}: the seconds each took."""
     firsts = []
-    for i in range(args.runs):
+    for i in range(count):
         with tempfile.TemporaryDirectory(prefix="axl-bench-first-") as workdir:
             converged, first, second = one_run(workdir)
         firsts.append(first)
@@ -99,10 +119,7 @@ def main() -> None:
             f"first /send {first * 1000:.1f} ms, second {second * 1000:.1f} ms",
             flush=True,
         )
-    print(
-        f"first /send X->Y: median {statistics.median(firsts) * 1000:.1f} ms, "
-        f"max {max(firsts) * 1000:.1f} ms over {len(firsts)} runs"
-    )
+    return firsts
 
 
 if __name__ == "__main__":

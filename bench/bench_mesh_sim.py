@@ -23,6 +23,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from bench.common import Figure, Options, benchmark  # noqa: E402
+
 from axl.mesh.sim import SimNetwork  # noqa: E402
 from axl.mesh.wire import FRAME_ANNOUNCE, FRAME_TRAFFIC  # noqa: E402
 
@@ -40,14 +42,32 @@ def cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+@benchmark("mesh_sim", "simulated routers in one process (1,000; --quick: 200), random graph, 1 ms per link")
+def measure(opts: Options) -> list[Figure]:
+    n = 200 if opts.quick else 1000
+    r = simulate(argparse.Namespace(nodes=n, pairs=50 if opts.quick else 200, seed=1, limit=120.0))
+    return [
+        Figure("mesh_sim.converged", f"{n} nodes: simulated seconds to converge", r["sim"], "s", better="lower"),
+        Figure("mesh_sim.announce_cpu", f"{n} nodes: CPU per announce received", r["announce_us"], "µs",
+               better="lower"),
+        Figure("mesh_sim.kib_per_node", f"{n} nodes: memory per node", r["kib_per_node"], "KiB", better="lower"),
+        Figure("mesh_sim.first_median", f"{n} nodes: first delivery between random pairs, median (simulated)",
+               r["first_median_ms"], "ms", better="lower"),
+        Figure("mesh_sim.stretch", f"{n} nodes: path stretch, mean", r["stretch"], "×", better="lower"),
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument("--nodes", type=int, default=1000)
     parser.add_argument("--pairs", type=int, default=200)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--limit", type=float, default=120.0, help="simulated seconds at most")
-    args = parser.parse_args()
+    simulate(parser.parse_args())
 
+
+def simulate(args: argparse.Namespace) -> dict[str, float]:
+    """Build, converge and probe the network; print and return the figures."""
     base = rss_mb()
     net = SimNetwork(seed=args.seed, latency=0.001)
     nodes = net.random_graph(args.nodes, args.nodes // 2)
@@ -106,6 +126,11 @@ def main() -> None:
         flush=True,
     )
     net.stop()
+    return {
+        "sim": sim, "announce_us": cpu / max(1, announces) * 1e6,
+        "kib_per_node": (after - base) / args.nodes * 1024,
+        "first_median_ms": statistics.median(firsts) * 1000, "stretch": statistics.mean(stretch),
+    }  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ Session-layer throughput: encrypt + decrypt of one payload per packet between tw
 L{axl.session.manager.SessionManager}s (the work every overlay packet costs twice per hop pair),
 for 1280- and 65535-byte payloads; also the raw box cost and the checksum for comparison.
 
-Run: /work/venv/bin/python bench/bench_session.py [seconds-per-case]
+Run: python bench/bench_session.py [--quick]   (or: python -m bench --only session)
 """
 
 from __future__ import annotations
@@ -14,15 +14,18 @@ import sys
 import time
 from collections.abc import Callable
 
-from twisted.internet.task import Clock
-from zope.interface import implementer
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from axl.crypto.keys import Identity
-from axl.interfaces import IRouter
-from axl.ipv6.packet import build_packet, checksum
-from axl.ipv6.testing import FakeNetwork, Stack
-from axl.session.keys import BoxKeyPair, open_box, seal, shared_key
-from axl.session.manager import SessionManager
+from twisted.internet.task import Clock  # noqa: E402
+from zope.interface import implementer  # noqa: E402
+
+from axl.crypto.keys import Identity  # noqa: E402
+from axl.interfaces import IRouter  # noqa: E402
+from axl.ipv6.packet import build_packet, checksum  # noqa: E402
+from axl.ipv6.testing import FakeNetwork, Stack  # noqa: E402
+from axl.session.keys import BoxKeyPair, open_box, seal, shared_key  # noqa: E402
+from axl.session.manager import SessionManager  # noqa: E402
+from bench.common import Figure, Options, benchmark, run_standalone  # noqa: E402
 
 
 @implementer(IRouter)
@@ -145,18 +148,20 @@ def bench_checksum(size: int, seconds: float) -> tuple[float, float]:
     return _rate(run_batch, size, seconds)[:2]
 
 
-def main() -> None:
-    seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 2.0
-    for name, fn in (
-        ("session encrypt+decrypt", bench_sessions),
-        ("ipv6 send->deliver     ", bench_ipv6),
-        ("raw box seal+open      ", bench_box),
-        ("ipv6 checksum          ", bench_checksum),
+@benchmark("session", "session encrypt + decrypt (XSalsa20-Poly1305, cached keys); IPv6 send_ipv6 → delivery")
+def measure(opts: Options) -> list[Figure]:
+    seconds = 0.3 if opts.quick else 2.0
+    figures = []
+    for key, label, fn in (
+        ("session", "session encrypt+decrypt", bench_sessions),
+        ("ipv6", "IPv6 send_ipv6 → delivery through sessions", bench_ipv6),
     ):
-        for size in (1280, 65535):
-            pps, mbs = fn(size, seconds)
-            print(f"{name} {size:>6} B: {pps:>10.0f} packets/s {mbs:>8.1f} MB/s")
+        pps, _ = fn(1280, seconds)
+        figures.append(Figure(f"session.{key}_1280", f"{label}, 1280 B", pps, "packets/s"))
+        _, mbs = fn(65535, seconds)
+        figures.append(Figure(f"session.{key}_65535", f"{label}, 65535 B", mbs, "MB/s"))
+    return figures
 
 
 if __name__ == "__main__":
-    main()
+    run_standalone(measure)

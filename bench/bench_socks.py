@@ -32,15 +32,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from axl.crypto.keys import Identity  # noqa: E402
+from bench.common import Figure, Options, benchmark  # noqa: E402
+from bench.nodes import free_port  # noqa: E402
 
 TWISTD = "import sys; from twisted.scripts.twistd import run; sys.argv[0] = 'twistd'; run()"
 BLOCK = os.urandom(1 << 20)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def serve(listener: socket.socket) -> None:
@@ -167,13 +163,10 @@ def download(port: int, key: bytes, size: int) -> float:
     return size / elapsed / 1e6
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
-    parser.add_argument("--size", type=int, default=128, help="MiB per direction (default 128)")
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--profile", metavar="DIR", help="run both nodes under cProfile, stats in DIR/{a,b}.prof")
-    args = parser.parse_args()
-    size = args.size << 20
+def transfer(size_mib: int, runs: int, profile: str | None) -> list[tuple[float, float]]:
+    """C{runs} times an upload and a download of C{size_mib} MiB: their MB/s."""
+    size = size_mib << 20
+    results = []
     listener = socket.create_server(("127.0.0.1", 0))
     threading.Thread(target=serve, args=(listener,), daemon=True).start()
     with tempfile.TemporaryDirectory(prefix="axl-bench-socks-") as tmp:
@@ -182,17 +175,18 @@ def main() -> None:
         procs = []
         try:
             a, a_id = start_node(tmp, "a", {"Listen": [f"tls://127.0.0.1:{link}"]},
-                                 ["--remote-tcp", f"80:127.0.0.1:{listener.getsockname()[1]}"], args.profile)
+                                 ["--remote-tcp", f"80:127.0.0.1:{listener.getsockname()[1]}"], profile)
             procs.append(a)
             b, _ = start_node(tmp, "b", {"Peers": [f"tls://127.0.0.1:{link}"]}, ["--socks", f"127.0.0.1:{socks_port}"],
-                              args.profile)
+                              profile)
             procs.append(b)
             socks_connect(socks_port, a_id.public_key, 80).close()  # warm up: path and session
-            for run in range(args.runs):
+            for run in range(runs):
                 up = upload(socks_port, a_id.public_key, size)
                 down = download(socks_port, a_id.public_key, size)
-                print(f"run {run + 1}: {args.size} MiB through SOCKS, B -> A {up:.0f} MB/s, A -> B {down:.0f} MB/s",
+                print(f"run {run + 1}: {size_mib} MiB through SOCKS, B -> A {up:.0f} MB/s, A -> B {down:.0f} MB/s",
                       flush=True)
+                results.append((up, down))
         finally:
             for proc in procs:
                 proc.send_signal(signal.SIGTERM)
@@ -202,6 +196,26 @@ def main() -> None:
                 except subprocess.TimeoutExpired:
                     proc.kill()
             listener.close()
+    return results
+
+
+@benchmark("socks", "bulk TCP through the SOCKS5 proxy between two twistd nodes (kernel sockets at both ends)",
+           profiles=True)
+def measure(opts: Options) -> list[Figure]:
+    results = transfer(16 if opts.quick else 64, 1 if opts.quick else 2, opts.profile)
+    return [
+        Figure("socks.upload", "SOCKS bulk B → A (best run)", max(r[0] for r in results), "MB/s"),
+        Figure("socks.download", "SOCKS bulk A → B (best run)", max(r[1] for r in results), "MB/s"),
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
+    parser.add_argument("--size", type=int, default=128, help="MiB per direction (default 128)")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--profile", metavar="DIR", help="run both nodes under cProfile, stats in DIR/{a,b}.prof")
+    args = parser.parse_args()
+    transfer(args.size, args.runs, args.profile)
 
 
 if __name__ == "__main__":

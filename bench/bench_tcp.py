@@ -28,6 +28,7 @@ from axl.ipv6.testing import FakeNetwork, Stack
 from axl.tcp.connection import TCPConfig
 from axl.tcp.stack import TCPStack
 from axl.tcp.testing import FakeIPv6Layer, LossyNetwork, run_until
+from bench.common import Figure, Options, benchmark
 
 KEY_A, KEY_B = bytes([1]) * 32, bytes([2]) * 32
 
@@ -105,6 +106,20 @@ def run(size: int, mtu: int, loss: float = 0.0, sessions: bool = False
     dt, cpu = time.perf_counter() - t0, time.process_time() - c0
     assert sink.n == chunks * len(payload), (sink.n, size)
     return dt, a.stats["out"], cpu
+
+
+@benchmark("tcp", "bulk transfer between two in-process TCP stacks (plain, and over sessions + IPv6)")
+def measure(opts: Options) -> list[Figure]:
+    size = (16 if opts.quick else 64) << 20
+    figures = []
+    for sessions in (False, True):
+        for mtu in (65535, 1280):
+            dt = run(size if mtu > 1280 else size // 4, mtu, sessions=sessions)[0]
+            where = "over sessions + IPv6" if sessions else "no crypto"
+            figures.append(Figure(f"tcp.{'sessions_' if sessions else ''}mtu{mtu}",
+                                  f"userspace TCP bulk, {where}, MTU {mtu}",
+                                  (size if mtu > 1280 else size // 4) / dt / 1e6, "MB/s"))
+    return figures
 
 
 def main() -> None:

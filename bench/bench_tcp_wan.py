@@ -31,7 +31,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from axl.client import request as http  # noqa: E402
-from bench.bench_bridge import free_port, start_node, stop_all, wait_for_route  # noqa: E402
+from bench.common import Figure, Options, benchmark  # noqa: E402
+from bench.nodes import free_port, stop_all, wait_for_route  # noqa: E402
+from bench.nodes import start_node_process as start_node  # noqa: E402
 from tests.delaylink import DEFAULT_MAX_IN_FLIGHT  # noqa: E402
 
 
@@ -190,6 +192,22 @@ def run_send(delay_ms: float, count: int, max_in_flight: int) -> tuple[float, fl
         return bulk, statistics.median(lat), lat[int(len(lat) * 0.95)]
     finally:
         stop_all(procs)
+
+
+@benchmark("tcp_wan", "X – L – Y with a 10 ms delay each way on each TLS link (40 ms RTT X ↔ Y)")
+def measure(opts: Options) -> list[Figure]:
+    count, size = (2, 4) if opts.quick else (16, 64)
+    bulk, p50, _ = run_send(10.0, count, DEFAULT_MAX_IN_FLIGHT)
+    figures = [
+        Figure("tcp_wan.send", f"40 ms RTT: {count} × 1 MiB sequential /send X → Y", bulk, "MiB/s", target=15),
+        Figure("tcp_wan.latency_p50", "40 ms RTT: 100 B /send until Y's /recv returns it, p50", p50, "ms",
+               better="lower"),
+    ]
+    if not opts.quick:  # --quick: the twistd part only (the whole runner stays under a minute)
+        mbs = run_stream(10.0, size << 20, DEFAULT_MAX_IN_FLIGHT)
+        figures.append(Figure("tcp_wan.stream", f"40 ms RTT: one overlay TCP stream X → Y, {size} MiB "
+                              "(nodes in one process)", mbs, "MB/s", target=40))
+    return figures
 
 
 def main() -> None:

@@ -17,14 +17,15 @@ import tempfile
 import threading
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench_bridge import BULK_CLIENTS, free_port, start_node, stop_all, wait_for_route  # noqa: E402
-
 from axl.client import request as http  # noqa: E402
+from bench.common import Figure, Options, benchmark  # noqa: E402
+from bench.nodes import free_port, stop_all, wait_for_route  # noqa: E402
+from bench.nodes import start_node_process as start_node  # noqa: E402
 
 MESSAGES = 64
+BULK_CLIENTS = 8
 
 
 def free_udp_port() -> int:
@@ -33,7 +34,7 @@ def free_udp_port() -> int:
         return int(s.getsockname()[1])
 
 
-def bench(scheme: str) -> float:
+def bench(scheme: str, messages: int = MESSAGES) -> float:
     workdir = tempfile.mkdtemp(prefix=f"axl-bench-{scheme}-")
     procs: list[subprocess.Popen[bytes]] = []
     try:
@@ -48,7 +49,7 @@ def bench(scheme: str) -> float:
         received: list[int] = []
 
         def drain() -> None:
-            while len(received) < MESSAGES:
+            while len(received) < messages:
                 code, _, body = http("GET", recv)
                 if code == 200:
                     received.append(len(body))
@@ -60,16 +61,24 @@ def bench(scheme: str) -> float:
 
         t0 = time.perf_counter()
         threads = [threading.Thread(target=drain)]
-        threads += [threading.Thread(target=sender, args=(MESSAGES // BULK_CLIENTS,)) for _ in range(BULK_CLIENTS)]
+        threads += [threading.Thread(target=sender, args=(messages // BULK_CLIENTS,)) for _ in range(BULK_CLIENTS)]
         for t in threads:
             t.start()
         for t in threads:
             t.join()
-        rate = MESSAGES / (time.perf_counter() - t0)
-        assert sum(received) == MESSAGES * len(chunk)
+        rate = messages / (time.perf_counter() - t0)
+        assert sum(received) == messages * len(chunk)
         return rate
     finally:
         stop_all(procs)
+
+
+@benchmark("transports", "two twistd nodes whose only link is one transport: 1 MiB /send, 8 in flight")
+def measure(opts: Options) -> list[Figure]:
+    # --quick: ws:// only (tls:// is what the bridge benchmark's links use).
+    schemes, messages = (["ws"], 16) if opts.quick else (["tcp", "tls", "ws", "quic"], MESSAGES)
+    return [Figure(f"transports.{scheme}", f"bulk {messages} × 1 MiB /send over one {scheme}:// link",
+                   bench(scheme, messages), "MiB/s") for scheme in schemes]
 
 
 def main() -> None:

@@ -17,7 +17,6 @@ from axl.admin.codec import FIND_ERROR, AdminError
 from axl.admin.commands import (
     AdminHandler,
     AdminSource,
-    MulticastRow,
     PathRow,
     PeerRow,
     RemoteTimeout,
@@ -28,6 +27,7 @@ from axl.admin.commands import (
 )
 from axl.admin.service import MAX_QUEUED_REQUESTS, AdminFactory
 from axl.crypto import Identity
+from axl.link.multicast import MulticastInterfaceInfo
 
 A = Identity(bytes(32))  # 3b6a27bc..., 202:24ae:c219:8a4a:de94:eae2:b97e:ac87
 B = Identity(bytes(range(1, 33)))  # 79b5562e..., 201:192a:a745:c066:ac1a:fe1d:3bb4:5d59
@@ -47,7 +47,7 @@ class FakeSource:
         self.tree_rows: list[TreeRow] = []
         self.path_rows: list[PathRow] = []
         self.session_rows: list[SessionRow] = []
-        self.multicast_rows: list[MulticastRow] = []
+        self.multicast_rows: list[MulticastInterfaceInfo] = []
         self.requests: list[tuple[str, bytes, Deferred[Any]]] = []
         self.added: list[tuple[str, str]] = []
         self.removed: list[tuple[str, str]] = []
@@ -67,7 +67,7 @@ class FakeSource:
     def sessions(self) -> Sequence[SessionRow]:
         return self.session_rows
 
-    def multicast_interfaces(self) -> Sequence[MulticastRow]:
+    def multicast_interfaces(self) -> Sequence[MulticastInterfaceInfo]:
         return self.multicast_rows
 
     def _remote(self, kind: str, key: bytes) -> Deferred[Any]:
@@ -233,8 +233,8 @@ class CommandTests(CommandTestCase):
 
     def test_multicast_and_tun(self) -> None:
         self.source.multicast_rows = [
-            MulticastRow("ygv2", "-", False, True, True),
-            MulticastRow("ygv1", "[fe80::1]:33389", True, True, False),
+            MulticastInterfaceInfo("ygv2", "-", False, True, True),
+            MulticastInterfaceInfo("ygv1", "[fe80::1]:33389", True, True, False),
         ]
         rows = self.ok("getMulticastInterfaces")["multicast_interfaces"]
         self.assertEqual([r["name"] for r in rows], ["ygv1", "ygv2"])

@@ -17,10 +17,11 @@ from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from axl.admin.address import parse_admin_listen
-from axl.admin.commands import AdminHandler, MulticastRow, PathRow, PeerRow, SessionRow, TreeRow
+from axl.admin.commands import AdminHandler, PathRow, PeerRow, SessionRow, TreeRow
 from axl.admin.ctl import format_bytes, format_duration, render, render_table
 from axl.admin.service import AdminFactory, AdminListenService
 from axl.cli import main
+from axl.link.multicast import MulticastInterfaceInfo
 from tests.test_admin_commands import C_KEY, FakeSource, B
 from tests.realnode import require
 from tests.test_e2e_twistd import free_port
@@ -41,7 +42,7 @@ def rich_source() -> FakeSource:
     source.tree_rows = [TreeRow(C_KEY, C_KEY, 1), TreeRow(B.public_key, C_KEY, 7)]
     source.path_rows = [PathRow(B.public_key, (1, 2, 3), 1796427190), PathRow(C_KEY, (), 5)]
     source.session_rows = [SessionRow(B.public_key, 328, 11, 16.9), SessionRow(C_KEY, 5, 2**20, 0.1)]
-    source.multicast_rows = [MulticastRow("eth0", "[fe80::1]:1", True, False, True)]
+    source.multicast_rows = [MulticastInterfaceInfo("eth0", "[fe80::1]:1", True, False, True)]
     return source
 
 

@@ -94,6 +94,29 @@ class SourceTests(SynchronousTestCase):
         self.assertEqual((source.peers()[1].rate_recvd, source.peers()[1].rate_sent), (500, 250))
 
 
+    def test_drops_include_held_limits(self) -> None:
+        """
+        /metrics' drop reasons include what the bounded set-up queues (path lookups, address
+        lookups, sessions) could not hold, beside the layers' invalid-packet counters.
+        """
+        from types import SimpleNamespace
+
+        from twisted.internet.task import Clock
+
+        from axl.admin.node import NodeAdminSource
+
+        router = SimpleNamespace(pathfinder=SimpleNamespace(held_dropped=3))
+        sessions = SimpleNamespace(drops={"session_init_invalid": 2}, buffer_dropped=5)
+        ipv6 = SimpleNamespace(drops={}, pending_dropped=7)
+        source = NodeAdminSource(b"\0" * 32, Clock(), SimpleNamespace(entries=list), router,  # type: ignore[arg-type]
+                                 sessions, None, ipv6=ipv6)  # type: ignore[arg-type]  # fmt: skip
+        self.assertEqual(
+            source.drops(),
+            {"session_init_invalid": 2, "path_lookup_held_limit": 3,
+             "address_lookup_held_limit": 7, "session_held_limit": 5},
+        )  # fmt: skip
+
+
 class StarTests(InProcessNodesTestCase):
     """A listens; B and C peer to A; B has an admin socket."""
 

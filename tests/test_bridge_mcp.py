@@ -285,8 +285,8 @@ class McpTests(TwoNodes):
 class DisabledStreamTests(TwoNodes):
     b_config: ClassVar[dict[str, Any]] = {}
 
-    def test_disabled_mcp_answers_at_once_and_queues(self) -> None:
-        """B without a router: /mcp gets a JSON-RPC error at once and B's /recv has the envelope."""
+    def test_disabled_mcp_answers_at_once_and_never_queues(self) -> None:
+        """B without a router: /mcp gets a JSON-RPC error at once and B's /recv stays empty."""
         code, _, body = self.call(
             self.client_a,
             "POST",
@@ -300,16 +300,18 @@ class DisabledStreamTests(TwoNodes):
             {"code": -32603, "message": "mcp not enabled on this node"},
         )
         code, _, body = self.call(self.client_b, "GET", "/recv")
-        self.assertEqual(code, 200)
-        self.assertEqual(json.loads(body)["service"], "weather")
+        self.assertEqual((code, body), (204, b""))
 
     def test_disabled_a2a(self) -> None:
-        """B without an A2A server: /a2a answers 502 with a JSON error at once."""
-        code, _, body = self.call(self.client_a, "GET", "/a2a/" + self.B.hex())
-        self.assertEqual(
-            (code, json.loads(body)["error"]["message"]),
-            (502, "a2a not enabled on this node"),
-        )
+        """B without an A2A server: /a2a answers 502 with a JSON error at once; B's /recv stays empty."""
+        for method, body in (("GET", None), ("POST", json.dumps(LIST).encode())):
+            code, _, reply = self.call(self.client_a, method, "/a2a/" + self.B.hex(), {}, body)
+            self.assertEqual(
+                (code, json.loads(reply)["error"]["message"]),
+                (502, "a2a not enabled on this node"),
+            )
+        code, _, body = self.call(self.client_b, "GET", "/recv")
+        self.assertEqual((code, body), (204, b""))
 
 
 class McpSessionsTests(SynchronousTestCase):

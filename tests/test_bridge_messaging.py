@@ -22,6 +22,8 @@ from axl.crypto.keys import Identity
 from axl.bridge.topology import topology_document
 from axl.service import build_bridge
 from axl.streams.service import StreamsLayer, build_streams_layer
+from axl.streams.framing import acknowledged_port
+from axl.streams.listener import AcknowledgedMessageFactory
 from tests.streams_helpers import FakeHTTPServer, MemoryNet
 
 
@@ -69,6 +71,9 @@ class TwoNodes(SynchronousTestCase):
         "a2a_addr": "http://127.0.0.1",
     }
     max_message_size = 1000
+    #: Whether the nodes listen on the acknowledged port too (axl nodes), or only on tcp_port
+    #: (like Go AXL nodes).
+    acknowledged = True
 
     def setUp(self) -> None:
         self.clock = Clock()
@@ -95,7 +100,11 @@ class TwoNodes(SynchronousTestCase):
         )
         node = BridgeNode(identity.public_key, layer, bridge, services, http)
         self.net.listen(node.public_key, config.tcp_port, layer.factory)
-        return node, StubTreq(bridge.app.resource())
+        if self.acknowledged:
+            self.net.listen(
+                node.public_key, acknowledged_port(config.tcp_port), AcknowledgedMessageFactory(layer.factory)
+            )
+        return node, StubTreq(bridge.resource())  # what the site serves: /send and /recv hot routes
 
     def settle(self) -> None:
         for _ in range(20):
@@ -188,9 +197,8 @@ class SendRecvTests(TwoNodes):
             (code, body),
             (413, b"Message too large: 1001 bytes (max_message_size is 1000)\n"),
         )
-        self.assertEqual(
-            self.net.pairs[0][0].written, 4 + 0 + 4 + 1000
-        )  # nothing of it was sent
+        head = 4 + 2  # the frame's length, then the (empty) metadata's length
+        self.assertEqual(self.net.pairs[0][0].written, head + 0 + head + 1000)  # nothing of it was sent
 
     def test_send_errors(self) -> None:
         """/send: wrong method 405, no header 400, bad ids 400 (AXL's messages)."""

@@ -46,16 +46,13 @@ try:
 except ImportError:  # pragma: no cover
     A2ACardResolver = None
 
-try:
-    from axl.bridge.mcp_sessions import McpSessions
-    from axl.bridge.app import Bridge
-    from axl.streams.a2a import A2AStream
-    from axl.streams.mcp import MCPStream
-    from axl.streams.recv_queue import RecvQueue
-    from axl.streams.registry import StreamRegistry
-    from axl.streams.sender import MessageSender
-except ImportError:  # pragma: no cover
-    Bridge = None
+from axl.bridge.app import Bridge
+from axl.bridge.mcp_sessions import McpSessions
+from axl.streams.a2a import A2AStream
+from axl.streams.mcp import MCPStream
+from axl.streams.recv_queue import RecvQueue
+from axl.streams.registry import StreamRegistry
+from axl.streams.sender import MessageSender
 
 NODE_KEY = bytes(range(32))
 BIG = "x" * (100 * 1024)
@@ -179,8 +176,6 @@ class SDKEndToEndTests(TestCase):
     def setUp(self) -> Any:
         if MCPServer is None:
             raise self.skipTest("the mcp SDK is not installed (pip install axl[test])")
-        if Bridge is None:
-            raise self.skipTest("the node's bridge/streams are not available")
         plain = _make_mcp_server("plain").streamable_http_app(stateless_http=True, json_response=True)
         self.stateful = _RecordHeaders(_make_mcp_server("stateful").streamable_http_app())
         self.uvicorn = _UvicornThread([plain, self.stateful])

@@ -79,14 +79,19 @@ class ChecksumTests(SynchronousTestCase):
 
     def test_matches_naive(self) -> None:
         """Random buffers of many lengths, odd ones included, match the slow reference."""
-        for n in (0, 1, 2, 3, 39, 40, 1279, 1280, 65535):
+        for n in (0, 1, 2, 3, 39, 40, 1279, 1280, 8191, 8192, 8193, 8194, 16385, 65534, 65535):
             data = os.urandom(n)
             self.assertEqual(checksum(data), naive_checksum(data), n)
+            self.assertEqual(checksum(b"\xff" * n), naive_checksum(b"\xff" * n), n)
 
     def test_parts(self) -> None:
         """Summing parts separately equals summing their concatenation."""
         a, b, c = os.urandom(40), os.urandom(20), os.urandom(33)
         self.assertEqual(checksum(a, b, c), naive_checksum(a + b + c))
+        big, tail = os.urandom(20000), os.urandom(9001)  # parts longer than one conversion slice
+        self.assertEqual(checksum(a, big, tail), naive_checksum(a + big + tail))
+        self.assertEqual(checksum(bytearray(big), memoryview(tail)), naive_checksum(big + tail))
+        self.assertRaises(ValueError, checksum, os.urandom(9001), b"yy")
         self.assertRaises(ValueError, checksum, b"x", b"yy")
 
     def test_zero_and_all_ones(self) -> None:

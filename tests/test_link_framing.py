@@ -7,7 +7,6 @@ yggdrasil v0.5.12 link transcripts (../shared/vectors/link-*.jsonl).
 from __future__ import annotations
 
 import json
-import os
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -23,7 +22,7 @@ from axl.link.framing import (
     encode_frame,
 )
 from axl.link.meta import META_SIZE, decode_meta
-from tests.vectors import VECTORS
+from tests.vectors import keys as vector_keys, require
 
 UVARINTS = [
     (0, "00"), (1, "01"), (127, "7f"), (128, "8001"), (255, "ff01"), (300, "ac02"),
@@ -138,15 +137,11 @@ class TranscriptReplayTests(SynchronousTestCase):
     """Replays link-B-A.jsonl and link-C-A.jsonl, recorded from real v0.5.12 nodes."""
 
     def setUp(self) -> None:
-        path = os.path.join(VECTORS, "keys.json")
-        if not os.path.exists(os.path.join(VECTORS, "link-C-A.jsonl")):
-            raise self.skipTest(f"no vectors at {VECTORS}")
-        with open(path) as f:
-            self.keys = {k: bytes.fromhex(v["public_key"]) for k, v in json.load(f).items()
-                         if not k.startswith("_")}  # fmt: skip
+        self.keys = {k: bytes.fromhex(v["public_key"]) for k, v in vector_keys().items()
+                     if not k.startswith("_")}  # fmt: skip
 
     def records(self, name: str) -> list[dict]:
-        with open(os.path.join(VECTORS, name)) as f:
+        with open(require(name)) as f:
             return [json.loads(line) for line in f if line.strip()]
 
     def test_replay(self) -> None:

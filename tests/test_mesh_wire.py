@@ -30,7 +30,7 @@ from axl.mesh.wire import (
     notify_info_bytes,
     tree_tbs,
 )
-from tests.vectors import VECTORS
+from tests.vectors import keys as vector_keys, require
 
 A = Identity(bytes(32))
 B = Identity(bytes(range(1, 33)))
@@ -196,7 +196,7 @@ class LookupVectorTests(SynchronousTestCase):
 
 
 def _load(name: str) -> list[dict[str, object]]:
-    with open(VECTORS / name) as f:
+    with open(require(name)) as f:
         return [json.loads(line) for line in f]
 
 
@@ -204,7 +204,7 @@ class TranscriptReplayTests(SynchronousTestCase):
     """Every frame of types 2..9 in the recorded v0.5.12 transcripts."""
 
     def setUp(self) -> None:
-        keys = json.loads((VECTORS / "keys.json").read_text())
+        keys = vector_keys()
         self.keys = {name: bytes.fromhex(keys[name]["public_key"]) for name in ("A", "B", "C")}
 
     def _replay(self, link: str) -> int:

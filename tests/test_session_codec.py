@@ -37,7 +37,7 @@ from axl.session.keys import (
     x25519_private_unclamped,
     x25519_public,
 )
-from tests.vectors import VECTORS
+from tests.vectors import keys as vector_keys, require
 
 A = Identity(bytes(32))
 B = Identity(bytes(range(1, 33)))
@@ -189,8 +189,8 @@ class TrafficVectorTests(SynchronousTestCase):
 
 
 def _frames(name: str) -> Iterator[tuple[int, dict[str, Any], dict[str, Any]]]:
-    raw = (VECTORS / f"link-{name}.jsonl").read_text().splitlines()
-    decoded = (VECTORS / f"decoded-{name}.jsonl").read_text().splitlines()
+    raw = require(f"link-{name}.jsonl").read_text().splitlines()
+    decoded = require(f"decoded-{name}.jsonl").read_text().splitlines()
     for number, (r, d) in enumerate(zip(raw, decoded, strict=True), 1):
         yield number, json.loads(r), json.loads(d)
 
@@ -218,7 +218,7 @@ class TranscriptTests(SynchronousTestCase):
         All 16 init/acks of the two links decrypt with the recipient's static key to the
         values of decoded-*.jsonl, and their inner signatures verify with the sender's key.
         """
-        keys = json.loads((VECTORS / "keys.json").read_text())
+        keys = vector_keys()
         idents = {n: Identity(bytes.fromhex(keys[n]["seed"])) for n in "ABC"}
         count = 0
         for name in ("B-A", "C-A"):

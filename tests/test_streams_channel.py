@@ -48,6 +48,7 @@ class Owner:
     """A fake MessageSender: records what the channel asks of it."""
 
     port = 7000
+    ack_port = None  # plain frames only (the acknowledged protocol: tests.test_streams_acknowledged)
     idle_close = 5.0
     send_timeout = 30.0
     connect_timeout = 12.0

@@ -245,7 +245,7 @@ class ListenerTests(SynchronousTestCase):
         self.assertEqual(self.factory.total, 0)
 
     def test_reply_json_error_for_disabled(self) -> None:
-        """A disabled stream's envelope is both queued and answered on the connection."""
+        """A disabled stream's envelope is answered on the connection and never queued for /recv."""
         from axl.streams.mcp import MCPStream
 
         reg = StreamRegistry(self.queue, self.clock)
@@ -259,10 +259,10 @@ class ListenerTests(SynchronousTestCase):
             json.loads(t.value()[4:]),
             {"service": "w", "response": None, "error": "mcp not enabled on this node"},
         )
-        self.assertEqual(self.queue.get(), Message(A, b'{"service":"w","request":{}}'))
+        self.assertIsNone(self.queue.get())
 
     def test_disabled_reply_not_held_by_full_queue(self) -> None:
-        """With the queue full, a disabled stream's error reply is still written at once."""
+        """With the queue full, a disabled stream's error reply is still written at once, and not queued."""
         from axl.streams.mcp import MCPStream
 
         queue = RecvQueue(self.clock, max_messages=1)
@@ -276,10 +276,9 @@ class ListenerTests(SynchronousTestCase):
         self.assertEqual(
             json.loads(t.value()[4:])["error"], "mcp not enabled on this node"
         )
-        self.assertEqual(t.producerState, "paused")
-        self.assertEqual(queue.get(), Message(A, b"filler"))
-        self.assertEqual(queue.get(), Message(A, b'{"service":"w"}'))
         self.assertEqual(t.producerState, "producing")
+        self.assertEqual(queue.get(), Message(A, b"filler"))
+        self.assertIsNone(queue.get())
 
     def test_data_delivered_during_resume_is_processed(self) -> None:
         """Messages a transport hands over synchronously when reading resumes are dispatched."""

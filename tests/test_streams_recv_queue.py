@@ -50,13 +50,18 @@ class RecvQueueTests(SynchronousTestCase):
         self.assertEqual(q.size_bytes, 1)
 
     def test_order_kept_behind_blocked(self) -> None:
-        """A small put never overtakes an earlier blocked one."""
+        """A small put never overtakes an earlier blocked one: drained, they come out in put order."""
         q = RecvQueue(self.clock, max_bytes=10)
         q.put(A, b"x" * 8)
         big = q.put(A, b"y" * 5)
-        small = q.put(A, b"z")
+        small = q.put(A, b"z")  # would fit beside the first, but waits behind the big one
         self.assertNoResult(big)
         self.assertNoResult(small)
+        drained = [q.get()]
+        self.successResultOf(big)
+        self.successResultOf(small)
+        drained += [q.get(), q.get(), q.get()]
+        self.assertEqual(drained, [Message(A, b"x" * 8), Message(A, b"y" * 5), Message(A, b"z"), None])
 
     def test_wait_gets_later_message(self) -> None:
         """A long-poll is answered by the next message put."""

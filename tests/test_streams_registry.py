@@ -70,13 +70,14 @@ class RegistryTests(SynchronousTestCase):
             [Message(A, b"\x00binary"), Message(A, b'{"other": 1}')],
         )
 
-    def test_disabled_stream_queues_and_answers_error(self) -> None:
-        """A disabled stream's envelope is queued to /recv and answered at once with an error."""
+    def test_disabled_stream_answers_error_and_never_queues(self) -> None:
+        """A disabled stream's envelope is answered at once with an error and never queued to /recv."""
         stream = FakeStream("mcp", "service")
         self.reg.add(stream, enabled=False)
         reply = self.successResultOf(self.reg.dispatch(b'{"service": "w"}', A))
         self.assertEqual(json.loads(reply), {"error": "mcp not enabled on this node"})
-        self.assertEqual(self.queue.get(), Message(A, b'{"service": "w"}'))
+        self.assertIsNone(self.queue.get())
+        self.assertEqual(self.queue.waiting_puts, 0)
         self.assertEqual(stream.calls, [])
 
     def test_allow_list(self) -> None:

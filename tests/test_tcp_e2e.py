@@ -19,6 +19,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import Site
 
 from axl.tcp.endpoints import OverlayClientEndpoint, OverlayServerEndpoint
+from axl.tcp.stack import TCPStack
 from tests.inprocess import InProcessNodesTestCase
 
 WAIT = 30.0
@@ -43,16 +44,16 @@ class OverlayEndpoints:
     labels (a DNS label holds at most 63 characters, and treq checks).
     """
 
-    def __init__(self, node: Any) -> None:
-        self.node = node
+    def __init__(self, tcp: TCPStack) -> None:
+        self.tcp = tcp
 
     def endpointForURI(self, uri: Any) -> OverlayClientEndpoint:
         key = bytes.fromhex(uri.host.decode().replace(".", ""))
-        return OverlayClientEndpoint(self.node, key, uri.port)
+        return OverlayClientEndpoint(self.tcp, key, uri.port)
 
 
 class HTTPThroughRelayTests(InProcessNodesTestCase):
-    """HTTP over overlay TCP, B -> A -> C, over real TLS links on loopback."""
+    """HTTP over overlay TCP, B -> A -> C, over real tcp:// links on loopback (L{InProcessNodesTestCase.start_star})."""
 
     timeout = WAIT + 30
 
@@ -62,9 +63,9 @@ class HTTPThroughRelayTests(InProcessNodesTestCase):
 
     async def _scenario(self) -> None:
         _, b, c = self.start_star()
-        port = await OverlayServerEndpoint(c, 80).listen(Site(Echo()))
+        port = await OverlayServerEndpoint(c.tcp, 80).listen(Site(Echo()))
         self.addCleanup(port.stopListening)
-        http = treq.client.HTTPClient(Agent.usingEndpointFactory(reactor, OverlayEndpoints(b)))
+        http = treq.client.HTTPClient(Agent.usingEndpointFactory(reactor, OverlayEndpoints(b.tcp)))
         hexkey = c.public_key.hex()
         url = f"http://{hexkey[:32]}.{hexkey[32:]}:80/"
         response = None

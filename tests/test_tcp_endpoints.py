@@ -30,7 +30,7 @@ from twisted.web.server import Site
 from zope.interface.verify import verifyObject
 
 from axl.overlay_address import OverlayAddress
-from axl.tcp.endpoints import OverlayClientEndpoint, OverlayServerEndpoint, stack_of
+from axl.tcp.endpoints import OverlayClientEndpoint, OverlayServerEndpoint
 from axl.tcp.stack import TCPStack
 from axl.tcp.testing import FakeIPv6Layer, LossyNetwork, run_until
 
@@ -80,26 +80,18 @@ def wait(clock: Clock, d, max_time: float = 30.0) -> None:
     run_until(clock, lambda: bool(box), max_time)
 
 
-class Node:
-    """Something with a C{.tcp} stack, as axl's node object has."""
-
-    def __init__(self, tcp: TCPStack) -> None:
-        self.tcp = tcp
-
-
 class EndpointTests(SynchronousTestCase):
     """Client and server endpoints."""
 
     def test_interfaces(self) -> None:
         """The endpoints and the listening port provide Twisted's interfaces."""
         _clock, _net, a, b = make_pair()
-        server = OverlayServerEndpoint(Node(b), 80)
+        server = OverlayServerEndpoint(b, 80)
         self.assertTrue(verifyObject(IStreamServerEndpoint, server))
         self.assertTrue(verifyObject(IStreamClientEndpoint, OverlayClientEndpoint(a, KEY_B, 80)))
         port = self.successResultOf(server.listen(Factory.forProtocol(Echo)))
         self.assertTrue(verifyObject(IListeningPort, port))
         self.assertEqual(port.getHost(), OverlayAddress(KEY_B, 80))
-        self.assertRaises(TypeError, stack_of, object())
         self.assertRaises(ValueError, OverlayClientEndpoint, a, b"short", 80)
 
     def test_echo_and_addresses(self) -> None:
@@ -107,7 +99,7 @@ class EndpointTests(SynchronousTestCase):
         clock, _net, a, b = make_pair()
         port = self.successResultOf(OverlayServerEndpoint(b, 7).listen(Factory.forProtocol(Echo)))
         proto = Collector()
-        d = connectProtocol(OverlayClientEndpoint(Node(a), KEY_B, 7), proto)
+        d = connectProtocol(OverlayClientEndpoint(a, KEY_B, 7), proto)
         run_until(clock, lambda: d.called)
         self.assertIs(self.successResultOf(d), proto)
         self.assertTrue(proto.made)

@@ -25,13 +25,13 @@ from axl.admin.codec import (
     parse_request,
 )
 from axl.crypto import addr_for_key, format_address, subnet_for_key
+from axl.link.multicast import MulticastInterfaceInfo
 
 __all__ = [
     "COMMANDS",
     "AdminHandler",
     "AdminSource",
     "TablesSource",
-    "MulticastRow",
     "PathRow",
     "PeerRow",
     "RemoteTimeout",
@@ -104,17 +104,6 @@ class SessionRow:
     uptime: float
 
 
-@dataclass(frozen=True)
-class MulticastRow:
-    """One multicast interface (section 1.6.9); C{address} is C{"-"} without a listener."""
-
-    name: str
-    address: str
-    beacon: bool
-    listen: bool
-    password: bool
-
-
 class TablesSource(Protocol):
     """The node's tables, as both the admin commands and C{/metrics} read them."""
 
@@ -149,7 +138,7 @@ class AdminSource(TablesSource, Protocol):
     def routing_entries(self) -> int:
         """C{getSelf}'s C{routing_entries}: the number of tree entries we hold."""
 
-    def multicast_interfaces(self) -> Sequence[MulticastRow]:
+    def multicast_interfaces(self) -> Sequence[MulticastInterfaceInfo]:
         """The multicast interfaces in use (empty without multicast)."""
 
     def request_node_info(self, key: bytes) -> Deferred[Any]:

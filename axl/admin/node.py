@@ -23,7 +23,6 @@ from axl.admin.address import parse_admin_listen
 from axl.admin.commands import (
     AdminHandler,
     AdminSource,
-    MulticastRow,
     PathRow,
     PeerRow,
     RemoteTimeout,
@@ -36,12 +35,16 @@ from axl.config import NodeConfig
 from axl.crypto.keys import Identity
 from axl.errors import ConfigError
 from axl.link.meta import MAX_PASSWORD_LEN
+from axl.link.multicast import MulticastInterfaceInfo
 from axl.link.uri import MIN_MAX_BACKOFF, SCHEMES, PeerURI, parse_go_duration, parse_peer_uri
 
 if TYPE_CHECKING:
+    from axl.ipv6.rwc import IPv6Layer
     from axl.ipv6.stack import Overlay
     from axl.link.peers import PeerManager
     from axl.mesh.router import Router
+    from axl.session.manager import SessionManager
+    from axl.session.proto import ProtoHandler
     from axl.streams.recv_queue import RecvQueue
     from axl.tcp.stack import TCPStack
 
@@ -148,14 +151,14 @@ class NodeAdminSource(AdminSource, MetricsSource):
         self,
         public_key: bytes,
         clock: IReactorTime,
-        links: Any,
-        router: Any,
-        sessions: Any,
-        proto: Any,
-        multicast: Callable[[], Sequence[MulticastRow]] | None = None,
-        ipv6: Any = None,
-        tcp: Any = None,
-        queue: Any = None,
+        links: PeerManager | None,
+        router: Router | None,
+        sessions: SessionManager | None,
+        proto: ProtoHandler | None,
+        multicast: Callable[[], Sequence[MulticastInterfaceInfo]] | None = None,
+        ipv6: IPv6Layer | None = None,
+        tcp: TCPStack | None = None,
+        queue: RecvQueue | None = None,
     ) -> None:
         self.public_key = public_key
         self._clock = clock
@@ -213,7 +216,7 @@ class NodeAdminSource(AdminSource, MetricsSource):
             return []
         return [
             TreeRow(bytes.fromhex(str(e["public_key"])), bytes.fromhex(str(e["parent"])),
-                    int(e["sequence"]))
+                    _int(e["sequence"]))
             for e in self._router.tree_info()
         ]  # fmt: skip
 
@@ -221,7 +224,7 @@ class NodeAdminSource(AdminSource, MetricsSource):
         if self._router is None:
             return []
         return [
-            PathRow(bytes.fromhex(str(e["public_key"])), list(e["path"]), int(e["sequence"]))
+            PathRow(bytes.fromhex(str(e["public_key"])), _ints(e["path"]), _int(e["sequence"]))
             for e in self._router.paths_info()
         ]
 
@@ -242,19 +245,28 @@ class NodeAdminSource(AdminSource, MetricsSource):
 
     def lookups(self) -> tuple[int, int]:
         """Lookups we started and lookups for us we answered."""
-        finder = getattr(self._router, "pathfinder", None)
-        if finder is None:
+        if self._router is None:
             return 0, 0
+        finder = self._router.pathfinder
         return int(finder.lookups_sent), int(finder.lookups_answered)
 
     def drops(self) -> dict[str, int]:
         """Packets dropped by the session, IPv6 and TCP layers, by reason."""
         out: dict[str, int] = {}
         for layer in (self._sessions, self._ipv6):
-            for reason, count in getattr(layer, "drops", {}).items():
+            if layer is None:
+                continue
+            for reason, count in layer.drops.items():
                 out[reason] = out.get(reason, 0) + int(count)
         if self._tcp is not None:
             out["tcp_invalid"] = int(self._tcp.stats.get("dropped", 0))
+        # packets the bounded set-up queues could not hold (or whose wait expired)
+        if self._router is not None:
+            out["path_lookup_held_limit"] = self._router.pathfinder.held_dropped
+        if self._ipv6 is not None:
+            out["address_lookup_held_limit"] = self._ipv6.pending_dropped
+        if self._sessions is not None:
+            out["session_held_limit"] = self._sessions.buffer_dropped
         return out
 
     def tcp_stats(self) -> dict[str, int]:
@@ -267,20 +279,26 @@ class NodeAdminSource(AdminSource, MetricsSource):
             return 0, 0
         return len(self._queue), int(self._queue.size_bytes)
 
-    def multicast_interfaces(self) -> Sequence[MulticastRow]:
+    def multicast_interfaces(self) -> Sequence[MulticastInterfaceInfo]:
         return list(self._multicast()) if self._multicast is not None else []
 
     def request_node_info(self, key: bytes) -> Deferred[Any]:
-        return _remote(self._proto.request_node_info(key))
+        return _remote(self._remote_requests().request_node_info(key))
 
     def request_self(self, key: bytes) -> Deferred[Any]:
-        return _remote(self._proto.request_self(key))
+        return _remote(self._remote_requests().request_self(key))
 
     def request_peers(self, key: bytes) -> Deferred[list[bytes]]:
-        return _remote(self._proto.request_peers(key))
+        return _remote(self._remote_requests().request_peers(key))
 
     def request_tree(self, key: bytes) -> Deferred[list[bytes]]:
-        return _remote(self._proto.request_tree(key))
+        return _remote(self._remote_requests().request_tree(key))
+
+    def _remote_requests(self) -> ProtoHandler:
+        """The proto handler that asks remote nodes, or an L{AdminError} without one."""
+        if self._proto is None:
+            raise AdminError("this node cannot ask remote nodes")
+        return self._proto
 
     def add_peer(self, uri: str, interface: str) -> None:
         parsed = admin_peer_uri(uri)
@@ -291,6 +309,20 @@ class NodeAdminSource(AdminSource, MetricsSource):
         parsed = admin_peer_uri(uri)
         if self._links is None or not self._links.remove_peer(parsed.link_uri):
             raise AdminError("peer is not configured")
+
+
+def _int(value: object) -> int:
+    """A number of a router table row (L{axl.mesh.router.Router.tree_info}, C{paths_info})."""
+    if not isinstance(value, int):
+        raise TypeError(f"expected an int in a router table row, got {value!r}")
+    return value
+
+
+def _ints(value: object) -> list[int]:
+    """A path of a router table row (L{axl.mesh.router.Router.paths_info}): a list of ports."""
+    if not isinstance(value, list):
+        raise TypeError(f"expected a list in a router table row, got {value!r}")
+    return [_int(port) for port in value]
 
 
 def node_view(
@@ -310,7 +342,7 @@ def node_view(
         router=router,
         sessions=overlay.sessions,
         proto=overlay.proto,
-        multicast=getattr(links, "multicast_interfaces", None),
+        multicast=links.multicast_interfaces,
         ipv6=overlay.ipv6,
         tcp=tcp,
         queue=queue,

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.interfaces import IListeningPort
 from twisted.logger import Logger
 
 from axl.aio import _reactor
@@ -33,6 +34,7 @@ from axl.streams.errors import MessageRefused, RemoteError
 
 if TYPE_CHECKING:  # imported at start(), once the asyncio reactor is installed
     from axl.node import Node as AxlNode
+    from axl.service import NodeService
 
 __all__ = ["McpSession", "Message", "Node", "NodeStopped", "OverlayServer"]
 
@@ -92,7 +94,7 @@ class OverlayServer:
 
     def __init__(self, node: Node, port: int, handle: ClientConnected) -> None:
         self._node, self.port, self._handle = node, port, handle
-        self._listening: Any = None
+        self._listening: IListeningPort | None = None
         self._stopped: Deferred[None] | None = None
         self.tasks: set[asyncio.Task[None]] = set()
 
@@ -217,7 +219,7 @@ class Node:
         self.config = _load(config)
         self.identity = identity if identity is not None else load_identity(self.config)
         self._bridge = bridge
-        self._service: Any = None
+        self._service: NodeService | None = None
         self._reactor: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._state = "new"
@@ -265,7 +267,8 @@ class Node:
     def _node(self) -> AxlNode:
         if self._state != "running":
             raise NodeStopped(f"the node is {self._state}, not running")
-        node: AxlNode = self._service.node
+        node = self._service.node if self._service is not None else None
+        assert node is not None  # a running node's service has its record
         return node
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -336,7 +339,7 @@ class Node:
     async def _stop_service(self, tasks: set[asyncio.Task[None]]) -> None:
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
-        if self._service.running:
+        if self._service is not None and self._service.running:
             await self._service.stopService().asFuture(asyncio.get_running_loop())
 
     async def __aenter__(self) -> Node:

@@ -32,9 +32,10 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
 from twisted.web.resource import IResource
-from twisted.web.server import Request
+from twisted.web.server import NOT_DONE_YET, Request
 
 from axl.bridge.http import (
+    WrappedLeaf,
     absolute_card_urls,
     bridge_authority,
     header,
@@ -45,7 +46,7 @@ from axl.bridge.http import (
     sized,
     text_response,
 )
-from axl.bridge.mcp_sessions import McpSession, McpSessions
+from axl.bridge.mcp_sessions import McpSessionEntry, McpSessions
 from axl.bridge.metrics import CONTENT_TYPE_LATEST, NodeMetrics, ObservedResource
 from axl.crypto.keys import short_key
 from axl.streams.envelope import (
@@ -60,6 +61,7 @@ from axl.streams.envelope import (
 from axl.streams.errors import (
     DeliveryError,
     MessageRefused,
+    PeerBusy,
     PeerTimedOut,
     PeerUnreachable,
     RemoteError,
@@ -87,6 +89,7 @@ DELIVERY_STATUS: dict[type[DeliveryError], int] = {
     PeerUnreachable: 502,
     RemoteError: 502,
     SendTimedOut: 503,
+    PeerBusy: 503,
     PeerTimedOut: 504,
     MessageRefused: 413,
 }
@@ -103,7 +106,7 @@ def delivery_status(error: DeliveryError) -> int:
 class Bridge:
     """
     The HTTP bridge of one node: every route, one Klein app. Serve it with
-    C{Site(bridge.app.resource())}.
+    C{Site(bridge.resource())} (L{HotRoutes} over the Klein resource, counted by the metrics).
 
     @param topology: makes the C{/topology} document (L{axl.bridge.topology.topology_document}).
     @param sender: the streams' sender (C{/send}, C{/mcp}, C{/a2a}).
@@ -150,7 +153,7 @@ class Bridge:
 
     def resource(self) -> IResource:
         """What the bridge's site serves: every route, each request counted by the metrics."""
-        resource: IResource = self.app.resource()
+        resource: IResource = HotRoutes(self, self.app.resource())
         if self.metrics is None:
             return resource
         return ObservedResource(resource, self.metrics)
@@ -322,7 +325,7 @@ class Bridge:
         if not isinstance(message, dict):
             return text_response(request, 400, "Invalid JSON-RPC")
         method = message.get("method")
-        session: McpSession | None = None
+        session: McpSessionEntry | None = None
         if method == "initialize":
             session = self.sessions.create(dest, service)
         elif session_id:
@@ -362,7 +365,7 @@ class Bridge:
         return json_response(request, dumps(reply.response))
 
     @staticmethod
-    def _remember_remote_session(session: McpSession | None, reply: Reply) -> None:
+    def _remember_remote_session(session: McpSessionEntry | None, reply: Reply) -> None:
         if session is None:
             return
         for name, value in reply.headers.items():
@@ -370,7 +373,7 @@ class Bridge:
                 session.remote_id = value
 
     def _end_remote_session(
-        self, dest: bytes, service: str, session: McpSession
+        self, dest: bytes, service: str, session: McpSessionEntry
     ) -> None:
         """Send the remote MCP server's session a DELETE (the C{:method} pseudo-header)."""
         assert session.remote_id is not None
@@ -383,7 +386,7 @@ class Bridge:
         dest: bytes,
         service: str,
         envelope: bytes,
-        session: McpSession | None,
+        session: McpSessionEntry | None,
         what: str = "notification",
     ) -> None:
         """Deliver C{envelope} in the background; failures are logged (at info), never raised."""
@@ -473,3 +476,60 @@ class Bridge:
         )
         scheme = "https" if request.isSecure() else "http"
         return f"{scheme}://{authority}/a2a/{peer.lower()}"
+
+
+class HotRoutes(WrappedLeaf):
+    """
+    The bridge's resource: C{POST /send} and C{GET /recv}, the two requests every message costs,
+    are handed straight to their L{Bridge} methods; every other request goes to the Klein
+    resource C{inner}. Klein's URL mapping and response wrappers cost about as much CPU as the
+    rest of a small C{/recv} (profiles of C{bench/bench_bridge.py}); the methods, their
+    responses and their errors are the same either way: a failure is answered by the Klein
+    app's own error handlers (C{handle_errors}), in their order.
+    """
+
+    log = Logger()
+
+    def __init__(self, bridge: Bridge, inner: IResource) -> None:
+        super().__init__(inner)
+        self._bridge = bridge
+
+    def render(self, request: IRequest) -> object:
+        path, method = request.path, request.method
+        if path == b"/send" and method == b"POST":
+            route = self._bridge.send
+        elif path == b"/recv" and method == b"GET":
+            route = self._bridge.recv
+        else:
+            return self._inner.render(request)
+        gone: list[object] = []  # the request finished early (the client went away)
+        notify = cast(Request, request).notifyFinish  # IRequest does not declare it
+        notify().addBoth(gone.append)
+        d: Deferred[bytes | None] = Deferred.fromCoroutine(route(request))
+        if not d.called:
+            notify().addErrback(lambda _: d.cancel())
+        d.addErrback(self._failed, request, gone)
+        d.addCallback(self._respond, request, gone)
+        d.addErrback(lambda f: self.log.failure("writing a bridge response failed", f))
+        return NOT_DONE_YET
+
+    def _failed(self, failure: Failure, request: IRequest, gone: list[object]) -> object:
+        if gone:
+            if not failure.check(CancelledError):
+                self.log.failure("a bridge request failed after its client went away", failure)
+            return None
+        app = self._bridge.app
+        for kinds, handler in app._error_handlers:  # what Klein's own resource consults
+            if failure.check(*kinds):
+                return app.execute_error_handler(handler, request, failure)
+        cast(Request, request).processingFailed(failure)  # a 500, logged, as Klein does
+        gone.append(None)
+        return None
+
+    @staticmethod
+    def _respond(body: bytes | None, request: IRequest, gone: list[object]) -> None:
+        if gone:
+            return
+        if body:
+            request.write(body)
+        request.finish()

@@ -13,6 +13,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from twisted.web.iweb import IRequest
+from twisted.web.resource import IResource
+from zope.interface import implementer
 
 from axl.streams.envelope import dumps
 
@@ -153,3 +155,26 @@ def jsonrpc_error(request_id: Any, message: str) -> bytes:
         )
         + b"\n"
     )
+
+
+@implementer(IResource)
+class WrappedLeaf:
+    """
+    A leaf resource in front of the bridge's Klein resource C{inner} (also a leaf); subclasses
+    decide in C{render} what to do before or instead of handing a request to C{inner}.
+    """
+
+    isLeaf = True
+
+    def __init__(self, inner: IResource) -> None:
+        self._inner = inner
+
+    def getChildWithDefault(self, name: bytes, request: IRequest) -> IResource:
+        child: IResource = self._inner.getChildWithDefault(name, request)
+        return child
+
+    def putChild(self, path: bytes, child: IResource) -> None:
+        raise NotImplementedError("the bridge's routes are its Klein app's")
+
+    def render(self, request: IRequest) -> object:
+        return self._inner.render(request)

@@ -16,12 +16,15 @@ from dataclasses import dataclass
 
 from twisted.internet.interfaces import IReactorTime
 
-__all__ = ["McpSession", "McpSessions"]
+__all__ = ["McpSessionEntry", "McpSessions"]
 
 
 @dataclass
-class McpSession:
-    """One session: its id (given to the local client), its target, and the remote's own id."""
+class McpSessionEntry:
+    """
+    One session of L{McpSessions}: its id (given to the local client), its target, and the
+    remote's own id.
+    """
 
     id: str
     peer: bytes
@@ -47,23 +50,23 @@ class McpSessions:
         self.ttl = ttl
         self._entropy = entropy
         self.max_sessions = max_sessions
-        self._sessions: dict[str, McpSession] = {}
+        self._sessions: dict[str, McpSessionEntry] = {}
 
     def __len__(self) -> int:
         return len(self._sessions)
 
-    def create(self, peer: bytes, service: str) -> McpSession:
+    def create(self, peer: bytes, service: str) -> McpSessionEntry:
         """A new session for C{(peer, service)}."""
         self._sweep()
         while len(self._sessions) >= self.max_sessions:
             oldest = min(self._sessions.values(), key=lambda s: s.last_used)
             del self._sessions[oldest.id]
         session_id = self._entropy(16).hex()
-        session = McpSession(session_id, peer, service, self._clock.seconds())
+        session = McpSessionEntry(session_id, peer, service, self._clock.seconds())
         self._sessions[session_id] = session
         return session
 
-    def lookup(self, session_id: str, peer: bytes, service: str) -> McpSession | None:
+    def lookup(self, session_id: str, peer: bytes, service: str) -> McpSessionEntry | None:
         """The live session C{session_id} of C{(peer, service)}, or None; using it renews it."""
         session = self._sessions.get(session_id)
         if session is None:

@@ -26,9 +26,9 @@ from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
 from twisted.web.resource import IResource
 from twisted.web.server import Request
-from zope.interface import implementer
 
 from axl.admin.commands import TablesSource
+from axl.bridge.http import WrappedLeaf
 
 __all__ = ["CONTENT_TYPE_LATEST", "LATENCY_BUCKETS", "MetricsSource", "NodeMetrics", "ObservedResource"]
 
@@ -195,25 +195,15 @@ class NodeMetrics:
         return generate_latest(self.registry)
 
 
-@implementer(IResource)
-class ObservedResource:
+class ObservedResource(WrappedLeaf):
     """
     Wraps the bridge's Klein resource (a leaf) so that every request is handed to
     L{NodeMetrics.observe} before it is served.
     """
 
-    isLeaf = True
-
     def __init__(self, inner: IResource, metrics: NodeMetrics) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self._metrics = metrics
-
-    def getChildWithDefault(self, name: bytes, request: IRequest) -> IResource:
-        child: IResource = self._inner.getChildWithDefault(name, request)
-        return child
-
-    def putChild(self, path: bytes, child: IResource) -> None:
-        raise NotImplementedError("the bridge's routes are its Klein app's")
 
     def render(self, request: IRequest) -> object:
         self._metrics.observe(request)

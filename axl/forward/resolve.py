@@ -10,7 +10,6 @@ intervals until it knows or the connect timeout passes.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.error import TCPTimedOutError
@@ -18,6 +17,7 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 
 from axl.crypto.address import ADDR_PREFIX, key_for_addr, key_for_subnet
 from axl.forward.spec import OverlayTarget
+from axl.ipv6.rwc import IPv6Layer
 
 __all__ = ["KeyResolver", "POLL_INTERVAL"]
 
@@ -31,7 +31,7 @@ class KeyResolver:
     @param send_lookup: the router's C{send_lookup(partial_key)}.
     """
 
-    def __init__(self, ipv6: Any, send_lookup: Callable[[bytes], None], clock: IReactorTime,
+    def __init__(self, ipv6: IPv6Layer, send_lookup: Callable[[bytes], None], clock: IReactorTime,
                  timeout: float) -> None:  # fmt: skip
         self._ipv6, self._send_lookup, self._clock = ipv6, send_lookup, clock
         self.timeout = timeout

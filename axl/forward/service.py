@@ -32,6 +32,8 @@ from axl.forward.tcp import (
     server_endpoint,
 )
 from axl.forward.udp import start_udp_forwards
+from axl.interfaces import IRouter
+from axl.ipv6.rwc import IPv6Layer
 from axl.ipv6.stack import Overlay
 from axl.ipv6.udp import UDPLayer
 from axl.listening import listen_now
@@ -58,7 +60,7 @@ class ForwardsService(Service):
 
     name = "axl-forwards"
 
-    def __init__(self, config: NodeConfig, reactor: Any, ipv6: Any, send_lookup: Callable[[bytes], None],
+    def __init__(self, config: NodeConfig, reactor: Any, ipv6: IPv6Layer, send_lookup: Callable[[bytes], None],
                  tcp: TCPStack, udp: UDPLayer | None) -> None:  # fmt: skip
         self.config, self.reactor = config, reactor
         self._ipv6, self._send_lookup, self._tcp, self._udp = ipv6, send_lookup, tcp, udp
@@ -122,7 +124,7 @@ class ForwardsService(Service):
         return DeferredList(stops)
 
 
-def build_forwards(config: NodeConfig, reactor: Any, overlay: Overlay, router: Any,
+def build_forwards(config: NodeConfig, reactor: Any, overlay: Overlay, router: IRouter,
                    tcp: TCPStack) -> ForwardsService:  # fmt: skip
     """
     The forwards service of a node (it does nothing when the config asks for no forward).

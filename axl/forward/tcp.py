@@ -44,6 +44,7 @@ from axl.forward.spec import HostPort, OverlayTarget, UnixPath
 from axl.forward.splice import Forward, Splice, SpliceEnd, reset_transport
 from axl.overlay_address import OverlayAddress
 from axl.tcp.endpoints import OverlayClientEndpoint
+from axl.tcp.stack import TCPStack
 
 __all__ = [
     "OverlayDialer",
@@ -108,7 +109,7 @@ def client_endpoint(reactor: Any, where: HostPort | UnixPath,
 class OverlayDialer:
     """Connects a fresh L{SpliceEnd} to a mesh target over the node's userspace TCP."""
 
-    def __init__(self, stack: Any, resolver: KeyResolver) -> None:
+    def __init__(self, stack: TCPStack, resolver: KeyResolver) -> None:
         self.stack, self.resolver = stack, resolver
 
     def dial(self, target: OverlayTarget) -> Deferred[SpliceEnd]:

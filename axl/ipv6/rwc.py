@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections import Counter, deque
 from collections.abc import Callable
-from typing import Protocol, cast
+from typing import Protocol
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
@@ -83,7 +83,8 @@ _TRAFFIC_BYTE = bytes((SESSION_TRAFFIC,))
 class Lookups(Protocol):
     """The part of L{axl.interfaces.IRouter} this layer uses."""
 
-    def send_lookup(self, partial_key: bytes) -> None: ...
+    def send_lookup(self, partial_key: bytes) -> None:
+        """Look up the key starting with C{partial_key} (L{axl.interfaces.IRouter.send_lookup})."""
 
 
 class _KeyInfo:
@@ -147,7 +148,7 @@ class IPv6Layer:
 
     # -- IIPv6Layer -----------------------------------------------------------------------
 
-    def register_protocol(self, next_header: int, handler: object) -> None:
+    def register_protocol(self, next_header: int, handler: ProtocolHandler) -> None:
         """
         Deliver incoming packets with C{next_header} to C{handler(source_key, packet)} (a
         L{ProtocolHandler}); a later registration replaces an earlier one.
@@ -156,7 +157,7 @@ class IPv6Layer:
             raise ValueError(f"a next header is one byte, got {next_header}")
         if not callable(handler):
             raise TypeError("a protocol handler must be callable")
-        self._protocols[next_header] = cast(ProtocolHandler, handler)
+        self._protocols[next_header] = handler
 
     def register_ptb_handler(self, handler: PTBHandler) -> None:
         """

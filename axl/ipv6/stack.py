@@ -1,8 +1,8 @@
 # -*- test-case-name: tests.test_session_harness -*-
 """
 The layers between the router and the userspace TCP, built and wired in one place:
-sessions -> core dispatch (+ proto answers) -> IPv6 carriage. C{axl.service} and the test
-harnesses both use L{build_overlay}.
+sessions -> core dispatch (+ proto answers) -> IPv6 carriage (spec/yggdrasil-wire.md sections
+4 and 5.1-5.3). C{axl.service} and the test harnesses both use L{build_overlay}.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 """
 An in-memory harness for the layers above the router: L{FakeNetwork} stands in for the mesh
 (every L{FakeRouter} reaches every other one, optionally through relays), L{Stack} is one node's
-sessions + core + IPv6 layer on a fake router. For tests of this layer and the ones above it.
+sessions + core + IPv6 layer on a fake router (spec/yggdrasil-wire.md sections 4 and 5). For
+tests of this layer and the ones above it.
 
 Packets are queued and delivered by L{FakeNetwork.flush}, never re-entrantly, so a test can
 look at, drop, tamper with or replay what is on the "wire".
@@ -68,10 +69,15 @@ class FakeNetwork:
         self._notifies: deque[tuple[bytes, bytes]] = deque()
 
     def router(self, public_key: bytes) -> FakeRouter:
+        """Attach a new L{FakeRouter} for C{public_key} (replacing an earlier one); return it."""
         router = self.routers[public_key] = FakeRouter(self, public_key)
         return router
 
     def lookup(self, requester: bytes, partial: bytes) -> None:
+        """
+        C{requester} looks up the partial key C{partial}: queue a path notify for it for each
+        attached router whose address or subnet names C{partial} (delivered by L{flush}).
+        """
         for key in self.routers:
             if (
                 key_for_addr(addr_for_key(key)) == partial
@@ -148,6 +154,7 @@ class Stack:
 
     @property
     def public_key(self) -> bytes:
+        """This node's ed25519 public key."""
         return self.identity.public_key
 
     def listen(self, next_header: int) -> list[tuple[bytes, bytes]]:

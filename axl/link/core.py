@@ -66,6 +66,7 @@ _order = itertools.count(1)
 
 
 class LinkState(enum.Enum):
+    """The stages of one link: built, meta handshake, exchanging frames, closed."""
     IDLE = "idle"  # built, not connected yet
     HANDSHAKING = "handshaking"
     UP = "up"
@@ -222,6 +223,7 @@ class LinkCore:
 
     @property
     def is_up(self) -> bool:
+        """Whether the handshake succeeded and the link is not closed yet."""
         return self.state is LinkState.UP
 
     def uptime(self) -> float:

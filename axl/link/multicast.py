@@ -177,9 +177,14 @@ def system_interfaces() -> list[NetInterface]:
 class BeaconSocket(TypingProtocol):
     """What the service needs from the UDP socket (L{MulticastSocket}, or a fake in tests)."""
 
-    def join(self, index: int) -> None: ...
-    def send(self, data: bytes, index: int) -> None: ...
-    def close(self) -> None: ...
+    def join(self, index: int) -> None:
+        """Join the beacon group on interface C{index} (joining twice is harmless)."""
+
+    def send(self, data: bytes, index: int) -> None:
+        """Send one beacon out of interface C{index}."""
+
+    def close(self) -> None:
+        """Stop reading and close the socket."""
 
 
 @implementer(IReadDescriptor)
@@ -241,6 +246,10 @@ class MulticastSocket:
         self.close()
 
     def join(self, index: int) -> None:
+        """
+        Join the beacon group on interface C{index}; a failure is logged once per interface
+        (the service retries every tick).
+        """
         if index in self._joined:
             return
         mreq = socket.inet_pton(socket.AF_INET6, GROUP) + struct.pack("@I", index)
@@ -256,12 +265,14 @@ class MulticastSocket:
         self._joined.add(index)
 
     def send(self, data: bytes, index: int) -> None:
+        """Send beacon C{data} to the group on interface C{index} (a failure is logged at debug)."""
         try:
             self._sock.sendto(data, (GROUP, PORT, 0, index))
         except OSError as e:
             self.log.debug("beacon on interface {index} not sent: {err}", index=index, err=e)
 
     def close(self) -> None:
+        """Stop reading and close the socket (idempotent)."""
         if self._sock.fileno() >= 0:
             self._reactor.removeReader(self)
             self._sock.close()
@@ -270,8 +281,11 @@ class MulticastSocket:
 class PeerLinks(TypingProtocol):
     """What multicast needs from the peer manager."""
 
-    def add_local_listener(self, uri: str) -> Deferred[IListeningPort]: ...
-    def dial_ephemeral(self, uri: str) -> bool: ...
+    def add_local_listener(self, uri: str) -> Deferred[IListeningPort]:
+        """Listen on C{uri} for links from beacon receivers; fires with the port."""
+
+    def dial_ephemeral(self, uri: str) -> bool:
+        """Dial a beacon's sender once; return whether a dial started."""
 
 
 @dataclass

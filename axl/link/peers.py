@@ -86,6 +86,7 @@ class PeerEntry:
 
     @property
     def up(self) -> bool:
+        """Whether this entry has a link whose handshake succeeded."""
         return self.link is not None and self.link.is_up
 
 
@@ -186,11 +187,11 @@ class PeerManager(MultiService):
         self.latency_for_key = latency_for_key
         self._forward = _Forward(self)
         if dial is None or listen_endpoint is None:
-            tls = tls if tls is not None else LinkTLS(identity)
-        self._dial = dial or (lambda uri: client_endpoint(reactor, uri, tls))  # type: ignore[arg-type]
-        self._listen_endpoint = listen_endpoint or (
-            lambda uri: server_endpoint(reactor, uri, tls)  # type: ignore[arg-type]
-        )
+            link_tls = tls if tls is not None else LinkTLS(identity)
+            dial = dial or partial(client_endpoint, reactor, tls=link_tls)
+            listen_endpoint = listen_endpoint or partial(server_endpoint, reactor, tls=link_tls)
+        self._dial: Callable[[PeerURI], IStreamClientEndpoint] = dial
+        self._listen_endpoint: Callable[[PeerURI], IStreamServerEndpoint] = listen_endpoint
         self._configured: list[PeerEntry] = []
         self._inbound: list[PeerEntry] = []
         self._ephemeral: list[PeerEntry] = []

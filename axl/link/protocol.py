@@ -1,6 +1,7 @@
 # -*- test-case-name: tests.test_link_core -*-
 """
-The thin Twisted adapter around L{LinkCore}: it only moves bytes and connection events.
+The thin Twisted adapter around L{LinkCore}: it only moves bytes and connection events (the
+link's wire behaviour is the core's: spec/yggdrasil-wire.md sections 2.3-2.7).
 """
 
 from __future__ import annotations

@@ -133,6 +133,7 @@ class QuicLinkTransport:
             self._driver.finish_stream(self.stream_id)
 
     def abortConnection(self) -> None:
+        """Close the whole QUIC connection now (the link has one stream)."""
         self.disconnecting = True
         self._driver.close("link aborted")
 
@@ -143,10 +144,12 @@ class QuicLinkTransport:
         return self._driver.host_address()
 
     def registerProducer(self, producer: Any, streaming: bool) -> None:
+        """Pause C{producer} while more than C{SEND_BUFFER_HIGH} bytes are unacknowledged."""
         self._producer = producer
         self._check_buffer()
 
     def unregisterProducer(self) -> None:
+        """Forget the producer."""
         self._producer = None
 
     def pauseProducing(self) -> None:  # IPushProducer: nothing to pause; we never buffer reads
@@ -224,12 +227,14 @@ class QuicDriver:
     # -- addresses -------------------------------------------------------------------------
 
     def peer_address(self) -> IPv4Address | IPv6Address:
+        """The remote UDP address, as a Twisted address."""
         host, port = self._peer[0], self._peer[1]
         if ":" in host:
             return IPv6Address("UDP", host, port)
         return IPv4Address("UDP", host, port)
 
     def host_address(self) -> Any:
+        """Our UDP port's address."""
         return self._host
 
     # -- inputs ----------------------------------------------------------------------------
@@ -240,6 +245,7 @@ class QuicDriver:
         self.transmit()
 
     def datagram_received(self, data: bytes, addr: Address) -> None:
+        """Feed one UDP datagram from C{addr} to the connection and act on its events."""
         if self.closed:
             return
         self.connection.receive_datagram(data, addr, now=self._clock.seconds())
@@ -266,6 +272,7 @@ class QuicDriver:
         self._terminated(reason, clean)
 
     def unacked(self, stream_id: int) -> int:
+        """Bytes written to stream C{stream_id} and not yet acknowledged by the peer."""
         stream = self.connection._streams.get(stream_id)  # aioquic has no public accessor
         if stream is None:
             return 0
@@ -612,6 +619,7 @@ class QuicServerPort(DatagramProtocol):
         self._count -= 1
 
     def send(self, data: bytes, addr: Address) -> None:
+        """Send one datagram to C{addr}; a failed send is dropped, as QUIC retransmits."""
         if self.transport is not None:
             try:
                 self.transport.write(data, addr)
@@ -619,6 +627,7 @@ class QuicServerPort(DatagramProtocol):
                 pass
 
     def close_all(self) -> None:
+        """Close every connection of this listener."""
         for driver in set(self.drivers.values()):
             driver.close("listener stopped")
 

@@ -80,6 +80,7 @@ class Socks5Handshake:
 
     @property
     def is_open(self) -> bool:
+        """Whether the proxy has connected us: link bytes may flow."""
         return self.stage is _Stage.OPEN
 
     def start(self) -> bytes:

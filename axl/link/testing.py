@@ -1,7 +1,7 @@
 # -*- test-case-name: tests.test_link_core -*-
 """
-Test helpers for the link layer: a recording handler, and two link cores connected in memory
-(plain or over real TLS) with C{twisted.test.iosim}.
+Test helpers for the link layer (spec/yggdrasil-wire.md section 2): a recording handler, and two
+link cores connected in memory (plain or over real TLS) with C{twisted.test.iosim}.
 """
 
 from __future__ import annotations
@@ -76,15 +76,18 @@ class RecordingHandler:
         self.events.append(("down", link))
 
     def frames(self) -> list[tuple[int, bytes]]:
+        """C{(frame_type, payload)} of each frame received, in order."""
         return [(e[2], e[3]) for e in self.events if e[0] == "frame"]
 
     def kinds(self) -> list[str]:
+        """The kind (C{up}, C{frame}, C{down}) of each event, in order."""
         return [e[0] for e in self.events]
 
 
 def make_core(
     ident: Identity, clock: Clock, handler: ILinkHandler | None = None, **kw: Any
 ) -> LinkCore:
+    """A L{LinkCore} for C{ident} on C{clock}, outbound to C{tcp://test:1} unless C{kw} says so."""
     kw.setdefault("uri", "tcp://test:1")
     kw.setdefault("inbound", False)
     return LinkCore(

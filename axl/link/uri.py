@@ -92,10 +92,15 @@ class PeerURI:
 
     @property
     def link_uri(self) -> str:
+        """
+        The URI without its query and fragment: how the peer table and C{removePeer} name a
+        peer.
+        """
         return self.text.split("?", 1)[0].split("#", 1)[0]
 
     @property
     def host_is_ip(self) -> bool:
+        """Whether the host is an IP address (with or without a zone), not a name."""
         try:
             ipaddress.ip_address(self.host.split("%", 1)[0])
         except ValueError:
@@ -104,6 +109,7 @@ class PeerURI:
 
     @property
     def is_ipv6(self) -> bool:
+        """Whether the host is an IPv6 address."""
         return ":" in self.host
 
 

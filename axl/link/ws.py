@@ -107,6 +107,7 @@ class WebSocketLinkTransport:
         self._ws.sendClose(1000)
 
     def abortConnection(self) -> None:
+        """Send a close frame and drop the connection at once."""
         self._ws.sendClose(1000)
         self._ws.dropConnection(abort=True)
 
@@ -117,9 +118,11 @@ class WebSocketLinkTransport:
         return self._ws.transport.getHost()
 
     def registerProducer(self, producer: Any, streaming: bool) -> None:
+        """Register C{producer} with the underlying TCP or TLS transport."""
         self._ws.transport.registerProducer(producer, streaming)
 
     def unregisterProducer(self) -> None:
+        """Unregister the producer from the underlying transport."""
         self._ws.transport.unregisterProducer()
 
 

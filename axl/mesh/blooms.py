@@ -61,14 +61,20 @@ class Blooms:
         self._state: dict[bytes, _PeerBloom] = {}
 
     def is_on_tree(self, key: bytes) -> bool:
+        """
+        Whether the peer with C{key} was our parent or child at the last L{maintain} (lookups and
+        filters travel only between on-tree peers).
+        """
         state = self._state.get(key)
         return state is not None and state.on_tree
 
     def recv_filter(self, key: bytes) -> int:
+        """The last filter the peer with C{key} sent us (empty for a key with no link up)."""
         state = self._state.get(key)
         return state.recv if state is not None else EMPTY_BLOOM
 
     def sent_filter(self, key: bytes) -> int:
+        """The filter we last sent the peer with C{key} (empty for a key with no link up)."""
         state = self._state.get(key)
         return state.send if state is not None else EMPTY_BLOOM
 

@@ -406,6 +406,13 @@ class Pathfinder:
     # -- notifies --------------------------------------------------------------------------
 
     def handle_notify(self, peer: PeerLink, payload: bytes) -> None:
+        """
+        A PathNotify (frame type 7) from C{peer}: forward it greedily towards its C{dest}; if it is
+        for us and answers one of our lookups (or brings a newer path for a key we have a path to),
+        verify its signature, record the path and send the packets that waited for it.
+
+        @raise DecodeError: the payload is not exactly one notify (the link is dropped).
+        """
         self._handle_notify(PathNotify.decode(payload))
 
     def _handle_notify(self, notify: PathNotify) -> None:
@@ -489,6 +496,12 @@ class Pathfinder:
     # -- broken paths ----------------------------------------------------------------------
 
     def handle_broken(self, peer: PeerLink, payload: bytes) -> None:
+        """
+        A PathBroken (frame type 8) from C{peer}: forward it greedily towards its C{source}; if we
+        are that source, mark our path to its C{dest} broken and look C{dest} up again.
+
+        @raise DecodeError: the payload is not exactly one path-broken notice (the link is dropped).
+        """
         self._handle_broken(PathBroken.decode(payload))
 
     def do_broken(self, from_path: Path, source: bytes, dest: bytes) -> None:
@@ -561,6 +574,10 @@ class Pathfinder:
             self._release(rumor)
 
     def stop(self) -> None:
+        """
+        Cancel every timer and forget every path, rumor, reverse path and held packet (the router is
+        stopping).
+        """
         if self._retry_call is not None and self._retry_call.active():
             self._retry_call.cancel()
         self._retry_call = None

@@ -98,6 +98,7 @@ class Peers:
         return peer, True
 
     def get(self, link: ILink) -> PeerLink | None:
+        """The tracked L{PeerLink} of C{link}, or C{None} if it is not (or no longer) up."""
         return self._by_link.get(id(link))
 
     def port_for_key(self, key: bytes) -> int:
@@ -114,6 +115,7 @@ class Peers:
         return min(self.by_key[key], key=lambda p: (p.prio, p.order))
 
     def links(self) -> Iterator[PeerLink]:
+        """Every link that is up, grouped by remote key."""
         for links in self.by_key.values():
             yield from links
 
@@ -138,11 +140,16 @@ class Deadline:
         self._call: IDelayedCall | None = clock.callLater(delay, self._check)
 
     def reset(self, delay: float) -> None:
+        """
+        Fire C{delay} seconds from now instead (re-arming the timer if it already fired or was
+        L{cancel}led).
+        """
         self.deadline = self._clock.seconds() + delay
         if self._call is None:
             self._call = self._clock.callLater(delay, self._check)
 
     def cancel(self) -> None:
+        """Stop the timer without firing; a later L{reset} starts it again."""
         if self._call is not None:
             self._call.cancel()
             self._call = None

@@ -309,6 +309,7 @@ class Router:
         return self.tree.tree_info()
 
     def paths_info(self) -> list[dict[str, object]]:
+        """C{{public_key, path, sequence}} per known path (Go's C{GetPaths}, for C{/topology})."""
         return self.pathfinder.paths_info()
 
     def port_for_key(self, key: bytes) -> int:
@@ -342,5 +343,6 @@ class Router:
         return list(self.tree.coords(self.public_key))
 
     def parent(self) -> bytes:
+        """Our parent's key (our own while we are root, and before our first tree entry)."""
         info = self.tree.infos.get(self.public_key)
         return info.parent if info is not None else self.public_key

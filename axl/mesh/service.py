@@ -1,5 +1,8 @@
 # -*- test-case-name: tests.test_mesh_router -*-
-"""L{RouterService}: starts the router's maintenance tick with the node and stops its timers."""
+"""
+L{RouterService}: starts the router's maintenance tick (spec/yggdrasil-wire.md section 3.5.1)
+with the node and stops its timers.
+"""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 # -*- test-case-name: tests.test_mesh_sim -*-
 """
 A simulated mesh for tests and experiments: N L{Router} cores wired by in-memory links that
-share one C{task.Clock}. Nodes and links can be added and removed at any time; frames can be
+share one C{task.Clock}, to exercise spec/yggdrasil-wire.md section 3 (tree, filters, lookups,
+routing) over many nodes. Nodes and links can be added and removed at any time; frames can be
 delayed (per-link latency) or dropped (a predicate). Nothing here touches the network.
 
 Frames with zero latency are delivered through a FIFO queue that is drained as soon as the
@@ -191,6 +192,13 @@ class SimNetwork:
     # -- topology --------------------------------------------------------------------------
 
     def add_node(self, identity: Identity | None = None, start: bool = True) -> SimNode:
+        """
+        Add a node with no links.
+
+        @param identity: its key (a random one from the network's seeded C{rng} if not given).
+        @param start: start its router (its timers) at once.
+        @return: the new node, named C{n0}, C{n1}, ... in the order they were added.
+        """
         if identity is None:
             identity = Identity(self.rng.randbytes(32))
         node = SimNode(self, identity, f"n{len(self.nodes)}")
@@ -244,17 +252,24 @@ class SimNetwork:
         self._event(down)
 
     def disconnect(self, a: SimNode, b: SimNode) -> None:
+        """Take down every link between C{a} and C{b} (see L{cut})."""
         for wire in list(a.wires):
             if b in (wire.a, wire.b):
                 self.cut(wire)
 
     def neighbours(self, node: SimNode) -> Iterable[SimNode]:
+        """The nodes C{node} has a link up to, once per link."""
         for wire in node.wires:
             yield wire.b if wire.a is node else wire.a
 
     # -- frames ----------------------------------------------------------------------------
 
     def transmit(self, link: SimLink, frame_type: int, payload: bytes) -> None:
+        """
+        Carry a frame sent on C{link} to its other end: dropped if the C{drop} predicate says so,
+        otherwise counted in C{frames} and delivered after the wire's latency (through the clock)
+        or, with no latency, as soon as the outermost event finishes (never re-entrantly).
+        """
         if self.drop is not None and self.drop(link, frame_type, payload):
             return
         self.frames[frame_type] += 1
@@ -315,9 +330,11 @@ class SimNetwork:
     # -- observations ----------------------------------------------------------------------
 
     def lowest_key(self) -> bytes:
+        """The lowest key among the nodes: the root every node converges on."""
         return min(node.public_key for node in self.nodes)
 
     def roots(self) -> set[bytes]:
+        """The roots the nodes see (one key once the tree has converged)."""
         return {node.router.root() for node in self.nodes}
 
     def converged(self) -> bool:

@@ -56,6 +56,7 @@ class Info:
 
     @classmethod
     def from_announce(cls, ann: Announce) -> Info:
+        """The entry a verified L{Announce} carries (the table keys it by C{ann.key})."""
         return cls(ann.parent, ann.seq, ann.nonce, ann.port, ann.psig, ann.sig)
 
     def announce(self, key: bytes) -> bytes:
@@ -67,6 +68,7 @@ class Info:
         return self._payload
 
     def same(self, other: Info) -> bool:
+        """Whether C{other} is the same signed entry (every field equal)."""
         return (
             self.parent == other.parent
             and self.seq == other.seq
@@ -151,6 +153,10 @@ class Tree:
         return result
 
     def coords(self, key: bytes) -> Path:
+        """
+        C{key}'s coordinates (section 3.5.6): the ports from the root down to it; empty for the root
+        and for a key we have no entry for.
+        """
         return self.root_and_path(key)[1]
 
     def root_and_dists(self, key: bytes) -> tuple[bytes | None, dict[bytes, int]]:
@@ -276,6 +282,10 @@ class Tree:
         self._send_req(peer, req)
 
     def link_down(self, peer: PeerLink, last: bool) -> None:
+        """
+        Section 3.5.3, link down: when C{last} (no other link to the peer's key is up), forget what
+        we sent that key and our signature request to it and its response.
+        """
         if last:
             self.sent.pop(peer.key, None)
             self.requests.pop(peer.key, None)
@@ -288,6 +298,14 @@ class Tree:
         peer.send(FRAME_SIGRES, SigRes(req.seq, req.nonce, peer.port, psig).encode())
 
     def handle_sigres(self, peer: PeerLink, payload: bytes) -> None:
+        """
+        A SigRes (frame type 3) from C{peer}: measure the round trip; if it answers our current
+        request, keep it (it makes C{peer} a parent candidate for L{fix}) and, on the link's first
+        answer, update the link's lag (its cost, section 3.2).
+
+        @raise ProtocolError: the payload does not decode or the signature does not verify (the link
+            is dropped).
+        """
         res = SigRes.decode(payload)
         if not res.verify(self.key, peer.key):
             raise ProtocolError("SigRes signature does not verify")
@@ -307,6 +325,14 @@ class Tree:
             self._on_change()
 
     def handle_announce(self, peer: PeerLink, payload: bytes) -> None:
+        """
+        An Announce (frame type 4) from C{peer}: store the entry if it wins the C{_update} order
+        (section 3.4.1); if not and ours differs, send C{peer} the one we hold. Either way C{peer}
+        now has that key's entry, so gossip does not send it again.
+
+        @raise ProtocolError: the payload does not decode or a signature does not verify (the link
+            is dropped).
+        """
         ann = Announce.decode(payload)
         old = self.infos.get(ann.key)
         # An entry byte-identical to the stored one was verified when it was stored.
@@ -396,6 +422,7 @@ class Tree:
                         peer.send(FRAME_ANNOUNCE, payload)
 
     def stop(self) -> None:
+        """Cancel every entry's refresh and expiry timer (the router is stopping)."""
         for timer in self._timers.values():
             timer.cancel()
         self._timers.clear()

@@ -149,10 +149,18 @@ class SigReq:
     nonce: int
 
     def encode(self) -> bytes:
+        """The frame payload (the type byte excluded): C{seq} and C{nonce} as uvarints."""
         return uvarint_encode(self.seq) + uvarint_encode(self.nonce)
 
     @classmethod
     def decode(cls, data: bytes) -> SigReq:
+        """
+        Decode a SigReq (frame type 2) from its payload (the type byte excluded), which it must fill
+        exactly.
+
+        @raise DecodeError: the payload ends inside a field, a field is not a valid uvarint, or
+            bytes are left over.
+        """
         data = _as_bytes(data)
         seq, pos = uvarint_decode(data, 0)
         nonce, pos = uvarint_decode(data, pos)
@@ -170,6 +178,11 @@ class SigRes:
     psig: bytes
 
     def encode(self) -> bytes:
+        """
+        The frame payload (the type byte excluded).
+
+        @raise ValueError: a key or signature field has the wrong length.
+        """
         _check_sig("psig", self.psig)
         return b"".join(
             [
@@ -182,6 +195,13 @@ class SigRes:
 
     @classmethod
     def decode(cls, data: bytes) -> SigRes:
+        """
+        Decode a SigRes (frame type 3) from its payload (the type byte excluded), which it must fill
+        exactly.
+
+        @raise DecodeError: the payload ends inside a field, a field is not a valid uvarint, or
+            bytes are left over.
+        """
         data = _as_bytes(data)
         seq, pos = uvarint_decode(data, 0)
         nonce, pos = uvarint_decode(data, pos)
@@ -208,6 +228,11 @@ class Announce:
     sig: bytes
 
     def encode(self) -> bytes:
+        """
+        The frame payload (the type byte excluded).
+
+        @raise ValueError: a key or signature field has the wrong length.
+        """
         _check_key("key", self.key)
         _check_key("parent", self.parent)
         _check_sig("psig", self.psig)
@@ -226,6 +251,13 @@ class Announce:
 
     @classmethod
     def decode(cls, data: bytes) -> Announce:
+        """
+        Decode an Announce (frame type 4) from its payload (the type byte excluded), which it must
+        fill exactly.
+
+        @raise DecodeError: the payload ends inside a field, a field is not a valid uvarint, or
+            bytes are left over.
+        """
         data = _as_bytes(data)
         key, pos = _take(data, 0, KEY_SIZE)
         parent, pos = _take(data, pos, KEY_SIZE)
@@ -238,6 +270,7 @@ class Announce:
         return cls(key, parent, seq, nonce, port, psig, sig)
 
     def tbs(self) -> bytes:
+        """The bytes C{psig} and C{sig} cover: L{tree_tbs} of this entry (section 3.3)."""
         return tree_tbs(self.key, self.parent, self.seq, self.nonce, self.port)
 
     def verify(self) -> bool:
@@ -261,12 +294,24 @@ class PathLookup:
     from_path: Path
 
     def encode(self) -> bytes:
+        """
+        The frame payload (the type byte excluded).
+
+        @raise ValueError: a key or signature field has the wrong length.
+        """
         _check_key("source", self.source)
         _check_key("dest", self.dest)
         return self.source + self.dest + encode_path(self.from_path)
 
     @classmethod
     def decode(cls, data: bytes) -> PathLookup:
+        """
+        Decode a PathLookup (frame type 6) from its payload (the type byte excluded), which it must
+        fill exactly.
+
+        @raise DecodeError: the payload ends inside a field, a field is not a valid uvarint, or
+            bytes are left over.
+        """
         data = _as_bytes(data)
         source, pos = _take(data, 0, KEY_SIZE)
         dest, pos = _take(data, pos, KEY_SIZE)
@@ -288,6 +333,11 @@ class PathNotify:
     info_sig: bytes
 
     def encode(self) -> bytes:
+        """
+        The frame payload (the type byte excluded).
+
+        @raise ValueError: a key or signature field has the wrong length.
+        """
         _check_key("source", self.source)
         _check_key("dest", self.dest)
         _check_sig("info_sig", self.info_sig)
@@ -305,6 +355,13 @@ class PathNotify:
 
     @classmethod
     def decode(cls, data: bytes) -> PathNotify:
+        """
+        Decode a PathNotify (frame type 7) from its payload (the type byte excluded), which it must
+        fill exactly.
+
+        @raise DecodeError: the payload ends inside a field, a field is not a valid uvarint, or
+            bytes are left over.
+        """
         data = _as_bytes(data)
         path, pos = decode_path(data, 0)
         watermark, pos = uvarint_decode(data, pos)
@@ -331,6 +388,11 @@ class PathBroken:
     dest: bytes
 
     def encode(self) -> bytes:
+        """
+        The frame payload (the type byte excluded).
+
+        @raise ValueError: a key or signature field has the wrong length.
+        """
         _check_key("source", self.source)
         _check_key("dest", self.dest)
         return b"".join(
@@ -339,6 +401,13 @@ class PathBroken:
 
     @classmethod
     def decode(cls, data: bytes) -> PathBroken:
+        """
+        Decode a PathBroken (frame type 8) from its payload (the type byte excluded), which it must
+        fill exactly.
+
+        @raise DecodeError: the payload ends inside a field, a field is not a valid uvarint, or
+            bytes are left over.
+        """
         data = _as_bytes(data)
         path, pos = decode_path(data, 0)
         watermark, pos = uvarint_decode(data, pos)
@@ -360,6 +429,11 @@ class Traffic:
     data: bytes
 
     def encode(self) -> bytes:
+        """
+        The frame payload (the type byte excluded).
+
+        @raise ValueError: a key or signature field has the wrong length.
+        """
         _check_key("source", self.source)
         _check_key("dest", self.dest)
         return b"".join(
@@ -375,6 +449,12 @@ class Traffic:
 
     @classmethod
     def decode(cls, data: bytes) -> Traffic:
+        """
+        Decode a Traffic frame (type 9) from its payload (the type byte excluded); the bytes after
+        the watermark are C{data}.
+
+        @raise DecodeError: the payload ends inside a field or a field is not a valid uvarint.
+        """
         data = _as_bytes(data)
         path, pos = decode_path(data, 0)
         from_path, pos = decode_path(data, pos)

@@ -129,12 +129,22 @@ class SessionManager:
     # -- SessionHost ----------------------------------------------------------------------
 
     def now(self) -> float:
+        """L{SessionHost.now<axl.session.session.SessionHost.now>}: the injected clock's time."""
         return self._clock.seconds()
 
     def send_packet(self, remote: bytes, data: bytes) -> None:
+        """
+        Hand C{data} to the router
+        (L{SessionHost.send_packet<axl.session.session.SessionHost.send_packet>}).
+        """
         self._router.send(remote, data)
 
     def send_init(self, remote: bytes, packet_type: int, init: SessionInit) -> None:
+        """
+        L{SessionHost.send_init<axl.session.session.SessionHost.send_init>}: encrypt the init (1) or
+        ack (2) for C{remote} and send it; a C{remote} key with no X25519 form is not sent to
+        (logged at debug level).
+        """
         try:
             packet = encode_init(packet_type, init, self._identity, x25519_public(remote))
         except DecodeError as e:

@@ -254,6 +254,11 @@ class Core:
         self.ipv6_received: Callable[[bytes, bytes], None] | None = None
 
     def received(self, source_key: bytes, payload: bytes) -> None:
+        """
+        Dispatch one decrypted payload from C{source_key} by its session-type byte (section 5.1):
+        type 1 (IPv6) to C{ipv6_received}, type 2 (proto) to the L{ProtoHandler}, without the byte.
+        An empty payload, another type or a type with no receiver set is ignored.
+        """
         if not payload:
             return
         kind = payload[0]

@@ -11,7 +11,10 @@ connection's lifecycle as an automat state machine (L{ChannelLifecycle})::
  - I{new}: messages queue up until L{ChannelInputs.start} dials.
  - I{connecting}: messages queue up; a failed dial fails them all.
  - I{open}: messages are written as the transport takes them, at most L{SEND_WINDOW} bytes
-   unacknowledged; each fires once the peer's TCP acknowledged it (when the transport provides
+   unacknowledged. With an axl receiver (the acknowledged protocol on the owner's C{ack_port})
+   each fires once the receiver's status frame says it accepted it (queued for C{/recv}), or
+   fails with the receiver's refusal; with a Go AXL receiver (which refuses C{ack_port}, so
+   the channel dials C{port}), once the peer's TCP acknowledged it (when the transport provides
    L{IAcknowledgingTransport}, else once written). Idle for C{idle_close} seconds, it closes.
  - I{closing}: we closed it (idle, or the node stops); acknowledgements still arrive.
  - I{closed}: gone. Messages still in flight fail; if the peer closed a connection that had
@@ -19,7 +22,7 @@ connection's lifecycle as an automat state machine (L{ChannelLifecycle})::
 
 A message not through within C{send_timeout} fails with L{SendTimedOut} (or L{PeerTimedOut} if
 no connection was ever made); a receiver's refusal of an oversize message fails it with
-L{MessageRefused}.
+L{MessageRefused}, a receiver that will not take it now with L{PeerBusy}.
 
 Per-message events (a message queued, acknowledged, refused or timed out, the transport
 resuming) are plain calls on the core: they act on the connection the lifecycle currently
@@ -39,7 +42,7 @@ from automat import TypeMachineBuilder
 from twisted.internet.defer import Deferred
 from twisted.internet.defer import TimeoutError as DeferredTimeout
 from twisted.internet.endpoints import connectProtocol
-from twisted.internet.error import TCPTimedOutError
+from twisted.internet.error import ConnectionRefusedError, TCPTimedOutError
 from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime, IStreamClientEndpoint
 from twisted.internet.protocol import Protocol, connectionDone
 from twisted.logger import Logger
@@ -51,12 +54,21 @@ from axl.errors import ProtocolError
 from axl.streams.errors import (
     DeliveryError,
     MessageRefused,
+    PeerBusy,
     PeerTimedOut,
     PeerUnreachable,
+    RemoteError,
     SendTimedOut,
     failure_reason,
 )
-from axl.streams.framing import MessageDecoder, parse_oversize_reply, write_frame
+from axl.streams.framing import (
+    MessageDecoder,
+    Status,
+    parse_oversize_reply,
+    parse_status,
+    write_acked_message,
+    write_frame,
+)
 from axl.streams.interfaces import IAcknowledgingTransport
 
 __all__ = ["SEND_WINDOW", "Channel", "ChannelCore", "ChannelLifecycle", "ChannelOwner", "Frame"]
@@ -112,9 +124,18 @@ class ChannelOwner(TypingProtocol):
     send_timeout: float
     connect_timeout: float
 
+    #: The acknowledged protocol's overlay port, or None to use C{port} only.
+    ack_port: int | None
+
     @property
     def dial(self) -> Callable[[bytes, int], IStreamClientEndpoint]:
         """C{dial(key, port)} -> an endpoint to that node's overlay port."""
+
+    def speaks_acks(self, dest: bytes) -> bool:
+        """Whether to try the acknowledged protocol with C{dest} (it did not refuse it lately)."""
+
+    def mark_legacy(self, dest: bytes) -> None:
+        """C{dest} refused the acknowledged port (a Go AXL node): use C{port} for a while."""
 
     def forget(self, dest: bytes, channel: Channel) -> None:
         """C{channel} takes no more messages: the next message to C{dest} makes a new one."""
@@ -148,8 +169,9 @@ class SendProtocol(Protocol):
 
     transport: Any  # set by makeConnection
 
-    def __init__(self, channel: Channel) -> None:
+    def __init__(self, channel: Channel, acknowledged: bool = False) -> None:
         self.channel = channel
+        self.acknowledged = acknowledged
         self.paused = False
         self._decoder: MessageDecoder | None = MessageDecoder(_REPLY_MAX)
 
@@ -163,6 +185,9 @@ class SendProtocol(Protocol):
             self.transport.loseConnection()
 
     def dataReceived(self, data: bytes) -> None:
+        if self.acknowledged:
+            self._statuses(data)
+            return
         # Replies nobody asked for (a receiver that took our message for an envelope) are
         # dropped; only a receiver's refusal of an oversize message (our extension) matters.
         if self._decoder is None:
@@ -177,6 +202,30 @@ class SendProtocol(Protocol):
             if refusal is not None:
                 self._decoder = None
                 self.channel.refused(*refusal)
+                self.transport.abortConnection()
+                return
+
+    def _statuses(self, data: bytes) -> None:
+        """The receiver's status frames, one per message, in order (the acknowledged protocol)."""
+        if self._decoder is None:
+            return
+        try:
+            statuses = [parse_status(frame) for frame in self._decoder.feed(data)]
+        except ProtocolError as e:
+            self._decoder = None
+            log.warn("dropping the connection to {peer}: bad status frame: {err}",
+                     peer=short_key(self.channel.dest), err=e)  # fmt: skip
+            self.transport.abortConnection()
+            return
+        for status in statuses:
+            if not self.channel.answered(status):
+                self._decoder = None
+                log.warn("dropping the connection to {peer}: a status for no message",
+                         peer=short_key(self.channel.dest))  # fmt: skip
+                self.transport.abortConnection()
+                return
+            if status.close:
+                self._decoder = None
                 self.transport.abortConnection()
                 return
 
@@ -215,6 +264,7 @@ class ChannelCore:
     protocol: SendProtocol | None = None
     writer: SendProtocol | None = None
     acks: bool = False
+    answers: bool = False
     progress: bool = False
     idle: IDelayedCall | None = None
 
@@ -253,6 +303,38 @@ class ChannelCore:
         log.info("{peer} refused a message already reported as sent: {err}",
                  peer=short_key(self.dest), err=error)  # fmt: skip
 
+    def answered(self, status: Status) -> bool:
+        """
+        The receiver's status for the oldest message awaiting one (the acknowledged protocol):
+        200 accepted, 413 over its C{max_message_size}, 503 not taken; C{close} refuses every
+        message of the connection. False if no message awaits one (the receiver broke the
+        protocol).
+        """
+        if status.close:
+            error = PeerBusy(f"Peer refused the connection: {status.error}")
+            while self.inflight:
+                self.inflight.popleft().finish(Failure(error))
+            self.inflight_bytes = 0
+            self.fail_queued(error)
+            return True
+        if not self.inflight:
+            return False
+        frame = self.inflight.popleft()
+        self.inflight_bytes -= len(frame.payload)
+        if status.code == 200:
+            self.progress = True
+            if frame.done:
+                log.info("{peer} accepted a message after its send timed out", peer=short_key(self.dest))
+            frame.finish(len(frame.payload))
+        elif status.code == 413 and status.limit is not None:
+            frame.finish(Failure(MessageRefused(status.error, status.limit)))
+        elif status.code == 503:
+            frame.finish(Failure(PeerBusy(f"Peer refused the message: {status.error}")))
+        else:
+            frame.finish(Failure(RemoteError(f"Peer refused the message ({status.code}): {status.error}")))
+        self.write_queued()
+        return True
+
     def timed_out(self, frame: Frame) -> None:
         """C{frame}'s C{send_timeout} passed: fail it, saying whether it was written."""
         frame.timer = None
@@ -269,6 +351,11 @@ class ChannelCore:
                 error = SendTimedOut(
                     f"Send timed out: the peer took no more data for {timeout:g} s; not sent"
                 )
+        elif self.answers:
+            error = SendTimedOut(
+                f"Send timed out: the peer did not accept the message within {timeout:g} s"
+                " (it may still be queued there)"
+            )
         else:
             error = SendTimedOut(
                 f"Send timed out: the peer did not acknowledge the message within {timeout:g} s"
@@ -294,6 +381,11 @@ class ChannelCore:
                 break
             self.queue.popleft()
             frame.written = True
+            if self.answers:
+                write_acked_message(transport, frame.payload)
+                self.inflight.append(frame)
+                self.inflight_bytes += size
+                continue
             write_frame(transport, frame.payload)
             if self.acks:
                 self.inflight.append(frame)
@@ -347,6 +439,20 @@ def _ack_failed(_: Failure) -> None:
     pass
 
 
+def _dial_legacy(core: ChannelCore) -> Deferred[SendProtocol]:
+    owner = core.owner
+    d: Deferred[SendProtocol] = connectProtocol(owner.dial(core.dest, owner.port), SendProtocol(core.channel))
+    return d
+
+
+def _legacy_fallback(failure: Failure, core: ChannelCore) -> Deferred[SendProtocol] | Failure:
+    """The acknowledged port was refused (a Go AXL node, or an older axl): use C{port}."""
+    if not failure.check(ConnectionRefusedError):
+        return failure
+    core.owner.mark_legacy(core.dest)
+    return _dial_legacy(core)
+
+
 def _build() -> Callable[[ChannelCore], ChannelLifecycle]:
     b = TypeMachineBuilder(ChannelLifecycle, ChannelCore)
     new = b.state("new")
@@ -358,13 +464,19 @@ def _build() -> Callable[[ChannelCore], ChannelLifecycle]:
     @new.upon(ChannelLifecycle.start).to(connecting)
     def dial(lifecycle: ChannelLifecycle, core: ChannelCore) -> None:
         owner = core.owner
-        d = connectProtocol(owner.dial(core.dest, owner.port), SendProtocol(core.channel))
+        d: Deferred[SendProtocol]
+        if owner.ack_port is not None and owner.speaks_acks(core.dest):
+            d = connectProtocol(owner.dial(core.dest, owner.ack_port), SendProtocol(core.channel, True))
+            d.addErrback(_legacy_fallback, core)
+        else:
+            d = _dial_legacy(core)
         d.addTimeout(owner.connect_timeout, owner.clock)
         d.addCallbacks(lifecycle.connected, lifecycle.connect_failed)
 
     @connecting.upon(ChannelLifecycle.connected).to(is_open)
     def opened(lifecycle: ChannelLifecycle, core: ChannelCore, protocol: SendProtocol) -> None:
         core.protocol = core.writer = protocol
+        core.answers = protocol.acknowledged
         core.acks = IAcknowledgingTransport.providedBy(protocol.transport)
         core.write_queued()
 
@@ -474,3 +586,7 @@ class Channel:
     def timed_out(self, frame: Frame) -> None:
         """C{frame}'s C{send_timeout} passed."""
         self.core.timed_out(frame)
+
+    def answered(self, status: Status) -> bool:
+        """The receiver's status for the oldest message awaiting one (acknowledged protocol)."""
+        return self.core.answered(status)

@@ -14,6 +14,7 @@ __all__ = [
     "failure_reason",
     "DeliveryError",
     "MessageRefused",
+    "PeerBusy",
     "PeerTimedOut",
     "PeerUnreachable",
     "RemoteError",
@@ -61,6 +62,13 @@ class MessageRefused(DeliveryError):
     def __init__(self, message: str, limit: int) -> None:
         super().__init__(message)
         self.limit = limit
+
+
+class PeerBusy(DeliveryError):
+    """
+    The receiver refused to take the message now (e.g. its connection limit for us is reached);
+    it was not queued there.
+    """
 
 
 class RemoteError(DeliveryError):

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_streams_framing -*-
+# -*- test-case-name: tests.test_streams_framing,tests.test_streams_acknowledged -*-
 """
 The framing of the port-7000 message protocol (spec/axl-node.md section 6.2): a 4-byte unsigned
 big-endian length, then exactly that many payload bytes. A zero-length message is legal.
@@ -7,23 +7,41 @@ Pure code, no Twisted: L{MessageDecoder} turns received bytes into messages, L{f
 the prefix for sending. A receiver that refuses an oversize message answers with one
 L{oversize_reply} frame before closing (our extension; a sender reads it with
 L{parse_oversize_reply}).
+
+The acknowledged message protocol between axl nodes (README "Messaging", L{ACK_PORT_OFFSET}):
+each message frame's payload (written by L{write_acked_message}) is a 2-byte metadata length,
+the metadata, then the message, and the receiver answers every message, in order, with one status frame
+(L{status_frame}, read with L{parse_status}).
 """
 
 from __future__ import annotations
 
 import json
 import struct
+from dataclasses import dataclass
 from typing import Any
 
 from axl.errors import ProtocolError
 
 __all__ = [
+    "ACK_OK",
+    "ACK_PORT_OFFSET",
+    "ACKED_OVERHEAD",
+    "META_MAX",
+    "AckedBody",
     "HEADER_SIZE",
     "MAX_FRAME",
     "MessageDecoder",
     "MessageTooLarge",
+    "Status",
+    "acknowledged_port",
     "encode_message",
     "frame_header",
+    "parse_acked_body",
+    "parse_status",
+    "status_frame",
+    "write_acked_message",
+    "oversize_error",
     "oversize_reply",
     "parse_oversize_reply",
     "write_frame",
@@ -62,12 +80,14 @@ def oversize_reply(length: int, limit: int) -> bytes:
     message announced C{length} bytes, over its C{limit} (spec/axl-node.md section 13.12).
     """
     return json.dumps(
-        {
-            "error": f"message of {length} bytes exceeds the receiver's max_message_size of {limit} bytes",
-            "max_message_size": limit,
-        },
+        {"error": oversize_error(length, limit), "max_message_size": limit},
         separators=(",", ":"),
     ).encode("ascii")
+
+
+def oversize_error(length: int, limit: int) -> str:
+    """The one-line reason a receiver gives for refusing a message of C{length} bytes."""
+    return f"message of {length} bytes exceeds the receiver's max_message_size of {limit} bytes"
 
 
 def parse_oversize_reply(payload: bytes) -> tuple[str, int] | None:
@@ -143,6 +163,13 @@ class MessageDecoder:
         """Whether part of a message (header or payload) has arrived but not all of it."""
         return self._need >= 0 or len(self._buf) > 0
 
+    def take_buffered(self) -> bytes:
+        """Remove and return the bytes received but not returned as messages (after L{MessageTooLarge})."""
+        data = bytes(self._buf)
+        self._buf.clear()
+        self._need = -1
+        return data
+
     @property
     def buffered(self) -> int:
         """Bytes received but not yet returned as messages."""
@@ -183,3 +210,126 @@ class MessageDecoder:
         if offset:
             del buf[:offset]
         return out
+
+
+# ---------------------------------------------------------------------------------------------
+# The acknowledged message protocol (axl to axl; a Go AXL node never sees it).
+
+#: The acknowledged protocol listens on overlay port C{tcp_port + 1} (C{tcp_port - 1} when
+#: C{tcp_port} is 65535): see L{acknowledged_port}.
+ACK_PORT_OFFSET = 1
+
+_META_LENGTH = struct.Struct("!H")
+#: The longest metadata a message may carry (a JSON object, e.g. a message id).
+META_MAX = 1024
+#: The status frame payload of an accepted message.
+ACK_OK = b'{"status":200}'
+_STATUS_MAX = 4096
+#: The bytes a message of the acknowledged protocol may carry beyond its payload.
+ACKED_OVERHEAD = _META_LENGTH.size + META_MAX
+
+
+def acknowledged_port(tcp_port: int) -> int:
+    """The overlay port of the acknowledged message protocol of a node whose C{tcp_port} is given."""
+    return tcp_port + ACK_PORT_OFFSET if tcp_port < 0xFFFF else tcp_port - ACK_PORT_OFFSET
+
+
+def write_acked_message(transport: Any, payload: bytes, meta: bytes = b"") -> None:
+    """
+    Write one message of the acknowledged protocol: a frame whose payload is the 2-byte length
+    of C{meta} (empty, or a compact JSON object of at most L{META_MAX} bytes), C{meta}, then
+    C{payload}.
+    """
+    if len(meta) > META_MAX:
+        raise ValueError(f"message metadata of {len(meta)} bytes (limit {META_MAX})")
+    head = frame_header(_META_LENGTH.size + len(meta) + len(payload)) + _META_LENGTH.pack(len(meta)) + meta
+    if len(payload) <= _COALESCE:
+        transport.write(head + payload)
+    else:
+        transport.write(head)
+        transport.write(payload)
+
+
+@dataclass(frozen=True)
+class AckedBody:
+    """One received message of the acknowledged protocol: its metadata object and payload."""
+
+    meta: dict[str, Any]
+    payload: bytes
+
+
+def parse_acked_body(body: bytes) -> AckedBody:
+    """
+    Split a received frame payload of the acknowledged protocol.
+
+    @raise ProtocolError: the metadata length runs past the frame, exceeds L{META_MAX}, or the
+        metadata is not a JSON object.
+    """
+    if len(body) < _META_LENGTH.size:
+        raise ProtocolError(f"a message frame of {len(body)} bytes has no metadata length")
+    (n,) = _META_LENGTH.unpack_from(body)
+    end = _META_LENGTH.size + n
+    if n > META_MAX or end > len(body):
+        raise ProtocolError(f"bad message metadata length {n} in a frame of {len(body)} bytes")
+    meta: dict[str, Any] = {}
+    if n:
+        try:
+            value = json.loads(body[_META_LENGTH.size : end])
+        except (ValueError, RecursionError):
+            value = None
+        if not isinstance(value, dict):
+            raise ProtocolError("message metadata is not a JSON object")
+        meta = value
+    return AckedBody(meta, body[end:])
+
+
+@dataclass(frozen=True)
+class Status:
+    """
+    A receiver's answer to one message: C{code} 200 (accepted), 413 (over C{max_message_size},
+    which C{limit} gives), 503 (not taken: C{close} says the whole connection was refused), or
+    another code; C{error} says why.
+    """
+
+    code: int
+    error: str = ""
+    limit: int | None = None
+    close: bool = False
+
+
+def status_frame(code: int, error: str = "", limit: int | None = None, close: bool = False) -> bytes:
+    """The payload of one status frame (L{ACK_OK} for an accepted message)."""
+    if code == 200 and not error:
+        return ACK_OK
+    value: dict[str, Any] = {"status": code, "error": error}
+    if limit is not None:
+        value["max_message_size"] = limit
+    if close:
+        value["close"] = True
+    return json.dumps(value, separators=(",", ":")).encode("utf-8")
+
+
+def parse_status(payload: bytes) -> Status:
+    """
+    A status frame's payload as a L{Status}.
+
+    @raise ProtocolError: it is not a JSON object with an integer C{status}.
+    """
+    if payload == ACK_OK:
+        return Status(200)
+    if len(payload) > _STATUS_MAX:
+        raise ProtocolError(f"a status frame of {len(payload)} bytes")
+    try:
+        value = json.loads(payload)
+    except (ValueError, RecursionError):
+        value = None
+    if not isinstance(value, dict):
+        raise ProtocolError("a status frame is not a JSON object")
+    code, error, limit = value.get("status"), value.get("error", ""), value.get("max_message_size")
+    if not isinstance(code, int) or isinstance(code, bool):
+        raise ProtocolError("a status frame has no integer status")
+    if not isinstance(error, str):
+        error = str(error)
+    if not isinstance(limit, int) or isinstance(limit, bool):
+        limit = None
+    return Status(code, error, limit, value.get("close") is True)

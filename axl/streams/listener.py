@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_streams_listener -*-
+# -*- test-case-name: tests.test_streams_listener,tests.test_streams_acknowledged -*-
 """
 The inbound side of the port-7000 message protocol (spec/axl-node.md section 6.3), as a Twisted
 protocol over any stream transport (the overlay TCP in production).
@@ -25,9 +25,11 @@ queue, it is still queued.
 from __future__ import annotations
 
 from collections import deque
+from dataclasses import dataclass
 from collections.abc import Callable
 from typing import Any
 
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IAddress, IDelayedCall, IReactorTime
 from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.logger import Logger
@@ -37,14 +39,25 @@ from axl.crypto.keys import short_key
 from axl.errors import ProtocolError
 from axl.overlay_address import OverlayAddress
 from axl.streams.framing import (
+    ACK_OK,
+    ACKED_OVERHEAD,
     MessageDecoder,
     MessageTooLarge,
+    oversize_error,
     oversize_reply,
+    parse_acked_body,
+    status_frame,
     write_frame,
 )
 from axl.streams.registry import StreamRegistry
 
-__all__ = ["MessageFactory", "MessageProtocol", "peer_key_of"]
+__all__ = [
+    "AcknowledgedMessageFactory",
+    "AcknowledgedMessageProtocol",
+    "MessageFactory",
+    "MessageProtocol",
+    "peer_key_of",
+]
 
 
 def peer_key_of(address: IAddress) -> bytes:
@@ -118,7 +131,7 @@ class MessageProtocol(Protocol):
     def __init__(self, factory: MessageFactory) -> None:
         self._factory = factory
         self._decoder = MessageDecoder(factory.max_message_size)
-        self._pending: deque[bytes] = deque()
+        self._pending: deque[Any] = deque()  # received messages (bytes) waiting for dispatch
         self._busy = False
         self._in_pump = False
         self._paused = False
@@ -143,11 +156,19 @@ class MessageProtocol(Protocol):
                 peer=short_key(self.peer_key),
                 why=refused,
             )
-            self.transport.loseConnection()
+            self._refuse_connection(refused)
             return
         self._has_slot = True
         self._open = True
         self._arm(factory.first_timeout)
+
+    def _refuse_connection(self, why: str) -> None:
+        """No slot for this connection: close it (a Go AXL node does the same, silently)."""
+        self.transport.loseConnection()
+
+    def _dispatch(self, item: Any) -> Deferred[bytes | None]:
+        """Dispatch one received message through the registry; fires with the reply or None."""
+        return self._factory.registry.dispatch(item, self.peer_key)
 
     def _arm(self, seconds: float) -> None:
         if self._timer is not None and self._timer.active():
@@ -256,9 +277,7 @@ class MessageProtocol(Protocol):
                 while self._pending and not self._busy:
                     payload = self._pending.popleft()
                     self._busy = True
-                    self._factory.registry.dispatch(
-                        payload, self.peer_key, self._reply
-                    ).addCallbacks(self._dispatched, self._dispatch_failed)
+                    self._dispatch(payload).addCallbacks(self._dispatched, self._dispatch_failed)
                 if not self._open:
                     break
                 if self._busy:
@@ -308,3 +327,97 @@ class MessageProtocol(Protocol):
             )
         # Messages that arrived whole are still delivered.
         self._pump()
+
+
+@dataclass(frozen=True)
+class _Refused:
+    """An oversize message refused at its header; its status is written in its turn."""
+
+    length: int
+    limit: int
+
+
+class AcknowledgedMessageFactory(Factory):
+    """
+    Builds an L{AcknowledgedMessageProtocol} per inbound connection on the acknowledged port.
+    The limits, connection counts and registry are those of C{messages} (the C{tcp_port}
+    factory): both ports share one C{max_concurrent_conns} and C{max_conns_per_peer}.
+    """
+
+    def __init__(self, messages: MessageFactory) -> None:
+        self.messages = messages
+
+    def buildProtocol(self, addr: IAddress | None) -> AcknowledgedMessageProtocol:
+        return AcknowledgedMessageProtocol(self.messages)
+
+
+class AcknowledgedMessageProtocol(MessageProtocol):
+    """
+    One inbound connection of the acknowledged message protocol between axl nodes (README
+    "Messaging"; L{axl.streams.framing.write_acked_message}). Every message is answered, in
+    order, with one status frame: C{200} once it is in the C{/recv} queue (so the sender's
+    C{/send} answers 200 only for a message we took), C{413} with our C{max_message_size} when
+    it is larger (its bytes are read and thrown away and the connection carries on), and a
+    connection over the connection limits gets one C{503} frame with C{"close": true} before it
+    is closed. Messages are never sniffed for envelopes: a C{/send} payload always goes to
+    C{/recv}.
+    """
+
+    def __init__(self, factory: MessageFactory) -> None:
+        super().__init__(factory)
+        self._decoder = MessageDecoder(factory.max_message_size + ACKED_OVERHEAD)
+
+    def _refuse_connection(self, why: str) -> None:
+        write_frame(self.transport, status_frame(503, why, close=True))
+        self.transport.loseConnection()
+
+    def dataReceived(self, data: bytes) -> None:
+        while data and self._open:
+            if self._discard_left is not None:
+                take = min(self._discard_left, len(data))
+                self._discard_left -= take
+                data = data[take:]
+                if self._discard_left:
+                    break
+                self._discard_left = None
+                continue
+            try:
+                messages = self._decoder.feed(data)
+            except MessageTooLarge as e:
+                limit = self._factory.max_message_size
+                self.log.info(
+                    "refusing a message of {n} bytes from {peer} (max_message_size {limit})",
+                    n=e.length, peer=short_key(self.peer_key), limit=limit,
+                )  # fmt: skip
+                self._pending.extend(e.frames)
+                self._pending.append(_Refused(e.length, limit))
+                rest = self._decoder.take_buffered()[4:]  # after the refused message's header
+                self._discard_left = e.length
+                data = rest
+                continue
+            self._pending.extend(messages)
+            break
+        self._pump()
+
+    def _dispatch(self, item: Any) -> Deferred[bytes | None]:
+        limit = self._factory.max_message_size
+        if isinstance(item, _Refused):
+            return succeed(status_frame(413, oversize_error(item.length, limit), limit))
+        try:
+            body = parse_acked_body(item)
+        except ProtocolError as e:
+            self.log.warn("dropping a message connection from {peer}: {err}",
+                          peer=short_key(self.peer_key), err=e)  # fmt: skip
+            self._open = False
+            self.transport.loseConnection()
+            return succeed(None)
+        size = len(body.payload)
+        if size > limit:
+            self.log.info("refusing a message of {n} bytes from {peer} (max_message_size {limit})",
+                          n=size, peer=short_key(self.peer_key), limit=limit)  # fmt: skip
+            return succeed(status_frame(413, oversize_error(size, limit), limit))
+        return self._factory.registry.queue.put(self.peer_key, body.payload).addCallback(_accepted)
+
+
+def _accepted(_: object) -> bytes:
+    return ACK_OK

@@ -6,16 +6,18 @@ Streams are tried in registration order and the first whose C{matches} says yes 
 message; a message no stream claims goes to the C{/recv} queue. Beyond AXL:
 
  - a stream registered as disabled (e.g. MCP without C{router_addr}) still recognises its
-   envelopes: the message is queued to C{/recv} as AXL does (it may be an application's own
-   C{/send} payload) I{and} answered at once with an error envelope, so a remote caller does not
-   wait out its deadline;
+   envelopes: the message is answered at once with an error envelope, so a remote caller does
+   not wait out its deadline, and it is I{not} queued to C{/recv} (AXL queues it, where an
+   application finds a stray JSON-RPC request; spec/axl-node.md section 13.18). Messages sent
+   with C{/send} between axl nodes are never sniffed for envelopes (they use the acknowledged
+   protocol, L{axl.streams.listener.AcknowledgedMessageProtocol});
  - a stream that fails, or takes longer than C{timeout}, is answered with an error envelope;
  - an optional allow-list of peer keys per stream.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,16 +85,11 @@ class StreamRegistry:
         self,
         payload: bytes,
         peer_key: bytes,
-        reply_now: Callable[[bytes], None] | None = None,
     ) -> Deferred[bytes | None]:
         """
         Deliver one message from C{peer_key}. Fires with the reply payload to write back on
         the same connection, or None; it fires only once the message is accepted (queued or
-        served), so the caller stops reading more meanwhile.
-
-        @param reply_now: if given, a reply that is known before the message is accepted (the
-            error for a disabled stream, while the C{/recv} queue is full) is passed to it at
-            once, and the Deferred then fires with None.
+        served, or refused), so the caller stops reading more meanwhile.
         """
         envelope = parse_object(payload) if self._entries else None
         if envelope is not None:
@@ -106,31 +103,23 @@ class StreamRegistry:
                     )
                     continue
                 if claimed:
-                    return self._serve(entry, envelope, payload, peer_key, reply_now)
+                    return self._serve(entry, envelope, peer_key)
         return self.queue.put(peer_key, payload).addCallback(lambda _: None)
 
     def _serve(
         self,
         entry: _Entry,
         envelope: dict[str, Any],
-        payload: bytes,
         peer_key: bytes,
-        reply_now: Callable[[bytes], None] | None,
     ) -> Deferred[bytes | None]:
         stream = entry.stream
         if not entry.enabled:
             self.log.info(
-                "{name} envelope from {peer} queued to /recv: {name} is not enabled on this node",
+                "{name} envelope from {peer} refused: {name} is not enabled on this node",
                 name=stream.name,
                 peer=short_key(peer_key),
             )
-            reply = self._error(
-                stream, envelope, f"{stream.name} not enabled on this node"
-            )
-            if reply is not None and reply_now is not None:
-                reply_now(reply)
-                reply = None
-            return self.queue.put(peer_key, payload).addCallback(lambda _: reply)
+            return succeed(self._error(stream, envelope, f"{stream.name} not enabled on this node"))
         if entry.allowed is not None and peer_key not in entry.allowed:
             self.log.warn(
                 "{name} request from {peer} refused (not in the allow-list)",

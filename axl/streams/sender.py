@@ -5,9 +5,13 @@ The outbound side of the port-7000 message protocol.
 L{MessageSender.send} (C{/send}): messages to one destination share one overlay connection while they
 flow, so they arrive in the order sent; the connection is closed after C{idle_close} seconds
 without traffic (a Go AXL receiver has only 128 connection slots). Each destination's connection
-is a channel (L{axl.streams.channel}, a state machine): a send succeeds only once the remote TCP
-has acknowledged the whole message, and fails with L{SendTimedOut} if that takes longer than
-C{send_timeout} (a receiver that stopped draining its queue).
+is a channel (L{axl.streams.channel}, a state machine). To an axl node it uses the acknowledged
+protocol on C{ack_port} (L{axl.streams.framing.acknowledged_port}): a send succeeds only once
+the receiver says it queued the message, and fails with the receiver's refusal otherwise. A node
+that refuses C{ack_port} (a Go AXL node) is remembered for L{LEGACY_TTL} seconds and sent plain
+frames on C{port}: a send then succeeds once the remote TCP acknowledged the whole message. Either
+way it fails with L{SendTimedOut} if that takes longer than C{send_timeout} (a receiver that
+stopped draining its queue).
 
 L{MessageSender.request} (C{/mcp}, C{/a2a}): one new connection per request, one request frame, one
 reply frame, within one end-to-end deadline; the connect has its own, shorter bound.
@@ -44,7 +48,11 @@ from axl.streams.errors import PeerTimedOut, PeerUnreachable, RemoteError, SendT
 from axl.streams.framing import MessageDecoder, write_frame
 from axl.streams.registry import StreamRegistry
 
-__all__ = ["Dial", "MessageSender"]
+__all__ = ["LEGACY_TTL", "Dial", "MessageSender"]
+
+#: How long a destination that refused the acknowledged port is sent plain frames before it is
+#: tried again (a Go AXL node's key stays one for long; an axl node that was starting is retried).
+LEGACY_TTL = 600.0
 
 #: Dial a node's overlay port: C{dial(key, port)} -> an endpoint.
 Dial = Callable[[bytes, int], IStreamClientEndpoint]
@@ -105,6 +113,7 @@ class MessageSender:
         idle_close: float = 5.0,
         send_timeout: float = 30.0,
         connect_timeout: float = 10.0,
+        ack_port: int | None = None,
     ) -> None:
         self.dial = dial
         self.clock = clock
@@ -115,12 +124,32 @@ class MessageSender:
         self.idle_close = idle_close
         self.send_timeout = send_timeout
         self.connect_timeout = connect_timeout
+        self.ack_port = ack_port
         self._channels: dict[bytes, Channel] = {}
+        self._legacy: dict[bytes, float] = {}  # destination -> until when it gets plain frames
+
+    def speaks_acks(self, dest: bytes) -> bool:
+        """Whether to dial C{dest}'s C{ack_port} (it did not refuse it in the last L{LEGACY_TTL} s)."""
+        until = self._legacy.get(dest)
+        if until is None:
+            return True
+        if until <= self.clock.seconds():
+            del self._legacy[dest]
+            return True
+        return False
+
+    def mark_legacy(self, dest: bytes) -> None:
+        """C{dest} refused C{ack_port}: send it plain frames on C{port} for L{LEGACY_TTL} s."""
+        now = self.clock.seconds()
+        for key in [k for k, until in self._legacy.items() if until <= now]:
+            del self._legacy[key]  # forget expired entries: the table stays bounded by use
+        self._legacy[dest] = now + LEGACY_TTL
 
     def send(self, dest: bytes, payload: bytes) -> Deferred[int]:
         """
-        Deliver one message to C{dest}'s C{/recv} (or streams). Fires with the payload length
-        once the remote TCP acknowledged it; fails with a L{DeliveryError}.
+        Deliver one message to C{dest}'s C{/recv}. Fires with the payload length once an axl
+        receiver queued it (a Go AXL receiver: once its TCP acknowledged it); fails with a
+        L{DeliveryError}.
         """
         if dest == self.our_key:
             return self._send_local(payload)
@@ -150,7 +179,8 @@ class MessageSender:
                 timer.cancel()
                 result.callback(len(payload))
 
-        self.local.dispatch(payload, self.our_key).addBoth(done)
+        # As between axl nodes, a /send payload is a message for /recv, never an envelope.
+        self.local.queue.put(self.our_key, payload).addBoth(done)
         return result
 
     def forget(self, dest: bytes, channel: Channel) -> None:

@@ -22,10 +22,11 @@ from twisted.logger import Logger
 from twisted.web.client import HTTPConnectionPool
 
 from axl.config import NodeConfig, service_url
-from axl.listening import ListeningService
+from axl.listening import ListeningService, listen_now
 from axl.streams.a2a import A2AStream
 from axl.streams.interfaces import IStream, IStreamFactory
-from axl.streams.listener import MessageFactory
+from axl.streams.framing import acknowledged_port
+from axl.streams.listener import AcknowledgedMessageFactory, MessageFactory
 from axl.streams.mcp import MCPStream
 from axl.streams.recv_queue import RecvQueue
 from axl.streams.registry import StreamRegistry
@@ -147,6 +148,7 @@ def build_streams_layer(
         idle_close=config.send_idle_close_secs,
         send_timeout=config.send_timeout_secs,
         connect_timeout=float(config.connect_timeout_secs) + CONNECT_GUARD_SECS,
+        ack_port=acknowledged_port(config.tcp_port),
     )
     return StreamsLayer(queue, registry, factory, sender, http_pool)
 
@@ -154,17 +156,40 @@ def build_streams_layer(
 class MessageListenerService(ListeningService):
     """
     Listens on the overlay message port in C{startService} (synchronously, so the bridge after
-    it starts only once the listener is ready); closes pooled connections, the HTTP pool and
-    long-polls on stop.
+    it starts only once the listener is ready), and on the acknowledged protocol's port
+    (L{acknowledged_port}) when C{ack_endpoint} is given; closes pooled connections, the HTTP
+    pool and long-polls on stop.
+
+    @ivar ack_listening: the acknowledged protocol's listening port while running.
     """
 
     name = "axl-streams"
 
-    def __init__(self, layer: StreamsLayer, endpoint: IStreamServerEndpoint, port: int) -> None:
+    def __init__(
+        self,
+        layer: StreamsLayer,
+        endpoint: IStreamServerEndpoint,
+        port: int,
+        ack_endpoint: IStreamServerEndpoint | None = None,
+    ) -> None:
         super().__init__(endpoint, layer.factory, f"overlay port {port} for the message listener",
                          listening=self._listening)  # fmt: skip
         self.layer = layer
         self.port_number = port
+        self.ack_endpoint = ack_endpoint
+        self.ack_listening: IListeningPort | None = None
+
+    def startService(self) -> None:
+        super().startService()
+        if self.ack_endpoint is not None:
+            ack_port = acknowledged_port(self.port_number)
+            self.ack_listening = listen_now(
+                self.ack_endpoint,
+                AcknowledgedMessageFactory(self.layer.factory),
+                f"overlay port {ack_port} for the acknowledged message listener",
+                "tcp_port + 1 is the node's own (the /send protocol between axl nodes): "
+                "give the other service another overlay port, or set another tcp_port",
+            )
 
     def _listening(self, port: IListeningPort) -> None:
         log.info(
@@ -180,6 +205,11 @@ class MessageListenerService(ListeningService):
         stopped = super().stopService()
         if stopped is not None:
             waits.append(stopped)
+        ack, self.ack_listening = self.ack_listening, None
+        if ack is not None:
+            ack_stopped = ack.stopListening()
+            if ack_stopped is not None:
+                waits.append(ack_stopped)
         if self.layer.http_pool is not None:
             waits.append(self.layer.http_pool.closeCachedConnections())
         if not waits:

@@ -7,7 +7,7 @@ C{connectProtocol} and any Twisted protocol run over the overlay unchanged.
 
 from __future__ import annotations
 
-from typing import Any, NoReturn
+from typing import NoReturn
 
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.error import (
@@ -32,17 +32,7 @@ from axl.tcp.connection import Connection
 from axl.tcp.stack import Listener, TCPStack
 from axl.tcp.transport import OverlayTransport
 
-__all__ = ["OverlayClientEndpoint", "OverlayListeningPort", "OverlayServerEndpoint", "stack_of"]
-
-
-def stack_of(node_or_stack: Any) -> TCPStack:
-    """The L{TCPStack} of a node (its C{tcp} attribute) or the stack itself."""
-    if isinstance(node_or_stack, TCPStack):
-        return node_or_stack
-    stack = getattr(node_or_stack, "tcp", None)
-    if isinstance(stack, TCPStack):
-        return stack
-    raise TypeError(f"{node_or_stack!r} is neither a TCPStack nor has a .tcp TCPStack")
+__all__ = ["OverlayClientEndpoint", "OverlayListeningPort", "OverlayServerEndpoint"]
 
 
 @implementer(IListeningPort)
@@ -72,12 +62,17 @@ class OverlayListeningPort:
 
 @implementer(IStreamServerEndpoint)
 class OverlayServerEndpoint:
-    """Listen on overlay TCP port C{port} of a node (or a L{TCPStack})."""
+    """
+    Listen on overlay TCP port C{port} of C{stack} (a node's L{TCPStack}: C{node.tcp}).
+
+    @param stack: the userspace TCP stack to listen on.
+    @param port: the overlay TCP port.
+    """
 
     log = Logger()
 
-    def __init__(self, node_or_stack: Any, port: int) -> None:
-        self._stack = stack_of(node_or_stack)
+    def __init__(self, stack: TCPStack, port: int) -> None:
+        self._stack = stack
         self._port = port
 
     def listen(self, protocolFactory: IProtocolFactory) -> Deferred[IListeningPort]:
@@ -104,18 +99,25 @@ class OverlayServerEndpoint:
 @implementer(IStreamClientEndpoint)
 class OverlayClientEndpoint:
     """
-    Connect to overlay TCP port C{port} of the node with full key C{peer_key}. Fails with
-    C{TCPTimedOutError} if no handshake completes within C{timeout} seconds (default: the
-    stack's C{connect_timeout}, 10 s) and with C{ConnectionRefusedError} on RST.
+    Connect over C{stack} (a node's L{TCPStack}: C{node.tcp}) to overlay TCP port C{port} of
+    the node with full key C{peer_key}. Fails with C{TCPTimedOutError} if no handshake
+    completes within C{timeout} seconds (default: the stack's C{connect_timeout}, 10 s) and
+    with C{ConnectionRefusedError} on RST.
+
+    @param stack: the userspace TCP stack to connect from.
+    @param peer_key: the remote node's full 32-byte public key.
+    @param port: the remote overlay TCP port.
+    @param timeout: seconds to wait for the handshake, or C{None} for the stack's default.
+    @raise ValueError: C{peer_key} is not 32 bytes long.
     """
 
     log = Logger()
 
-    def __init__(self, node_or_stack: Any, peer_key: bytes, port: int,
+    def __init__(self, stack: TCPStack, peer_key: bytes, port: int,
                  timeout: float | None = None) -> None:
         if len(peer_key) != 32:
             raise ValueError("peer_key must be a full 32-byte public key")
-        self._stack = stack_of(node_or_stack)
+        self._stack = stack
         self._peer_key, self._port = peer_key, port
         self._timeout = timeout
 

@@ -11,6 +11,7 @@ import random
 from collections.abc import Callable
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.task import Clock
 from zope.interface import implementer
 
 from axl.crypto import addr_for_key
@@ -37,8 +38,8 @@ class FakeIPv6Layer:
         if network is not None:
             network.attach(self)
 
-    def register_protocol(self, next_header: int, handler: object) -> None:
-        self.handlers[next_header] = handler  # type: ignore[assignment]
+    def register_protocol(self, next_header: int, handler: Handler) -> None:
+        self.handlers[next_header] = handler
 
     def register_ptb_handler(self, handler: object) -> None:
         self.ptb_handler = handler
@@ -133,18 +134,18 @@ class LossyNetwork:
             self._timer = None
 
 
-def run_until(clock: object, done: Callable[[], bool], max_time: float = 3600.0) -> bool:
+def run_until(clock: Clock, done: Callable[[], bool], max_time: float = 3600.0) -> bool:
     """
     Advance a C{twisted.internet.task.Clock} call by call until C{done()} or nothing is left
     to run or C{max_time} simulated seconds passed. Returns C{done()}.
     """
-    start = clock.seconds()  # type: ignore[attr-defined]
-    calls = clock.calls  # type: ignore[attr-defined]
+    start = clock.seconds()
+    calls = clock.calls
     while not done():
         if not calls:
             return done()
-        step = calls[0].getTime() - clock.seconds()  # type: ignore[attr-defined]
-        if clock.seconds() + step - start > max_time:  # type: ignore[attr-defined]
+        step = calls[0].getTime() - clock.seconds()
+        if clock.seconds() + step - start > max_time:
             return done()
-        clock.advance(max(step, 0.0))  # type: ignore[attr-defined]
+        clock.advance(max(step, 0.0))
     return True

@@ -10,8 +10,8 @@ allow) wait for acknowledgement, and resumed when half of that drained.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import cast
 
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.error import ConnectionLost
@@ -20,6 +20,7 @@ from twisted.internet.interfaces import (
     IDelayedCall,
     IHalfCloseableProtocol,
     IProtocol,
+    IProducer,
     IPullProducer,
     IPushProducer,
     ITCPTransport,
@@ -54,13 +55,13 @@ class OverlayTransport:
         self.disconnected = False
         self._write_closed = False
         self._close_when_unregistered = False
-        self.producer: Any = None
+        self.producer: IProducer | None = None
         self._streaming = False
         self._producer_paused = False
         self._pull_call: IDelayedCall | None = None
         self._half_call: IDelayedCall | None = None
-        self.on_connect: Any = None
-        self.on_connect_failed: Any = None
+        self.on_connect: Callable[[OverlayTransport], None] | None = None
+        self.on_connect_failed: Callable[[Exception], None] | None = None
         self._ack_waiters: list[tuple[int, Deferred[None]]] = []
 
     # ---- connection events (AppEvents) -------------------------------------------------------
@@ -99,7 +100,7 @@ class OverlayTransport:
         if self._streaming:
             if self._producer_paused:
                 self._producer_paused = False
-                self.producer.resumeProducing()
+                cast(IPushProducer, self.producer).resumeProducing()
         else:
             self._schedule_pull()
 
@@ -146,7 +147,7 @@ class OverlayTransport:
                 conn.wants_writable()
                 if self._streaming and not self._producer_paused:
                     self._producer_paused = True
-                    self.producer.pauseProducing()
+                    cast(IPushProducer, self.producer).pauseProducing()
             elif not self._streaming:
                 self._schedule_pull()
 
@@ -209,7 +210,7 @@ class OverlayTransport:
     def _write_lost(self) -> None:
         self._half_call = None
         if self.protocol is not None and not self.disconnected:
-            self.protocol.writeConnectionLost()  # type: ignore[attr-defined]
+            IHalfCloseableProtocol(self.protocol).writeConnectionLost()
 
     def abortConnection(self) -> None:
         """Reset the connection now."""
@@ -250,7 +251,12 @@ class OverlayTransport:
 
     # ---- IConsumer ---------------------------------------------------------------------------
 
-    def registerProducer(self, producer: Any, streaming: bool) -> None:
+    def registerProducer(self, producer: IProducer, streaming: bool) -> None:
+        """
+        Register C{producer}: an C{IPushProducer} when C{streaming}, else an C{IPullProducer}
+        (as C{IConsumer} says; the casts below rely on that contract, as Twisted's
+        C{FileDescriptor} does).
+        """
         if self.producer is not None:
             raise RuntimeError(f"Cannot register producer {producer!r}, because producer "
                                f"{self.producer!r} was never unregistered.")
@@ -264,7 +270,7 @@ class OverlayTransport:
             self._schedule_pull()
         elif self.conn is not None and self.conn.send_buffered > self.conn.send_limit:
             self._producer_paused = True
-            producer.pauseProducing()
+            cast(IPushProducer, producer).pauseProducing()
             self.conn.wants_writable()
 
     def unregisterProducer(self) -> None:
@@ -288,5 +294,5 @@ class OverlayTransport:
         if conn.send_buffered > conn.send_limit // 2:
             conn.wants_writable()
             return
-        producer.resumeProducing()
+        cast(IPullProducer, producer).resumeProducing()
 
