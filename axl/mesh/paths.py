@@ -10,13 +10,12 @@ Unlike Go, an unanswered lookup is a retry job owned here, not a one-shot: while
 upper layer (L{Pathfinder.rumor_send_lookup}) waits on it, it is sent again as soon as a peer's
 filter newly holds its key (L{Pathfinder.retry_lookups} after a filter or tree change) and
 every L{LOOKUP_RETRY_S} for the first retries, then doubling up to once a second, until a
-notify arrives or the rumor expires; our own lookup that no filter holds also goes to our parent (a false positive of its
-filter, as far as the protocol is concerned). A path-broken notice starts such a retry job too,
-and the new answer re-sends the packets that went along the broken path shortly before the
-notice (L{RECENT_KEPT}, L{RECENT_S}; Go re-sends only the last) and those sent since, in order.
-A lookup sent before the filters settled is therefore never left for a higher layer's
-retransmission timer. Waiting
-packets are kept in order, bounded per destination (L{MAX_HELD_PER_DEST}, the oldest give way)
+notify arrives or the rumor expires; our own lookup that no filter holds also goes to our
+parent (a false positive of its filter, as far as the protocol is concerned). A path-broken
+notice starts such a retry job too, and the new answer re-sends the packets that went along the
+broken path shortly before the notice (L{RECENT_KEPT}, L{RECENT_S}; Go re-sends only the last)
+and those sent since, in order. A lookup sent before the filters settled is therefore never
+left for a higher layer's retransmission timer. Waiting packets are kept in order, bounded per destination (L{MAX_HELD_PER_DEST}, the oldest give way)
 and in total (L{MAX_HELD_PACKETS}, L{MAX_HELD_BYTES}: new ones are refused), and flushed in
 order when the path is found.
 
@@ -498,7 +497,8 @@ class Pathfinder:
     def handle_broken(self, peer: PeerLink, payload: bytes) -> None:
         """
         A PathBroken (frame type 8) from C{peer}: forward it greedily towards its C{source}; if we
-        are that source, mark our path to its C{dest} broken and look C{dest} up again.
+        are that source, mark our path to its C{dest} broken and look C{dest} up again until
+        answered (the answer re-sends the packets that were likely lost on the broken path).
 
         @raise DecodeError: the payload is not exactly one path-broken notice (the link is dropped).
         """
