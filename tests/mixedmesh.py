@@ -308,3 +308,29 @@ class MixedMesh:
     async def settle_filters(self) -> None:
         """Two ticks: a Go node sends its lookup once, along filters it refreshes per tick."""
         await deferLater(reactor, 2 * TICK_S + 0.2, lambda: None)
+
+    def depth(self, i: int) -> int:
+        """Node C{i}'s depth in the tree (its own parent chain; 0 if it cannot be read)."""
+        try:
+            if i in self.axl:
+                return len(self.axl[i].router.coords())
+            entries = {e["key"]: e["parent"] for e in self.real[i].admin("getTree")["tree"]}
+        except (OSError, AdminError, KeyError):
+            return 0
+        key, seen = self.keys[i].hex(), set()
+        while key in entries and entries[key] != key and key not in seen:
+            seen.add(key)
+            key = entries[key]
+        return len(seen)
+
+    async def settle_filters_fully(self) -> float:
+        """
+        Wait until the real nodes' filters can hold every key: a key moves one hop per tick
+        through a Go node, up to the root and down again, so 2 x the deepest node's depth + 1
+        ticks after the roots agree (a Go node's one-shot lookup sent earlier can die at a node
+        whose filters do not hold the key yet). Returns the seconds waited.
+        """
+        deepest = max(await deferToThread(lambda: [self.depth(i) for i in sorted(self.alive)]))
+        wait = (2 * deepest + 1) * TICK_S
+        await deferLater(reactor, wait, lambda: None)
+        return wait

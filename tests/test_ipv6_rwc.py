@@ -203,6 +203,25 @@ class IncomingTests(Base):
         self.layer.send_ipv6(build_packet(US.address, THEM.address, 17, b"re"))
         self.assertEqual(self.router.lookups, [])
 
+    def test_packet_from_key_flushes_held(self) -> None:
+        """
+        Packets kept for an address go out, in order, as soon as a packet from its key
+        arrives (we may never find its path ourselves), before the handler sees that packet.
+        """
+        held = [build_packet(US.address, THEM.address, 17, b"%d" % i) for i in range(2)]
+        held.append(build_packet(US.address, in_subnet(THEM, 3), 17, b"sub"))
+        for packet in held:
+            self.layer.send_ipv6(packet)
+        self.assertEqual(self.sessions.sent, [])
+        order: list[str] = []
+        sent = self.sessions.sent
+        self.layer.register_protocol(17, lambda k, p: order.append(f"got {len(sent)}"))
+        hi = build_packet(THEM.address, US.address, 17, b"hi")
+        self.layer.packet_received(THEM.public_key, hi)
+        self.assertEqual(self.sessions.sent, [(THEM.public_key, b"\x01" + p) for p in held])
+        self.assertEqual(order, ["got 3"])
+        self.assertEqual((self.layer.pending_packets, self.layer.pending_bytes), (0, 0))
+
     def test_subnet_source_and_dest(self) -> None:
         """Sources in the sender's /64 and destinations in our /64 are accepted."""
         packet = build_packet(in_subnet(THEM, 5), in_subnet(US, 9), 17, b"x")

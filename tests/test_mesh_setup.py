@@ -17,10 +17,19 @@ from twisted.trial.unittest import SynchronousTestCase
 from axl.crypto.keys import Identity
 from axl.ipv6.packet import build_packet
 from axl.ipv6.stack import Overlay, build_overlay
-from axl.mesh.paths import LOOKUP_RETRY_S, MAX_HELD_BYTES, MAX_HELD_PER_DEST, REVERSE_TTL_S
+from axl.mesh.paths import (
+    LOOKUP_FAST_RETRIES,
+    LOOKUP_RETRY_S,
+    MAX_HELD_BYTES,
+    MAX_HELD_PER_DEST,
+    RECENT_KEPT,
+    RECENT_S,
+    REVERSE_TTL_S,
+)
+from axl.mesh.bloom import EMPTY_BLOOM
 from axl.mesh.sim import SimNetwork, SimNode
 from axl.crypto.address import xform
-from axl.mesh.wire import FRAME_BROKEN, FRAME_LOOKUP, FRAME_TRAFFIC, PathLookup
+from axl.mesh.wire import FRAME_BLOOM, FRAME_BROKEN, FRAME_LOOKUP, FRAME_TRAFFIC, PathLookup
 from axl.session.proto import node_info_json
 
 UDP = 17
@@ -160,6 +169,65 @@ class FirstContactTests(SynchronousTestCase):
         mesh.overlays[2].ipv6.send_ipv6(mesh.packet(2, 0, b"reply"))
         mesh.run_until(lambda: mesh.got[0], 0.05)
 
+    def test_held_for_an_address_sent_when_its_key_talks(self) -> None:
+        """
+        X's lookups for Y never get through (as when the filters between them are still
+        settling), but Y finds X and talks first: X's packet to Y's address, kept while its
+        key was unknown, goes out as soon as Y's first packet teaches X the key, and arrives
+        (along Y's coordinates); nothing re-sends it.
+        """
+        mesh = Mesh(self, 3, seed=9)
+        mesh.run_until(mesh.net.converged, 5)
+        mesh.net.advance(2)
+        x = mesh.nodes[0]
+
+        def lose_xs_lookups(link: Any, frame_type: int, payload: bytes) -> bool:
+            return frame_type == FRAME_LOOKUP and PathLookup.decode(payload).source == x.public_key
+
+        mesh.net.drop = lose_xs_lookups
+        mine = mesh.packet(0, 2, b"from x")
+        mesh.overlays[0].ipv6.send_ipv6(mine)
+        mesh.net.advance(0.05)
+        self.assertEqual(mesh.got[2], [])
+        mesh.overlays[2].ipv6.send_ipv6(mesh.packet(2, 0, b"from y"))
+        mesh.run_until(lambda: mesh.got[0], 0.05)
+        mesh.run_until(lambda: mesh.got[2], 0.05)
+        self.assertEqual([p for _, _, p in mesh.got[2]], [mine])
+
+    def test_own_lookup_to_parent_before_its_filter(self) -> None:
+        """
+        The filters a source's parent sends it never arrive (as when a Go parent refreshes
+        them a tick late): its own lookup still goes to the parent, whose filters hold the
+        key, and the first packet arrives at once. Lookups it forwards for others do not.
+        """
+        mesh = Mesh(self, 3, seed=10)
+        mesh.run_until(mesh.net.converged, 5)
+        middle = mesh.nodes[1].public_key
+        ends = [n for n in (mesh.nodes[0], mesh.nodes[2]) if n.router.parent() == middle]
+        source = ends[0]
+        dest = mesh.nodes[2] if source is mesh.nodes[0] else mesh.nodes[0]
+
+        def lose_blooms_to_source(link: Any, frame_type: int, payload: bytes) -> bool:
+            return frame_type == FRAME_BLOOM and link.other.local is source
+
+        mesh.net.drop = lose_blooms_to_source
+        for state in source.router.blooms._state.values():
+            state.recv = EMPTY_BLOOM  # (what it held from L so far is forgotten)
+        mesh.net.advance(2)
+        pf = source.router.pathfinder
+        targets = source.router.blooms.target_keys(dest.public_key, source.public_key)
+        self.assertEqual(targets, frozenset())
+        i, j = mesh.nodes.index(source), mesh.nodes.index(dest)
+        packet = mesh.packet(i, j, b"first")
+        mesh.overlays[i].ipv6.send_ipv6(packet)
+        mesh.run_until(lambda: mesh.got[j], 0.02)
+        self.assertEqual([(k, p) for _, k, p in mesh.got[j]], [(source.public_key, packet)])
+        # a lookup that is not our own is not sent to the parent when no filter holds its key
+        lookups = mesh.net.frames[FRAME_LOOKUP]
+        other = Identity(bytes([5]) * 32).public_key
+        pf._handle_lookup(other, PathLookup(other, Identity(bytes([6]) * 32).public_key, ()))
+        self.assertEqual(mesh.net.frames[FRAME_LOOKUP], lookups)
+
     def test_forged_coords_only_cost_copies(self) -> None:
         """
         Traffic claiming to come from a key at wrong coordinates misdirects only copies: the
@@ -223,9 +291,144 @@ class HeldPacketTests(SynchronousTestCase):
         self.assertEqual(pf.held_dropped, 1)
         self.assertLessEqual(pf.held_bytes, MAX_HELD_BYTES)
 
+    def test_retry_schedule(self) -> None:
+        """
+        An unanswered lookup is sent again every LOOKUP_RETRY_S for LOOKUP_FAST_RETRIES
+        retries, then at most once a second.
+        """
+        pf = self.x.router.pathfinder
+        self.x.router.send(self.far, b"x")
+        self.assertEqual(pf.lookups_sent, 1)
+        self.net.advance(LOOKUP_RETRY_S * LOOKUP_FAST_RETRIES + 0.01)
+        self.assertEqual(pf.lookups_sent, 1 + LOOKUP_FAST_RETRIES)
+        self.net.advance(10)
+        self.assertGreaterEqual(pf.lookups_sent, 1 + LOOKUP_FAST_RETRIES + 9)
+        self.assertLessEqual(pf.lookups_sent, 1 + LOOKUP_FAST_RETRIES + 11)
+
     def test_expired_held_counted(self) -> None:
         """Held packets whose lookup expires unanswered are dropped and counted."""
         pf = self.x.router.pathfinder
         self.x.router.send(self.far, b"x")
         self.net.advance(61)
         self.assertEqual((pf.held_packets, pf.held_dropped), (0, 1))
+
+
+class _StaleOnce:
+    """Wraps a L{Forwarder}: the next Traffic frame finds no next hop (a stale tree view)."""
+
+    def __init__(self, forwarder: Any) -> None:
+        self._forwarder = forwarder
+        self.stale = 1
+
+    def hop(self, cache_key: object, path: Any) -> Any:
+        if self.stale:
+            self.stale -= 1
+            return 0, None
+        return self._forwarder.hop(cache_key, path)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._forwarder, name)
+
+
+class BrokenPathTests(SynchronousTestCase):
+    """A packet lost on a path that broke is sent again once the path is found again."""
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.clock.advance(T0)
+        self.net = SimNetwork(self.clock, seed=8, latency=LATENCY)
+        self.addCleanup(self.net.stop)
+        self.x, self.l, self.y = (self.net.add_node() for _ in range(3))
+        self.net.connect(self.x, self.l)
+        self.net.connect(self.l, self.y)
+        while not self.net.converged():
+            self.net.advance(0.01)
+        self.net.advance(2)  # filters settled
+        self.net.send(self.x, self.y, b"one")
+        self.net.advance(0.05)
+        self.assertEqual([d for _, d in self.y.received], [b"one"])
+        self.net.advance(RECENT_S)  # "one" is too old to be sent again after a broken path
+
+    def test_resent_after_a_broken_path_same_coords(self) -> None:
+        """
+        L's view is stale for one frame: X's second packet is dropped there and X is told the
+        path broke (within a second of finding it, so a one-shot lookup would be throttled,
+        and Y's answer carries the same sequence number and coordinates). X looks Y up again
+        at once and re-sends the lost packet when the answer comes; nothing above re-sends.
+        """
+        stale = self.l.router.forwarder = _StaleOnce(self.l.router.forwarder)
+        before = self.net.frames[FRAME_BROKEN]
+        self.net.send(self.x, self.y, b"two")
+        self.net.advance(0.05)
+        self.assertEqual(stale.stale, 0)
+        self.assertEqual(self.net.frames[FRAME_BROKEN], before + 1)
+        self.assertEqual([d for _, d in self.y.received], [b"one", b"two"])
+        entry = self.x.router.pathfinder.paths[self.y.public_key]
+        self.assertFalse(entry.broken)
+        lookups = self.net.frames[FRAME_LOOKUP]
+        self.net.advance(5)
+        self.assertEqual(self.net.frames[FRAME_LOOKUP], lookups)  # answered: no more retries
+
+    def test_sent_while_broken_resent_in_order(self) -> None:
+        """
+        Packets sent after X learnt that the path broke (and before the new answer) are lost
+        at L too: all of them are sent again, in order, after the one lost first (Go keeps
+        only the last packet sent, so the first is lost).
+        """
+        stale = self.l.router.forwarder = _StaleOnce(self.l.router.forwarder)
+        stale.stale = 3
+        self.net.send(self.x, self.y, b"two")
+        self.net.advance(LATENCY * 2.5)  # the broken notice is back, the lookup on its way
+        self.assertTrue(self.x.router.pathfinder.paths[self.y.public_key].broken)
+        self.net.send(self.x, self.y, b"three")
+        self.net.send(self.x, self.y, b"four")
+        self.net.advance(0.05)
+        self.assertEqual(stale.stale, 0)
+        self.assertEqual(
+            [d for _, d in self.y.received], [b"one", b"two", b"three", b"four"]
+        )
+        self.assertEqual(self.x.router.pathfinder.held_packets, 0)
+
+    def test_recent_packets_resent_after_broken(self) -> None:
+        """
+        Two packets go out along the path before the notice that it broke comes back (both
+        dropped at L): both are sent again, in order, after the new answer (Go sends only the
+        last, and the receiver's nonce order then makes the first one lost for good).
+        """
+        stale = self.l.router.forwarder = _StaleOnce(self.l.router.forwarder)
+        stale.stale = 2
+        self.net.send(self.x, self.y, b"syn")
+        self.net.send(self.x, self.y, b"syn-ack")
+        self.net.advance(0.05)
+        self.assertEqual(stale.stale, 0)
+        self.assertEqual([d for _, d in self.y.received], [b"one", b"syn", b"syn-ack"])
+
+    def test_recent_bounded(self) -> None:
+        """At most RECENT_KEPT packets per path are kept to be sent again."""
+        entry = self.x.router.pathfinder.paths[self.y.public_key]
+        for i in range(RECENT_KEPT + 5):
+            self.net.send(self.x, self.y, b"%d" % i)
+        self.assertEqual(len(entry.recent), RECENT_KEPT)
+        self.assertEqual(entry.recent[-1][1], b"%d" % (RECENT_KEPT + 4))
+        self.net.send(self.x, self.y, bytes(self.x.router.mtu))
+        self.assertEqual(len(entry.recent), 1)  # the byte bound; the last one always stays
+
+    def test_broken_lookup_retried_until_answered(self) -> None:
+        """
+        After a broken path, X's lookups are lost for a while (the filters are changing): X
+        keeps retrying them and the packet arrives after the first lookup that gets through.
+        """
+        self.l.router.forwarder = _StaleOnce(self.l.router.forwarder)
+        lost: list[int] = []
+
+        def lose_lookups(link: Any, frame_type: int, payload: bytes) -> bool:
+            if frame_type == FRAME_LOOKUP and len(lost) < 2:
+                lost.append(frame_type)
+                return True
+            return False
+
+        self.net.drop = lose_lookups
+        self.net.send(self.x, self.y, b"two")
+        self.net.advance(1.0)
+        self.assertEqual(len(lost), 2)
+        self.assertEqual([d for _, d in self.y.received], [b"one", b"two"])

@@ -8,7 +8,8 @@ know the full key behind it we send, otherwise we keep the packet (in order, for
 most L{MAX_PENDING_PER_DEST} per destination, the oldest giving way, and L{MAX_PENDING_PACKETS}
 / L{MAX_PENDING_BYTES} in all, new ones refused beyond) and ask the router to look the partial
 key up (the router keeps retrying while we wait, so nothing waits for TCP to retransmit); a path
-notify teaches us the full key and flushes the packets in order. Go keeps only the newest. Incoming: too big -> ICMPv6 Packet Too Big back; not for us -> drop;
+notify, or a packet from the key, teaches us the full key and flushes the packets in order (Go
+keeps only the newest). Incoming: too big -> ICMPv6 Packet Too Big back; not for us -> drop;
 the sender's key is learnt; a source address that does not belong to the key that encrypted the
 packet -> drop (anti-spoofing); then the packet goes to the handler registered for its next
 header with the sender's FULL key.
@@ -246,12 +247,17 @@ class IPv6Layer:
 
     def path_notify(self, full_key: bytes) -> None:
         """The router found C{full_key} (its C{on_path_notify}): learn it, flush its packets."""
-        info = self._learn(full_key)
+        self._flush(self._learn(full_key))
+
+    def _flush(self, info: _KeyInfo) -> None:
+        """Send, in order, the packets kept for the address and subnet of C{info.key}."""
+        if not self._pending:
+            return
         now = self._clock.seconds()
         for dest in (info.address, info.subnet):
             for packet, expires in self._unhold(dest):
                 if expires > now:
-                    self._sessions.send(full_key, _TRAFFIC_BYTE + packet)
+                    self._sessions.send(info.key, _TRAFFIC_BYTE + packet)
 
     def packet_received(self, source_key: bytes, packet: bytes) -> None:
         """One IPv6 packet (session type 1) decrypted from the full key C{source_key}."""
@@ -264,6 +270,10 @@ class IPv6Layer:
         if dst != self.address and dst[:8] != self.subnet:
             return
         info = self._learn(source_key)
+        # A packet from the key teaches it as well as a path notify does (we may never find
+        # a path ourselves: the remote found us and our replies go along its coordinates), so
+        # what we kept for its address goes out now, before anything this packet prompts.
+        self._flush(info)
         src = packet[8:24]
         if src != info.address and src[:8] != info.subnet:
             self.drops["ipv6_source_not_sender"] += 1

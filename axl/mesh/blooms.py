@@ -143,6 +143,13 @@ class Blooms:
             if state.on_tree and key != from_key and bloom_contains(state.recv, item)
         )
 
+    def tree_link(self, key: bytes) -> PeerLink | None:
+        """The best link to C{key} if it is an on-tree peer (our parent or a child), else None."""
+        state = self._state.get(key)
+        if state is None or not state.on_tree:
+            return None
+        return self._peers.best_link(key)
+
     def multicast_targets(self, dest: bytes, from_key: bytes) -> list[PeerLink]:
         """
         For a lookup of C{dest} received from C{from_key}: one link (lowest priority value) to

@@ -9,10 +9,13 @@ known path go out through the C{route_traffic} callable it is given (no import o
 Unlike Go, an unanswered lookup is a retry job owned here, not a one-shot: while a packet or an
 upper layer (L{Pathfinder.rumor_send_lookup}) waits on it, it is sent again as soon as a peer's
 filter newly holds its key (L{Pathfinder.retry_lookups} after a filter or tree change) and
-after L{LOOKUP_RETRY_S}, doubling up to once a second, until a notify arrives or the rumor
-expires. A lookup sent before the
-filters settled is therefore never left for a higher layer's retransmission timer. Waiting
-packets are kept in order, bounded per destination (L{MAX_HELD_PER_DEST}, the oldest give way)
+every L{LOOKUP_RETRY_S} for the first retries, then doubling up to once a second, until a
+notify arrives or the rumor expires; our own lookup that no filter holds also goes to our
+parent (a false positive of its filter, as far as the protocol is concerned). A path-broken
+notice starts such a retry job too, and the new answer re-sends the packets that went along the
+broken path shortly before the notice (L{RECENT_KEPT}, L{RECENT_S}; Go re-sends only the last)
+and those sent since, in order. A lookup sent before the filters settled is therefore never
+left for a higher layer's retransmission timer. Waiting packets are kept in order, bounded per destination (L{MAX_HELD_PER_DEST}, the oldest give way)
 and in total (L{MAX_HELD_PACKETS}, L{MAX_HELD_BYTES}: new ones are refused), and flushed in
 order when the path is found.
 
@@ -57,6 +60,7 @@ RouteTraffic = Callable[[Path, Path, bytes, bytes, int, bytes], None]
 """C{route_traffic(path, from_path, source, dest, watermark, data)}: forward or deliver."""
 
 __all__ = [
+    "LOOKUP_FAST_RETRIES",
     "LOOKUP_MIN_GAP_S",
     "LOOKUP_RETRY_S",
     "MAX_HELD_BYTES",
@@ -64,6 +68,9 @@ __all__ = [
     "MAX_HELD_PER_DEST",
     "PATH_THROTTLE_S",
     "PATH_TIMEOUT_S",
+    "RECENT_BYTES",
+    "RECENT_KEPT",
+    "RECENT_S",
     "REVERSE_TTL_S",
     "PathEntry",
     "Pathfinder",
@@ -81,10 +88,21 @@ LOOKUP_MIN_GAP_S = 0.02
 #: long each time, up to L{PATH_THROTTLE_S} (Go nodes on the way refresh their filters once a
 #: second, so a lookup can die at one of them while the tree is young).
 LOOKUP_RETRY_S = 0.25
+#: Retries sent L{LOOKUP_RETRY_S} apart before the interval starts doubling: while a young
+#: tree's filters settle (Go nodes pass a key on once a second, each at its own moment), a
+#: lookup that died at one of them gets through soon after its filter catches up.
+LOOKUP_FAST_RETRIES = 8
 #: How long the coordinates from a received Traffic packet are used for replies to its sender.
 REVERSE_TTL_S = 10.0
 #: Senders whose coordinates are remembered at most (the table is emptied when full).
 _REVERSE_LIMIT = 1024
+#: The packets last sent along a path are kept, at most this many (and L{RECENT_BYTES}, but
+#: always the last one), to be sent again when a new answer follows a broken path.
+RECENT_KEPT = 8
+#: Bytes of the packets kept per path (the last one is kept whatever its size, as in Go).
+RECENT_BYTES = 16 * 1024
+#: Of those, only the ones sent this long before the path-broken notice are sent again.
+RECENT_S = 1.0
 #: Packets kept per destination while its path is looked up (the oldest give way).
 MAX_HELD_PER_DEST = 64
 #: Packets kept for all destinations together (new ones are refused beyond it).
@@ -93,17 +111,27 @@ MAX_HELD_PACKETS = 2048
 MAX_HELD_BYTES = 8 * 1024 * 1024
 
 
+def _retry_interval(retries: int) -> float:
+    """Seconds between a waiting lookup's retry C{retries} and the next one."""
+    if retries < LOOKUP_FAST_RETRIES:
+        return LOOKUP_RETRY_S
+    return float(min(PATH_THROTTLE_S, LOOKUP_RETRY_S * 2 ** (retries - LOOKUP_FAST_RETRIES + 1)))
+
+
 class PathEntry:
     """A known path to a full key: its coords as its owner signed them."""
 
-    __slots__ = ("broken", "path", "req_time", "seq", "timer", "traffic")
+    __slots__ = ("broken", "path", "recent", "recent_bytes", "req_time", "seq", "timer")
 
     def __init__(self, req_time: float, timer: Deadline) -> None:
         self.path: Path = ()
         self.seq = 0
         self.req_time = req_time
         self.timer = timer
-        self.traffic: bytes | None = None  # the last packet sent there, re-sent on a new path
+        # (when, packet) last sent there: re-sent, in order, when a new answer follows a
+        # broken path (L{RECENT_KEPT}, L{RECENT_BYTES}; Go keeps the last packet only)
+        self.recent: deque[tuple[float, bytes]] = deque()
+        self.recent_bytes = 0
         self.broken = False
 
 
@@ -176,7 +204,13 @@ class Pathfinder:
         """Send along the known path, or hold the packet and look the key up."""
         entry = self.paths.get(dest)
         if entry is not None:
-            entry.traffic = data
+            rumor = self.rumors.get(xform(dest)) if entry.broken else None
+            if rumor is not None and rumor.waiting:
+                # The path broke and we look it up again: keep what we send meanwhile (it is
+                # likely lost too) to send it again, in order, after the packet lost first.
+                self._hold(rumor, (dest, data))
+            else:
+                self._remember(entry, data)
             self._route_traffic(
                 entry.path, self.tree.coords(self.key), self.key, dest, MAX_WATERMARK, data
             )
@@ -190,6 +224,15 @@ class Pathfinder:
                 if rumor is not None and rumor.held and rumor.held[-1][1] is data:
                     rumor.held[-1] = (dest, data, reverse[0])
                 self._send_along(reverse[0], dest, data)
+
+    def _remember(self, entry: PathEntry, data: bytes) -> None:
+        recent = entry.recent
+        recent.append((self.clock.seconds(), data))
+        entry.recent_bytes += len(data)
+        while len(recent) > 1 and (
+            len(recent) > RECENT_KEPT or entry.recent_bytes > RECENT_BYTES
+        ):
+            entry.recent_bytes -= len(recent.popleft()[1])
 
     def _send_along(self, path: Path, dest: bytes, data: bytes) -> None:
         self._route_traffic(path, self.tree.coords(self.key), self.key, dest, MAX_WATERMARK, data)
@@ -257,7 +300,11 @@ class Pathfinder:
     def _send_lookup(self, dest: bytes) -> frozenset[bytes] | None:
         """Send our lookup for C{dest}; the keys of the peers it went to (None: throttled)."""
         entry = self.paths.get(dest)
-        if entry is not None and self.clock.seconds() - entry.req_time < PATH_THROTTLE_S:
+        if (
+            entry is not None
+            and not entry.broken
+            and self.clock.seconds() - entry.req_time < PATH_THROTTLE_S
+        ):
             return None
         self.lookups_sent += 1
         return self._handle_lookup(self.key, PathLookup(self.key, dest, self.tree.coords(self.key)))
@@ -265,7 +312,8 @@ class Pathfinder:
     def retry_lookups(self) -> None:
         """
         Re-send the lookups something still waits on: those unanswered for their retry interval
-        (L{LOOKUP_RETRY_S}, doubling per retry up to L{PATH_THROTTLE_S}), and, after a filter or
+        (L{LOOKUP_RETRY_S} for L{LOOKUP_FAST_RETRIES} retries, then doubling up to
+        L{PATH_THROTTLE_S}), and, after a filter or
         tree change, those some peer's filter newly holds (at most every L{LOOKUP_MIN_GAP_S}).
         Called on every tick and change, and by its own timer for the next one due.
         """
@@ -275,7 +323,7 @@ class Pathfinder:
             if not rumor.waiting:
                 continue
             elapsed = now - rumor.send_time
-            interval = min(PATH_THROTTLE_S, LOOKUP_RETRY_S * 2**rumor.retries)
+            interval = _retry_interval(rumor.retries)
             if elapsed >= interval * 0.999:  # (float slack: never a zero wait)
                 rumor.retries += 1
             elif self.blooms.target_keys(rumor.lookup_key, self.key) <= rumor.targets:
@@ -288,7 +336,7 @@ class Pathfinder:
                 continue
             rumor.send_time = now
             self._rumor_lookup(rumor)
-            left = min(PATH_THROTTLE_S, LOOKUP_RETRY_S * 2**rumor.retries)
+            left = _retry_interval(rumor.retries)
             wait = left if wait is None else min(wait, left)
         if wait is not None:
             call = self._retry_call
@@ -314,6 +362,10 @@ class Pathfinder:
         if self.blooms.is_on_tree(peer.key) or self._tree_neighbour(peer.key):
             self._handle_lookup(peer.key, lookup)
 
+    def _parent(self) -> bytes | None:
+        me = self.tree.infos.get(self.key)
+        return me.parent if me is not None and me.parent != self.key else None
+
     def _tree_neighbour(self, key: bytes) -> bool:
         infos = self.tree.infos
         me = infos.get(self.key)
@@ -324,11 +376,20 @@ class Pathfinder:
 
     def _handle_lookup(self, from_key: bytes, lookup: PathLookup) -> frozenset[bytes]:
         targets = self.blooms.multicast_targets(lookup.dest, from_key)
+        sent_to = frozenset(peer.key for peer in targets)
+        if not targets and from_key == self.key:
+            # Our own lookup that no filter holds yet goes to our parent anyway (as a false
+            # positive of its filter would): its filters may already hold the key while the
+            # one it sent us lags a tick behind (a Go node refreshes them once a second).
+            # Not counted in the targets, so the retry still follows the filters.
+            parent = self._parent()
+            link = self.blooms.tree_link(parent) if parent is not None else None
+            if link is not None:
+                targets = [link]
         if targets:
             payload = lookup.encode()
             for peer in targets:
                 peer.send(FRAME_LOOKUP, payload)
-        sent_to = frozenset(peer.key for peer in targets)
         if xform(lookup.dest) != self._xself:
             return sent_to
         seq = int(self.clock.seconds())
@@ -374,15 +435,21 @@ class Pathfinder:
         source = notify.source
         entry = self.paths.get(source)
         held: list[bytes] = []
+        rumor = self.rumors.get(xform(source))
         if entry is not None:
-            if notify.info_seq <= entry.seq or notify.info_path == entry.path:
+            # Like Go, a newer answer with the same coordinates adds nothing, unless the path
+            # broke: then any valid answer at least as new clears it and re-sends the packet
+            # lost there (even one signed in the same second).
+            if entry.broken:
+                if notify.info_seq < entry.seq:
+                    return
+            elif notify.info_seq <= entry.seq or notify.info_path == entry.path:
                 return
             if not notify.verify():
                 self.log.warn("bad notify signature from {key}", key=short_key(source))  # noqa: G010 - twisted.logger
                 return
             entry.timer.reset(PATH_TIMEOUT_S)
         else:
-            rumor = self.rumors.get(xform(source))
             if rumor is None:
                 return
             if not notify.verify():
@@ -392,27 +459,36 @@ class Pathfinder:
                 self.clock.seconds(),
                 Deadline(self.clock, PATH_TIMEOUT_S, lambda: self._expire_path(source)),
             )
-            # Answered: stop retrying; the packets held for this key go out in order.
-            rumor.waiting = False
             self._reverse.pop(source, None)
-            # (not those already sent along the coords the notify now signs)
+        if rumor is not None and rumor.waiting:
+            # Answered: stop retrying; the packets held for this key go out in order
+            # (not those already sent along the coords the notify now signs).
+            rumor.waiting = False
             held = [
                 data
                 for dest, data, along in rumor.held
                 if dest == source and along != notify.info_path
             ]
             self._release(rumor)
+        # Like Go, the last packet sent goes again along the new path; after a broken path,
+        # every one kept from shortly before the notice (in order).
+        recent = entry.recent
+        if entry.broken:
+            pending = [data for _, data in recent]
+        else:
+            pending = [recent[-1][1]] if recent else []
         entry.path = notify.info_path
         entry.seq = notify.info_seq
         entry.broken = False
-        pending, entry.traffic = entry.traffic, None
+        recent.clear()
+        entry.recent_bytes = 0
         self.paths[source] = entry
         try:
             self._on_path_notify(source)
         except Exception:  # noqa: BLE001 - an upper-layer bug must not drop the link
             self.log.failure("path notify callback failed")
-        if pending is not None:
-            self.send_traffic(source, pending)
+        for data in pending:
+            self.send_traffic(source, data)
         for data in held:
             self.send_traffic(source, data)
 
@@ -421,7 +497,8 @@ class Pathfinder:
     def handle_broken(self, peer: PeerLink, payload: bytes) -> None:
         """
         A PathBroken (frame type 8) from C{peer}: forward it greedily towards its C{source}; if we
-        are that source, mark our path to its C{dest} broken and look C{dest} up again.
+        are that source, mark our path to its C{dest} broken and look C{dest} up again until
+        answered (the answer re-sends the packets that were likely lost on the broken path).
 
         @raise DecodeError: the payload is not exactly one path-broken notice (the link is dropped).
         """
@@ -443,8 +520,21 @@ class Pathfinder:
             return
         entry = self.paths.get(broken.dest)
         if entry is not None:
+            # Unlike Go's one lookup (throttled within a second of the last), a retry job
+            # until a notify answers: the last packet sent there was lost and waits for it.
+            if not entry.broken:
+                # only what went out shortly before the notice can have been lost with it
+                recent, cutoff = entry.recent, self.clock.seconds() - RECENT_S
+                while recent and recent[0][0] < cutoff:
+                    entry.recent_bytes -= len(recent.popleft()[1])
             entry.broken = True
-            self._send_lookup(broken.dest)
+            rumor = self.rumors.get(xform(broken.dest))
+            if rumor is not None:
+                if rumor.waiting:
+                    return  # already retrying
+                if self.clock.seconds() - rumor.send_time >= LOOKUP_MIN_GAP_S:
+                    rumor.send_time = -PATH_THROTTLE_S  # due now, not after the throttle
+            self.rumor_send_lookup(broken.dest)
 
     # -- timers ----------------------------------------------------------------------------
 
