@@ -64,6 +64,7 @@ from axl.session.proto import node_info_json
 from axl.streams.framing import acknowledged_port
 from axl.streams.sender import Dial
 from axl.streams.service import MessageListenerService, StreamsLayer, build_streams_layer
+from axl.tcp.common import TCPConfig
 from axl.tcp.endpoints import OverlayClientEndpoint, OverlayServerEndpoint
 from axl.tcp.service import TCPService
 from axl.tcp.stack import TCPStack
@@ -346,6 +347,7 @@ def make_node_service(
     overlay = build_overlay_layers(config, identity, reactor, router, links)
     delivery.register(overlay)
     tcp = TCPStack(overlay.ipv6, identity.public_key, reactor,
+                   TCPConfig(mtu=int(overlay.ipv6.mtu), rcv_budget=config.tcp_rcv_budget_bytes),
                    connect_timeout=config.connect_timeout_secs)  # fmt: skip
     http, pool = streams_http_client(reactor)
     streams = build_streams_layer(

@@ -344,3 +344,99 @@ class TransportTests(SynchronousTestCase):
         d2 = client.transport.when_acknowledged()
         client.transport.abortConnection()
         self.failureResultOf(d2)
+
+
+class PausedCollector(Collector):
+    """A Collector whose app stops reading as soon as it is connected."""
+
+    def connectionMade(self) -> None:
+        super().connectionMade()
+        self.transport.pauseProducing()
+
+
+class ReceiveBudgetTests(SynchronousTestCase):
+    """
+    L{TCPConfig.rcv_budget} (C{tcp_rcv_budget_bytes}): what a stack holds for apps that are
+    not reading stays within one stack-wide budget; readers are unaffected.
+    """
+
+    cfg = TCPConfig(rcv_buf=256 * 1024, rcv_buf_max=2 * 1024 * 1024, rcv_budget=600 * 1024)
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        net = LossyNetwork(self.clock, delay=0.005)
+        self.a = TCPStack(FakeIPv6Layer(KEY_A, net), KEY_A, self.clock, config=self.cfg)
+        self.b = TCPStack(FakeIPv6Layer(KEY_B, net), KEY_B, self.clock, config=self.cfg)
+        self.paused: list[Collector] = []
+        self.readers: list[Collector] = []
+        OverlayServerEndpoint(self.b, 80).listen(Factory.forProtocol(self._paused))
+        OverlayServerEndpoint(self.b, 81).listen(Factory.forProtocol(self._reader))
+        self.held_max = 0
+
+    def _paused(self) -> Collector:
+        self.paused.append(PausedCollector())
+        return self.paused[-1]
+
+    def _reader(self) -> Collector:
+        self.readers.append(Collector())
+        return self.readers[-1]
+
+    def _connect(self, port: int) -> Collector:
+        client = Collector()
+        wait(self.clock, connectProtocol(OverlayClientEndpoint(self.a, KEY_B, port), client))
+        return client
+
+    def _held(self) -> int:
+        """Bytes stack B holds undelivered (pending or out of order), all connections."""
+        held = sum(len(c._rpending) + sum(map(len, c.ooo.segments.values()))
+                   for c in self.b._conns.values())
+        self.held_max = max(self.held_max, held)
+        return held
+
+    def _advance(self, done, seconds: float) -> bool:
+        return run_until(self.clock, lambda: self._held() < 0 or done(), seconds)
+
+    def test_paused_readers_share_the_budget(self) -> None:
+        """
+        Six connections whose apps never read, 512 KiB each (3 MiB against a 600 KiB budget):
+        stack B never holds more than the budget, the drops are logged aggregated, and once
+        the apps read again every byte arrives intact and in order.
+        """
+        blobs = [bytes([i]) * 1000 + bytes(range(256)) * 2044 for i in range(6)]
+        clients = [self._connect(80) for _ in blobs]
+        for client, blob in zip(clients, blobs):
+            client.transport.write(blob)
+        self._advance(lambda: False, 30)
+        budget = self.b.rcv_budget
+        self.assertLessEqual(self.held_max, self.cfg.rcv_budget)
+        self.assertGreater(self.held_max, self.cfg.rcv_budget // 2)      # it was used
+        self.assertEqual(budget.used, sum(len(c._rpending) for c in self.b._conns.values()))
+        self.assertEqual(sum(len(s.data) for s in self.paused), 0)
+        self.assertGreater(budget.dropped, 0)                     # the windows raced the budget
+        self.assertGreater(self.b.drops.total, 0)                 # and it was logged
+        for server in self.paused:
+            server.transport.resumeProducing()
+        self._advance(lambda: all(len(s.data) == 524_264 for s in self.paused), 600)
+        self.assertEqual(sorted(bytes(s.data) for s in self.paused), sorted(blobs))
+        self.assertEqual(budget.used, 0)
+        self.assertLessEqual(self.held_max, self.cfg.rcv_budget)
+
+    def test_reader_keeps_its_window(self) -> None:
+        """
+        With the budget used up by paused connections, a connection whose app reads still
+        auto-tunes up to C{rcv_buf_max} and gets its 8 MiB through.
+        """
+        for client in [self._connect(80) for _ in range(4)]:
+            client.transport.write(b"p" * 512 * 1024)
+        self._advance(lambda: False, 10)
+        self.assertGreater(self.b.rcv_budget.used, self.cfg.rcv_budget - 256 * 1024)
+        client = self._connect(81)
+        self._advance(lambda: bool(self.readers), 10)
+        blob = bytes(range(256)) * (32 * 1024)
+        client.transport.write(blob)
+        spaces: list[int] = []
+        self._advance(lambda: spaces.append(self.readers[0].transport.conn.rcv_space) or
+                  len(self.readers[0].data) == len(blob), 600)
+        self.assertEqual(bytes(self.readers[0].data), blob)
+        self.assertEqual(max(spaces), self.cfg.rcv_buf_max)
+        self.assertLessEqual(self.held_max, self.cfg.rcv_budget)

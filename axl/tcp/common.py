@@ -12,7 +12,8 @@ from typing import Protocol
 
 __all__ = [
     "CLOSED", "CLOSE_WAIT", "CLOSING", "ESTABLISHED", "FIN_WAIT_1", "FIN_WAIT_2", "LAST_ACK",
-    "STATE_NAMES", "SYN_RCVD", "SYN_SENT", "TIME_WAIT", "AppEvents", "Emit", "TCPConfig",
+    "STATE_NAMES", "SYN_RCVD", "SYN_SENT", "TIME_WAIT", "AppEvents", "Emit", "RcvBudget",
+    "TCPConfig",
 ]
 
 (CLOSED, SYN_SENT, SYN_RCVD, ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2, CLOSE_WAIT, CLOSING, LAST_ACK,
@@ -31,6 +32,7 @@ class TCPConfig:
     mtu: int = 65535
     rcv_buf: int = 4 * 1024 * 1024      # the receive window to start with,
     rcv_buf_max: int = 16 * 1024 * 1024  # grown while the app keeps up, up to this (auto-tuning)
+    rcv_budget: int = 32 * 1024 * 1024  # stack-wide: bytes held for apps that are not reading
     snd_buf: int = 1024 * 1024          # a producer is paused above this many unacked bytes,
     snd_buf_max: int = 16 * 1024 * 1024  # or above twice the flight the windows allow, up to this
     initial_rto: float = 1.0
@@ -47,6 +49,36 @@ class TCPConfig:
     def advertised_mss(self) -> int:
         """The MSS we advertise: MTU minus the IPv6 and TCP headers."""
         return min(self.mtu - 60, 65535)
+
+
+class RcvBudget:
+    """
+    The bytes a whole stack holds received but not delivered because apps paused reading
+    (C{used}), and the most it may (C{limit}). A paused connection's window is cut to what is
+    left, down to zero, and in-order data beyond it is dropped unacknowledged (the sender
+    retransmits), so apps that stop reading cannot make the stack hold more than C{limit}.
+    Connections whose apps read are not charged: their data is delivered at once.
+    """
+
+    __slots__ = ("limit", "used", "dropped", "on_drop")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self.dropped = 0                    # bytes dropped over the budget, in all
+        #: told C{(peer key, bytes)} on each drop (the stack logs them aggregated)
+        self.on_drop: Callable[[bytes, int], None] | None = None
+
+    def drop(self, peer_key: bytes, nbytes: int) -> None:
+        """Count C{nbytes} from C{peer_key} dropped for want of budget."""
+        self.dropped += nbytes
+        if self.on_drop is not None:
+            self.on_drop(peer_key, nbytes)
+
+    @property
+    def free(self) -> int:
+        """What paused connections may still take."""
+        return max(self.limit - self.used, 0)
 
 
 class AppEvents(Protocol):

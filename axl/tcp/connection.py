@@ -46,6 +46,7 @@ from axl.tcp.common import (
     FIN_WAIT_1,
     FIN_WAIT_2,
     LAST_ACK,
+    RcvBudget,
     RECEIVING,
     SENDING,
     STATE_NAMES,
@@ -81,7 +82,9 @@ class Connection:
     """
 
     def __init__(self, config: TCPConfig, clock: IReactorTime, emit: Emit, iss: int,
-                 ts_offset: int = 0, release: Callable[[Connection], None] | None = None) -> None:
+                 ts_offset: int = 0, release: Callable[[Connection], None] | None = None,
+                 budget: RcvBudget | None = None) -> None:
+        self.budget = budget if budget is not None else RcvBudget(config.rcv_budget)
         self.cfg, self._clock, self._emit, self._release = config, clock, emit, release
         self.app: AppEvents | None = None
         self.on_established: Callable[[Connection], None] | None = None
@@ -102,6 +105,7 @@ class Connection:
         self.ooo = OutOfOrderQueue()            # data above RCV.NXT
         self._fin_offset: int | None = None     # unwrapped offset of a FIN (maybe early)
         self._rpending = bytearray()            # received, not yet delivered (reading paused)
+        self._charged = 0                       # of it, what L{budget} counts
         self._reading = True
         self._eof_pending = False
         self._last_ack_sent = 0
@@ -283,6 +287,8 @@ class Connection:
         if self._rpending:
             data = bytes(self._rpending)
             del self._rpending[:]
+            self.budget.used -= self._charged
+            self._charged = 0
             if self.app is not None:
                 self.app.tcp_data(data)
         if self._eof_pending and self._reading:
@@ -402,6 +408,8 @@ class Connection:
         self.cancel_timers()
         self.sndbuf.clear()
         self.ooo.clear()
+        self.budget.used -= self._charged               # what is still pending is not counted
+        self._charged = 0
         if self._release is not None:
             self._release(self)
             self._release = None
@@ -423,6 +431,11 @@ class Connection:
         avail = space - len(self._rpending)
         limit = 65535 << self.rcv_ws
         adv = seq_diff(self._rcv_adv, self.rcv_nxt)
+        if self._rpending or not self._reading:
+            # paused: only what the stack-wide budget has left (this may shrink the window)
+            free = self.budget.free
+            avail = min(avail, free)
+            adv = min(adv, free)
         if avail < min(space // 2, self.smss):   # receiver SWS avoidance
             avail = 0
         return min(max(avail, adv, 0), limit)
@@ -739,6 +752,10 @@ class Connection:
             else:
                 for c in chunks:
                     self._rpending += c
+                if self.state != CLOSED:
+                    n = sum(map(len, chunks))
+                    self._charged += n
+                    self.budget.used += n
         if fin_now and self._fin_offset == self._rcv_abs:
             self._fin_offset = None
             self.rcv_nxt = (self.rcv_nxt + 1) & MASK
@@ -773,6 +790,12 @@ class Connection:
             n += d
             d = 0
         right = max(seq_diff(self._rcv_adv, self.rcv_nxt), 0)
+        if (self._rpending or not self._reading) and d + n > self.budget.free:
+            over = d + n - self.budget.free                 # dropped unacknowledged
+            self.budget.drop(self.remote_key, min(over, n))
+            if self.budget.free <= d:
+                return
+            right = min(right, self.budget.free)
         if d + n > right:
             payload = payload[: max(right - d, 0)]
             n = len(payload)

@@ -23,6 +23,7 @@ from axl.errors import DecodeError
 from axl.interfaces import IIPv6Layer
 from axl.ipv6.packet import checksum
 from axl.ratelimit import AggregatedLog
+from axl.tcp.common import RcvBudget
 from axl.tcp.connection import SYN_RCVD, TIME_WAIT, AppEvents, Connection, TCPConfig
 from axl.tcp.segment import (
     ACK,
@@ -83,6 +84,7 @@ class TCPStack:
         self.ipv6, self.public_key, self.clock = ipv6, public_key, clock
         self.address: bytes = bytes(ipv6.address)
         self.config = config or TCPConfig(mtu=int(ipv6.mtu))
+        self.rcv_budget = RcvBudget(self.config.rcv_budget)   # shared by all connections
         self.verify_checksums = verify_checksums
         self.connect_timeout = connect_timeout
         self._isn = isn
@@ -99,6 +101,8 @@ class TCPStack:
         self.stopped = False
         self.stats = {"in": 0, "out": 0, "rst_sent": 0, "dropped": 0}
         self.drops = AggregatedLog(clock, self.log, "dropped", "TCP packets")
+        self.rcv_budget.on_drop = lambda key, n: self.drops.event(
+            short_key(key), f"{n} bytes over tcp_rcv_budget_bytes (the app is not reading)")
         ipv6.register_protocol(NEXT_HEADER_TCP, self.packet_received)
         ipv6.register_ptb_handler(lambda source_key, mtu, original: self.packet_too_big(mtu, original))
 
@@ -284,7 +288,8 @@ class TCPStack:
         if self._isn is not None:
             iss = self._isn(lport, peer_key, rport) & MASK
         conn = Connection(self.config, self.clock, self._make_emit(peer_key, lport, rport), iss,
-                          ts_offset=int.from_bytes(digest[4:], "big"), release=self._release)
+                          ts_offset=int.from_bytes(digest[4:], "big"), release=self._release,
+                          budget=self.rcv_budget)
         conn.local_port, conn.remote_key, conn.remote_port = lport, peer_key, rport
         self._conns[key] = conn
         return conn
