@@ -39,6 +39,8 @@ from twisted.internet.defer import Deferred
 from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
+from tests.vectors import shared_candidates
+
 __all__ = [
     "VERSIONS",
     "AdminError",
@@ -55,34 +57,11 @@ START_TIMEOUT = 20.0
 #: How long one admin request may take (the remote debug requests wait up to 6 s themselves).
 ADMIN_TIMEOUT = 15.0
 
-_CHECKOUT = Path(__file__).resolve().parent.parent
-
-
-def _main_checkout(checkout: Path) -> Path | None:
-    """The main checkout of a git worktree (its C{.git} is a file naming C{<main>/.git/worktrees/x})."""
-    dotgit = checkout / ".git"
-    if not dotgit.is_file():
-        return None
-    text = dotgit.read_text().strip()
-    if not text.startswith("gitdir:"):
-        return None
-    gitdir = Path(text.split(":", 1)[1].strip())
-    if gitdir.parent.name != "worktrees":
-        return None
-    return gitdir.parent.parent.parent
-
 
 @cache
 def bin_dir() -> Path | None:
     """The directory holding the yggdrasil binaries, or None when there is none."""
-    candidates: list[Path] = []
-    if os.environ.get("AXL_YGG_BIN"):
-        candidates.append(Path(os.environ["AXL_YGG_BIN"]))
-    candidates.append(_CHECKOUT.parent / "shared" / "bin")
-    main = _main_checkout(_CHECKOUT)
-    if main is not None:
-        candidates.append(main.parent / "shared" / "bin")
-    for candidate in candidates:
+    for candidate in shared_candidates("bin", "AXL_YGG_BIN"):
         if (candidate / f"yggdrasil-{VERSIONS[-1]}").exists():
             return candidate
     return None

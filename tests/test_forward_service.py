@@ -30,7 +30,7 @@ class ForwardsServiceTests(SynchronousTestCase):
         """SOCKS and local_tcp listen where the specs say (TCP and unix), in config order."""
         service, reactor = self.service({
             "socks": "127.0.0.1:1080",
-            "local_tcp": ["[::1]:2222:[200:1234::1]:22", "unix:/tmp/axl-test.sock:[200:1234::1]:80"],
+            "local_tcp": ["[::1]:2222:[200:1234::1]:22", "unix:run/axl-test.sock:[200:1234::1]:80"],
         })
         with capturedLogs() as events:
             service.startService()
@@ -38,7 +38,7 @@ class ForwardsServiceTests(SynchronousTestCase):
         self.assertEqual((port1, host1, type(f1)), (1080, "127.0.0.1", SocksFactory))
         self.assertEqual((port2, host2, type(f2)), (2222, "::1", LocalTCPFactory))
         [(path, f3, _, mode, want_pid)] = reactor.unixServers
-        self.assertEqual((path, mode, want_pid, type(f3)), ("/tmp/axl-test.sock", 0o600, True, LocalTCPFactory))
+        self.assertEqual((path, mode, want_pid, type(f3)), ("run/axl-test.sock", 0o600, True, LocalTCPFactory))
         self.assertEqual(len(service.ports), 3)
         text = [formatEvent(e) for e in events]
         self.assertTrue(text[0].startswith("socks 127.0.0.1:1080: listening on "), text[0])

@@ -71,7 +71,7 @@ class SocksSpecTests(SynchronousTestCase):
 
     def test_unix(self) -> None:
         """The proxy may listen on a unix socket."""
-        self.assertEqual(parse_socks("unix:/tmp/s.sock").listen, UnixPath("/tmp/s.sock"))
+        self.assertEqual(parse_socks("unix:run/s.sock").listen, UnixPath("run/s.sock"))
 
     def test_bad(self) -> None:
         """Every bad socks spec is an error quoting it (password hidden)."""
@@ -120,8 +120,8 @@ class LocalSpecTests(SynchronousTestCase):
 
     def test_unix(self) -> None:
         """unix:/path in place of [BIND:]LPORT (paths may contain ':')."""
-        spec = parse_local("unix:/tmp/a:b.sock:[200:1234::1]:80", "tcp")
-        self.assertEqual(spec.listen, UnixPath("/tmp/a:b.sock"))
+        spec = parse_local("unix:run/a:b.sock:[200:1234::1]:80", "tcp")
+        self.assertEqual(spec.listen, UnixPath("run/a:b.sock"))
         self.assertEqual(spec.remote, OverlayTarget(None, ADDR, 80))
 
     def test_bad(self) -> None:

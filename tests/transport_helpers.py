@@ -5,12 +5,9 @@ through, a bulk C{/send} between two in-process nodes, and bounded polling on th
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
 import socket
 import struct
-import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
@@ -19,13 +16,14 @@ from twisted.internet import reactor
 from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.endpoints import HostnameEndpoint, TCP4ServerEndpoint
 from twisted.internet.interfaces import IListeningPort
-from twisted.internet.protocol import Factory, ProcessProtocol, Protocol, connectionDone
-from twisted.internet.utils import getProcessOutput
-from twisted.trial.unittest import SkipTest, TestCase
+from twisted.internet.protocol import Factory, Protocol, connectionDone
+from twisted.trial.unittest import TestCase
 from twisted.internet.task import deferLater
+from twisted.internet.threads import deferToThread
 from twisted.python.failure import Failure
 
 from axl.node import Node
+from tests import realnode
 
 __all__ = ["assert_link_and_bulk", "Socks5Proxy", "wait_for", "send_bulk", "BULK_SIZE", "RealNode", "real_binary", "free_udp_port"]
 
@@ -207,102 +205,42 @@ def send_bulk(sender: Node, receiver: Node, size: int = BULK_SIZE, timeout: floa
 
 
 # ---------------------------------------------------------------------------------------------
-# Real Yggdrasil nodes (../shared/bin), on 127.0.0.1 only.
-
-_CHECKOUT = Path(__file__).resolve().parent.parent
+# Real Yggdrasil nodes (../shared/bin, found by tests.realnode), on 127.0.0.1 only.
 
 
 def real_binary(name: str) -> Path:
     """
-    The first of C{$AXL_YGG_BIN/<name>}, C{<checkout>/../shared/bin/<name>} and
-    C{/work/shared/bin/<name>} that exists; skip the test when none does.
-    A copy without its run bit is copied to a temp dir and made executable there.
+    The executable C{name} (C{yggdrasil-0.5.14}, C{yggdrasilctl-0.5.12}, ...) as
+    L{tests.realnode.require} finds it; skips the test when the binaries are missing.
     """
-    candidates = [os.environ.get("AXL_YGG_BIN"), _CHECKOUT.parent / "shared" / "bin", "/work/shared/bin"]
-    path = Path(next((str(c) for c in candidates if c and (Path(c) / name).exists()),
-                     str(_CHECKOUT.parent / "shared" / "bin"))) / name  # fmt: skip
-    if not path.exists():
-        raise SkipTest(f"real Yggdrasil binary {path} not found (set AXL_YGG_BIN)")
-    if not os.access(path, os.X_OK):
-        copy = Path(tempfile.mkdtemp(prefix="axl-ygg-")) / name
-        shutil.copy(path, copy)
-        copy.chmod(0o755)
-        return copy
-    return path
-
-
-class _Collect(ProcessProtocol):
-    def __init__(self) -> None:
-        self.out = bytearray()
-        self.ended: Deferred[None] = Deferred()
-
-    def outReceived(self, data: bytes) -> None:
-        if len(self.out) < 1 << 20:
-            self.out += data
-
-    errReceived = outReceived
-
-    def processEnded(self, reason: Failure) -> None:
-        self.ended.callback(None)
+    program, version = name.rsplit("-", 1)
+    return Path(realnode.require(program, version))
 
 
 class RealNode:
     """
-    A real C{yggdrasil} process (IfName none, no multicast, admin on 127.0.0.1) with a fresh
-    key, started by L{start} and stopped by PID in the test's cleanup.
+    A L{tests.realnode.RealNode} started from the reactor (L{start} returns a Deferred), with
+    the waits the transport tests need; stopped by PID in the test's cleanup.
     """
 
     def __init__(self, test: TestCase, version: str = "0.5.14") -> None:
         self.test = test
         self.version = version
-        self.binary = real_binary(f"yggdrasil-{version}")
-        self.ctl = real_binary(f"yggdrasilctl-{version}")
-        self.dir = Path(test.mktemp())
-        self.dir.mkdir(parents=True)
-        self.admin_port = _free_port()
-        self.proto = _Collect()
         self.key = b""
 
     @inlineCallbacks
     def start(self, listen: list[str] = (), peers: list[str] = (), **extra: Any) -> Any:  # type: ignore[assignment]
-        out = yield getProcessOutput(str(self.binary), ["-genconf", "-json"], env=os.environ)
-        config = json.loads(out)
-        config.update({"IfName": "none", "MulticastInterfaces": [], "Listen": list(listen),
-                       "Peers": list(peers), "AdminListen": f"tcp://127.0.0.1:{self.admin_port}"})  # fmt: skip
-        config.update(extra)
-        self.key = bytes.fromhex(config["PrivateKey"])[32:]
-        path = self.dir / "ygg.json"
-        path.write_text(json.dumps(config))
-        self.process = reactor.spawnProcess(
-            self.proto, str(self.binary), [str(self.binary), "-useconffile", str(path), "-logto", "stdout"],
-            env={"PATH": os.environ.get("PATH", "")},
-        )  # fmt: skip
-        self.test.addCleanup(self.stop)
-        yield wait_for("the real node's admin socket", lambda: b"admin socket listening" in self.proto.out
-                       or self.proto.ended.called, 15)  # fmt: skip
-        if self.proto.ended.called:
-            raise AssertionError(f"the real node exited at start:\n{self.log()}")
+        self.node = realnode.RealNode(None, self.version, listen=list(listen), peers=list(peers), extra=extra)
+        self.key = self.node.key
+        # Stopped off the reactor's thread, so the reactor keeps turning while the process ends
+        # (the links' close timers, e.g. autobahn's, run out before the test's reactor check).
+        self.test.addCleanup(deferToThread, self.node.stop)
+        yield self.node.start_async()
         return self
 
-    def stop(self) -> Deferred[None]:
-        if not self.proto.ended.called:
-            try:
-                self.process.signalProcess("TERM")
-            except Exception:
-                pass
-        return self.proto.ended
-
-    @inlineCallbacks
-    def admin(self, *args: str) -> Any:
-        """Run yggdrasilctl -json against this node; return the decoded response."""
-        out = yield getProcessOutput(
-            str(self.ctl), ["-endpoint", f"tcp://127.0.0.1:{self.admin_port}", "-json", *args],
-            env=os.environ, errortoo=True,
-        )  # fmt: skip
-        try:
-            return json.loads(out)
-        except ValueError:
-            raise AssertionError(f"yggdrasilctl said {out!r}") from None
+    def admin(self, request: str) -> Deferred[Any]:
+        """One admin request, answered in the reactor's thread pool."""
+        return self.node.admin_async(request)
 
     @inlineCallbacks
     def up_peers(self) -> Any:
@@ -323,13 +261,7 @@ class RealNode:
         raise AssertionError(f"real node never listed {key.hex()[:8]} up; log:\n{self.log()}")
 
     def log(self) -> str:
-        return bytes(self.proto.out).decode("utf-8", "replace")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+        return self.node.log()
 
 
 def free_udp_port() -> int:
