@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
 import statistics
 import sys
 import time
@@ -27,14 +26,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import axl.aio  # noqa: E402
 from bench.common import Figure, Options, benchmark  # noqa: E402
+from bench.nodes import free_port  # noqa: E402
 
 MiB = 1024 * 1024
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def message_rate(a: axl.aio.Node, b: axl.aio.Node, n: int, size: int, window: int) -> float:

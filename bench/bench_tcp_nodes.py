@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import sys
 import time
 
@@ -29,12 +28,7 @@ from axl.crypto.keys import Identity  # noqa: E402
 from axl.service import make_node_service  # noqa: E402
 from axl.tcp.endpoints import OverlayClientEndpoint, OverlayServerEndpoint  # noqa: E402
 from bench.common import Figure, Options, benchmark  # noqa: E402
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from bench.nodes import free_port  # noqa: E402
 
 
 class Sink(Protocol):

@@ -10,7 +10,6 @@ Run: .venv/bin/python bench/bench_transports.py [tls ws quic ...]
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,15 +22,10 @@ from axl.client import request as http  # noqa: E402
 from bench.common import Figure, Options, benchmark  # noqa: E402
 from bench.nodes import free_port, stop_all, wait_for_route  # noqa: E402
 from bench.nodes import start_node_process as start_node  # noqa: E402
+from tests.transport_helpers import free_udp_port  # noqa: E402
 
 MESSAGES = 64
 BULK_CLIENTS = 8
-
-
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def bench(scheme: str, messages: int = MESSAGES) -> float:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench.common import ROOT
+from tests.test_e2e_twistd import free_port
 
 __all__ = ["Node", "HTTP", "free_port", "start_node", "stop_nodes", "print_profiles"]
 
@@ -38,12 +39,6 @@ finally:
     profile.dump_stats(path)
 """
 _TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

@@ -40,6 +40,7 @@ from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 from tests.vectors import shared_candidates
+from tests.test_e2e_twistd import free_port
 
 __all__ = [
     "VERSIONS",
@@ -94,13 +95,6 @@ def require(program: str = "yggdrasil", version: str = VERSIONS[-1]) -> str:
         os.chmod(copy, stat.S_IRWXU)
         _copies[name] = copy
     return _copies[name]
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class AdminError(Exception):
