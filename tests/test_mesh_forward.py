@@ -1,58 +1,31 @@
 # -*- test-case-name: tests.test_mesh_forward -*-
 """
 Tests for L{axl.mesh.forward} (greedy forwarding, spec/yggdrasil-wire.md section 3.8) and for the
-shape of C{axl.mesh}: its modules import each other without a cycle (the path finder and the
-router share the forwarder instead of importing each other).
+shape of C{axl.mesh}: the path finder and the router share the forwarder instead of importing
+each other.
 """
 
 from __future__ import annotations
 
-import ast
-from pathlib import Path
-
 from twisted.trial.unittest import SynchronousTestCase
 
-import axl.mesh
 from axl.mesh.forward import Forwarder
 from axl.mesh.sim import SimNetwork
-
-
-def mesh_imports() -> dict[str, set[str]]:
-    """Module name -> the C{axl.mesh} modules it imports (also under TYPE_CHECKING)."""
-    root = Path(axl.mesh.__file__).parent
-    graph: dict[str, set[str]] = {}
-    for path in root.glob("*.py"):
-        name = path.stem
-        found: set[str] = set()
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("axl.mesh."):
-                found.add(node.module.split(".")[2])
-            elif isinstance(node, ast.Import):
-                found.update(a.name.split(".")[2] for a in node.names if a.name.startswith("axl.mesh."))
-        graph[name] = found - {name}
-    return graph
+from tests.test_import_order import import_graph
 
 
 class ImportTests(SynchronousTestCase):
-    def test_no_cycle(self) -> None:
-        """No module of axl.mesh reaches itself through its imports."""
-        graph = mesh_imports()
-        for start in graph:
-            seen: set[str] = set()
-            todo = list(graph[start])
-            while todo:
-                name = todo.pop()
-                self.assertNotEqual(name, start, f"import cycle through axl.mesh.{start}")
-                if name not in seen:
-                    seen.add(name)
-                    todo.extend(graph.get(name, ()))
+    """
+    The path finder and the router share the forwarder instead of importing each other (the
+    import graph of all of C{axl/}, cycles included, is checked by L{tests.test_import_order}).
+    """
 
     def test_paths_and_router_apart(self) -> None:
         """The path finder does not import the router; both import the forwarder."""
-        graph = mesh_imports()
-        self.assertNotIn("router", graph["paths"])
-        self.assertIn("forward", graph["paths"])
-        self.assertIn("forward", graph["router"])
+        graph = import_graph()
+        self.assertNotIn("axl.mesh.router", graph["axl.mesh.paths"])
+        self.assertIn("axl.mesh.forward", graph["axl.mesh.paths"])
+        self.assertIn("axl.mesh.forward", graph["axl.mesh.router"])
 
 
 class ForwarderTests(SynchronousTestCase):
