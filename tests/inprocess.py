@@ -6,9 +6,11 @@ C{node.tcp}). Each node has a transcript identity ("A", "B", "C") and is stopped
 
 from __future__ import annotations
 
-from typing import Any
+import time
+from typing import Any, Callable
 
 from twisted.internet import reactor
+from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
 from axl.config import config_from_dict
@@ -18,7 +20,21 @@ from axl.service import make_node_service
 from tests.test_e2e_twistd import free_port
 from tests.vectors import identity
 
-__all__ = ["InProcessNodesTestCase"]
+__all__ = ["InProcessNodesTestCase", "wait_until"]
+
+
+async def wait_until(what: str, check: Callable[[], bool], timeout: float = 30.0) -> float:
+    """
+    Poll C{check} every 50 ms from the real reactor until it holds; the seconds it took. Fails
+    naming C{what} after C{timeout} seconds. (From C{inlineCallbacks} code: C{yield
+    Deferred.fromCoroutine(wait_until(...))}.)
+    """
+    start = time.monotonic()
+    while not check():
+        if time.monotonic() - start > timeout:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        await deferLater(reactor, 0.05, lambda: None)
+    return time.monotonic() - start
 
 
 class InProcessNodesTestCase(TestCase):

@@ -27,19 +27,10 @@ from axl.crypto.keys import Identity
 from axl.mesh.router import TICK_S
 from axl.node import Node
 from axl.service import make_node_service
+from tests.inprocess import wait_until
 from tests.realnode import VERSIONS, AdminError, RealNode, free_port
 
 __all__ = ["MixedMesh", "wait_until"]
-
-
-async def wait_until(what: str, check: Callable[[], bool], timeout: float) -> float:
-    """Poll C{check} every 50 ms (reactor time) until it holds; the seconds it took."""
-    start = time.monotonic()
-    while not check():
-        if time.monotonic() - start > timeout:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        await deferLater(reactor, 0.05, lambda: None)
-    return time.monotonic() - start
 
 
 class MixedMesh:

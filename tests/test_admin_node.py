@@ -7,15 +7,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from twisted.internet import reactor
-from twisted.internet.defer import inlineCallbacks
-from twisted.internet.task import deferLater
+from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import SynchronousTestCase
 
 from axl.admin.codec import AdminError
 from axl.admin.node import admin_peer_uri
-from tests.inprocess import InProcessNodesTestCase
+from tests.inprocess import InProcessNodesTestCase, wait_until
 from tests.realnode import AdminError as RealNodeAdminError
 from tests.realnode import admin_request
 from tests.test_e2e_twistd import free_port
@@ -132,14 +130,8 @@ class StarTests(InProcessNodesTestCase):
         self.c = self.start_node("C", {"Peers": [self.listen]})
         yield self.until(lambda: len(self.a.links.links()) == 2 and len(self.b.router.tree.infos) >= 3)
 
-    @inlineCallbacks
     def until(self, check, limit: float = 20.0):  # type: ignore[no-untyped-def]
-        waited = 0.0
-        while not check():
-            if waited > limit:
-                self.fail("condition not reached")
-            yield deferLater(reactor, 0.05, lambda: None)
-            waited += 0.05
+        return Deferred.fromCoroutine(wait_until("the condition", check, limit))
 
     def ask(self, request: str, **arguments: str):  # type: ignore[no-untyped-def]
         return deferToThread(_ask, self.admin_port, request, **arguments)

@@ -8,8 +8,6 @@ is answered. Everything runs on 127.0.0.1; skipped when ../shared/bin is missing
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, ensureDeferred
@@ -17,19 +15,8 @@ from twisted.internet.task import deferLater
 
 from axl.mesh.router import TICK_S
 from axl.node import Node
-from tests.inprocess import InProcessNodesTestCase
+from tests.inprocess import InProcessNodesTestCase, wait_until
 from tests.realnode import RealNode, free_port, require
-
-WAIT = 20.0
-
-
-async def wait_until(what: str, check: Callable[[], bool], timeout: float = WAIT) -> None:
-    """Poll C{check} every 50 ms from the reactor until it holds; fail naming C{what}."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await deferLater(reactor, 0.05, lambda: None)
 
 
 def up_links(node: Node, key: bytes) -> list[str]:

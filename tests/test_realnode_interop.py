@@ -29,9 +29,9 @@ from axl.link.core import KEEPALIVE_DELAY, PEER_TIMEOUT
 from axl.mesh.router import TICK_S
 from axl.node import Node
 from axl.streams.framing import encode_message
-from tests.inprocess import InProcessNodesTestCase
-from tests.realnode import VERSIONS, RealNode, free_port, require
-from tests.test_realnode import up_links, wait_until
+from tests.inprocess import InProcessNodesTestCase, wait_until
+from tests.realnode import VERSIONS, RealNode, require
+from tests.test_realnode import up_links
 
 #: Long enough for several keepalive periods and peer timeouts of both sides.
 PAST_KEEPALIVE = 3 * (PEER_TIMEOUT + KEEPALIVE_DELAY)

@@ -24,6 +24,7 @@ from twisted.python.failure import Failure
 
 from axl.node import Node
 from tests import realnode
+from tests.inprocess import wait_until
 
 __all__ = ["assert_link_and_bulk", "Socks5Proxy", "wait_for", "send_bulk", "BULK_SIZE", "RealNode", "real_binary", "free_udp_port"]
 
@@ -157,15 +158,9 @@ class Socks5Proxy:
         return self.port.stopListening() if self.port is not None else None  # type: ignore[return-value]
 
 
-@inlineCallbacks
-def wait_for(what: str, check: Callable[[], bool], timeout: float = 30.0) -> Any:
-    """Poll C{check} every 50 ms on the real reactor; fail after C{timeout} seconds."""
-    waited = 0.0
-    while not check():
-        if waited >= timeout:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        yield deferLater(reactor, 0.05, lambda: None)
-        waited += 0.05
+def wait_for(what: str, check: Callable[[], bool], timeout: float = 30.0) -> Deferred[float]:
+    """L{tests.inprocess.wait_until} as a Deferred, for C{inlineCallbacks} code."""
+    return Deferred.fromCoroutine(wait_until(what, check, timeout))
 
 
 @inlineCallbacks
