@@ -1,5 +1,5 @@
 # -*- test-case-name: tests.test_drops -*-
-"""Tests for L{axl.drops}: counted drops, logged aggregated."""
+"""Tests for L{axl.ratelimit.DropCounter}: counted drops, logged aggregated."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from twisted.internet.task import Clock
 from twisted.logger import Logger, capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 
-from axl.drops import DropCounter
+from axl.ratelimit import DropCounter
 
 
 class DropCounterTests(SynchronousTestCase):

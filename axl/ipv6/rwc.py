@@ -37,7 +37,6 @@ from axl.crypto.address import (
     subnet_for_key,
 )
 from axl.crypto.keys import short_key
-from axl.drops import DropCounter
 from axl.errors import DecodeError
 from axl.interfaces import IIPv6Layer, ISessions
 from axl.ipv6.icmpv6 import (
@@ -50,6 +49,7 @@ from axl.ipv6.icmpv6 import (
     packet_too_big,
 )
 from axl.ipv6.packet import HEADER_SIZE
+from axl.ratelimit import DropCounter
 from axl.session.proto import CORE_MTU, SESSION_TRAFFIC
 
 __all__ = [

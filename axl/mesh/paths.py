@@ -39,7 +39,6 @@ from twisted.logger import Logger
 
 from axl.crypto.address import xform
 from axl.crypto.keys import Identity, short_key
-from axl.drops import DropCounter
 from axl.mesh.blooms import Blooms
 from axl.mesh.forward import Forwarder
 from axl.mesh.peers import Deadline, PeerLink
@@ -55,6 +54,7 @@ from axl.mesh.wire import (
     PathNotify,
     notify_info_bytes,
 )
+from axl.ratelimit import DropCounter
 
 RouteTraffic = Callable[[Path, Path, bytes, bytes, int, bytes], None]
 """C{route_traffic(path, from_path, source, dest, watermark, data)}: forward or deliver."""

@@ -39,10 +39,9 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from axl.crypto.keys import Identity, short_key
-from axl.drops import DropCounter
 from axl.errors import DecodeError
 from axl.interfaces import IRouter, ISessions
-from axl.ratelimit import KeyedLimiter
+from axl.ratelimit import DropCounter, KeyedLimiter
 from axl.session.codec import (
     TYPE_ACK,
     TYPE_INIT,
