@@ -16,7 +16,7 @@ from axl.admin.node import admin_peer_uri
 from tests.inprocess import InProcessNodesTestCase, wait_until
 from tests.realnode import AdminError as RealNodeAdminError
 from tests.realnode import admin_request
-from tests.test_e2e_twistd import free_port
+from tests.test_e2e_twistd import free_port, free_ports
 
 
 def _ask(port: int, request: str, **arguments: str) -> dict[str, Any]:
@@ -122,8 +122,8 @@ class StarTests(InProcessNodesTestCase):
 
     @inlineCallbacks
     def setUp(self):  # type: ignore[no-untyped-def]
-        self.listen = f"tcp://127.0.0.1:{free_port()}"
-        self.admin_port = free_port()
+        listen_port, self.admin_port = free_ports(2)
+        self.listen = f"tcp://127.0.0.1:{listen_port}"
         self.a = self.start_node("A", {"Listen": [self.listen]})
         self.b = self.start_node("B", {"Peers": [self.listen],
                                        "AdminListen": f"tcp://127.0.0.1:{self.admin_port}"})  # fmt: skip

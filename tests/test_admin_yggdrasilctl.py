@@ -16,7 +16,7 @@ import urllib.request
 from typing import Any
 
 from tests.realnode import RealNode, require
-from tests.test_e2e_twistd import TwistdTestCase, free_port, get_topology
+from tests.test_e2e_twistd import TwistdTestCase, free_port, free_ports, get_topology
 
 VERSIONS = ("0.5.14", "0.5.12")
 COMMANDS = ("list", "getSelf", "getPeers", "getTree", "getPaths", "getSessions",
@@ -46,8 +46,9 @@ class CtlTestCase(TwistdTestCase):
 
     def start_pair(self) -> tuple[str, str, str]:
         """Our A (tls listener) and B (peers A, admin on TCP). Returns A's listen URI, B's endpoint, A's key."""
-        listen = f"tls://127.0.0.1:{free_port()}"
-        admin = f"tcp://127.0.0.1:{free_port()}"
+        listen_port, admin_port = free_ports(2)
+        listen = f"tls://127.0.0.1:{listen_port}"
+        admin = f"tcp://127.0.0.1:{admin_port}"
         _, a_port = self.start("a", {"Listen": [listen]})
         _, b_port = self.start("b", {"Peers": [listen], "AdminListen": admin})
         a_key = get_topology(a_port)["our_public_key"]

@@ -43,6 +43,18 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def free_ports(n: int) -> list[int]:
+    """C{n} different TCP ports free on 127.0.0.1 right now (two L{free_port} calls may agree)."""
+    sockets = [socket.socket() for _ in range(n)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
 
 def pem_of_seed(seed: bytes) -> bytes:
     der = bytes.fromhex("302e020100300506032b657004220420") + seed
