@@ -14,6 +14,9 @@ Attacks (each at most --seconds, default 10):
   notify     /mcp notifications to an unreachable key as fast as possible
   bigsend    30 concurrent 16 MiB /send to an unreachable key
   recvfull   16 MiB /send to our own key until the /recv queue is full (nobody reads)
+  slowbodies 120 clients each send all but the last byte of a 16 MiB /send body, then wait
+  remotefull another node sends 16 MiB messages from 8 clients; nobody reads our /recv
+  links      300 links from 150 loopback addresses, each a new key, kept up by keepalives
 
 Run: python bench/attack.py [--seconds 10] [attack ...]     (loopback only; figures are noisy
 on a shared machine)
@@ -37,26 +40,36 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
 
 from axl.client import request as http  # noqa: E402
 from axl.crypto import Identity  # noqa: E402
 from axl.link.framing import encode_frame  # noqa: E402
 from axl.link.meta import META_SIZE, encode_meta  # noqa: E402
 
-from bench_bridge import free_port, rss_mb, start_node, stop_all  # noqa: E402
+from bench.nodes import free_port, start_node, stop_all  # noqa: E402
+
+
+def rss_mb(pid: int) -> float:
+    """The resident set of process C{pid}, MB."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
 
 UNREACHABLE = "ab" * 32
 
 
 class Node:
-    def __init__(self, workdir: str) -> None:
+    def __init__(self, workdir: str, name: str = "target", config: dict[str, Any] | None = None) -> None:
         self.workdir = workdir
         self.link_port = free_port()
-        self.proc, self.api = start_node(
-            workdir, "target", {"Listen": [f"tls://127.0.0.1:{self.link_port}"]}
+        node = start_node(
+            workdir, name, {"Listen": [f"tls://127.0.0.1:{self.link_port}"], **(config or {})}
         )
-        self.log = os.path.join(workdir, "target.log")
+        self.proc, self.api = node.proc, node.api
+        self.log = os.path.join(workdir, f"{name}.log")
         topo = json.loads(http("GET", self.url("/topology"))[2])
         self.key = topo["our_public_key"]
 
@@ -313,6 +326,118 @@ def attack_recvfull(node: Node, stop: threading.Event) -> str:
     return f"/send statuses {dict((c, codes.count(c)) for c in set(codes))}; {drained} drained after"
 
 
+def attack_slowbodies(node: Node, stop: threading.Event) -> str:
+    """120 clients each declare a 16 MiB /send body, send all but its last byte, and wait."""
+    body = b"s" * ((16 << 20) - 1)
+    head = (b"POST /send HTTP/1.1\r\nHost: x\r\nX-Destination-Peer-Id: " + node.key.encode()
+            + b"\r\nContent-Length: " + str(len(body) + 1).encode() + b"\r\n\r\n")  # fmt: skip
+    codes: dict[str, int] = {}
+    socks: list[socket.socket] = []
+
+    def one() -> None:
+        try:
+            s = socket.create_connection(("127.0.0.1", node.api), timeout=30)
+            socks.append(s)
+            s.sendall(head)
+            s.settimeout(0.5)
+            view = memoryview(body)
+            while view and not stop.is_set():
+                try:
+                    view = view[s.send(view[: 1 << 20]):]
+                except TimeoutError:
+                    continue
+            s.settimeout(2)
+            try:
+                line = s.recv(100).split(b"\r\n")[0].decode() or "closed"
+            except TimeoutError:
+                line = "held (no answer yet)"
+        except OSError as e:
+            line = e.__class__.__name__
+        codes[line] = codes.get(line, 0) + 1
+
+    with ThreadPoolExecutor(120) as pool:
+        for _ in range(120):
+            pool.submit(one)
+        stop.wait()
+        for s in socks:
+            s.close()
+    return f"120 x 16 MiB bodies held open: {codes}"
+
+
+def attack_remotefull(node: Node, stop: threading.Event) -> str:
+    """
+    Another node peered with the target sends 16 MiB messages to it from 8 clients, as fast as
+    it can, while nobody reads the target's /recv: the target's port-7001 listener, /recv queue
+    and overlay TCP hold what their budgets allow, and the sender waits.
+    """
+    attacker = Node(node.workdir, "attacker", {"Peers": [f"tls://127.0.0.1:{node.link_port}"]})
+    codes: list[int] = []
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:  # the route: a small message gets through
+            try:
+                if http("POST", attacker.url("/send"), b"hi", {"X-Destination-Peer-Id": node.key},
+                        timeout=5)[0] == 200:  # fmt: skip
+                    break
+            except OSError:
+                pass
+            time.sleep(0.5)
+        body = b"r" * (16 << 20)
+
+        def one() -> None:
+            while not stop.is_set():
+                try:
+                    codes.append(http("POST", attacker.url("/send"), body,
+                                      {"X-Destination-Peer-Id": node.key}, timeout=40)[0])  # fmt: skip
+                except OSError:
+                    codes.append(0)
+
+        with ThreadPoolExecutor(8) as pool:
+            for _ in range(8):
+                pool.submit(one)
+        drained = 0
+        while http("GET", node.url("/recv"), timeout=30)[0] == 200:
+            drained += 1
+    finally:
+        stop_all([attacker.proc])
+    return f"/send statuses at the attacker {dict((c, codes.count(c)) for c in set(codes))}; {drained} drained after"
+
+
+def attack_links(node: Node, stop: threading.Event) -> str:
+    """
+    Links from 150 loopback addresses (two each, a new key per link) that complete the handshake
+    and then only send keepalives: what the node holds per idle link, and the inbound cap.
+    """
+    keepalive = encode_frame(1)
+    socks: list[ssl.SSLSocket] = []
+    refused = 0
+    for n in range(150):
+        for _ in range(2):
+            if stop.is_set():
+                break
+            try:
+                s = peer_handshake(node.link_port, source=(f"127.0.{1 + n // 250}.{3 + n % 250}", 0))
+                s.setblocking(False)
+                socks.append(s)
+            except OSError:
+                refused += 1
+    while not stop.is_set():
+        for s in list(socks):
+            try:
+                s.send(keepalive)
+                while s.recv(65536):
+                    pass
+            except (ssl.SSLWantReadError, BlockingIOError):
+                pass
+            except OSError:
+                socks.remove(s)
+        stop.wait(1.0)
+    up = len(socks)
+    for s in socks:
+        s.close()
+    return f"{up} links up at the end, {refused} handshakes refused"
+
+
 ATTACKS: dict[str, Callable[[Node, threading.Event], str]] = {
     "sigreq": attack_sigreq,
     "handshake": attack_handshake,
@@ -323,6 +448,9 @@ ATTACKS: dict[str, Callable[[Node, threading.Event], str]] = {
     "notify": attack_notify,
     "bigsend": attack_bigsend,
     "recvfull": attack_recvfull,
+    "slowbodies": attack_slowbodies,
+    "remotefull": attack_remotefull,
+    "links": attack_links,
 }
 
 
