@@ -70,6 +70,7 @@ class Node:
         )
         self.proc, self.api = node.proc, node.api
         self.log = os.path.join(workdir, f"{name}.log")
+        self.receiver: Node | None = None  # where legit_p50 sends, when not to ourselves
         topo = json.loads(http("GET", self.url("/topology"))[2])
         self.key = topo["our_public_key"]
 
@@ -114,19 +115,23 @@ def peer_handshake(
 
 
 def legit_p50(node: Node, n: int = 20) -> float:
-    """p50 ms of a 100-byte /send to the node's own key (then drained from /recv)."""
+    """
+    p50 ms of a 100-byte /send to the node's own key (then drained from /recv); while
+    C{node.receiver} is set (an attack fills our own /recv queue on purpose), to that node.
+    """
     times = []
+    receiver = node.receiver or node
     for _ in range(n):
         t = time.monotonic()
         try:
-            code = http("POST", node.url("/send"), b"x" * 100, {"X-Destination-Peer-Id": node.key},
+            code = http("POST", node.url("/send"), b"x" * 100, {"X-Destination-Peer-Id": receiver.key},
                         timeout=10)[0]  # fmt: skip
         except OSError:
             code = 0
         if code == 200:
             times.append((time.monotonic() - t) * 1000)
     try:
-        while http("GET", node.url("/recv"), timeout=10)[0] == 200:
+        while http("GET", receiver.url("/recv"), timeout=10)[0] == 200:
             pass
     except OSError:
         pass
@@ -370,7 +375,8 @@ def attack_remotefull(node: Node, stop: threading.Event) -> str:
     it can, while nobody reads the target's /recv: the target's port-7001 listener, /recv queue
     and overlay TCP hold what their budgets allow, and the sender waits.
     """
-    attacker = Node(node.workdir, "attacker", {"Peers": [f"tls://127.0.0.1:{node.link_port}"]})
+    attacker = Node(node.workdir, "attacker", {"Peers": [f"tls://127.0.0.1:{node.link_port}"],
+                                              "bridge_max_inflight_bytes": 1 << 30})
     codes: list[int] = []
     try:
         deadline = time.monotonic() + 30
@@ -383,6 +389,7 @@ def attack_remotefull(node: Node, stop: threading.Event) -> str:
                 pass
             time.sleep(0.5)
         body = b"r" * (16 << 20)
+        node.receiver = attacker  # our own /recv is being filled: measure our /send to it
 
         def one() -> None:
             while not stop.is_set():
@@ -395,12 +402,15 @@ def attack_remotefull(node: Node, stop: threading.Event) -> str:
         with ThreadPoolExecutor(8) as pool:
             for _ in range(8):
                 pool.submit(one)
+        peak = rss_mb(node.proc.pid)
         drained = 0
         while http("GET", node.url("/recv"), timeout=30)[0] == 200:
             drained += 1
     finally:
+        node.receiver = None
         stop_all([attacker.proc])
-    return f"/send statuses at the attacker {dict((c, codes.count(c)) for c in set(codes))}; {drained} drained after"
+    return (f"/send statuses at the attacker {dict((c, codes.count(c)) for c in set(codes))}; "
+            f"{drained} drained after; RSS with our queue full {peak:.0f} MB")
 
 
 def attack_links(node: Node, stop: threading.Event) -> str:
