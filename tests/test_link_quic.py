@@ -242,6 +242,44 @@ class QuicDriverTests(SynchronousTestCase):
         self.assertEqual(producer.events, ["pause", "resume"])
         self.assertEqual(len(h.server_handler.frames()), frames)
 
+    def test_link_flow_control(self) -> None:
+        """
+        The link registers as the QUIC stream's producer: while the peer acknowledges nothing
+        and more than SEND_BUFFER_HIGH bytes wait in aioquic, the link counts what it writes,
+        drops Traffic past its bound (and in the shared budget), and drops a peer that keeps
+        not reading; once acknowledgements drain the buffer it is unblocked.
+        """
+        h = Harness()
+        h.up()
+        core = h.client_core
+        transport = h.client.link_transport
+        assert transport is not None
+        self.assertIsNotNone(transport._producer)  # the LinkProtocol, since its first bytes
+        for _ in range(SEND_BUFFER_HIGH // 100_000 + 1):
+            core.send_frame(9, b"x" * 100_000)
+        h.pump(drop_to_server=True)  # nothing reaches the server: nothing is acknowledged
+        self.assertGreater(transport.buffered(), SEND_BUFFER_HIGH)
+        for _ in range(15):
+            core.send_frame(9, b"x" * 100_000)
+        self.assertEqual(core.dropped_frames, 5)  # 10 x 100 KB fit in the 1 MiB bound
+        self.assertGreater(core.blocked_bytes, 900_000)
+        self.assertEqual(core._budget.used, core.blocked_bytes)
+        for _ in range(200):
+            h.pump()
+            h.clock.advance(0.05)
+            if not core.blocked_bytes:
+                break
+        self.assertEqual(core.blocked_bytes, 0)
+        self.assertIs(core.state, LinkState.UP)
+        self.assertLess(transport.buffered(), SEND_BUFFER_HIGH // 4)
+        for _ in range(SEND_BUFFER_HIGH // 100_000 + 1):
+            core.send_frame(9, b"x" * 100_000)
+        h.pump(drop_to_server=True)
+        for _ in range(30):  # not Traffic: past twice the bound the peer is dropped
+            core.send_frame(4, b"a" * 100_000)
+        self.assertIs(core.state, LinkState.CLOSED)
+        self.assertIn("not reading", core.last_error)
+
     def test_connection_bound(self) -> None:
         """A listener keeps at most max_connections; further INITIALs are ignored."""
         h = Harness(max_connections=1)

@@ -16,8 +16,14 @@ sending, 5 s for the handshake.
 
 Flow control: received stream data is handed to the link as it arrives (the link consumes it at
 once, so aioquic's receive window never holds more than it granted). Written data waits in
-aioquic's send buffer until flow and congestion control let it out; a producer registered on the
-link's transport is paused while more than L{SEND_BUFFER_HIGH} bytes wait there.
+aioquic's send buffer until flow and congestion control let it out and the peer acknowledges it;
+the link's transport is an C{IConsumer}, and the producer the link registers on it (its
+L{axl.link.protocol.LinkProtocol}) is paused while more than L{SEND_BUFFER_HIGH} bytes wait
+there, and resumed below a quarter of it. While paused, the link counts what it writes against
+its own bound and the node's shared budget (L{axl.link.core.WriteBudget}), exactly as on TCP:
+Traffic is dropped, a peer that does not read is dropped. Unlike TCP the link does not stop
+reading: aioquic raises the peer's receive window by itself as data arrives, so holding the
+data back would only move it into our memory; the answers it makes us write are what is bounded.
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ from twisted.internet.interfaces import (
     IDelayedCall,
     IListeningPort,
     IProtocol,
+    IConsumer,
     IProtocolFactory,
     IPushProducer,
     IReactorTime,
@@ -106,9 +113,13 @@ def quic_configuration(tls: LinkTLS, is_client: bool) -> QuicConfiguration:
     )
 
 
-@implementer(ITransport, IPushProducer)
+@implementer(ITransport, IConsumer, IPushProducer)
 class QuicLinkTransport:
-    """The link's stream transport: one bidirectional QUIC stream of one connection."""
+    """
+    The link's stream transport: one bidirectional QUIC stream of one connection. As a
+    consumer it pauses its producer while aioquic holds more than L{SEND_BUFFER_HIGH} bytes of
+    the stream unacknowledged.
+    """
 
     def __init__(self, driver: QuicDriver, stream_id: int) -> None:
         self._driver = driver
