@@ -327,7 +327,7 @@ class NodeConfig:
     max_inbound_per_key: int = 8
     link_write_buffer_bytes: int = 1024 * 1024
     link_write_budget_bytes: int = 8 * 1024 * 1024
-    max_inbound_links: int = 128
+    max_inbound_links: int = 64
     bridge_header_timeout_secs: float = 10.0
     bridge_body_timeout_secs: float = 60.0
     bridge_max_connections: int = 256

@@ -77,7 +77,7 @@ __all__ = [
 
 DEFAULT_MAX_BACKOFF = 60.0
 #: Inbound links up at once in all (C{max_inbound_links}); see the README's peering section.
-DEFAULT_MAX_INBOUND_LINKS = 128
+DEFAULT_MAX_INBOUND_LINKS = 64
 # Inbound connections still in their (at most 6 s) handshake; more are refused at accept, so a
 # flood of silent connections cannot pile up.
 MAX_HANDSHAKING_INBOUND = 64
