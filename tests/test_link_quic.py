@@ -25,6 +25,7 @@ from axl.link.protocol import LinkFactory
 from axl.link.quic import (
     HANDSHAKE_TIMEOUT,
     KEEPALIVE_PERIOD,
+    RECEIVE_WINDOW,
     SEND_BUFFER_HIGH,
     STREAM_TIMEOUT,
     QuicDriver,
@@ -279,6 +280,48 @@ class QuicDriverTests(SynchronousTestCase):
             core.send_frame(4, b"a" * 100_000)
         self.assertIs(core.state, LinkState.CLOSED)
         self.assertIn("not reading", core.last_error)
+
+    def test_receive_windows_slide(self) -> None:
+        """
+        In-order data moves the receive windows along, RECEIVE_WINDOW past what was delivered
+        (aioquic alone doubles them as data arrives): after 5 MiB they are 6 MiB, not 8 or more.
+        """
+        h = Harness()
+        h.up()
+        for _ in range(50):
+            h.client_core.send_frame(5, b"y" * 100_000)
+            h.pump()
+        [driver] = set(h.server.drivers.values())
+        stream = driver.connection._streams[0]
+        delivered = stream.receiver.starting_offset()
+        self.assertGreater(delivered, 5_000_000)
+        self.assertEqual(len(h.server_handler.frames()), 50)
+        self.assertLessEqual(stream.max_stream_data_local, delivered + RECEIVE_WINDOW)
+        limit = driver.connection._local_max_data
+        self.assertLessEqual(limit.value, limit.used + RECEIVE_WINDOW)
+
+    def test_out_of_order_data_bounded(self) -> None:
+        """
+        A peer that sends one byte ever further ahead on the link stream (leaving gaps aioquic
+        keeps as zero bytes) makes the listener hold at most RECEIVE_WINDOW: the window does
+        not grow while nothing is delivered.
+        """
+        h = Harness()
+        h.up()
+        [driver] = set(h.server.drivers.values())
+        receiver = driver.connection._streams[0].receiver
+        sender = h.client.connection._streams[0].sender
+        for _ in range(4):  # each round: 900 KB written, all but the last byte "already sent"
+            start = sender._buffer_stop
+            h.client.connection.send_stream_data(0, bytes(900_000))
+            sender._pending.subtract(start, start + 900_000 - 1)
+            h.client.transmit()
+            h.pump()
+            h.clock.advance(1.0)
+            h.pump()
+        self.assertGreater(len(receiver._buffer), 800_000)  # the first gap is held
+        self.assertLessEqual(len(receiver._buffer), RECEIVE_WINDOW)
+        self.assertLessEqual(driver.connection.held(), RECEIVE_WINDOW)
 
     def test_connection_bound(self) -> None:
         """A listener keeps at most max_connections; further INITIALs are ignored."""

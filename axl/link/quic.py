@@ -24,6 +24,13 @@ its own bound and the node's shared budget (L{axl.link.core.WriteBudget}), exact
 Traffic is dropped, a peer that does not read is dropped. Unlike TCP the link does not stop
 reading: aioquic raises the peer's receive window by itself as data arrives, so holding the
 data back would only move it into our memory; the answers it makes us write are what is bounded.
+
+Receive windows (issue 12): aioquic doubles a stream's and the connection's receive window
+whenever the highest offset received passes half of it, out-of-order data included, and keeps
+the gap before out-of-order data as zero bytes: a peer sending one byte ever further ahead would
+make it allocate without bound. L{BoundedQuicConnection} slides both windows instead, to
+L{RECEIVE_WINDOW} past what has been delivered, so a connection never holds more than that of
+received data.
 """
 
 from __future__ import annotations
@@ -69,6 +76,8 @@ __all__ = [
     "CLOSE_GRACE",
     "STREAM_TIMEOUT",
     "SEND_BUFFER_HIGH",
+    "RECEIVE_WINDOW",
+    "BoundedQuicConnection",
     "MAX_CONNECTIONS",
     "quic_configuration",
     "QuicDriver",
@@ -91,6 +100,9 @@ CLOSE_GRACE = 2.0
 # a quarter of it. It is part of each QUIC link's memory (issue 12): 1 MiB bulk /send over a
 # quic:// loopback link as fast as 4 MiB (8-10 MiB/s both), 256 KiB cost about 40 %.
 SEND_BUFFER_HIGH = 1024 * 1024
+# Received data a connection may hold beyond what it has delivered (each stream, and in all);
+# aioquic's initial windows are this size too.
+RECEIVE_WINDOW = 1024 * 1024
 # UDP socket buffers: bursts of datagrams must not overflow the kernel's default (~208 KiB)
 # while the reactor is busy, or they are lost and QUIC's congestion control backs off.
 SOCKET_BUFFER = 4 * 1024 * 1024
@@ -111,7 +123,41 @@ def quic_configuration(tls: LinkTLS, is_client: bool) -> QuicConfiguration:
         certificate=tls.certificate,
         private_key=tls.private_key,
         max_datagram_frame_size=None,
+        max_data=RECEIVE_WINDOW,
+        max_stream_data=RECEIVE_WINDOW,
     )
+
+
+class BoundedQuicConnection(QuicConnection):
+    """
+    aioquic's C{QuicConnection} whose receive windows slide (L{RECEIVE_WINDOW} past what was
+    delivered, never less than already granted) instead of doubling without bound.
+    """
+
+    def held(self) -> int:
+        """Received bytes not delivered yet (out-of-order data and the gaps before it)."""
+        return sum(len(stream.receiver._buffer) for stream in self._streams.values())
+
+    def _write_connection_limits(self, builder: Any, space: Any) -> None:
+        limit = self._local_max_data
+        limit.value = max(limit.value, limit.used - self.held() + RECEIVE_WINDOW)
+        used, limit.used = limit.used, 0  # aioquic doubles the window when used > value / 2
+        try:
+            super()._write_connection_limits(builder, space)
+        finally:
+            limit.used = used
+
+    def _write_stream_limits(self, builder: Any, space: Any, stream: Any) -> None:
+        receiver = stream.receiver
+        if stream.max_stream_data_local:
+            stream.max_stream_data_local = max(
+                stream.max_stream_data_local, receiver.starting_offset() + RECEIVE_WINDOW
+            )
+        highest, receiver.highest_offset = receiver.highest_offset, 0  # as above, per stream
+        try:
+            super()._write_stream_limits(builder, space, stream)
+        finally:
+            receiver.highest_offset = highest
 
 
 @implementer(ITransport, IConsumer, IPushProducer)
@@ -548,7 +594,7 @@ class QuicClientEndpoint:
                 result.errback(Failure(ConnectError(f"quic://{host}:{self._port}: {reason}")))
 
         driver = QuicDriver(
-            QuicConnection(configuration=quic_configuration(self._tls, is_client=True)),
+            BoundedQuicConnection(configuration=quic_configuration(self._tls, is_client=True)),
             self._reactor, udp.send, peer, port.getHost(), on_link, on_closed,
         )  # fmt: skip
         state["driver"] = driver
@@ -602,7 +648,7 @@ class QuicServerPort(DatagramProtocol):
                                   "({count} initial packets dropped so far)",
                                   n=self._count, count=self._refused)  # fmt: skip
                 return
-            connection = QuicConnection(
+            connection = BoundedQuicConnection(
                 configuration=self._config,
                 original_destination_connection_id=header.destination_cid,
             )
