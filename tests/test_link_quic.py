@@ -24,6 +24,7 @@ from axl.link.core import LinkCore, LinkState
 from axl.link.protocol import LinkFactory
 from axl.link.quic import (
     HANDSHAKE_TIMEOUT,
+    INITIAL_WINDOW,
     KEEPALIVE_PERIOD,
     RECEIVE_WINDOW,
     SEND_BUFFER_HIGH,
@@ -322,6 +323,26 @@ class QuicDriverTests(SynchronousTestCase):
         self.assertGreater(len(receiver._buffer), 800_000)  # the first gap is held
         self.assertLessEqual(len(receiver._buffer), RECEIVE_WINDOW)
         self.assertLessEqual(driver.connection.held(), RECEIVE_WINDOW)
+
+    def test_no_link_small_window(self) -> None:
+        """
+        A connection whose link stream is not known yet (here: out-of-order bytes on another
+        stream) holds at most INITIAL_WINDOW, however many rounds the peer tries.
+        """
+        h = Harness(silent_client=True)
+        h.up()
+        [driver] = set(h.server.drivers.values())
+        sid = h.client.connection.get_next_available_stream_id()
+        for _ in range(3):
+            sender = h.client.connection._get_or_create_stream_for_send(sid).sender
+            start = sender._buffer_stop
+            h.client.connection.send_stream_data(sid, bytes(50_000))
+            sender._pending.subtract(start, start + 50_000 - 1)
+            h.client.transmit()
+            h.pump()
+        self.assertIsNone(driver.stream_id)
+        self.assertGreater(driver.connection.held(), 40_000)
+        self.assertLessEqual(driver.connection.held(), INITIAL_WINDOW)
 
     def test_connection_bound(self) -> None:
         """A listener keeps at most max_connections; further INITIALs are ignored."""

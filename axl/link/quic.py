@@ -29,8 +29,9 @@ Receive windows (issue 12): aioquic doubles a stream's and the connection's rece
 whenever the highest offset received passes half of it, out-of-order data included, and keeps
 the gap before out-of-order data as zero bytes: a peer sending one byte ever further ahead would
 make it allocate without bound. L{BoundedQuicConnection} slides both windows instead, to
-L{RECEIVE_WINDOW} past what has been delivered, so a connection never holds more than that of
-received data.
+L{RECEIVE_WINDOW} past what has been delivered once the connection carries a link (and
+L{INITIAL_WINDOW} before: a connection that has no link yet costs little), so a connection never
+holds more than that of received data.
 """
 
 from __future__ import annotations
@@ -77,6 +78,7 @@ __all__ = [
     "STREAM_TIMEOUT",
     "SEND_BUFFER_HIGH",
     "RECEIVE_WINDOW",
+    "INITIAL_WINDOW",
     "BoundedQuicConnection",
     "MAX_CONNECTIONS",
     "quic_configuration",
@@ -100,9 +102,10 @@ CLOSE_GRACE = 2.0
 # a quarter of it. It is part of each QUIC link's memory (issue 12): 1 MiB bulk /send over a
 # quic:// loopback link as fast as 4 MiB (8-10 MiB/s both), 256 KiB cost about 40 %.
 SEND_BUFFER_HIGH = 1024 * 1024
-# Received data a connection may hold beyond what it has delivered (each stream, and in all);
-# aioquic's initial windows are this size too.
+# Received data a connection with a link may hold beyond what it has delivered (each stream, and
+# in all), and the same before the link stream is known (the windows the handshake announces).
 RECEIVE_WINDOW = 1024 * 1024
+INITIAL_WINDOW = 64 * 1024
 # UDP socket buffers: bursts of datagrams must not overflow the kernel's default (~208 KiB)
 # while the reactor is busy, or they are lost and QUIC's congestion control backs off.
 SOCKET_BUFFER = 4 * 1024 * 1024
@@ -123,16 +126,21 @@ def quic_configuration(tls: LinkTLS, is_client: bool) -> QuicConfiguration:
         certificate=tls.certificate,
         private_key=tls.private_key,
         max_datagram_frame_size=None,
-        max_data=RECEIVE_WINDOW,
-        max_stream_data=RECEIVE_WINDOW,
+        max_data=INITIAL_WINDOW,
+        max_stream_data=INITIAL_WINDOW,
     )
 
 
 class BoundedQuicConnection(QuicConnection):
     """
-    aioquic's C{QuicConnection} whose receive windows slide (L{RECEIVE_WINDOW} past what was
-    delivered, never less than already granted) instead of doubling without bound.
+    aioquic's C{QuicConnection} whose receive windows slide (C{window} past what was delivered,
+    never less than already granted) instead of doubling without bound.
+
+    @ivar window: L{INITIAL_WINDOW}; the driver raises it to L{RECEIVE_WINDOW} when the
+        connection's link stream is known.
     """
+
+    window = INITIAL_WINDOW
 
     def held(self) -> int:
         """Received bytes not delivered yet (out-of-order data and the gaps before it)."""
@@ -140,7 +148,7 @@ class BoundedQuicConnection(QuicConnection):
 
     def _write_connection_limits(self, builder: Any, space: Any) -> None:
         limit = self._local_max_data
-        limit.value = max(limit.value, limit.used - self.held() + RECEIVE_WINDOW)
+        limit.value = max(limit.value, limit.used - self.held() + self.window)
         used, limit.used = limit.used, 0  # aioquic doubles the window when used > value / 2
         try:
             super()._write_connection_limits(builder, space)
@@ -151,7 +159,7 @@ class BoundedQuicConnection(QuicConnection):
         receiver = stream.receiver
         if stream.max_stream_data_local:
             stream.max_stream_data_local = max(
-                stream.max_stream_data_local, receiver.starting_offset() + RECEIVE_WINDOW
+                stream.max_stream_data_local, receiver.starting_offset() + self.window
             )
         highest, receiver.highest_offset = receiver.highest_offset, 0  # as above, per stream
         try:
@@ -446,6 +454,8 @@ class QuicDriver:
 
     def _start_link(self, stream_id: int) -> None:
         self.stream_id = stream_id
+        if isinstance(self.connection, BoundedQuicConnection):
+            self.connection.window = RECEIVE_WINDOW
         if self._handshake_timer is not None and self._handshake_timer.active():
             self._handshake_timer.cancel()
         self._handshake_timer = None
