@@ -24,7 +24,6 @@ import argparse
 import json
 import os
 import select
-import socket
 import ssl
 import tempfile
 import sys
@@ -34,12 +33,12 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench.common import Figure, Options, benchmark, print_figures  # noqa: E402
-from bench.nodes import HTTP, Node, free_port, start_node, stop_nodes  # noqa: E402
+from bench.nodes import HTTP, Node, free_port, peer_link, start_node, stop_nodes  # noqa: E402
 
 from axl.crypto import Identity  # noqa: E402
 from axl.encoding import uvarint_encode  # noqa: E402
 from axl.link.framing import PEER_MAX_MESSAGE_SIZE, encode_frame  # noqa: E402
-from axl.link.meta import META_SIZE, encode_meta  # noqa: E402
+from axl.link.meta import encode_meta  # noqa: E402
 
 PER_SOURCE = 16
 KEEPALIVE = encode_frame(1)
@@ -47,19 +46,8 @@ KEEPALIVE = encode_frame(1)
 
 def open_link(port: int, index: int) -> ssl.SSLSocket:
     """A handshaken TLS link from 127.0.0.(2 + index // PER_SOURCE) with a fresh key."""
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
     source = (f"127.0.0.{2 + index // PER_SOURCE}", 0)
-    raw = socket.create_connection(("127.0.0.1", port), timeout=10, source_address=source)
-    sock = ctx.wrap_socket(raw)
-    sock.sendall(encode_meta(Identity(os.urandom(32))))
-    got = b""
-    while len(got) < META_SIZE:
-        chunk = sock.recv(4096)
-        if not chunk:
-            raise ConnectionError("closed during the handshake")
-        got += chunk
+    sock = peer_link(port, encode_meta(Identity(os.urandom(32))), source, timeout=10)
     sock.setblocking(False)
     return sock
 

@@ -71,6 +71,16 @@ def up(clock: Clock, **kw: object) -> tuple[LinkCore, Wire, RecordingHandler]:
     return core, wire, handler
 
 
+def blocked_links(
+    clock: Clock, n: int, budget: WriteBudget, write_buffer_max: int
+) -> list[tuple[LinkCore, Wire, RecordingHandler]]:
+    """C{n} up cores sharing C{budget}, each told its transport's write buffer is full."""
+    links = [up(clock, write_buffer_max=write_buffer_max, write_budget=budget) for _ in range(n)]
+    for core, _, _ in links:
+        core.writes_blocked()
+    return links
+
+
 def raw_meta(tlvs: bytes, ident=PEER, password: bytes = b"") -> bytes:
     body = tlvs + ident.sign(password_hash(ident.public_key, password))
     return b"meta" + struct.pack("!H", len(body)) + body
@@ -578,11 +588,9 @@ class FlowControlTests(SynchronousTestCase):
         bytes together reach the shared budget; the budget counts what each link holds and
         gets it back when the link drains or closes.
         """
-        clock = Clock()
         budget = WriteBudget(30_000)
-        links = [up(clock, write_buffer_max=10_000, write_budget=budget) for _ in range(10)]
+        links = blocked_links(Clock(), 10, budget, write_buffer_max=10_000)
         for core, _, _ in links:
-            core.writes_blocked()
             for _ in range(9):
                 core.send_frame(9, b"x" * 1000)
         written = sum(len(wire.take()) for _, wire, _ in links)
@@ -601,16 +609,18 @@ class FlowControlTests(SynchronousTestCase):
         links[5][0].send_frame(9, b"y" * 1000)  # room again, on a link still blocked
         self.assertEqual(len(links[5][1].take()), 1003)
 
+    def test_budget_must_be_positive(self) -> None:
+        """A budget of 0 bytes is refused (every link would drop every Traffic frame)."""
+        self.assertRaises(ValueError, WriteBudget, 0)
+        self.assertEqual(WriteBudget(1).limit, 1)
+
     def test_shared_budget_drops_a_link_past_twice_it(self) -> None:
         """
         Frames other than Traffic go on past the budget, but the link whose frame would take
         the total past twice the budget is dropped (and gives its bytes back).
         """
-        clock = Clock()
         budget = WriteBudget(10_000)
-        links = [up(clock, write_buffer_max=100_000, write_budget=budget) for _ in range(3)]
-        for core, _, _ in links:
-            core.writes_blocked()
+        links = blocked_links(Clock(), 3, budget, write_buffer_max=100_000)
         for _ in range(8):
             for core, _, _ in links:
                 core.send_frame(4, b"a" * 1000)
