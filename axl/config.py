@@ -223,6 +223,8 @@ NODE_KEYS: tuple[NodeKey, ...] = (
     NodeKey("max_inbound_per_source", int, positive, "inbound peer links (handshaking or up) from one address"),
     NodeKey("max_inbound_per_key", int, positive, "inbound peer links up at once with one public key"),
     NodeKey("link_write_buffer_bytes", int, size32, "bytes a peer link queues while the peer does not read"),
+    NodeKey("link_write_budget_bytes", int, size32, "bytes all peer links together queue for peers not reading"),
+    NodeKey("max_inbound_links", int, positive, "inbound peer links up at once in all"),
     NodeKey("bridge_header_timeout_secs", float, positive, "time a bridge client has to send a whole request head"),
     NodeKey("bridge_body_timeout_secs", float, positive, "time a bridge client has to send a whole request body"),
     NodeKey("bridge_max_connections", int, positive, "simultaneous bridge connections (then 503)"),
@@ -324,6 +326,8 @@ class NodeConfig:
     max_inbound_per_source: int = 32
     max_inbound_per_key: int = 8
     link_write_buffer_bytes: int = 1024 * 1024
+    link_write_budget_bytes: int = 8 * 1024 * 1024
+    max_inbound_links: int = 64
     bridge_header_timeout_secs: float = 10.0
     bridge_body_timeout_secs: float = 60.0
     bridge_max_connections: int = 256

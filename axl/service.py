@@ -256,7 +256,9 @@ def build_links(
         max_handshakes_per_source=config.max_handshakes_per_source,
         max_inbound_per_source=config.max_inbound_per_source,
         max_inbound_per_key=config.max_inbound_per_key,
+        max_inbound_links=config.max_inbound_links,
         write_buffer_max=config.link_write_buffer_bytes,
+        write_budget=config.link_write_budget_bytes,
         multicast=config.multicast_interfaces,
     )
 

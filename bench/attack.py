@@ -45,18 +45,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from axl.client import request as http  # noqa: E402
 from axl.crypto import Identity  # noqa: E402
 from axl.link.framing import encode_frame  # noqa: E402
-from axl.link.meta import META_SIZE, encode_meta  # noqa: E402
+from axl.link.meta import encode_meta  # noqa: E402
 
-from bench.nodes import free_port, start_node, stop_all  # noqa: E402
-
-
-def rss_mb(pid: int) -> float:
-    """The resident set of process C{pid}, MB."""
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
+from bench.nodes import free_port, peer_link, rss_mb, start_node, stop_all, tls_client  # noqa: E402
 
 UNREACHABLE = "ab" * 32
 
@@ -92,26 +83,14 @@ LEGIT_SOURCE = ("127.0.0.2", 0)
 
 def tls_link(port: int, timeout: float = 5.0, source: tuple[str, int] | None = None) -> ssl.SSLSocket:
     """A TLS connection to the node's peer listener (no certificate check, as Yggdrasil)."""
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    raw = socket.create_connection(("127.0.0.1", port), timeout=timeout, source_address=source)
-    return ctx.wrap_socket(raw)
+    return tls_client(port, source, timeout)
 
 
 def peer_handshake(
     port: int, ident: Identity | None = None, source: tuple[str, int] | None = None
 ) -> ssl.SSLSocket:
     """A link whose meta handshake is done (raises on failure)."""
-    sock = tls_link(port, source=source)
-    sock.sendall(encode_meta(ident or Identity(os.urandom(32))))
-    data = b""
-    while len(data) < META_SIZE:
-        chunk = sock.recv(4096)
-        if not chunk:
-            raise ConnectionError("closed during the handshake")
-        data += chunk
-    return sock
+    return peer_link(port, encode_meta(ident or Identity(os.urandom(32))), source)
 
 
 def legit_p50(node: Node, n: int = 20) -> float:

@@ -471,6 +471,38 @@ def traffic_dropped_while_blocked(a: dict[str, Any], b: dict[str, Any]) -> int:
         service.stopService()
 
 
+def traffic_dropped_on_two_blocked_links(a: dict[str, Any], b: dict[str, Any]) -> int:
+    """Traffic frames of 10 KB (3 each, 60 KB in all) two blocked up links drop together."""
+    from axl.link.meta import encode_meta
+
+    service, _, factories = _started_factories({"Listen": ["tcp://127.0.0.1:9555"], **a})
+    try:
+        protos = [_connect(factories[9555], host=f"10.0.0.{i + 1}")[0] for i in range(2)]
+        for proto in protos:
+            proto.dataReceived(encode_meta(B_ID))
+            proto.pauseProducing()
+            for _ in range(3):
+                proto.core.send_frame(9, b"t" * 10_000)
+        return sum(int(proto.core.dropped_frames) for proto in protos)
+    finally:
+        service.stopService()
+
+
+def inbound_links_up(a: dict[str, Any], b: dict[str, Any]) -> int:
+    """How many of 5 inbound links (5 addresses, 5 keys) a whole node keeps up at once."""
+    from axl.link.meta import encode_meta
+
+    service, _, factories = _started_factories({"Listen": ["tcp://127.0.0.1:9555"], **a})
+    try:
+        for i in range(5):
+            proto, _ = _connect(factories[9555], host=f"10.0.0.{i + 1}")
+            if proto is not None:
+                proto.dataReceived(encode_meta(Identity(bytes([40 + i]) * 32)))
+        return len(service.node.links.links())
+    finally:
+        service.stopService()
+
+
 def bridge_closed_after(head: bytes, seconds: float) -> Callable[[dict[str, Any], dict[str, Any]], bool]:
     def observe(a: dict[str, Any], b: dict[str, Any]) -> bool:
         """Whether the bridge closes a connection that sent only C{head} within C{seconds}."""
@@ -592,6 +624,10 @@ ROWS: dict[str, Row] = {
     "max_inbound_per_source": Row({"max_inbound_per_source": 2}, {}, links_admitted, 2, 8),
     "max_inbound_per_key": Row({"max_inbound_per_key": 1}, {}, links_up_with_one_key, 1, 3),
     "link_write_buffer_bytes": Row({"link_write_buffer_bytes": 15_000}, {}, traffic_dropped_while_blocked, 4, 0),
+    "link_write_budget_bytes": Row(
+        {"link_write_budget_bytes": 45_000}, {}, traffic_dropped_on_two_blocked_links, 2, 0
+    ),
+    "max_inbound_links": Row({"max_inbound_links": 2}, {}, inbound_links_up, 2, 5),
     "bridge_header_timeout_secs": Row(
         {"bridge_header_timeout_secs": 2}, {}, bridge_closed_after(b"GET /recv HTTP/1.1\r\n", 3), True, False
     ),
