@@ -30,6 +30,7 @@ from dataclasses import MISSING, dataclass, field, fields, replace
 from typing import Any, Callable, Mapping
 
 from axl.errors import ConfigError
+from axl.logs import LOG_LEVELS
 from axl.forward.spec import HOSTNAME as _HOSTNAME
 from axl.forward.spec import ip_or_hostname
 from axl.forward.spec import (
@@ -98,6 +99,14 @@ def size32(value: int) -> int:
     return value
 
 
+
+
+def log_level(value: str) -> str:
+    """One of L{axl.logs.LOG_LEVELS} (any case)."""
+    name = value.lower()
+    if name not in LOG_LEVELS:
+        raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}, got {value!r}")
+    return name
 
 
 def bridge_host(value: str) -> str:
@@ -197,6 +206,7 @@ class NodeKey:
 
 NODE_KEYS: tuple[NodeKey, ...] = (
     NodeKey("api_port", int, port, "HTTP bridge port"),
+    NodeKey("log_level", str, log_level, "lowest level logged: debug, info, warn, error or critical"),
     NodeKey("bridge_addr", str, bridge_host, "HTTP bridge host: IPv4/IPv6 literal or name"),
     NodeKey("tcp_port", int, port, "overlay port of the message listener (dialled on peers too)"),
     NodeKey("router_addr", str, base_url, "MCP router base URL, e.g. http://127.0.0.1; empty = MCP off"),
@@ -300,6 +310,7 @@ class NodeConfig:
     admin_listen: str = ""
     # The node's keys (one NodeKey each in NODE_KEYS).
     api_port: int = 9002
+    log_level: str = "info"
     bridge_addr: str = "127.0.0.1"
     tcp_port: int = 7000
     router_addr: str = ""

@@ -171,6 +171,23 @@ def queue_admits(a: dict[str, Any], b: dict[str, Any]) -> int:
     return sum(status(d, pair) == 200 for d in ds)
 
 
+def debug_logged(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether a debug event of an axl logger reaches the log once node A is built."""
+    from twisted.logger import Logger, globalLogPublisher
+
+    from axl.logs import observer, set_log_level
+
+    seen: list[object] = []
+    make_node_service(config_from_dict(a), MemoryReactorClock(), Identity.generate())
+    globalLogPublisher.addObserver(seen.append)
+    try:
+        Logger(namespace="axl.test", observer=observer).debug("a debug line")
+    finally:
+        globalLogPublisher.removeObserver(seen.append)
+        set_log_level("info")
+    return bool(seen)
+
+
 def slow_router_answered_by(seconds: float) -> Callable[[dict[str, Any], dict[str, Any]], bool]:
     def observe(a: dict[str, Any], b: dict[str, Any]) -> bool:
         """Whether A's /mcp call to B, whose router never answers, is answered within C{seconds}."""
@@ -571,6 +588,7 @@ BARE = ([9002], [], [7000, 7001], [])
 OVERSIZE_TEXT = b"message of 11 bytes exceeds the receiver's max_message_size of 10 bytes\n"
 
 ROWS: dict[str, Row] = {
+    "log_level": Row({"log_level": "debug"}, {}, debug_logged, True, False),
     "api_port": Row({"api_port": 9102}, {}, bridge_binding, (9102, "127.0.0.1"), (9002, "127.0.0.1")),
     "bridge_addr": Row({"bridge_addr": "::1"}, {}, bridge_binding, (9002, "::1"), (9002, "127.0.0.1")),
     "tcp_port": Row(

@@ -32,11 +32,12 @@ from twisted.logger import Logger
 from twisted.web.http import HTTPChannel
 from twisted.web.server import Request, Site
 
+from axl.logs import observer as log_observer
 from axl.ratelimit import AggregatedLog
 
 __all__ = ["BridgeLimits", "LimitedChannel", "LimitedRequest", "LimitedSite"]
 
-log = Logger()
+log = Logger(observer=log_observer)
 
 # How long a closing connection may take to take its error response before it is aborted.
 _CLOSE_GRACE = 2.0

@@ -50,6 +50,7 @@ from axl.errors import PeerFlooding, ProtocolError
 from axl.interfaces import ILink, ILinkHandler
 from axl.link.framing import PEER_MAX_MESSAGE_SIZE, FrameDecoder, FrameTooLarge, encode_frame
 from axl.link.meta import META_HEADER_SIZE, decode_meta, encode_meta, meta_body_length
+from axl.logs import observer as log_observer
 
 __all__ = [
     "DEFAULT_WRITE_BUDGET",
@@ -141,7 +142,7 @@ class LinkCore:
         shared L{WriteBudget} too).
     """
 
-    log = Logger()
+    log = Logger(observer=log_observer)
 
     def __init__(
         self,

@@ -59,6 +59,7 @@ from axl.link.multicast import MulticastInterfaceInfo, MulticastService
 from axl.link.protocol import LinkFactory
 from axl.link.tls import LinkTLS
 from axl.link.uri import PeerURI, inbound_uri, parse_listen_uri, parse_peer_uri, redact_uri
+from axl.logs import observer as log_observer
 from axl.ratelimit import AggregatedLog, KeyedLimiter
 
 __all__ = [
@@ -178,7 +179,7 @@ class PeerManager(MultiService):
     @ivar latency_for_key: C{key -> seconds or None}, for the table.
     """
 
-    log = Logger()
+    log = Logger(observer=log_observer)
     name = "axl-links"
 
     def __init__(

@@ -69,6 +69,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from axl.link.tls import LinkTLS
+from axl.logs import observer as log_observer
 
 __all__ = [
     "IDLE_TIMEOUT",
@@ -255,7 +256,7 @@ class QuicDriver:
     @param on_closed: called once when the connection is gone.
     """
 
-    log = Logger()
+    log = Logger(observer=log_observer)
 
     def __init__(
         self,
@@ -615,7 +616,7 @@ class QuicClientEndpoint:
 class QuicServerPort(DatagramProtocol):
     """One UDP listener: routes datagrams to connections by destination connection id."""
 
-    log = Logger()
+    log = Logger(observer=log_observer)
 
     def __init__(
         self, reactor: Any, tls: LinkTLS, factory: IProtocolFactory,

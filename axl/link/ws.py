@@ -46,6 +46,7 @@ from twisted.python.failure import Failure
 
 from axl.link.framing import PEER_MAX_MESSAGE_SIZE
 from axl.link.uri import PeerURI
+from axl.logs import observer as log_observer
 
 __all__ = [
     "SUBPROTOCOL",
@@ -147,7 +148,7 @@ class WebSocketLinkTransport:
 class _LinkOverWebSocket:
     """What the client and server protocols share: from the open WebSocket to the link."""
 
-    log = Logger()
+    log = Logger(observer=log_observer)
     factory: Any
     link: IProtocol | None = None
     _opened: Deferred[IProtocol] | None = None

@@ -51,6 +51,7 @@ from zope.interface import implementer
 
 from axl.crypto.keys import short_key
 from axl.errors import ProtocolError
+from axl.logs import observer as log_observer
 from axl.streams.errors import (
     DeliveryError,
     MessageRefused,
@@ -73,7 +74,7 @@ from axl.streams.interfaces import IAcknowledgingTransport
 
 __all__ = ["SEND_WINDOW", "Channel", "ChannelCore", "ChannelLifecycle", "ChannelOwner", "Frame"]
 
-log = Logger()
+log = Logger(observer=log_observer)
 
 #: Unacknowledged bytes allowed on one pooled connection before later messages wait (one larger
 #: message is always allowed on its own).

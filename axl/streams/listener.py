@@ -47,6 +47,7 @@ from twisted.python.failure import Failure
 
 from axl.crypto.keys import short_key
 from axl.errors import ProtocolError
+from axl.logs import observer as log_observer
 from axl.overlay_address import OverlayAddress
 from axl.streams.framing import (
     ACK_OK,
@@ -81,7 +82,7 @@ def peer_key_of(address: IAddress) -> bytes:
 class MessageFactory(Factory):
     """Builds a L{MessageProtocol} per inbound connection and keeps the connection counts."""
 
-    log = Logger()
+    log = Logger(observer=log_observer)
 
     def __init__(
         self,
@@ -217,7 +218,7 @@ class MessageFactory(Factory):
 class MessageProtocol(Protocol):
     """One inbound connection carrying framed messages."""
 
-    log = Logger()
+    log = Logger(observer=log_observer)
     transport: (
         Any  # an ITCPTransport that is also an IPushProducer (set by makeConnection)
     )

@@ -22,6 +22,7 @@ from axl.crypto import addr_for_key, short_key
 from axl.errors import DecodeError
 from axl.interfaces import IIPv6Layer
 from axl.ipv6.packet import checksum
+from axl.logs import observer as log_observer
 from axl.ratelimit import AggregatedLog
 from axl.tcp.common import RcvBudget
 from axl.tcp.connection import SYN_RCVD, TIME_WAIT, AppEvents, Connection, TCPConfig
@@ -75,7 +76,7 @@ class TCPStack:
     @param isn: tests only: C{isn(local_port, peer_key, remote_port)} overrides RFC 6528.
     """
 
-    log = Logger()
+    log = Logger(observer=log_observer)
 
     def __init__(self, ipv6: IIPv6Layer, public_key: bytes, clock: IReactorTime,
                  config: TCPConfig | None = None, verify_checksums: bool = False,
