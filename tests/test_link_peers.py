@@ -320,6 +320,29 @@ class HandshakeFloodTests(SynchronousTestCase):
         self.assertEqual(hub.refusals.total, 10_000 - 8)
         self.assertIn(10_000 - 8 - 1, [e.get("n") for e in warnings])
 
+    def test_inbound_churn_logged_in_aggregate(self) -> None:
+        """
+        Inbound links that come up and go down by the hundred (one per address and key) cost a
+        bounded number of log lines a minute, with the counts, not two lines per link.
+        """
+        from axl.crypto import Identity
+        from axl.link.meta import encode_meta
+
+        s, hub, factory = self.hub()
+        with capturedLogs() as events:
+            for i in range(300):
+                proto = self.connect(factory, f"10.4.{i // 250}.{i % 250}", 1)
+                proto.dataReceived(encode_meta(Identity((1000 + i).to_bytes(32, "big"))))
+                self.assertTrue(proto.core.is_up)
+                proto.core.close("test")
+            s.clock.advance(60)
+        self.assertEqual((hub.inbound_up.total, hub.inbound_down.total), (300, 300))
+        # per log: 8 at once, then up to 16 sources and one "others" line
+        self.assertLessEqual(len(events), 2 * (8 + 16 + 1) + 300)  # + the links' own close lines
+        lines = [e for e in events if e.get("verb") in ("accepted", "lost")]
+        self.assertLessEqual(len(lines), 2 * (8 + 16 + 1))
+        self.assertIn(300 - 16, [e.get("n") for e in lines])  # 16 sources named, the rest folded
+
     def test_per_key_cap(self) -> None:
         """At most C{max_inbound_per_key} inbound links with one key are up; more are closed."""
         s = Setup(tls=False)

@@ -41,7 +41,7 @@ from twisted.internet.interfaces import (
     IStreamClientEndpoint,
     IStreamServerEndpoint,
 )
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 
 from axl.crypto import Identity, short_key
@@ -262,6 +262,9 @@ class PeerManager(MultiService):
         self._host_of: dict[int, str] = {}  # id(inbound entry) -> remote address
         self.refusals = AggregatedLog(reactor, self.log, "refused", "inbound connections")
         self.failed_handshakes = AggregatedLog(reactor, self.log, "dropped", "inbound handshakes")
+        # Inbound links come and go at the peers' will: their up/down lines are aggregated too.
+        self.inbound_up = AggregatedLog(reactor, self.log, "accepted", "inbound links", level=LogLevel.info)
+        self.inbound_down = AggregatedLog(reactor, self.log, "lost", "inbound links", level=LogLevel.info)
         seen: set[str] = set()
         for item in peers:
             uri = item if isinstance(item, PeerURI) else parse_peer_uri(item)
@@ -400,17 +403,26 @@ class PeerManager(MultiService):
                 return
         entry.failures = 0
         entry.retry_delay = None
-        self.log.info("peer {key} up: {direction} {uri}, priority {priority}",
-                      key=short_key(link.remote_key), uri=redact_uri(entry.uri), priority=link.priority,
-                      direction="inbound" if entry.inbound else "outbound")  # fmt: skip
+        if entry.inbound:
+            self.inbound_up.event(self._host_of.get(id(entry), entry.uri),
+                                  f"peer {short_key(link.remote_key)} up on {entry.uri}, "
+                                  f"priority {link.priority}")  # fmt: skip
+        else:
+            self.log.info("peer {key} up: outbound {uri}, priority {priority}",
+                          key=short_key(link.remote_key), uri=redact_uri(entry.uri),
+                          priority=link.priority)  # fmt: skip
 
     def _link_down(self, entry: PeerEntry, link: LinkCore, reason: str) -> None:
         if entry.link is link:
             entry.link = None
         self._record_error(entry, link.last_error or reason)
         if link.remote_key and link.up_since is not None and not self._stopping:
-            self.log.info("peer {key} down: {uri} ({reason})",
-                          key=short_key(link.remote_key), uri=redact_uri(entry.uri), reason=reason)  # fmt: skip
+            if entry.inbound:
+                self.inbound_down.event(self._host_of.get(id(entry), entry.uri),
+                                        f"peer {short_key(link.remote_key)} down on {entry.uri} ({reason})")  # fmt: skip
+            else:
+                self.log.info("peer {key} down: {uri} ({reason})",
+                              key=short_key(link.remote_key), uri=redact_uri(entry.uri), reason=reason)  # fmt: skip
         if entry.inbound:
             source = self._host_of.pop(id(entry), entry.uri)
             if link.flooded:
@@ -533,6 +545,8 @@ class PeerManager(MultiService):
                 entry.link.close("node stopping")
         self.refusals.stop()
         self.failed_handshakes.stop()
+        self.inbound_up.stop()
+        self.inbound_down.stop()
         waits.append(maybeDeferred(super().stopService))
 
         def stopped(_: object) -> None:
