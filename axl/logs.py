@@ -1,7 +1,7 @@
 """
 The node's log level (config key C{log_level}, default C{info}).
 
-Every axl module's L{Logger} publishes through L{observer}, which passes on to Twisted's global
+Every axl module's C{Logger} publishes through L{observer}, which passes on to Twisted's global
 log publisher only the events at or above the level: C{twistd} writes every level it is given,
 debug included, and a debug line per link, connection or lookup would let a busy or hostile
 mesh grow the log without bound. Set it with L{set_log_level}; the node does, from its config,
@@ -24,7 +24,7 @@ LOG_LEVELS: tuple[str, ...] = ("debug", "info", "warn", "error", "critical")
 
 _levels = LogLevelFilterPredicate(defaultLogLevel=LogLevel.info)
 
-#: The observer of every axl L{twisted.logger.Logger}: events at or above the level go on to
+#: The observer of every axl C{Logger}: events at or above the level go on to
 #: the global log publisher.
 observer = FilteringLogObserver(globalLogPublisher, [_levels])
 
