@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from twisted.trial.unittest import SynchronousTestCase
 
+from axl.tcp.common import RcvBudget
 from axl.tcp.congestion import ENTER_RECOVERY, NO_ACTION, RESEND_HOLE, NewReno
 from axl.tcp.reassembly import MAX_OOO_SEGMENTS, OutOfOrderQueue
 from axl.tcp.rtt import RTOEstimator
@@ -270,6 +271,44 @@ class OutOfOrderQueueTests(SynchronousTestCase):
         self.assertNotIn(1_000_000, q.segments)
         self.assertTrue(q.insert(10, b"xxx"))
         self.assertEqual(q.segments[10], b"xxx")
+
+    def test_budget_charged_and_released(self) -> None:
+        """
+        The bytes held are charged to the budget; a segment it cannot take is not kept at all
+        (no range, so no SACK block names it); a copy of held data costs nothing; what drains
+        and what is cleared goes back.
+        """
+        budget = RcvBudget(250)
+        q = OutOfOrderQueue(budget)
+        self.assertTrue(q.insert(100, b"a" * 100))
+        self.assertTrue(q.insert(300, b"b" * 100))
+        self.assertEqual((budget.used, q.held), (200, 200))
+        self.assertFalse(q.insert(500, b"c" * 100))               # 50 left: refused whole
+        self.assertEqual(q.ranges, [[100, 200], [300, 400]])
+        self.assertNotIn(500, q.segments)
+        self.assertTrue(q.insert(120, b"a" * 50))                  # inside [100, 200): free
+        self.assertTrue(q.insert(300, b"b" * 100))                 # a retransmission: free
+        self.assertEqual(budget.used, 200)
+        self.assertTrue(q.insert(180, b"a" * 30))                  # 10 new bytes, a 30-byte copy
+        self.assertEqual((budget.used, q.held), (230, 230))
+        chunks: list[bytes] = []
+        self.assertEqual(q.drain(100, chunks), 210)
+        self.assertEqual(b"".join(chunks), b"a" * 110)
+        self.assertEqual((budget.used, q.held), (100, 100))        # only [300, 400) left
+        q.clear()
+        self.assertEqual((budget.used, q.held, q.segments, q.ranges), (0, 0, {}, []))
+
+    def test_overlapping_copies_are_charged(self) -> None:
+        """
+        Copies at distinct offsets overlap in the ranges but each is stored, so each is
+        charged: a peer cannot hold 4096 window-sized copies for the price of one range.
+        """
+        budget = RcvBudget(1000)
+        q = OutOfOrderQueue(budget)
+        kept = sum(q.insert(10 + i, b"x" * 300) for i in range(10))
+        self.assertEqual(kept, 3)
+        self.assertEqual(budget.used, sum(map(len, q.segments.values())))
+        self.assertLessEqual(budget.used, budget.limit)
 
     def test_sack_option(self) -> None:
         """The block holding the latest segment comes first, then the highest others."""
