@@ -570,19 +570,25 @@ class ReceiveBudgetTests(SynchronousTestCase):
 
     def test_reader_progresses_while_budget_is_held(self) -> None:
         """
-        While A's gaps hold the whole budget, C sends 2 MiB to a reading app with 10 % of its
-        segments lost: C's out-of-order data finds no room (dropped, resent), yet its in-order
-        data is delivered at once and the transfer completes intact.
+        While A's gaps and a paused connection hold the whole budget (nothing left), C sends
+        2 MiB to a reading app with 10 % of its segments lost: C's out-of-order data finds no
+        room (dropped, resent), yet its in-order data is delivered at once, never held, and the
+        transfer completes intact.
         """
         self._flood(12)
-        self.assertGreater(self.b.rcv_budget.used, self.cfg.rcv_budget - 64 * 1024)
+        soak = self._connect(80, self.c)                 # a paused app takes what is left
+        soak.transport.write(b"s" * 64 * 1024)
+        self._advance(lambda: False, 1)
+        self.assertEqual(self.b.rcv_budget.used, self.cfg.rcv_budget)
+        dropped = self.dropped_by.get(KEY_C, 0)
         self.lossy[KEY_C] = random.Random(7)
         client = self._connect(81, self.c)
         self._advance(lambda: len(self.readers) == 13, 1)
         reader = self.readers[-1]
         blob = bytes(range(256)) * 8 * 1024
         client.transport.write(blob)
-        self.assertTrue(self._advance(lambda: len(reader.data) == len(blob), 600))
+        self.assertTrue(self._advance(lambda: len(reader.data) == len(blob), 30))
         self.assertEqual(bytes(reader.data), blob)
-        self.assertGreater(self.dropped_by.get(KEY_C, 0), 0)      # it did meet a full budget
+        self.assertEqual(self.b.rcv_budget.used, self.cfg.rcv_budget)   # held all along
+        self.assertGreater(self.dropped_by[KEY_C], dropped)      # it did meet a full budget
         self.assertLessEqual(self.held_max, self.cfg.rcv_budget)
