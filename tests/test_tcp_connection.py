@@ -32,6 +32,7 @@ from axl.tcp.connection import (
     Connection,
     TCPConfig,
 )
+from axl.tcp.reassembly import OOO_SEGMENT_COST
 from axl.tcp.rtt import RTOEstimator
 from axl.tcp.segment import (
     ACK,
@@ -45,6 +46,7 @@ from axl.tcp.segment import (
 )
 
 A_ADDR, B_ADDR = bytes(15) + b"\x01", bytes(15) + b"\x02"
+COST = OOO_SEGMENT_COST
 
 
 class App:
@@ -449,7 +451,7 @@ class ReassemblyPropertyTests(SynchronousTestCase):
                 else:
                     merged.append([key, end])
             self.assertEqual(w.a.ooo.ranges, merged)       # the SACK ranges mirror the data
-            held = sum(map(len, w.a.ooo.segments.values()))
+            held = sum(len(seg) + OOO_SEGMENT_COST for seg in w.a.ooo.segments.values())
             self.assertEqual((w.a.budget.used, w.a.ooo.held), (held, held))  # all charged
         self.assertEqual(bytes(w.a.app.data), payload)
         self.assertEqual((w.a.ooo.segments, w.a.ooo.ranges), ({}, []))
@@ -510,17 +512,18 @@ class OutOfOrderBudgetTests(SynchronousTestCase):
 
     def test_over_budget_neither_acked_nor_sacked_then_taken(self) -> None:
         """
-        With 2500 bytes of budget, 2000 out-of-order bytes are held and SACKed; the next 1000
+        With 2500 bytes of budget (and two segments' cost), 2000 out-of-order bytes are held
+        and SACKed; the next 1000
         are dropped (counted, reported) and no ACK or SACK block covers them; once the gap
         fills, all held data is delivered and the budget is free; the dropped segment, resent,
         is taken.
         """
-        w = self.wire(2500)
+        w = self.wire(2500 + 2 * COST)
         self.assertEqual(self.offsets(w, self.inject(w, 1000, 2000)), (0, [(1000, 2000)]))
         self.assertEqual(self.offsets(w, self.inject(w, 2000, 3000)), (0, [(1000, 3000)]))
-        self.assertEqual(w.a.budget.used, 2000)
+        self.assertEqual(w.a.budget.used, 2000 + 2 * COST)
         self.assertEqual(self.offsets(w, self.inject(w, 3000, 4000)), (0, [(1000, 3000)]))
-        self.assertEqual((w.a.budget.used, w.a.budget.dropped), (2000, 1000))
+        self.assertEqual((w.a.budget.used, w.a.budget.dropped), (2000 + 2 * COST, 1000))
         self.assertEqual(self.drops, [(1000, "out of order, over tcp_rcv_budget_bytes")])
         self.assertEqual(w.a.ooo.ranges, [[1000, 3000]])
         # the gap (1000 bytes, more than the 500 left): in order for a reading app, so taken
@@ -537,11 +540,11 @@ class OutOfOrderBudgetTests(SynchronousTestCase):
         is dropped; data filling the gap moves out-of-order bytes to the paused side without
         counting them twice.
         """
-        w = self.wire(6144)
+        w = self.wire(6144 + COST)
         w.a.pause_reading()
         self.inject(w, 0, 1024)                                 # held for the paused app
         self.inject(w, 2048, 3072)                              # held out of order
-        self.assertEqual(w.a.budget.used, 2048)
+        self.assertEqual(w.a.budget.used, 2048 + COST)
         w.a.budget.charge(3072)                                 # another connection's data
         self.assertEqual(self.offsets(w, self.inject(w, 3072, 5120)), (1024, [(2048, 3072)]))
         self.assertEqual(w.a.budget.dropped, 2048)
@@ -556,7 +559,7 @@ class OutOfOrderBudgetTests(SynchronousTestCase):
         """Out-of-order data above the peer's FIN can never be delivered: it is released."""
         w = self.wire(10_000)
         self.inject(w, 2000, 3000)
-        self.assertEqual(w.a.budget.used, 1000)
+        self.assertEqual(w.a.budget.used, 1000 + COST)
         self.inject(w, 0, 1000, ACK | FIN)
         self.assertEqual((w.a.state, w.a.app.events[-1]), (CLOSE_WAIT, "eof after 1000"))
         self.assertEqual((w.a.budget.used, w.a.ooo.segments), (0, {}))
@@ -566,7 +569,7 @@ class OutOfOrderBudgetTests(SynchronousTestCase):
         for end in ("abort", "rst", "timeout"):
             w = self.wire(10_000)
             self.inject(w, 2000, 3000)
-            self.assertEqual(w.a.budget.used, 1000)
+            self.assertEqual(w.a.budget.used, 1000 + COST)
             if end == "abort":
                 w.a.abort()
             elif end == "rst":

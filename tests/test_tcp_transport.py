@@ -27,6 +27,7 @@ from zope.interface.verify import verifyObject
 from axl.crypto import addr_for_key
 from axl.tcp.common import TCPConfig
 from axl.tcp.endpoints import OverlayClientEndpoint, OverlayServerEndpoint
+from axl.tcp.reassembly import OOO_SEGMENT_COST
 from axl.tcp.segment import decode_segment
 from axl.tcp.seq import MASK, seq_diff
 from axl.tcp.stack import TCPStack
@@ -452,7 +453,7 @@ class ReceiveBudgetTests(SynchronousTestCase):
 
     def _held(self) -> int:
         """Bytes stack B holds undelivered (pending or out of order), all connections."""
-        held = sum(len(c._rpending) + sum(map(len, c.ooo.segments.values()))
+        held = sum(len(c._rpending) + sum(len(s) + OOO_SEGMENT_COST for s in c.ooo.segments.values())
                    for c in self.b._conns.values() if c.state)
         self.held_max = max(self.held_max, held)
         return held

@@ -55,8 +55,9 @@ class RcvBudget:
     """
     The bytes a whole stack holds received but not delivered (C{used}), and the most it may
     (C{limit}): in-order data of connections whose apps paused reading, and out-of-order data
-    (above a gap, L{axl.tcp.reassembly.OutOfOrderQueue}) of every connection. Whatever remote
-    peers send, on however many connections, the stack holds at most C{limit} of it.
+    (above a gap, L{axl.tcp.reassembly.OutOfOrderQueue}, with a per-segment cost for its
+    bookkeeping) of every connection. Whatever remote peers send, on however many
+    connections, the stack holds at most C{limit} of it.
 
       - A paused connection's window is cut to what is left (L{free}), down to zero, and
         in-order data beyond it is dropped unacknowledged.
@@ -66,7 +67,9 @@ class RcvBudget:
         so a reading connection always makes progress, even while others (a peer that leaves
         gaps open on many connections) hold the whole budget. It then loses only its own
         out-of-order data, which its sender retransmits after the gap fills (NewReno without
-        SACK blocks: slower, not stuck).
+        SACK blocks: slower, not stuck). There is no per-connection share: an attacker would
+        open more connections (keys are cheap), and one long fat connection's SACK recovery
+        may rightly need most of the budget.
 
     Charges come back when the data leaves: delivered to the app, the gap below it filled
     (out-of-order data moves to the in-order side, charged there if the app is paused), or the
