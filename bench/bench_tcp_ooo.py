@@ -58,8 +58,8 @@ def flood(attacker: TCPStack, victim: TCPStack, conn: Connection, segment: bytes
         opts = ts_option(conn._ts_now(), conn._ts_recent)
         tcp = build_tcp(src, dst, conn.local_port, conn.remote_port, seq, conn.rcv_nxt, ACK,
                         65535, opts, payload)
-        victim.packet_received(attacker.public_key, struct.pack("!IHBB", 0x60000000, len(tcp), NEXT_HEADER_TCP, 64)
-                               + src + dst + tcp)
+        ip6 = struct.pack("!IHBB", 0x60000000, len(tcp), NEXT_HEADER_TCP, 64)
+        victim.packet_received(attacker.public_key, ip6 + src + dst + tcp)
         seq = (seq + len(payload)) & 0xFFFFFFFF
         left -= len(payload)
 
