@@ -27,20 +27,12 @@ from axl.tcp.connection import Connection
 from axl.tcp.segment import ACK, NEXT_HEADER_TCP, build_tcp, ts_option
 from axl.tcp.stack import TCPStack
 from axl.tcp.testing import FakeIPv6Layer, LossyNetwork, run_until
+from bench.bench_mesh_sim import rss_mb
 from bench.bench_tcp import Sink
 from bench.common import Figure, Options, benchmark
 
 KEY_ATTACKER, KEY_VICTIM, KEY_LEGIT = bytes([1]) * 32, bytes([2]) * 32, bytes([3]) * 32
 GAP = 1000          # bytes sent in order before the gap
-
-
-def rss_mib() -> float:
-    """This process's resident set, MiB."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def held(stack: TCPStack) -> int:
@@ -82,7 +74,7 @@ def run(conns: int, size: int, attack: bool = True, seed: int = 1) -> dict[str, 
     victim.listen(7000, accept)
     result = {"held_mib": 0.0, "rss_mib": 0.0}
     if attack:
-        rss0 = rss_mib()
+        rss0 = rss_mb()
         clients = [attacker.connect(KEY_VICTIM, 7000, Sink()) for _ in range(conns)]
         for c in clients:
             c.send(b"h" * GAP)
@@ -93,7 +85,7 @@ def run(conns: int, size: int, attack: bool = True, seed: int = 1) -> dict[str, 
             flood(attacker, victim, c, segment)
         run_until(clock, lambda: False, 1)
         result["held_mib"] = held(victim) / 2**20
-        result["rss_mib"] = rss_mib() - rss0
+        result["rss_mib"] = rss_mb() - rss0
     sink_count = len(sinks)
     client = legit.connect(KEY_VICTIM, 7000, Sink())
     run_until(clock, lambda: len(sinks) > sink_count, 60)
