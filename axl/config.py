@@ -219,7 +219,11 @@ NODE_KEYS: tuple[NodeKey, ...] = (
     NodeKey("conn_idle_timeout_secs", float, positive, "time allowed between messages on a connection"),
     NodeKey("peer_max_backoff_secs", float, positive, "longest wait between redials of a configured peer"),
     NodeKey("connect_timeout_secs", float, positive, "time an overlay TCP connect may take before failing"),
-    NodeKey("tcp_rcv_budget_bytes", int, positive, "bytes the overlay TCP holds in all for apps not reading"),
+    NodeKey(
+        "tcp_rcv_budget_bytes", int, positive,
+        "bytes the overlay TCP holds in all for data not yet read by the application: "
+        "paused apps and out-of-order segments",
+    ),
     NodeKey("max_conns_per_peer", int, positive, "cap on simultaneous inbound message connections from one peer"),
     NodeKey("send_idle_close_secs", float, positive, "idle time before a /send connection to a peer is closed"),
     NodeKey("send_timeout_secs", float, positive, "time /send waits for the peer to take a message (then 503)"),
@@ -323,7 +327,7 @@ class NodeConfig:
     conn_idle_timeout_secs: float = 300.0
     peer_max_backoff_secs: float = 60.0
     connect_timeout_secs: float = 10.0
-    tcp_rcv_budget_bytes: int = 32 * 1024 * 1024
+    tcp_rcv_budget_bytes: int = 16 * 1024 * 1024
     max_conns_per_peer: int = 32
     send_idle_close_secs: float = 5.0
     send_timeout_secs: float = 30.0

@@ -102,8 +102,8 @@ class TCPStack:
         self.stopped = False
         self.stats = {"in": 0, "out": 0, "rst_sent": 0, "dropped": 0}
         self.drops = AggregatedLog(clock, self.log, "dropped", "TCP packets")
-        self.rcv_budget.on_drop = lambda key, n: self.drops.event(
-            short_key(key), f"{n} bytes over tcp_rcv_budget_bytes (the app is not reading)")
+        self.rcv_budget.on_drop = lambda key, n, why: self.drops.event(
+            short_key(key), f"{n} bytes {why}")
         ipv6.register_protocol(NEXT_HEADER_TCP, self.packet_received)
         ipv6.register_ptb_handler(lambda source_key, mtu, original: self.packet_too_big(mtu, original))
 
