@@ -607,6 +607,46 @@ class FlowControlTests(SynchronousTestCase):
         w.run(30, step=0.05)
         self.assertEqual(bytes(w.b.app.data), data)
 
+    def test_an_app_that_pauses_gets_no_more(self) -> None:
+        """
+        An app that pauses inside C{tcp_data} is handed nothing more until it resumes (the rest
+        of what arrived is held, and charged to the budget); a resume hands over what was held
+        in pieces of at most DELIVERY_PIECE, stopping as soon as the app pauses again.
+        """
+        from axl.tcp.connection import DELIVERY_PIECE
+
+        w = Wire(TCPConfig(rcv_buf=1 << 20))
+        w.connect()
+        b = w.b
+        calls: list[int] = []
+
+        class PausingApp(App):
+            def tcp_data(self, data: bytes) -> None:
+                super().tcp_data(data)
+                calls.append(len(data))
+                b.pause_reading()
+
+        b.app = PausingApp()
+        data = bytes(range(256)) * 1024  # 256 KiB
+        w.a.send(data)
+        w.run(1)
+        self.assertEqual(len(calls), 1)  # paused by the first piece: the rest is held
+        held = len(b._rpending)
+        self.assertEqual(calls[0] + held, len(data))
+        self.assertEqual(b.budget.used, held)
+        for expected in range(2, 10):
+            if not b._rpending:
+                break
+            b.resume_reading()
+            self.assertEqual(len(calls), expected)  # one piece per resume
+            self.assertLessEqual(calls[-1], DELIVERY_PIECE)
+        w.run(5)
+        while b._rpending or not b._reading:
+            b.resume_reading()
+            w.run(1)
+        self.assertEqual(bytes(b.app.data), data)
+        self.assertEqual(b.budget.used, 0)
+
     def test_probing_a_vanished_peer_gives_up(self) -> None:
         """Zero-window probes that draw no ACK at all end the connection after max_retries."""
         w = Wire(TCPConfig(rcv_buf=64 * 1024, max_retries=4))

@@ -74,6 +74,11 @@ __all__ = [
 ]
 
 
+#: The most a resumed connection hands its app in one C{dataReceived} (it stops early as soon
+#: as the app pauses again).
+DELIVERY_PIECE = 64 * 1024
+
+
 class Connection:
     """
     One connection. C{emit(seq, ack, flags, window_field, options, payload)} sends a segment;
@@ -284,14 +289,17 @@ class Connection:
     def resume_reading(self) -> None:
         """Deliver what accumulated and reopen the window."""
         self._reading = True
-        if self._rpending:
-            data = bytes(self._rpending)
-            del self._rpending[:]
-            self.budget.release(self._charged)
-            self._charged = 0
+        # In pieces, stopping as soon as the app pauses again: an app that makes room for one
+        # message (the message listener's budget) is not handed everything held at once.
+        while self._rpending and self._reading and self.state != CLOSED:
+            piece = bytes(self._rpending[:DELIVERY_PIECE])
+            del self._rpending[:DELIVERY_PIECE]
+            released = min(self._charged, len(piece))
+            self.budget.release(released)
+            self._charged -= released
             if self.app is not None:
-                self.app.tcp_data(data)
-        if self._eof_pending and self._reading:
+                self.app.tcp_data(piece)
+        if self._eof_pending and self._reading and not self._rpending:
             self._eof_pending = False
             if self.app is not None:
                 self.app.tcp_eof()
@@ -744,16 +752,22 @@ class Connection:
                 fin_now = True
         app = self.app
         if chunks and app is not None:                  # data first, then EOF, then closed
+            held = chunks
             if self._reading and not self._rpending:
-                for c in chunks:
+                for i, c in enumerate(chunks):
                     app.tcp_data(c)
                     if self.state == CLOSED:
                         return
-            else:
-                for c in chunks:
+                    if not self._reading:       # the app paused: the rest waits for it
+                        held = chunks[i + 1:]
+                        break
+                else:
+                    held = []
+            if held:
+                for c in held:
                     self._rpending += c
                 if self.state != CLOSED:
-                    n = sum(map(len, chunks))
+                    n = sum(map(len, held))
                     self._charged += n
                     self.budget.charge(n)
         if fin_now and self._fin_offset == self._rcv_abs:
