@@ -36,7 +36,9 @@ LINK_BYTES = 460 * 1024
 QUIC_LINK_BYTES = 2560 * 1024
 #: A QUIC connection that has no link yet (its receive windows are 64 KiB until then).
 QUIC_PENDING_BYTES = 128 * 1024
-#: A bridge connection at worst: 16 KiB of pipelined requests, a request head, one socket read.
+#: A bridge connection at worst: 16 KiB reads and write-buffer mark, 16 KiB of pipelined requests,
+#: a request head and its objects (~75 KB each measured with 255 connections pipelining
+#: without reading, C{bench/attack.py pipeline}).
 BRIDGE_CONNECTION_BYTES = 96 * 1024
 
 

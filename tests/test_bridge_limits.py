@@ -199,6 +199,46 @@ class SiteLimitTests(SynchronousTestCase):
         self.assertEqual(transport.producerState, "paused")
         self.assertEqual(len(self.resource.pending), 1)
 
+    def test_pipelined_answers_wait_for_a_full_write_buffer(self) -> None:
+        """
+        Pipelined requests already read are not all answered into a write buffer the client
+        does not drain: once the transport says it is full, the channel stops parsing them, and
+        carries on when it drains (1,000 pipelined GETs answered at once held ~1 MB per
+        connection).
+        """
+
+        class _Now(Resource):
+            isLeaf = True
+
+            def render(self, request: Any) -> bytes:
+                return b"x" * 1000
+
+        class _FullAt(StringTransport):
+            full = False
+
+            def write(self, data: bytes) -> None:
+                super().write(data)
+                if not self.full and len(self.value()) >= 4000 and self.producer is not None:
+                    self.full = True
+                    self.producer.pauseProducing()
+
+        site = LimitedSite(_Now(), LIMITS, self.clock)
+        proto = site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 40001))
+        transport = _FullAt(peerAddress=IPv4Address("TCP", "127.0.0.1", 40001))
+        proto.makeConnection(transport)
+        proto.dataReceived(b"GET /y HTTP/1.1\r\nHost: a\r\n\r\n" * 1000)
+        answered = transport.value().count(b"HTTP/1.1 200")
+        self.assertLessEqual(answered, 4)
+        total = answered
+        for _ in range(1000):
+            if total >= 1000:
+                break
+            transport.clear()
+            transport.full = False
+            proto.resumeProducing()
+            total += transport.value().count(b"HTTP/1.1 200")
+        self.assertEqual(total, 1000)
+
     def test_non_utf8_path(self) -> None:
         """A path that is not UTF-8 once unquoted is 400, with no traceback logged."""
         proto, transport = self.connect()

@@ -15,7 +15,8 @@ Resource limits of the HTTP bridge's server (issue 12), below the routes of L{ax
    stored; the connection closes;
  - a path that is not UTF-8 once unquoted is C{400} (without the traceback Klein would log);
  - pipelining is bounded by Twisted's channel, which stops reading while a request is handled
-   once 16 KiB of later requests wait (they and one socket read at most stay in memory).
+   once 16 KiB of later requests wait (they and one socket read at most stay in memory), and
+   here also stops answering pipelined requests already read while the write buffer is full.
 
 Refusals are logged through L{axl.ratelimit.AggregatedLog}.
 """
@@ -38,6 +39,9 @@ from axl.ratelimit import AggregatedLog
 __all__ = ["BridgeLimits", "LimitedChannel", "LimitedRequest", "LimitedSite"]
 
 log = Logger(observer=log_observer)
+
+#: The bridge connections' socket read size and write-buffer mark (Twisted's C{bufferSize}).
+CONNECTION_BUFFER = 16 * 1024
 
 # How long a closing connection may take to take its error response before it is aborted.
 _CLOSE_GRACE = 2.0
@@ -147,6 +151,10 @@ class LimitedChannel(HTTPChannel):
 
     def connectionMade(self) -> None:
         super().connectionMade()
+        if hasattr(self.transport, "bufferSize"):
+            # Reads of, and a write buffer paused at, 16 KiB rather than 64 (Twisted's default):
+            # what a connection that does not read its answers holds is a few times this.
+            self.transport.bufferSize = CONNECTION_BUFFER
         site = _site_of_channel(self)
         site.channels.add(self)
         self._arm(site.limits.header_timeout, "request head")
@@ -172,6 +180,27 @@ class LimitedChannel(HTTPChannel):
         self._disarm()
         _site_of_channel(self).channels.discard(self)
         super().connectionLost(reason)
+
+    def pauseProducing(self) -> None:
+        """
+        The transport's write buffer is full: besides what Twisted does (stop reading the
+        socket), stop parsing the pipelined requests already read, so a client that does not
+        read its answers cannot make us answer a whole socket read's worth of them into the
+        buffer (C{LineReceiver}'s C{paused}).
+        """
+        super().pauseProducing()
+        self.paused = True
+        if self._handlingRequest:
+            # Twisted leaves the socket read when the buffer fills during a request; a request
+            # answered at once would then let the next reads pile up unparsed.
+            self._networkProducer.pauseProducing()
+
+    def resumeProducing(self) -> None:
+        """The write buffer drained: carry on with the pipelined requests already read."""
+        super().resumeProducing()
+        if self.paused and self.transport is not None:
+            self.paused = False
+            self.dataReceived(b"")
 
     def refuse(self, code: int, reason: str, message: str, discard: int | None = None) -> None:
         """
