@@ -345,8 +345,8 @@ class NodeConfig:
     max_inbound_links: int = 32
     bridge_header_timeout_secs: float = 10.0
     bridge_body_timeout_secs: float = 60.0
-    bridge_max_connections: int = 128
-    bridge_max_requests: int = 128
+    bridge_max_connections: int = 64
+    bridge_max_requests: int = 64
     bridge_max_background: int = 256
     bridge_max_inflight_bytes: int = 32 * 1024 * 1024
     mcp_allowed_peers: tuple[bytes, ...] = ()

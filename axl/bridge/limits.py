@@ -151,10 +151,11 @@ class LimitedChannel(HTTPChannel):
 
     def connectionMade(self) -> None:
         super().connectionMade()
-        if hasattr(self.transport, "bufferSize"):
+        transport = self.transport
+        if transport is not None and hasattr(transport, "bufferSize"):
             # Reads of, and a write buffer paused at, 16 KiB rather than 64 (Twisted's default):
             # what a connection that does not read its answers holds is a few times this.
-            self.transport.bufferSize = CONNECTION_BUFFER
+            transport.bufferSize = CONNECTION_BUFFER
         site = _site_of_channel(self)
         site.channels.add(self)
         self._arm(site.limits.header_timeout, "request head")
