@@ -37,14 +37,14 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from axl.client import request as http  # noqa: E402
 from axl.crypto import Identity  # noqa: E402
 from axl.link.framing import encode_frame  # noqa: E402
 from axl.link.meta import META_SIZE, encode_meta  # noqa: E402
 
-from bench_bridge import free_port, rss_mb, start_node, stop_all  # noqa: E402
+from bench.nodes import free_port, rss_mb, stop_all  # noqa: E402
+from bench.nodes import start_node_process as start_node  # noqa: E402
 
 UNREACHABLE = "ab" * 32
 

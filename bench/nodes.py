@@ -20,7 +20,7 @@ from typing import Any
 from bench.common import ROOT
 from tests.test_e2e_twistd import free_port
 
-__all__ = ["Node", "HTTP", "free_port", "start_node", "stop_nodes", "print_profiles"]
+__all__ = ["Node", "HTTP", "free_port", "rss_mb", "start_node", "stop_nodes", "print_profiles"]
 
 TWISTD = "import sys; from twisted.scripts.twistd import run; sys.argv[0] = 'twistd'; run()"
 #: twistd under cProfile counting CPU time (twistd's own --profiler counts wall time, which on a
@@ -41,6 +41,18 @@ finally:
 _TICKS = os.sysconf("SC_CLK_TCK")
 
 
+def rss_mb(pid: int) -> float:
+    """The resident set size of process C{pid} in MiB (0 if it is gone)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
 @dataclass
 class Node:
     """A running C{twistd axl} process."""
@@ -51,11 +63,7 @@ class Node:
     profile: str | None
 
     def rss_mb(self) -> float:
-        with open(f"/proc/{self.proc.pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-        return 0.0
+        return rss_mb(self.proc.pid)
 
     def cpu_seconds(self) -> float:
         """User + system CPU time the process used so far."""

@@ -48,6 +48,7 @@ from axl.bridge.http import (
     sized,
     text_response,
 )
+from axl.bridge.limits import StreamedBody
 from axl.bridge.mcp_sessions import McpSessionEntry, McpSessions
 from axl.bridge.metrics import CONTENT_TYPE_LATEST, NodeMetrics, ObservedResource
 from axl.crypto.keys import short_key
@@ -76,7 +77,7 @@ from axl.streams.errors import (
 from axl.streams.recv_queue import RecvQueue
 from axl.streams.sender import MessageSender
 
-__all__ = ["Bridge", "TooDeep", "delivery_status", "mesh_page_html"]
+__all__ = ["STREAM_HOLD", "Bridge", "TooDeep", "delivery_status", "mesh_page_html"]
 
 #: The mesh page may run its own inline script and style and fetch from this bridge, nothing else.
 MESH_PAGE_CSP = (
@@ -103,6 +104,10 @@ DELIVERY_STATUS: dict[type[DeliveryError], int] = {
 
 #: Messages this small are never refused for the bytes in flight (L{Bridge._busy}).
 SMALL_MESSAGE = 64 * 1024
+
+#: What a streamed C{/send} counts against C{bridge_max_inflight_bytes}: the body it holds at
+#: most, the overlay connection's send buffer (C{snd_buf}, 1 MiB; see README "Streamed sends").
+STREAM_HOLD = 1024 * 1024
 
 
 class TooDeep(Exception):
@@ -141,6 +146,10 @@ class Bridge:
 
     app = Klein()
     log = Logger()
+
+    #: The routes whose large bodies the site hands over as they arrive (L{LimitedSite}'s
+    #: C{streamed}): C{POST /send} forwards them while they arrive (L{_send_streamed}).
+    streamed_routes = frozenset({(b"POST", b"/send")})
 
     def __init__(
         self,
@@ -283,6 +292,9 @@ class Bridge:
             and int(length) > self.max_message_size
         ):
             return self._too_large(request, int(length))
+        streamed: StreamedBody | None = getattr(request, "streamed_body", None)
+        if streamed is not None:
+            return await self._send_streamed(request, dest, streamed, message_id)
         body = request.content.read(
             self.max_message_size + 1
         )  # never more than the limit in memory
@@ -292,6 +304,25 @@ class Bridge:
         if busy is not None:
             return busy
         sent = await self._deliver(len(body), lambda: self.sender.send(dest, body, message_id))
+        return self._sent(request, sent)
+
+    async def _send_streamed(
+        self, request: IRequest, dest: bytes, body: StreamedBody, message_id: str | None
+    ) -> bytes:
+        """
+        C{/send} of a body still arriving (L{StreamedBody}): forwarded as it arrives on a
+        connection of its own, holding at most L{STREAM_HOLD} of it (a message to our own key
+        is collected whole, and counted so).
+        """
+        hold = body.length if dest == self.sender.our_key else min(body.length, STREAM_HOLD)
+        busy = self._busy(request, hold)
+        if busy is not None:
+            return busy
+        sent = await self._deliver(hold, lambda: self.sender.send_stream(dest, body, message_id).result)
+        return self._sent(request, sent)
+
+    @staticmethod
+    def _sent(request: IRequest, sent: int) -> bytes:
         request.setHeader(b"Content-Type", b"application/octet-stream")
         request.setHeader(b"X-Sent-Bytes", str(sent).encode("ascii"))
         return sized(request, b"")

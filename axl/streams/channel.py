@@ -36,7 +36,8 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Protocol as TypingProtocol
+from functools import partial
+from typing import Any, Protocol as TypingProtocol, TypeVar
 
 from automat import TypeMachineBuilder
 from twisted.internet.defer import Deferred
@@ -71,7 +72,10 @@ from axl.streams.framing import (
 )
 from axl.streams.interfaces import IAcknowledgingTransport
 
-__all__ = ["SEND_WINDOW", "Channel", "ChannelCore", "ChannelLifecycle", "ChannelOwner", "Frame"]
+__all__ = [
+    "SEND_WINDOW", "Channel", "ChannelCore", "ChannelLifecycle", "ChannelOwner", "Frame",
+    "connect_error", "dial_message_port",
+]
 
 log = Logger()
 
@@ -440,18 +444,44 @@ def _ack_failed(_: Failure) -> None:
     pass
 
 
-def _dial_legacy(core: ChannelCore) -> Deferred[SendProtocol]:
-    owner = core.owner
-    d: Deferred[SendProtocol] = connectProtocol(owner.dial(core.dest, owner.port), SendProtocol(core.channel))
+_P = TypeVar("_P", bound=Protocol)
+
+
+def dial_message_port(owner: ChannelOwner, dest: bytes, make: Callable[[bool], _P]) -> Deferred[_P]:
+    """
+    Connect to C{dest} for messages: C{make(True)} on its acknowledged port (C{owner.ack_port},
+    README "Messaging"), or C{make(False)} on its C{port} when it refused that port lately or
+    refuses it now (a Go AXL node, remembered with C{owner.mark_legacy}). Fails after
+    C{owner.connect_timeout} seconds with a C{TimeoutError} (L{connect_error} names each failure).
+    """
+
+    def plain() -> Deferred[_P]:
+        connecting: Deferred[_P] = connectProtocol(owner.dial(dest, owner.port), make(False))
+        return connecting
+
+    def refused(failure: Failure) -> Deferred[_P] | Failure:
+        if not failure.check(ConnectionRefusedError):
+            return failure
+        owner.mark_legacy(dest)
+        return plain()
+
+    d: Deferred[_P]
+    if owner.ack_port is not None and owner.speaks_acks(dest):
+        d = connectProtocol(owner.dial(dest, owner.ack_port), make(True))
+        d.addErrback(refused)
+    else:
+        d = plain()
+    d.addTimeout(owner.connect_timeout, owner.clock)
     return d
 
 
-def _legacy_fallback(failure: Failure, core: ChannelCore) -> Deferred[SendProtocol] | Failure:
-    """The acknowledged port was refused (a Go AXL node, or an older axl): use C{port}."""
-    if not failure.check(ConnectionRefusedError):
-        return failure
-    core.owner.mark_legacy(core.dest)
-    return _dial_legacy(core)
+def connect_error(failure: Failure, connect_timeout: float) -> DeliveryError:
+    """The delivery error of a failed L{dial_message_port}: 504's L{PeerTimedOut} or L{PeerUnreachable}."""
+    if failure.check(DeferredTimeout):
+        return PeerTimedOut(f"Timed out reaching peer after {connect_timeout:g} s")
+    if failure.check(TCPTimedOutError):
+        return PeerTimedOut(f"Timed out reaching peer: {failure_reason(failure)}")
+    return PeerUnreachable(f"Failed to reach peer: {failure_reason(failure)}")
 
 
 def _build() -> Callable[[ChannelCore], ChannelLifecycle]:
@@ -464,14 +494,7 @@ def _build() -> Callable[[ChannelCore], ChannelLifecycle]:
 
     @new.upon(ChannelLifecycle.start).to(connecting)
     def dial(lifecycle: ChannelLifecycle, core: ChannelCore) -> None:
-        owner = core.owner
-        d: Deferred[SendProtocol]
-        if owner.ack_port is not None and owner.speaks_acks(core.dest):
-            d = connectProtocol(owner.dial(core.dest, owner.ack_port), SendProtocol(core.channel, True))
-            d.addErrback(_legacy_fallback, core)
-        else:
-            d = _dial_legacy(core)
-        d.addTimeout(owner.connect_timeout, owner.clock)
+        d = dial_message_port(core.owner, core.dest, partial(SendProtocol, core.channel))
         d.addCallbacks(lifecycle.connected, lifecycle.connect_failed)
 
     @connecting.upon(ChannelLifecycle.connected).to(is_open)
@@ -483,13 +506,7 @@ def _build() -> Callable[[ChannelCore], ChannelLifecycle]:
 
     @connecting.upon(ChannelLifecycle.connect_failed).to(closed)
     def unreachable(lifecycle: ChannelLifecycle, core: ChannelCore, failure: Failure) -> None:
-        error: DeliveryError
-        if failure.check(DeferredTimeout):
-            error = PeerTimedOut(f"Timed out reaching peer after {core.owner.connect_timeout:g} s")
-        elif failure.check(TCPTimedOutError):
-            error = PeerTimedOut(f"Timed out reaching peer: {failure_reason(failure)}")
-        else:
-            error = PeerUnreachable(f"Failed to reach peer: {failure_reason(failure)}")
+        error = connect_error(failure, core.owner.connect_timeout)
         log.info("cannot reach {peer}: {err}", peer=short_key(core.dest), err=error.message)
         core.owner.forget(core.dest, core.channel)
         core.fail_queued(error)

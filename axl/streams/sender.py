@@ -49,6 +49,7 @@ from axl.streams.channel import Channel, Frame
 from axl.streams.errors import PeerTimedOut, PeerUnreachable, RemoteError, SendTimedOut, failure_reason
 from axl.streams.framing import MessageDecoder, write_frame
 from axl.streams.registry import StreamRegistry
+from axl.streams.streamed import BodySource, LocalStreamedMessage, StreamedMessage
 
 __all__ = ["LEGACY_TTL", "Dial", "MessageSender"]
 
@@ -58,6 +59,11 @@ LEGACY_TTL = 600.0
 
 #: Dial a node's overlay port: C{dial(key, port)} -> an endpoint.
 Dial = Callable[[bytes, int], IStreamClientEndpoint]
+
+
+def _meta(message_id: str | None) -> bytes:
+    """The acknowledged protocol's metadata of a message (its client's C{X-Message-Id})."""
+    return json.dumps({"id": message_id}).encode("ascii") if message_id else b""
 
 
 class _RequestProtocol(Protocol):
@@ -158,8 +164,7 @@ class MessageSender:
         """
         if dest == self.our_key:
             return self._send_local(payload, message_id)
-        meta = json.dumps({"id": message_id}).encode("ascii") if message_id else b""
-        frame = Frame(payload, meta)
+        frame = Frame(payload, _meta(message_id))
         channel = self._channels.get(dest)
         fresh = channel is None
         if channel is None:
@@ -169,6 +174,22 @@ class MessageSender:
         if fresh:
             channel.start()  # may fail at once, failing the frame
         return frame.d
+
+    def send_stream(
+        self, dest: bytes, body: BodySource, message_id: str | None = None
+    ) -> StreamedMessage | LocalStreamedMessage:
+        """
+        Deliver one message to C{dest}'s C{/recv} while its body arrives from C{body}
+        (L{axl.streams.streamed}), on a connection of its own; its C{result} fires as L{send}'s
+        Deferred would. A message to our own key is collected and queued whole.
+        """
+        message: StreamedMessage | LocalStreamedMessage
+        if dest == self.our_key:
+            message = LocalStreamedMessage(body, lambda payload: self._send_local(payload, message_id))
+        else:
+            message = StreamedMessage(self, dest, body, _meta(message_id))
+        message.start()
+        return message
 
     def _send_local(self, payload: bytes, message_id: str | None = None) -> Deferred[int]:
         result: Deferred[int] = Deferred()
