@@ -10,6 +10,7 @@ send buffer pauses its producer above C{send_limit} and which moves bytes only o
 from __future__ import annotations
 
 import random
+from io import BytesIO
 from typing import Any
 
 from twisted.internet.address import IPv4Address
@@ -363,3 +364,31 @@ class GoReceiverTests(StreamedCases, TwoNodes):
         self.assertEqual(c.response(), None)
         self.net.flush()
         self.assertEqual(c.response()[0], 200)  # type: ignore[index]
+
+
+class StoredBodyCopyTests(TwoNodes):
+    """A stored (not streamed) body is not copied needlessly on its way to the overlay transport."""
+
+    max_message_size = 2 * MIB
+
+    def test_body_taken_without_copy(self) -> None:
+        """A body in memory is taken as the same bytes object, and the request lets go of it."""
+        data = payload(50_000)
+
+        class FakeRequest:
+            content = BytesIO(data)
+
+        request: Any = FakeRequest()
+        body = self.a.bridge._take_body(request)
+        self.assertIs(body, data)
+        self.assertEqual(request.content.getvalue(), b"")
+
+    def test_frame_dropped_once_written(self) -> None:
+        """Once a pooled message is written, the sender keeps its size, not its bytes."""
+        self.net.black_holes.discard(self.B)
+        self.a.streams.sender.send(self.B, payload(MIB))
+        channel = self.a.streams.sender._channels[self.B]
+        (frame,) = channel.core.inflight  # written, not yet acknowledged (nothing delivered)
+        self.assertEqual((frame.payload, frame.size), (b"", MIB))
+        self.net.flush()
+        self.assertEqual(len(self.b.streams.queue.get().payload), MIB)

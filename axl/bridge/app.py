@@ -22,6 +22,7 @@ from __future__ import annotations
 import functools
 import importlib.resources
 import json
+from io import BytesIO
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -164,7 +165,7 @@ class Bridge:
         bridge_addr: str = "127.0.0.1",
         api_port: int = 9002,
         max_background: int = 256,
-        max_inflight_bytes: int = 32 * 1024 * 1024,
+        max_inflight_bytes: int = 16 * 1024 * 1024,
         metrics: NodeMetrics | None = None,
     ) -> None:
         self._topology = topology
@@ -234,7 +235,9 @@ class Bridge:
         """Run C{call} with C{size} bytes counted in flight while it runs."""
         self.inflight_bytes += size
         try:
-            return await call()
+            d = call()
+            del call  # what it holds (a message) may be freed once sent
+            return await d
         finally:
             self.inflight_bytes -= size
 
@@ -295,16 +298,35 @@ class Bridge:
         streamed: StreamedBody | None = getattr(request, "streamed_body", None)
         if streamed is not None:
             return await self._send_streamed(request, dest, streamed, message_id)
-        body = request.content.read(
-            self.max_message_size + 1
-        )  # never more than the limit in memory
+        body = self._take_body(request)
         if len(body) > self.max_message_size:
             return self._too_large(request, self._body_size(request))
         busy = self._busy(request, len(body))
         if busy is not None:
             return busy
-        sent = await self._deliver(len(body), lambda: self.sender.send(dest, body, message_id))
+        size, send = len(body), functools.partial(self.sender.send, dest, body, message_id)
+        del body  # the sender drops it once written: the overlay transport's copy is the only one
+        sent = await self._deliver(size, send)
         return self._sent(request, sent)
+
+    def _take_body(self, request: IRequest) -> bytes:
+        """
+        The stored body (at most C{max_message_size} + 1 bytes of it), taken from the request
+        without a copy when it is in memory (C{BytesIO.getvalue} shares its buffer); the request
+        keeps no reference to it.
+        """
+        content = request.content
+        if isinstance(content, BytesIO) and content.tell() == 0:
+            body = content.getvalue()
+            if len(body) > self.max_message_size:
+                return body  # the caller answers 413
+        else:
+            body = cast(bytes, content.read(self.max_message_size + 1))  # never more than the limit
+            if len(body) > self.max_message_size:
+                return body
+        content.close()
+        request.content = BytesIO()
+        return body
 
     async def _send_streamed(
         self, request: IRequest, dest: bytes, body: StreamedBody, message_id: str | None

@@ -96,10 +96,11 @@ class Frame:
     @ivar timer: its C{send_timeout}, while it runs.
     """
 
-    __slots__ = ("d", "done", "meta", "payload", "timer", "written")
+    __slots__ = ("d", "done", "meta", "payload", "size", "timer", "written")
 
     def __init__(self, payload: bytes, meta: bytes = b"") -> None:
-        self.payload = payload
+        self.payload = payload  # dropped once written: the transport holds the bytes then
+        self.size = len(payload)
         self.meta = meta  # the acknowledged protocol's metadata (e.g. the message id)
         self.d: Deferred[int] = Deferred()
         self.written = False
@@ -290,8 +291,8 @@ class ChannelCore:
         self.progress = True
         while self.inflight:
             done = self.inflight.popleft()
-            self.inflight_bytes -= len(done.payload)
-            done.finish(len(done.payload))
+            self.inflight_bytes -= done.size
+            done.finish(done.size)
             if done is frame:
                 break
         self.write_queued()
@@ -302,7 +303,7 @@ class ChannelCore:
         acknowledged was reported sent before the refusal could arrive: it is logged).
         """
         for frame in self.inflight:
-            if not frame.done and len(frame.payload) > limit:
+            if not frame.done and frame.size > limit:
                 frame.finish(Failure(MessageRefused(error, limit)))
                 return
         log.info("{peer} refused a message already reported as sent: {err}",
@@ -325,12 +326,12 @@ class ChannelCore:
         if not self.inflight:
             return False
         frame = self.inflight.popleft()
-        self.inflight_bytes -= len(frame.payload)
+        self.inflight_bytes -= frame.size
         if status.code == 200:
             self.progress = True
             if frame.done:
                 log.info("{peer} accepted a message after its send timed out", peer=short_key(self.dest))
-            frame.finish(len(frame.payload))
+            frame.finish(frame.size)
         elif status.code == 413 and status.limit is not None:
             frame.finish(Failure(MessageRefused(status.error, status.limit)))
         elif status.code == 503:
@@ -381,17 +382,18 @@ class ChannelCore:
         transport = protocol.transport
         while self.queue and not protocol.paused:
             frame = self.queue[0]
-            size = len(frame.payload)
+            size = frame.size
             if self.inflight_bytes and self.inflight_bytes + size > SEND_WINDOW:
                 break
             self.queue.popleft()
             frame.written = True
+            payload, frame.payload = frame.payload, b""  # the transport's copy is the one kept
             if self.answers:
-                write_acked_message(transport, frame.payload, frame.meta)
+                write_acked_message(transport, payload, frame.meta)
                 self.inflight.append(frame)
                 self.inflight_bytes += size
                 continue
-            write_frame(transport, frame.payload)
+            write_frame(transport, payload)
             if self.acks:
                 self.inflight.append(frame)
                 self.inflight_bytes += size
