@@ -13,6 +13,7 @@ Attacks (each at most --seconds, default 10):
   deepjson   /mcp and /a2a bodies nested 948 deep; duplicate X-Destination-Peer-Id
   notify     /mcp notifications to an unreachable key as fast as possible
   bigsend    30 concurrent 16 MiB /send to an unreachable key
+  slowsend   30 concurrent 16 MiB /send to a peer node whose /recv nobody reads
   recvfull   16 MiB /send to our own key until the /recv queue is full (nobody reads)
 
 Run: python bench/attack.py [--seconds 10] [attack ...]     (loopback only; figures are noisy
@@ -292,6 +293,37 @@ def attack_bigsend(node: Node, stop: threading.Event) -> str:
     return f"30 x 16 MiB to an unreachable key: {dict((c, codes.count(c)) for c in set(codes))}"
 
 
+def attack_slowsend(node: Node, stop: threading.Event) -> str:
+    """
+    A second node peers with the target; nobody reads its /recv, so once its queue and windows
+    are full the target's sends stall (and time out after send_timeout_secs).
+    """
+    sink_proc, sink_api = start_node(
+        node.workdir, "sink", {"Peers": [f"tls://127.0.0.1:{node.link_port}"]}
+    )
+    try:
+        sink = json.loads(http("GET", f"http://127.0.0.1:{sink_api}/topology")[2])["our_public_key"]
+        dest = {"X-Destination-Peer-Id": sink}
+        deadline = time.monotonic() + 60
+        while http("POST", node.url("/send"), b"probe", dest, timeout=30)[0] != 200:
+            if time.monotonic() > deadline:
+                return "no route to the sink node"
+            time.sleep(0.5)
+        body = b"s" * (16 << 20)
+
+        def one() -> int:
+            try:
+                return http("POST", node.url("/send"), body, dest, timeout=90)[0]
+            except OSError:
+                return 0
+
+        with ThreadPoolExecutor(30) as pool:
+            codes = list(pool.map(lambda _: one(), range(30)))
+        return f"30 x 16 MiB to a non-reading peer: {dict((c, codes.count(c)) for c in set(codes))}"
+    finally:
+        stop_all([sink_proc])
+
+
 def attack_recvfull(node: Node, stop: threading.Event) -> str:
     body = b"q" * (16 << 20)
     codes: list[int] = []
@@ -322,6 +354,7 @@ ATTACKS: dict[str, Callable[[Node, threading.Event], str]] = {
     "deepjson": attack_deepjson,
     "notify": attack_notify,
     "bigsend": attack_bigsend,
+    "slowsend": attack_slowsend,
     "recvfull": attack_recvfull,
 }
 

@@ -16,6 +16,7 @@ from typing import Any
 from twisted.internet.address import IPv4Address
 from twisted.internet.error import ConnectionDone, ConnectionLost
 from twisted.internet.testing import StringTransport
+from twisted.logger import capturedLogs
 from twisted.python.failure import Failure
 
 from axl.bridge.app import STREAM_HOLD, Bridge
@@ -246,9 +247,33 @@ class StreamedCases:
         response = c.response()
         assert response is not None
         self.assertEqual(response[0], 503)
-        self.assertIn(b"took no more data", response[2])
+        self.assertIn(b"took too little data for 30 s; not sent", response[2])
         self.net.flush()
         self.assertEqual(self.b.streams.queue.peek(), None)
+
+    def test_slow_overlay_times_out(self) -> None:
+        """
+        A peer that takes data a little at a time: the time the body spent paused counts in all,
+        so after send_timeout of it the send is 503, though each pause was shorter.
+        """
+        body = payload(16 * MIB)
+        c = self.client(len(body))
+        for _ in range(2):
+            c.feed(body)
+            self.assertTrue(c.paused)
+            self.clock.advance(10)
+            self.assertEqual(c.response(), None)
+            pipe = self.net.pairs[0][0]
+            while pipe.buffered > LIMIT // 2 and pipe._deliver():
+                pass  # the peer takes some: the body flows again
+        c.feed(body)
+        self.assertTrue(c.paused)
+        self.clock.advance(9.5)
+        self.assertEqual(c.response(), None)
+        self.clock.advance(0.5)  # the peer had it paused for 30 s in all, never more than 10 s at once
+        response = c.response()
+        assert response is not None
+        self.assertEqual(response[0], 503)
 
     def test_inflight_counts_the_hold(self) -> None:
         """Streamed sends count STREAM_HOLD each against bridge_max_inflight_bytes, not their size."""
@@ -326,6 +351,17 @@ class StreamedSendTests(StreamedCases, TwoNodes):
         self.assertEqual(c.sent, len(body))
         self.assertTrue(c.transport.disconnecting)
         self.assertEqual(self.b.streams.queue.peek(), None)
+
+    def test_unreachable_logged_in_aggregate(self) -> None:
+        """100 streamed sends to a key that refuses them cost a few log lines, not 100."""
+        gone = bytes([7]) * 32
+        with capturedLogs() as events:
+            for _ in range(100):
+                self.assertEqual(self.client(2 * MIB, dest=gone).response()[0], 502)  # type: ignore[index]
+            self.clock.advance(60)
+        lines = [e for e in events if e.get("verb") == "undelivered" or "reach" in e.get("log_format", "")]
+        self.assertTrue(1 <= len(lines) <= 3, lines)
+        self.assertEqual(self.a.streams.sender.unreachable.total, 100)
 
     def test_message_id_deduplicates_retry(self) -> None:
         """A streamed retry with the same X-Message-Id is 200 and is not delivered twice."""

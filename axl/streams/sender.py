@@ -45,6 +45,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from axl.errors import ProtocolError
+from axl.ratelimit import AggregatedLog
 from axl.streams.channel import Channel, Frame
 from axl.streams.errors import PeerTimedOut, PeerUnreachable, RemoteError, SendTimedOut, failure_reason
 from axl.streams.framing import MessageDecoder, write_frame
@@ -134,6 +135,7 @@ class MessageSender:
         self.connect_timeout = connect_timeout
         self.ack_port = ack_port
         self._channels: dict[bytes, Channel] = {}
+        self.unreachable = AggregatedLog(clock, self.log, "undelivered", "streamed messages", preposition="to")
         self._legacy: dict[bytes, float] = {}  # destination -> until when it gets plain frames
 
     def speaks_acks(self, dest: bytes) -> bool:
@@ -278,3 +280,4 @@ class MessageSender:
         """Close every pooled connection (the node is stopping)."""
         for channel in list(self._channels.values()):
             channel.close()
+        self.unreachable.stop()

@@ -11,7 +11,7 @@ at most the overlay connection's send buffer of it, never the whole.
  - Once connected it writes the frame header (the length is known), then each body chunk as it
    arrives. It is the overlay transport's push producer: while the transport's send buffer is
    above its bound the body is paused (the HTTP connection stops reading), and resumed as it
-   drains. No progress for C{send_timeout} seconds fails it with L{SendTimedOut}.
+   drains. Paused so for C{send_timeout} seconds in all, it fails with L{SendTimedOut}.
  - It succeeds exactly when a pooled send would: on the receiver's status frame (200), or, for
    a Go AXL receiver, once its TCP acknowledged every byte; the receiver's refusals, a lost
    connection and the timeouts fail it with the same L{DeliveryError}s.
@@ -36,6 +36,7 @@ from zope.interface import implementer
 
 from axl.crypto.keys import short_key
 from axl.errors import ProtocolError
+from axl.ratelimit import AggregatedLog
 from axl.streams.channel import ChannelOwner, connect_error, dial_message_port
 from axl.streams.errors import (
     DeliveryError,
@@ -95,7 +96,8 @@ class BodySource(TypingProtocol):
 class StreamedOwner(ChannelOwner, TypingProtocol):
     """What a streamed message needs from its L{axl.streams.sender.MessageSender}."""
 
-    max_message_size: int
+    #: where failed dials are counted (one line per peer and window, not one per message)
+    unreachable: AggregatedLog
 
 
 @implementer(IPushProducer)
@@ -167,6 +169,8 @@ class StreamedMessage:
         self._written = 0
         self._ended = False
         self._timer: IDelayedCall | None = None
+        self._stalled = 0.0  # seconds the overlay kept the body paused, in all
+        self._stalled_since = 0.0
 
     @property
     def buffered(self) -> int:
@@ -207,26 +211,33 @@ class StreamedMessage:
         if self.done:
             return
         error = connect_error(failure, self._owner.connect_timeout)
-        log.info("cannot reach {peer}: {err}", peer=short_key(self._dest), err=error.message)
+        self._owner.unreachable.event(short_key(self._dest), error.message)
         self.fail(error)
 
     def overlay_paused(self) -> None:
-        """The overlay send buffer is full: pause the body; fail if it stays full too long."""
+        """
+        The overlay send buffer is full: pause the body. The time spent so, in all, is the
+        peer's: past C{send_timeout} seconds of it the message fails (a peer that takes data
+        slowly cannot hold it longer than one that takes none).
+        """
         if self.done or self._timer is not None:
             return
         self._source.pauseProducing()
         if not self._ended:
-            timeout = self._owner.send_timeout
-            self._timer = self._owner.clock.callLater(
-                timeout,
+            clock, timeout = self._owner.clock, self._owner.send_timeout
+            self._stalled_since = clock.seconds()
+            self._timer = clock.callLater(
+                max(timeout - self._stalled, 0.0),
                 self.fail,
-                SendTimedOut(f"Send timed out: the peer took no more data for {timeout:g} s; not sent"),
+                SendTimedOut(f"Send timed out: the peer took too little data for {timeout:g} s; not sent"),
             )
 
     def overlay_resumed(self) -> None:
         """The overlay send buffer drained: the body may flow again."""
         if self.done or self._ended:
             return
+        if self._timer is not None:
+            self._stalled += self._owner.clock.seconds() - self._stalled_since
         self._stop_timer()
         self._source.resumeProducing()
 
