@@ -20,7 +20,7 @@ from twisted.logger import capturedLogs
 from twisted.python.failure import Failure
 
 from axl.bridge.app import STREAM_HOLD, Bridge
-from axl.bridge.limits import BridgeLimits, LimitedSite
+from axl.bridge.limits import STREAM_THRESHOLD, BridgeLimits, LimitedSite
 from tests.test_bridge_messaging import TwoNodes
 
 MIB = 1024 * 1024
@@ -84,7 +84,8 @@ class StreamedCases:
     def setUp(self) -> None:
         super().setUp()  # type: ignore[misc]
         self.net.send_limit = LIMIT
-        self.limits = BridgeLimits(max_body=self.max_message_size, body_timeout=60.0)
+        # streamed from 1 MiB here (the default is STREAM_THRESHOLD) to keep the tests quick
+        self.limits = BridgeLimits(max_body=self.max_message_size, body_timeout=60.0, stream_threshold=MIB)
         self.site = LimitedSite(
             self.a.bridge.resource(), self.limits, self.clock, streamed=Bridge.streamed_routes
         )
@@ -296,6 +297,17 @@ class StreamedCases:
         c.feed(body)
         self.assertEqual(c.response()[0], 200)  # type: ignore[index]
         self.assertTrue(self.a.streams.queue.get().payload == body)
+
+    def test_default_threshold(self) -> None:
+        """By default a body is streamed from STREAM_THRESHOLD (4 MiB) bytes on; one byte less is stored."""
+        site = LimitedSite(self.a.bridge.resource(), BridgeLimits(max_body=self.max_message_size),
+                           self.clock, streamed=Bridge.streamed_routes)  # fmt: skip
+        self.assertEqual(STREAM_THRESHOLD, 4 * MIB)
+        for length, streamed in ((STREAM_THRESHOLD - 1, False), (STREAM_THRESHOLD, True)):
+            c = Client(site)
+            c.head(length, {"X-Destination-Peer-Id": self.B.hex()})
+            self.assertEqual(c.proto.requests[0].streamed_body is not None, streamed, length)
+            c.proto.connectionLost(Failure(ConnectionDone()))
 
     def test_small_body_not_streamed(self) -> None:
         """A body under the threshold is stored whole first, as before."""

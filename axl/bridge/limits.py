@@ -51,7 +51,7 @@ _CLOSE_GRACE = 2.0
 
 #: Bodies of the streamed routes with a C{Content-Length} of at least this are read as they
 #: arrive (L{StreamedBody}); smaller ones, and chunked ones, are stored whole first.
-STREAM_THRESHOLD = 1024 * 1024
+STREAM_THRESHOLD = 4 * 1024 * 1024
 
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
