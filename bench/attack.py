@@ -12,8 +12,8 @@ Attacks (each at most --seconds, default 10):
   bigbody    a 100 MB Content-Length /send, then a chunked body streamed until cut
   deepjson   /mcp and /a2a bodies nested 948 deep; duplicate X-Destination-Peer-Id
   notify     /mcp notifications to an unreachable key as fast as possible
-  bigsend    30 concurrent 16 MiB /send to an unreachable key
-  slowsend   30 concurrent 16 MiB /send to a peer node whose /recv nobody reads
+  bigsend    30 concurrent 16 MiB /send to an unreachable key (--send-mib)
+  slowsend   30 concurrent 16 MiB /send to a peer node whose /recv nobody reads (--send-mib)
   recvfull   16 MiB /send to our own key until the /recv queue is full (nobody reads)
 
 Run: python bench/attack.py [--seconds 10] [attack ...]     (loopback only; figures are noisy
@@ -278,8 +278,12 @@ def attack_notify(node: Node, stop: threading.Event) -> str:
     return f"notifications by status: {dict(sorted(codes.items()))}"
 
 
+#: the body size of bigsend and slowsend (--send-mib)
+SEND_MIB = 16
+
+
 def attack_bigsend(node: Node, stop: threading.Event) -> str:
-    body = b"z" * (16 << 20)
+    body = b"z" * (SEND_MIB << 20)
 
     def one() -> int:
         try:
@@ -290,7 +294,7 @@ def attack_bigsend(node: Node, stop: threading.Event) -> str:
 
     with ThreadPoolExecutor(30) as pool:
         codes = list(pool.map(lambda _: one(), range(30)))
-    return f"30 x 16 MiB to an unreachable key: {dict((c, codes.count(c)) for c in set(codes))}"
+    return f"30 x {SEND_MIB} MiB to an unreachable key: {dict((c, codes.count(c)) for c in set(codes))}"
 
 
 def attack_slowsend(node: Node, stop: threading.Event) -> str:
@@ -309,7 +313,7 @@ def attack_slowsend(node: Node, stop: threading.Event) -> str:
             if time.monotonic() > deadline:
                 return "no route to the sink node"
             time.sleep(0.5)
-        body = b"s" * (16 << 20)
+        body = b"s" * (SEND_MIB << 20)
 
         def one() -> int:
             try:
@@ -319,7 +323,7 @@ def attack_slowsend(node: Node, stop: threading.Event) -> str:
 
         with ThreadPoolExecutor(30) as pool:
             codes = list(pool.map(lambda _: one(), range(30)))
-        return f"30 x 16 MiB to a non-reading peer: {dict((c, codes.count(c)) for c in set(codes))}"
+        return f"30 x {SEND_MIB} MiB to a non-reading peer: {dict((c, codes.count(c)) for c in set(codes))}"
     finally:
         stop_all([sink_proc])
 
@@ -410,8 +414,11 @@ def run(node: Node, name: str, seconds: float) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--send-mib", type=int, default=16, help="body size of bigsend and slowsend")
     parser.add_argument("attacks", nargs="*", help=", ".join(ATTACKS))
     args = parser.parse_args()
+    global SEND_MIB
+    SEND_MIB = args.send_mib
     unknown = set(args.attacks) - set(ATTACKS)
     if unknown:
         parser.error(f"unknown attacks: {', '.join(sorted(unknown))}")
