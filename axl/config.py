@@ -30,6 +30,7 @@ from dataclasses import MISSING, dataclass, field, fields, replace
 from typing import Any, Callable, Mapping
 
 from axl.errors import ConfigError
+from axl.logs import LOG_LEVELS
 from axl.forward.spec import HOSTNAME as _HOSTNAME
 from axl.forward.spec import ip_or_hostname
 from axl.forward.spec import (
@@ -98,6 +99,14 @@ def size32(value: int) -> int:
     return value
 
 
+
+
+def log_level(value: str) -> str:
+    """One of L{axl.logs.LOG_LEVELS} (any case)."""
+    name = value.lower()
+    if name not in LOG_LEVELS:
+        raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}, got {value!r}")
+    return name
 
 
 def bridge_host(value: str) -> str:
@@ -197,6 +206,7 @@ class NodeKey:
 
 NODE_KEYS: tuple[NodeKey, ...] = (
     NodeKey("api_port", int, port, "HTTP bridge port"),
+    NodeKey("log_level", str, log_level, "lowest level logged: debug, info, warn, error or critical"),
     NodeKey("bridge_addr", str, bridge_host, "HTTP bridge host: IPv4/IPv6 literal or name"),
     NodeKey("tcp_port", int, port, "overlay port of the message listener (dialled on peers too)"),
     NodeKey("router_addr", str, base_url, "MCP router base URL, e.g. http://127.0.0.1; empty = MCP off"),
@@ -209,7 +219,11 @@ NODE_KEYS: tuple[NodeKey, ...] = (
     NodeKey("conn_idle_timeout_secs", float, positive, "time allowed between messages on a connection"),
     NodeKey("peer_max_backoff_secs", float, positive, "longest wait between redials of a configured peer"),
     NodeKey("connect_timeout_secs", float, positive, "time an overlay TCP connect may take before failing"),
-    NodeKey("tcp_rcv_budget_bytes", int, positive, "bytes the overlay TCP holds in all for apps not reading"),
+    NodeKey(
+        "tcp_rcv_budget_bytes", int, positive,
+        "bytes the overlay TCP holds in all for data not yet read by the application: "
+        "paused apps and out-of-order segments",
+    ),
     NodeKey("max_conns_per_peer", int, positive, "cap on simultaneous inbound message connections from one peer"),
     NodeKey("send_idle_close_secs", float, positive, "idle time before a /send connection to a peer is closed"),
     NodeKey("send_timeout_secs", float, positive, "time /send waits for the peer to take a message (then 503)"),
@@ -223,6 +237,8 @@ NODE_KEYS: tuple[NodeKey, ...] = (
     NodeKey("max_inbound_per_source", int, positive, "inbound peer links (handshaking or up) from one address"),
     NodeKey("max_inbound_per_key", int, positive, "inbound peer links up at once with one public key"),
     NodeKey("link_write_buffer_bytes", int, size32, "bytes a peer link queues while the peer does not read"),
+    NodeKey("link_write_budget_bytes", int, size32, "bytes all peer links together queue for peers not reading"),
+    NodeKey("max_inbound_links", int, positive, "inbound peer links up at once in all"),
     NodeKey("bridge_header_timeout_secs", float, positive, "time a bridge client has to send a whole request head"),
     NodeKey("bridge_body_timeout_secs", float, positive, "time a bridge client has to send a whole request body"),
     NodeKey("bridge_max_connections", int, positive, "simultaneous bridge connections (then 503)"),
@@ -298,6 +314,7 @@ class NodeConfig:
     admin_listen: str = ""
     # The node's keys (one NodeKey each in NODE_KEYS).
     api_port: int = 9002
+    log_level: str = "info"
     bridge_addr: str = "127.0.0.1"
     tcp_port: int = 7000
     router_addr: str = ""
@@ -310,7 +327,7 @@ class NodeConfig:
     conn_idle_timeout_secs: float = 300.0
     peer_max_backoff_secs: float = 60.0
     connect_timeout_secs: float = 10.0
-    tcp_rcv_budget_bytes: int = 32 * 1024 * 1024
+    tcp_rcv_budget_bytes: int = 16 * 1024 * 1024
     max_conns_per_peer: int = 32
     send_idle_close_secs: float = 5.0
     send_timeout_secs: float = 30.0
@@ -324,6 +341,8 @@ class NodeConfig:
     max_inbound_per_source: int = 32
     max_inbound_per_key: int = 8
     link_write_buffer_bytes: int = 1024 * 1024
+    link_write_budget_bytes: int = 8 * 1024 * 1024
+    max_inbound_links: int = 64
     bridge_header_timeout_secs: float = 10.0
     bridge_body_timeout_secs: float = 60.0
     bridge_max_connections: int = 256

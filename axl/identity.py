@@ -20,10 +20,11 @@ from twisted.logger import Logger
 from axl.config import NodeConfig
 from axl.crypto.keys import Identity, short_key
 from axl.errors import ConfigError
+from axl.logs import observer as log_observer
 
 __all__ = ["load_identity", "identity_from_pem", "identity_to_pem", "read_key_file", "how_to_make_key"]
 
-log = Logger()
+log = Logger(observer=log_observer)
 
 _PEM_BEGIN = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----")
 

@@ -10,7 +10,7 @@ waiting for a path, an address lookup or a session) and says so at most once per
 from __future__ import annotations
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 
 __all__ = ["TokenBucket", "KeyedLimiter", "AggregatedLog", "DropCounter", "truncate"]
 
@@ -115,6 +115,7 @@ class AggregatedLog:
 
     @ivar what: the counted event, plural, after its count (C{"handshakes"}).
     @ivar verb: what was done to them (C{"refused"}).
+    @ivar level: the lines' log level (warn unless said otherwise).
     """
 
     def __init__(
@@ -128,9 +129,11 @@ class AggregatedLog:
         immediate: int = 8,
         max_sources: int = 16,
         preposition: str = "from",
+        level: LogLevel = LogLevel.warn,
     ) -> None:
         self._clock = clock
         self._log = log
+        self._level = level
         self.verb = verb
         self.what = what
         self.window = window
@@ -154,7 +157,7 @@ class AggregatedLog:
         if source not in self._counts and self._immediate < self._immediate_max:
             self._immediate += 1
             self._counts[source] = 0  # logged; only later events are summarised
-            self._log.warn("{verb} {what} {prep} {source}: {reason}",
+            self._log.emit(self._level, "{verb} {what} {prep} {source}: {reason}",
                            verb=self.verb, what=_singular(self.what), source=source,
                            prep=self.preposition, reason=truncate(reason, 200))  # fmt: skip
             return
@@ -173,14 +176,15 @@ class AggregatedLog:
         self._counts, self._last, self._others, self._immediate = {}, {}, 0, 0
         for source, n in counts.items():
             if n:
-                self._log.warn(
+                self._log.emit(
+                    self._level,
                     "{verb} {n} {what} {prep} {source} in the last {window:g} s (last: {reason})",
                     verb=self.verb, n=n, what=self.what, source=source, window=self.window,
                     prep=self.preposition,
                     reason=truncate(last.get(source, ""), 200),
                 )  # fmt: skip
         if others:
-            self._log.warn("{verb} {n} {what} {prep} others in the last {window:g} s",
+            self._log.emit(self._level, "{verb} {n} {what} {prep} others in the last {window:g} s",
                            verb=self.verb, n=others, what=self.what, window=self.window,
                            prep=self.preposition)  # fmt: skip
 

@@ -58,6 +58,8 @@ from axl.ipv6.stack import Overlay, OverlayService, build_overlay
 from axl.link.peers import PeerManager
 from axl.link.uri import parse_listen_uri, parse_peer_uri
 from axl.listening import ListeningService, tcp_server_endpoint
+from axl.logs import observer as log_observer
+from axl.logs import set_log_level
 from axl.mesh import Router, RouterService
 from axl.node import Node
 from axl.session.proto import node_info_json
@@ -79,7 +81,7 @@ __all__ = [
     "make_node_service",
 ]
 
-log = Logger()
+log = Logger(observer=log_observer)
 
 
 class NodeService(MultiService):
@@ -256,7 +258,9 @@ def build_links(
         max_handshakes_per_source=config.max_handshakes_per_source,
         max_inbound_per_source=config.max_inbound_per_source,
         max_inbound_per_key=config.max_inbound_per_key,
+        max_inbound_links=config.max_inbound_links,
         write_buffer_max=config.link_write_buffer_bytes,
+        write_budget=config.link_write_budget_bytes,
         multicast=config.multicast_interfaces,
     )
 
@@ -339,6 +343,7 @@ def make_node_service(
     @return: a L{NodeService} whose C{node} is the L{Node}.
     @raise axl.errors.ConfigError: the identity cannot be loaded or a config value is unusable.
     """
+    set_log_level(config.log_level)
     if identity is None:
         identity = load_identity(config)
     delivery = OverlayDelivery()

@@ -25,13 +25,14 @@ from twisted.python.components import Componentized
 from axl.config import NodeConfig, add_listeners, default_config, load_config
 from axl.errors import ConfigError, StartupError
 from axl.forward.spec import FORWARD_KEYS, option_changes
+from axl.logs import observer as log_observer
 
 if TYPE_CHECKING:  # axl.service imports every layer: loaded only when a node is built
     from axl.service import NodeService
 
 __all__ = ["Options", "makeService", "make_application", "find_config", "build_config", "NodeRunner", "node_runner"]
 
-log = Logger()
+log = Logger(observer=log_observer)
 
 DEFAULT_CONFIG_NAME = "node-config.json"
 

@@ -12,9 +12,12 @@ Attacks (each at most --seconds, default 10):
   bigbody    a 100 MB Content-Length /send, then a chunked body streamed until cut
   deepjson   /mcp and /a2a bodies nested 948 deep; duplicate X-Destination-Peer-Id
   notify     /mcp notifications to an unreachable key as fast as possible
-  bigsend    30 concurrent 16 MiB /send to an unreachable key (--send-mib)
+  bigsend    30 concurrent 16 MiB /send to an unreachable key (--send-mib N: N MiB)
   slowsend   30 concurrent 16 MiB /send to a peer node whose /recv nobody reads (--send-mib)
   recvfull   16 MiB /send to our own key until the /recv queue is full (nobody reads)
+  slowbodies 120 clients each send all but the last byte of a 16 MiB /send body, then wait
+  remotefull another node sends 16 MiB messages from 8 clients; nobody reads our /recv
+  links      300 links from 150 loopback addresses, each a new key, kept up by keepalives
 
 Run: python bench/attack.py [--seconds 10] [attack ...]     (loopback only; figures are noisy
 on a shared machine)
@@ -28,7 +31,6 @@ import os
 import socket
 import ssl
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -39,25 +41,27 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+
 from axl.client import request as http  # noqa: E402
 from axl.crypto import Identity  # noqa: E402
 from axl.link.framing import encode_frame  # noqa: E402
-from axl.link.meta import META_SIZE, encode_meta  # noqa: E402
+from axl.link.meta import encode_meta  # noqa: E402
 
-from bench.nodes import free_port, rss_mb, stop_all  # noqa: E402
-from bench.nodes import start_node_process as start_node  # noqa: E402
+from bench.nodes import free_port, peer_link, rss_mb, start_node, stop_all, tls_client  # noqa: E402
 
 UNREACHABLE = "ab" * 32
 
 
 class Node:
-    def __init__(self, workdir: str) -> None:
+    def __init__(self, workdir: str, name: str = "target", config: dict[str, Any] | None = None) -> None:
         self.workdir = workdir
         self.link_port = free_port()
-        self.proc, self.api = start_node(
-            workdir, "target", {"Listen": [f"tls://127.0.0.1:{self.link_port}"]}
+        node = start_node(
+            workdir, name, {"Listen": [f"tls://127.0.0.1:{self.link_port}"], **(config or {})}
         )
-        self.log = os.path.join(workdir, "target.log")
+        self.proc, self.api = node.proc, node.api
+        self.log = os.path.join(workdir, f"{name}.log")
+        self.receiver: Node | None = None  # where legit_p50 sends, when not to ourselves
         topo = json.loads(http("GET", self.url("/topology"))[2])
         self.key = topo["our_public_key"]
 
@@ -79,42 +83,34 @@ LEGIT_SOURCE = ("127.0.0.2", 0)
 
 def tls_link(port: int, timeout: float = 5.0, source: tuple[str, int] | None = None) -> ssl.SSLSocket:
     """A TLS connection to the node's peer listener (no certificate check, as Yggdrasil)."""
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    raw = socket.create_connection(("127.0.0.1", port), timeout=timeout, source_address=source)
-    return ctx.wrap_socket(raw)
+    return tls_client(port, source, timeout)
 
 
 def peer_handshake(
     port: int, ident: Identity | None = None, source: tuple[str, int] | None = None
 ) -> ssl.SSLSocket:
     """A link whose meta handshake is done (raises on failure)."""
-    sock = tls_link(port, source=source)
-    sock.sendall(encode_meta(ident or Identity(os.urandom(32))))
-    data = b""
-    while len(data) < META_SIZE:
-        chunk = sock.recv(4096)
-        if not chunk:
-            raise ConnectionError("closed during the handshake")
-        data += chunk
-    return sock
+    return peer_link(port, encode_meta(ident or Identity(os.urandom(32))), source)
 
 
 def legit_p50(node: Node, n: int = 20) -> float:
-    """p50 ms of a 100-byte /send to the node's own key (then drained from /recv)."""
+    """
+    p50 ms of a 100-byte /send to the node's own key (then drained from /recv); while
+    C{node.receiver} is set (an attack fills our own /recv queue on purpose), to that node.
+    """
     times = []
+    receiver = node.receiver or node
     for _ in range(n):
         t = time.monotonic()
         try:
-            code = http("POST", node.url("/send"), b"x" * 100, {"X-Destination-Peer-Id": node.key},
+            code = http("POST", node.url("/send"), b"x" * 100, {"X-Destination-Peer-Id": receiver.key},
                         timeout=10)[0]  # fmt: skip
         except OSError:
             code = 0
         if code == 200:
             times.append((time.monotonic() - t) * 1000)
     try:
-        while http("GET", node.url("/recv"), timeout=10)[0] == 200:
+        while http("GET", receiver.url("/recv"), timeout=10)[0] == 200:
             pass
     except OSError:
         pass
@@ -299,15 +295,12 @@ def attack_bigsend(node: Node, stop: threading.Event) -> str:
 
 def attack_slowsend(node: Node, stop: threading.Event) -> str:
     """
-    A second node peers with the target; nobody reads its /recv, so once its queue and windows
-    are full the target's sends stall (and time out after send_timeout_secs).
+    30 concurrent /send to a second node peered with the target whose /recv nobody reads: once
+    its queue and windows are full the target's sends stall (and fail after send_timeout_secs).
     """
-    sink_proc, sink_api = start_node(
-        node.workdir, "sink", {"Peers": [f"tls://127.0.0.1:{node.link_port}"]}
-    )
+    sink = Node(node.workdir, "sink", {"Peers": [f"tls://127.0.0.1:{node.link_port}"]})
     try:
-        sink = json.loads(http("GET", f"http://127.0.0.1:{sink_api}/topology")[2])["our_public_key"]
-        dest = {"X-Destination-Peer-Id": sink}
+        dest = {"X-Destination-Peer-Id": sink.key}
         deadline = time.monotonic() + 60
         while http("POST", node.url("/send"), b"probe", dest, timeout=30)[0] != 200:
             if time.monotonic() > deadline:
@@ -325,7 +318,7 @@ def attack_slowsend(node: Node, stop: threading.Event) -> str:
             codes = list(pool.map(lambda _: one(), range(30)))
         return f"30 x {SEND_MIB} MiB to a non-reading peer: {dict((c, codes.count(c)) for c in set(codes))}"
     finally:
-        stop_all([sink_proc])
+        stop_all([sink.proc])
 
 
 def attack_recvfull(node: Node, stop: threading.Event) -> str:
@@ -349,6 +342,123 @@ def attack_recvfull(node: Node, stop: threading.Event) -> str:
     return f"/send statuses {dict((c, codes.count(c)) for c in set(codes))}; {drained} drained after"
 
 
+def attack_slowbodies(node: Node, stop: threading.Event) -> str:
+    """120 clients each declare a 16 MiB /send body, send all but its last byte, and wait."""
+    body = b"s" * ((16 << 20) - 1)
+    head = (b"POST /send HTTP/1.1\r\nHost: x\r\nX-Destination-Peer-Id: " + node.key.encode()
+            + b"\r\nContent-Length: " + str(len(body) + 1).encode() + b"\r\n\r\n")  # fmt: skip
+    codes: dict[str, int] = {}
+    socks: list[socket.socket] = []
+
+    def one() -> None:
+        try:
+            s = socket.create_connection(("127.0.0.1", node.api), timeout=30)
+            socks.append(s)
+            s.sendall(head)
+            s.settimeout(0.5)
+            view = memoryview(body)
+            while view and not stop.is_set():
+                try:
+                    view = view[s.send(view[: 1 << 20]):]
+                except TimeoutError:
+                    continue
+            s.settimeout(2)
+            try:
+                line = s.recv(100).split(b"\r\n")[0].decode() or "closed"
+            except TimeoutError:
+                line = "held (no answer yet)"
+        except OSError as e:
+            line = e.__class__.__name__
+        codes[line] = codes.get(line, 0) + 1
+
+    with ThreadPoolExecutor(120) as pool:
+        for _ in range(120):
+            pool.submit(one)
+        stop.wait()
+        for s in socks:
+            s.close()
+    return f"120 x 16 MiB bodies held open: {codes}"
+
+
+def attack_remotefull(node: Node, stop: threading.Event) -> str:
+    """
+    Another node peered with the target sends 16 MiB messages to it from 8 clients, as fast as
+    it can, while nobody reads the target's /recv: the target's port-7001 listener, /recv queue
+    and overlay TCP hold what their budgets allow, and the sender waits.
+    """
+    attacker = Node(node.workdir, "attacker", {"Peers": [f"tls://127.0.0.1:{node.link_port}"],
+                                              "bridge_max_inflight_bytes": 1 << 30})
+    codes: list[int] = []
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:  # the route: a small message gets through
+            try:
+                if http("POST", attacker.url("/send"), b"hi", {"X-Destination-Peer-Id": node.key},
+                        timeout=5)[0] == 200:  # fmt: skip
+                    break
+            except OSError:
+                pass
+            time.sleep(0.5)
+        body = b"r" * (16 << 20)
+        node.receiver = attacker  # our own /recv is being filled: measure our /send to it
+
+        def one() -> None:
+            while not stop.is_set():
+                try:
+                    codes.append(http("POST", attacker.url("/send"), body,
+                                      {"X-Destination-Peer-Id": node.key}, timeout=40)[0])  # fmt: skip
+                except OSError:
+                    codes.append(0)
+
+        with ThreadPoolExecutor(8) as pool:
+            for _ in range(8):
+                pool.submit(one)
+        peak = rss_mb(node.proc.pid)
+        drained = 0
+        while http("GET", node.url("/recv"), timeout=30)[0] == 200:
+            drained += 1
+    finally:
+        node.receiver = None
+        stop_all([attacker.proc])
+    return (f"/send statuses at the attacker {dict((c, codes.count(c)) for c in set(codes))}; "
+            f"{drained} drained after; RSS with our queue full {peak:.0f} MB")
+
+
+def attack_links(node: Node, stop: threading.Event) -> str:
+    """
+    Links from 150 loopback addresses (two each, a new key per link) that complete the handshake
+    and then only send keepalives: what the node holds per idle link, and the inbound cap.
+    """
+    keepalive = encode_frame(1)
+    socks: list[ssl.SSLSocket] = []
+    refused = 0
+    for n in range(150):
+        for _ in range(2):
+            if stop.is_set():
+                break
+            try:
+                s = peer_handshake(node.link_port, source=(f"127.0.{1 + n // 250}.{3 + n % 250}", 0))
+                s.setblocking(False)
+                socks.append(s)
+            except OSError:
+                refused += 1
+    while not stop.is_set():
+        for s in list(socks):
+            try:
+                s.send(keepalive)
+                while s.recv(65536):
+                    pass
+            except (ssl.SSLWantReadError, BlockingIOError):
+                pass
+            except OSError:
+                socks.remove(s)
+        stop.wait(1.0)
+    up = len(socks)
+    for s in socks:
+        s.close()
+    return f"{up} links up at the end, {refused} handshakes refused"
+
+
 ATTACKS: dict[str, Callable[[Node, threading.Event], str]] = {
     "sigreq": attack_sigreq,
     "handshake": attack_handshake,
@@ -360,6 +470,9 @@ ATTACKS: dict[str, Callable[[Node, threading.Event], str]] = {
     "bigsend": attack_bigsend,
     "slowsend": attack_slowsend,
     "recvfull": attack_recvfull,
+    "slowbodies": attack_slowbodies,
+    "remotefull": attack_remotefull,
+    "links": attack_links,
 }
 
 

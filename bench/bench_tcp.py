@@ -7,7 +7,13 @@ time counts. Reports MB/s (10**6 bytes per second of wall time) for MTU 65535 an
 and receiver together, acknowledgements included), which a busy machine disturbs less. With --sessions the stacks sit on the real
 session and IPv6 layers (encryption included) of L{axl.ipv6.testing}'s in-memory mesh.
 
-    python bench/bench_tcp.py [--size MiB] [--mtu N ...] [--loss P] [--sessions] [--profile]
+With --loss (and --delay-ms, one way) it also reports what the simulated path achieved, which
+the machine's load does not change: MB/s of simulated time, the most out-of-order bytes the
+receiver held at once (sampled per clock step; they count against C{tcp_rcv_budget_bytes}),
+the sender's SACK hole retransmissions and the bytes the receive budget dropped.
+
+    python bench/bench_tcp.py [--size MiB] [--mtu N ...] [--loss P] [--delay-ms MS] [--sessions]
+        [--profile]
 """
 
 from __future__ import annotations
@@ -58,9 +64,13 @@ class Sink:
         pass
 
 
-def run(size: int, mtu: int, loss: float = 0.0, sessions: bool = False
-        ) -> tuple[float, int, float]:
-    """Transfer C{size} bytes; returns (seconds of wall time, segments sent, CPU seconds)."""
+def run(size: int, mtu: int, loss: float = 0.0, sessions: bool = False, delay: float | None = None,
+        path: dict[str, float] | None = None) -> tuple[float, int, float]:
+    """
+    Transfer C{size} bytes; returns (seconds of wall time, segments sent, CPU seconds). Fills
+    C{path}, if given, with the simulated path's figures (lossy network only): C{seconds},
+    C{ooo_peak}, C{hole_resends}, C{budget_dropped}.
+    """
     clock = Clock()
     if sessions:
         clock.advance(1.7e9)
@@ -78,13 +88,24 @@ def run(size: int, mtu: int, loss: float = 0.0, sessions: bool = False
                 calls = clock.getDelayedCalls()
                 clock.advance(max(min(c.getTime() for c in calls) - clock.seconds(), 0))
     else:
-        net = LossyNetwork(clock, loss=loss, delay=0.001 if loss else 0.0)
+        if delay is None:
+            delay = 0.001 if loss else 0.0
+        net = LossyNetwork(clock, loss=loss, delay=delay)
         a = TCPStack(FakeIPv6Layer(KEY_A, net, mtu=mtu), KEY_A, clock)
         b = TCPStack(FakeIPv6Layer(KEY_B, net, mtu=mtu), KEY_B, clock)
         peer = KEY_B
+        ooo_peak = [0]
+
+        def sampled(done):
+            def check() -> bool:
+                for c in b.connections:
+                    if c.ooo.held > ooo_peak[0]:
+                        ooo_peak[0] = c.ooo.held
+                return done()
+            return check
 
         def drive(done) -> None:
-            run_until(clock, done, 1e6)
+            run_until(clock, sampled(done) if path is not None else done, 1e6)
     sink = Sink()
 
     def accept(conn):
@@ -95,16 +116,29 @@ def run(size: int, mtu: int, loss: float = 0.0, sessions: bool = False
     client = Sink()
     conn = a.connect(peer, 80, client)
     client.conn = conn
+    resends = [0]
+    if path is not None and not sessions:
+        retransmit_hole = conn._retransmit_hole
+
+        def counted() -> bool:
+            sent = retransmit_hole()
+            resends[0] += sent
+            return sent
+
+        conn._retransmit_hole = counted  # type: ignore[method-assign]
     drive(lambda: sink.conn is not None)
     payload = os.urandom(1 << 20)
     chunks = size // len(payload)
-    t0, c0 = time.perf_counter(), time.process_time()
+    t0, c0, s0 = time.perf_counter(), time.process_time(), clock.seconds()
     for _ in range(chunks):
         conn.send(payload)
     conn.close()
     drive(lambda: sink.eof)
     dt, cpu = time.perf_counter() - t0, time.process_time() - c0
     assert sink.n == chunks * len(payload), (sink.n, size)
+    if path is not None and not sessions:
+        path.update(seconds=clock.seconds() - s0, ooo_peak=ooo_peak[0], hole_resends=resends[0],
+                    budget_dropped=b.rcv_budget.dropped)
     return dt, a.stats["out"], cpu
 
 
@@ -127,6 +161,8 @@ def main() -> None:
     p.add_argument("--size", type=int, default=64, help="MiB to transfer (default 64)")
     p.add_argument("--mtu", type=int, action="append", help="MTU(s) to test (default 65535 and 1280)")
     p.add_argument("--loss", type=float, default=0.0, help="packet loss probability")
+    p.add_argument("--delay-ms", type=float, default=None,
+                   help="one-way delay of the lossy network (default 1 with --loss, else 0)")
     p.add_argument("--sessions", action="store_true",
                    help="run over the real session + IPv6 layers (with encryption)")
     p.add_argument("--profile", action="store_true", help="print a cProfile summary")
@@ -136,13 +172,21 @@ def main() -> None:
         if args.profile:
             prof = cProfile.Profile()
             prof.enable()
-        dt, segs, cpu = run(size, mtu, args.loss, args.sessions)
+        path: dict[str, float] = {}
+        delay = args.delay_ms / 1000 if args.delay_ms is not None else None
+        dt, segs, cpu = run(size, mtu, args.loss, args.sessions, delay,
+                            path if args.loss and not args.sessions else None)
         if args.profile:
             prof.disable()
             pstats.Stats(prof).sort_stats("tottime").print_stats(15)
         print(("sessions " if args.sessions else "") + f"MTU {mtu:5d} (MSS {min(mtu - 60, 65475)}): {size / dt / 1e6:7.1f} MB/s "
               f"({size >> 20} MiB in {dt:.2f} s, {segs} segments sent, {segs / dt:,.0f} seg/s, "
               f"{cpu / segs * 1e6:.1f} µs CPU per segment)")
+        if path:
+            print(f"  simulated path: {size / path['seconds'] / 1e6:.1f} MB/s of simulated time, "
+                  f"out-of-order peak {path['ooo_peak'] / 2**20:.2f} MiB, "
+                  f"{path['hole_resends']:.0f} SACK hole retransmissions, "
+                  f"{path['budget_dropped']:.0f} bytes dropped over the receive budget")
 
 
 if __name__ == "__main__":

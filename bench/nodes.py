@@ -11,6 +11,7 @@ import os
 import pstats
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -20,7 +21,7 @@ from typing import Any
 from bench.common import ROOT
 from tests.test_e2e_twistd import free_port
 
-__all__ = ["Node", "HTTP", "free_port", "rss_mb", "start_node", "stop_nodes", "print_profiles"]
+__all__ = ["Node", "HTTP", "free_port", "start_node", "stop_nodes", "print_profiles", "rss_mb", "tls_client", "peer_link"]
 
 TWISTD = "import sys; from twisted.scripts.twistd import run; sys.argv[0] = 'twistd'; run()"
 #: twistd under cProfile counting CPU time (twistd's own --profiler counts wall time, which on a
@@ -39,18 +40,6 @@ finally:
     profile.dump_stats(path)
 """
 _TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def rss_mb(pid: int) -> float:
-    """The resident set size of process C{pid} in MiB (0 if it is gone)."""
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
 
 
 @dataclass
@@ -73,6 +62,43 @@ class Node:
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.api}{path}"
+
+
+def rss_mb(pid: int) -> float:
+    """Process C{pid}'s resident set, in MB (MiB)."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def tls_client(port: int, source: tuple[str, int] | None = None, timeout: float = 5.0) -> ssl.SSLSocket:
+    """A TLS connection to a node's C{tls://127.0.0.1:port} listener (no certificate check)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    raw = socket.create_connection(("127.0.0.1", port), timeout=timeout, source_address=source)
+    return ctx.wrap_socket(raw)
+
+
+def peer_link(port: int, meta: bytes, source: tuple[str, int] | None = None, timeout: float = 5.0) -> ssl.SSLSocket:
+    """
+    A TLS peer link to a node's C{tls://127.0.0.1:port} listener (no certificate check, as
+    Yggdrasil) whose meta handshake is done: C{meta} is sent, the node's read (raises if the node
+    closes first).
+    """
+    from axl.link.meta import META_SIZE
+
+    sock = tls_client(port, source, timeout)
+    sock.sendall(meta)
+    got = b""
+    while len(got) < META_SIZE:
+        chunk = sock.recv(4096)
+        if not chunk:
+            raise ConnectionError("closed during the handshake")
+        got += chunk
+    return sock
 
 
 def launch_node(workdir: str, name: str, config: dict[str, Any], profile: str | None = None) -> Node:

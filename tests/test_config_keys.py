@@ -171,6 +171,23 @@ def queue_admits(a: dict[str, Any], b: dict[str, Any]) -> int:
     return sum(status(d, pair) == 200 for d in ds)
 
 
+def debug_logged(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether a debug event of an axl logger reaches the log once node A is built."""
+    from twisted.logger import Logger, globalLogPublisher
+
+    from axl.logs import observer, set_log_level
+
+    seen: list[object] = []
+    make_node_service(config_from_dict(a), MemoryReactorClock(), Identity.generate())
+    globalLogPublisher.addObserver(seen.append)
+    try:
+        Logger(namespace="axl.test", observer=observer).debug("a debug line")
+    finally:
+        globalLogPublisher.removeObserver(seen.append)
+        set_log_level("info")
+    return bool(seen)
+
+
 def slow_router_answered_by(seconds: float) -> Callable[[dict[str, Any], dict[str, Any]], bool]:
     def observe(a: dict[str, Any], b: dict[str, Any]) -> bool:
         """Whether A's /mcp call to B, whose router never answers, is answered within C{seconds}."""
@@ -471,6 +488,38 @@ def traffic_dropped_while_blocked(a: dict[str, Any], b: dict[str, Any]) -> int:
         service.stopService()
 
 
+def traffic_dropped_on_two_blocked_links(a: dict[str, Any], b: dict[str, Any]) -> int:
+    """Traffic frames of 10 KB (3 each, 60 KB in all) two blocked up links drop together."""
+    from axl.link.meta import encode_meta
+
+    service, _, factories = _started_factories({"Listen": ["tcp://127.0.0.1:9555"], **a})
+    try:
+        protos = [_connect(factories[9555], host=f"10.0.0.{i + 1}")[0] for i in range(2)]
+        for proto in protos:
+            proto.dataReceived(encode_meta(B_ID))
+            proto.pauseProducing()
+            for _ in range(3):
+                proto.core.send_frame(9, b"t" * 10_000)
+        return sum(int(proto.core.dropped_frames) for proto in protos)
+    finally:
+        service.stopService()
+
+
+def inbound_links_up(a: dict[str, Any], b: dict[str, Any]) -> int:
+    """How many of 5 inbound links (5 addresses, 5 keys) a whole node keeps up at once."""
+    from axl.link.meta import encode_meta
+
+    service, _, factories = _started_factories({"Listen": ["tcp://127.0.0.1:9555"], **a})
+    try:
+        for i in range(5):
+            proto, _ = _connect(factories[9555], host=f"10.0.0.{i + 1}")
+            if proto is not None:
+                proto.dataReceived(encode_meta(Identity(bytes([40 + i]) * 32)))
+        return len(service.node.links.links())
+    finally:
+        service.stopService()
+
+
 def bridge_closed_after(head: bytes, seconds: float) -> Callable[[dict[str, Any], dict[str, Any]], bool]:
     def observe(a: dict[str, Any], b: dict[str, Any]) -> bool:
         """Whether the bridge closes a connection that sent only C{head} within C{seconds}."""
@@ -539,6 +588,7 @@ BARE = ([9002], [], [7000, 7001], [])
 OVERSIZE_TEXT = b"message of 11 bytes exceeds the receiver's max_message_size of 10 bytes\n"
 
 ROWS: dict[str, Row] = {
+    "log_level": Row({"log_level": "debug"}, {}, debug_logged, True, False),
     "api_port": Row({"api_port": 9102}, {}, bridge_binding, (9102, "127.0.0.1"), (9002, "127.0.0.1")),
     "bridge_addr": Row({"bridge_addr": "::1"}, {}, bridge_binding, (9002, "::1"), (9002, "127.0.0.1")),
     "tcp_port": Row(
@@ -579,7 +629,7 @@ ROWS: dict[str, Row] = {
     ),
     "peer_max_backoff_secs": Row({"peer_max_backoff_secs": 3}, {}, redial_waits_within_3s, True, False),
     "connect_timeout_secs": Row({"connect_timeout_secs": 2}, {}, overlay_connect_failed_after(3), True, False),
-    "tcp_rcv_budget_bytes": Row({"tcp_rcv_budget_bytes": 1_000_000}, {}, rcv_budget_limit, 1_000_000, 32 << 20),
+    "tcp_rcv_budget_bytes": Row({"tcp_rcv_budget_bytes": 1_000_000}, {}, rcv_budget_limit, 1_000_000, 16 << 20),
     "send_idle_close_secs": Row({"send_idle_close_secs": 1}, {}, pooled_after(2), False, True),
     "send_timeout_secs": Row({"send_timeout_secs": 2}, {}, full_receiver_send_status_after(3), 503, None),
     "request_timeout_secs": Row({"request_timeout_secs": 2}, {}, slow_router_answered_by(3), True, False),
@@ -592,6 +642,10 @@ ROWS: dict[str, Row] = {
     "max_inbound_per_source": Row({"max_inbound_per_source": 2}, {}, links_admitted, 2, 8),
     "max_inbound_per_key": Row({"max_inbound_per_key": 1}, {}, links_up_with_one_key, 1, 3),
     "link_write_buffer_bytes": Row({"link_write_buffer_bytes": 15_000}, {}, traffic_dropped_while_blocked, 4, 0),
+    "link_write_budget_bytes": Row(
+        {"link_write_budget_bytes": 45_000}, {}, traffic_dropped_on_two_blocked_links, 2, 0
+    ),
+    "max_inbound_links": Row({"max_inbound_links": 2}, {}, inbound_links_up, 2, 5),
     "bridge_header_timeout_secs": Row(
         {"bridge_header_timeout_secs": 2}, {}, bridge_closed_after(b"GET /recv HTTP/1.1\r\n", 3), True, False
     ),

@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent / "axl"
 #: The levels, bottom to top. A name stands for that module and everything under it.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("base", ("axl", "axl.errors", "axl.encoding", "axl.interfaces", "axl.config", "axl.listening",
-              "axl.forward.spec", "axl.ratelimit")),  # fmt: skip
+              "axl.forward.spec", "axl.ratelimit", "axl.logs")),  # fmt: skip
     ("crypto", ("axl.crypto", "axl.identity", "axl.overlay_address")),
     ("link", ("axl.link",)),
     ("mesh", ("axl.mesh",)),

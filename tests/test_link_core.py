@@ -25,6 +25,7 @@ from axl.link.core import (
     LinkCore,
     LinkState,
     NullLinkHandler,
+    WriteBudget,
 )
 from axl.link.framing import PEER_MAX_MESSAGE_SIZE, encode_frame
 from axl.link.meta import encode_meta, password_hash
@@ -68,6 +69,16 @@ def up(clock: Clock, **kw: object) -> tuple[LinkCore, Wire, RecordingHandler]:
     assert core.state is LinkState.UP, core.last_error
     wire.take()
     return core, wire, handler
+
+
+def blocked_links(
+    clock: Clock, n: int, budget: WriteBudget, write_buffer_max: int
+) -> list[tuple[LinkCore, Wire, RecordingHandler]]:
+    """C{n} up cores sharing C{budget}, each told its transport's write buffer is full."""
+    links = [up(clock, write_buffer_max=write_buffer_max, write_budget=budget) for _ in range(n)]
+    for core, _, _ in links:
+        core.writes_blocked()
+    return links
 
 
 def raw_meta(tlvs: bytes, ident=PEER, password: bytes = b"") -> bytes:
@@ -570,6 +581,56 @@ class FlowControlTests(SynchronousTestCase):
         self.assertIs(core.state, LinkState.CLOSED)
         self.assertIn("not reading", core.last_error)
         self.assertLessEqual(len(wire.take()), 20_000)
+
+    def test_shared_budget_caps_the_sum(self) -> None:
+        """
+        Ten blocked links, each under its own bound, stop taking Traffic once their waiting
+        bytes together reach the shared budget; the budget counts what each link holds and
+        gets it back when the link drains or closes.
+        """
+        budget = WriteBudget(30_000)
+        links = blocked_links(Clock(), 10, budget, write_buffer_max=10_000)
+        for core, _, _ in links:
+            for _ in range(9):
+                core.send_frame(9, b"x" * 1000)
+        written = sum(len(wire.take()) for _, wire, _ in links)
+        self.assertLessEqual(written, 30_000)
+        self.assertGreater(written, 27_000)
+        self.assertEqual(budget.used, sum(core.blocked_bytes for core, _, _ in links))
+        self.assertEqual(budget.used, written)
+        self.assertEqual([core.blocked_bytes < 10_000 for core, _, _ in links], [True] * 10)
+        self.assertGreater(sum(core.dropped_frames for core, _, _ in links), 55)
+        self.assertEqual({core.state for core, _, _ in links}, {LinkState.UP})
+        first, second = links[0][0], links[1][0]
+        held = first.blocked_bytes + second.blocked_bytes
+        first.writes_unblocked()
+        second.close("test")
+        self.assertEqual(budget.used, written - held)
+        links[5][0].send_frame(9, b"y" * 1000)  # room again, on a link still blocked
+        self.assertEqual(len(links[5][1].take()), 1003)
+
+    def test_budget_must_be_positive(self) -> None:
+        """A budget of 0 bytes is refused (every link would drop every Traffic frame)."""
+        self.assertRaises(ValueError, WriteBudget, 0)
+        self.assertEqual(WriteBudget(1).limit, 1)
+
+    def test_shared_budget_drops_a_link_past_twice_it(self) -> None:
+        """
+        Frames other than Traffic go on past the budget, but the link whose frame would take
+        the total past twice the budget is dropped (and gives its bytes back).
+        """
+        budget = WriteBudget(10_000)
+        links = blocked_links(Clock(), 3, budget, write_buffer_max=100_000)
+        for _ in range(8):
+            for core, _, _ in links:
+                core.send_frame(4, b"a" * 1000)
+        states = [core.state for core, _, _ in links]
+        self.assertEqual(states.count(LinkState.CLOSED), 1, states)
+        [dropped] = [core for core, _, _ in links if core.state is LinkState.CLOSED]
+        self.assertIn("links have", dropped.last_error)
+        self.assertLessEqual(budget.used, 20_000)
+        self.assertEqual(budget.used, sum(core.blocked_bytes for core, _, _ in links))
+        self.assertEqual(dropped.blocked_bytes, 0)
 
     def test_protocol_stops_reading_when_paused(self) -> None:
         """L{LinkProtocol} is its transport's producer: paused, it pauses reading the transport."""

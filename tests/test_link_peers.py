@@ -320,6 +320,29 @@ class HandshakeFloodTests(SynchronousTestCase):
         self.assertEqual(hub.refusals.total, 10_000 - 8)
         self.assertIn(10_000 - 8 - 1, [e.get("n") for e in warnings])
 
+    def test_inbound_churn_logged_in_aggregate(self) -> None:
+        """
+        Inbound links that come up and go down by the hundred (one per address and key) cost a
+        bounded number of log lines a minute, with the counts, not two lines per link.
+        """
+        from axl.crypto import Identity
+        from axl.link.meta import encode_meta
+
+        s, hub, factory = self.hub()
+        with capturedLogs() as events:
+            for i in range(300):
+                proto = self.connect(factory, f"10.4.{i // 250}.{i % 250}", 1)
+                proto.dataReceived(encode_meta(Identity((1000 + i).to_bytes(32, "big"))))
+                self.assertTrue(proto.core.is_up)
+                proto.core.close("test")
+            s.clock.advance(60)
+        self.assertEqual((hub.inbound_up.total, hub.inbound_down.total), (300, 300))
+        # per log: 8 at once, then up to 16 sources and one "others" line
+        self.assertLessEqual(len(events), 2 * (8 + 16 + 1) + 300)  # + the links' own close lines
+        lines = [e for e in events if e.get("verb") in ("accepted", "lost")]
+        self.assertLessEqual(len(lines), 2 * (8 + 16 + 1))
+        self.assertIn(300 - 16, [e.get("n") for e in lines])  # 16 sources named, the rest folded
+
     def test_per_key_cap(self) -> None:
         """At most C{max_inbound_per_key} inbound links with one key are up; more are closed."""
         s = Setup(tls=False)
@@ -333,6 +356,49 @@ class HandshakeFloodTests(SynchronousTestCase):
         for spoke in spokes:
             spoke.stopService()
         hub.stopService()
+        s.net.flush()
+
+    def test_inbound_links_capped(self) -> None:
+        """
+        At most C{max_inbound_links} inbound links are up at once, whatever their addresses and
+        keys: the next connection is refused at accept (counted in the aggregated refusal log),
+        a handshake admitted earlier that finishes over the cap is closed, and once a link
+        closes a new one is admitted again.
+        """
+        from axl.link.meta import encode_meta
+
+        s, hub, factory = self.hub(max_inbound_links=3)
+        early = self.connect(factory, "10.3.0.99", 1)  # admitted while there is room
+        protos = [self.connect(factory, f"10.3.0.{i}", 1) for i in range(3)]
+        for i, proto in enumerate(protos):
+            proto.dataReceived(encode_meta(identity(10 + i)))
+        self.assertEqual(len(hub.links()), 3)
+        with capturedLogs() as events:
+            self.assertIsNone(self.connect(factory, "10.3.0.50", 1))
+            early.dataReceived(encode_meta(identity(20)))
+        self.assertFalse(early.core.is_up)
+        self.assertEqual(len(hub.links()), 3)
+        self.assertEqual(hub.refusals.total, 2)
+        self.assertTrue(any("max_inbound_links" in e.get("reason", "") for e in events))
+        protos[0].core.close("test")
+        again = self.connect(factory, "10.3.0.50", 2)
+        again.dataReceived(encode_meta(identity(21)))
+        self.assertTrue(again.core.is_up)
+        self.assertEqual(len(hub.links()), 3)
+
+    def test_outbound_links_not_capped(self) -> None:
+        """Links we dial (configured peers) do not count against C{max_inbound_links}."""
+        s = Setup(tls=False)
+        others = [s.manager(identity(30 + i), listen=[f"tcp://127.0.0.1:{9100 + i}"]) for i in range(3)]
+        hub = s.manager(A, listen=["tcp://127.0.0.1:9001"], max_inbound_links=1,
+                        peers=[f"tcp://127.0.0.1:{9100 + i}" for i in range(3)])  # fmt: skip
+        spoke = s.manager(B, peers=["tcp://127.0.0.1:9001"])
+        for m in others + [hub, spoke]:
+            m.startService()
+        s.net.flush()
+        self.assertEqual(sorted(e.inbound for e in hub.entries() if e.up), [False, False, False, True])
+        for m in others + [hub, spoke]:
+            m.stopService()
         s.net.flush()
 
     def test_flooding_peer_banned(self) -> None:
@@ -552,12 +618,16 @@ class ServiceWiringTests(SynchronousTestCase):
         config = config_from_dict({
             "Peers": ["tls://192.0.2.1:9001"], "max_handshakes_per_source": 3,
             "max_inbound_per_source": 4, "max_inbound_per_key": 5, "link_write_buffer_bytes": 4096,
+            "max_inbound_links": 6, "link_write_budget_bytes": 70_000,
         })  # fmt: skip
         links = make_node_service(config, MemoryReactorClock(), identity=A).node.links
         self.assertEqual((links.max_handshakes_per_source, links.max_inbound_per_source,
-                          links.max_inbound_per_key), (3, 4, 5))  # fmt: skip
+                          links.max_inbound_per_key, links.max_inbound_links), (3, 4, 5, 6))  # fmt: skip
         entry = links.entries()[0]
-        self.assertEqual(links._new_core(entry)._write_buffer_max, 4096)
+        core = links._new_core(entry)
+        self.assertEqual(core._write_buffer_max, 4096)
+        self.assertIs(core._budget, links.write_budget)
+        self.assertEqual(links.write_budget.limit, 70_000)
 
     def test_default_backoff_cap(self) -> None:
         """Without the key the cap is 60 s."""

@@ -24,7 +24,9 @@ from axl.link.core import LinkCore, LinkState
 from axl.link.protocol import LinkFactory
 from axl.link.quic import (
     HANDSHAKE_TIMEOUT,
+    INITIAL_WINDOW,
     KEEPALIVE_PERIOD,
+    RECEIVE_WINDOW,
     SEND_BUFFER_HIGH,
     STREAM_TIMEOUT,
     QuicDriver,
@@ -241,6 +243,106 @@ class QuicDriverTests(SynchronousTestCase):
                 break
         self.assertEqual(producer.events, ["pause", "resume"])
         self.assertEqual(len(h.server_handler.frames()), frames)
+
+    def test_link_flow_control(self) -> None:
+        """
+        The link registers as the QUIC stream's producer: while the peer acknowledges nothing
+        and more than SEND_BUFFER_HIGH bytes wait in aioquic, the link counts what it writes,
+        drops Traffic past its bound (and in the shared budget), and drops a peer that keeps
+        not reading; once acknowledgements drain the buffer it is unblocked.
+        """
+        h = Harness()
+        h.up()
+        core = h.client_core
+        transport = h.client.link_transport
+        assert transport is not None
+        self.assertIsNotNone(transport._producer)  # the LinkProtocol, since its first bytes
+        for _ in range(SEND_BUFFER_HIGH // 100_000 + 1):
+            core.send_frame(9, b"x" * 100_000)
+        h.pump(drop_to_server=True)  # nothing reaches the server: nothing is acknowledged
+        self.assertGreater(transport.buffered(), SEND_BUFFER_HIGH)
+        for _ in range(15):
+            core.send_frame(9, b"x" * 100_000)
+        self.assertEqual(core.dropped_frames, 5)  # 10 x 100 KB fit in the 1 MiB bound
+        self.assertGreater(core.blocked_bytes, 900_000)
+        self.assertEqual(core._budget.used, core.blocked_bytes)
+        for _ in range(200):
+            h.pump()
+            h.clock.advance(0.05)
+            if not core.blocked_bytes:
+                break
+        self.assertEqual(core.blocked_bytes, 0)
+        self.assertIs(core.state, LinkState.UP)
+        self.assertLess(transport.buffered(), SEND_BUFFER_HIGH // 4)
+        for _ in range(SEND_BUFFER_HIGH // 100_000 + 1):
+            core.send_frame(9, b"x" * 100_000)
+        h.pump(drop_to_server=True)
+        for _ in range(30):  # not Traffic: past twice the bound the peer is dropped
+            core.send_frame(4, b"a" * 100_000)
+        self.assertIs(core.state, LinkState.CLOSED)
+        self.assertIn("not reading", core.last_error)
+
+    def test_receive_windows_slide(self) -> None:
+        """
+        In-order data moves the receive windows along, RECEIVE_WINDOW past what was delivered
+        (aioquic alone doubles them as data arrives): after 5 MiB they are 6 MiB, not 8 or more.
+        """
+        h = Harness()
+        h.up()
+        for _ in range(50):
+            h.client_core.send_frame(5, b"y" * 100_000)
+            h.pump()
+        [driver] = set(h.server.drivers.values())
+        stream = driver.connection._streams[0]
+        delivered = stream.receiver.starting_offset()
+        self.assertGreater(delivered, 5_000_000)
+        self.assertEqual(len(h.server_handler.frames()), 50)
+        self.assertLessEqual(stream.max_stream_data_local, delivered + RECEIVE_WINDOW)
+        limit = driver.connection._local_max_data
+        self.assertLessEqual(limit.value, limit.used + RECEIVE_WINDOW)
+
+    def test_out_of_order_data_bounded(self) -> None:
+        """
+        A peer that sends one byte ever further ahead on the link stream (leaving gaps aioquic
+        keeps as zero bytes) makes the listener hold at most RECEIVE_WINDOW: the window does
+        not grow while nothing is delivered.
+        """
+        h = Harness()
+        h.up()
+        [driver] = set(h.server.drivers.values())
+        receiver = driver.connection._streams[0].receiver
+        sender = h.client.connection._streams[0].sender
+        for _ in range(4):  # each round: 900 KB written, all but the last byte "already sent"
+            start = sender._buffer_stop
+            h.client.connection.send_stream_data(0, bytes(900_000))
+            sender._pending.subtract(start, start + 900_000 - 1)
+            h.client.transmit()
+            h.pump()
+            h.clock.advance(1.0)
+            h.pump()
+        self.assertGreater(len(receiver._buffer), 800_000)  # the first gap is held
+        self.assertLessEqual(len(receiver._buffer), RECEIVE_WINDOW)
+        self.assertLessEqual(driver.connection.held(), RECEIVE_WINDOW)
+
+    def test_no_link_small_window(self) -> None:
+        """
+        A connection whose link stream is not known yet (here: out-of-order bytes on another
+        stream) holds at most INITIAL_WINDOW, however many rounds the peer tries.
+        """
+        h = Harness(silent_client=True)
+        h.up()
+        [driver] = set(h.server.drivers.values())
+        sid = h.client.connection.get_next_available_stream_id()
+        for _ in range(3):
+            sender = h.client.connection._get_or_create_stream_for_send(sid).sender
+            start = sender._buffer_stop
+            h.client.connection.send_stream_data(sid, bytes(50_000))
+            sender._pending.subtract(start, start + 50_000 - 1)
+            h.client.transmit()
+            h.pump()
+        self.assertIsNone(driver.stream_id)
+        self.assertGreater(driver.connection.held(), 40_000)
+        self.assertLessEqual(driver.connection.held(), INITIAL_WINDOW)
 
     def test_connection_bound(self) -> None:
         """A listener keeps at most max_connections; further INITIALs are ignored."""

@@ -281,6 +281,37 @@ class ClientTests(SynchronousTestCase):
         mask, payload = frame[2:6], frame[6:]
         self.assertEqual(bytes(b ^ mask[i % 4] for i, b in enumerate(payload)), core._meta)
 
+    def test_link_flow_control(self) -> None:
+        """
+        The link registers as the producer of the WebSocket's underlying transport; when that
+        transport's buffer fills, the link stops reading it and counts what it writes.
+        """
+        from axl.link.meta import encode_meta
+        from axl.link.protocol import LinkProtocol
+        from axl.link.ws import WebSocketLinkTransport
+
+        class FakeWebSocket:
+            def __init__(self) -> None:
+                self.transport = StringTransport()
+                self.sent: list[bytes] = []
+
+            def sendMessage(self, data: bytes, isBinary: bool) -> None:
+                self.sent.append(data)
+
+        clock = Clock()
+        ws = FakeWebSocket()
+        core = make_core(identity(1), clock, RecordingHandler())
+        proto = LinkProtocol(core)
+        proto.makeConnection(WebSocketLinkTransport(ws))
+        proto.dataReceived(encode_meta(identity(2)))
+        self.assertIs(ws.transport.producer, proto)
+        ws.transport.producer.pauseProducing()
+        self.assertEqual(ws.transport.producerState, "paused")
+        core.send_frame(9, b"x" * 1000)
+        self.assertEqual(core.blocked_bytes, 1003)
+        ws.transport.producer.resumeProducing()
+        self.assertEqual((ws.transport.producerState, core.blocked_bytes), ("producing", 0))
+
     def test_link_over_iosim(self) -> None:
         """Client and server endpoints in memory: both links come up, frames cross both ways,
         and closing one side takes both down with a clean close."""

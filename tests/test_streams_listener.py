@@ -306,7 +306,7 @@ class ListenerTests(SynchronousTestCase):
 class BudgetTests(SynchronousTestCase):
     """
     Issue 12: the bytes held by message connections plus the /recv queue's stay within the
-    budget (plus one message in progress), however many connections send.
+    budget (plus the one read that filled it), however many connections send.
     """
 
     def setUp(self) -> None:
@@ -332,7 +332,7 @@ class BudgetTests(SynchronousTestCase):
     def test_many_senders_bounded(self) -> None:
         """
         100 connections each sending 800-byte messages, 100 bytes at a time while not paused:
-        the memory held never passes budget + max_message_size, nothing is lost, and every
+        the memory held never passes the budget plus one read, nothing is lost, and every
         message arrives once the app reads.
         """
         conns = [self.connect(n) for n in range(1, 101)]
@@ -354,7 +354,7 @@ class BudgetTests(SynchronousTestCase):
                 if message is None:
                     break
                 received.append(message.payload)
-        self.assertLessEqual(peak, 1000 + 800)
+        self.assertLessEqual(peak, 1000 + 100)  # the budget plus the one read that filled it
         self.assertEqual(sorted(received), sorted(bytes([n]) * 800 for n in range(1, 101)))
         self.assertEqual(self.factory.held, 0)
 
@@ -362,9 +362,54 @@ class BudgetTests(SynchronousTestCase):
         """A connection lost inside a message gives its bytes back to the budget."""
         proto, transport = self.connect(1)
         proto.dataReceived(encode_message(b"x" * 500)[:300])
-        self.assertEqual(self.factory.held, 296)  # the payload part (the header is decoded)
+        self.assertEqual(self.factory.held, 500)  # the whole announced length is reserved
         proto.connectionLost(None)
         self.assertEqual(self.factory.held, 0)
+
+    def test_header_reserves_before_the_body_is_read(self) -> None:
+        """
+        A header announcing more than the budget has left stops the connection before its
+        body is read (the body waits in the sender's TCP), and resumes it once there is room.
+        """
+        a, ta = self.connect(1)
+        a.dataReceived(encode_message(b"a" * 700))  # queued: 300 left
+        b, tb = self.connect(2)
+        b.dataReceived(encode_message(b"b" * 400)[:10])  # header + 6 bytes: needs 400
+        self.assertEqual(tb.producerState, "paused")
+        self.assertEqual(self.factory.held + self.queue.size_bytes, 706)
+        self.queue.get()
+        self.assertEqual(tb.producerState, "producing")
+        self.assertEqual(self.factory.held, 400)  # reserved whole
+        b.dataReceived(encode_message(b"b" * 400)[10:])
+        self.assertEqual(self.queue.get().payload, b"b" * 400)  # type: ignore[union-attr]
+        self.assertEqual(self.factory.held, 0)
+
+    def test_first_come_first_served(self) -> None:
+        """A large message waiting for room is not overtaken by smaller ones that would fit."""
+        a, ta = self.connect(1)
+        a.dataReceived(encode_message(b"a" * 600))  # queued: 400 left
+        big, tbig = self.connect(2)
+        big.dataReceived(encode_message(b"B" * 700)[:4])  # needs 700: waits
+        small, tsmall = self.connect(3)
+        small.dataReceived(encode_message(b"s" * 50)[:4])  # 50 would fit, but big is first
+        self.assertEqual((tbig.producerState, tsmall.producerState), ("paused", "paused"))
+        self.queue.get()
+        self.assertEqual((tbig.producerState, tsmall.producerState), ("producing", "producing"))
+        self.assertEqual(self.factory.held, 750)  # big first, then small in the 300 left
+
+    def test_message_larger_than_the_budget_goes_through_alone(self) -> None:
+        """A message longer than the whole budget is read when nothing else is held (no deadlock)."""
+        factory = MessageFactory(
+            self.registry, self.clock, max_message_size=5000, max_conns=10,
+            max_conns_per_peer=10, budget=1000, queued_bytes=lambda: self.queue.size_bytes,
+        )  # fmt: skip
+        key = b"\x07" * 32
+        proto = factory.buildProtocol(OverlayAddress(key, 1))
+        transport = StringTransport(peerAddress=OverlayAddress(key, 40000))
+        proto.makeConnection(transport)
+        proto.dataReceived(encode_message(b"L" * 1500)[:100])
+        self.assertEqual(transport.producerState, "producing")
+        self.assertEqual(factory.held, 1500)
 
     def test_over_budget_new_message_waits(self) -> None:
         """Over the budget a connection between messages stops reading; a queue get resumes it."""

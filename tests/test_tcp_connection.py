@@ -32,6 +32,7 @@ from axl.tcp.connection import (
     Connection,
     TCPConfig,
 )
+from axl.tcp.reassembly import OOO_SEGMENT_COST
 from axl.tcp.rtt import RTOEstimator
 from axl.tcp.segment import (
     ACK,
@@ -45,6 +46,7 @@ from axl.tcp.segment import (
 )
 
 A_ADDR, B_ADDR = bytes(15) + b"\x01", bytes(15) + b"\x02"
+COST = OOO_SEGMENT_COST
 
 
 class App:
@@ -449,8 +451,11 @@ class ReassemblyPropertyTests(SynchronousTestCase):
                 else:
                     merged.append([key, end])
             self.assertEqual(w.a.ooo.ranges, merged)       # the SACK ranges mirror the data
+            held = sum(len(seg) + OOO_SEGMENT_COST for seg in w.a.ooo.segments.values())
+            self.assertEqual((w.a.budget.used, w.a.ooo.held), (held, held))  # all charged
         self.assertEqual(bytes(w.a.app.data), payload)
         self.assertEqual((w.a.ooo.segments, w.a.ooo.ranges), ({}, []))
+        self.assertEqual(w.a.budget.used, 0)
 
 
 class OutOfOrderLimitTests(SynchronousTestCase):
@@ -470,6 +475,110 @@ class OutOfOrderLimitTests(SynchronousTestCase):
             w.a.segment_arrived(decode_segment(raw))
         self.assertEqual(len(w.a.ooo.segments), MAX_OOO_SEGMENTS)
         self.assertEqual(bytes(w.a.app.data), b"")
+
+
+class OutOfOrderBudgetTests(SynchronousTestCase):
+    """
+    Out-of-order data is charged to the receive budget (C{tcp_rcv_budget_bytes}): what it
+    cannot take is dropped, neither acknowledged nor SACKed, and taken when resent.
+    """
+
+    payload = bytes(range(256)) * 20
+
+    def wire(self, budget: int) -> Wire:
+        w = Wire(TCPConfig(rcv_budget=budget))
+        w.connect()
+        self.drops: list[tuple[int, str]] = []
+        w.a.budget.on_drop = lambda key, n, why: self.drops.append((n, why))
+        return w
+
+    def inject(self, w: Wire, start: int, end: int, flags: int = ACK) -> Segment | None:
+        """B's bytes [start, end) arrive at A (by hand); returns A's answer (an ACK)."""
+        ts = ts_option(w.b._ts_now(), w.b._ts_recent)
+        raw = build_tcp(B_ADDR, A_ADDR, 80, 1000, (w.b.snd_nxt + start) % 2**32, w.b.rcv_nxt,
+                        flags, 65535, ts, self.payload[start:end])
+        n = len(w.log)
+        w.a.segment_arrived(decode_segment(raw))
+        answers = [seg for side, seg in w.log[n:] if side == "a"]
+        self.assertEqual(len(answers), 0 if flags & RST else 1)
+        return answers[-1] if answers else None
+
+    def offsets(self, w: Wire, ack: Segment | None) -> tuple[int, list[tuple[int, int]]]:
+        """A's ACK as stream offsets: (acknowledged up to, SACK blocks)."""
+        assert ack is not None
+        base = w.a.irs + 1
+        return (ack.ack - base) % 2**32, [((lo - base) % 2**32, (hi - base) % 2**32)
+                                          for lo, hi in ack.sack]
+
+    def test_over_budget_neither_acked_nor_sacked_then_taken(self) -> None:
+        """
+        With 2500 bytes of budget (and two segments' cost), 2000 out-of-order bytes are held
+        and SACKed; the next 1000
+        are dropped (counted, reported) and no ACK or SACK block covers them; once the gap
+        fills, all held data is delivered and the budget is free; the dropped segment, resent,
+        is taken.
+        """
+        w = self.wire(2500 + 2 * COST)
+        self.assertEqual(self.offsets(w, self.inject(w, 1000, 2000)), (0, [(1000, 2000)]))
+        self.assertEqual(self.offsets(w, self.inject(w, 2000, 3000)), (0, [(1000, 3000)]))
+        self.assertEqual(w.a.budget.used, 2000 + 2 * COST)
+        self.assertEqual(self.offsets(w, self.inject(w, 3000, 4000)), (0, [(1000, 3000)]))
+        self.assertEqual((w.a.budget.used, w.a.budget.dropped), (2000 + 2 * COST, 1000))
+        self.assertEqual(self.drops, [(1000, "out of order, over tcp_rcv_budget_bytes")])
+        self.assertEqual(w.a.ooo.ranges, [[1000, 3000]])
+        # the gap (1000 bytes, more than the 500 left): in order for a reading app, so taken
+        self.assertEqual(self.offsets(w, self.inject(w, 0, 1000)), (3000, []))
+        self.assertEqual((bytes(w.a.app.data), w.a.budget.used), (self.payload[:3000], 0))
+        self.assertEqual(self.offsets(w, self.inject(w, 3000, 4000)), (4000, []))
+        self.assertEqual(bytes(w.a.app.data), self.payload[:4000])
+        self.assertEqual(w.a.budget.used, 0)
+
+    def test_paused_and_out_of_order_share_the_budget(self) -> None:
+        """
+        A paused app's in-order data, out-of-order data and other connections' data count
+        together: an out-of-order segment inside the window but over what the budget has left
+        is dropped; data filling the gap moves out-of-order bytes to the paused side without
+        counting them twice.
+        """
+        w = self.wire(6144 + COST)
+        w.a.pause_reading()
+        self.inject(w, 0, 1024)                                 # held for the paused app
+        self.inject(w, 2048, 3072)                              # held out of order
+        self.assertEqual(w.a.budget.used, 2048 + COST)
+        w.a.budget.charge(3072)                                 # another connection's data
+        self.assertEqual(self.offsets(w, self.inject(w, 3072, 5120)), (1024, [(2048, 3072)]))
+        self.assertEqual(w.a.budget.dropped, 2048)
+        w.a.budget.release(3072)
+        self.assertEqual(self.offsets(w, self.inject(w, 1024, 2048)), (3072, []))
+        self.assertEqual((w.a.budget.used, len(w.a._rpending), w.a.ooo.held), (3072, 3072, 0))
+        self.assertEqual(bytes(w.a.app.data), b"")
+        w.a.resume_reading()
+        self.assertEqual((bytes(w.a.app.data), w.a.budget.used), (self.payload[:3072], 0))
+
+    def test_fin_gives_back_data_above_it(self) -> None:
+        """Out-of-order data above the peer's FIN can never be delivered: it is released."""
+        w = self.wire(10_000)
+        self.inject(w, 2000, 3000)
+        self.assertEqual(w.a.budget.used, 1000 + COST)
+        self.inject(w, 0, 1000, ACK | FIN)
+        self.assertEqual((w.a.state, w.a.app.events[-1]), (CLOSE_WAIT, "eof after 1000"))
+        self.assertEqual((w.a.budget.used, w.a.ooo.segments), (0, {}))
+
+    def test_closing_gives_back(self) -> None:
+        """Abort, a reset from the peer and a retransmission timeout all return the charge."""
+        for end in ("abort", "rst", "timeout"):
+            w = self.wire(10_000)
+            self.inject(w, 2000, 3000)
+            self.assertEqual(w.a.budget.used, 1000 + COST)
+            if end == "abort":
+                w.a.abort()
+            elif end == "rst":
+                self.inject(w, 0, 0, RST)
+            else:
+                w.drop = lambda side, seg: True
+                w.a.send(b"never acknowledged")
+                w.run(3600, step=1)
+            self.assertEqual((w.a.state, w.a.budget.used), (CLOSED, 0), end)
 
 
 class FlowControlTests(SynchronousTestCase):
@@ -497,6 +606,46 @@ class FlowControlTests(SynchronousTestCase):
         w.b.resume_reading()
         w.run(30, step=0.05)
         self.assertEqual(bytes(w.b.app.data), data)
+
+    def test_an_app_that_pauses_gets_no_more(self) -> None:
+        """
+        An app that pauses inside C{tcp_data} is handed nothing more until it resumes (the rest
+        of what arrived is held, and charged to the budget); a resume hands over what was held
+        in pieces of at most DELIVERY_PIECE, stopping as soon as the app pauses again.
+        """
+        from axl.tcp.connection import DELIVERY_PIECE
+
+        w = Wire(TCPConfig(rcv_buf=1 << 20))
+        w.connect()
+        b = w.b
+        calls: list[int] = []
+
+        class PausingApp(App):
+            def tcp_data(self, data: bytes) -> None:
+                super().tcp_data(data)
+                calls.append(len(data))
+                b.pause_reading()
+
+        b.app = PausingApp()
+        data = bytes(range(256)) * 1024  # 256 KiB
+        w.a.send(data)
+        w.run(1)
+        self.assertEqual(len(calls), 1)  # paused by the first piece: the rest is held
+        held = len(b._rpending)
+        self.assertEqual(calls[0] + held, len(data))
+        self.assertEqual(b.budget.used, held)
+        for expected in range(2, 10):
+            if not b._rpending:
+                break
+            b.resume_reading()
+            self.assertEqual(len(calls), expected)  # one piece per resume
+            self.assertLessEqual(calls[-1], DELIVERY_PIECE)
+        w.run(5)
+        while b._rpending or not b._reading:
+            b.resume_reading()
+            w.run(1)
+        self.assertEqual(bytes(b.app.data), data)
+        self.assertEqual(b.budget.used, 0)
 
     def test_probing_a_vanished_peer_gives_up(self) -> None:
         """Zero-window probes that draw no ACK at all end the connection after max_retries."""

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from twisted.trial.unittest import SynchronousTestCase
 
+from axl.tcp.common import RcvBudget
 from axl.tcp.congestion import ENTER_RECOVERY, NO_ACTION, RESEND_HOLE, NewReno
-from axl.tcp.reassembly import MAX_OOO_SEGMENTS, OutOfOrderQueue
+from axl.tcp.reassembly import MAX_OOO_SEGMENTS, OOO_SEGMENT_COST, OutOfOrderQueue
 from axl.tcp.rtt import RTOEstimator
 from axl.tcp.sack import MAX_SACK_RANGES, SackScoreboard
 from axl.tcp.sendbuf import SendBuffer
@@ -270,6 +271,48 @@ class OutOfOrderQueueTests(SynchronousTestCase):
         self.assertNotIn(1_000_000, q.segments)
         self.assertTrue(q.insert(10, b"xxx"))
         self.assertEqual(q.segments[10], b"xxx")
+
+    def test_budget_charged_and_released(self) -> None:
+        """
+        The bytes held, and L{OOO_SEGMENT_COST} per segment, are charged to the budget; a
+        segment it cannot take is not kept at all (no range, so no SACK block names it); a
+        copy of held data costs nothing; what drains and what is cleared goes back.
+        """
+        cost = OOO_SEGMENT_COST
+        budget = RcvBudget(250 + 3 * cost)
+        q = OutOfOrderQueue(budget)
+        self.assertTrue(q.insert(100, b"a" * 100))
+        self.assertTrue(q.insert(300, b"b" * 100))
+        self.assertEqual((budget.used, q.held), (200 + 2 * cost, 200 + 2 * cost))
+        self.assertFalse(q.insert(500, b"c" * 100))               # 50 + cost left: refused
+        self.assertEqual(q.ranges, [[100, 200], [300, 400]])
+        self.assertNotIn(500, q.segments)
+        self.assertTrue(q.insert(120, b"a" * 50))                  # inside [100, 200): free
+        self.assertTrue(q.insert(300, b"b" * 100))                 # a retransmission: free
+        self.assertEqual(budget.used, 200 + 2 * cost)
+        self.assertTrue(q.insert(300, b"b" * 120))                 # a longer copy: 20 more
+        self.assertTrue(q.insert(180, b"a" * 30))                  # 10 new bytes, a 30-byte copy
+        self.assertEqual((budget.used, q.held), (250 + 3 * cost, 250 + 3 * cost))
+        chunks: list[bytes] = []
+        self.assertEqual(q.drain(100, chunks), 210)
+        self.assertEqual(b"".join(chunks), b"a" * 110)
+        self.assertEqual((budget.used, q.held), (120 + cost, 120 + cost))  # [300, 420) left
+        q.clear()
+        self.assertEqual((budget.used, q.held, q.segments, q.ranges), (0, 0, {}, []))
+
+    def test_tiny_segments_are_charged_their_cost(self) -> None:
+        """
+        Copies at distinct offsets overlap in the ranges but each is stored, so each is
+        charged, and a 1-byte segment costs L{OOO_SEGMENT_COST} more: neither overlapping
+        copies nor tiny segments hold more memory than the budget counts.
+        """
+        budget = RcvBudget(3 * (300 + OOO_SEGMENT_COST))
+        q = OutOfOrderQueue(budget)
+        self.assertEqual(sum(q.insert(10 + i, b"x" * 300) for i in range(10)), 3)
+        budget = RcvBudget(10 * (1 + OOO_SEGMENT_COST))
+        q = OutOfOrderQueue(budget)
+        self.assertEqual(sum(q.insert(10 + 2 * i, b"x") for i in range(100)), 10)
+        self.assertEqual(budget.used, budget.limit)
 
     def test_sack_option(self) -> None:
         """The block holding the latest segment comes first, then the highest others."""

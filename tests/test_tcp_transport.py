@@ -7,6 +7,7 @@ backpressure on both the send buffer and the receive window, half-close, abort.
 from __future__ import annotations
 
 import io
+import random
 
 from twisted.internet.endpoints import connectProtocol
 from twisted.internet.error import ConnectionDone, ConnectionLost
@@ -23,8 +24,12 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
+from axl.crypto import addr_for_key
 from axl.tcp.common import TCPConfig
 from axl.tcp.endpoints import OverlayClientEndpoint, OverlayServerEndpoint
+from axl.tcp.reassembly import OOO_SEGMENT_COST
+from axl.tcp.segment import decode_segment
+from axl.tcp.seq import MASK, seq_diff
 from axl.tcp.stack import TCPStack
 from axl.tcp.testing import FakeIPv6Layer, LossyNetwork, run_until
 from tests.test_tcp_endpoints import KEY_A, KEY_B, Collector, make_pair, wait
@@ -354,10 +359,18 @@ class PausedCollector(Collector):
         self.transport.pauseProducing()
 
 
+KEY_C = bytes([3]) * 32
+GAP = 1000          # the stream offset a peer that leaves a gap open never sends
+
+
 class ReceiveBudgetTests(SynchronousTestCase):
     """
-    L{TCPConfig.rcv_budget} (C{tcp_rcv_budget_bytes}): what a stack holds for apps that are
-    not reading stays within one stack-wide budget; readers are unaffected.
+    L{TCPConfig.rcv_budget} (C{tcp_rcv_budget_bytes}): what a stack holds undelivered (for
+    apps that are not reading, and out of order on every connection) stays within one
+    stack-wide budget; readers still make progress.
+
+    Stack B is checked after every packet it receives: the budget's count equals the bytes its
+    connections hold, and every SACK block B sends names data B holds.
     """
 
     cfg = TCPConfig(rcv_buf=256 * 1024, rcv_buf_max=2 * 1024 * 1024, rcv_budget=600 * 1024)
@@ -366,12 +379,64 @@ class ReceiveBudgetTests(SynchronousTestCase):
         self.clock = Clock()
         net = LossyNetwork(self.clock, delay=0.005)
         self.a = TCPStack(FakeIPv6Layer(KEY_A, net), KEY_A, self.clock, config=self.cfg)
-        self.b = TCPStack(FakeIPv6Layer(KEY_B, net), KEY_B, self.clock, config=self.cfg)
+        layer_b = FakeIPv6Layer(KEY_B, net)
+        self.errors: list[str] = []
+        self.gaps_open: set[bytes] = set()      # keys whose byte GAP (and so all after) is lost
+        self.lossy: dict[bytes, random.Random] = {}     # keys losing 10 % of data segments
+        self._watch(layer_b)
+        self.b = TCPStack(layer_b, KEY_B, self.clock, config=self.cfg)
+        self.c = TCPStack(FakeIPv6Layer(KEY_C, net), KEY_C, self.clock, config=self.cfg)
+        self.dropped_by: dict[bytes, int] = {}
+        on_drop = self.b.rcv_budget.on_drop
+        assert on_drop is not None
+
+        def count_drop(key: bytes, n: int, why: str) -> None:
+            self.dropped_by[key] = self.dropped_by.get(key, 0) + n
+            on_drop(key, n, why)
+
+        self.b.rcv_budget.on_drop = count_drop
         self.paused: list[Collector] = []
         self.readers: list[Collector] = []
         OverlayServerEndpoint(self.b, 80).listen(Factory.forProtocol(self._paused))
         OverlayServerEndpoint(self.b, 81).listen(Factory.forProtocol(self._reader))
         self.held_max = 0
+
+    def _watch(self, layer: FakeIPv6Layer) -> None:
+        """Filter what B receives (gaps kept open, losses) and check B after every packet."""
+        deliver, send = layer.deliver, layer.send_ipv6
+        keys = {addr_for_key(k): k for k in (KEY_A, KEY_C)}
+
+        def lost(source_key: bytes, packet: bytes) -> bool:
+            seg = decode_segment(memoryview(packet)[40:])
+            conn = self.b._conns.get((seg.dport, source_key, seg.sport))
+            if conn is None or not seg.payload:
+                return False
+            if source_key in self.gaps_open:
+                start = seq_diff(seg.seq, (conn.irs + 1) & MASK)
+                if start <= GAP < start + len(seg.payload):
+                    return True
+            rng = self.lossy.get(source_key)
+            return rng is not None and rng.random() < 0.1
+
+        def filtered(source_key: bytes, packet: bytes) -> None:
+            if not lost(source_key, packet):
+                deliver(source_key, packet)
+            held = self._held()
+            if held != self.b.rcv_budget.used:
+                self.errors.append(f"budget counts {self.b.rcv_budget.used}, {held} held")
+
+        def sent(packet: bytes) -> None:
+            seg = decode_segment(memoryview(packet)[40:])
+            conn = self.b._conns.get((seg.sport, keys[bytes(packet[24:40])], seg.dport))
+            for lo, hi in seg.sack:
+                assert conn is not None
+                a, b = seq_diff(lo, conn.irs + 1), seq_diff(hi, conn.irs + 1)
+                if not any(r[0] <= a < b <= r[1] for r in conn.ooo.ranges):
+                    self.errors.append(f"SACKed [{a}, {b}) but holds {conn.ooo.ranges}")
+            send(packet)
+
+        layer.deliver = filtered  # type: ignore[method-assign]
+        layer.send_ipv6 = sent  # type: ignore[method-assign]
 
     def _paused(self) -> Collector:
         self.paused.append(PausedCollector())
@@ -381,15 +446,15 @@ class ReceiveBudgetTests(SynchronousTestCase):
         self.readers.append(Collector())
         return self.readers[-1]
 
-    def _connect(self, port: int) -> Collector:
+    def _connect(self, port: int, stack: TCPStack | None = None) -> Collector:
         client = Collector()
-        wait(self.clock, connectProtocol(OverlayClientEndpoint(self.a, KEY_B, port), client))
+        wait(self.clock, connectProtocol(OverlayClientEndpoint(stack or self.a, KEY_B, port), client))
         return client
 
     def _held(self) -> int:
         """Bytes stack B holds undelivered (pending or out of order), all connections."""
-        held = sum(len(c._rpending) + sum(map(len, c.ooo.segments.values()))
-                   for c in self.b._conns.values())
+        held = sum(len(c._rpending) + sum(len(s) + OOO_SEGMENT_COST for s in c.ooo.segments.values())
+                   for c in self.b._conns.values() if c.state)
         self.held_max = max(self.held_max, held)
         return held
 
@@ -439,4 +504,92 @@ class ReceiveBudgetTests(SynchronousTestCase):
                   len(self.readers[0].data) == len(blob), 600)
         self.assertEqual(bytes(self.readers[0].data), blob)
         self.assertEqual(max(spaces), self.cfg.rcv_buf_max)
+        self.assertLessEqual(self.held_max, self.cfg.rcv_budget)
+
+    def tearDown(self) -> None:
+        self.assertEqual(self.errors[:3], [])
+
+    def _flood(self, n: int) -> list[Collector]:
+        """
+        A's C{n} connections to B's readers each send L{GAP} bytes (which open B's full
+        window), then 256 KiB whose first segment is lost for good (A leaves the gap open): B
+        could hold up to a window (256 KiB) out of order on each.
+        """
+        self.gaps_open.add(KEY_A)
+        clients = [self._connect(81) for _ in range(n)]
+        for client in clients:
+            client.transport.write(b"h" * GAP)
+        self._advance(lambda: all(len(r.data) == GAP for r in self.readers), 10)
+        for i, client in enumerate(clients):
+            client.transport.write(bytes([i]) * 256 * 1024)
+        self._advance(lambda: False, 20)
+        self.assertEqual([len(r.data) for r in self.readers], [GAP] * n)
+        return clients
+
+    def test_out_of_order_flood_stays_within_budget(self) -> None:
+        """
+        Twelve connections holding gaps open (3 MiB of windows against a 600 KiB budget): B
+        never holds more than the budget, the out-of-order data beyond it is dropped (never
+        SACKed, see L{_watch}) and logged aggregated; once A resends the gaps every byte
+        arrives intact and the budget is free again.
+        """
+        self._flood(12)
+        budget = self.b.rcv_budget
+        self.assertLessEqual(self.held_max, self.cfg.rcv_budget)
+        self.assertGreater(self.held_max, self.cfg.rcv_budget - 64 * 1024)   # it was used
+        self.assertGreater(budget.dropped, 0)
+        self.assertGreater(self.b.drops.total, 0)
+        self.gaps_open.clear()
+        self._advance(lambda: all(len(r.data) == GAP + 256 * 1024 for r in self.readers), 600)
+        self.assertEqual(sorted(bytes(r.data) for r in self.readers),
+                         [b"h" * GAP + bytes([i]) * 256 * 1024 for i in range(12)])
+        self.assertEqual(budget.used, 0)
+        self.assertLessEqual(self.held_max, self.cfg.rcv_budget)
+
+    def test_budget_returns_to_zero_when_connections_end(self) -> None:
+        """
+        Connections holding out-of-order data give it back however they end: our app aborts,
+        the peer resets, our app closes (FIN_WAIT_2 times out), the peer closes, the stack stops.
+        """
+        clients = self._flood(6)
+        budget = self.b.rcv_budget
+        conns = [r.transport.conn for r in self.readers]
+        self.assertTrue(all(c.ooo.held for c in conns))
+        before, first = budget.used, conns[0].ooo.held
+        self.readers[0].transport.abortConnection()
+        self.assertEqual((budget.used, conns[0].ooo.held), (before - first, 0))
+        clients[1].transport.abortConnection()
+        self.readers[2].transport.loseConnection()
+        clients[3].transport.loseConnection()
+        self._advance(lambda: False, 120)
+        self.assertEqual([c.state == 0 for c in conns], [True, True, True, False, False, False])
+        self.assertEqual(budget.used, sum(c.ooo.held for c in conns[3:]))
+        self.assertGreater(budget.used, 0)
+        self.b.stop()
+        self._advance(lambda: not self.b._conns, 10)
+        self.assertEqual((self.b._conns, budget.used), ({}, 0))
+
+    def test_reader_progresses_while_budget_is_held(self) -> None:
+        """
+        While A's gaps and a paused connection hold the whole budget (nothing left), C sends
+        2 MiB to a reading app with 10 % of its segments lost: C's out-of-order data finds no
+        room (dropped, resent), yet its in-order data is delivered at once, never held, and the
+        transfer completes intact.
+        """
+        self._flood(12)
+        soak = self._connect(80, self.c)                 # a paused app takes what is left
+        soak.transport.write(b"s" * 64 * 1024)
+        self._advance(lambda: False, 1)
+        self.assertEqual(self.b.rcv_budget.used, self.cfg.rcv_budget)
+        dropped = self.dropped_by.get(KEY_C, 0)
+        self.lossy[KEY_C] = random.Random(7)
+        client = self._connect(81, self.c)
+        self._advance(lambda: len(self.readers) == 13, 1)
+        reader = self.readers[-1]
+        blob = bytes(range(256)) * 8 * 1024
+        client.transport.write(blob)
+        self.assertTrue(self._advance(lambda: len(reader.data) == len(blob), 30))
+        self.assertEqual(bytes(reader.data), blob)
+        self.assertEqual(self.b.rcv_budget.used, self.cfg.rcv_budget)   # held all along
+        self.assertGreater(self.dropped_by[KEY_C], dropped)      # it did meet a full budget
         self.assertLessEqual(self.held_max, self.cfg.rcv_budget)

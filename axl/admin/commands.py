@@ -26,6 +26,7 @@ from axl.admin.codec import (
 )
 from axl.crypto import addr_for_key, format_address, subnet_for_key
 from axl.link.multicast import MulticastInterfaceInfo
+from axl.logs import observer as log_observer
 
 __all__ = [
     "COMMANDS",
@@ -451,7 +452,7 @@ class AdminHandler:
     Answers admin requests from an L{AdminSource}; one per node, shared by its connections.
     """
 
-    log = Logger()
+    log = Logger(observer=log_observer)
 
     def __init__(self, source: AdminSource) -> None:
         self.source = source

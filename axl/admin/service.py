@@ -31,6 +31,7 @@ from axl.admin.commands import AdminHandler
 from axl.admin.address import AdminAddress
 from axl.errors import StartupError
 from axl.listening import ListeningService, tcp_server_endpoint
+from axl.logs import observer as log_observer
 
 __all__ = [
     "MAX_CONNECTIONS",
@@ -55,7 +56,7 @@ class AdminProtocol(Protocol):
     end of the client's stream gets one more C{failed to find request} envelope, as Go sends.
     """
 
-    log = Logger()
+    log = Logger(observer=log_observer)
 
     def __init__(self, handler: AdminHandler) -> None:
         self._handler = handler
@@ -152,7 +153,7 @@ class AdminFactory(Factory):
     """
 
     noisy = False
-    log = Logger()
+    log = Logger(observer=log_observer)
 
     def __init__(self, handler: AdminHandler, max_connections: int = MAX_CONNECTIONS) -> None:
         self.handler = handler
@@ -217,7 +218,7 @@ class AdminListenService(ListeningService):
     """
 
     name = "axl-admin"
-    log = Logger()
+    log = Logger(observer=log_observer)
 
     def __init__(
         self, reactor: Any, address: AdminAddress, factory: AdminFactory, hint: str = ""

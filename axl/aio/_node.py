@@ -28,6 +28,7 @@ from axl.aio._streams import DEFAULT_LIMIT, ClientConnected, StreamFactory, clie
 from axl.config import NodeConfig, config_from_dict, load_config
 from axl.crypto.keys import Identity
 from axl.identity import load_identity
+from axl.logs import observer as log_observer
 from axl.streams.envelope import MISSING, Reply, encode_a2a_request, encode_mcp_request
 from axl.streams.envelope import parse_a2a_reply, parse_mcp_reply
 from axl.streams.errors import MessageRefused, RemoteError
@@ -90,7 +91,7 @@ class OverlayServer:
     closed servers alike).
     """
 
-    log = Logger()
+    log = Logger(observer=log_observer)
 
     def __init__(self, node: Node, port: int, handle: ClientConnected) -> None:
         self._node, self.port, self._handle = node, port, handle
@@ -207,7 +208,7 @@ class Node:
         the config names none).
     """
 
-    log = Logger()
+    log = Logger(observer=log_observer)
 
     def __init__(
         self,

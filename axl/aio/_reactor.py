@@ -25,9 +25,11 @@ from typing import Any
 
 from twisted.logger import Logger
 
+from axl.logs import observer as log_observer
+
 __all__ = ["ReactorError", "acquire", "release"]
 
-log = Logger()
+log = Logger(observer=log_observer)
 
 
 class ReactorError(RuntimeError):

@@ -39,6 +39,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from axl.logs import observer as log_observer
 from axl.overlay_address import OverlayAddress
 
 __all__ = ["ClientConnected", "StreamFactory", "client_streams"]
@@ -177,7 +178,7 @@ class _Bridge(Protocol):
     the overlay transport's producer (its pause/resume are the asyncio write flow control).
     """
 
-    log = Logger()
+    log = Logger(observer=log_observer)
     aproto: asyncio.Protocol
     transport: Any
 

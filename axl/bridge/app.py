@@ -53,6 +53,7 @@ from axl.bridge.limits import StreamedBody
 from axl.bridge.mcp_sessions import McpSessionEntry, McpSessions
 from axl.bridge.metrics import CONTENT_TYPE_LATEST, NodeMetrics, ObservedResource
 from axl.crypto.keys import short_key
+from axl.logs import observer as log_observer
 from axl.ratelimit import AggregatedLog, truncate
 from axl.streams.envelope import (
     MAX_JSON_DEPTH,
@@ -146,7 +147,7 @@ class Bridge:
     """
 
     app = Klein()
-    log = Logger()
+    log = Logger(observer=log_observer)
 
     #: The routes whose large bodies the site hands over as they arrive (L{LimitedSite}'s
     #: C{streamed}): C{POST /send} forwards them while they arrive (L{_send_streamed}).
@@ -632,7 +633,7 @@ class HotRoutes(WrappedLeaf):
     app's own error handlers (C{handle_errors}), in their order.
     """
 
-    log = Logger()
+    log = Logger(observer=log_observer)
 
     def __init__(self, bridge: Bridge, inner: IResource) -> None:
         super().__init__(inner)

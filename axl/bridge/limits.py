@@ -39,12 +39,13 @@ from twisted.logger import Logger
 from twisted.web.http import HTTPChannel
 from twisted.web.server import Request, Site
 
+from axl.logs import observer as log_observer
 from axl.ratelimit import AggregatedLog
 from axl.streams.streamed import BodySink
 
 __all__ = ["STREAM_THRESHOLD", "BridgeLimits", "LimitedChannel", "LimitedRequest", "LimitedSite", "StreamedBody"]
 
-log = Logger()
+log = Logger(observer=log_observer)
 
 # How long a closing connection may take to take its error response before it is aborted.
 _CLOSE_GRACE = 2.0

@@ -37,13 +37,14 @@ from axl.ipv6.rwc import IPv6Layer
 from axl.ipv6.stack import Overlay
 from axl.ipv6.udp import UDPLayer
 from axl.listening import listen_now
+from axl.logs import observer as log_observer
 from axl.overlay_address import OverlayAddress
 from axl.tcp.endpoints import OverlayServerEndpoint
 from axl.tcp.stack import TCPStack
 
 __all__ = ["ForwardsService", "build_forwards"]
 
-log = Logger()
+log = Logger(observer=log_observer)
 
 
 def _is_loopback(where: HostPort | UnixPath) -> bool:

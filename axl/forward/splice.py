@@ -27,6 +27,8 @@ from twisted.internet.interfaces import (
 )
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
+
+from axl.logs import observer as log_observer
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
@@ -35,7 +37,7 @@ __all__ = ["Forward", "Splice", "SpliceEnd", "reset_transport", "EARLY_DATA_MAX"
 EARLY_DATA_MAX = 256 * 1024
 """Most bytes one side may send before its other side is connected (it is paused meanwhile)."""
 
-log = Logger()
+log = Logger(observer=log_observer)
 
 
 def reset_transport(transport: Any) -> None:

@@ -42,6 +42,7 @@ from axl.forward.proxy_v2 import encode_proxy_v2
 from axl.forward.resolve import KeyResolver
 from axl.forward.spec import HostPort, OverlayTarget, UnixPath
 from axl.forward.splice import Forward, Splice, SpliceEnd, reset_transport
+from axl.logs import observer as log_observer
 from axl.overlay_address import OverlayAddress
 from axl.tcp.endpoints import OverlayClientEndpoint
 from axl.tcp.stack import TCPStack
@@ -66,7 +67,7 @@ HANDSHAKE_TIMEOUT = 10.0
 LOCAL_CONNECT_TIMEOUT = 10.0
 """Seconds a C{remote_tcp} forward waits for its local target to accept."""
 
-log = Logger()
+log = Logger(observer=log_observer)
 _LONG_HEX = re.compile(r"[0-9a-fA-F]{64}")
 
 

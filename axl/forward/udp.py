@@ -31,6 +31,7 @@ from axl.crypto.keys import short_key
 from axl.errors import StartupError
 from axl.forward.spec import HostPort, LocalForwardSpec, RemoteForwardSpec
 from axl.ipv6.udp import Datagram, UDPLayer
+from axl.logs import observer as log_observer
 
 __all__ = ["LocalUDPForward", "RemoteUDPForward", "start_udp_forwards", "DROP_LOG_INTERVAL", "MAX_DATAGRAM"]
 
@@ -39,7 +40,7 @@ DROP_LOG_INTERVAL = 10.0
 MAX_DATAGRAM = 65535
 """Largest datagram read from a local socket."""
 
-log = Logger()
+log = Logger(observer=log_observer)
 
 
 class _Flows:

@@ -18,6 +18,7 @@ from twisted.web.resource import IResource
 from twisted.web.server import Site
 
 from axl.listening import ListeningService
+from axl.logs import observer as log_observer
 
 __all__ = ["HTTPService", "http_service", "make_http_client"]
 
@@ -40,7 +41,7 @@ class HTTPService(ListeningService):
     http://host:port"} once bound.
     """
 
-    log = Logger()
+    log = Logger(observer=log_observer)
 
     def __init__(self, endpoint: IStreamServerEndpoint, site: Site, host: str, port: int, banner: str) -> None:
         shown = f"[{host}]" if ":" in host else host

@@ -29,6 +29,7 @@ from twisted.web.iweb import IRequest
 
 from axl.errors import no_answer
 from axl.integrations.a2a_card import PROTOCOL_VERSION, agent_message, build_agent_card
+from axl.logs import observer as log_observer
 
 __all__ = ["A2AServer", "DEFAULT_A2A_PORT", "JSONRPCError"]
 
@@ -109,7 +110,7 @@ class A2AServer:
     """
 
     app = Klein()
-    log = Logger()
+    log = Logger(observer=log_observer)
 
     def __init__(
         self,

@@ -46,6 +46,7 @@ from axl.integrations.mcp_http import (
     select_headers,
 )
 from axl.integrations.registry import Registry, RegistrationError
+from axl.logs import observer as log_observer
 
 __all__ = ["MCPRouter", "DEFAULT_ROUTER_PORT", "FORWARD_TIMEOUT", "METHOD_HEADER"]
 
@@ -100,7 +101,7 @@ class MCPRouter:
     """
 
     app = Klein()
-    log = Logger()
+    log = Logger(observer=log_observer)
 
     def __init__(
         self,

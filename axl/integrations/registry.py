@@ -20,10 +20,11 @@ from twisted.logger import Logger
 from twisted.python.filepath import FilePath
 
 from axl.errors import ConfigError
+from axl.logs import observer as log_observer
 
 __all__ = ["ServiceEntry", "Registry", "RegistrationError", "validate_endpoint"]
 
-log = Logger()
+log = Logger(observer=log_observer)
 
 
 class RegistrationError(ValueError):

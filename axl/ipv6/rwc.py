@@ -49,6 +49,7 @@ from axl.ipv6.icmpv6 import (
     packet_too_big,
 )
 from axl.ipv6.packet import HEADER_SIZE
+from axl.logs import observer as log_observer
 from axl.ratelimit import DropCounter
 from axl.session.proto import CORE_MTU, SESSION_TRAFFIC
 
@@ -107,7 +108,7 @@ class IPv6Layer:
     @ivar mtu: the largest packet sent or accepted (65535, the core MTU).
     """
 
-    log = Logger()
+    log = Logger(observer=log_observer)
 
     def __init__(
         self,

@@ -22,6 +22,7 @@ from axl.crypto.keys import short_key
 from axl.errors import DecodeError
 from axl.interfaces import IIPv6Layer
 from axl.ipv6.packet import HEADER_SIZE, build_packet, decode_header, upper_layer_checksum
+from axl.logs import observer as log_observer
 
 __all__ = [
     "NEXT_HEADER_UDP",
@@ -100,7 +101,7 @@ class UDPLayer:
     @ivar stats: counters C{in}, C{out}, C{dropped} (bad datagrams, closed ports).
     """
 
-    log = Logger()
+    log = Logger(observer=log_observer)
 
     def __init__(self, ipv6: IIPv6Layer) -> None:
         self.ipv6 = ipv6

@@ -16,7 +16,11 @@ Flow control (issue 12): while the transport says its write buffer is full (L{wr
 from Twisted's producer/consumer), the adapter stops reading from the peer, so a peer that makes
 us answer cannot make us buffer more than it reads. Bytes written meanwhile are counted: past
 C{write_buffer_max} Traffic frames are dropped (as ironwood drops packets on a full queue; TCP
-above recovers), and past twice that the link is dropped, since the peer is not reading.
+above recovers), and past twice that the link is dropped, since the peer is not reading. All the
+links of a node also share one L{WriteBudget} (C{link_write_budget_bytes}): Traffic frames are
+dropped too while the links' waiting bytes together pass it, and a link that would take the total
+past twice it is dropped, so the bytes waiting on all links stay under twice the budget whatever
+the number of links.
 
 Every decode error, refused handshake or bad frame drops this link only (logged at warn).
 
@@ -46,8 +50,10 @@ from axl.errors import PeerFlooding, ProtocolError
 from axl.interfaces import ILink, ILinkHandler
 from axl.link.framing import PEER_MAX_MESSAGE_SIZE, FrameDecoder, FrameTooLarge, encode_frame
 from axl.link.meta import META_HEADER_SIZE, decode_meta, encode_meta, meta_body_length
+from axl.logs import observer as log_observer
 
 __all__ = [
+    "DEFAULT_WRITE_BUDGET",
     "DEFAULT_WRITE_BUFFER_MAX",
     "HANDSHAKE_TIMEOUT",
     "KEEPALIVE_DELAY",
@@ -58,6 +64,7 @@ __all__ = [
     "LinkState",
     "LinkCore",
     "NullLinkHandler",
+    "WriteBudget",
 ]
 
 HANDSHAKE_TIMEOUT = 6.0
@@ -70,6 +77,9 @@ _KEEPALIVE_FRAME = encode_frame(FRAME_KEEPALIVE)
 #: Bytes a link may have written while its transport's buffer is full before Traffic frames are
 #: dropped (twice this and the link is dropped).
 DEFAULT_WRITE_BUFFER_MAX = 1024 * 1024
+#: What all the links of a node may have written, together, while their transports' buffers are
+#: full, before Traffic frames are dropped (twice this and the link adding more is dropped).
+DEFAULT_WRITE_BUDGET = 8 * 1024 * 1024
 # Ironwood's Traffic frame (axl/mesh/wire.py FRAME_TRAFFIC): the only type dropped on congestion.
 _BULK_FRAME_TYPE = 9
 
@@ -83,6 +93,23 @@ class LinkState(enum.Enum):
     HANDSHAKING = "handshaking"
     UP = "up"
     CLOSED = "closed"
+
+
+class WriteBudget:
+    """
+    The bytes all the links of one node have written while their transports' buffers were full
+    (issue 12): one object shared by every L{LinkCore} of a L{axl.link.peers.PeerManager}.
+
+    @ivar limit: past this total, Traffic frames are dropped on every blocked link; a frame that
+        would take the total past twice it drops the link writing it.
+    @ivar used: the bytes counted now (each link's C{blocked_bytes}, summed).
+    """
+
+    def __init__(self, limit: int = DEFAULT_WRITE_BUDGET) -> None:
+        if limit <= 0:
+            raise ValueError("the link write budget must be positive")
+        self.limit = limit
+        self.used = 0
 
 
 @implementer(ILinkHandler)
@@ -109,10 +136,13 @@ class LinkCore:
     @ivar last_error: why the link was closed ("" while open or after a clean close).
     @ivar is_self: the peer turned out to be ourselves (the link is refused).
     @ivar flooded: the link was dropped for exceeding its limits (L{PeerFlooding}).
-    @ivar dropped_frames: Traffic frames dropped because the peer did not read fast enough.
+    @ivar dropped_frames: Traffic frames dropped because the peer did not read fast enough (or
+        the links together had too much waiting).
+    @ivar blocked_bytes: bytes written since the transport's buffer filled (counted in the
+        shared L{WriteBudget} too).
     """
 
-    log = Logger()
+    log = Logger(observer=log_observer)
 
     def __init__(
         self,
@@ -130,6 +160,7 @@ class LinkCore:
         on_down: Callable[[LinkCore, str], None] | None = None,
         max_frame_size: int = PEER_MAX_MESSAGE_SIZE,
         write_buffer_max: int = DEFAULT_WRITE_BUFFER_MAX,
+        write_budget: WriteBudget | None = None,
     ) -> None:
         self._identity = identity
         self._clock = clock
@@ -157,6 +188,7 @@ class LinkCore:
         self.flooded = False
         self.dropped_frames = 0
         self._write_buffer_max = write_buffer_max
+        self._budget = write_budget if write_budget is not None else WriteBudget()
         self._blocked = False
         self._blocked_bytes = 0
         self._write: Callable[[bytes], None] = _not_connected
@@ -212,6 +244,15 @@ class LinkCore:
     def writes_unblocked(self) -> None:
         """The transport's write buffer drained (the adapter reads again)."""
         self._blocked = False
+        self._release_blocked()
+
+    @property
+    def blocked_bytes(self) -> int:
+        """Bytes written since the transport's buffer filled (0 when it is not full)."""
+        return self._blocked_bytes
+
+    def _release_blocked(self) -> None:
+        self._budget.used -= self._blocked_bytes
         self._blocked_bytes = 0
 
     def connection_lost(self, reason: str = "connection lost") -> None:
@@ -237,13 +278,20 @@ class LinkCore:
             return
         if self._blocked:
             waiting = self._blocked_bytes + len(frame)
-            if frame_type == _BULK_FRAME_TYPE and waiting > self._write_buffer_max:
+            total = self._budget.used + len(frame)
+            if frame_type == _BULK_FRAME_TYPE and (
+                waiting > self._write_buffer_max or total > self._budget.limit
+            ):
                 self.dropped_frames += 1
                 return
             if waiting > 2 * self._write_buffer_max:
                 self._fail(f"peer is not reading ({waiting} bytes waiting to be sent)")
                 return
+            if total > 2 * self._budget.limit:
+                self._fail(f"peer is not reading and the links have {total} bytes waiting in all")
+                return
             self._blocked_bytes = waiting
+            self._budget.used = total
         self._send_raw(frame)
         if frame_type > FRAME_KEEPALIVE and self._read_deadline is None:
             self._read_deadline = self._clock.callLater(PEER_TIMEOUT, self._peer_timeout)
@@ -381,6 +429,7 @@ class LinkCore:
                 timer.cancel()
         self._handshake_timer = self._keepalive_timer = self._read_deadline = None
         self._hs_buf = bytearray()
+        self._release_blocked()  # an aborted transport drops its buffer
         if was_up:
             try:
                 self.handler.link_down(self)

@@ -37,6 +37,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from axl.config import MulticastInterface
+from axl.logs import observer as log_observer
 
 __all__ = [
     "GROUP",
@@ -196,7 +197,7 @@ class MulticastSocket:
     @param received: called with (data, source address, source interface index, destination).
     """
 
-    log = Logger()
+    log = Logger(observer=log_observer)
 
     def __init__(self, reactor: Any, received: Callable[[bytes, str, int, str], None],
                  port: int = PORT) -> None:  # fmt: skip
@@ -309,7 +310,7 @@ class MulticastService(Service):
     @param interfaces: lists the interfaces (default: L{system_interfaces}).
     """
 
-    log = Logger()
+    log = Logger(observer=log_observer)
 
     def __init__(
         self,

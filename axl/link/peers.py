@@ -11,9 +11,10 @@ The peer manager: every link the node has, and the services that make them.
  - Fair admission of inbound links (issue 12): at most L{MAX_HANDSHAKING_INBOUND} handshakes at
    once in all, C{max_handshakes_per_source} from one address (when the global cap is full, the
    address holding the most slots gives its oldest one up to a newcomer), C{max_inbound_per_source}
-   inbound links (handshaking or up) per address, C{max_inbound_per_key} up links per key, and
-   new connections from one address at most L{SOURCE_RATE} per second (burst
-   L{SOURCE_BURST}). A link dropped for flooding (L{axl.errors.PeerFlooding}) gets its address
+   inbound links (handshaking or up) per address, C{max_inbound_per_key} up links per key,
+   C{max_inbound_links} inbound links up at once in all (outbound links, configured or
+   multicast, are the operator's choice and not counted), and new connections from one address
+   at most L{SOURCE_RATE} per second (burst L{SOURCE_BURST}). A link dropped for flooding (L{axl.errors.PeerFlooding}) gets its address
    and key refused for L{BAN_MIN} s, doubling per offence up to L{BAN_MAX} s. Refusals and
    failed inbound handshakes are logged through L{AggregatedLog}: a few lines per minute
    whatever the number.
@@ -40,24 +41,32 @@ from twisted.internet.interfaces import (
     IStreamClientEndpoint,
     IStreamServerEndpoint,
 )
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 
 from axl.crypto import Identity, short_key
 from axl.interfaces import ILink, ILinkHandler
-from axl.link.core import DEFAULT_WRITE_BUFFER_MAX, LinkCore, NullLinkHandler
+from axl.link.core import (
+    DEFAULT_WRITE_BUDGET,
+    DEFAULT_WRITE_BUFFER_MAX,
+    LinkCore,
+    NullLinkHandler,
+    WriteBudget,
+)
 from axl.config import MulticastInterface
 from axl.link.endpoints import client_endpoint, server_endpoint
 from axl.link.multicast import MulticastInterfaceInfo, MulticastService
 from axl.link.protocol import LinkFactory
 from axl.link.tls import LinkTLS
 from axl.link.uri import PeerURI, inbound_uri, parse_listen_uri, parse_peer_uri, redact_uri
+from axl.logs import observer as log_observer
 from axl.ratelimit import AggregatedLog, KeyedLimiter
 
 __all__ = [
     "BAN_MAX",
     "BAN_MIN",
     "DEFAULT_MAX_BACKOFF",
+    "DEFAULT_MAX_INBOUND_LINKS",
     "JITTER",
     "MAX_EPHEMERAL",
     "MAX_HANDSHAKING_INBOUND",
@@ -68,6 +77,8 @@ __all__ = [
 ]
 
 DEFAULT_MAX_BACKOFF = 60.0
+#: Inbound links up at once in all (C{max_inbound_links}); see the README's peering section.
+DEFAULT_MAX_INBOUND_LINKS = 64
 # Inbound connections still in their (at most 6 s) handshake; more are refused at accept, so a
 # flood of silent connections cannot pile up.
 MAX_HANDSHAKING_INBOUND = 64
@@ -168,7 +179,7 @@ class PeerManager(MultiService):
     @ivar latency_for_key: C{key -> seconds or None}, for the table.
     """
 
-    log = Logger()
+    log = Logger(observer=log_observer)
     name = "axl-links"
 
     def __init__(
@@ -192,7 +203,9 @@ class PeerManager(MultiService):
         max_handshakes_per_source: int = 8,
         max_inbound_per_source: int = 32,
         max_inbound_per_key: int = 8,
+        max_inbound_links: int = DEFAULT_MAX_INBOUND_LINKS,
         write_buffer_max: int = DEFAULT_WRITE_BUFFER_MAX,
+        write_budget: int = DEFAULT_WRITE_BUDGET,
         multicast: tuple[MulticastInterface, ...] = (),
     ) -> None:
         """
@@ -205,7 +218,9 @@ class PeerManager(MultiService):
         @param max_handshakes_per_source: inbound handshakes at once from one address.
         @param max_inbound_per_source: inbound links (handshaking or up) from one address.
         @param max_inbound_per_key: inbound links that are up with one remote key.
+        @param max_inbound_links: inbound links up at once in all.
         @param write_buffer_max: each link's write-buffer bound (L{LinkCore}).
+        @param write_budget: the bound shared by all the links (L{WriteBudget}).
         @param multicast: C{MulticastInterfaces} entries; when one has Beacon or Listen, a
             L{MulticastService} runs as a child service (C{self.multicast}).
         """
@@ -239,12 +254,17 @@ class PeerManager(MultiService):
         self.max_handshakes_per_source = max_handshakes_per_source
         self.max_inbound_per_source = max_inbound_per_source
         self.max_inbound_per_key = max_inbound_per_key
+        self.max_inbound_links = max_inbound_links
         self._write_buffer_max = write_buffer_max
+        self.write_budget = WriteBudget(write_budget)
         self._source_rate = KeyedLimiter(reactor, SOURCE_RATE, SOURCE_BURST, max_keys=_TABLE_MAX)
         self._bans: dict[object, tuple[float, int]] = {}  # address or key -> (until, offences)
         self._host_of: dict[int, str] = {}  # id(inbound entry) -> remote address
         self.refusals = AggregatedLog(reactor, self.log, "refused", "inbound connections")
         self.failed_handshakes = AggregatedLog(reactor, self.log, "dropped", "inbound handshakes")
+        # Inbound links come and go at the peers' will: their up/down lines are aggregated too.
+        self.inbound_up = AggregatedLog(reactor, self.log, "accepted", "inbound links", level=LogLevel.info)
+        self.inbound_down = AggregatedLog(reactor, self.log, "lost", "inbound links", level=LogLevel.info)
         seen: set[str] = set()
         for item in peers:
             uri = item if isinstance(item, PeerURI) else parse_peer_uri(item)
@@ -289,6 +309,7 @@ class PeerManager(MultiService):
             on_up=lambda link: self._link_up(entry, link),
             on_down=lambda link, reason: self._link_down(entry, link, reason),
             write_buffer_max=self._write_buffer_max,
+            write_budget=self.write_budget,
         )
         entry.link = core
         return core
@@ -319,13 +340,17 @@ class PeerManager(MultiService):
         if not self._source_rate.allow(source):
             return f"more than {SOURCE_RATE:g} new connections per second"
         pending: dict[str, list[PeerEntry]] = {}
-        inbound = 0
+        inbound = up = 0
         for e in self._inbound:
             host = self._host_of.get(id(e))
             if host == source:
                 inbound += 1
-            if e.link is not None and not e.link.is_up and host is not None:
+            if e.link is not None and e.link.is_up:
+                up += 1
+            elif e.link is not None and host is not None:
                 pending.setdefault(host, []).append(e)
+        if up >= self.max_inbound_links:
+            return f"{up} inbound links up already (max_inbound_links)"
         mine = len(pending.get(source, ()))
         if mine >= self.max_handshakes_per_source:
             return f"{mine} handshakes from this address already in progress"
@@ -364,25 +389,40 @@ class PeerManager(MultiService):
                 self.refusals.event(source, f"key {short_key(key)} refused for flooding")
                 link.close("key refused for flooding")
                 return
-            same_key = sum(1 for e in self._inbound if e is not entry and e.link is not None
-                           and e.link.is_up and e.link.remote_key == key)  # fmt: skip
+            others = [e.link for e in self._inbound
+                      if e is not entry and e.link is not None and e.link.is_up]  # fmt: skip
+            if len(others) >= self.max_inbound_links:
+                # Handshakes admitted while there was room may finish after it is gone.
+                self.refusals.event(source, f"{len(others)} inbound links up already (max_inbound_links)")
+                link.close(f"{len(others)} inbound links up already")
+                return
+            same_key = sum(1 for other in others if other.remote_key == key)
             if same_key >= self.max_inbound_per_key:
                 self.refusals.event(source, f"{same_key} inbound links with key {short_key(key)}")
                 link.close(f"{same_key} inbound links with this key already")
                 return
         entry.failures = 0
         entry.retry_delay = None
-        self.log.info("peer {key} up: {direction} {uri}, priority {priority}",
-                      key=short_key(link.remote_key), uri=redact_uri(entry.uri), priority=link.priority,
-                      direction="inbound" if entry.inbound else "outbound")  # fmt: skip
+        if entry.inbound:
+            self.inbound_up.event(self._host_of.get(id(entry), entry.uri),
+                                  f"peer {short_key(link.remote_key)} up on {entry.uri}, "
+                                  f"priority {link.priority}")  # fmt: skip
+        else:
+            self.log.info("peer {key} up: outbound {uri}, priority {priority}",
+                          key=short_key(link.remote_key), uri=redact_uri(entry.uri),
+                          priority=link.priority)  # fmt: skip
 
     def _link_down(self, entry: PeerEntry, link: LinkCore, reason: str) -> None:
         if entry.link is link:
             entry.link = None
         self._record_error(entry, link.last_error or reason)
         if link.remote_key and link.up_since is not None and not self._stopping:
-            self.log.info("peer {key} down: {uri} ({reason})",
-                          key=short_key(link.remote_key), uri=redact_uri(entry.uri), reason=reason)  # fmt: skip
+            if entry.inbound:
+                self.inbound_down.event(self._host_of.get(id(entry), entry.uri),
+                                        f"peer {short_key(link.remote_key)} down on {entry.uri} ({reason})")  # fmt: skip
+            else:
+                self.log.info("peer {key} down: {uri} ({reason})",
+                              key=short_key(link.remote_key), uri=redact_uri(entry.uri), reason=reason)  # fmt: skip
         if entry.inbound:
             source = self._host_of.pop(id(entry), entry.uri)
             if link.flooded:
@@ -505,6 +545,8 @@ class PeerManager(MultiService):
                 entry.link.close("node stopping")
         self.refusals.stop()
         self.failed_handshakes.stop()
+        self.inbound_up.stop()
+        self.inbound_down.stop()
         waits.append(maybeDeferred(super().stopService))
 
         def stopped(_: object) -> None:

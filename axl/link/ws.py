@@ -32,9 +32,11 @@ from zope.interface import implementer
 from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionDone, ConnectionLost
 from twisted.internet.interfaces import (
+    IConsumer,
     IListeningPort,
     IProtocol,
     IProtocolFactory,
+    IPushProducer,
     IStreamClientEndpoint,
     IStreamServerEndpoint,
     ITransport,
@@ -44,6 +46,7 @@ from twisted.python.failure import Failure
 
 from axl.link.framing import PEER_MAX_MESSAGE_SIZE
 from axl.link.uri import PeerURI
+from axl.logs import observer as log_observer
 
 __all__ = [
     "SUBPROTOCOL",
@@ -89,9 +92,13 @@ def origin_allowed(origin: str, host: str, patterns: tuple[str, ...]) -> bool:
     return False
 
 
-@implementer(ITransport)
+@implementer(ITransport, IConsumer, IPushProducer)
 class WebSocketLinkTransport:
-    """The stream-transport face of an open WebSocket: writes become binary messages."""
+    """
+    The stream-transport face of an open WebSocket: writes become binary messages. Producers
+    register with the underlying TCP or TLS transport, and pausing this transport pauses
+    reading from it (the link's flow control, issue 12).
+    """
 
     def __init__(self, ws: Any) -> None:
         self._ws = ws
@@ -125,11 +132,23 @@ class WebSocketLinkTransport:
         """Unregister the producer from the underlying transport."""
         self._ws.transport.unregisterProducer()
 
+    def pauseProducing(self) -> None:
+        """Stop reading from the underlying transport."""
+        self._ws.transport.pauseProducing()
+
+    def resumeProducing(self) -> None:
+        """Read from the underlying transport again."""
+        self._ws.transport.resumeProducing()
+
+    def stopProducing(self) -> None:
+        """Drop the connection."""
+        self.abortConnection()
+
 
 class _LinkOverWebSocket:
     """What the client and server protocols share: from the open WebSocket to the link."""
 
-    log = Logger()
+    log = Logger(observer=log_observer)
     factory: Any
     link: IProtocol | None = None
     _opened: Deferred[IProtocol] | None = None

@@ -39,6 +39,7 @@ from twisted.logger import Logger
 
 from axl.crypto.address import xform
 from axl.crypto.keys import Identity, short_key
+from axl.logs import observer as log_observer
 from axl.mesh.blooms import Blooms
 from axl.mesh.forward import Forwarder
 from axl.mesh.peers import Deadline, PeerLink
@@ -157,7 +158,7 @@ class _Rumor:
 class Pathfinder:
     """Path entries, rumors and the lookup / notify / broken protocol of one node."""
 
-    log = Logger()
+    log = Logger(observer=log_observer)
 
     def __init__(
         self,

@@ -26,6 +26,7 @@ from axl.crypto.keys import Identity, short_key
 from axl.encoding import uvarint_decode, uvarint_encode
 from axl.errors import DecodeError, ProtocolError
 from axl.interfaces import ILink, ILinkHandler, IRouter
+from axl.logs import observer as log_observer
 from axl.mesh.blooms import Blooms
 from axl.mesh.limits import FrameLimiter
 from axl.mesh.forward import CACHE_LIMIT, Forwarder
@@ -66,7 +67,7 @@ class Router:
     @ivar mtu: the largest C{data} L{send} accepts (L{NETWORK_MTU}).
     """
 
-    log = Logger()
+    log = Logger(observer=log_observer)
     mtu = NETWORK_MTU
 
     def __init__(

@@ -16,6 +16,7 @@ from twisted.logger import Logger
 from axl.crypto.keys import Identity, short_key
 from axl.encoding import MAX_UINT64
 from axl.errors import ProtocolError
+from axl.logs import observer as log_observer
 from axl.mesh.peers import UNKNOWN_LAG, Deadline, PeerLink, Peers
 from axl.mesh.wire import (
     FRAME_ANNOUNCE,
@@ -99,7 +100,7 @@ class Tree:
     @ivar responses: peer key -> the valid L{SigRes} to that request.
     """
 
-    log = Logger()
+    log = Logger(observer=log_observer)
 
     def __init__(
         self,

@@ -41,6 +41,7 @@ from zope.interface import implementer
 from axl.crypto.keys import Identity, short_key
 from axl.errors import DecodeError
 from axl.interfaces import IRouter, ISessions
+from axl.logs import observer as log_observer
 from axl.ratelimit import DropCounter, KeyedLimiter
 from axl.session.codec import (
     TYPE_ACK,
@@ -109,7 +110,7 @@ class SessionManager:
     @ivar deliver: where decrypted payloads go; settable after construction (wiring is bottom-up).
     """
 
-    log = Logger()
+    log = Logger(observer=log_observer)
 
     def __init__(
         self,

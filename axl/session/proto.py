@@ -26,6 +26,7 @@ import axl
 from axl.crypto.keys import short_key
 from axl.errors import ConfigError, DecodeError
 from axl.interfaces import ISessions
+from axl.logs import observer as log_observer
 
 __all__ = [
     "SESSION_DUMMY",
@@ -109,7 +110,7 @@ class ProtoHandler:
     @param routing_entries: C{len(infos)}; C{len(tree_keys())} if not given.
     """
 
-    log = Logger()
+    log = Logger(observer=log_observer)
 
     def __init__(
         self,
@@ -247,7 +248,7 @@ class Core:
     @ivar ipv6_received: C{(source_key, packet)} for type 1; set by the IPv6 layer.
     """
 
-    log = Logger()
+    log = Logger(observer=log_observer)
 
     def __init__(self, proto: ProtoHandler | None = None) -> None:
         self.proto = proto

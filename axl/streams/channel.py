@@ -52,6 +52,7 @@ from zope.interface import implementer
 
 from axl.crypto.keys import short_key
 from axl.errors import ProtocolError
+from axl.logs import observer as log_observer
 from axl.streams.errors import (
     DeliveryError,
     MessageRefused,
@@ -77,7 +78,7 @@ __all__ = [
     "connect_error", "dial_message_port",
 ]
 
-log = Logger()
+log = Logger(observer=log_observer)
 
 #: Unacknowledged bytes allowed on one pooled connection before later messages wait (one larger
 #: message is always allowed on its own).

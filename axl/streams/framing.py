@@ -164,6 +164,11 @@ class MessageDecoder:
         """Whether part of a message (header or payload) has arrived but not all of it."""
         return self._need >= 0 or len(self._buf) > 0
 
+    @property
+    def pending_length(self) -> int | None:
+        """The payload length announced by the frame in progress; None while in a header."""
+        return self._need if self._need >= 0 else None
+
     def take_buffered(self) -> bytes:
         """Remove and return the bytes received but not returned as messages (after L{MessageTooLarge})."""
         data = bytes(self._buf)

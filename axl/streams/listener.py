@@ -18,11 +18,15 @@ slow consumer pushes back through TCP. Limits:
  - C{idle_timeout}: the longest wait for the next message; a new connection must start its
    first message within C{first_timeout} (shorter), so idle connections cannot hold slots;
  - C{budget} (issue 12; C{recv_queue_max_bytes} in the node): the bytes all connections hold
-   (partial and whole messages not yet in the C{/recv} queue) plus the queue's own bytes. Once
-   past it every connection stops reading; when nothing else can free room (the queue is empty
-   and all held bytes are partial messages) one connection inside a message may finish it, so
-   nothing deadlocks; they read again, in turn, as the queue empties. Memory held here is at
-   most C{budget + max_message_size} plus one read, plus what paused transports buffer.
+   (whole messages not yet in the C{/recv} queue, and the messages in progress) plus the
+   queue's own bytes. A connection that has read a message's 4-byte header reserves the whole
+   announced length before it reads on; if the budget has no room it stops reading (the rest
+   waits in the sender's TCP, under C{tcp_rcv_budget_bytes}) and waits its turn: room is given
+   first come first served, so a large message is not starved by small ones, and a reserved
+   message always completes (or its connection times out), so nothing deadlocks. Once the
+   budget is full every connection between messages stops reading too. Memory held here is at
+   most C{budget} plus the one read that filled it (a message longer than the budget goes
+   through alone, when nothing else is held).
 
 A message that has fully arrived is never lost: if the connection closes while it waits for the
 queue, it is still queued.
@@ -43,6 +47,7 @@ from twisted.python.failure import Failure
 
 from axl.crypto.keys import short_key
 from axl.errors import ProtocolError
+from axl.logs import observer as log_observer
 from axl.overlay_address import OverlayAddress
 from axl.streams.framing import (
     ACK_OK,
@@ -77,7 +82,7 @@ def peer_key_of(address: IAddress) -> bytes:
 class MessageFactory(Factory):
     """Builds a L{MessageProtocol} per inbound connection and keeps the connection counts."""
 
-    log = Logger()
+    log = Logger(observer=log_observer)
 
     def __init__(
         self,
@@ -106,48 +111,56 @@ class MessageFactory(Factory):
         self.per_peer: dict[bytes, int] = {}
         self.budget = budget
         self.queued_bytes = queued_bytes
-        #: bytes held by all connections (partial and whole messages not yet queued)
+        #: bytes charged by all connections: their whole messages not yet in the queue, and for
+        #: each message in progress its announced length once reserved (else what has arrived)
         self.held = 0
-        self.whole = 0  # the part of held that is whole messages (waiting or being dispatched)
         self._protos: dict[MessageProtocol, None] = {}
-        self._over = False
-        self._privileged: MessageProtocol | None = None
-        self._waiting: dict[MessageProtocol, None] = {}  # paused for the budget, in order
+        self._waiting: dict[MessageProtocol, None] = {}  # waiting for room, first come first served
+        self._freeing = False
 
     def _is_over(self) -> bool:
         return self.budget is not None and self.held + self.queued_bytes() >= self.budget
 
+    def _fits(self, proto: MessageProtocol, need: int) -> bool:
+        assert self.budget is not None  # only asked with a budget
+        queued = self.queued_bytes()
+        if self.held + queued + need <= self.budget:
+            return True
+        # Nothing else holds anything, so nothing could ever free room: a message larger than
+        # the budget (max_message_size above recv_queue_max_bytes) goes through alone.
+        return self.held == proto.charge and queued == 0
+
     def may_read(self, proto: MessageProtocol) -> bool:
-        """Whether C{proto} may read more now (else it waits for L{space_freed})."""
-        if not self._is_over():
+        """
+        Whether C{proto} may read more now; if not it waits, in arrival order, for
+        L{space_freed}. A connection that has read the header of a message reserves the whole
+        announced length before reading the rest; one between messages reads on only while the
+        budget has room.
+        """
+        if self.budget is None:
             return True
-        if (
-            proto.in_message
-            and self._privileged in (None, proto)
-            and self.whole == 0
-            and self.queued_bytes() == 0
-        ):
-            self._privileged = proto  # nothing else can free room: let this message finish
+        need = proto.room_needed()
+        if need == 0:
+            self._waiting.pop(proto, None)
             return True
-        if self._privileged is proto:
-            self._privileged = None
+        ahead = next(iter(self._waiting), proto)
+        if ahead is proto and self._fits(proto, need):
+            self._waiting.pop(proto, None)
+            proto.reserve()
+            return True
         self._waiting[proto] = None
         return False
 
-    def account(self, proto: MessageProtocol, delta: int, delta_whole: int) -> None:
-        """C{proto} now holds C{delta} more bytes, C{delta_whole} of them in whole messages."""
+    def account(self, proto: MessageProtocol, delta: int) -> None:
+        """C{proto}'s charge changed by C{delta} bytes."""
         self.held += delta
-        self.whole += delta_whole
-        if self._privileged is proto and not proto.in_message:
-            self._privileged = None
-        over = self._is_over()
-        if over and not self._over:
-            # Everyone stops reading at once (not only whoever reads next).
+        if delta > 0 and self._is_over():
+            # Everyone who would need more room stops reading at once, not only whoever reads
+            # next, so a full budget is passed by at most the read that filled it.
             for other in tuple(self._protos):
-                if other is not self._privileged:
+                if other is not proto and other.room_needed():
                     other.budget_pause()
-        self._over = over
-        if not over or (self._privileged is None and self.whole == 0 and not self.queued_bytes()):
+        elif delta < 0:
             self.space_freed()
 
     def join(self, proto: MessageProtocol) -> None:
@@ -158,17 +171,25 @@ class MessageFactory(Factory):
         """C{proto} is gone."""
         self._protos.pop(proto, None)
         self._waiting.pop(proto, None)
-        if self._privileged is proto:
-            self._privileged = None
         self.space_freed()
 
     def space_freed(self) -> None:
-        """Let connections waiting for the budget read again, in turn, while it allows."""
-        self._over = self._is_over()
-        for proto in tuple(self._waiting):  # each once; one still waiting goes to the back
-            if proto in self._waiting:
-                del self._waiting[proto]
-                proto.budget_resume()
+        """Let connections waiting for room read again, first come first served, while it fits."""
+        if self._freeing:
+            return  # a resumed connection freed room while we resume: the loop carries on
+        self._freeing = True
+        try:
+            while self._waiting:
+                proto = next(iter(self._waiting))
+                if self.budget is not None and proto.room_needed() and not self._fits(
+                    proto, proto.room_needed()
+                ):
+                    break  # the first in line does not fit yet; nobody overtakes it
+                proto.budget_resume()  # leaves the line once it reads again (or is gone)
+                if next(iter(self._waiting), None) is proto:
+                    break
+        finally:
+            self._freeing = False
 
     def buildProtocol(self, addr: IAddress | None) -> MessageProtocol:
         return MessageProtocol(self)
@@ -197,7 +218,7 @@ class MessageFactory(Factory):
 class MessageProtocol(Protocol):
     """One inbound connection carrying framed messages."""
 
-    log = Logger()
+    log = Logger(observer=log_observer)
     transport: (
         Any  # an ITCPTransport that is also an IPushProducer (set by makeConnection)
     )
@@ -213,8 +234,8 @@ class MessageProtocol(Protocol):
         self._has_slot = False
         self._timer: IDelayedCall | None = None
         self._discard_left: int | None = None  # bytes of a refused message still to come
-        self._held = 0  # bytes accounted to the factory's budget
-        self._held_whole = 0
+        self.charge = 0  # bytes accounted to the factory's budget
+        self._reserved: int | None = None  # the message in progress's length, once reserved
         self._busy_size = 0
         self._budget_wait = False
         self.peer_key = b""
@@ -224,14 +245,39 @@ class MessageProtocol(Protocol):
         """Part of a message has arrived but not all of it."""
         return self._decoder.in_frame
 
+    def room_needed(self) -> int:
+        """
+        The budget this connection needs before it reads on: the rest of an announced message
+        not reserved yet, 1 between messages (some room), 0 while it reads a reserved message.
+        """
+        if not self._open:
+            return 0
+        decoder = self._decoder
+        length = decoder.pending_length
+        if length is None:
+            return 1
+        if self._reserved is not None:
+            return 0
+        return max(length - decoder.buffered, 1)
+
+    def reserve(self) -> None:
+        """The factory granted room: reserve the message in progress's whole length."""
+        length = self._decoder.pending_length
+        if length is not None and self._reserved is None:
+            self._reserved = length
+            self._account()
+
     def _account(self) -> None:
-        partial = self._decoder.buffered if self._open else 0  # dropped once closed
         whole = sum(len(p) for p in self._pending if isinstance(p, bytes)) + self._busy_size
-        held = partial + whole
-        if held != self._held or whole != self._held_whole:
-            delta, self._held = held - self._held, held
-            delta_whole, self._held_whole = whole - self._held_whole, whole
-            self._factory.account(self, delta, delta_whole)
+        partial = 0
+        if self._open:  # what a closed connection had of a message is dropped
+            partial = self._decoder.buffered
+            if self._reserved is not None:
+                partial = max(partial, self._reserved)
+        charge = whole + partial
+        if charge != self.charge:
+            delta, self.charge = charge - self.charge, charge
+            self._factory.account(self, delta)
 
     def budget_pause(self) -> None:
         """The budget is exhausted: stop reading until L{budget_resume}."""
@@ -246,6 +292,7 @@ class MessageProtocol(Protocol):
         """The budget may have room again: read if it allows (else wait again)."""
         if not self._budget_wait or not self._open:
             self._budget_wait = False
+            self._factory._waiting.pop(self, None)
             return
         if self._factory.may_read(self):
             self._budget_wait = False
@@ -323,6 +370,8 @@ class MessageProtocol(Protocol):
             self._disarm()
             self.transport.loseConnection()
             return
+        if messages:
+            self._reserved = None  # the reserved message, if any, is whole now
         self._pending.extend(messages)
         self._account()
         if not self._factory.may_read(self):
@@ -511,9 +560,12 @@ class AcknowledgedMessageProtocol(MessageProtocol):
                 self._pending.extend(e.frames)
                 self._pending.append(_Refused(e.length, limit))
                 rest = self._decoder.take_buffered()[4:]  # after the refused message's header
+                self._reserved = None
                 self._discard_left = e.length
                 data = rest
                 continue
+            if messages:
+                self._reserved = None  # the reserved message, if any, is whole now
             self._pending.extend(messages)
             break
         self._account()

@@ -23,6 +23,7 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
+from axl.logs import observer as log_observer
 from axl.ratelimit import AggregatedLog
 from axl.streams.dedup import SeenMessages
 
@@ -47,7 +48,7 @@ class RecvQueue:
     (L{wait}).
     """
 
-    log = Logger()
+    log = Logger(observer=log_observer)
 
     def __init__(
         self,

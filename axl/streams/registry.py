@@ -28,6 +28,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from axl.crypto.keys import short_key
+from axl.logs import observer as log_observer
 from axl.streams.envelope import parse_object
 from axl.streams.errors import failure_reason
 from axl.streams.interfaces import IStream
@@ -51,7 +52,7 @@ class StreamRegistry:
         it below the callers' end-to-end deadline (C{request_timeout_secs}).
     """
 
-    log = Logger()
+    log = Logger(observer=log_observer)
 
     def __init__(
         self, queue: RecvQueue, clock: IReactorTime, timeout: float = 25.0

@@ -45,6 +45,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from axl.errors import ProtocolError
+from axl.logs import observer as log_observer
 from axl.ratelimit import AggregatedLog
 from axl.streams.channel import Channel, Frame
 from axl.streams.errors import PeerTimedOut, PeerUnreachable, RemoteError, SendTimedOut, failure_reason
@@ -109,7 +110,7 @@ class MessageSender:
     @param local: our own registry, for messages to our own key.
     """
 
-    log = Logger()
+    log = Logger(observer=log_observer)
 
     def __init__(
         self,

@@ -23,6 +23,7 @@ from twisted.web.client import HTTPConnectionPool
 
 from axl.config import NodeConfig, service_url
 from axl.listening import ListeningService, listen_now
+from axl.logs import observer as log_observer
 from axl.streams.a2a import A2AStream
 from axl.streams.interfaces import IStream, IStreamFactory
 from axl.streams.framing import acknowledged_port
@@ -40,7 +41,7 @@ __all__ = [
     "discover_streams",
 ]
 
-log = Logger()
+log = Logger(observer=log_observer)
 
 #: Our bound on connecting to a peer: this much above the overlay TCP's own connect timeout
 #: (C{connect_timeout_secs}, 10 s by default), which normally fires first.

@@ -30,7 +30,6 @@ from typing import Any, Protocol as TypingProtocol, cast
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall, IPushProducer
 from twisted.internet.protocol import Protocol, connectionDone
-from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
@@ -57,8 +56,6 @@ from axl.streams.framing import (
 from axl.streams.interfaces import IAcknowledgingTransport
 
 __all__ = ["BodySink", "BodySource", "LocalStreamedMessage", "StreamedMessage"]
-
-log = Logger()
 
 #: The longest reply frame a streamed send decodes (statuses and refusals are far shorter).
 _REPLY_MAX = 64 * 1024
@@ -391,10 +388,12 @@ class LocalStreamedMessage:
         self._source.resumeProducing()
 
     def write(self, data: bytes) -> None:
+        """The next body bytes: kept."""
         if not self.done:
             self._body += data
 
     def end(self) -> None:
+        """The whole body arrived: queue it."""
         if self.done:
             return
         self.done = True
@@ -402,6 +401,7 @@ class LocalStreamedMessage:
         self._deliver(payload).chainDeferred(self.result)
 
     def lost(self, why: str) -> None:
+        """The body will not be completed: drop what arrived."""
         if not self.done:
             self.done = True
             self._body = bytearray()

@@ -32,7 +32,7 @@ class TCPConfig:
     mtu: int = 65535
     rcv_buf: int = 4 * 1024 * 1024      # the receive window to start with,
     rcv_buf_max: int = 16 * 1024 * 1024  # grown while the app keeps up, up to this (auto-tuning)
-    rcv_budget: int = 32 * 1024 * 1024  # stack-wide: bytes held for apps that are not reading
+    rcv_budget: int = 16 * 1024 * 1024  # stack-wide: bytes held undelivered (L{RcvBudget})
     snd_buf: int = 1024 * 1024          # a producer is paused above this many unacked bytes,
     snd_buf_max: int = 16 * 1024 * 1024  # or above twice the flight the windows allow, up to this
     initial_rto: float = 1.0
@@ -53,11 +53,27 @@ class TCPConfig:
 
 class RcvBudget:
     """
-    The bytes a whole stack holds received but not delivered because apps paused reading
-    (C{used}), and the most it may (C{limit}). A paused connection's window is cut to what is
-    left, down to zero, and in-order data beyond it is dropped unacknowledged (the sender
-    retransmits), so apps that stop reading cannot make the stack hold more than C{limit}.
-    Connections whose apps read are not charged: their data is delivered at once.
+    The bytes a whole stack holds received but not delivered (C{used}), and the most it may
+    (C{limit}): in-order data of connections whose apps paused reading, and out-of-order data
+    (above a gap, L{axl.tcp.reassembly.OutOfOrderQueue}, with a per-segment cost for its
+    bookkeeping) of every connection. Whatever remote peers send, on however many
+    connections, the stack holds at most C{limit} of it.
+
+      - A paused connection's window is cut to what is left (L{free}), down to zero, and
+        in-order data beyond it is dropped unacknowledged.
+      - An out-of-order segment the budget cannot take is dropped whole, neither acknowledged
+        nor SACKed (the sender retransmits it; we never SACK data we do not hold).
+      - In-order data of a connection whose app reads is delivered at once and never charged:
+        so a reading connection always makes progress, even while others (a peer that leaves
+        gaps open on many connections) hold the whole budget. It then loses only its own
+        out-of-order data, which its sender retransmits after the gap fills (NewReno without
+        SACK blocks: slower, not stuck). There is no per-connection share: an attacker would
+        open more connections (keys are cheap), and one long fat connection's SACK recovery
+        may rightly need most of the budget.
+
+    Charges come back when the data leaves: delivered to the app, the gap below it filled
+    (out-of-order data moves to the in-order side, charged there if the app is paused), or the
+    connection ended in any way (L{axl.tcp.connection.Connection._finish}).
     """
 
     __slots__ = ("limit", "used", "dropped", "on_drop")
@@ -65,19 +81,27 @@ class RcvBudget:
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.used = 0
-        self.dropped = 0                    # bytes dropped over the budget, in all
-        #: told C{(peer key, bytes)} on each drop (the stack logs them aggregated)
-        self.on_drop: Callable[[bytes, int], None] | None = None
+        self.dropped = 0                    # bytes dropped for want of budget, in all
+        #: told C{(peer key, bytes, why)} on each drop (the stack logs them aggregated)
+        self.on_drop: Callable[[bytes, int, str], None] | None = None
 
-    def drop(self, peer_key: bytes, nbytes: int) -> None:
-        """Count C{nbytes} from C{peer_key} dropped for want of budget."""
+    def charge(self, nbytes: int) -> None:
+        """C{nbytes} more are held (the caller checked L{free})."""
+        self.used += nbytes
+
+    def release(self, nbytes: int) -> None:
+        """C{nbytes} held are not any more."""
+        self.used -= nbytes
+
+    def drop(self, peer_key: bytes, nbytes: int, why: str) -> None:
+        """Count C{nbytes} from C{peer_key} dropped unacknowledged, for reason C{why}."""
         self.dropped += nbytes
         if self.on_drop is not None:
-            self.on_drop(peer_key, nbytes)
+            self.on_drop(peer_key, nbytes, why)
 
     @property
     def free(self) -> int:
-        """What paused connections may still take."""
+        """What may still be held."""
         return max(self.limit - self.used, 0)
 
 

@@ -58,7 +58,7 @@ from axl.tcp.common import (
     TCPConfig,
 )
 from axl.tcp.congestion import ENTER_RECOVERY, RESEND_HOLE, NewReno
-from axl.tcp.reassembly import OutOfOrderQueue
+from axl.tcp.reassembly import MAX_OOO_SEGMENTS, OutOfOrderQueue
 from axl.tcp.rtt import RTOEstimator
 from axl.tcp.sack import SackScoreboard
 from axl.tcp.segment import ACK, FIN, PSH, RST, SYN, Segment, syn_options, ts_option
@@ -72,6 +72,11 @@ __all__ = [
     "STATE_NAMES", "SYN_RCVD", "SYN_SENT", "TIME_WAIT", "AppEvents", "Connection", "Emit",
     "TCPConfig",
 ]
+
+
+#: The most a resumed connection hands its app in one C{dataReceived} (it stops early as soon
+#: as the app pauses again).
+DELIVERY_PIECE = 64 * 1024
 
 
 class Connection:
@@ -102,10 +107,10 @@ class Connection:
         self.irs = self.rcv_nxt = 0
         self._rcv_abs = 0                       # rcv_nxt as an unwrapped stream offset
         self._rcv_adv = 0                       # right edge we advertised
-        self.ooo = OutOfOrderQueue()            # data above RCV.NXT
+        self.ooo = OutOfOrderQueue(self.budget)  # data above RCV.NXT (charged to the budget)
         self._fin_offset: int | None = None     # unwrapped offset of a FIN (maybe early)
         self._rpending = bytearray()            # received, not yet delivered (reading paused)
-        self._charged = 0                       # of it, what L{budget} counts
+        self._charged = 0                       # of it, what L{budget} counts (all but on close)
         self._reading = True
         self._eof_pending = False
         self._last_ack_sent = 0
@@ -284,14 +289,17 @@ class Connection:
     def resume_reading(self) -> None:
         """Deliver what accumulated and reopen the window."""
         self._reading = True
-        if self._rpending:
-            data = bytes(self._rpending)
-            del self._rpending[:]
-            self.budget.used -= self._charged
-            self._charged = 0
+        # In pieces, stopping as soon as the app pauses again: an app that makes room for one
+        # message (the message listener's budget) is not handed everything held at once.
+        while self._rpending and self._reading and self.state != CLOSED:
+            piece = bytes(self._rpending[:DELIVERY_PIECE])
+            del self._rpending[:DELIVERY_PIECE]
+            released = min(self._charged, len(piece))
+            self.budget.release(released)
+            self._charged -= released
             if self.app is not None:
-                self.app.tcp_data(data)
-        if self._eof_pending and self._reading:
+                self.app.tcp_data(piece)
+        if self._eof_pending and self._reading and not self._rpending:
             self._eof_pending = False
             if self.app is not None:
                 self.app.tcp_eof()
@@ -407,8 +415,8 @@ class Connection:
         self.state = CLOSED
         self.cancel_timers()
         self.sndbuf.clear()
-        self.ooo.clear()
-        self.budget.used -= self._charged               # what is still pending is not counted
+        self.ooo.clear()                                # (gives its bytes back to the budget)
+        self.budget.release(self._charged)              # what is still pending is not counted
         self._charged = 0
         if self._release is not None:
             self._release(self)
@@ -744,20 +752,27 @@ class Connection:
                 fin_now = True
         app = self.app
         if chunks and app is not None:                  # data first, then EOF, then closed
+            held = chunks
             if self._reading and not self._rpending:
-                for c in chunks:
+                for i, c in enumerate(chunks):
                     app.tcp_data(c)
                     if self.state == CLOSED:
                         return
-            else:
-                for c in chunks:
+                    if not self._reading:       # the app paused: the rest waits for it
+                        held = chunks[i + 1:]
+                        break
+                else:
+                    held = []
+            if held:
+                for c in held:
                     self._rpending += c
                 if self.state != CLOSED:
-                    n = sum(map(len, chunks))
+                    n = sum(map(len, held))
                     self._charged += n
-                    self.budget.used += n
+                    self.budget.charge(n)
         if fin_now and self._fin_offset == self._rcv_abs:
             self._fin_offset = None
+            self.ooo.clear()                            # nothing comes after the FIN
             self.rcv_nxt = (self.rcv_nxt + 1) & MASK
             self._rcv_abs += 1
             self._ack_now = True
@@ -790,12 +805,6 @@ class Connection:
             n += d
             d = 0
         right = max(seq_diff(self._rcv_adv, self.rcv_nxt), 0)
-        if (self._rpending or not self._reading) and d + n > self.budget.free:
-            over = d + n - self.budget.free                 # dropped unacknowledged
-            self.budget.drop(self.remote_key, min(over, n))
-            if self.budget.free <= d:
-                return
-            right = min(right, self.budget.free)
         if d + n > right:
             payload = payload[: max(right - d, 0)]
             n = len(payload)
@@ -803,10 +812,25 @@ class Connection:
             self._ack_now = True
             return
         if d:
-            # keeps nothing when full (a tiny-segment flood); the ACK goes out either way
-            self.ooo.insert(self._rcv_abs + d, payload)
-            self._ack_now = True                        # duplicate ACK for fast retransmit
+            # held only if the budget takes it, else dropped: neither ACKed nor SACKed, the
+            # sender resends it; the duplicate ACK goes out at once either way
+            if not self.ooo.insert(self._rcv_abs + d, payload):
+                self.budget.drop(self.remote_key, n, (
+                    f"out of order, over the {MAX_OOO_SEGMENTS} segments held" if self.ooo.full
+                    else "out of order, over tcp_rcv_budget_bytes"))
+            self._ack_now = True
             return
+        if self._rpending or not self._reading:
+            # the app is not reading: held until it does, if the budget takes it
+            free = self.budget.free
+            if n > free:
+                self.budget.drop(self.remote_key, n - free,
+                                 "over tcp_rcv_budget_bytes (the app is not reading)")
+                payload = payload[:free]
+                n = free
+                if not n:
+                    self._ack_now = True
+                    return
         chunks.append(bytes(payload))
         if not self._unacked_segs:                      # (every other segment in bulk: cheap)
             now = self._clock.seconds()

@@ -27,6 +27,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from axl.crypto import short_key
+from axl.logs import observer as log_observer
 from axl.overlay_address import OverlayAddress
 from axl.tcp.connection import Connection
 from axl.tcp.stack import Listener, TCPStack
@@ -69,7 +70,7 @@ class OverlayServerEndpoint:
     @param port: the overlay TCP port.
     """
 
-    log = Logger()
+    log = Logger(observer=log_observer)
 
     def __init__(self, stack: TCPStack, port: int) -> None:
         self._stack = stack
@@ -111,7 +112,7 @@ class OverlayClientEndpoint:
     @raise ValueError: C{peer_key} is not 32 bytes long.
     """
 
-    log = Logger()
+    log = Logger(observer=log_observer)
 
     def __init__(self, stack: TCPStack, peer_key: bytes, port: int,
                  timeout: float | None = None) -> None:

@@ -22,6 +22,7 @@ from axl.crypto import addr_for_key, short_key
 from axl.errors import DecodeError
 from axl.interfaces import IIPv6Layer
 from axl.ipv6.packet import checksum
+from axl.logs import observer as log_observer
 from axl.ratelimit import AggregatedLog
 from axl.tcp.common import RcvBudget
 from axl.tcp.connection import SYN_RCVD, TIME_WAIT, AppEvents, Connection, TCPConfig
@@ -75,7 +76,7 @@ class TCPStack:
     @param isn: tests only: C{isn(local_port, peer_key, remote_port)} overrides RFC 6528.
     """
 
-    log = Logger()
+    log = Logger(observer=log_observer)
 
     def __init__(self, ipv6: IIPv6Layer, public_key: bytes, clock: IReactorTime,
                  config: TCPConfig | None = None, verify_checksums: bool = False,
@@ -101,8 +102,8 @@ class TCPStack:
         self.stopped = False
         self.stats = {"in": 0, "out": 0, "rst_sent": 0, "dropped": 0}
         self.drops = AggregatedLog(clock, self.log, "dropped", "TCP packets")
-        self.rcv_budget.on_drop = lambda key, n: self.drops.event(
-            short_key(key), f"{n} bytes over tcp_rcv_budget_bytes (the app is not reading)")
+        self.rcv_budget.on_drop = lambda key, n, why: self.drops.event(
+            short_key(key), f"{n} bytes {why}")
         ipv6.register_protocol(NEXT_HEADER_TCP, self.packet_received)
         ipv6.register_ptb_handler(lambda source_key, mtu, original: self.packet_too_big(mtu, original))
 

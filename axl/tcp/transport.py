@@ -30,6 +30,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from axl.interfaces import IAcknowledgingTransport
+from axl.logs import observer as log_observer
 from axl.overlay_address import OverlayAddress
 from axl.tcp.connection import CLOSED, Connection
 
@@ -44,7 +45,7 @@ class OverlayTransport:
     client endpoint) hear the outcome.
     """
 
-    log = Logger()
+    log = Logger(observer=log_observer)
 
     def __init__(self, conn: Connection | None, host: OverlayAddress, peer: OverlayAddress) -> None:
         self.conn = conn
