@@ -18,6 +18,7 @@ Attacks (each at most --seconds, default 10):
   slowbodies 120 clients each send all but the last byte of a 16 MiB /send body, then wait
   remotefull another node sends 16 MiB messages from 8 clients; nobody reads our /recv
   links      300 links from 150 loopback addresses, each a new key, kept up by keepalives
+  pipeline   300 bridge connections pipelining GET /topology without reading responses
 
 Run: python bench/attack.py [--seconds 10] [attack ...]     (loopback only; figures are noisy
 on a shared machine)
@@ -459,6 +460,39 @@ def attack_links(node: Node, stop: threading.Event) -> str:
     return f"{up} links up at the end, {refused} handshakes refused"
 
 
+def attack_pipeline(node: Node, stop: threading.Event) -> str:
+    """
+    As many bridge connections as the bridge takes, each writing pipelined GET /topology
+    requests as fast as it can and never reading a response: what a connection holds at worst.
+    """
+    request = b"GET /topology HTTP/1.1\r\nHost: x\r\n\r\n" * 256
+    socks: list[socket.socket] = []
+    for _ in range(300):
+        try:
+            s = socket.create_connection(("127.0.0.1", node.api), timeout=2)
+            s.setblocking(False)
+            socks.append(s)
+        except OSError:
+            break
+    written = 0
+    while not stop.is_set():
+        progress = False
+        for s in list(socks):
+            try:
+                written += s.send(request)
+                progress = True
+            except BlockingIOError:
+                pass
+            except OSError:
+                socks.remove(s)
+        if not progress:
+            stop.wait(0.2)
+    open_ = len(socks)
+    for s in socks:
+        s.close()
+    return f"{open_} connections still open, {written >> 20} MiB of requests written"
+
+
 ATTACKS: dict[str, Callable[[Node, threading.Event], str]] = {
     "sigreq": attack_sigreq,
     "handshake": attack_handshake,
@@ -473,6 +507,7 @@ ATTACKS: dict[str, Callable[[Node, threading.Event], str]] = {
     "slowbodies": attack_slowbodies,
     "remotefull": attack_remotefull,
     "links": attack_links,
+    "pipeline": attack_pipeline,
 }
 
 

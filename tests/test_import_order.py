@@ -35,7 +35,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("tcp", ("axl.tcp",)),
     ("streams", ("axl.streams", "axl.forward")),
     ("bridge", ("axl.bridge", "axl.admin", "axl.metrics")),
-    ("service", ("axl.service", "axl.node", "axl.tap", "axl.cli", "axl.aio")),
+    ("service", ("axl.service", "axl.node", "axl.tap", "axl.cli", "axl.aio", "axl.worstcase")),
 ]
 
 #: Separate programs beside the node (they reach it over HTTP): they may import the base level
