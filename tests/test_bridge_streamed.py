@@ -21,6 +21,7 @@ from twisted.python.failure import Failure
 
 from axl.bridge.app import STREAM_HOLD, Bridge
 from axl.bridge.limits import STREAM_THRESHOLD, BridgeLimits, LimitedSite
+from axl.streams.streamed import STREAM_WINDOW
 from tests.test_bridge_messaging import TwoNodes
 
 MIB = 1024 * 1024
@@ -125,6 +126,27 @@ class StreamedCases:
         c.feed(body)  # still paused: nothing more is read
         self.assertLessEqual(self.overlay_buffered(), LIMIT + CHUNK + 64)
         self.assertEqual(self.a.bridge.inflight_bytes, STREAM_HOLD)
+
+    def test_window_bounds_unacknowledged(self) -> None:
+        """
+        An overlay transport whose own send-buffer bound is large (auto-tuned up for a peer that
+        advertises big windows): the body still pauses once STREAM_WINDOW bytes are not yet
+        acknowledged, and flows again once half of them are.
+        """
+        self.net.send_limit = None  # the transport never pauses its producer
+        body = payload(16 * MIB)
+        c = self.client(len(body))
+        c.feed(body)
+        self.assertTrue(c.paused)
+        pipe = self.net.pairs[0][0]
+        self.assertLessEqual(pipe.buffered, STREAM_WINDOW + CHUNK + 64)
+        while pipe.buffered > STREAM_WINDOW // 2 + CHUNK and pipe._deliver():
+            self.assertTrue(c.paused)
+        pipe._deliver()
+        self.assertFalse(c.paused)
+        most = self.stream_all(c, body)
+        self.assertLessEqual(most, STREAM_WINDOW + CHUNK + 64)
+        self.assertEqual(c.response()[0], 200)  # type: ignore[index]
 
     def test_delivered_byte_identical(self) -> None:
         """

@@ -78,6 +78,7 @@ from axl.streams.errors import (
 )
 from axl.streams.recv_queue import RecvQueue
 from axl.streams.sender import MessageSender
+from axl.streams.streamed import STREAM_WINDOW
 
 __all__ = ["STREAM_HOLD", "Bridge", "TooDeep", "delivery_status", "mesh_page_html"]
 
@@ -107,9 +108,9 @@ DELIVERY_STATUS: dict[type[DeliveryError], int] = {
 #: Messages this small are never refused for the bytes in flight (L{Bridge._busy}).
 SMALL_MESSAGE = 64 * 1024
 
-#: What a streamed C{/send} counts against C{bridge_max_inflight_bytes}: the body it holds at
-#: most, the overlay connection's send buffer (C{snd_buf}, 1 MiB; see README "Streamed sends").
-STREAM_HOLD = 1024 * 1024
+#: What a streamed C{/send} counts against C{bridge_max_inflight_bytes}: the most of its body
+#: it may hold, L{STREAM_WINDOW} unacknowledged (README "Streamed sends"; one socket read more).
+STREAM_HOLD = STREAM_WINDOW
 
 
 class TooDeep(Exception):

@@ -9,9 +9,12 @@ at most the overlay connection's send buffer of it, never the whole.
    protocol on C{ack_port}, or plain frames on C{port} for a Go AXL node), never the pooled one,
    so a slow client holds up no other message to the same peer. The body is paused meanwhile.
  - Once connected it writes the frame header (the length is known), then each body chunk as it
-   arrives. It is the overlay transport's push producer: while the transport's send buffer is
-   above its bound the body is paused (the HTTP connection stops reading), and resumed as it
-   drains. Paused so for C{send_timeout} seconds in all, it fails with L{SendTimedOut}.
+   arrives. The body is paused (the HTTP connection stops reading) while the overlay transport
+   pauses its producer (its send buffer is above its own, auto-tuned bound) and while more
+   than L{STREAM_WINDOW} bytes are unacknowledged by the peer's TCP (when the transport reports
+   acknowledgements, L{IAcknowledgingTransport}): so a receiver cannot make it hold more,
+   whatever windows it advertises. Paused by the peer for C{send_timeout} seconds in all, it
+   fails with L{SendTimedOut}.
  - It succeeds exactly when a pooled send would: on the receiver's status frame (200), or, for
    a Go AXL receiver, once its TCP acknowledged every byte; the receiver's refusals, a lost
    connection and the timeouts fail it with the same L{DeliveryError}s.
@@ -55,10 +58,16 @@ from axl.streams.framing import (
 )
 from axl.streams.interfaces import IAcknowledgingTransport
 
-__all__ = ["BodySink", "BodySource", "LocalStreamedMessage", "StreamedMessage"]
+__all__ = ["STREAM_WINDOW", "BodySink", "BodySource", "LocalStreamedMessage", "StreamedMessage"]
 
 #: The longest reply frame a streamed send decodes (statuses and refusals are far shorter).
 _REPLY_MAX = 64 * 1024
+
+#: Bytes of a streamed message that may be written and not yet acknowledged by the peer's TCP;
+#: past it the body is paused until half of it is acknowledged.
+STREAM_WINDOW = 1024 * 1024
+#: Acknowledgements are asked for every this many bytes written.
+_ACK_STEP = STREAM_WINDOW // 4
 
 
 class BodySink(TypingProtocol):
@@ -166,8 +175,13 @@ class StreamedMessage:
         self._written = 0
         self._ended = False
         self._timer: IDelayedCall | None = None
-        self._stalled = 0.0  # seconds the overlay kept the body paused, in all
+        self._stalled = 0.0  # seconds the peer kept the body paused, in all
         self._stalled_since = 0.0
+        self._held_by: set[str] = set()  # why the peer holds the body paused: "buffer", "window"
+        self._sent = 0  # bytes written to the connection (header included)
+        self._acked = 0  # of which the peer's TCP acknowledged at least this many
+        self._asked = 0  # the last point an acknowledgement was asked for
+        self._acks = False  # whether the transport reports acknowledgements
 
     @property
     def buffered(self) -> int:
@@ -189,10 +203,10 @@ class StreamedMessage:
             return
         self._protocol = protocol
         transport = protocol.transport
-        if protocol.acknowledged:
-            transport.write(acked_message_head(self.length, self._meta))
-        else:
-            transport.write(frame_header(self.length))
+        self._acks = IAcknowledgingTransport.providedBy(transport)
+        head = acked_message_head(self.length, self._meta) if protocol.acknowledged else frame_header(self.length)
+        transport.write(head)
+        self._sent = len(head)
         early, self._early = self._early, []
         for chunk in early:
             self._forward(chunk)
@@ -201,7 +215,7 @@ class StreamedMessage:
         transport.registerProducer(protocol, True)  # may pause us at once
         if self._ended:
             self._body_done()
-        elif self._timer is None:
+        elif not self._held_by:
             self._source.resumeProducing()
 
     def _connect_failed(self, failure: Failure) -> None:
@@ -212,31 +226,50 @@ class StreamedMessage:
         self.fail(error)
 
     def overlay_paused(self) -> None:
-        """
-        The overlay send buffer is full: pause the body. The time spent so, in all, is the
-        peer's: past C{send_timeout} seconds of it the message fails (a peer that takes data
-        slowly cannot hold it longer than one that takes none).
-        """
-        if self.done or self._timer is not None:
-            return
-        self._source.pauseProducing()
-        if not self._ended:
-            clock, timeout = self._owner.clock, self._owner.send_timeout
-            self._stalled_since = clock.seconds()
-            self._timer = clock.callLater(
-                max(timeout - self._stalled, 0.0),
-                self.fail,
-                SendTimedOut(f"Send timed out: the peer took too little data for {timeout:g} s; not sent"),
-            )
+        """The overlay send buffer is full: pause the body."""
+        self._hold("buffer")
 
     def overlay_resumed(self) -> None:
         """The overlay send buffer drained: the body may flow again."""
+        self._release("buffer")
+
+    def _hold(self, why: str) -> None:
+        """
+        The peer holds the body up (C{why}): pause it. The time spent so, in all, is the peer's:
+        past C{send_timeout} seconds of it the message fails (a peer that takes data slowly
+        cannot hold it longer than one that takes none).
+        """
         if self.done or self._ended:
             return
-        if self._timer is not None:
-            self._stalled += self._owner.clock.seconds() - self._stalled_since
+        held = bool(self._held_by)
+        self._held_by.add(why)
+        if held:
+            return
+        self._source.pauseProducing()
+        clock, timeout = self._owner.clock, self._owner.send_timeout
+        self._stalled_since = clock.seconds()
+        self._timer = clock.callLater(
+            max(timeout - self._stalled, 0.0),
+            self.fail,
+            SendTimedOut(f"Send timed out: the peer took too little data for {timeout:g} s; not sent"),
+        )
+
+    def _release(self, why: str) -> None:
+        """The peer no longer holds the body up for C{why}: resume it if nothing else does."""
+        if why not in self._held_by:
+            return
+        self._held_by.discard(why)
+        if self._held_by or self.done or self._ended:
+            return
+        self._stalled += self._owner.clock.seconds() - self._stalled_since
         self._stop_timer()
         self._source.resumeProducing()
+
+    def _acknowledged(self, _: object, mark: int) -> None:
+        """The peer's TCP acknowledged the first C{mark} bytes written."""
+        self._acked = max(self._acked, mark)
+        if self._sent - self._acked <= STREAM_WINDOW // 2:
+            self._release("window")
 
     def answered(self, frame: bytes) -> None:
         """The receiver's status frame (the acknowledged protocol)."""
@@ -296,7 +329,18 @@ class StreamedMessage:
             return
         self._written += len(data)
         assert self._protocol is not None
-        self._protocol.transport.write(data)
+        transport = self._protocol.transport
+        transport.write(data)
+        self._sent += len(data)
+        if not self._acks:
+            return
+        if self._sent - self._asked >= _ACK_STEP:
+            self._asked = self._sent
+            # A lost connection fails the message (connection_lost), not this errback.
+            acknowledged = cast("Deferred[None]", transport.when_acknowledged())
+            acknowledged.addCallbacks(self._acknowledged, lambda _: None, callbackArgs=(self._sent,))
+        if self._sent - self._acked > STREAM_WINDOW:
+            self._hold("window")
 
     def _body_done(self) -> None:
         """Every byte is written: wait for the receiver's status, or its TCP's acknowledgement."""
