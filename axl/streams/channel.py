@@ -75,7 +75,7 @@ from axl.streams.interfaces import IAcknowledgingTransport
 
 __all__ = [
     "SEND_WINDOW", "Channel", "ChannelCore", "ChannelLifecycle", "ChannelOwner", "Frame",
-    "connect_error", "dial_message_port",
+    "REPLY_MAX", "connect_error", "dial_message_port",
 ]
 
 log = Logger(observer=log_observer)
@@ -85,7 +85,7 @@ log = Logger(observer=log_observer)
 SEND_WINDOW = 4 * 1024 * 1024
 
 #: The longest reply frame a C{/send} connection decodes (an oversize refusal is far shorter).
-_REPLY_MAX = 64 * 1024
+REPLY_MAX = 64 * 1024
 
 
 class Frame:
@@ -180,7 +180,7 @@ class SendProtocol(Protocol):
         self.channel = channel
         self.acknowledged = acknowledged
         self.paused = False
-        self._decoder: MessageDecoder | None = MessageDecoder(_REPLY_MAX)
+        self._decoder: MessageDecoder | None = MessageDecoder(REPLY_MAX)
 
     def connectionMade(self) -> None:
         self.transport.registerProducer(self, True)

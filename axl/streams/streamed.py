@@ -39,7 +39,7 @@ from zope.interface import implementer
 from axl.crypto.keys import short_key
 from axl.errors import ProtocolError
 from axl.ratelimit import AggregatedLog
-from axl.streams.channel import ChannelOwner, connect_error, dial_message_port
+from axl.streams.channel import REPLY_MAX, ChannelOwner, connect_error, dial_message_port
 from axl.streams.errors import (
     DeliveryError,
     MessageRefused,
@@ -59,9 +59,6 @@ from axl.streams.framing import (
 from axl.streams.interfaces import IAcknowledgingTransport
 
 __all__ = ["STREAM_WINDOW", "BodySink", "BodySource", "LocalStreamedMessage", "StreamedMessage"]
-
-#: The longest reply frame a streamed send decodes (statuses and refusals are far shorter).
-_REPLY_MAX = 64 * 1024
 
 #: Bytes of a streamed message that may be written and not yet acknowledged by the peer's TCP;
 #: past it the body is paused until half of it is acknowledged.
@@ -115,7 +112,7 @@ class _StreamProtocol(Protocol):
     def __init__(self, message: StreamedMessage, acknowledged: bool) -> None:
         self.message = message
         self.acknowledged = acknowledged
-        self._decoder: MessageDecoder | None = MessageDecoder(_REPLY_MAX)
+        self._decoder: MessageDecoder | None = MessageDecoder(REPLY_MAX)
 
     def dataReceived(self, data: bytes) -> None:
         if self._decoder is None:
