@@ -348,7 +348,7 @@ class NodeConfig:
     bridge_max_connections: int = 64
     bridge_max_requests: int = 64
     bridge_max_background: int = 256
-    bridge_max_inflight_bytes: int = 32 * 1024 * 1024
+    bridge_max_inflight_bytes: int = 16 * 1024 * 1024
     mcp_allowed_peers: tuple[bytes, ...] = ()
     a2a_allowed_peers: tuple[bytes, ...] = ()
     socks: SocksSpec | None = None

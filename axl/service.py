@@ -404,6 +404,7 @@ def _bridge_service(
         max_requests=config.bridge_max_requests,
         max_body=config.max_message_size,
     )
-    site = BridgeSite(bridge.resource(), limits, reactor, parsePOSTFormSubmission=False)
+    site = BridgeSite(bridge.resource(), limits, reactor, streamed=bridge.streamed_routes,
+                      parsePOSTFormSubmission=False)  # fmt: skip
     endpoint = bridge_endpoint(reactor, config.bridge_addr, config.api_port)
     return BridgeService(config, identity, endpoint, site)
