@@ -349,6 +349,24 @@ class RouteLimitTests(TwoNodes):
                  for _ in range(8)]  # fmt: skip
         self.assertEqual(codes, [202] * 5 + [503] * 3)
 
+    def test_background_forwards_count_their_bytes(self) -> None:
+        """
+        A notification forwarded in the background counts its envelope in the in-flight bytes
+        until the forward ends (after its request has been answered 202); small ones get no
+        exemption, so bridge_max_background x 64 KiB is not added to the bound.
+        """
+        dead = bytes([9]) * 32
+        self.net.black_holes.add(dead)
+        note = json.dumps({"jsonrpc": "2.0", "method": "notifications/x", "params": "p" * 500}).encode()
+        self.assertEqual(self.call(self.client_a, "POST", f"/mcp/{dead.hex()}/svc", {}, note)[0], 202)
+        held = self.a.bridge.inflight_bytes
+        self.assertGreater(held, 500)
+        self.a.bridge.max_inflight_bytes = held + 100  # room for no second one
+        self.assertEqual(self.call(self.client_a, "POST", f"/mcp/{dead.hex()}/svc", {}, note)[0], 503)
+        self.clock.advance(120)  # the forward gives up
+        self.settle()
+        self.assertEqual(self.a.bridge.inflight_bytes, 0)
+
     def test_inflight_bytes(self) -> None:
         """/send bodies in flight past bridge_max_inflight_bytes get 503; one alone always goes."""
         self.a.bridge.max_inflight_bytes = 1500

@@ -515,9 +515,12 @@ class Bridge:
                     f"Busy: {len(self._background)} notifications being forwarded "
                     f"(bridge_max_background is {self.max_background}); retry",
                 )
-            busy = self._busy(request, len(envelope))
-            if busy is not None:
-                return busy
+            if not self.inflight.fits(len(envelope)):  # small ones too: they outlive the request
+                return busy_response(
+                    request,
+                    f"Busy: {self.inflight.used} bytes of messages in flight "
+                    f"(bridge_max_inflight_bytes is {self.max_inflight_bytes}); retry",
+                )
             self._forward_notification(dest, service, envelope, session)
             if session is not None:
                 request.setHeader(b"Mcp-Session-Id", session.id.encode("ascii"))

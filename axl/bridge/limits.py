@@ -210,6 +210,10 @@ class InflightBytes:
         total = held + size
         return total <= self.small or self.used == held or self.used + size <= self.limit
 
+    def fits(self, size: int) -> bool:
+        """Whether C{size} more bytes fit under the limit (or nothing is held): no small exemption."""
+        return not self.used or self.used + size <= self.limit
+
     def take(self, size: int) -> None:
         """Hold C{size} more bytes."""
         self.used += size
