@@ -15,7 +15,7 @@ Attacks (each at most --seconds, default 10):
   bigsend    30 concurrent 16 MiB /send to an unreachable key (--send-mib N: N MiB)
   slowsend   30 concurrent 16 MiB /send to a peer node whose /recv nobody reads (--send-mib)
   recvfull   16 MiB /send to our own key until the /recv queue is full (nobody reads)
-  slowbodies 120 clients each send all but the last byte of a 16 MiB /send body, then wait
+  slowbodies 120 clients each send all but the last byte of a 3 MiB (stored) /send body, then wait
   remotefull another node sends 16 MiB messages from 8 clients; nobody reads our /recv
   links      300 links from 150 loopback addresses, each a new key, kept up by keepalives
   pipeline   300 bridge connections pipelining GET /topology without reading responses
@@ -344,8 +344,11 @@ def attack_recvfull(node: Node, stop: threading.Event) -> str:
 
 
 def attack_slowbodies(node: Node, stop: threading.Event) -> str:
-    """120 clients each declare a 16 MiB /send body, send all but its last byte, and wait."""
-    body = b"s" * ((16 << 20) - 1)
+    """
+    120 clients each declare a 3 MiB /send body (stored, not streamed: under 4 MiB), send all
+    but its last byte, and wait.
+    """
+    body = b"s" * ((3 << 20) - 1)
     head = (b"POST /send HTTP/1.1\r\nHost: x\r\nX-Destination-Peer-Id: " + node.key.encode()
             + b"\r\nContent-Length: " + str(len(body) + 1).encode() + b"\r\n\r\n")  # fmt: skip
     codes: dict[str, int] = {}
@@ -378,7 +381,7 @@ def attack_slowbodies(node: Node, stop: threading.Event) -> str:
         stop.wait()
         for s in socks:
             s.close()
-    return f"120 x 16 MiB bodies held open: {codes}"
+    return f"120 x 3 MiB bodies held open: {codes}"
 
 
 def attack_remotefull(node: Node, stop: threading.Event) -> str:

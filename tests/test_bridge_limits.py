@@ -139,6 +139,27 @@ class SiteLimitTests(SynchronousTestCase):
         proto.dataReceived(b"0\r\n\r\n")
         self.assertEqual(self.resource.bodies, [])
 
+    def test_slow_upload_gives_way(self) -> None:
+        """
+        At the cap, with no connection idle, the one that has been storing a body the longest
+        (a slow upload) is closed with 408 for the newcomer; one answered already and only
+        draining its refused body goes first, at once.
+        """
+        conns = [self.connect(i) for i in range(4)]
+        for n, (proto, _) in enumerate(conns):
+            self.clock.advance(1)
+            length = 5000 if n == 2 else 10  # conns[2]'s body is over max_body: 413, draining
+            proto.dataReceived(b"POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n" % length)
+        self.assertIn(b"413", conns[2][1].value())
+        newcomer, transport = self.connect(9)
+        self.assertEqual(transport.value(), b"")  # taken
+        self.assertTrue(conns[2][1].disconnecting)  # the draining one went
+        newcomer.dataReceived(b"POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nhi")
+        _, transport = self.connect(10)
+        self.assertEqual(transport.value(), b"")
+        self.assertIn(b"408", conns[0][1].value())  # then the oldest upload
+        self.assertFalse(conns[1][1].disconnecting)
+
     def test_body_at_limit_accepted(self) -> None:
         """A body of exactly max_body is handled."""
         proto, transport = self.connect()
@@ -150,13 +171,14 @@ class SiteLimitTests(SynchronousTestCase):
         Past max_connections, while every connection has a request in progress, a new one is
         answered 503 and closed; a closed one frees a slot.
         """
+        self.site = LimitedSite(self.resource, BridgeLimits(max_connections=4, max_requests=10), self.clock)
         conns = [self.connect(i) for i in range(4)]
-        for proto, _ in conns:
-            proto.dataReceived(b"POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n")
+        for proto, _ in conns:  # each handled (the resource holds them)
+            proto.dataReceived(b"POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nhi")
         proto, transport = self.connect(9)
         self.assertIn(b"503", transport.value())
         self.assertTrue(transport.disconnecting)
-        conns[0][0].connectionLost(None)
+        conns[0][0].connectionLost(Failure(ConnectionDone()))
         _, transport = self.connect(10)
         self.assertEqual(transport.value(), b"")
 

@@ -537,7 +537,10 @@ def bridge_closed_after(head: bytes, seconds: float) -> Callable[[dict[str, Any]
 
 def bridge_third_refused(request: bytes) -> Callable[[dict[str, Any], dict[str, Any]], bool]:
     def observe(a: dict[str, Any], b: dict[str, Any]) -> bool:
-        """Whether the bridge answers the third of three connections sending C{request} with 503."""
+        """
+        Whether a third connection sending C{request} finds the bridge full: it is answered 503,
+        or the first (a slow upload) gives way to it with 408.
+        """
         service, _, factories = _started_factories(a)
         try:
             transports = []
@@ -545,7 +548,7 @@ def bridge_third_refused(request: bytes) -> Callable[[dict[str, Any], dict[str, 
                 proto, transport = _connect(factories[9002], port=i)
                 proto.dataReceived(request)
                 transports.append(transport)
-            return b" 503 " in transports[2].value()
+            return b" 503 " in transports[2].value() or b" 408 " in transports[0].value()
         finally:
             service.stopService()
 

@@ -386,6 +386,8 @@ class LimitedChannel(HTTPChannel):
     _closing = False
     #: when it started waiting for a request head (None while a request is read or handled)
     waiting_since: float | None = None
+    #: when the head of a request whose body is being stored arrived (None otherwise)
+    body_since: float | None = None
 
     def connectionMade(self) -> None:
         super().connectionMade()
@@ -402,11 +404,14 @@ class LimitedChannel(HTTPChannel):
         super().allHeadersReceived()
         if self._closing:
             return
-        self._arm(_site_of_channel(self).limits.body_timeout, "request body")
+        site = _site_of_channel(self)
+        self._arm(site.limits.body_timeout, "request body")
         request = self.requests[-1]
         if getattr(request, "streamed_body", None) is not None:
             # Handled now; its route reads the body as it arrives.
             request.requestReceived(self._command, self._path, self._version)
+        elif self.length:
+            self.body_since = site.reactor.seconds()
 
     def streamed_route(self) -> bool:
         """Whether the request whose head was just read is of one of the site's streamed routes."""
@@ -523,6 +528,7 @@ class LimitedChannel(HTTPChannel):
             self._deadline.cancel()
         self._deadline = None
         self.waiting_since = None
+        self.body_since = None
 
     def _expired(self, seconds: float, what: str) -> None:
         self._deadline = None
@@ -568,12 +574,15 @@ class LimitedSite(Site):
 
     def buildProtocol(self, addr: Any) -> Any:
         if len(self.channels) >= self.limits.max_connections:
-            waiting = [c for c in self.channels if c.waiting_since is not None and not c._closing]
-            if waiting:
-                oldest = min(waiting, key=lambda c: c.waiting_since or 0.0)
-                self.refusals.event(_peer(oldest), "idle connection closed to make room")
-                self.channels.discard(oldest)
-                oldest.evict()
+            victim = self._victim()
+            if victim is not None:
+                self.channels.discard(victim)
+                if victim._closing:  # answered already, only draining: gone at once
+                    self.refusals.event(_peer(victim), "answered connection aborted to make room")
+                    victim._abort()
+                else:
+                    self.refusals.event(_peer(victim), "slow or idle connection closed to make room")
+                    victim.evict()
                 return super().buildProtocol(addr)
             self.refusals.event(str(getattr(addr, "host", addr)), "too many connections")
             return _Refusal(
@@ -582,6 +591,22 @@ class LimitedSite(Site):
                               f"{self.limits.max_connections})")  # fmt: skip
             )
         return super().buildProtocol(addr)
+
+    def _victim(self) -> LimitedChannel | None:
+        """
+        The connection that gives way to a new one at the cap: one already answered that only
+        drains (a refused body), else the one waiting longest for a request head (idle or
+        slowloris), else the one storing a body for the longest (a slow upload); never one
+        whose request is being handled.
+        """
+        closing = [c for c in self.channels if c._closing]
+        if closing:
+            return closing[0]
+        for since in ("waiting_since", "body_since"):
+            waiting = [c for c in self.channels if getattr(c, since) is not None]
+            if waiting:
+                return min(waiting, key=lambda c: getattr(c, since) or 0.0)
+        return None
 
     def stopFactory(self) -> None:
         self.refusals.stop()
