@@ -548,7 +548,7 @@ def bridge_third_refused(request: bytes) -> Callable[[dict[str, Any], dict[str, 
                 proto, transport = _connect(factories[9002], port=i)
                 proto.dataReceived(request)
                 transports.append(transport)
-            return b" 503 " in transports[2].value() or b" 408 " in transports[0].value()
+            return b" 503 " in transports[2].value() or any(b" 408 " in t.value() for t in transports[:2])
         finally:
             service.stopService()
 
