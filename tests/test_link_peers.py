@@ -386,6 +386,32 @@ class HandshakeFloodTests(SynchronousTestCase):
         self.assertTrue(again.core.is_up)
         self.assertEqual(len(hub.links()), 3)
 
+    def test_inbound_cap_fair_share(self) -> None:
+        """
+        At the C{max_inbound_links} cap an address holding at least two more links than a
+        newcomer's gives its newest one up once the newcomer's handshake is done, so one
+        address cannot keep the others out; addresses holding one link each are not displaced.
+        """
+        from axl.link.meta import encode_meta
+
+        s, hub, factory = self.hub(max_inbound_links=3)
+        hog = [self.connect(factory, "10.5.0.1", 1 + i) for i in range(3)]
+        for i, proto in enumerate(hog):
+            proto.dataReceived(encode_meta(identity(30 + i)))
+        self.assertEqual(len(hub.links()), 3)
+        newcomer = self.connect(factory, "10.5.0.2", 1)
+        self.assertIsNotNone(newcomer)
+        newcomer.dataReceived(encode_meta(identity(40)))
+        self.assertTrue(newcomer.core.is_up)
+        self.assertEqual(len(hub.links()), 3)
+        self.assertFalse(hog[2].core.is_up)  # the hog's newest gave way
+        self.assertTrue(hog[0].core.is_up and hog[1].core.is_up)
+        other = self.connect(factory, "10.5.0.3", 1)  # the hog holds 2, the newcomer 0: fair
+        other.dataReceived(encode_meta(identity(41)))
+        self.assertTrue(other.core.is_up)
+        self.assertFalse(hog[1].core.is_up)
+        self.assertIsNone(self.connect(factory, "10.5.0.4", 1))  # one link per address: refused
+
     def test_outbound_links_not_capped(self) -> None:
         """Links we dial (configured peers) do not count against C{max_inbound_links}."""
         s = Setup(tls=False)

@@ -349,7 +349,7 @@ class PeerManager(MultiService):
                 up += 1
             elif e.link is not None and host is not None:
                 pending.setdefault(host, []).append(e)
-        if up >= self.max_inbound_links:
+        if up >= self.max_inbound_links and self._hog_of_links(source) is None:
             return f"{up} inbound links up already (max_inbound_links)"
         mine = len(pending.get(source, ()))
         if mine >= self.max_handshakes_per_source:
@@ -366,6 +366,23 @@ class PeerManager(MultiService):
             if victim.link is not None:
                 victim.link.close(f"handshake slot given to another address ({hog} held {len(held)})")
         return ""
+
+    def _hog_of_links(self, source: str, exclude: PeerEntry | None = None) -> PeerEntry | None:
+        """
+        At the C{max_inbound_links} cap: the newest up link of the address holding the most, if
+        it holds at least two more than C{source} (so one address cannot keep others out, and
+        addresses holding one link each are never displaced); else None.
+        """
+        by_host: dict[str, list[PeerEntry]] = {}
+        for e in self._inbound:
+            if e is not exclude and e.link is not None and e.link.is_up:
+                by_host.setdefault(self._host_of.get(id(e), e.uri), []).append(e)
+        if not by_host:
+            return None
+        hog, held = max(by_host.items(), key=lambda kv: len(kv[1]))
+        if hog == source or len(held) < len(by_host.get(source, ())) + 2:
+            return None
+        return held[-1]
 
     def _banned(self, what: object, now: float) -> bool:
         ban = self._bans.get(what)
@@ -392,10 +409,17 @@ class PeerManager(MultiService):
             others = [e.link for e in self._inbound
                       if e is not entry and e.link is not None and e.link.is_up]  # fmt: skip
             if len(others) >= self.max_inbound_links:
-                # Handshakes admitted while there was room may finish after it is gone.
-                self.refusals.event(source, f"{len(others)} inbound links up already (max_inbound_links)")
-                link.close(f"{len(others)} inbound links up already")
-                return
+                # Handshakes admitted while there was room may finish after it is gone; a
+                # newcomer may take the place of a link of an address holding more than its share.
+                victim = self._hog_of_links(source, exclude=entry)
+                if victim is None:
+                    self.refusals.event(source, f"{len(others)} inbound links up already (max_inbound_links)")
+                    link.close(f"{len(others)} inbound links up already")
+                    return
+                hog = self._host_of.get(id(victim), victim.uri)
+                self.refusals.event(hog, "inbound link closed for another address (max_inbound_links)")
+                assert victim.link is not None  # only up links are candidates
+                victim.link.close(f"inbound link given to another address ({hog} held the most)")
             same_key = sum(1 for other in others if other.remote_key == key)
             if same_key >= self.max_inbound_per_key:
                 self.refusals.event(source, f"{same_key} inbound links with key {short_key(key)}")
