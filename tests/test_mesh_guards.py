@@ -14,6 +14,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from axl.crypto.keys import Identity
 from axl.errors import ProtocolError
 from axl.mesh.router import Router
+from axl.mesh.tree import MAX_ENTRIES_PER_PEER, TIMEOUT_S
 from axl.mesh.wire import FRAME_ANNOUNCE, FRAME_SIGREQ, FRAME_SIGRES, Announce, SigReq, SigRes, tree_tbs
 from tests.mesh_fakes import FakeLink, counter_randbytes, identities
 from tests.test_mesh_tree import signed
@@ -69,3 +70,116 @@ class TreeGuardTests(SynchronousTestCase):
         # The identical entry again is accepted without a new check (and changes nothing).
         self.router.frame_received(link, FRAME_ANNOUNCE, good.encode())
         self.assertIs(self.router.tree.infos[self.low.public_key], stored)
+
+
+def fake_root(i: int) -> bytes:
+    """The Announce payload of a made-up node that is its own root (one signature)."""
+    node = Identity(b"fake" + i.to_bytes(28, "big"))
+    tbs = tree_tbs(node.public_key, node.public_key, 1, 1, 0)
+    sig = node.sign(tbs)
+    return Announce(node.public_key, node.public_key, 1, 1, 0, sig, sig).encode()
+
+
+class TreeQuotaTests(SynchronousTestCase):
+    """
+    The per-peer quota on tree entries (L{axl.mesh.tree.MAX_ENTRIES_PER_PEER}, issue 12): a peer
+    announcing made-up nodes fills its own quota and no more.
+    """
+
+    def setUp(self) -> None:
+        self.root, self.middle, self.me, self.honest, self.attacker = identities(5, seed=12)
+        self.clock = Clock()
+        self.router = Router(self.me, self.clock, lambda s, d: None, randbytes=counter_randbytes())
+        self.router.start()
+        self.addCleanup(self.router.stop)
+        self.tree = self.router.tree
+        self.evil = FakeLink(self.attacker.public_key)
+        self.router.link_up(self.evil)
+
+    def flood(self, count: int, start: int = 0) -> None:
+        """C{count} made-up nodes from the attacker, within its announce rate limit."""
+        for i in range(start, start + count):
+            self.router.frame_received(self.evil, FRAME_ANNOUNCE, fake_root(i))
+            if i % 100 == 99:
+                self.clock.advance(0.5)
+
+    def test_flood_held_to_the_quota(self) -> None:
+        """
+        100,000 made-up nodes (over 500 s, so some expire meanwhile) never make us hold more
+        than the quota for the attacker; the rest are refused, counted.
+        """
+        quota = MAX_ENTRIES_PER_PEER
+        for start in range(0, 100_000, 5_000):
+            self.flood(5_000, start)
+            self.assertLessEqual(len(self.tree.charged[self.attacker.public_key]), quota)
+            self.assertLessEqual(len(self.tree.infos), quota + 1)  # + our own entry
+        self.assertGreaterEqual(self.tree.refused.total, 100_000 - 2 * quota)
+
+    def test_updates_for_held_keys_apply(self) -> None:
+        """At its quota, the peer's newer entry for a key it already holds replaces the old one."""
+        self.tree.max_entries_per_peer = 4
+        self.flood(10)
+        held = sorted(self.tree.charged[self.attacker.public_key])
+        self.assertEqual(len(held), 4)
+        first = Identity(b"fake" + (0).to_bytes(28, "big"))
+        self.assertIn(first.public_key, held)
+        newer = signed(first, first, 2, 1, 0)
+        self.router.frame_received(self.evil, FRAME_ANNOUNCE, newer.encode())
+        self.assertEqual(self.tree.infos[first.public_key].seq, 2)
+        self.assertEqual(sorted(self.tree.charged[self.attacker.public_key]), held)
+
+    def honest_peer(self) -> FakeLink:
+        """Link up the honest peer and receive its ancestry: root -> middle -> honest."""
+        link = FakeLink(self.honest.public_key)
+        self.router.link_up(link)
+        for ann in (
+            signed(self.root, self.root, 1, 1, 0),
+            signed(self.middle, self.root, 1, 1, 3),
+            signed(self.honest, self.middle, 1, 1, 4),
+        ):
+            self.router.frame_received(link, FRAME_ANNOUNCE, ann.encode())
+        return link
+
+    def test_honest_ancestry_accepted_while_attacker_at_quota(self) -> None:
+        """The attacker at its quota does not stop a second peer's ancestry from being stored."""
+        self.tree.max_entries_per_peer = 4
+        self.flood(10)
+        self.honest_peer()
+        self.assertEqual(
+            self.tree.ancestry(self.honest.public_key),
+            [self.root.public_key, self.middle.public_key, self.honest.public_key],
+        )
+        self.assertEqual(self.tree.coords(self.honest.public_key), (3, 4))
+        self.assertEqual(len(self.tree.charged[self.attacker.public_key]), 4)
+
+    def test_released_on_expiry(self) -> None:
+        """Entries that expire stop counting: the peer may add new keys again."""
+        self.tree.max_entries_per_peer = 4
+        self.flood(4)
+        self.flood(1, start=4)
+        self.assertEqual(self.tree.refused.total, 1)
+        self.clock.advance(TIMEOUT_S + 1)
+        self.assertNotIn(self.attacker.public_key, self.tree.charged)
+        self.flood(4, start=10)
+        self.assertEqual(len(self.tree.charged[self.attacker.public_key]), 4)
+        self.assertEqual(self.tree.refused.total, 1)
+
+    def test_released_on_link_down(self) -> None:
+        """
+        When the attacker's last link goes down, its made-up entries are forgotten at once, but
+        one it relayed first that a peer still up needs (the honest peer's root) is kept and
+        charged to that peer.
+        """
+        self.tree.max_entries_per_peer = 8
+        self.router.frame_received(self.evil, FRAME_ANNOUNCE, signed(self.root, self.root, 1, 1, 0).encode())
+        self.flood(4)
+        self.honest_peer()
+        self.assertEqual(len(self.tree.charged[self.attacker.public_key]), 5)
+        self.router.link_down(self.evil)
+        self.assertNotIn(self.attacker.public_key, self.tree.charged)
+        self.assertEqual(
+            self.tree.charged[self.honest.public_key], {self.root.public_key, self.middle.public_key}
+        )
+        # our entry and the honest peer's ancestry
+        self.assertEqual(len(self.tree.infos), 4)
+        self.assertEqual(self.tree.coords(self.honest.public_key), (3, 4))
