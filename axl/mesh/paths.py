@@ -121,10 +121,12 @@ MAX_HELD_PER_DEST = 64
 MAX_HELD_PACKETS = 2048
 #: Bytes kept for all destinations together (new ones are refused beyond it).
 MAX_HELD_BYTES = 8 * 1024 * 1024
-#: Path entries held at most (the oldest is forgotten to make room for a new one).
-MAX_PATHS = 16384
-#: Rumors (outstanding lookups) held at most (the oldest is forgotten, with its held packets).
-MAX_RUMORS = 16384
+#: Path entries held at most (the oldest is forgotten to make room for a new one); ~2.4 KiB
+#: each with a 200-byte packet kept (C{bench/bench_tree_flood.py}).
+MAX_PATHS = 4096
+#: Rumors (outstanding lookups) held at most (the oldest is forgotten, with its held packets);
+#: ~2.3 KiB each with a 200-byte packet held.
+MAX_RUMORS = 4096
 #: Bytes of the packets kept for re-sending (L{RECENT_BYTES} per path) for all paths together.
 MAX_RECENT_BYTES = 4 * 1024 * 1024
 

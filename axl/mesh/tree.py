@@ -50,9 +50,9 @@ REFRESH_S = 240.0
 TIMEOUT_S = 300.0
 
 #: Tree entries charged to one peer at most (the keys first learned from it, other than its own):
-#: ~17 times the depth of the deepest real tree (10 to 30); legitimately a peer sends its own
-#: ancestry and ours.
-MAX_ENTRIES_PER_PEER = 512
+#: ~8 times the depth of the deepest real tree (10 to 30); legitimately a peer sends its own
+#: ancestry and ours. About 1.7 KiB each (C{bench/bench_tree_flood.py}): 0.5 MiB per peer.
+MAX_ENTRIES_PER_PEER = 256
 
 _MAX_COST = MAX_UINT64
 
