@@ -70,6 +70,7 @@ from axl.tcp.common import TCPConfig
 from axl.tcp.endpoints import OverlayClientEndpoint, OverlayServerEndpoint
 from axl.tcp.service import TCPService
 from axl.tcp.stack import TCPStack
+from axl.worstcase import worst_case_total
 
 __all__ = [
     "BridgeService",
@@ -137,6 +138,8 @@ class NodeStartupService(Service):
             log.info("Configured listener: {uri}", uri=uri)
         for uri in config.peers:
             log.info("Configured peer: {uri}", uri=uri)
+        log.info("Memory remote parties can make this node hold: at most {mib:.0f} MiB with this "
+                 "config (README: Worst-case memory)", mib=worst_case_total(config) / 2**20)  # fmt: skip
 
 
 #: A TCP server endpoint on a host (IPv4 or IPv6 literal, or a name) and port.
@@ -401,6 +404,7 @@ def _bridge_service(
         max_requests=config.bridge_max_requests,
         max_body=config.max_message_size,
     )
-    site = BridgeSite(bridge.resource(), limits, reactor, parsePOSTFormSubmission=False)
+    site = BridgeSite(bridge.resource(), limits, reactor, streamed=bridge.streamed_routes,
+                      parsePOSTFormSubmission=False)  # fmt: skip
     endpoint = bridge_endpoint(reactor, config.bridge_addr, config.api_port)
     return BridgeService(config, identity, endpoint, site)

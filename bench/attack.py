@@ -12,7 +12,8 @@ Attacks (each at most --seconds, default 10):
   bigbody    a 100 MB Content-Length /send, then a chunked body streamed until cut
   deepjson   /mcp and /a2a bodies nested 948 deep; duplicate X-Destination-Peer-Id
   notify     /mcp notifications to an unreachable key as fast as possible
-  bigsend    30 concurrent 16 MiB /send to an unreachable key
+  bigsend    30 concurrent 16 MiB /send to an unreachable key (--send-mib N: N MiB)
+  slowsend   30 concurrent 16 MiB /send to a peer node whose /recv nobody reads (--send-mib)
   recvfull   16 MiB /send to our own key until the /recv queue is full (nobody reads)
   slowbodies 120 clients each send all but the last byte of a 16 MiB /send body, then wait
   remotefull another node sends 16 MiB messages from 8 clients; nobody reads our /recv
@@ -274,8 +275,12 @@ def attack_notify(node: Node, stop: threading.Event) -> str:
     return f"notifications by status: {dict(sorted(codes.items()))}"
 
 
+#: the body size of bigsend and slowsend (--send-mib)
+SEND_MIB = 16
+
+
 def attack_bigsend(node: Node, stop: threading.Event) -> str:
-    body = b"z" * (16 << 20)
+    body = b"z" * (SEND_MIB << 20)
 
     def one() -> int:
         try:
@@ -286,7 +291,35 @@ def attack_bigsend(node: Node, stop: threading.Event) -> str:
 
     with ThreadPoolExecutor(30) as pool:
         codes = list(pool.map(lambda _: one(), range(30)))
-    return f"30 x 16 MiB to an unreachable key: {dict((c, codes.count(c)) for c in set(codes))}"
+    return f"30 x {SEND_MIB} MiB to an unreachable key: {dict((c, codes.count(c)) for c in set(codes))}"
+
+
+def attack_slowsend(node: Node, stop: threading.Event) -> str:
+    """
+    30 concurrent /send to a second node peered with the target whose /recv nobody reads: once
+    its queue and windows are full the target's sends stall (and fail after send_timeout_secs).
+    """
+    sink = Node(node.workdir, "sink", {"Peers": [f"tls://127.0.0.1:{node.link_port}"]})
+    try:
+        dest = {"X-Destination-Peer-Id": sink.key}
+        deadline = time.monotonic() + 60
+        while http("POST", node.url("/send"), b"probe", dest, timeout=30)[0] != 200:
+            if time.monotonic() > deadline:
+                return "no route to the sink node"
+            time.sleep(0.5)
+        body = b"s" * (SEND_MIB << 20)
+
+        def one() -> int:
+            try:
+                return http("POST", node.url("/send"), body, dest, timeout=90)[0]
+            except OSError:
+                return 0
+
+        with ThreadPoolExecutor(30) as pool:
+            codes = list(pool.map(lambda _: one(), range(30)))
+        return f"30 x {SEND_MIB} MiB to a non-reading peer: {dict((c, codes.count(c)) for c in set(codes))}"
+    finally:
+        stop_all([sink.proc])
 
 
 def attack_recvfull(node: Node, stop: threading.Event) -> str:
@@ -469,6 +502,7 @@ ATTACKS: dict[str, Callable[[Node, threading.Event], str]] = {
     "deepjson": attack_deepjson,
     "notify": attack_notify,
     "bigsend": attack_bigsend,
+    "slowsend": attack_slowsend,
     "recvfull": attack_recvfull,
     "slowbodies": attack_slowbodies,
     "remotefull": attack_remotefull,
@@ -528,8 +562,11 @@ def run(node: Node, name: str, seconds: float) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--send-mib", type=int, default=16, help="body size of bigsend and slowsend")
     parser.add_argument("attacks", nargs="*", help=", ".join(ATTACKS))
     args = parser.parse_args()
+    global SEND_MIB
+    SEND_MIB = args.send_mib
     unknown = set(args.attacks) - set(ATTACKS)
     if unknown:
         parser.error(f"unknown attacks: {', '.join(sorted(unknown))}")

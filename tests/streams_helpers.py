@@ -53,6 +53,7 @@ class PipeTransport:
         self.disconnecting = False
         self.closed = False
         self.producer: Any = None
+        self.producer_paused = False
         self.aborted = False
         self.close_when_unregistered = False
 
@@ -61,6 +62,17 @@ class PipeTransport:
             return
         self.outbox.append(bytes(data))
         self.written += len(data)
+        limit = self.net.send_limit
+        if limit is not None and self.producer is not None and not self.producer_paused:
+            if self.written - self.delivered > limit:
+                # like the overlay transport: its producer waits while the send buffer is full
+                self.producer_paused = True
+                self.producer.pauseProducing()
+
+    @property
+    def buffered(self) -> int:
+        """Bytes written and not yet handed to the other end (the send buffer)."""
+        return self.written - self.delivered
 
     def writeSequence(self, seq: list[bytes]) -> None:
         for data in seq:
@@ -86,6 +98,7 @@ class PipeTransport:
 
     def registerProducer(self, producer: Any, streaming: bool) -> None:
         self.producer = producer
+        self.producer_paused = False
 
     def unregisterProducer(self) -> None:
         self.producer = None
@@ -128,6 +141,11 @@ class PipeTransport:
         self.delivered += len(data)
         other.protocol.dataReceived(data)
         self._fire_acks()
+        limit = self.net.send_limit
+        if self.producer_paused and limit is not None and self.buffered <= limit // 2:
+            self.producer_paused = False
+            if self.producer is not None:
+                self.producer.resumeProducing()
         return True
 
     def _fire_acks(self) -> None:
@@ -169,6 +187,9 @@ class MemoryNet:
         self.pairs: list[tuple[PipeTransport, PipeTransport]] = []
         self.pending_connects: list[Deferred[Any]] = []
         self.transport_class: type[PipeTransport] = PipeTransport
+        #: when set, a registered producer is paused while more than this many bytes wait
+        #: to be delivered, and resumed at half (as the overlay transport's send buffer does)
+        self.send_limit: int | None = None
 
     def listen(self, node: bytes, port: int, factory: Any) -> None:
         self.listeners[(node, port)] = factory

@@ -629,7 +629,7 @@ ROWS: dict[str, Row] = {
     ),
     "peer_max_backoff_secs": Row({"peer_max_backoff_secs": 3}, {}, redial_waits_within_3s, True, False),
     "connect_timeout_secs": Row({"connect_timeout_secs": 2}, {}, overlay_connect_failed_after(3), True, False),
-    "tcp_rcv_budget_bytes": Row({"tcp_rcv_budget_bytes": 1_000_000}, {}, rcv_budget_limit, 1_000_000, 16 << 20),
+    "tcp_rcv_budget_bytes": Row({"tcp_rcv_budget_bytes": 1_000_000}, {}, rcv_budget_limit, 1_000_000, 8 << 20),
     "send_idle_close_secs": Row({"send_idle_close_secs": 1}, {}, pooled_after(2), False, True),
     "send_timeout_secs": Row({"send_timeout_secs": 2}, {}, full_receiver_send_status_after(3), 503, None),
     "request_timeout_secs": Row({"request_timeout_secs": 2}, {}, slow_router_answered_by(3), True, False),

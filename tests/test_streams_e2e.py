@@ -2,7 +2,7 @@
 """
 End-to-end on loopback: three C{twistd -n axl} nodes (A listens; B and C peer to A) and a tiny
 fake MCP router / A2A server (a stdlib HTTP server subprocess) behind C. Checks C{/send} B->C of
-0 B, 1 B, 1 MiB and C{max_message_size} bytes, 1000 small messages in order, a reply to
+0 B, 1 B, 1 MiB and C{max_message_size} bytes (8 MiB: a streamed /send), 1000 small messages in order, a reply to
 C{X-From-Peer-Id}, C{/mcp} and C{/a2a} round trips, the queue-full path (nothing lost), and a
 disabled stream answering at once (and not queueing the envelope).
 """
@@ -22,7 +22,7 @@ from tests.test_e2e_twistd import Twistd, TwistdTestCase, free_port, get_topolog
 from axl.client import request as http
 from tests.vectors import keys
 
-MAX = 2 * 1024 * 1024
+MAX = 8 * 1024 * 1024  # over the bridge's STREAM_THRESHOLD: streamed
 WAIT = 40.0
 
 FAKE_SERVER = r"""

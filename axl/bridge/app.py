@@ -22,6 +22,7 @@ from __future__ import annotations
 import functools
 import importlib.resources
 import json
+from io import BytesIO
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -48,6 +49,7 @@ from axl.bridge.http import (
     sized,
     text_response,
 )
+from axl.bridge.limits import StreamedBody
 from axl.bridge.mcp_sessions import McpSessionEntry, McpSessions
 from axl.bridge.metrics import CONTENT_TYPE_LATEST, NodeMetrics, ObservedResource
 from axl.crypto.keys import short_key
@@ -76,8 +78,9 @@ from axl.streams.errors import (
 )
 from axl.streams.recv_queue import RecvQueue
 from axl.streams.sender import MessageSender
+from axl.streams.streamed import STREAM_WINDOW
 
-__all__ = ["Bridge", "TooDeep", "delivery_status", "mesh_page_html"]
+__all__ = ["STREAM_HOLD", "Bridge", "TooDeep", "delivery_status", "mesh_page_html"]
 
 #: The mesh page may run its own inline script and style and fetch from this bridge, nothing else.
 MESH_PAGE_CSP = (
@@ -104,6 +107,10 @@ DELIVERY_STATUS: dict[type[DeliveryError], int] = {
 
 #: Messages this small are never refused for the bytes in flight (L{Bridge._busy}).
 SMALL_MESSAGE = 64 * 1024
+
+#: What a streamed C{/send} counts against C{bridge_max_inflight_bytes}: the most of its body
+#: it may hold, L{STREAM_WINDOW} unacknowledged (README "Streamed sends"; one socket read more).
+STREAM_HOLD = STREAM_WINDOW
 
 
 class TooDeep(Exception):
@@ -143,6 +150,10 @@ class Bridge:
     app = Klein()
     log = Logger(observer=log_observer)
 
+    #: The routes whose large bodies the site hands over as they arrive (L{LimitedSite}'s
+    #: C{streamed}): C{POST /send} forwards them while they arrive (L{_send_streamed}).
+    streamed_routes = frozenset({(b"POST", b"/send")})
+
     def __init__(
         self,
         topology: Callable[[], dict[str, object]],
@@ -156,7 +167,7 @@ class Bridge:
         bridge_addr: str = "127.0.0.1",
         api_port: int = 9002,
         max_background: int = 256,
-        max_inflight_bytes: int = 32 * 1024 * 1024,
+        max_inflight_bytes: int = 16 * 1024 * 1024,
         metrics: NodeMetrics | None = None,
     ) -> None:
         self._topology = topology
@@ -226,7 +237,9 @@ class Bridge:
         """Run C{call} with C{size} bytes counted in flight while it runs."""
         self.inflight_bytes += size
         try:
-            return await call()
+            d = call()
+            del call  # what it holds (a message) may be freed once sent
+            return await d
         finally:
             self.inflight_bytes -= size
 
@@ -284,15 +297,56 @@ class Bridge:
             and int(length) > self.max_message_size
         ):
             return self._too_large(request, int(length))
-        body = request.content.read(
-            self.max_message_size + 1
-        )  # never more than the limit in memory
+        streamed: StreamedBody | None = getattr(request, "streamed_body", None)
+        if streamed is not None:
+            return await self._send_streamed(request, dest, streamed, message_id)
+        body = self._take_body(request)
         if len(body) > self.max_message_size:
             return self._too_large(request, self._body_size(request))
         busy = self._busy(request, len(body))
         if busy is not None:
             return busy
-        sent = await self._deliver(len(body), lambda: self.sender.send(dest, body, message_id))
+        size, send = len(body), functools.partial(self.sender.send, dest, body, message_id)
+        del body  # the sender drops it once written: the overlay transport's copy is the only one
+        sent = await self._deliver(size, send)
+        return self._sent(request, sent)
+
+    def _take_body(self, request: IRequest) -> bytes:
+        """
+        The stored body (at most C{max_message_size} + 1 bytes of it), taken from the request
+        without a copy when it is in memory (C{BytesIO.getvalue} shares its buffer); the request
+        keeps no reference to it.
+        """
+        content = request.content
+        if isinstance(content, BytesIO) and content.tell() == 0:
+            body = content.getvalue()
+            if len(body) > self.max_message_size:
+                return body  # the caller answers 413
+        else:
+            body = cast(bytes, content.read(self.max_message_size + 1))  # never more than the limit
+            if len(body) > self.max_message_size:
+                return body
+        content.close()
+        request.content = BytesIO()
+        return body
+
+    async def _send_streamed(
+        self, request: IRequest, dest: bytes, body: StreamedBody, message_id: str | None
+    ) -> bytes:
+        """
+        C{/send} of a body still arriving (L{StreamedBody}): forwarded as it arrives on a
+        connection of its own, holding at most L{STREAM_HOLD} of it (a message to our own key
+        is collected whole, and counted so).
+        """
+        hold = body.length if dest == self.sender.our_key else min(body.length, STREAM_HOLD)
+        busy = self._busy(request, hold)
+        if busy is not None:
+            return busy
+        sent = await self._deliver(hold, lambda: self.sender.send_stream(dest, body, message_id).result)
+        return self._sent(request, sent)
+
+    @staticmethod
+    def _sent(request: IRequest, sent: int) -> bytes:
         request.setHeader(b"Content-Type", b"application/octet-stream")
         request.setHeader(b"X-Sent-Bytes", str(sent).encode("ascii"))
         return sized(request, b"")

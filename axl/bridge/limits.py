@@ -16,13 +16,20 @@ Resource limits of the HTTP bridge's server (issue 12), below the routes of L{ax
  - a path that is not UTF-8 once unquoted is C{400} (without the traceback Klein would log);
  - pipelining is bounded by Twisted's channel, which stops reading while a request is handled
    once 16 KiB of later requests wait (they and one socket read at most stay in memory), and
-   here also stops answering pipelined requests already read while the write buffer is full.
+   here also stops answering pipelined requests already read while the write buffer is full;
+ - a request of the site's C{streamed} routes (C{POST /send}) whose C{Content-Length} is at
+   least C{stream_threshold} is handled as soon as its head is in: its route reads the body as
+   it arrives from a L{StreamedBody} (a push producer that pauses the connection), nothing is
+   stored for it; answered before the body is all in, the connection reads and throws the rest
+   away (within the body deadline), then closes.
 
 Refusals are logged through L{axl.ratelimit.AggregatedLog}.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
+from io import BytesIO
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
@@ -35,8 +42,9 @@ from twisted.web.server import Request, Site
 
 from axl.logs import observer as log_observer
 from axl.ratelimit import AggregatedLog
+from axl.streams.streamed import BodySink
 
-__all__ = ["BridgeLimits", "LimitedChannel", "LimitedRequest", "LimitedSite"]
+__all__ = ["STREAM_THRESHOLD", "BridgeLimits", "LimitedChannel", "LimitedRequest", "LimitedSite", "StreamedBody"]
 
 log = Logger(observer=log_observer)
 
@@ -45,6 +53,12 @@ CONNECTION_BUFFER = 16 * 1024
 
 # How long a closing connection may take to take its error response before it is aborted.
 _CLOSE_GRACE = 2.0
+
+#: Bodies of the streamed routes with a C{Content-Length} of at least this are read as they
+#: arrive (L{StreamedBody}); smaller ones, and chunked ones, are stored whole first.
+STREAM_THRESHOLD = 4 * 1024 * 1024
+
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
 class BridgeLimits:
@@ -58,8 +72,10 @@ class BridgeLimits:
         max_connections: int = 256,
         max_requests: int = 128,
         max_body: int = 16 * 1024 * 1024,
+        stream_threshold: int = STREAM_THRESHOLD,
     ) -> None:
         self.header_timeout = header_timeout
+        self.stream_threshold = stream_threshold
         self.body_timeout = body_timeout
         self.max_connections = max_connections
         self.max_requests = max_requests
@@ -74,16 +90,131 @@ def _raw_response(code: int, reason: str, message: str) -> bytes:
     ).encode("ascii") + body
 
 
+class StreamedBody:
+    """
+    The body of a request handled while it arrives, for its route to read (an
+    L{axl.streams.streamed.BodySource}): a push producer of the body's bytes that pauses and
+    resumes the HTTP connection. Until a sink is attached it keeps what arrives, with the
+    connection paused (so at most one read). A client that sent C{Expect: 100-continue} gets its
+    C{100 Continue} when the body is first wanted (L{resumeProducing}).
+
+    @ivar length: the declared C{Content-Length}.
+    @ivar received: body bytes arrived so far.
+    @ivar complete: whether the whole body arrived.
+    """
+
+    def __init__(self, channel: HTTPChannel, length: int, expect_continue: bool = False) -> None:
+        self.length = length
+        self.received = 0
+        self.complete = False
+        self.awaiting_continue = expect_continue
+        self._channel = channel
+        self._sink: BodySink | None = None
+        self._early: list[bytes] = []
+        self._paused = False
+        self.pauseProducing()  # until its route takes it
+
+    @property
+    def paused(self) -> bool:
+        """Whether the connection is paused for this body."""
+        return self._paused
+
+    @property
+    def buffered(self) -> int:
+        """Bytes kept here (arrived before a sink was attached)."""
+        return sum(map(len, self._early))
+
+    def attach(self, sink: BodySink) -> None:
+        """Deliver the body to C{sink}: what arrived already, then the rest as it arrives."""
+        self._sink = sink
+        early, self._early = self._early, []
+        for chunk in early:
+            sink.write(chunk)
+        if self.complete:
+            sink.end()
+
+    def pauseProducing(self) -> None:
+        """Stop reading the connection."""
+        if not self._paused:
+            self._paused = True
+            if self._channel.transport is not None:
+                self._channel.transport.pauseProducing()  # type: ignore[attr-defined]
+
+    def resumeProducing(self) -> None:
+        """Read the connection again (first: the client's C{100 Continue}, if it asked)."""
+        transport = self._channel.transport
+        if transport is None:
+            return
+        if self.awaiting_continue:
+            self.awaiting_continue = False
+            transport.write(_CONTINUE)
+        if self._paused:
+            self._paused = False
+            transport.resumeProducing()  # type: ignore[attr-defined]
+
+    def stopProducing(self) -> None:
+        """Nothing more is wanted (L{abandon})."""
+        self.abandon()
+
+    # -- from the request --------------------------------------------------------------------------
+
+    def data(self, chunk: bytes) -> None:
+        """Body bytes arrived."""
+        self.received += len(chunk)
+        if self._sink is not None:
+            self._sink.write(chunk)
+        elif not self.complete:
+            self._early.append(chunk)
+
+    def ended(self) -> None:
+        """The whole body arrived."""
+        self.complete = True
+        if self._sink is not None:
+            self._sink.end()
+
+    def lost(self, why: str) -> None:
+        """The body will not be completed."""
+        sink, self._sink = self._sink, None
+        self._early = []
+        if sink is not None and not self.complete:
+            sink.lost(why)
+
+    def abandon(self) -> None:
+        """The request was answered: whatever still arrives is thrown away."""
+        self._sink = None
+        self._early = []
+
+
 class LimitedRequest(Request):
-    """A request that refuses an oversized body as it arrives and counts itself while handled."""
+    """
+    A request that refuses an oversized body as it arrives and counts itself while handled; a
+    request of a streamed route gets a L{StreamedBody} (C{streamed_body}) instead of C{content}.
+    """
 
     _counted = False
+    streamed_body: StreamedBody | None = None
+    _received = False
 
     def gotLength(self, length: int | None) -> None:
         self._body_bytes = 0
-        limit = _site(self).limits.max_body
+        site = _site(self)
+        limit = site.limits.max_body
         if length is not None and length > limit:
             self._refuse_body(length)
+            return
+        channel = self.channel
+        if (
+            length is not None
+            and length >= site.limits.stream_threshold
+            and isinstance(channel, LimitedChannel)
+            and channel.streamed_route()
+        ):
+            expect = self.requestHeaders.getRawHeaders(b"Expect")
+            continues = expect is not None and expect[0].lower() == b"100-continue"
+            if continues:
+                self.requestHeaders.removeHeader(b"Expect")  # sent when the body is wanted
+            self.streamed_body = StreamedBody(channel, length, continues)
+            self.content = BytesIO()
             return
         super().gotLength(length)
 
@@ -95,7 +226,31 @@ class LimitedRequest(Request):
         if self._body_bytes > limit:
             self._refuse_body(None)
             return
+        if self.streamed_body is not None:
+            self.streamed_body.data(data)
+            return
         super().handleContentChunk(data)
+
+    def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
+        if self._received:  # a streamed request, handled since its head: its body is all in
+            assert self.streamed_body is not None
+            self.streamed_body.ended()
+            return
+        self._received = True
+        super().requestReceived(command, path, version)
+
+    def write(self, data: bytes) -> None:
+        body = self.streamed_body
+        if body is not None and getattr(self.channel, "_closing", False):
+            return  # the channel answered already (408) and is closing
+        if body is not None and not body.complete and not self.startedWriting:
+            self.setHeader(b"Connection", b"close")  # the rest of the body is not read
+        super().write(data)
+
+    def connectionLost(self, reason: Failure) -> None:
+        super().connectionLost(reason)
+        if self.streamed_body is not None:
+            self.streamed_body.lost(f"the client went away ({reason.getErrorMessage()})")
 
     def _refuse_body(self, length: int | None) -> None:
         """Answer 413 now, store nothing more, and close the connection."""
@@ -151,18 +306,29 @@ class LimitedChannel(HTTPChannel):
 
     def connectionMade(self) -> None:
         super().connectionMade()
-        if hasattr(self.transport, "bufferSize"):
+        transport = self.transport
+        if transport is not None and hasattr(transport, "bufferSize"):
             # Reads of, and a write buffer paused at, 16 KiB rather than 64 (Twisted's default):
             # what a connection that does not read its answers holds is a few times this.
-            self.transport.bufferSize = CONNECTION_BUFFER
+            transport.bufferSize = CONNECTION_BUFFER
         site = _site_of_channel(self)
         site.channels.add(self)
         self._arm(site.limits.header_timeout, "request head")
 
     def allHeadersReceived(self) -> None:
         super().allHeadersReceived()
-        if not self._closing:
-            self._arm(_site_of_channel(self).limits.body_timeout, "request body")
+        if self._closing:
+            return
+        self._arm(_site_of_channel(self).limits.body_timeout, "request body")
+        request = self.requests[-1]
+        if getattr(request, "streamed_body", None) is not None:
+            # Handled now; its route reads the body as it arrives.
+            request.requestReceived(self._command, self._path, self._version)
+
+    def streamed_route(self) -> bool:
+        """Whether the request whose head was just read is of one of the site's streamed routes."""
+        path = self._path.split(b"?", 1)[0]
+        return (self._command, path) in _site_of_channel(self).streamed
 
     def allContentReceived(self) -> None:
         if self._closing:  # refused (413 or 408): the request is not handled
@@ -171,6 +337,16 @@ class LimitedChannel(HTTPChannel):
         super().allContentReceived()
 
     def requestDone(self, request: Any) -> None:
+        body = getattr(request, "streamed_body", None)
+        if body is not None and not body.complete:
+            # Answered before its body was all read: throw the rest away, then close (without
+            # waiting for a body the client holds back for its 100 Continue).
+            body.abandon()
+            self.requests.remove(request)
+            self.persistent = False
+            if not self._closing:
+                self._drain(0 if body.awaiting_continue else body.length - body.received)
+            return
         # Armed before Twisted replays pipelined bytes: a whole head there re-arms for its body.
         if not self._closing:
             self._arm(_site_of_channel(self).limits.header_timeout, "request head")
@@ -210,14 +386,21 @@ class LimitedChannel(HTTPChannel):
         """
         if self._closing or self.transport is None:
             return
+        self.transport.write(_raw_response(code, reason, message))
+        self._drain(discard or 0)
+
+    def _drain(self, discard: int) -> None:
+        """Handle nothing more: read and throw away C{discard} bytes (within the body deadline), then close."""
+        if self.transport is None:
+            return
         self._closing = True
         self._disarm()
         self.setRawMode()
-        self.transport.write(_raw_response(code, reason, message))
-        if discard:
+        if discard > 0:
             self._discard_left = discard
             self.rawDataReceived = self.lineReceived = self._discard  # type: ignore[method-assign]
             self._deadline = self.callLater(_site_of_channel(self).limits.body_timeout, self._abort)
+            self.transport.resumeProducing()  # type: ignore[attr-defined]
             return
         self.rawDataReceived = self.lineReceived = lambda *args: None  # type: ignore[method-assign]
         self._close()
@@ -259,12 +442,18 @@ class LimitedChannel(HTTPChannel):
         self._deadline = None
         _site_of_channel(self).refusals.event(_peer(self), f"no whole {what} within {seconds:g} s")
         self.refuse(408, "Request Timeout", f"Request timeout: no whole {what} within {seconds:g} s")
+        for request in list(self.requests):
+            body = getattr(request, "streamed_body", None)
+            if body is not None:  # a streamed message that will not be completed: dropped
+                body.lost(f"no whole request body within {seconds:g} s")
 
 
 class LimitedSite(Site):
     """
     A C{Site} enforcing L{BridgeLimits}.
 
+    @param streamed: the routes, C{(method, path)}, whose large bodies are read as they arrive
+        (L{StreamedBody}).
     @ivar channels: the open connections.
     @ivar active_requests: requests being handled now.
     """
@@ -277,10 +466,12 @@ class LimitedSite(Site):
         resource: Any,
         limits: BridgeLimits | None = None,
         clock: IReactorTime | None = None,
+        streamed: Collection[tuple[bytes, bytes]] = (),
         **kw: Any,
     ) -> None:
         super().__init__(resource, reactor=clock, **kw)
         self.limits = limits if limits is not None else BridgeLimits()
+        self.streamed = frozenset(streamed)
         self.channels: set[LimitedChannel] = set()
         self.active_requests = 0
         self.refusals = AggregatedLog(self.reactor, log, "refused", "HTTP requests")

@@ -36,7 +36,8 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Protocol as TypingProtocol
+from functools import partial
+from typing import Any, Protocol as TypingProtocol, TypeVar
 
 from automat import TypeMachineBuilder
 from twisted.internet.defer import Deferred
@@ -72,7 +73,10 @@ from axl.streams.framing import (
 )
 from axl.streams.interfaces import IAcknowledgingTransport
 
-__all__ = ["SEND_WINDOW", "Channel", "ChannelCore", "ChannelLifecycle", "ChannelOwner", "Frame"]
+__all__ = [
+    "SEND_WINDOW", "Channel", "ChannelCore", "ChannelLifecycle", "ChannelOwner", "Frame",
+    "REPLY_MAX", "connect_error", "dial_message_port",
+]
 
 log = Logger(observer=log_observer)
 
@@ -81,7 +85,7 @@ log = Logger(observer=log_observer)
 SEND_WINDOW = 4 * 1024 * 1024
 
 #: The longest reply frame a C{/send} connection decodes (an oversize refusal is far shorter).
-_REPLY_MAX = 64 * 1024
+REPLY_MAX = 64 * 1024
 
 
 class Frame:
@@ -93,10 +97,11 @@ class Frame:
     @ivar timer: its C{send_timeout}, while it runs.
     """
 
-    __slots__ = ("d", "done", "meta", "payload", "timer", "written")
+    __slots__ = ("d", "done", "meta", "payload", "size", "timer", "written")
 
     def __init__(self, payload: bytes, meta: bytes = b"") -> None:
-        self.payload = payload
+        self.payload = payload  # dropped once written: the transport holds the bytes then
+        self.size = len(payload)
         self.meta = meta  # the acknowledged protocol's metadata (e.g. the message id)
         self.d: Deferred[int] = Deferred()
         self.written = False
@@ -175,7 +180,7 @@ class SendProtocol(Protocol):
         self.channel = channel
         self.acknowledged = acknowledged
         self.paused = False
-        self._decoder: MessageDecoder | None = MessageDecoder(_REPLY_MAX)
+        self._decoder: MessageDecoder | None = MessageDecoder(REPLY_MAX)
 
     def connectionMade(self) -> None:
         self.transport.registerProducer(self, True)
@@ -287,8 +292,8 @@ class ChannelCore:
         self.progress = True
         while self.inflight:
             done = self.inflight.popleft()
-            self.inflight_bytes -= len(done.payload)
-            done.finish(len(done.payload))
+            self.inflight_bytes -= done.size
+            done.finish(done.size)
             if done is frame:
                 break
         self.write_queued()
@@ -299,7 +304,7 @@ class ChannelCore:
         acknowledged was reported sent before the refusal could arrive: it is logged).
         """
         for frame in self.inflight:
-            if not frame.done and len(frame.payload) > limit:
+            if not frame.done and frame.size > limit:
                 frame.finish(Failure(MessageRefused(error, limit)))
                 return
         log.info("{peer} refused a message already reported as sent: {err}",
@@ -322,12 +327,12 @@ class ChannelCore:
         if not self.inflight:
             return False
         frame = self.inflight.popleft()
-        self.inflight_bytes -= len(frame.payload)
+        self.inflight_bytes -= frame.size
         if status.code == 200:
             self.progress = True
             if frame.done:
                 log.info("{peer} accepted a message after its send timed out", peer=short_key(self.dest))
-            frame.finish(len(frame.payload))
+            frame.finish(frame.size)
         elif status.code == 413 and status.limit is not None:
             frame.finish(Failure(MessageRefused(status.error, status.limit)))
         elif status.code == 503:
@@ -378,17 +383,18 @@ class ChannelCore:
         transport = protocol.transport
         while self.queue and not protocol.paused:
             frame = self.queue[0]
-            size = len(frame.payload)
+            size = frame.size
             if self.inflight_bytes and self.inflight_bytes + size > SEND_WINDOW:
                 break
             self.queue.popleft()
             frame.written = True
+            payload, frame.payload = frame.payload, b""  # the transport's copy is the one kept
             if self.answers:
-                write_acked_message(transport, frame.payload, frame.meta)
+                write_acked_message(transport, payload, frame.meta)
                 self.inflight.append(frame)
                 self.inflight_bytes += size
                 continue
-            write_frame(transport, frame.payload)
+            write_frame(transport, payload)
             if self.acks:
                 self.inflight.append(frame)
                 self.inflight_bytes += size
@@ -441,18 +447,44 @@ def _ack_failed(_: Failure) -> None:
     pass
 
 
-def _dial_legacy(core: ChannelCore) -> Deferred[SendProtocol]:
-    owner = core.owner
-    d: Deferred[SendProtocol] = connectProtocol(owner.dial(core.dest, owner.port), SendProtocol(core.channel))
+_P = TypeVar("_P", bound=Protocol)
+
+
+def dial_message_port(owner: ChannelOwner, dest: bytes, make: Callable[[bool], _P]) -> Deferred[_P]:
+    """
+    Connect to C{dest} for messages: C{make(True)} on its acknowledged port (C{owner.ack_port},
+    README "Messaging"), or C{make(False)} on its C{port} when it refused that port lately or
+    refuses it now (a Go AXL node, remembered with C{owner.mark_legacy}). Fails after
+    C{owner.connect_timeout} seconds with a C{TimeoutError} (L{connect_error} names each failure).
+    """
+
+    def plain() -> Deferred[_P]:
+        connecting: Deferred[_P] = connectProtocol(owner.dial(dest, owner.port), make(False))
+        return connecting
+
+    def refused(failure: Failure) -> Deferred[_P] | Failure:
+        if not failure.check(ConnectionRefusedError):
+            return failure
+        owner.mark_legacy(dest)
+        return plain()
+
+    d: Deferred[_P]
+    if owner.ack_port is not None and owner.speaks_acks(dest):
+        d = connectProtocol(owner.dial(dest, owner.ack_port), make(True))
+        d.addErrback(refused)
+    else:
+        d = plain()
+    d.addTimeout(owner.connect_timeout, owner.clock)
     return d
 
 
-def _legacy_fallback(failure: Failure, core: ChannelCore) -> Deferred[SendProtocol] | Failure:
-    """The acknowledged port was refused (a Go AXL node, or an older axl): use C{port}."""
-    if not failure.check(ConnectionRefusedError):
-        return failure
-    core.owner.mark_legacy(core.dest)
-    return _dial_legacy(core)
+def connect_error(failure: Failure, connect_timeout: float) -> DeliveryError:
+    """The delivery error of a failed L{dial_message_port}: 504's L{PeerTimedOut} or L{PeerUnreachable}."""
+    if failure.check(DeferredTimeout):
+        return PeerTimedOut(f"Timed out reaching peer after {connect_timeout:g} s")
+    if failure.check(TCPTimedOutError):
+        return PeerTimedOut(f"Timed out reaching peer: {failure_reason(failure)}")
+    return PeerUnreachable(f"Failed to reach peer: {failure_reason(failure)}")
 
 
 def _build() -> Callable[[ChannelCore], ChannelLifecycle]:
@@ -465,14 +497,7 @@ def _build() -> Callable[[ChannelCore], ChannelLifecycle]:
 
     @new.upon(ChannelLifecycle.start).to(connecting)
     def dial(lifecycle: ChannelLifecycle, core: ChannelCore) -> None:
-        owner = core.owner
-        d: Deferred[SendProtocol]
-        if owner.ack_port is not None and owner.speaks_acks(core.dest):
-            d = connectProtocol(owner.dial(core.dest, owner.ack_port), SendProtocol(core.channel, True))
-            d.addErrback(_legacy_fallback, core)
-        else:
-            d = _dial_legacy(core)
-        d.addTimeout(owner.connect_timeout, owner.clock)
+        d = dial_message_port(core.owner, core.dest, partial(SendProtocol, core.channel))
         d.addCallbacks(lifecycle.connected, lifecycle.connect_failed)
 
     @connecting.upon(ChannelLifecycle.connected).to(is_open)
@@ -484,13 +509,7 @@ def _build() -> Callable[[ChannelCore], ChannelLifecycle]:
 
     @connecting.upon(ChannelLifecycle.connect_failed).to(closed)
     def unreachable(lifecycle: ChannelLifecycle, core: ChannelCore, failure: Failure) -> None:
-        error: DeliveryError
-        if failure.check(DeferredTimeout):
-            error = PeerTimedOut(f"Timed out reaching peer after {core.owner.connect_timeout:g} s")
-        elif failure.check(TCPTimedOutError):
-            error = PeerTimedOut(f"Timed out reaching peer: {failure_reason(failure)}")
-        else:
-            error = PeerUnreachable(f"Failed to reach peer: {failure_reason(failure)}")
+        error = connect_error(failure, core.owner.connect_timeout)
         log.info("cannot reach {peer}: {err}", peer=short_key(core.dest), err=error.message)
         core.owner.forget(core.dest, core.channel)
         core.fail_queued(error)

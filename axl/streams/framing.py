@@ -29,6 +29,7 @@ __all__ = [
     "ACKED_OVERHEAD",
     "META_MAX",
     "AckedBody",
+    "acked_message_head",
     "HEADER_SIZE",
     "MAX_FRAME",
     "MessageDecoder",
@@ -245,14 +246,23 @@ def write_acked_message(transport: Any, payload: bytes, meta: bytes = b"") -> No
     of C{meta} (empty, or a compact JSON object of at most L{META_MAX} bytes), C{meta}, then
     C{payload}.
     """
-    if len(meta) > META_MAX:
-        raise ValueError(f"message metadata of {len(meta)} bytes (limit {META_MAX})")
-    head = frame_header(_META_LENGTH.size + len(meta) + len(payload)) + _META_LENGTH.pack(len(meta)) + meta
+    head = acked_message_head(len(payload), meta)
     if len(payload) <= _COALESCE:
         transport.write(head + payload)
     else:
         transport.write(head)
         transport.write(payload)
+
+
+def acked_message_head(length: int, meta: bytes = b"") -> bytes:
+    """
+    The bytes of a message of the acknowledged protocol before its C{length}-byte payload: the
+    frame header, the 2-byte length of C{meta}, C{meta} (see L{write_acked_message}). A sender
+    that streams a message writes this, then the payload as it arrives.
+    """
+    if len(meta) > META_MAX:
+        raise ValueError(f"message metadata of {len(meta)} bytes (limit {META_MAX})")
+    return frame_header(_META_LENGTH.size + len(meta) + length) + _META_LENGTH.pack(len(meta)) + meta
 
 
 @dataclass(frozen=True)

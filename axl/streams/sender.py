@@ -46,10 +46,12 @@ from twisted.python.failure import Failure
 
 from axl.errors import ProtocolError
 from axl.logs import observer as log_observer
+from axl.ratelimit import AggregatedLog
 from axl.streams.channel import Channel, Frame
 from axl.streams.errors import PeerTimedOut, PeerUnreachable, RemoteError, SendTimedOut, failure_reason
 from axl.streams.framing import MessageDecoder, write_frame
 from axl.streams.registry import StreamRegistry
+from axl.streams.streamed import BodySource, LocalStreamedMessage, StreamedMessage
 
 __all__ = ["LEGACY_TTL", "Dial", "MessageSender"]
 
@@ -59,6 +61,11 @@ LEGACY_TTL = 600.0
 
 #: Dial a node's overlay port: C{dial(key, port)} -> an endpoint.
 Dial = Callable[[bytes, int], IStreamClientEndpoint]
+
+
+def _meta(message_id: str | None) -> bytes:
+    """The acknowledged protocol's metadata of a message (its client's C{X-Message-Id})."""
+    return json.dumps({"id": message_id}).encode("ascii") if message_id else b""
 
 
 class _RequestProtocol(Protocol):
@@ -129,6 +136,7 @@ class MessageSender:
         self.connect_timeout = connect_timeout
         self.ack_port = ack_port
         self._channels: dict[bytes, Channel] = {}
+        self.unreachable = AggregatedLog(clock, self.log, "undelivered", "streamed messages", preposition="to")
         self._legacy: dict[bytes, float] = {}  # destination -> until when it gets plain frames
 
     def speaks_acks(self, dest: bytes) -> bool:
@@ -159,8 +167,7 @@ class MessageSender:
         """
         if dest == self.our_key:
             return self._send_local(payload, message_id)
-        meta = json.dumps({"id": message_id}).encode("ascii") if message_id else b""
-        frame = Frame(payload, meta)
+        frame = Frame(payload, _meta(message_id))
         channel = self._channels.get(dest)
         fresh = channel is None
         if channel is None:
@@ -170,6 +177,22 @@ class MessageSender:
         if fresh:
             channel.start()  # may fail at once, failing the frame
         return frame.d
+
+    def send_stream(
+        self, dest: bytes, body: BodySource, message_id: str | None = None
+    ) -> StreamedMessage | LocalStreamedMessage:
+        """
+        Deliver one message to C{dest}'s C{/recv} while its body arrives from C{body}
+        (L{axl.streams.streamed}), on a connection of its own; its C{result} fires as L{send}'s
+        Deferred would. A message to our own key is collected and queued whole.
+        """
+        message: StreamedMessage | LocalStreamedMessage
+        if dest == self.our_key:
+            message = LocalStreamedMessage(body, lambda payload: self._send_local(payload, message_id))
+        else:
+            message = StreamedMessage(self, dest, body, _meta(message_id))
+        message.start()
+        return message
 
     def _send_local(self, payload: bytes, message_id: str | None = None) -> Deferred[int]:
         result: Deferred[int] = Deferred()
@@ -258,3 +281,4 @@ class MessageSender:
         """Close every pooled connection (the node is stopping)."""
         for channel in list(self._channels.values()):
             channel.close()
+        self.unreachable.stop()
