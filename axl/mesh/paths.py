@@ -119,16 +119,17 @@ RECENT_S = 1.0
 MAX_HELD_PER_DEST = 64
 #: Packets kept for all destinations together (new ones are refused beyond it).
 MAX_HELD_PACKETS = 2048
-#: Bytes kept for all destinations together (new ones are refused beyond it).
-MAX_HELD_BYTES = 8 * 1024 * 1024
+#: Bytes kept for all destinations together (new ones are refused beyond it): a TCP connection
+#: to a key being looked up sends only its SYN, so this holds mostly datagrams.
+MAX_HELD_BYTES = 2 * 1024 * 1024
 #: Path entries held at most (the oldest is forgotten to make room for a new one); ~2.4 KiB
 #: each with a 200-byte packet kept (C{bench/bench_tree_flood.py}).
-MAX_PATHS = 4096
+MAX_PATHS = 1024
 #: Rumors (outstanding lookups) held at most (the oldest is forgotten, with its held packets);
 #: ~2.3 KiB each with a 200-byte packet held.
-MAX_RUMORS = 4096
+MAX_RUMORS = 1024
 #: Bytes of the packets kept for re-sending (L{RECENT_BYTES} per path) for all paths together.
-MAX_RECENT_BYTES = 4 * 1024 * 1024
+MAX_RECENT_BYTES = 1024 * 1024
 
 
 def _retry_interval(retries: int) -> float:
