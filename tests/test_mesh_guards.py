@@ -13,9 +13,21 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from axl.crypto.keys import Identity
 from axl.errors import ProtocolError
+from axl.mesh.paths import MAX_PATHS, MAX_RECENT_BYTES, MAX_RUMORS
 from axl.mesh.router import Router
 from axl.mesh.tree import MAX_ENTRIES_PER_PEER, TIMEOUT_S
-from axl.mesh.wire import FRAME_ANNOUNCE, FRAME_SIGREQ, FRAME_SIGRES, Announce, SigReq, SigRes, tree_tbs
+from axl.mesh.wire import (
+    FRAME_ANNOUNCE,
+    FRAME_SIGREQ,
+    FRAME_SIGRES,
+    MAX_WATERMARK,
+    Announce,
+    PathNotify,
+    SigReq,
+    SigRes,
+    notify_info_bytes,
+    tree_tbs,
+)
 from tests.mesh_fakes import FakeLink, counter_randbytes, identities
 from tests.test_mesh_tree import signed
 
@@ -183,3 +195,69 @@ class TreeQuotaTests(SynchronousTestCase):
         # our entry and the honest peer's ancestry
         self.assertEqual(len(self.tree.infos), 4)
         self.assertEqual(self.tree.coords(self.honest.public_key), (3, 4))
+
+
+class PathTableBoundTests(SynchronousTestCase):
+    """
+    The caps on path entries, rumors and the packets kept for re-sending
+    (L{axl.mesh.paths.MAX_PATHS}, L{MAX_RUMORS<axl.mesh.paths.MAX_RUMORS>},
+    L{MAX_RECENT_BYTES<axl.mesh.paths.MAX_RECENT_BYTES>}).
+    """
+
+    def setUp(self) -> None:
+        self.me = identities(1, seed=13)[0]
+        self.clock = Clock()
+        self.router = Router(self.me, self.clock, lambda s, d: None, randbytes=counter_randbytes())
+        self.router.start()
+        self.addCleanup(self.router.stop)
+        self.finder = self.router.pathfinder
+        self.sent: list[tuple[bytes, bytes]] = []
+        # packets along a known path: recorded (no peer to carry them)
+        self.finder._route_traffic = lambda path, from_path, src, dest, wm, data: self.sent.append((dest, data))
+
+    def remote(self, i: int) -> Identity:
+        return Identity(b"remote" + i.to_bytes(26, "big"))
+
+    def answer(self, remote: Identity) -> None:
+        """The signed notify of C{remote}, as if routed to us."""
+        sig = remote.sign(notify_info_bytes(5, (1, 2)))
+        self.finder._handle_notify(PathNotify((), MAX_WATERMARK, remote.public_key, self.me.public_key, 5, (1, 2), sig))
+
+    def test_defaults(self) -> None:
+        self.assertEqual((self.finder.max_paths, self.finder.max_rumors), (MAX_PATHS, MAX_RUMORS))
+
+    def test_rumors_capped(self) -> None:
+        """Sends to 10 keys with a cap of 4: the oldest lookups go, with their held packets."""
+        self.finder.max_rumors = 4
+        for i in range(10):
+            self.router.send(self.remote(i).public_key, b"x%d" % i)
+            self.assertLessEqual(len(self.finder.rumors), 4)
+        self.assertEqual(self.finder.evicted, 6)
+        self.assertEqual(self.finder.held_packets, 4)
+        self.assertEqual(self.finder.held_dropped, 6)
+
+    def test_paths_capped(self) -> None:
+        """Answers from 10 keys with a cap of 4: the oldest path entries go; the newest are kept."""
+        self.finder.max_paths = 4
+        for i in range(10):
+            self.router.send(self.remote(i).public_key, b"x")
+            self.answer(self.remote(i))
+            self.assertLessEqual(len(self.finder.paths), 4)
+        self.assertEqual(sorted(self.finder.paths), sorted(self.remote(i).public_key for i in range(6, 10)))
+        self.assertEqual(self.finder.evicted, 6)
+
+    def test_recent_bytes_capped(self) -> None:
+        """
+        Packets kept for re-sending stay within MAX_RECENT_BYTES over all paths (each path
+        would keep up to 16 KiB).
+        """
+        paths = MAX_RECENT_BYTES // (16 * 1024) + 16
+        data = bytes(8 * 1024)
+        for i in range(paths):
+            self.router.send(self.remote(i).public_key, b"x")
+            self.answer(self.remote(i))
+            for _ in range(3):
+                self.router.send(self.remote(i).public_key, data)
+        self.assertEqual(len(self.sent), paths * 4)
+        self.assertLessEqual(self.finder.recent_bytes, MAX_RECENT_BYTES)
+        self.assertEqual(self.finder.recent_bytes, sum(e.recent_bytes for e in self.finder.paths.values()))
