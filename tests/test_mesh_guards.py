@@ -15,7 +15,7 @@ from axl.crypto.keys import Identity
 from axl.errors import ProtocolError
 from axl.mesh.paths import MAX_PATHS, MAX_RECENT_BYTES, MAX_RUMORS
 from axl.mesh.router import Router
-from axl.mesh.tree import MAX_ENTRIES_PER_PEER, TIMEOUT_S
+from axl.mesh.tree import MAX_ENTRIES_PER_PEER, MAX_FORMER_PEERS, MAX_TREE_ENTRIES, TIMEOUT_S
 from axl.mesh.wire import (
     FRAME_ANNOUNCE,
     FRAME_SIGREQ,
@@ -115,6 +115,10 @@ class TreeQuotaTests(SynchronousTestCase):
             if i % 100 == 99:
                 self.clock.advance(0.5)
 
+    def test_defaults(self) -> None:
+        self.assertEqual((self.tree.max_entries_per_peer, self.tree.max_entries, self.tree.max_former),
+                         (MAX_ENTRIES_PER_PEER, MAX_TREE_ENTRIES, MAX_FORMER_PEERS))  # fmt: skip
+
     def test_flood_held_to_the_quota(self) -> None:
         """
         100,000 made-up nodes (over 500 s, so some expire meanwhile) never make us hold more
@@ -184,6 +188,7 @@ class TreeQuotaTests(SynchronousTestCase):
         """
         self.tree.max_entries_per_peer = 8
         self.router.frame_received(self.evil, FRAME_ANNOUNCE, signed(self.root, self.root, 1, 1, 0).encode())
+        self.router.frame_received(self.evil, FRAME_ANNOUNCE, signed(self.attacker, self.attacker, 1, 1, 0).encode())
         self.flood(4)
         self.honest_peer()
         self.assertEqual(len(self.tree.charged[self.attacker.public_key]), 5)
@@ -192,9 +197,67 @@ class TreeQuotaTests(SynchronousTestCase):
         self.assertEqual(
             self.tree.charged[self.honest.public_key], {self.root.public_key, self.middle.public_key}
         )
-        # our entry and the honest peer's ancestry
-        self.assertEqual(len(self.tree.infos), 4)
+        # our entry, the honest peer's ancestry, the attacker's own (until it expires)
+        self.assertEqual(len(self.tree.infos), 5)
         self.assertEqual(self.tree.coords(self.honest.public_key), (3, 4))
+
+    def test_global_cap(self) -> None:
+        """
+        Two flooding peers share the global cap (the one charged more gives way to the other,
+        down to an even split), and an honest peer's ancestry still gets in: an attacker's
+        entry gives way to it.
+        """
+        self.tree.max_entries_per_peer = 6
+        self.tree.max_entries = 8
+        self.flood(6)
+        second = FakeLink(identities(1, seed=99)[0].public_key)
+        self.router.link_up(second)
+        for i in range(100, 110):
+            self.router.frame_received(second, FRAME_ANNOUNCE, fake_root(i))
+        self.assertEqual(len(self.tree.charged[self.attacker.public_key]), 4)
+        self.assertEqual(len(self.tree.charged[second.remote_key]), 4)
+        self.assertEqual(self.tree.refused.total, 6)
+        self.honest_peer()
+        self.assertEqual(
+            self.tree.ancestry(self.honest.public_key),
+            [self.root.public_key, self.middle.public_key, self.honest.public_key],
+        )
+        self.assertEqual(sum(len(keys) for keys in self.tree.charged.values()), 8)
+        self.assertEqual(len(self.tree.infos), 8 + 2)  # + ours and the honest peer's own
+
+    def test_global_cap_keeps_needed_entries(self) -> None:
+        """
+        At the global cap, entries of a peer's ancestry are never what gives way, even when the
+        peer charged the most relayed them: a new key is refused instead.
+        """
+        self.tree.max_entries = 2
+        self.router.link_up(FakeLink(self.honest.public_key))
+        for ann in (
+            signed(self.root, self.root, 1, 1, 0),
+            signed(self.middle, self.root, 1, 1, 3),
+            signed(self.honest, self.middle, 1, 1, 4),
+        ):
+            self.router.frame_received(self.evil, FRAME_ANNOUNCE, ann.encode())
+        self.assertEqual(len(self.tree.charged[self.attacker.public_key]), 2)
+        second = FakeLink(identities(1, seed=99)[0].public_key)
+        self.router.link_up(second)
+        self.router.frame_received(second, FRAME_ANNOUNCE, fake_root(1))
+        self.assertEqual(self.tree.refused.total, 1)
+        self.assertEqual(self.tree.coords(self.honest.public_key), (3, 4))
+
+    def test_former_peers_own_entries_capped(self) -> None:
+        """
+        Peers that come and go leave their own entries (kept until they expire, as ironwood
+        does), but only the last max_former of them.
+        """
+        self.tree.max_former = 2
+        gone = identities(4, seed=21)
+        for peer in gone:
+            link = FakeLink(peer.public_key)
+            self.router.link_up(link)
+            self.router.frame_received(link, FRAME_ANNOUNCE, signed(peer, peer, 1, 1, 0).encode())
+            self.router.link_down(link)
+        self.assertEqual([p.public_key in self.tree.infos for p in gone], [False, False, True, True])
 
 
 class PathTableBoundTests(SynchronousTestCase):
