@@ -13,6 +13,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from axl.crypto.keys import Identity
 from axl.errors import ProtocolError
+from axl.mesh.forward import MAX_CACHED_PATH
 from axl.mesh.paths import MAX_PATHS, MAX_RECENT_BYTES, MAX_RUMORS
 from axl.mesh.router import Router
 from axl.mesh.tree import MAX_ENTRIES_PER_PEER, MAX_FORMER_PEERS, MAX_TREE_ENTRIES, TIMEOUT_S
@@ -20,11 +21,13 @@ from axl.mesh.wire import (
     FRAME_ANNOUNCE,
     FRAME_SIGREQ,
     FRAME_SIGRES,
+    FRAME_TRAFFIC,
     MAX_WATERMARK,
     Announce,
     PathNotify,
     SigReq,
     SigRes,
+    Traffic,
     notify_info_bytes,
     tree_tbs,
 )
@@ -324,3 +327,26 @@ class PathTableBoundTests(SynchronousTestCase):
         self.assertEqual(len(self.sent), paths * 4)
         self.assertLessEqual(self.finder.recent_bytes, MAX_RECENT_BYTES)
         self.assertEqual(self.finder.recent_bytes, sum(e.recent_bytes for e in self.finder.paths.values()))
+
+
+class PathCacheTests(SynchronousTestCase):
+    """
+    Traffic paths are chosen by the sending peer, up to a frame long: the router's path caches
+    keep only paths of real length (L{axl.mesh.forward.MAX_CACHED_PATH}).
+    """
+
+    def test_long_paths_not_cached(self) -> None:
+        me, peer = identities(2, seed=31)
+        router = Router(me, Clock(), lambda s, d: None, randbytes=counter_randbytes())
+        router.start()
+        self.addCleanup(router.stop)
+        link = FakeLink(peer.public_key)
+        router.link_up(link)
+        for i in range(200):
+            path = tuple(range(1, 1000)) + (i + 1,)
+            frame = Traffic(path, (), peer.public_key, bytes(32), MAX_WATERMARK, b"x").encode()
+            router.frame_received(link, FRAME_TRAFFIC, frame)
+        short = Traffic((1, 2), (), peer.public_key, bytes(32), MAX_WATERMARK, b"x").encode()
+        router.frame_received(link, FRAME_TRAFFIC, short)
+        self.assertEqual(sorted(len(raw) for raw in router._valid_paths), [0, 2])  # the short path, an empty "from"
+        self.assertTrue(all(len(key) <= MAX_CACHED_PATH for key in router.forwarder._hops))
