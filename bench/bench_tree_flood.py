@@ -4,7 +4,7 @@ their caps hold them to. In process, on a simulated clock, nothing on the networ
 
  - tree flood: one peer announces made-up nodes (each its own root, validly signed) at its
    announce rate limit; tree entries held and their bytes, with the per-peer quota
-   (L{axl.mesh.tree.MAX_ENTRIES_PER_PEER}) and without it;
+   (L{axl.mesh.tree.MAX_ENTRIES_PER_PEER}) and without it (nor the global cap);
  - sessions: session inits from fresh keys within the init limits; bytes per session and the
    sessions held with a (lowered) cap;
  - rumors and path entries: sends to fresh keys (a rumor holding one packet each), then their
@@ -116,7 +116,7 @@ def tree_flood(count: int, quota: int | None, trace: bool = True) -> tuple[int, 
     link = _Link(fresh(1, b"attacker").public_key)
     router.link_up(link)
     if quota is None:
-        router.tree.max_entries_per_peer = count + 1
+        router.tree.max_entries_per_peer = router.tree.max_entries = count + 1
 
     def work() -> int:
         for i, payload in enumerate(payloads):
@@ -142,6 +142,7 @@ def sessions(count: int) -> tuple[int, float, float]:
     clock = Clock()
     clock.advance(1000)
     manager = SessionManager(me, _Router(), clock)
+    manager.max_sessions = count  # uncapped: every init makes one
 
     def work() -> int:
         for i, (key, packet) in enumerate(packets):
@@ -168,6 +169,7 @@ def lookups(count: int) -> tuple[tuple[int, float, float], tuple[int, float, flo
     router = Router(me, clock, lambda s, d: None)
     router.start()
     finder = router.pathfinder
+    finder.max_paths = finder.max_rumors = count  # uncapped
     data = b"x" * 200  # an init or ack is ~200 bytes
 
     def rumors() -> int:
