@@ -405,6 +405,6 @@ def _bridge_service(
         max_body=config.max_message_size,
     )
     site = BridgeSite(bridge.resource(), limits, reactor, streamed=bridge.streamed_routes,
-                      parsePOSTFormSubmission=False)  # fmt: skip
+                      inflight=bridge.inflight, parsePOSTFormSubmission=False)  # fmt: skip
     endpoint = bridge_endpoint(reactor, config.bridge_addr, config.api_port)
     return BridgeService(config, identity, endpoint, site)

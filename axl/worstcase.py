@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from axl.bridge.app import SMALL_MESSAGE
 from axl.config import NodeConfig
 from axl.link.peers import MAX_EPHEMERAL
 from axl.link.quic import MAX_CONNECTIONS as QUIC_MAX_CONNECTIONS
@@ -92,8 +93,9 @@ def worst_case(config: NodeConfig) -> tuple[Term, ...]:
         Term("overlay TCP data not yet read (paused applications, out of order)",
              "tcp_rcv_budget_bytes", config.tcp_rcv_budget_bytes),
         Term("bridge request bodies and messages being delivered",
-             "max(bridge_max_inflight_bytes, max_message_size)",
-             max(config.bridge_max_inflight_bytes, config.max_message_size)),
+             "max(bridge_max_inflight_bytes, max_message_size) + bridge_max_requests x 64 KiB",
+             max(config.bridge_max_inflight_bytes, config.max_message_size)
+             + config.bridge_max_requests * SMALL_MESSAGE),
         Term("bridge connections", "bridge_max_connections x 96 KiB",
              config.bridge_max_connections * BRIDGE_CONNECTION_BYTES),
         Term("what links to peers that do not read have queued", "2 x link_write_budget_bytes",

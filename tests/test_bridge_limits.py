@@ -8,14 +8,15 @@ request caps, bodies refused as they arrive) and the route-level ones in L{axl.b
 from __future__ import annotations
 
 import json
-from typing import Any, ClassVar
+from typing import Any
 
 from twisted.internet.address import IPv4Address
-from twisted.internet.defer import Deferred
+from twisted.internet.error import ConnectionDone
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.logger import LogLevel, capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
+from twisted.python.failure import Failure
 from twisted.web.resource import Resource
 
 from axl.bridge.limits import BridgeLimits, LimitedSite
@@ -239,6 +240,63 @@ class SiteLimitTests(SynchronousTestCase):
             total += transport.value().count(b"HTTP/1.1 200")
         self.assertEqual(total, 1000)
 
+    def inflight_site(self) -> tuple[Any, Any]:
+        from axl.bridge.limits import InflightBytes
+
+        inflight = InflightBytes(1500, small=100)
+        limits = BridgeLimits(max_connections=10, max_requests=10, max_body=1000)
+        self.site = LimitedSite(self.resource, limits, self.clock, inflight=inflight)
+        return self.site, inflight
+
+    def test_stored_bodies_count_as_they_arrive(self) -> None:
+        """
+        A stored body counts its declared length in the bridge's in-flight bytes from its head
+        on: one that would pass bridge_max_inflight_bytes is 503 (Retry-After) at once, and its
+        body is read and thrown away, never stored; the count is given back when the request
+        finishes.
+        """
+        site, inflight = self.inflight_site()
+        a, ta = self.connect(1)
+        a.dataReceived(b"POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 1000\r\n\r\n" + b"a" * 10)
+        self.assertEqual(inflight.used, 1000)
+        b, tb = self.connect(2)
+        b.dataReceived(b"POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 1000\r\n\r\n" + b"b" * 10)
+        self.assertTrue(tb.value().startswith(b"HTTP/1.1 503"))
+        self.assertIn(b"Retry-After: 1", tb.value())
+        self.assertEqual(inflight.used, 1000)
+        b.dataReceived(b"b" * 990)  # thrown away
+        self.assertEqual(self.resource.bodies, [])
+        small, ts = self.connect(3)
+        small.dataReceived(b"POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 50\r\n\r\n" + b"s" * 50)
+        self.assertEqual(self.resource.bodies, [b"s" * 50])  # small bodies always go
+        a.dataReceived(b"a" * 990)
+        self.assertEqual(self.resource.bodies[-1], b"a" * 1000)
+        self.finish_all()
+        self.assertEqual(inflight.used, 0)
+
+    def test_chunked_bodies_count_as_they_arrive(self) -> None:
+        """A chunked body counts each chunk as it arrives; past the limit it is 503, nothing kept."""
+        site, inflight = self.inflight_site()
+        inflight.take(1000)  # another request holds 1000
+        a, ta = self.connect(1)
+        a.dataReceived(b"POST /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n")
+        a.dataReceived(b"190\r\n" + b"c" * 400 + b"\r\n")
+        self.assertEqual(inflight.used, 1400)
+        a.dataReceived(b"190\r\n" + b"c" * 400 + b"\r\n")
+        self.assertTrue(ta.value().startswith(b"HTTP/1.1 503"))
+        self.assertEqual(self.resource.bodies, [])
+        a.connectionLost(Failure(ConnectionDone()))
+        self.assertEqual(inflight.used, 1000)
+
+    def test_lost_mid_body_gives_back(self) -> None:
+        """A connection lost in the middle of a stored body gives its count back."""
+        site, inflight = self.inflight_site()
+        a, ta = self.connect(1)
+        a.dataReceived(b"POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 800\r\n\r\n" + b"a" * 10)
+        self.assertEqual(inflight.used, 800)
+        a.connectionLost(Failure(ConnectionDone()))
+        self.assertEqual(inflight.used, 0)
+
     def test_non_utf8_path(self) -> None:
         """A path that is not UTF-8 once unquoted is 400, with no traceback logged."""
         proto, transport = self.connect()
@@ -290,6 +348,24 @@ class RouteLimitTests(TwoNodes):
         codes = [self.call(self.client_a, "POST", f"/mcp/{dead.hex()}/svc", {}, note)[0]
                  for _ in range(8)]  # fmt: skip
         self.assertEqual(codes, [202] * 5 + [503] * 3)
+
+    def test_background_forwards_count_their_bytes(self) -> None:
+        """
+        A notification forwarded in the background counts its envelope in the in-flight bytes
+        until the forward ends (after its request has been answered 202); small ones get no
+        exemption, so bridge_max_background x 64 KiB is not added to the bound.
+        """
+        dead = bytes([9]) * 32
+        self.net.black_holes.add(dead)
+        note = json.dumps({"jsonrpc": "2.0", "method": "notifications/x", "params": "p" * 500}).encode()
+        self.assertEqual(self.call(self.client_a, "POST", f"/mcp/{dead.hex()}/svc", {}, note)[0], 202)
+        held = self.a.bridge.inflight_bytes
+        self.assertGreater(held, 500)
+        self.a.bridge.max_inflight_bytes = held + 100  # room for no second one
+        self.assertEqual(self.call(self.client_a, "POST", f"/mcp/{dead.hex()}/svc", {}, note)[0], 503)
+        self.clock.advance(120)  # the forward gives up
+        self.settle()
+        self.assertEqual(self.a.bridge.inflight_bytes, 0)
 
     def test_inflight_bytes(self) -> None:
         """/send bodies in flight past bridge_max_inflight_bytes get 503; one alone always goes."""

@@ -29,7 +29,8 @@ class WorstCaseTests(SynchronousTestCase):
     def test_every_term_follows_its_keys(self) -> None:
         """Doubling any key a term names raises the total; each term names its keys."""
         keys = ("recv_queue_max_bytes", "tcp_rcv_budget_bytes", "bridge_max_inflight_bytes",
-                "bridge_max_connections", "link_write_budget_bytes", "max_inbound_links")  # fmt: skip
+                "bridge_max_requests", "bridge_max_connections", "link_write_budget_bytes",
+                "max_inbound_links")  # fmt: skip
         base = worst_case_total(EXAMPLE)
         formulas = " ".join(term.formula for term in worst_case(EXAMPLE))
         for key in keys:
@@ -64,4 +65,5 @@ class WorstCaseTests(SynchronousTestCase):
         """The README's worst-case section quotes the example's total, in MiB."""
         with open(README, encoding="utf-8") as f:
             text = f.read()
-        self.assertIn(f"{worst_case_total(EXAMPLE) / 2**20:.0f} MiB", text)
+        figure = f"{worst_case_total(EXAMPLE) / 2**20:.0f} MiB"
+        self.assertTrue(figure in text, f"README's worst-case section should say {figure}")

@@ -49,7 +49,7 @@ from axl.bridge.http import (
     sized,
     text_response,
 )
-from axl.bridge.limits import StreamedBody
+from axl.bridge.limits import InflightBytes, StreamedBody
 from axl.bridge.mcp_sessions import McpSessionEntry, McpSessions
 from axl.bridge.metrics import CONTENT_TYPE_LATEST, NodeMetrics, ObservedResource
 from axl.crypto.keys import short_key
@@ -111,6 +111,12 @@ SMALL_MESSAGE = 64 * 1024
 #: What a streamed C{/send} counts against C{bridge_max_inflight_bytes}: the most of its body
 #: it may hold, L{STREAM_WINDOW} unacknowledged (README "Streamed sends"; one socket read more).
 STREAM_HOLD = STREAM_WINDOW
+
+
+def _body_held(request: IRequest) -> int:
+    """What C{request}'s stored body counts in the bridge's L{InflightBytes} (0 for others)."""
+    held = getattr(request, "body_held", 0)
+    return held if isinstance(held, int) else 0
 
 
 class TooDeep(Exception):
@@ -182,9 +188,9 @@ class Bridge:
         self.api_port = api_port
         self._background: set[Deferred[None]] = set()  # forwards nobody waits for
         self.max_background = max_background
-        self.max_inflight_bytes = max_inflight_bytes
-        self.inflight_bytes = 0  # message bytes being delivered by /send, /mcp, /a2a now
-        self.small_message = SMALL_MESSAGE
+        #: bodies stored and messages being delivered by /send, /mcp, /a2a now (shared with the
+        #: site, which counts stored bodies as they arrive)
+        self.inflight = InflightBytes(max_inflight_bytes, SMALL_MESSAGE)
         self.background_failures = AggregatedLog(clock, self.log, "undelivered", "MCP notifications",
                                                  preposition="to")  # fmt: skip
         self.metrics = metrics
@@ -221,27 +227,51 @@ class Bridge:
         Messages up to L{SMALL_MESSAGE} bytes always go (at most C{bridge_max_requests} of them
         are in flight), so bulk transfers cannot hold up small ones.
         """
-        if (
-            size > self.small_message
-            and self.inflight_bytes
-            and self.inflight_bytes + size > self.max_inflight_bytes
-        ):
+        held = _body_held(request)
+        if size > held and not self.inflight.admits(size - held, held):
             return busy_response(
                 request,
-                f"Busy: {self.inflight_bytes} bytes of messages in flight "
+                f"Busy: {self.inflight.used} bytes of messages in flight "
                 f"(bridge_max_inflight_bytes is {self.max_inflight_bytes}); retry",
             )
         return None
 
-    async def _deliver(self, size: int, call: Callable[[], Deferred[Any]]) -> Any:
-        """Run C{call} with C{size} bytes counted in flight while it runs."""
-        self.inflight_bytes += size
+    @property
+    def max_inflight_bytes(self) -> int:
+        """C{bridge_max_inflight_bytes} (L{InflightBytes.limit})."""
+        return self.inflight.limit
+
+    @max_inflight_bytes.setter
+    def max_inflight_bytes(self, limit: int) -> None:
+        self.inflight.limit = limit
+
+    @property
+    def small_message(self) -> int:
+        """Messages this small always go (L{InflightBytes.small})."""
+        return self.inflight.small
+
+    @small_message.setter
+    def small_message(self, size: int) -> None:
+        self.inflight.small = size
+
+    @property
+    def inflight_bytes(self) -> int:
+        """The bytes of bodies and messages in flight now (L{InflightBytes.used})."""
+        return self.inflight.used
+
+    async def _deliver(self, request: IRequest, size: int, call: Callable[[], Deferred[Any]]) -> Any:
+        """
+        Run C{call} with C{size} bytes counted in flight while it runs (less what the
+        request's stored body counts already, until the request finishes).
+        """
+        extra = max(size - _body_held(request), 0)
+        self.inflight.take(extra)
         try:
             d = call()
             del call  # what it holds (a message) may be freed once sent
             return await d
         finally:
-            self.inflight_bytes -= size
+            self.inflight.give(extra)
 
     # -- /topology -----------------------------------------------------------------------------
 
@@ -308,7 +338,7 @@ class Bridge:
             return busy
         size, send = len(body), functools.partial(self.sender.send, dest, body, message_id)
         del body  # the sender drops it once written: the overlay transport's copy is the only one
-        sent = await self._deliver(size, send)
+        sent = await self._deliver(request, size, send)
         return self._sent(request, sent)
 
     def _take_body(self, request: IRequest) -> bytes:
@@ -342,7 +372,7 @@ class Bridge:
         busy = self._busy(request, hold)
         if busy is not None:
             return busy
-        sent = await self._deliver(hold, lambda: self.sender.send_stream(dest, body, message_id).result)
+        sent = await self._deliver(request, hold, lambda: self.sender.send_stream(dest, body, message_id).result)
         return self._sent(request, sent)
 
     @staticmethod
@@ -485,6 +515,12 @@ class Bridge:
                     f"Busy: {len(self._background)} notifications being forwarded "
                     f"(bridge_max_background is {self.max_background}); retry",
                 )
+            if not self.inflight.fits(len(envelope)):  # small ones too: they outlive the request
+                return busy_response(
+                    request,
+                    f"Busy: {self.inflight.used} bytes of messages in flight "
+                    f"(bridge_max_inflight_bytes is {self.max_inflight_bytes}); retry",
+                )
             self._forward_notification(dest, service, envelope, session)
             if session is not None:
                 request.setHeader(b"Mcp-Session-Id", session.id.encode("ascii"))
@@ -494,7 +530,7 @@ class Bridge:
         if busy is not None:
             return busy
         raw = await self._deliver(
-            len(envelope), lambda: self.sender.request(dest, envelope, self.request_timeout)
+            request, len(envelope), lambda: self.sender.request(dest, envelope, self.request_timeout)
         )
         reply = parse_mcp_reply(raw)
         if reply is None:
@@ -554,11 +590,18 @@ class Bridge:
                 f"{what}: {failure.getErrorMessage()}",
             )
 
+        size = len(envelope)
+        self.inflight.take(size)  # counted while it is forwarded, after its request has ended
         done = self.sender.request(dest, envelope, self.request_timeout).addCallbacks(
             delivered, failed
         )
         self._background.add(done)
-        done.addBoth(lambda _: self._background.discard(done))
+
+        def ended(_: object) -> None:
+            self._background.discard(done)
+            self.inflight.give(size)
+
+        done.addBoth(ended)
 
     def when_idle(self) -> Deferred[None]:
         """Fires once no background forward (notification, session end) is in flight."""
@@ -595,7 +638,7 @@ class Bridge:
         if busy is not None:
             return busy
         raw = await self._deliver(
-            len(envelope), lambda: self.sender.request(dest, envelope, self.request_timeout)
+            request, len(envelope), lambda: self.sender.request(dest, envelope, self.request_timeout)
         )
         reply = parse_a2a_reply(raw)
         if reply is None:

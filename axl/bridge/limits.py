@@ -44,7 +44,10 @@ from axl.logs import observer as log_observer
 from axl.ratelimit import AggregatedLog
 from axl.streams.streamed import BodySink
 
-__all__ = ["STREAM_THRESHOLD", "BridgeLimits", "LimitedChannel", "LimitedRequest", "LimitedSite", "StreamedBody"]
+__all__ = [
+    "STREAM_THRESHOLD", "BridgeLimits", "InflightBytes", "LimitedChannel", "LimitedRequest", "LimitedSite",
+    "StreamedBody",
+]
 
 log = Logger(observer=log_observer)
 
@@ -82,10 +85,11 @@ class BridgeLimits:
         self.max_body = max_body
 
 
-def _raw_response(code: int, reason: str, message: str) -> bytes:
+def _raw_response(code: int, reason: str, message: str, retry_after: bool = False) -> bytes:
     body = message.encode("utf-8") + b"\n"
+    retry = "Retry-After: 1\r\n" if retry_after else ""
     return (
-        f"HTTP/1.1 {code} {reason}\r\nContent-Type: text/plain; charset=utf-8\r\n"
+        f"HTTP/1.1 {code} {reason}\r\nContent-Type: text/plain; charset=utf-8\r\n{retry}"
         f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
     ).encode("ascii") + body
 
@@ -185,6 +189,40 @@ class StreamedBody:
         self._early = []
 
 
+class InflightBytes:
+    """
+    The bytes of request bodies and messages the bridge holds at once
+    (C{bridge_max_inflight_bytes}): a stored body counts from its first byte (its declared
+    length at once), until its request finishes, and a delivery counts what its request has
+    not counted yet. A new holding is refused when it would pass the limit, unless it is
+    C{small} or nothing else is held (so one message of any allowed size always goes).
+
+    @ivar used: the bytes held now.
+    """
+
+    def __init__(self, limit: int, small: int = 64 * 1024) -> None:
+        self.limit = limit
+        self.small = small
+        self.used = 0
+
+    def admits(self, size: int, held: int = 0) -> bool:
+        """Whether C{size} more bytes may be held now by a holder that holds C{held} already."""
+        total = held + size
+        return total <= self.small or self.used == held or self.used + size <= self.limit
+
+    def fits(self, size: int) -> bool:
+        """Whether C{size} more bytes fit under the limit (or nothing is held): no small exemption."""
+        return not self.used or self.used + size <= self.limit
+
+    def take(self, size: int) -> None:
+        """Hold C{size} more bytes."""
+        self.used += size
+
+    def give(self, size: int) -> None:
+        """Release C{size} bytes."""
+        self.used -= size
+
+
 class LimitedRequest(Request):
     """
     A request that refuses an oversized body as it arrives and counts itself while handled; a
@@ -194,9 +232,14 @@ class LimitedRequest(Request):
     _counted = False
     streamed_body: StreamedBody | None = None
     _received = False
+    #: body bytes this request holds in the site's L{InflightBytes} (given back when it ends)
+    body_held = 0
+    _inflight: InflightBytes | None = None
+    _declared: int | None = None
 
     def gotLength(self, length: int | None) -> None:
         self._body_bytes = 0
+        self._declared = length
         site = _site(self)
         limit = site.limits.max_body
         if length is not None and length > limit:
@@ -216,7 +259,39 @@ class LimitedRequest(Request):
             self.streamed_body = StreamedBody(channel, length, continues)
             self.content = BytesIO()
             return
+        if length and not self._hold_body(length, length):
+            return
         super().gotLength(length)
+
+    def _hold_body(self, size: int, declared: int | None) -> bool:
+        """
+        Count C{size} more stored body bytes in the site's L{InflightBytes}; if it has no room,
+        answer C{503} (reading a declared body to its end first) and return False.
+        """
+        inflight = _site(self).inflight
+        if inflight is None:
+            return True
+        if not inflight.admits(size, self.body_held):
+            site = _site(self)
+            site.refusals.event(_peer(self.channel), "bridge_max_inflight_bytes reached")
+            self._refused = True
+            channel = self.channel
+            if isinstance(channel, LimitedChannel):
+                channel.refuse(503, "Service Unavailable",
+                               f"Busy: {inflight.used} bytes of messages in flight "
+                               f"(bridge_max_inflight_bytes is {inflight.limit}); retry",
+                               discard=declared, retry_after=True)  # fmt: skip
+            return False
+        inflight.take(size)
+        self._inflight = inflight
+        self.body_held += size
+        return True
+
+    def release_body(self) -> None:
+        """Give back what the stored body held (the request is over, or its connection)."""
+        if self._inflight is not None and self.body_held:
+            self._inflight.give(self.body_held)
+            self.body_held = 0
 
     def handleContentChunk(self, data: bytes) -> None:
         if getattr(self, "_refused", False):
@@ -229,7 +304,14 @@ class LimitedRequest(Request):
         if self.streamed_body is not None:
             self.streamed_body.data(data)
             return
+        if self._declared is None and self._body_bytes > self.body_held:  # chunked: count as it comes
+            if not self._hold_body(self._body_bytes - self.body_held, None):
+                return
         super().handleContentChunk(data)
+
+    def finish(self) -> None:
+        super().finish()
+        self.release_body()
 
     def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
         if self._received:  # a streamed request, handled since its head: its body is all in
@@ -248,6 +330,7 @@ class LimitedRequest(Request):
         super().write(data)
 
     def connectionLost(self, reason: Failure) -> None:
+        self.release_body()
         super().connectionLost(reason)
         if self.streamed_body is not None:
             self.streamed_body.lost(f"the client went away ({reason.getErrorMessage()})")
@@ -378,15 +461,18 @@ class LimitedChannel(HTTPChannel):
             self.paused = False
             self.dataReceived(b"")
 
-    def refuse(self, code: int, reason: str, message: str, discard: int | None = None) -> None:
+    def refuse(
+        self, code: int, reason: str, message: str, discard: int | None = None, retry_after: bool = False
+    ) -> None:
         """
         Write an error response and close (abort if it is not taken in time). With C{discard},
         first read and throw away that many more bytes (a declared body, so that the client
-        finishes sending and reads the response), within the body deadline.
+        finishes sending and reads the response), within the body deadline. With
+        C{retry_after}, the response says C{Retry-After: 1}.
         """
         if self._closing or self.transport is None:
             return
-        self.transport.write(_raw_response(code, reason, message))
+        self.transport.write(_raw_response(code, reason, message, retry_after))
         self._drain(discard or 0)
 
     def _drain(self, discard: int) -> None:
@@ -454,6 +540,8 @@ class LimitedSite(Site):
 
     @param streamed: the routes, C{(method, path)}, whose large bodies are read as they arrive
         (L{StreamedBody}).
+    @param inflight: the bridge's L{InflightBytes}, which stored bodies count in as they arrive
+        (None: they are not counted here).
     @ivar channels: the open connections.
     @ivar active_requests: requests being handled now.
     """
@@ -467,10 +555,12 @@ class LimitedSite(Site):
         limits: BridgeLimits | None = None,
         clock: IReactorTime | None = None,
         streamed: Collection[tuple[bytes, bytes]] = (),
+        inflight: InflightBytes | None = None,
         **kw: Any,
     ) -> None:
         super().__init__(resource, reactor=clock, **kw)
         self.limits = limits if limits is not None else BridgeLimits()
+        self.inflight = inflight
         self.streamed = frozenset(streamed)
         self.channels: set[LimitedChannel] = set()
         self.active_requests = 0

@@ -15,7 +15,7 @@ Names follow Prometheus' conventions: C{axl_} prefix, C{_total} on counters, sec
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from typing import Protocol, cast
 
 from prometheus_client import CollectorRegistry, Counter, Histogram

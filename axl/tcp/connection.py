@@ -63,7 +63,7 @@ from axl.tcp.rtt import RTOEstimator
 from axl.tcp.sack import SackScoreboard
 from axl.tcp.segment import ACK, FIN, PSH, RST, SYN, Segment, syn_options, ts_option
 from axl.tcp.sendbuf import SendBuffer
-from axl.tcp.seq import MASK, seq_diff, seq_ge, seq_gt, seq_le, seq_lt
+from axl.tcp.seq import MASK, seq_diff, seq_gt, seq_le, seq_lt
 
 MAX_QUICKACKS = 16            # data segments ACKed one by one after the start or an idle spell
 
