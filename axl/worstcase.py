@@ -16,6 +16,9 @@ from axl.bridge.app import SMALL_MESSAGE
 from axl.config import NodeConfig
 from axl.link.peers import MAX_EPHEMERAL
 from axl.link.quic import MAX_CONNECTIONS as QUIC_MAX_CONNECTIONS
+from axl.mesh.paths import MAX_HELD_BYTES, MAX_PATHS, MAX_RECENT_BYTES, MAX_RUMORS
+from axl.mesh.tree import MAX_ENTRIES_PER_PEER, MAX_FORMER_PEERS, MAX_TREE_ENTRIES
+from axl.session.manager import MAX_BUFFERED_BYTES, MAX_PENDING, MAX_SESSIONS
 from axl.streams.framing import ACKED_OVERHEAD, HEADER_SIZE
 from axl.tcp.connection import DELIVERY_PIECE
 
@@ -24,6 +27,11 @@ __all__ = [
     "LINK_BYTES",
     "QUIC_LINK_BYTES",
     "QUIC_PENDING_BYTES",
+    "ROUTING_ENTRY_BYTES",
+    "ROUTING_FIXED_BYTES",
+    "TABLE_ENTRIES",
+    "TREE_ENTRIES",
+    "TREE_ENTRY_BYTES",
     "Term",
     "worst_case",
     "worst_case_total",
@@ -41,6 +49,20 @@ QUIC_PENDING_BYTES = 128 * 1024
 #: a request head and its objects (~75 KB each measured with 255 connections pipelining
 #: without reading, C{bench/attack.py pipeline}).
 BRIDGE_CONNECTION_BYTES = 96 * 1024
+#: A tree entry (1,695 B measured with tracemalloc, C{bench/bench_tree_flood.py}).
+TREE_ENTRY_BYTES = 1792
+#: A session, a remote waiting for one, a path entry or a rumor (2.2 to 2.5 KB measured, the
+#: last two with a 200-byte packet, C{bench/bench_tree_flood.py}).
+ROUTING_ENTRY_BYTES = 2560
+#: The packets held for lookups and for sessions, those kept for re-sending, and the keyed
+#: caches (measured with tracemalloc: path and next-hop caches full of 63-port paths 3 MiB,
+#: the init limiter's 4096 keys 0.5 MiB, the X25519 key cache 0.8 MiB, reverse paths 0.3 MiB).
+ROUTING_FIXED_BYTES = MAX_HELD_BYTES + MAX_BUFFERED_BYTES + MAX_RECENT_BYTES + 5 * 1024 * 1024
+#: Tree entries besides the peers' own: those charged to peers, ours, former peers' own, and a
+#: former ancestry of ours (L{axl.mesh.tree}).
+TREE_ENTRIES = MAX_TREE_ENTRIES + 1 + MAX_FORMER_PEERS + MAX_ENTRIES_PER_PEER
+#: Sessions, remotes waiting for one, path entries and rumors at most.
+TABLE_ENTRIES = MAX_SESSIONS + MAX_PENDING + MAX_PATHS + MAX_RUMORS
 
 
 @dataclass(frozen=True)
@@ -82,6 +104,14 @@ def worst_case(config: NodeConfig) -> tuple[Term, ...]:
              f"(max_inbound_links + outbound links) x {per_link // 1024} KiB",
              (inbound + outbound) * per_link),
     ]  # fmt: skip
+    links = inbound + outbound
+    terms.append(Term(
+        "routing state remote parties create (tree entries, sessions, paths, lookups, held packets)",
+        f"({TREE_ENTRIES} + max_inbound_links + outbound links) x 1.75 KiB "
+        f"+ {TABLE_ENTRIES} x 2.5 KiB + {ROUTING_FIXED_BYTES / 2**20:g} MiB",
+        (TREE_ENTRIES + links) * TREE_ENTRY_BYTES + TABLE_ENTRIES * ROUTING_ENTRY_BYTES
+        + ROUTING_FIXED_BYTES,
+    ))  # fmt: skip
     if quic:
         terms.append(Term("QUIC connections without a link", f"{QUIC_MAX_CONNECTIONS} x 128 KiB",
                           QUIC_MAX_CONNECTIONS * QUIC_PENDING_BYTES))  # fmt: skip

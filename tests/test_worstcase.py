@@ -11,7 +11,7 @@ from dataclasses import replace
 from twisted.trial.unittest import SynchronousTestCase
 
 from axl.config import NodeConfig
-from axl.worstcase import LINK_BYTES, QUIC_LINK_BYTES, worst_case, worst_case_total
+from axl.worstcase import LINK_BYTES, QUIC_LINK_BYTES, TREE_ENTRY_BYTES, worst_case, worst_case_total
 
 #: The RSS of an idle twistd node (bench/attack.py's first line: 62-64 MB on the development
 #: machine, Python 3.11), rounded up.
@@ -43,13 +43,15 @@ class WorstCaseTests(SynchronousTestCase):
         quiet = NodeConfig()
         links = {term.what: term.bytes for term in worst_case(quiet)}["the links themselves"]
         self.assertEqual(links, 0)
+        # each link: its own figure and its peer's own tree entry
         self.assertEqual(
             worst_case_total(replace(quiet, peers=("tls://a:1",))) - worst_case_total(quiet),
-            LINK_BYTES,
+            LINK_BYTES + TREE_ENTRY_BYTES,
         )
         listening = replace(quiet, listen=("tls://[::]:1",))
         self.assertEqual(
-            worst_case_total(listening) - worst_case_total(quiet), quiet.max_inbound_links * LINK_BYTES
+            worst_case_total(listening) - worst_case_total(quiet),
+            quiet.max_inbound_links * (LINK_BYTES + TREE_ENTRY_BYTES),
         )
 
     def test_quic_links_cost_more(self) -> None:

@@ -14,10 +14,14 @@ from axl.mesh.peers import PeerLink, Peers
 from axl.mesh.tree import Tree, tree_dist
 from axl.mesh.wire import Path
 
-__all__ = ["CACHE_LIMIT", "Forwarder", "Hop"]
+__all__ = ["CACHE_LIMIT", "MAX_CACHED_PATH", "Forwarder", "Hop"]
 
 #: Entries kept in each cache before it is emptied.
 CACHE_LIMIT = 4096
+#: Paths longer than this (ports, or bytes when raw) are not cached: a peer chooses the paths of
+#: the Traffic it sends, up to a whole frame long, and real coordinates are a few dozen ports at
+#: most; so each cache holds at most L{CACHE_LIMIT} x 64 ports (under 5 MiB), not whole frames.
+MAX_CACHED_PATH = 64
 
 Hop = tuple[int, PeerLink | None]
 """C{(our distance to the path, the best peer link or None)}."""
@@ -32,7 +36,7 @@ class Forwarder:
         self._key = key
         self._peers = peers
         self._tree = tree
-        self._hops: dict[object, Hop] = {}
+        self._hops: dict[bytes | Path, Hop] = {}
 
     def clear(self) -> None:
         """Forget every cached hop (the tree, the links or their costs changed)."""
@@ -67,7 +71,7 @@ class Forwarder:
                 best, best_cpd, best_dist = peer, cpd, dist
         return self_dist, best
 
-    def hop(self, cache_key: object, path: Path) -> Hop:
+    def hop(self, cache_key: bytes | Path, path: Path) -> Hop:
         """The cached hop for C{path} under C{cache_key} (its raw bytes or the path itself)."""
         hop = self._hops.get(cache_key)
         if hop is None:
@@ -75,6 +79,8 @@ class Forwarder:
                 hop = self._hops.get(path)
             if hop is None:
                 hop = self.compute_hop(path)
+            if len(path) > MAX_CACHED_PATH or len(cache_key) > MAX_CACHED_PATH:
+                return hop
             if len(self._hops) > CACHE_LIMIT:
                 self._hops.clear()
             self._hops[cache_key] = hop

@@ -19,6 +19,14 @@ left for a higher layer's retransmission timer. Waiting packets are kept in orde
 and in total (L{MAX_HELD_PACKETS}, L{MAX_HELD_BYTES}: new ones are refused), and flushed in
 order when the path is found.
 
+Bounded tables (issue 12): a remote makes us send to keys it chooses (a session init from a fresh
+key is answered, and the answer is looked up), and a remote it answers for keeps its path entry
+alive by sending traffic, so path entries and rumors are capped (L{MAX_PATHS}, L{MAX_RUMORS});
+past a cap the oldest is forgotten (counted in C{Pathfinder.evicted}, logged aggregated; the
+next packet to its key looks it up again). The packets kept per path for re-sending are bounded
+in all by L{MAX_RECENT_BYTES} too (past it the oldest of the path being sent on go, even its
+last one: they are copies kept to speed up recovery, not the only copy of anything).
+
 A Traffic packet carries its sender's coordinates (C{from}). When one reaches us from a key we
 have no path to (typically the session init of a node that found us first), we remember them
 for L{REVERSE_TTL_S}; packets we then hold for that key are also sent along those coordinates
@@ -67,6 +75,9 @@ __all__ = [
     "MAX_HELD_BYTES",
     "MAX_HELD_PACKETS",
     "MAX_HELD_PER_DEST",
+    "MAX_PATHS",
+    "MAX_RECENT_BYTES",
+    "MAX_RUMORS",
     "PATH_THROTTLE_S",
     "PATH_TIMEOUT_S",
     "RECENT_BYTES",
@@ -108,8 +119,17 @@ RECENT_S = 1.0
 MAX_HELD_PER_DEST = 64
 #: Packets kept for all destinations together (new ones are refused beyond it).
 MAX_HELD_PACKETS = 2048
-#: Bytes kept for all destinations together (new ones are refused beyond it).
-MAX_HELD_BYTES = 8 * 1024 * 1024
+#: Bytes kept for all destinations together (new ones are refused beyond it): a TCP connection
+#: to a key being looked up sends only its SYN, so this holds mostly datagrams.
+MAX_HELD_BYTES = 2 * 1024 * 1024
+#: Path entries held at most (the oldest is forgotten to make room for a new one); ~2.4 KiB
+#: each with a 200-byte packet kept (C{bench/bench_tree_flood.py}).
+MAX_PATHS = 1024
+#: Rumors (outstanding lookups) held at most (the oldest is forgotten, with its held packets);
+#: ~2.3 KiB each with a 200-byte packet held.
+MAX_RUMORS = 1024
+#: Bytes of the packets kept for re-sending (L{RECENT_BYTES} per path) for all paths together.
+MAX_RECENT_BYTES = 1024 * 1024
 
 
 def _retry_interval(retries: int) -> float:
@@ -198,6 +218,18 @@ class Pathfinder:
             total=MAX_HELD_PACKETS,
             size=MAX_HELD_BYTES,
         )
+        self.max_paths = MAX_PATHS
+        self.recent_bytes = 0  # kept for re-sending, all paths together (L{MAX_RECENT_BYTES})
+        self.max_rumors = MAX_RUMORS
+        self._evictions = DropCounter(
+            clock,
+            self.log,
+            "forgot {n} path entries and lookups to make room for new ones (at most {paths} "
+            "paths and {rumors} lookups held)",
+            interval=60.0,
+            paths=MAX_PATHS,
+            rumors=MAX_RUMORS,
+        )
 
     # -- sending ---------------------------------------------------------------------------
 
@@ -230,10 +262,19 @@ class Pathfinder:
         recent = entry.recent
         recent.append((self.clock.seconds(), data))
         entry.recent_bytes += len(data)
-        while len(recent) > 1 and (
-            len(recent) > RECENT_KEPT or entry.recent_bytes > RECENT_BYTES
+        self.recent_bytes += len(data)
+        while recent and (
+            self.recent_bytes > MAX_RECENT_BYTES
+            or (len(recent) > 1 and (len(recent) > RECENT_KEPT or entry.recent_bytes > RECENT_BYTES))
         ):
-            entry.recent_bytes -= len(recent.popleft()[1])
+            size = len(recent.popleft()[1])
+            entry.recent_bytes -= size
+            self.recent_bytes -= size
+
+    def _forget_recent(self, entry: PathEntry) -> None:
+        self.recent_bytes -= entry.recent_bytes
+        entry.recent.clear()
+        entry.recent_bytes = 0
 
     def _send_along(self, path: Path, dest: bytes, data: bytes) -> None:
         self._route_traffic(path, self.tree.coords(self.key), self.key, dest, MAX_WATERMARK, data)
@@ -247,6 +288,11 @@ class Pathfinder:
         xdest = xform(dest)
         rumor = self.rumors.get(xdest)
         if rumor is None:
+            if len(self.rumors) >= self.max_rumors:
+                oldest = next(iter(self.rumors))
+                self.rumors[oldest].timer.cancel()
+                self._expire_rumor(oldest)
+                self._evictions.add(1)
             rumor = self.rumors[xdest] = _Rumor(
                 dest, now, Deadline(self.clock, PATH_TIMEOUT_S, lambda: self._expire_rumor(xdest))
             )
@@ -287,6 +333,11 @@ class Pathfinder:
         self.held_bytes -= rumor.held_bytes
         rumor.held.clear()
         rumor.held_bytes = 0
+
+    @property
+    def evicted(self) -> int:
+        """Path entries and rumors forgotten so far to stay within L{MAX_PATHS}, L{MAX_RUMORS}."""
+        return self._evictions.total
 
     @property
     def held_dropped(self) -> int:
@@ -456,6 +507,12 @@ class Pathfinder:
             if not notify.verify():
                 self.log.warn("bad notify signature from {key}", key=short_key(source))  # noqa: G010 - twisted.logger
                 return
+            if len(self.paths) >= self.max_paths:
+                oldest = next(iter(self.paths))
+                evicted = self.paths.pop(oldest)
+                evicted.timer.cancel()
+                self._forget_recent(evicted)
+                self._evictions.add(1)
             entry = PathEntry(
                 self.clock.seconds(),
                 Deadline(self.clock, PATH_TIMEOUT_S, lambda: self._expire_path(source)),
@@ -481,8 +538,7 @@ class Pathfinder:
         entry.path = notify.info_path
         entry.seq = notify.info_seq
         entry.broken = False
-        recent.clear()
-        entry.recent_bytes = 0
+        self._forget_recent(entry)
         self.paths[source] = entry
         try:
             self._on_path_notify(source)
@@ -527,7 +583,9 @@ class Pathfinder:
                 # only what went out shortly before the notice can have been lost with it
                 recent, cutoff = entry.recent, self.clock.seconds() - RECENT_S
                 while recent and recent[0][0] < cutoff:
-                    entry.recent_bytes -= len(recent.popleft()[1])
+                    size = len(recent.popleft()[1])
+                    entry.recent_bytes -= size
+                    self.recent_bytes -= size
             entry.broken = True
             rumor = self.rumors.get(xform(broken.dest))
             if rumor is not None:
@@ -566,7 +624,9 @@ class Pathfinder:
                     held[i] = (dest, data, from_path)
 
     def _expire_path(self, key: bytes) -> None:
-        self.paths.pop(key, None)
+        entry = self.paths.pop(key, None)
+        if entry is not None:
+            self._forget_recent(entry)
 
     def _expire_rumor(self, xkey: bytes) -> None:
         rumor = self.rumors.pop(xkey, None)
@@ -587,6 +647,7 @@ class Pathfinder:
         for rumor in self.rumors.values():
             rumor.timer.cancel()
         self.paths.clear()
+        self.recent_bytes = 0
         self.rumors.clear()
         self._reverse.clear()
         self.held_packets = self.held_bytes = 0

@@ -29,7 +29,7 @@ from axl.interfaces import ILink, ILinkHandler, IRouter
 from axl.logs import observer as log_observer
 from axl.mesh.blooms import Blooms
 from axl.mesh.limits import FrameLimiter
-from axl.mesh.forward import CACHE_LIMIT, Forwarder
+from axl.mesh.forward import CACHE_LIMIT, MAX_CACHED_PATH, Forwarder
 from axl.mesh.paths import Pathfinder
 from axl.mesh.peers import PeerLink, Peers
 from axl.mesh.tree import Tree
@@ -283,6 +283,8 @@ class Router:
         path, stop = decode_path(payload, start)
         if stop != end + 1:
             return None
+        if len(raw) > MAX_CACHED_PATH:
+            return raw, path, stop
         if len(self._valid_paths) > CACHE_LIMIT:
             self._valid_paths.clear()
         self._valid_paths[raw] = path

@@ -4,6 +4,23 @@ The ironwood spanning tree (spec/yggdrasil-wire.md sections 3.3 to 3.5): the sof
 signed entries (C{infos}), the C{_update} order every node applies identically, signature
 requests and responses, parent selection C{fix()}, gossip C{sendAnnounces()}, coordinates and
 tree distance. Pure: driven by the router with link events, frames and maintenance ticks.
+
+Bounded memory (issue 12): a node needs only its own ancestry and its peers' ancestries
+(section 3.5.5), but any validly signed Announce is accepted, and keys cost nothing to make. So
+each entry for a new key is charged to the peer it was first learned from (our own entry and
+entries for the key of a peer that is up are not charged); a peer holding
+L{MAX_ENTRIES_PER_PEER} entries gets its announces for further new keys refused (counted in
+C{Tree.refused}, logged aggregated), while its updates for keys already held still apply. All
+peers together are charged L{MAX_TREE_ENTRIES} at most: past it, a new key from a peer makes an
+entry of the peer charged the most give way (one in no ancestry we need: ours or a peer's), if
+that peer is charged more than the sender; otherwise it is refused. So hostile peers can fill
+the table only with each other's entries, never push out what an honest peer needs. A
+charge ends when its entry expires; when the last link to a peer goes down, the entries charged
+to it that are in our ancestry or in the ancestry of a peer still up are kept (charged to that
+peer, or to nobody for ours), and the rest are forgotten at once; its own entry stays until it
+expires, for the last L{MAX_FORMER_PEERS} peers gone. The table therefore holds at most
+L{MAX_TREE_ENTRIES} charged entries, plus ours, our peers' own, L{MAX_FORMER_PEERS} former
+peers' own (and, for at most L{TIMEOUT_S}, a former ancestry of ours).
 """
 
 from __future__ import annotations
@@ -28,13 +45,24 @@ from axl.mesh.wire import (
     SigRes,
     tree_tbs,
 )
+from axl.ratelimit import AggregatedLog
 
-__all__ = ["REFRESH_S", "TIMEOUT_S", "Info", "Tree", "tree_dist"]
+__all__ = ["MAX_ENTRIES_PER_PEER", "MAX_FORMER_PEERS", "MAX_TREE_ENTRIES", "REFRESH_S", "TIMEOUT_S", "Info", "Tree", "tree_dist"]
 
 #: Our own entry is re-signed after this long (C{routerRefresh}).
 REFRESH_S = 240.0
 #: Other entries are forgotten after this long without an update (C{routerTimeout}).
 TIMEOUT_S = 300.0
+
+#: Tree entries charged to all peers together at most (about 7 MiB); past it, an entry no
+#: ancestry we need has is forgotten from the peer charged the most, if that is not the sender.
+MAX_TREE_ENTRIES = 4096
+#: Own entries of peers whose links went down kept at most (until they expire; the oldest go).
+MAX_FORMER_PEERS = 256
+#: Tree entries charged to one peer at most (the keys first learned from it, other than its own):
+#: ~8 times the depth of the deepest real tree (10 to 30); legitimately a peer sends its own
+#: ancestry and ours. About 1.7 KiB each (C{bench/bench_tree_flood.py}): 0.5 MiB per peer.
+MAX_ENTRIES_PER_PEER = 256
 
 _MAX_COST = MAX_UINT64
 
@@ -98,6 +126,8 @@ class Tree:
     @ivar sent: peer key -> the keys whose current entry that peer has been sent.
     @ivar requests: peer key -> C{(seq, nonce)} of our outstanding SigReq.
     @ivar responses: peer key -> the valid L{SigRes} to that request.
+    @ivar charged: peer key -> the keys of the entries charged to it (see the module docstring).
+    @ivar refused: announces for new keys refused because their peer was at its quota.
     """
 
     log = Logger(observer=log_observer)
@@ -125,6 +155,13 @@ class Tree:
         self.do_root1 = False
         self.do_root2 = True
         self._paths: dict[bytes, tuple[bytes, Path]] = {}
+        self.charged: dict[bytes, set[bytes]] = {}
+        self._origin: dict[bytes, bytes] = {}  # charged key -> the peer key it is charged to
+        self.max_entries_per_peer = MAX_ENTRIES_PER_PEER
+        self.max_entries = MAX_TREE_ENTRIES
+        self._former: dict[bytes, None] = {}  # own entries of peers gone, oldest first
+        self.max_former = MAX_FORMER_PEERS
+        self.refused = AggregatedLog(clock, self.log, "refused", "announces for new tree entries")
 
     # -- queries ---------------------------------------------------------------------------
 
@@ -227,9 +264,103 @@ class Tree:
 
     def _expire(self, key: bytes) -> None:
         self._timers.pop(key, None)
+        self._uncharge(key)
+        self._former.pop(key, None)
         if self.infos.pop(key, None) is not None:
             for keys in self.sent.values():
                 keys.discard(key)
+            self._changed()
+
+    # -- per-peer quota (module docstring) ---------------------------------------------------
+
+    def _charge(self, peer_key: bytes, key: bytes) -> None:
+        self._origin[key] = peer_key
+        self.charged.setdefault(peer_key, set()).add(key)
+
+    def _uncharge(self, key: bytes) -> None:
+        peer_key = self._origin.pop(key, None)
+        if peer_key is not None:
+            keys = self.charged[peer_key]
+            keys.discard(key)
+            if not keys:
+                del self.charged[peer_key]
+
+    def _over_quota(self, peer_key: bytes, key: bytes) -> bool:
+        """
+        Whether a new entry for C{key} from C{peer_key} is refused (and count it if so); at the
+        global cap, an entry of the peer charged the most is forgotten to make room if it is
+        not C{peer_key} and holds one no ancestry we need has.
+        """
+        if key == self.key or key in self.peers:
+            return False
+        held = len(self.charged.get(peer_key, ()))
+        if held >= self.max_entries_per_peer:
+            reason = f"it holds {self.max_entries_per_peer} tree entries already"
+        elif len(self._origin) < self.max_entries or self._evict_for(held):
+            return False
+        else:
+            reason = f"{self.max_entries} tree entries held, none that can give way"
+        self.refused.event(short_key(peer_key), reason)
+        return True
+
+    def _needed(self) -> dict[bytes, bytes | None]:
+        """The keys of our ancestry (-> None) and of our peers' (-> the first such peer)."""
+        needed: dict[bytes, bytes | None] = dict.fromkeys(self.ancestry(self.key))
+        for other in self.peers.by_key:
+            for key in self.ancestry(other):
+                needed.setdefault(key, other)
+        return needed
+
+    def _evict_for(self, held: int) -> bool:
+        """At the global cap: forget one unneeded entry of a peer charged more than C{held}."""
+        top = max(self.charged, key=lambda k: len(self.charged[k]))
+        if len(self.charged[top]) <= held:
+            return False
+        needed = self._needed()
+        for key in self.charged[top]:
+            if key not in needed:
+                self._uncharge(key)
+                self._forget(key)
+                self._changed()
+                return True
+        return False
+
+    def _forget(self, key: bytes) -> None:
+        """Drop C{key}'s entry and timer at once (its charge is already gone)."""
+        timer = self._timers.pop(key, None)
+        if timer is not None:
+            timer.cancel()
+        if self.infos.pop(key, None) is not None:
+            for sent in self.sent.values():
+                sent.discard(key)
+
+    def _release_peer(self, peer_key: bytes) -> None:
+        """
+        The last link to C{peer_key} went down: keep the entries charged to it that are in our
+        ancestry (no charge) or a peer's (charged to that peer) and forget the others.
+        """
+        keys = self.charged.pop(peer_key, set())
+        needed = self._needed()
+        if peer_key in self.infos and peer_key not in needed and peer_key not in self._origin:
+            # Its own entry (never charged) stays until it expires, as in ironwood (after a
+            # restart the peer learns from it which seq to exceed), but only for the last
+            # MAX_FORMER_PEERS peers gone.
+            former = self._former
+            former[peer_key] = None
+            if len(former) > self.max_former:
+                oldest = next(iter(former))
+                del former[oldest]
+                self._forget(oldest)
+                self._changed()
+        for key in keys:
+            self._origin.pop(key, None)
+            if key in needed:
+                owner = needed[key]
+                if owner is not None:
+                    self._charge(owner, key)
+                continue
+            self._forget(key)
+        if keys:
             self._changed()
 
     def _changed(self) -> None:
@@ -271,6 +402,7 @@ class Tree:
         """Section 3.5.3, link up (the bloom is sent by the router right after)."""
         if first:
             self.sent[peer.key] = set()
+            self._former.pop(peer.key, None)
         else:
             for key in tuple(self.sent.get(peer.key, ())):
                 info = self.infos.get(key)
@@ -285,12 +417,14 @@ class Tree:
     def link_down(self, peer: PeerLink, last: bool) -> None:
         """
         Section 3.5.3, link down: when C{last} (no other link to the peer's key is up), forget what
-        we sent that key and our signature request to it and its response.
+        we sent that key and our signature request to it and its response, and release the
+        entries charged to it (module docstring).
         """
         if last:
             self.sent.pop(peer.key, None)
             self.requests.pop(peer.key, None)
             self.responses.pop(peer.key, None)
+            self._release_peer(peer.key)
 
     def handle_sigreq(self, peer: PeerLink, payload: bytes) -> None:
         """Always answer: sign the requester's entry under us with our port for it."""
@@ -336,12 +470,16 @@ class Tree:
         """
         ann = Announce.decode(payload)
         old = self.infos.get(ann.key)
+        if old is None and self._over_quota(peer.key, ann.key):
+            return
         # An entry byte-identical to the stored one was verified when it was stored.
         if (old is None or old.announce(ann.key) != payload) and not ann.verify():
             raise ProtocolError("Announce signature does not verify")
         info = Info.from_announce(ann)
         sent = self.sent.get(peer.key)
         if self.update(ann.key, info):
+            if old is None and ann.key != self.key and ann.key not in self.peers:
+                self._charge(peer.key, ann.key)
             if ann.key == self.key:
                 self.refresh = True  # the network remembered a newer entry for us
             if sent is not None:
@@ -427,6 +565,7 @@ class Tree:
         for timer in self._timers.values():
             timer.cancel()
         self._timers.clear()
+        self.refused.stop()
 
     # -- for /topology -----------------------------------------------------------------------
 

@@ -20,8 +20,13 @@ waits for an upper layer to retransmit.
 Limits (issue 12): an init or ack costs a Diffie-Hellman and a signature check, and traffic from
 a key we have no session with is answered with an init (a signature and a Diffie-Hellman), so
 both are limited by L{INIT_RATE} per remote key and L{INIT_TOTAL_RATE} in all; past them the
-packet is dropped (counted in C{dropped_inits}). Sessions last 60 s without traffic, so at most
-about C{INIT_TOTAL_RATE x 60} exist at once.
+packet is dropped (counted in C{dropped_inits}). Sessions last 60 s without traffic, but a
+remote that keeps sending keeps its session, so their number is capped too (L{MAX_SESSIONS}):
+past it, the session idle longest among the L{EVICT_SAMPLE} held longest is forgotten (counted in
+C{evicted_sessions}, logged aggregated; its remote's next packet gets an init, as after a
+restart), so a flood of fresh keys can neither grow the table nor lock out new sessions. Remotes
+waiting for a session (our sends before it is up) are capped by L{MAX_PENDING}; a send to a new
+one past it is dropped, counted with the buffer drops.
 
 Timers: each session and buffer has one C{DelayedCall} that fires when its 60 s could be up and
 re-arms itself if there was activity meanwhile, so the per-packet cost of "reset the timer" is
@@ -32,6 +37,7 @@ from __future__ import annotations
 
 from collections import Counter, deque
 from collections.abc import Callable
+from itertools import islice
 from typing import Any
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
@@ -63,6 +69,9 @@ __all__ = [
     "MAX_BUFFERED_PACKETS",
     "MAX_BUFFERED_PER_KEY",
     "MAX_EARLY_TRAFFIC",
+    "MAX_PENDING",
+    "MAX_SESSIONS",
+    "EVICT_SAMPLE",
     "SessionManager",
     "Deliver",
 ]
@@ -72,7 +81,7 @@ MAX_BUFFERED_PER_KEY = 64
 #: Payloads kept for all remotes together (new ones are refused beyond it).
 MAX_BUFFERED_PACKETS = 2048
 #: Payload bytes kept for all remotes together (new ones are refused beyond it).
-MAX_BUFFERED_BYTES = 8 * 1024 * 1024
+MAX_BUFFERED_BYTES = 2 * 1024 * 1024
 #: Traffic packets kept per remote that arrive before its ack (opened once it is here).
 MAX_EARLY_TRAFFIC = 8
 #: Inits/acks handled (and inits sent in answer to unknown traffic) per remote key per second.
@@ -81,6 +90,13 @@ INIT_BURST = 16.0
 #: The same for all keys together.
 INIT_TOTAL_RATE = 200.0
 INIT_TOTAL_BURST = 400.0
+#: Sessions held at most (~2.2 KiB each, C{bench/bench_tree_flood.py}). The init limit lets fresh
+#: keys create about 12,400 in one L{SESSION_TIMEOUT}: under such a flood, idle ones give way.
+MAX_SESSIONS = 1024
+#: Sessions looked at to pick the one to forget when L{MAX_SESSIONS} are held.
+EVICT_SAMPLE = 16
+#: Remotes with payloads waiting for a session at most.
+MAX_PENDING = 256
 
 Deliver = Callable[[bytes, bytes], None]
 """C{deliver(source_key, payload)}: a decrypted payload from the full key C{source_key}."""
@@ -137,6 +153,16 @@ class SessionManager:
         #: payloads and bytes waiting in buffers, and payloads dropped by the limits so far
         self.buffered_packets = 0
         self.buffered_bytes = 0
+        #: sessions held and remotes waiting at most (L{MAX_SESSIONS}, L{MAX_PENDING})
+        self.max_sessions = MAX_SESSIONS
+        self.max_pending = MAX_PENDING
+        self._evictions = DropCounter(
+            clock,
+            self.log,
+            "forgot {n} idle sessions to make room for new ones ({max} sessions held at most)",
+            interval=60.0,
+            max=MAX_SESSIONS,
+        )
         self._drops = DropCounter(
             clock,
             self.log,
@@ -184,6 +210,9 @@ class SessionManager:
         buf = self._buffers.get(dest_key)
         now = self._clock.seconds()
         if buf is None:
+            if len(self._buffers) >= self.max_pending:
+                self._drops.add(1)
+                return
             buf = self._buffers[dest_key] = _Buffer(now)
             buf.timer = self._clock.callLater(SESSION_TIMEOUT, self._buffer_timeout, dest_key, buf)
         self._buffer(buf, plaintext)
@@ -315,8 +344,15 @@ class SessionManager:
 
     # -- timers ---------------------------------------------------------------------------
 
+    @property
+    def evicted_sessions(self) -> int:
+        """Sessions forgotten so far because L{MAX_SESSIONS} were held."""
+        return self._evictions.total
+
     def _add_session(self, session: Session) -> None:
         key = session.remote
+        if key not in self._sessions and len(self._sessions) >= self.max_sessions:
+            self._evict()
         self._sessions[key] = session
         old = self._timers.pop(key, None)
         if old is not None and old.active():
@@ -324,6 +360,23 @@ class SessionManager:
         self._timers[key] = self._clock.callLater(
             SESSION_TIMEOUT, self._session_timeout, key, session
         )
+
+    def _evict(self) -> None:
+        """
+        Forget the session idle longest among the L{EVICT_SAMPLE} held longest; the others of
+        the sample go to the back (a clock-style approximation of least recently active).
+        """
+        sessions = self._sessions
+        sample = list(islice(sessions, EVICT_SAMPLE))
+        victim = min(sample, key=lambda k: sessions[k].last_active)
+        for key in sample:
+            if key != victim:
+                sessions[key] = sessions.pop(key)
+        del sessions[victim]
+        timer = self._timers.pop(victim, None)
+        if timer is not None and timer.active():
+            timer.cancel()
+        self._evictions.add(1)
 
     def _session_timeout(self, key: bytes, session: Session) -> None:
         if self._sessions.get(key) is not session:
