@@ -17,10 +17,10 @@ from axl.mesh.wire import Path
 __all__ = ["CACHE_LIMIT", "MAX_CACHED_PATH", "Forwarder", "Hop"]
 
 #: Entries kept in each cache before it is emptied.
-CACHE_LIMIT = 4096
+CACHE_LIMIT = 1024
 #: Paths longer than this (ports, or bytes when raw) are not cached: a peer chooses the paths of
 #: the Traffic it sends, up to a whole frame long, and real coordinates are a few dozen ports at
-#: most; so each cache holds at most L{CACHE_LIMIT} x 64 ports (under 5 MiB), not whole frames.
+#: most; so each cache holds at most L{CACHE_LIMIT} x 64 ports (about 0.4 MiB), not whole frames.
 MAX_CACHED_PATH = 64
 
 Hop = tuple[int, PeerLink | None]

@@ -121,13 +121,13 @@ MAX_HELD_PER_DEST = 64
 MAX_HELD_PACKETS = 2048
 #: Bytes kept for all destinations together (new ones are refused beyond it): a TCP connection
 #: to a key being looked up sends only its SYN, so this holds mostly datagrams.
-MAX_HELD_BYTES = 2 * 1024 * 1024
+MAX_HELD_BYTES = 1024 * 1024
 #: Path entries held at most (the oldest is forgotten to make room for a new one); ~2.4 KiB
 #: each with a 200-byte packet kept (C{bench/bench_tree_flood.py}).
-MAX_PATHS = 1024
+MAX_PATHS = 512
 #: Rumors (outstanding lookups) held at most (the oldest is forgotten, with its held packets);
 #: ~2.3 KiB each with a 200-byte packet held.
-MAX_RUMORS = 1024
+MAX_RUMORS = 512
 #: Bytes of the packets kept for re-sending (L{RECENT_BYTES} per path) for all paths together.
 MAX_RECENT_BYTES = 1024 * 1024
 

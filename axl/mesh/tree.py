@@ -56,9 +56,9 @@ TIMEOUT_S = 300.0
 
 #: Tree entries charged to all peers together at most (about 7 MiB); past it, an entry no
 #: ancestry we need has is forgotten from the peer charged the most, if that is not the sender.
-MAX_TREE_ENTRIES = 4096
+MAX_TREE_ENTRIES = 2048
 #: Own entries of peers whose links went down kept at most (until they expire; the oldest go).
-MAX_FORMER_PEERS = 256
+MAX_FORMER_PEERS = 128
 #: Tree entries charged to one peer at most (the keys first learned from it, other than its own):
 #: ~8 times the depth of the deepest real tree (10 to 30); legitimately a peer sends its own
 #: ancestry and ours. About 1.7 KiB each (C{bench/bench_tree_flood.py}): 0.5 MiB per peer.

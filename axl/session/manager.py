@@ -81,7 +81,7 @@ MAX_BUFFERED_PER_KEY = 64
 #: Payloads kept for all remotes together (new ones are refused beyond it).
 MAX_BUFFERED_PACKETS = 2048
 #: Payload bytes kept for all remotes together (new ones are refused beyond it).
-MAX_BUFFERED_BYTES = 2 * 1024 * 1024
+MAX_BUFFERED_BYTES = 1024 * 1024
 #: Traffic packets kept per remote that arrive before its ack (opened once it is here).
 MAX_EARLY_TRAFFIC = 8
 #: Inits/acks handled (and inits sent in answer to unknown traffic) per remote key per second.
@@ -92,11 +92,11 @@ INIT_TOTAL_RATE = 200.0
 INIT_TOTAL_BURST = 400.0
 #: Sessions held at most (~2.2 KiB each, C{bench/bench_tree_flood.py}). The init limit lets fresh
 #: keys create about 12,400 in one L{SESSION_TIMEOUT}: under such a flood, idle ones give way.
-MAX_SESSIONS = 1024
+MAX_SESSIONS = 512
 #: Sessions looked at to pick the one to forget when L{MAX_SESSIONS} are held.
 EVICT_SAMPLE = 16
 #: Remotes with payloads waiting for a session at most.
-MAX_PENDING = 256
+MAX_PENDING = 128
 
 Deliver = Callable[[bytes, bytes], None]
 """C{deliver(source_key, payload)}: a decrypted payload from the full key C{source_key}."""
