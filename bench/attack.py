@@ -322,21 +322,26 @@ def attack_slowsend(node: Node, stop: threading.Event) -> str:
         stop_all([sink.proc])
 
 
-def attack_recvfull(node: Node, stop: threading.Event) -> str:
-    body = b"q" * (16 << 20)
+def send_until_stopped(via: Node, key: str, body: bytes, stop: threading.Event, senders: int = 8) -> list[int]:
+    """C{senders} clients /send C{body} to C{key} through C{via}'s bridge until C{stop}: the statuses."""
     codes: list[int] = []
 
     def one() -> None:
         while not stop.is_set():
             try:
-                codes.append(http("POST", node.url("/send"), body,
-                                  {"X-Destination-Peer-Id": node.key}, timeout=40)[0])  # fmt: skip
+                codes.append(http("POST", via.url("/send"), body, {"X-Destination-Peer-Id": key},
+                                  timeout=40)[0])  # fmt: skip
             except OSError:
                 codes.append(0)
 
-    with ThreadPoolExecutor(8) as pool:
-        for _ in range(8):
+    with ThreadPoolExecutor(senders) as pool:
+        for _ in range(senders):
             pool.submit(one)
+    return codes
+
+
+def attack_recvfull(node: Node, stop: threading.Event) -> str:
+    codes = send_until_stopped(node, node.key, b"q" * (16 << 20), stop)
     drained = 0
     while http("GET", node.url("/recv"), timeout=30)[0] == 200:
         drained += 1
@@ -403,20 +408,8 @@ def attack_remotefull(node: Node, stop: threading.Event) -> str:
             except OSError:
                 pass
             time.sleep(0.5)
-        body = b"r" * (16 << 20)
         node.receiver = attacker  # our own /recv is being filled: measure our /send to it
-
-        def one() -> None:
-            while not stop.is_set():
-                try:
-                    codes.append(http("POST", attacker.url("/send"), body,
-                                      {"X-Destination-Peer-Id": node.key}, timeout=40)[0])  # fmt: skip
-                except OSError:
-                    codes.append(0)
-
-        with ThreadPoolExecutor(8) as pool:
-            for _ in range(8):
-                pool.submit(one)
+        codes = send_until_stopped(attacker, node.key, b"r" * (16 << 20), stop)
         peak = rss_mb(node.proc.pid)
         drained = 0
         while http("GET", node.url("/recv"), timeout=30)[0] == 200:
