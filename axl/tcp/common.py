@@ -32,7 +32,7 @@ class TCPConfig:
     mtu: int = 65535
     rcv_buf: int = 4 * 1024 * 1024      # the receive window to start with,
     rcv_buf_max: int = 16 * 1024 * 1024  # grown while the app keeps up, up to this (auto-tuning)
-    rcv_budget: int = 16 * 1024 * 1024  # stack-wide: bytes held undelivered (L{RcvBudget})
+    rcv_budget: int = 8 * 1024 * 1024  # stack-wide (the node passes tcp_rcv_budget_bytes): bytes held undelivered (L{RcvBudget})
     snd_buf: int = 1024 * 1024          # a producer is paused above this many unacked bytes,
     snd_buf_max: int = 16 * 1024 * 1024  # or above twice the flight the windows allow, up to this
     initial_rto: float = 1.0
