@@ -27,10 +27,10 @@ from twisted.internet.interfaces import (
 )
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
-
-from axl.logs import observer as log_observer
 from twisted.python.failure import Failure
 from zope.interface import implementer
+
+from axl.logs import observer as log_observer
 
 __all__ = ["Forward", "Splice", "SpliceEnd", "reset_transport", "EARLY_DATA_MAX"]
 
