@@ -16,7 +16,6 @@ from axl.bridge.app import SMALL_MESSAGE
 from axl.config import NodeConfig
 from axl.link.peers import MAX_EPHEMERAL
 from axl.link.quic import MAX_CONNECTIONS as QUIC_MAX_CONNECTIONS
-from axl.mesh.forward import CACHE_LIMIT  # noqa: F401 - named in ROUTING_FIXED_BYTES' docs
 from axl.mesh.paths import MAX_HELD_BYTES, MAX_PATHS, MAX_RECENT_BYTES, MAX_RUMORS
 from axl.mesh.tree import MAX_ENTRIES_PER_PEER, MAX_FORMER_PEERS, MAX_TREE_ENTRIES
 from axl.session.manager import MAX_BUFFERED_BYTES, MAX_PENDING, MAX_SESSIONS
@@ -57,7 +56,7 @@ TREE_ENTRY_BYTES = 1792
 ROUTING_ENTRY_BYTES = 2560
 #: The packets held for lookups and for sessions, those kept for re-sending, and the keyed
 #: caches (measured with tracemalloc: path and next-hop caches full of 63-port paths 3 MiB at
-#: 4096 entries each, so 0.75 MiB at L{CACHE_LIMIT} 1024; the init limiter's 4096 keys 0.5 MiB,
+#: 4096 entries each, so 0.75 MiB at L{axl.mesh.forward.CACHE_LIMIT} 1024; the init limiter's 4096 keys 0.5 MiB,
 #: the X25519 key cache 0.8 MiB, reverse paths 0.3 MiB), rounded up to 3 MiB.
 ROUTING_FIXED_BYTES = MAX_HELD_BYTES + MAX_BUFFERED_BYTES + MAX_RECENT_BYTES + 3 * 1024 * 1024
 #: Tree entries besides the peers' own: those charged to peers, ours, former peers' own, and a

@@ -25,7 +25,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from axl.client import request as http  # noqa: E402
 from bench.common import Figure, Options, benchmark  # noqa: E402
-from bench.nodes import free_port  # noqa: E402
+from bench.nodes import free_port, stop_all  # noqa: E402
 from bench.nodes import start_node_process as start_node  # noqa: E402
 
 
@@ -75,14 +75,7 @@ def one_run(workdir: str) -> tuple[float, float, float]:
         assert code == 200, code
         return converged, first, second
     finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_all(procs)
 
 
 @benchmark("mesh_first", "first /send to a never-contacted peer right after the tree converged, X – L – Y twistd nodes")

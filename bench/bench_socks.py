@@ -19,7 +19,6 @@ import json
 import os
 import re
 import selectors
-import signal
 import socket
 import struct
 import subprocess
@@ -33,7 +32,7 @@ sys.path.insert(0, ROOT)
 
 from axl.crypto.keys import Identity  # noqa: E402
 from bench.common import Figure, Options, benchmark  # noqa: E402
-from bench.nodes import free_port  # noqa: E402
+from bench.nodes import free_port, stop_all  # noqa: E402
 
 TWISTD = "import sys; from twisted.scripts.twistd import run; sys.argv[0] = 'twistd'; run()"
 BLOCK = os.urandom(1 << 20)
@@ -188,13 +187,7 @@ def transfer(size_mib: int, runs: int, profile: str | None) -> list[tuple[float,
                       flush=True)
                 results.append((up, down))
         finally:
-            for proc in procs:
-                proc.send_signal(signal.SIGTERM)
-            for proc in procs:
-                try:
-                    proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
+            stop_all(procs)  # SIGTERM: profiled nodes write their stats on the way out
             listener.close()
     return results
 

@@ -229,11 +229,7 @@ class Bridge:
         """
         held = _body_held(request)
         if size > held and not self.inflight.admits(size - held, held):
-            return busy_response(
-                request,
-                f"Busy: {self.inflight.used} bytes of messages in flight "
-                f"(bridge_max_inflight_bytes is {self.max_inflight_bytes}); retry",
-            )
+            return busy_response(request, self.inflight.busy())
         return None
 
     @property
@@ -516,11 +512,7 @@ class Bridge:
                     f"(bridge_max_background is {self.max_background}); retry",
                 )
             if not self.inflight.fits(len(envelope)):  # small ones too: they outlive the request
-                return busy_response(
-                    request,
-                    f"Busy: {self.inflight.used} bytes of messages in flight "
-                    f"(bridge_max_inflight_bytes is {self.max_inflight_bytes}); retry",
-                )
+                return busy_response(request, self.inflight.busy())
             self._forward_notification(dest, service, envelope, session)
             if session is not None:
                 request.setHeader(b"Mcp-Session-Id", session.id.encode("ascii"))

@@ -210,6 +210,11 @@ class InflightBytes:
         total = held + size
         return total <= self.small or self.used == held or self.used + size <= self.limit
 
+    def busy(self) -> str:
+        """The text of a C{503} for want of room."""
+        return (f"Busy: {self.used} bytes of messages in flight "
+                f"(bridge_max_inflight_bytes is {self.limit}); retry")  # fmt: skip
+
     def fits(self, size: int) -> bool:
         """Whether C{size} more bytes fit under the limit (or nothing is held): no small exemption."""
         return not self.used or self.used + size <= self.limit
@@ -277,10 +282,8 @@ class LimitedRequest(Request):
             self._refused = True
             channel = self.channel
             if isinstance(channel, LimitedChannel):
-                channel.refuse(503, "Service Unavailable",
-                               f"Busy: {inflight.used} bytes of messages in flight "
-                               f"(bridge_max_inflight_bytes is {inflight.limit}); retry",
-                               discard=declared, retry_after=True)  # fmt: skip
+                channel.refuse(503, "Service Unavailable", inflight.busy(), discard=declared,
+                               retry_after=True)  # fmt: skip
             return False
         inflight.take(size)
         self._inflight = inflight

@@ -117,6 +117,7 @@ class MessageFactory(Factory):
         self._protos: dict[MessageProtocol, None] = {}
         self._waiting: dict[MessageProtocol, None] = {}  # waiting for room, first come first served
         self._freeing = False
+        self._over = False  # the budget was full when last looked at (everyone paused then)
 
     def _is_over(self) -> bool:
         return self.budget is not None and self.held + self.queued_bytes() >= self.budget
@@ -154,9 +155,11 @@ class MessageFactory(Factory):
     def account(self, proto: MessageProtocol, delta: int) -> None:
         """C{proto}'s charge changed by C{delta} bytes."""
         self.held += delta
-        if delta > 0 and self._is_over():
+        if delta > 0 and not self._over and self._is_over():
             # Everyone who would need more room stops reading at once, not only whoever reads
-            # next, so a full budget is passed by at most the read that filled it.
+            # next, so a full budget is passed by at most the read that filled it (once, as it
+            # fills: a connection finishing a message later waits at its next read).
+            self._over = True
             for other in tuple(self._protos):
                 if other is not proto and other.room_needed():
                     other.budget_pause()
@@ -175,6 +178,7 @@ class MessageFactory(Factory):
 
     def space_freed(self) -> None:
         """Let connections waiting for room read again, first come first served, while it fits."""
+        self._over = self._is_over()
         if self._freeing:
             return  # a resumed connection freed room while we resume: the loop carries on
         self._freeing = True
