@@ -216,9 +216,17 @@ class RealNode:
     def ready(self, timeout: float = START_TIMEOUT) -> None:
         """Block until the admin socket answers C{getSelf} (or fail, showing the log)."""
         deadline = time.monotonic() + timeout
+        retries = 3
         while True:
             assert self.proc is not None
             if self.proc.poll() is not None:
+                if retries and "Admin socket failed to listen" in self.log():
+                    # Its free port was taken meanwhile (tests run in parallel): another one.
+                    retries -= 1
+                    self.admin_port = free_port()
+                    self.config["AdminListen"] = f"tcp://127.0.0.1:{self.admin_port}"
+                    self.start(wait=False)
+                    continue
                 raise AssertionError(f"{self!r} exited with {self.proc.returncode}:\n{self.log()}")
             try:
                 self.admin("getSelf", timeout=2.0)
